@@ -1,0 +1,1 @@
+//! Deterministic fleet simulator with labelled anomalies (work in progress).

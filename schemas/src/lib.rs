@@ -1,0 +1,41 @@
+//! Vigil's wire contract.
+//!
+//! Every message that crosses a process boundary — MQTT payloads from devices,
+//! Kafka records between services, rows the audit store keeps — is one of the
+//! types in this crate. Devices written in any language validate against the
+//! JSON Schema files generated from these types (`schemas/json/`, kept fresh by
+//! a test), and the CQL the audit store runs lives beside them in
+//! `schemas/cql/`.
+//!
+//! Layout:
+//! - [`topics`]: default Kafka and MQTT topic names, with a configurable prefix.
+//! - [`telemetry`], [`verdict`], [`release`], [`status`], [`incident`],
+//!   [`dlq`]: one message type each.
+//! - [`codec`]: the one decode path every message uses, with typed errors that
+//!   say what is wrong and where.
+//! - [`json_schema`]: the list of generated JSON Schema documents.
+//!
+//! Every message carries `"schema": 1`. Decoders accept unknown extra fields
+//! (fields may be added, never renamed) but reject unknown schema versions.
+
+pub mod codec;
+pub mod dlq;
+pub mod incident;
+pub mod json_schema;
+pub mod release;
+pub mod status;
+pub mod telemetry;
+pub mod topics;
+pub mod verdict;
+
+pub use codec::{DecodeError, Message};
+pub use dlq::DlqRecord;
+pub use incident::{Incident, IncidentState};
+pub use release::{ModelRelease, ReleaseHeader, TrainingWindow, ValidationMetrics};
+pub use status::{DeviceState, DeviceStatus};
+pub use telemetry::{Telemetry, TelemetryLimits, ValidationError};
+pub use topics::{KafkaTopics, MqttTopics};
+pub use verdict::{Contribution, ScoredAt, UnscoredReason, Verdict};
+
+/// The schema version this build writes and the only one it reads.
+pub const SCHEMA_VERSION: u32 = 1;

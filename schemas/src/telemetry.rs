@@ -1,0 +1,299 @@
+//! Telemetry: one sample of a device's metrics, as the device sends it over
+//! MQTT and as ingest forwards it to `vigil.telemetry`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Message;
+use crate::SCHEMA_VERSION;
+
+/// Longest accepted device id, in bytes.
+pub const MAX_DEVICE_ID_LEN: usize = 128;
+/// Longest accepted metric or tag name, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+/// Most metrics one record may carry.
+pub const MAX_METRICS: usize = 256;
+/// Most tags one record may carry.
+pub const MAX_TAGS: usize = 64;
+/// Longest accepted tag value, in bytes.
+pub const MAX_TAG_VALUE_LEN: usize = 256;
+
+/// One sample of a device's metrics.
+///
+/// `(device_id, seq)` identifies a record everywhere in Vigil: duplicates are
+/// harmless because every sink upserts by it, and loss is measurable because
+/// `seq` increases per device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Telemetry {
+    /// Message schema version; always 1.
+    #[schemars(range(min = 1, max = 1))]
+    pub schema: u32,
+    /// The sending device. Letters, digits and `._:-`; at most 128 bytes.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9._:-]+$"))]
+    pub device_id: String,
+    /// Per-device sequence number, increasing by one per sample.
+    pub seq: u64,
+    /// Event time: when the device took the sample, ms since the Unix epoch.
+    pub ts: u64,
+    /// Metric name → value. Values must be finite.
+    pub metrics: BTreeMap<String, f64>,
+    /// Free-form labels (firmware, site, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// When ingest accepted the record, ms since the Unix epoch. Set by
+    /// ingest; devices leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_ts: Option<u64>,
+}
+
+impl Telemetry {
+    /// A schema-1 record with no tags and no ingest time.
+    pub fn new(
+        device_id: impl Into<String>,
+        seq: u64,
+        ts: u64,
+        metrics: BTreeMap<String, f64>,
+    ) -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            device_id: device_id.into(),
+            seq,
+            ts,
+            metrics,
+            tags: None,
+            ingest_ts: None,
+        }
+    }
+}
+
+/// A field rule a well-formed message broke.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("device_id is empty")]
+    EmptyDeviceId,
+    #[error("device_id {device_id:?} is {len} bytes; at most {MAX_DEVICE_ID_LEN} allowed")]
+    DeviceIdTooLong { device_id: String, len: usize },
+    #[error("device_id {device_id:?} contains {bad:?}; allowed are letters, digits and . _ : -")]
+    DeviceIdCharacter { device_id: String, bad: char },
+    #[error("metrics is empty; a record needs at least one metric")]
+    NoMetrics,
+    #[error("{count} metrics; at most {MAX_METRICS} allowed")]
+    TooManyMetrics { count: usize },
+    #[error("metric {metric:?} is not a finite number")]
+    NonFiniteMetric { metric: String },
+    #[error("{what} name {name:?} is empty or longer than {MAX_NAME_LEN} bytes")]
+    BadName { what: &'static str, name: String },
+    #[error("{count} tags; at most {MAX_TAGS} allowed")]
+    TooManyTags { count: usize },
+    #[error("tag {tag:?} value is longer than {MAX_TAG_VALUE_LEN} bytes")]
+    TagValueTooLong { tag: String },
+    #[error("{field} is {value}; {why}")]
+    OutOfRange {
+        field: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+impl ValidationError {
+    /// Short, stable code for metrics labels and DLQ records.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ValidationError::EmptyDeviceId
+            | ValidationError::DeviceIdTooLong { .. }
+            | ValidationError::DeviceIdCharacter { .. } => "invalid_device_id",
+            ValidationError::NoMetrics | ValidationError::TooManyMetrics { .. } => {
+                "invalid_metrics"
+            }
+            ValidationError::NonFiniteMetric { .. } => "non_finite_metric",
+            ValidationError::BadName { .. } => "invalid_name",
+            ValidationError::TooManyTags { .. } | ValidationError::TagValueTooLong { .. } => {
+                "invalid_tags"
+            }
+            ValidationError::OutOfRange { .. } => "out_of_range",
+        }
+    }
+}
+
+/// Checks a device id: non-empty, at most [`MAX_DEVICE_ID_LEN`] bytes, and
+/// only characters that are safe in MQTT topics, Kafka keys and URLs.
+pub fn check_device_id(device_id: &str) -> Result<(), ValidationError> {
+    if device_id.is_empty() {
+        return Err(ValidationError::EmptyDeviceId);
+    }
+    if device_id.len() > MAX_DEVICE_ID_LEN {
+        return Err(ValidationError::DeviceIdTooLong {
+            device_id: device_id.chars().take(32).collect(),
+            len: device_id.len(),
+        });
+    }
+    if let Some(bad) = device_id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(ValidationError::DeviceIdCharacter {
+            device_id: device_id.to_owned(),
+            bad,
+        });
+    }
+    Ok(())
+}
+
+fn check_name(what: &'static str, name: &str) -> Result<(), ValidationError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(ValidationError::BadName {
+            what,
+            name: name.chars().take(32).collect(),
+        });
+    }
+    Ok(())
+}
+
+impl Message for Telemetry {
+    const KIND: &'static str = "telemetry";
+
+    fn schema(&self) -> u32 {
+        self.schema
+    }
+
+    fn check(&self) -> Result<(), ValidationError> {
+        check_device_id(&self.device_id)?;
+        if self.metrics.is_empty() {
+            return Err(ValidationError::NoMetrics);
+        }
+        if self.metrics.len() > MAX_METRICS {
+            return Err(ValidationError::TooManyMetrics {
+                count: self.metrics.len(),
+            });
+        }
+        for (name, value) in &self.metrics {
+            check_name("metric", name)?;
+            if !value.is_finite() {
+                return Err(ValidationError::NonFiniteMetric {
+                    metric: name.clone(),
+                });
+            }
+        }
+        if let Some(tags) = &self.tags {
+            if tags.len() > MAX_TAGS {
+                return Err(ValidationError::TooManyTags { count: tags.len() });
+            }
+            for (name, value) in tags {
+                check_name("tag", name)?;
+                if value.len() > MAX_TAG_VALUE_LEN {
+                    return Err(ValidationError::TagValueTooLong { tag: name.clone() });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Limits a receiver applies on top of the message's own rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TelemetryLimits {
+    /// Largest accepted payload, bytes.
+    pub max_payload_bytes: usize,
+    /// How far into the future (receiver's clock) `ts` may lie, ms.
+    pub max_future_skew_ms: u64,
+}
+
+impl Default for TelemetryLimits {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: 64 * 1024,
+            max_future_skew_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DecodeError;
+
+    fn decode(s: &str) -> Result<Telemetry, DecodeError> {
+        Telemetry::decode(s.as_bytes())
+    }
+
+    #[test]
+    fn decodes_the_architecture_example() {
+        let t = decode(
+            r#"{"schema":1,"device_id":"pump-0042","seq":1871,"ts":1795446981908,
+               "metrics":{"temperature_c":71.3,"vibration_rms":0.42,"current_a":3.1}}"#,
+        )
+        .expect("valid example");
+        assert_eq!(t.device_id, "pump-0042");
+        assert_eq!(t.metrics["current_a"], 3.1);
+    }
+
+    #[test]
+    fn unknown_fields_are_accepted() {
+        decode(r#"{"schema":1,"device_id":"a","seq":1,"ts":1,"metrics":{"x":1},"fw":"2.1"}"#)
+            .expect("extra fields are forward compatible");
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases: &[(&str, &str, &str)] = &[
+            (r#"{"schema":1,"device_id":"a""#, "malformed_json", "line 1"),
+            (
+                r#"{"schema":2,"device_id":"a","seq":1,"ts":1,"metrics":{"x":1}}"#,
+                "unknown_schema",
+                "version 2",
+            ),
+            (
+                r#"{"schema":"one","device_id":"a","seq":1,"ts":1,"metrics":{"x":1}}"#,
+                "unknown_schema",
+                "\"one\"",
+            ),
+            (
+                r#"{"schema":1,"device_id":"a","ts":1,"metrics":{"x":1}}"#,
+                "invalid_shape",
+                "missing field `seq`",
+            ),
+            (
+                r#"{"schema":1,"device_id":"a","seq":1,"ts":1,"metrics":{"temp":NaN}}"#,
+                "non_finite_metric",
+                "\"temp\"",
+            ),
+            (
+                r#"{"schema":1,"device_id":"a","seq":1,"ts":1,"metrics":{"x":1,"load": -Infinity}}"#,
+                "non_finite_metric",
+                "\"load\"",
+            ),
+            (
+                r#"{"schema":1,"device_id":"a","seq":1,"ts":1,"metrics":{"big":1e999}}"#,
+                "non_finite_metric",
+                "\"big\"",
+            ),
+            (
+                r#"{"schema":1,"device_id":"a/b","seq":1,"ts":1,"metrics":{"x":1}}"#,
+                "invalid_device_id",
+                "'/'",
+            ),
+            (
+                r#"{"schema":1,"device_id":"a","seq":1,"ts":1,"metrics":{}}"#,
+                "invalid_metrics",
+                "at least one",
+            ),
+        ];
+        for (input, reason, fragment) in cases {
+            let err = decode(input).expect_err(input);
+            assert_eq!(err.reason(), *reason, "{input}: {err}");
+            assert!(
+                err.to_string().contains(fragment),
+                "{input}: {err} lacks {fragment}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_payload_is_refused_before_parsing() {
+        let err = Telemetry::decode_limited(&[b'x'; 100], 10).expect_err("too large");
+        assert_eq!(err.reason(), "payload_too_large");
+        assert!(err.to_string().contains("100 bytes"));
+    }
+}

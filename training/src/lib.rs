@@ -1,0 +1,1 @@
+//! Vigil's batch trainer: fits the detector with linfa and evaluates it (work in progress).
