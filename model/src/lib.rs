@@ -1,1 +1,48 @@
-//! Vigil's shared feature extraction, scoring and model-release signing (no tokio, rdkafka or linfa) (work in progress).
+//! Vigil's one feature/scoring implementation, shared by the trainer
+//! (`vigil-training`), the cloud scorer (`vigil score`) and the edge agent
+//! (`vigil-edge`), so a record scores the same everywhere. No tokio,
+//! rdkafka or linfa: it builds for 32-bit ARM with rustc 1.85.
+//!
+//! Layout, following the data:
+//! - [`features`]: per-device robust EW statistics and the feature vector
+//!   (and the cold-start rule for devices never seen in training).
+//! - [`table`]: the bounded per-device state table (CLOCK eviction).
+//! - [`detector`]: fitted detector parameters; feature vector → score in
+//!   [0, 1] and the metrics behind it.
+//! - [`model`]: a release payload compiled for scoring; the "training way"
+//!   (batch over a stored stream) and the "scoring way" (record by record)
+//!   run the same functions.
+//! - [`release`]: the signed payload, [`sign`], [`verify`], typed errors with
+//!   stable reason codes.
+//! - [`keys`]: key files for `vigil models keygen` and the loaders.
+//! - [`scorer`]: [`Scorer`], which turns Telemetry into Verdicts and hot-swaps
+//!   models between records.
+//!
+//! Determinism: the edge agent and the cloud produce byte-identical verdict
+//! JSON for the same input and model. The arithmetic uses only IEEE 754
+//! operations that round exactly (no libm transcendental functions), sums
+//! run in a fixed order, scores are rounded to 6 decimals and shares to 4,
+//! ties are broken by metric order, and serde_json prints floats with the
+//! shortest round-trip representation (and, with `float_roundtrip`, parses
+//! the signed payload's parameters back to the same bits).
+
+pub mod detector;
+pub mod features;
+pub mod keys;
+pub mod model;
+pub mod release;
+pub mod scorer;
+pub mod table;
+
+pub use detector::{Detector, Score};
+pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
+pub use keys::{key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys, KeyError};
+pub use model::{Model, ModelError, RecordScore, Scratch};
+pub use release::{
+    check_newer, decode_and_verify, sign, verify, ReleaseError, ReleasePayload, VerifiedModel,
+    PAYLOAD_FORMAT,
+};
+pub use scorer::{InstallError, Installed, Scorer, ScorerStats};
+pub use table::DeviceTable;
+
+pub use ed25519_dalek::{SigningKey, VerifyingKey};

@@ -1,0 +1,124 @@
+//! Feature extraction + scoring per record with 8 metrics, through the same
+//! `Scorer::score` the services call (verdict construction included).
+//!
+//! `cargo bench -p vigil-model --bench score`
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use vigil_model::{
+    sign, verify, Detector, FeatureSpec, ReleasePayload, Scorer, SigningKey, PAYLOAD_FORMAT,
+};
+use vigil_schemas::{ReleaseHeader, ScoredAt, Telemetry, TrainingWindow, ValidationMetrics};
+
+const METRICS: [&str; 8] = [
+    "current_a",
+    "flow_lpm",
+    "humidity_pct",
+    "pressure_kpa",
+    "rpm",
+    "temperature_c",
+    "vibration_rms",
+    "voltage_v",
+];
+
+fn payload() -> ReleasePayload {
+    let features = FeatureSpec::with_defaults(METRICS.iter().map(|s| s.to_string()));
+    let dim = features.dim();
+    // Eight dense components: as expensive as a fitted model on this fleet.
+    let components = (0..8)
+        .map(|k| {
+            let row: Vec<f64> = (0..dim)
+                .map(|i| ((i * 7 + k * 3) % 11) as f64 - 5.0)
+                .collect();
+            let n = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+            row.into_iter().map(|v| v / n).collect()
+        })
+        .collect();
+    ReleasePayload {
+        header: ReleaseHeader {
+            model: "default".into(),
+            version: 1,
+            created_ts: 0,
+            training: TrainingWindow {
+                from_ts: 0,
+                to_ts: 0,
+                records: 0,
+                devices: 0,
+                source: "bench".into(),
+            },
+            validation: ValidationMetrics {
+                holdout_records: 0,
+                false_alarm_rate: 0.0,
+                detection_rate: None,
+                mean_detection_delay: None,
+            },
+            threshold: 0.5,
+        },
+        format: PAYLOAD_FORMAT,
+        features,
+        detector: Detector::Pca {
+            center: vec![0.0; dim],
+            scale: vec![1.0; dim],
+            components,
+            variances: vec![2.0; 8],
+            residual_variance: 0.5,
+            raw_scale: 50.0,
+        },
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let release = sign(&payload(), &key).expect("sign");
+    let model = Arc::new(verify(&release, &key.verifying_key()).expect("verify"));
+    let devices: u64 = std::env::var("BENCH_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let mut scorer = Scorer::new("default", devices as usize);
+    scorer.install(model).expect("install");
+    // 10,000 devices, records round-robin, values varying per record.
+    let records: Vec<Telemetry> = (0..devices * 4)
+        .map(|i| {
+            let metrics: BTreeMap<String, f64> = METRICS
+                .iter()
+                .enumerate()
+                .map(|(j, m)| {
+                    (
+                        m.to_string(),
+                        50.0 + j as f64 + ((i * 31 + j as u64 * 17) % 13) as f64 * 0.1,
+                    )
+                })
+                .collect();
+            Telemetry::new(
+                format!("pump-{:05}", i % devices),
+                1 + i / devices,
+                i,
+                metrics,
+            )
+        })
+        .collect();
+    for r in &records {
+        scorer.score(r, None, 0, ScoredAt::Cloud);
+    }
+    // Each device has 4 records in the ring; every lap moves their seq on
+    // by 4, so every scored record is new and advances state.
+    let n = records.len();
+    let mut owned = records;
+    let mut i = 0usize;
+    c.bench_function("features+score, 8 metrics, 10k devices", |b| {
+        b.iter(|| {
+            let r = &mut owned[i];
+            r.seq += 4;
+            let v = scorer.score(black_box(&*r), Some(1), 2, ScoredAt::Cloud);
+            i = (i + 1) % n;
+            black_box(v)
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,516 @@
+//! Per-device feature extraction: the one definition of "what a record looks
+//! like relative to its device's recent past" that the trainer, the cloud
+//! scorer and the edge agent all run.
+//!
+//! For every metric named in the [`FeatureSpec`] a device keeps a small,
+//! fixed-size [`MetricState`] (robust exponentially weighted statistics) and
+//! each record yields [`FEATURES_PER_METRIC`] features per metric:
+//!
+//! | feature | definition | catches |
+//! |---|---|---|
+//! | `innovation` | `(x - fast_mean) / noise_sd` | spikes, steps, noise bursts |
+//! | `trend` | `(fast_mean' - slow_mean) / total_sd` | level shifts, slow drift |
+//! | `stuck` | length of the current run of repeated values | stuck sensors |
+//!
+//! `noise_sd` comes from the EWMA of squared one-step deltas (white noise of
+//! variance s² has E[Δ²] = 2s²), which a slow daily cycle barely moves, so a
+//! device's own sample-to-sample noise is the yardstick rather than its
+//! daily range. `total_sd` is the EW standard deviation around the slow mean
+//! and does include the daily cycle: a drift is reported once it leaves the
+//! device's usual range.
+//!
+//! Updates are winsorised at `clip_sigma` standard deviations once a device
+//! is warm, so a single spike neither drags the means nor inflates the noise
+//! estimate and mask the next one.
+//!
+//! # Cold start
+//!
+//! A device never seen before starts with empty state. Its first record
+//! scores all-zero features (there is nothing to compare it with). For the
+//! next `warmup` records the noise and total variances are blended from the
+//! fleet priors in the spec (medians over the training fleet) towards the
+//! device's own estimates, linearly in the number of records seen, and
+//! updates are not winsorised. After `warmup` records only the device's own
+//! statistics count. A device in warm-up is therefore judged against a
+//! typical fleet member's noise level around its own first values.
+//!
+//! # Determinism
+//!
+//! Only `+ - * /`, `sqrt`, comparisons and `abs` are used: IEEE 754 rounds
+//! them exactly, so x86-64, aarch64 and armv7 produce the same bits. No
+//! `exp`/`ln`/`powf` (their results come from the platform's libm).
+
+use serde::{Deserialize, Serialize};
+use vigil_schemas::Telemetry;
+
+/// Features computed for each metric in the spec.
+pub const FEATURES_PER_METRIC: usize = 3;
+/// Names of the per-metric features, in vector order.
+pub const FEATURE_NAMES: [&str; FEATURES_PER_METRIC] = ["innovation", "trend", "stuck"];
+/// Most metrics a spec may name (bounds per-device state and release size).
+pub const MAX_SPEC_METRICS: usize = 32;
+/// Features are clamped to ±this, so one absurd value cannot dominate a
+/// fitted detector's arithmetic (it still scores as maximally anomalous).
+pub const FEATURE_LIMIT: f64 = 1.0e3;
+
+/// Which metrics to extract features from and how (signed into a release).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// Metrics in byte order of their names, without duplicates. Metrics a
+    /// record carries beyond these are ignored.
+    pub metrics: Vec<MetricSpec>,
+    /// Span (records) of the fast EWMA mean.
+    pub fast_window: u32,
+    /// Span (records) of the slow EWMA mean, variance and noise estimate.
+    pub slow_window: u32,
+    /// Records after which a device's own statistics replace fleet priors.
+    pub warmup: u32,
+    /// Updates of a warm device are winsorised at this many sd.
+    pub clip_sigma: f64,
+    /// The stuck feature saturates at this run length.
+    pub stuck_cap: u32,
+}
+
+/// One metric of the spec, with fleet priors used during a device's warm-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSpec {
+    /// Metric name as in the telemetry.
+    pub name: String,
+    /// Fleet median of the per-device noise variance.
+    pub noise_var: f64,
+    /// Fleet median of the per-device total variance (includes cycles).
+    pub total_var: f64,
+}
+
+/// Why a feature spec cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    #[error("feature spec names no metrics")]
+    NoMetrics,
+    #[error("feature spec names {0} metrics; at most {MAX_SPEC_METRICS} allowed")]
+    TooManyMetrics(usize),
+    #[error("feature spec metrics are not strictly sorted by name at {0:?}")]
+    Unsorted(String),
+    #[error("feature spec metric {name:?} has a non-positive or non-finite prior {what}")]
+    BadPrior { name: String, what: &'static str },
+    #[error("feature spec {what} is {value}; {why}")]
+    BadParameter {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+impl FeatureSpec {
+    /// A spec with the default windows for `metrics` (sorted and deduplicated
+    /// here) and unit priors; the trainer replaces the priors.
+    pub fn with_defaults(metrics: impl IntoIterator<Item = String>) -> Self {
+        let mut names: Vec<String> = metrics.into_iter().collect();
+        names.sort();
+        names.dedup();
+        FeatureSpec {
+            metrics: names
+                .into_iter()
+                .map(|name| MetricSpec {
+                    name,
+                    noise_var: 1.0,
+                    total_var: 1.0,
+                })
+                .collect(),
+            fast_window: 8,
+            slow_window: 256,
+            warmup: 32,
+            clip_sigma: 6.0,
+            stuck_cap: 64,
+        }
+    }
+
+    /// Length of the feature vector.
+    pub fn dim(&self) -> usize {
+        self.metrics.len() * FEATURES_PER_METRIC
+    }
+
+    /// Checks everything the extractor relies on.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.metrics.is_empty() {
+            return Err(SpecError::NoMetrics);
+        }
+        if self.metrics.len() > MAX_SPEC_METRICS {
+            return Err(SpecError::TooManyMetrics(self.metrics.len()));
+        }
+        for pair in self.metrics.windows(2) {
+            if pair[0].name >= pair[1].name {
+                return Err(SpecError::Unsorted(pair[1].name.clone()));
+            }
+        }
+        for m in &self.metrics {
+            for (what, v) in [("noise_var", m.noise_var), ("total_var", m.total_var)] {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(SpecError::BadPrior {
+                        name: m.name.clone(),
+                        what,
+                    });
+                }
+            }
+        }
+        let window_ok = |w: u32| (1..=1_000_000).contains(&w);
+        for (what, w) in [
+            ("fast_window", self.fast_window),
+            ("slow_window", self.slow_window),
+            ("warmup", self.warmup),
+            ("stuck_cap", self.stuck_cap),
+        ] {
+            if !window_ok(w) {
+                return Err(SpecError::BadParameter {
+                    what,
+                    value: w.to_string(),
+                    why: "must lie in 1..=1000000",
+                });
+            }
+        }
+        if !(self.clip_sigma.is_finite() && self.clip_sigma >= 1.0) {
+            return Err(SpecError::BadParameter {
+                what: "clip_sigma",
+                value: self.clip_sigma.to_string(),
+                why: "must be a finite number >= 1",
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the update rules (windows, clipping, stuck cap) are equal, so
+    /// one metric's state means the same under both specs.
+    pub fn same_windows(&self, other: &FeatureSpec) -> bool {
+        self.fast_window == other.fast_window
+            && self.slow_window == other.slow_window
+            && self.warmup == other.warmup
+            && self.clip_sigma == other.clip_sigma
+            && self.stuck_cap == other.stuck_cap
+    }
+
+    /// Whether per-device state built under `self` means the same under
+    /// `other` (same metrics in the same order, same windows). Priors do not
+    /// matter: they are read at scoring time, never stored in state.
+    pub fn state_compatible(&self, other: &FeatureSpec) -> bool {
+        self.same_windows(other)
+            && self.metrics.len() == other.metrics.len()
+            && self
+                .metrics
+                .iter()
+                .zip(&other.metrics)
+                .all(|(a, b)| a.name == b.name)
+    }
+}
+
+/// A validated spec with derived constants, ready for the hot path.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    spec: FeatureSpec,
+    fast_alpha: f64,
+    slow_alpha: f64,
+}
+
+/// Robust EW statistics of one metric of one device.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MetricState {
+    /// Values observed (saturating).
+    pub n: u32,
+    /// Current run of repeated values.
+    pub run: u32,
+    /// Last observed value.
+    pub last: f64,
+    /// Fast EWMA mean.
+    pub fast: f64,
+    /// Slow EWMA mean.
+    pub slow: f64,
+    /// EW variance around the slow mean.
+    pub slow_var: f64,
+    /// EWMA of squared one-step deltas.
+    pub step_sq: f64,
+}
+
+/// A device's state: one [`MetricState`] per spec metric plus the last
+/// sequence number applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceState {
+    /// Highest `seq` whose record updated this state.
+    pub last_seq: Option<u64>,
+    /// In spec metric order.
+    pub metrics: Vec<MetricState>,
+}
+
+impl DeviceState {
+    /// Empty state for a spec with `metrics` metrics.
+    pub fn new(metrics: usize) -> Self {
+        DeviceState {
+            last_seq: None,
+            metrics: vec![MetricState::default(); metrics],
+        }
+    }
+
+    /// Whether a record with `seq` is new for this device (duplicates and
+    /// replays are scored against the state but do not update it).
+    pub fn is_new(&self, seq: u64) -> bool {
+        self.last_seq.is_none_or(|last| seq > last)
+    }
+}
+
+/// EWMA weight for a span of `window` records (the usual 2 / (N + 1)).
+fn alpha(window: u32) -> f64 {
+    2.0 / (f64::from(window) + 1.0)
+}
+
+/// Relative tolerance under which two consecutive values count as repeated.
+const STUCK_TOLERANCE: f64 = 1.0e-9;
+/// Floor of any variance, relative to the metric's prior.
+const VAR_FLOOR_FRACTION: f64 = 1.0e-4;
+
+impl Extractor {
+    /// Validates `spec` and derives the constants.
+    pub fn new(spec: FeatureSpec) -> Result<Self, SpecError> {
+        spec.validate()?;
+        Ok(Extractor {
+            fast_alpha: alpha(spec.fast_window),
+            slow_alpha: alpha(spec.slow_window),
+            spec,
+        })
+    }
+
+    /// The spec this extractor implements.
+    pub fn spec(&self) -> &FeatureSpec {
+        &self.spec
+    }
+
+    /// Length of the feature vector.
+    pub fn dim(&self) -> usize {
+        self.spec.dim()
+    }
+
+    /// Fresh state for a device.
+    pub fn new_state(&self) -> DeviceState {
+        DeviceState::new(self.spec.metrics.len())
+    }
+
+    /// Computes the features of `record` into `out` (length [`Self::dim`])
+    /// against `state`, and advances `state` when the record is new for the
+    /// device. Returns whether the state was advanced.
+    ///
+    /// Metrics the spec names but the record lacks (or carries as NaN/∞)
+    /// yield zero features and leave that metric's state untouched.
+    pub fn extract(&self, state: &mut DeviceState, record: &Telemetry, out: &mut [f64]) -> bool {
+        let commit = state.is_new(record.seq);
+        out.iter_mut().for_each(|f| *f = 0.0);
+        // Both sides are sorted by name: one merge walk, no lookups.
+        let mut values = record.metrics.iter().peekable();
+        for (i, (spec, st)) in self
+            .spec
+            .metrics
+            .iter()
+            .zip(state.metrics.iter_mut())
+            .enumerate()
+        {
+            let mut value = None;
+            while let Some((name, v)) = values.peek() {
+                match name.as_str().cmp(spec.name.as_str()) {
+                    std::cmp::Ordering::Less => {
+                        values.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        value = Some(**v);
+                        values.next();
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            let Some(x) = value.filter(|v| v.is_finite()) else {
+                continue;
+            };
+            let slot = &mut out[i * FEATURES_PER_METRIC..(i + 1) * FEATURES_PER_METRIC];
+            let next = self.observe(spec, st, x, slot);
+            if commit {
+                *st = next;
+            }
+        }
+        if commit {
+            state.last_seq = Some(record.seq);
+        }
+        commit
+    }
+
+    /// Features of value `x` for one metric, and the state after it.
+    fn observe(&self, spec: &MetricSpec, st: &MetricState, x: f64, out: &mut [f64]) -> MetricState {
+        if st.n == 0 {
+            return MetricState {
+                n: 1,
+                run: 0,
+                last: x,
+                fast: x,
+                slow: x,
+                slow_var: 0.0,
+                step_sq: 0.0,
+            };
+        }
+        let warmup = self.spec.warmup;
+        let warm = st.n >= warmup;
+        // Weight of the device's own estimates; fleet priors fill the rest.
+        let own = if warm {
+            1.0
+        } else {
+            f64::from(st.n) / f64::from(warmup)
+        };
+        let prior = 1.0 - own;
+        let noise_var = (own * (st.step_sq * 0.5) + prior * spec.noise_var)
+            .max(spec.noise_var * VAR_FLOOR_FRACTION);
+        let total_var = (own * st.slow_var + prior * spec.total_var).max(noise_var);
+        let noise_sd = noise_var.sqrt();
+        let total_sd = total_var.sqrt();
+
+        let clip = |d: f64, sd: f64| {
+            if warm {
+                let lim = self.spec.clip_sigma * sd;
+                d.clamp(-lim, lim)
+            } else {
+                d
+            }
+        };
+
+        let innovation = (x - st.fast) / noise_sd;
+        let fast = st.fast + self.fast_alpha * clip(x - st.fast, noise_sd);
+        let trend = (fast - st.slow) / total_sd;
+
+        let delta = x - st.last;
+        let repeated = delta.abs() <= STUCK_TOLERANCE * x.abs().max(1.0);
+        let run = if repeated {
+            st.run.saturating_add(1).min(self.spec.stuck_cap)
+        } else {
+            0
+        };
+
+        let a = self.slow_alpha;
+        let dev = clip(x - st.slow, total_sd);
+        let slow = st.slow + a * dev;
+        let slow_var = (1.0 - a) * (st.slow_var + a * dev * dev);
+        let step = clip(delta, noise_sd * std::f64::consts::SQRT_2);
+        let step_sq = st.step_sq + a * (step * step - st.step_sq);
+
+        out[0] = innovation.clamp(-FEATURE_LIMIT, FEATURE_LIMIT);
+        out[1] = trend.clamp(-FEATURE_LIMIT, FEATURE_LIMIT);
+        out[2] = f64::from(run);
+
+        MetricState {
+            n: st.n.saturating_add(1),
+            run,
+            last: x,
+            fast,
+            slow,
+            slow_var,
+            step_sq,
+        }
+    }
+
+    /// The "training way": features of one device's stored stream, in
+    /// order, from a cold state. `records` must be one device's records in
+    /// `seq` order; rows are appended to `rows` (`dim()` values per record).
+    pub fn extract_series<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a Telemetry>,
+        rows: &mut Vec<f64>,
+    ) {
+        let mut state = self.new_state();
+        let dim = self.dim();
+        for record in records {
+            let start = rows.len();
+            rows.resize(start + dim, 0.0);
+            self.extract(&mut state, record, &mut rows[start..]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn rec(seq: u64, metrics: &[(&str, f64)]) -> Telemetry {
+        let m: BTreeMap<String, f64> = metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        Telemetry::new("d", seq, seq * 1000, m)
+    }
+
+    fn extractor(names: &[&str]) -> Extractor {
+        Extractor::new(FeatureSpec::with_defaults(
+            names.iter().map(|s| s.to_string()),
+        ))
+        .expect("valid spec")
+    }
+
+    #[test]
+    fn spike_scores_high_innovation_and_does_not_poison_the_noise_estimate() {
+        let ex = extractor(&["a"]);
+        let mut st = ex.new_state();
+        let mut out = vec![0.0; ex.dim()];
+        for i in 0..200u64 {
+            let noise = if i % 2 == 0 { 0.1 } else { -0.1 };
+            ex.extract(&mut st, &rec(i, &[("a", 10.0 + noise)]), &mut out);
+        }
+        let before = st.metrics[0].step_sq;
+        ex.extract(&mut st, &rec(200, &[("a", 20.0)]), &mut out);
+        assert!(out[0] > 20.0, "innovation {}", out[0]);
+        assert!(
+            st.metrics[0].step_sq < before * 2.0,
+            "winsorised noise update"
+        );
+    }
+
+    #[test]
+    fn stuck_run_counts_repeats_and_saturates() {
+        let ex = extractor(&["a"]);
+        let mut st = ex.new_state();
+        let mut out = vec![0.0; ex.dim()];
+        for i in 0..100u64 {
+            ex.extract(&mut st, &rec(i, &[("a", 5.0)]), &mut out);
+        }
+        assert_eq!(out[2], f64::from(ex.spec().stuck_cap));
+    }
+
+    #[test]
+    fn missing_metric_gives_zero_features_and_keeps_state() {
+        let ex = extractor(&["a", "b"]);
+        let mut st = ex.new_state();
+        let mut out = vec![0.0; ex.dim()];
+        ex.extract(&mut st, &rec(1, &[("a", 1.0), ("b", 2.0)]), &mut out);
+        let b_before = st.metrics[1];
+        ex.extract(&mut st, &rec(2, &[("a", 3.0), ("zz", 9.0)]), &mut out);
+        assert_eq!(&out[3..6], &[0.0, 0.0, 0.0]);
+        assert_eq!(st.metrics[1], b_before);
+        assert_eq!(st.metrics[0].n, 2);
+    }
+
+    #[test]
+    fn duplicates_do_not_advance_state() {
+        let ex = extractor(&["a"]);
+        let mut st = ex.new_state();
+        let mut out = vec![0.0; ex.dim()];
+        assert!(ex.extract(&mut st, &rec(5, &[("a", 1.0)]), &mut out));
+        let snapshot = st.clone();
+        assert!(!ex.extract(&mut st, &rec(5, &[("a", 7.0)]), &mut out));
+        assert!(!ex.extract(&mut st, &rec(3, &[("a", 7.0)]), &mut out));
+        assert_eq!(st, snapshot);
+    }
+
+    #[test]
+    fn spec_validation_names_the_problem() {
+        let mut spec = FeatureSpec::with_defaults(["b".to_string(), "a".to_string()]);
+        spec.validate().expect("sorted by constructor");
+        spec.metrics.swap(0, 1);
+        assert!(matches!(spec.validate(), Err(SpecError::Unsorted(n)) if n == "a"));
+        let mut spec = FeatureSpec::with_defaults(["a".to_string()]);
+        spec.metrics[0].noise_var = 0.0;
+        assert!(spec
+            .validate()
+            .expect_err("must fail")
+            .to_string()
+            .contains("noise_var"));
+    }
+}

@@ -1,0 +1,153 @@
+//! [`Model`]: a release payload compiled for scoring. The trainer scores
+//! candidates with it before they are signed; [`crate::VerifiedModel`] wraps
+//! one for the scorer and the edge agent.
+
+use vigil_schemas::{Contribution, Telemetry};
+
+use crate::detector::{Compiled, DetectorError, Score};
+use crate::features::{DeviceState, Extractor, SpecError};
+use crate::release::ReleasePayload;
+
+/// Why a payload cannot be compiled into a model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error("invalid feature spec: {0}")]
+    Spec(#[from] SpecError),
+    #[error("invalid detector: {0}")]
+    Detector(#[from] DetectorError),
+    #[error("threshold {0} is not a number in [0, 1]")]
+    Threshold(f64),
+}
+
+/// A payload checked and turned into flat arrays; immutable once built, so
+/// it can be shared behind an `Arc` by any number of scorers.
+#[derive(Debug, Clone)]
+pub struct Model {
+    payload: ReleasePayload,
+    extractor: Extractor,
+    detector: Compiled,
+    metric_names: Vec<String>,
+}
+
+/// Per-call scratch buffers, so scoring does not allocate.
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    features: Vec<f64>,
+    z: Vec<f64>,
+    w: Vec<f64>,
+}
+
+impl Scratch {
+    fn fit(&mut self, dim: usize) {
+        for v in [&mut self.features, &mut self.z, &mut self.w] {
+            if v.len() != dim {
+                v.resize(dim, 0.0);
+            }
+        }
+    }
+
+    /// The features of the last record scored with this scratch.
+    pub fn features(&self) -> &[f64] {
+        &self.features
+    }
+}
+
+/// One record's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordScore {
+    /// Raw and mapped score.
+    pub score: Score,
+    /// `score.score >= threshold`.
+    pub anomaly: bool,
+    /// Whether the record advanced the device state (false for duplicates
+    /// and replays).
+    pub fresh: bool,
+}
+
+impl Model {
+    /// Checks `payload` and compiles it.
+    pub fn from_payload(payload: ReleasePayload) -> Result<Self, ModelError> {
+        let t = payload.header.threshold;
+        if !(t.is_finite() && (0.0..=1.0).contains(&t)) {
+            return Err(ModelError::Threshold(t));
+        }
+        let extractor = Extractor::new(payload.features.clone())?;
+        let detector = payload.detector.compile(extractor.dim())?;
+        let metric_names = payload
+            .features
+            .metrics
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        Ok(Model {
+            payload,
+            extractor,
+            detector,
+            metric_names,
+        })
+    }
+
+    /// The payload this model was compiled from.
+    pub fn payload(&self) -> &ReleasePayload {
+        &self.payload
+    }
+
+    /// The feature extractor.
+    pub fn extractor(&self) -> &Extractor {
+        &self.extractor
+    }
+
+    /// Score at or above which a record is anomalous.
+    pub fn threshold(&self) -> f64 {
+        self.payload.header.threshold
+    }
+
+    /// Scores a feature vector (length `extractor().dim()`).
+    pub fn score_features(&self, features: &[f64], scratch: &mut Scratch) -> Score {
+        scratch.fit(self.extractor.dim());
+        self.detector
+            .score(self.detector.raw(features, &mut scratch.z))
+    }
+
+    /// The "scoring way": extracts features of `record` against `state`
+    /// (advancing it when the record is new) and scores them. The features
+    /// stay in `scratch` for [`Model::contributions`].
+    pub fn score_record(
+        &self,
+        state: &mut DeviceState,
+        record: &Telemetry,
+        scratch: &mut Scratch,
+    ) -> RecordScore {
+        scratch.fit(self.extractor.dim());
+        let fresh = self.extractor.extract(state, record, &mut scratch.features);
+        let score = self
+            .detector
+            .score(self.detector.raw(&scratch.features, &mut scratch.z));
+        RecordScore {
+            score,
+            anomaly: score.score >= self.threshold(),
+            fresh,
+        }
+    }
+
+    /// Top metrics behind the last record scored with `scratch`.
+    pub fn contributions(&self, scratch: &mut Scratch) -> Vec<Contribution> {
+        scratch.fit(self.extractor.dim());
+        let names: Vec<&str> = self.metric_names.iter().map(String::as_str).collect();
+        let Scratch { features, z, w } = scratch;
+        self.detector.contributions(features, &names, z, w)
+    }
+
+    /// The "training way": scores of one device's stored stream (in `seq`
+    /// order) from a cold state, computed as a batch: all features first,
+    /// then all scores.
+    pub fn score_series<'a>(&self, records: impl IntoIterator<Item = &'a Telemetry>) -> Vec<Score> {
+        let dim = self.extractor.dim();
+        let mut rows = Vec::new();
+        self.extractor.extract_series(records, &mut rows);
+        let mut scratch = Scratch::default();
+        rows.chunks_exact(dim)
+            .map(|row| self.score_features(row, &mut scratch))
+            .collect()
+    }
+}
