@@ -41,6 +41,11 @@ pub(crate) struct Shared {
     coupled: Vec<usize>,
     /// Mean healthy ticks between episodes; infinite when disabled.
     mean_gap_ticks: f64,
+    /// Every metric name mapped to 0. Cloning it and overwriting the values
+    /// is much cheaper than inserting names one by one into a fresh map.
+    template: BTreeMap<String, f64>,
+    /// Metric indices in the map's (name) order.
+    sorted: Vec<usize>,
 }
 
 impl Shared {
@@ -58,10 +63,21 @@ impl Shared {
         } else {
             f64::INFINITY
         };
+        let template: BTreeMap<String, f64> = config
+            .metrics
+            .iter()
+            .map(|m| (m.name.clone(), 0.0))
+            .collect();
+        let sorted = template
+            .keys()
+            .filter_map(|name| config.metrics.iter().position(|m| &m.name == name))
+            .collect();
         Ok(Arc::new(Self {
             config,
             coupled,
             mean_gap_ticks,
+            template,
+            sorted,
         }))
     }
 }
@@ -273,32 +289,43 @@ impl Device {
             Some(a) => (false, Label::Anomaly(a.kind)),
         };
 
-        let names = &self.shared.config.metrics;
-        let mut metrics = BTreeMap::new();
-        for (i, p) in self.params.iter().enumerate() {
-            let l = if p.lagged { self.lagged_load } else { load };
-            let mut v = p.base
-                + p.load_gain * l
-                + p.ambient_gain * ambient
-                + p.noise_sd * self.signal.normal();
+        let shared = &*self.shared;
+        let (params, signal, events, active) = (
+            &self.params,
+            &mut self.signal,
+            &mut self.events,
+            &mut self.active,
+        );
+        let (lagged_load, load_mean) = (self.lagged_load, self.load_mean);
+        let mut sample = |i: usize| {
+            let p = &params[i];
+            let l = if p.lagged { lagged_load } else { load };
+            let mut v =
+                p.base + p.load_gain * l + p.ambient_gain * ambient + p.noise_sd * signal.normal();
             if p.nonnegative {
                 v = v.max(0.0);
             }
-            if let Some(a) = self.active.as_mut() {
-                if a.metric == i {
-                    v = apply(
-                        a,
-                        tick,
-                        v,
-                        p.load_gain * 2.0 * (self.load_mean - l),
-                        &mut self.events,
-                    );
+            match active.as_mut() {
+                Some(a) if a.metric == i => {
+                    apply(a, tick, v, 2.0 * p.load_gain * (load_mean - l), events)
                 }
+                _ => v,
             }
-            if !silent {
-                metrics.insert(names[i].name.clone(), v);
+        };
+        // Noise is drawn for every metric on every tick, silent or not, so
+        // the signal stream never depends on the anomalies.
+        let metrics = if silent {
+            shared.sorted.iter().for_each(|&i| {
+                sample(i);
+            });
+            None
+        } else {
+            let mut metrics = shared.template.clone();
+            for (v, &i) in metrics.values_mut().zip(&shared.sorted) {
+                *v = sample(i);
             }
-        }
+            Some(metrics)
+        };
 
         if let Some(a) = self.active {
             if tick >= a.end_tick {
@@ -306,9 +333,7 @@ impl Device {
                 self.schedule_next(tick);
             }
         }
-        if silent {
-            return None;
-        }
+        let metrics = metrics?;
         self.seq += 1;
         let ts = self.ts_of(tick);
         Some(SimRecord {
@@ -325,7 +350,9 @@ impl Device {
         let cfg = &self.shared.config;
         let t_ms = u128::from(tick) * u128::from(cfg.interval_ms);
         let frac = (t_ms % u128::from(cfg.day_ms)) as f64 / cfg.day_ms as f64 + self.phase;
-        ((TAU * (frac - 0.25)).sin(), (TAU * (frac - 0.375)).sin())
+        // Ambient lags load by 1/8 day: sin(a − π/4) = (sin a − cos a)/√2.
+        let (s, c) = (TAU * (frac - 0.25)).sin_cos();
+        (s, (s - c) * FRAC_1_SQRT_2)
     }
 
     fn begin_episode(&mut self, tick: u64) {

@@ -95,31 +95,37 @@ fn ground_truth_matches_labels() {
     let mut kinds_seen = AnomalyKind::ALL.to_vec();
     kinds_seen.retain(|k| !out.episodes.iter().any(|e| e.kind == *k));
     assert!(kinds_seen.is_empty(), "never injected: {kinds_seen:?}");
+    // (device, seq) → the episodes claiming it, from the ground truth alone.
+    let mut owners: HashMap<(&str, u64), Vec<usize>> = HashMap::new();
+    for (i, e) in out.episodes.iter().enumerate() {
+        for seq in e.first_seq..=e.last_seq {
+            owners
+                .entry((e.device_id.as_str(), seq))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut labelled_per_episode = vec![0u64; out.episodes.len()];
     for r in &out.records {
         let t = &r.telemetry;
-        let owners: Vec<_> = out
-            .episodes
-            .iter()
-            .filter(|e| e.contains(&t.device_id, t.seq))
-            .collect();
+        let claimed = owners
+            .get(&(t.device_id.as_str(), t.seq))
+            .map_or(&[][..], Vec::as_slice);
         match r.label {
-            Label::Normal => assert!(owners.is_empty(), "normal record inside {owners:?}"),
+            Label::Normal => assert!(claimed.is_empty(), "normal record inside {claimed:?}"),
             Label::Anomaly(kind) => {
-                assert_eq!(owners.len(), 1, "{r:?}");
-                assert_eq!(owners[0].kind, kind);
-                assert!((owners[0].start_ts..=owners[0].end_ts).contains(&t.ts));
+                assert_eq!(claimed.len(), 1, "{r:?}");
+                let e = &out.episodes[claimed[0]];
+                assert_eq!(e.kind, kind);
+                assert!((e.start_ts..=e.end_ts).contains(&t.ts));
+                labelled_per_episode[claimed[0]] += 1;
             }
         }
     }
     // Each episode's labelled records span exactly first..=last (or were cut
     // off by the end of the run).
     let last_tick = 1_999;
-    for e in &out.episodes {
-        let n = out
-            .records
-            .iter()
-            .filter(|r| e.contains(&r.telemetry.device_id, r.telemetry.seq))
-            .count() as u64;
+    for (e, n) in out.episodes.iter().zip(labelled_per_episode) {
         let planned = e.last_seq - e.first_seq + 1;
         let ends_in_run = e.end_ts < config.start_ms + last_tick * config.interval_ms;
         if ends_in_run {
@@ -212,6 +218,11 @@ fn episodes_against_clean(kind: AnomalyKind) -> Vec<(Vec<f64>, Vec<f64>, f64)> {
         .iter()
         .map(|r| ((r.telemetry.device_id.as_str(), r.tick), r))
         .collect();
+    let faulty_at: HashMap<(&str, u64), &SimRecord> = faulty
+        .records
+        .iter()
+        .map(|r| ((r.telemetry.device_id.as_str(), r.telemetry.seq), r))
+        .collect();
     let devices = Fleet::new(faulty_cfg).expect("valid").into_devices();
     let mut found = Vec::new();
     for e in &faulty.episodes {
@@ -222,10 +233,8 @@ fn episodes_against_clean(kind: AnomalyKind) -> Vec<(Vec<f64>, Vec<f64>, f64)> {
         let dev: usize = e.device_id["dev-".len()..].parse().expect("sim device id");
         let scale = devices[dev].metric_scale(index).expect("metric exists");
         let (mut f, mut c) = (Vec::new(), Vec::new());
-        for r in faulty
-            .records
-            .iter()
-            .filter(|r| e.contains(&r.telemetry.device_id, r.telemetry.seq))
+        for r in
+            (e.first_seq..=e.last_seq).filter_map(|seq| faulty_at.get(&(e.device_id.as_str(), seq)))
         {
             f.push(r.telemetry.metrics[metric]);
             c.push(clean_at[&(e.device_id.as_str(), r.tick)].telemetry.metrics[metric]);

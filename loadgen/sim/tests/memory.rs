@@ -58,7 +58,7 @@ fn live_heap_does_not_grow_with_time() {
         checksum = checksum.wrapping_add(r.telemetry.seq);
     }
     let before = live();
-    for r in fleet.by_ref().take(2_000_000) {
+    for r in fleet.by_ref().take(600_000) {
         checksum = checksum.wrapping_add(r.telemetry.seq);
     }
     let after = live();
@@ -68,7 +68,7 @@ fn live_heap_does_not_grow_with_time() {
     let slack = 500 * 256;
     assert!(
         (after - before).abs() < slack,
-        "live heap went from {before} to {after} bytes over 2M records"
+        "live heap went from {before} to {after} bytes over 600k records"
     );
 }
 
