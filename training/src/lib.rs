@@ -1,1 +1,26 @@
-//! Vigil's batch trainer: fits the detector with linfa and evaluates it (work in progress).
+//! Vigil's batch trainer, as a library: `vigil train` (Kafka replay, the
+//! CLI, signing and publishing) calls it; so do the offline evaluation
+//! tools.
+//!
+//! - [`data`]: grouping records per device, the train/holdout split, and
+//!   the CSV formats (wide fleet files, NAB series).
+//! - [`fit`](mod@fit): [`fit()`] turns Telemetry into an unsigned
+//!   `vigil_model::ReleasePayload` with a calibrated threshold (linfa PCA on
+//!   the features `vigil-model` computes, so training and scoring share one
+//!   feature implementation).
+//! - [`eval`]: [`evaluate`] (false-alarm rate, detection rate and delay,
+//!   precision/recall per anomaly kind) and the champion/challenger
+//!   [`gate`].
+//!
+//! Sign the payload with `vigil_model::sign`.
+
+pub mod data;
+pub mod eval;
+pub mod fit;
+mod par;
+
+pub use data::{read_nab_csv, read_wide_csv, DataError, DeviceSeries, FleetData};
+pub use eval::{
+    evaluate, gate, Episode, EvalOptions, Evaluation, GateConfig, GateDecision, KindStats,
+};
+pub use fit::{fit, Method, Progress, TrainConfig, TrainError, TrainedModel, CALIBRATED_THRESHOLD};

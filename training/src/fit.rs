@@ -1,0 +1,563 @@
+//! Fitting: Telemetry records in, an unsigned [`ReleasePayload`] out.
+//!
+//! 1. Group by device, split each device's stream in time: the first
+//!    `1 - holdout_fraction` trains, the rest is holdout.
+//! 2. Fleet priors per metric: medians over devices of the noise variance
+//!    (from one-step deltas) and total variance, for cold starts.
+//! 3. Features the "training way": `vigil_model::Extractor::extract_series`
+//!    over each device's stream, the very code the scorer runs record by
+//!    record. Each device's first `warmup` rows are left out of the fit.
+//! 4. The detector: standardisation, then PCA with linfa-reduction
+//!    ([`Method::Pca`], the default) or robust z-scores ([`Method::RobustZ`]).
+//! 5. Calibration: `raw_scale` is the raw score at the `1 - target` quantile
+//!    of the training rows, which puts the release's threshold at 0.5.
+//! 6. Holdout evaluation (false-alarm rate) through the scoring path.
+
+use linfa::traits::Fit as _;
+use linfa::DatasetBase;
+use ndarray::Array2;
+use vigil_model::{Detector, FeatureSpec, MetricSpec, Model, ModelError, ReleasePayload, Scratch};
+use vigil_schemas::{ReleaseHeader, Telemetry, TrainingWindow, ValidationMetrics};
+
+use crate::data::{DeviceSeries, FleetData};
+use crate::eval::{evaluate, EvalOptions, Evaluation};
+use crate::par::map_devices;
+
+/// Threshold of every release: `raw_scale` is calibrated so that the target
+/// false-alarm rate falls exactly here.
+pub const CALIBRATED_THRESHOLD: f64 = 0.5;
+/// Smallest per-feature scale used in standardisation. Features that never
+/// moved in training (a stuck counter that stayed 0) get this, so any
+/// movement in production is loud but finite.
+const MIN_FEATURE_SCALE: f64 = 0.25;
+/// Smallest residual variance of the PCA detector.
+const MIN_RESIDUAL_VARIANCE: f64 = 0.05;
+/// Smallest prior variance.
+const MIN_PRIOR_VAR: f64 = 1.0e-12;
+/// Median of a χ²(1) variable, to turn a median of squares into a variance.
+const CHI2_1_MEDIAN: f64 = 0.454_936_423_119_572_8;
+
+/// Which detector to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Probabilistic PCA on standardised features (cross-metric).
+    Pca,
+    /// Largest robust z-score (per feature).
+    RobustZ,
+}
+
+impl Method {
+    /// Name as written in a release payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Pca => "pca",
+            Method::RobustZ => "robust_z",
+        }
+    }
+}
+
+/// How to train.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Model name.
+    pub model: String,
+    /// Version to assign (the caller knows the live one).
+    pub version: u64,
+    /// Build time, ms since the Unix epoch.
+    pub created_ts: u64,
+    /// Where the data came from (`kafka:vigil.telemetry`, `file:fleet.csv`).
+    pub source: String,
+    /// Detector to fit.
+    pub method: Method,
+    /// Metrics to model; `None` takes every metric present in at least half
+    /// of the records.
+    pub metrics: Option<Vec<String>>,
+    /// Fraction of each device's stream (its end) held out for evaluation.
+    pub holdout_fraction: f64,
+    /// False-alarm rate the threshold is calibrated to.
+    pub target_false_alarm_rate: f64,
+    /// Fewer usable records than this is "too little data".
+    pub min_records: usize,
+    /// Devices with fewer records are left out.
+    pub min_device_records: usize,
+    /// At most this many feature rows go into the fit (an even subsample).
+    pub max_fit_rows: usize,
+    /// Fraction of variance the kept principal components must explain.
+    pub pca_variance: f64,
+    /// Feature windows (see `vigil_model::features`).
+    pub fast_window: u32,
+    /// Slow EWMA span, records.
+    pub slow_window: u32,
+    /// Cold-start records.
+    pub warmup: u32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        let spec = FeatureSpec::with_defaults(Vec::new());
+        TrainConfig {
+            model: "default".into(),
+            version: 1,
+            created_ts: 0,
+            source: "memory".into(),
+            method: Method::Pca,
+            metrics: None,
+            holdout_fraction: 0.2,
+            target_false_alarm_rate: 0.001,
+            min_records: 5_000,
+            min_device_records: 100,
+            max_fit_rows: 200_000,
+            pca_variance: 0.95,
+            fast_window: spec.fast_window,
+            slow_window: spec.slow_window,
+            warmup: spec.warmup,
+        }
+    }
+}
+
+/// Where training is, for a progress bar or a log line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress {
+    /// Records grouped into devices.
+    Grouped { devices: usize, records: usize },
+    /// Feature extraction finished.
+    Extracted { rows: usize },
+    /// The detector was fitted.
+    Fitted { components: usize },
+    /// Holdout evaluated.
+    Evaluated { false_alarm_rate: f64 },
+}
+
+/// Why no model was produced.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("too little training data: {records} usable records from {devices} devices (devices with fewer than {min_device_records} records are skipped); at least {min_records} needed")]
+    TooLittleData {
+        records: usize,
+        devices: usize,
+        min_records: usize,
+        min_device_records: usize,
+    },
+    #[error("no metric is present in at least half of the training records")]
+    NoMetrics,
+    #[error("{found} metrics to model; at most {max} allowed (pass an explicit metric list)")]
+    TooManyMetrics { found: usize, max: usize },
+    #[error("invalid training option {option}: {why}")]
+    Config { option: &'static str, why: String },
+    #[error("fitting the detector: {0}")]
+    Fit(String),
+    #[error("the fitted model is invalid: {0}")]
+    Model(#[from] ModelError),
+    #[error("the release payload is {bytes} bytes; at most {max} fit in a release")]
+    TooLarge { bytes: usize, max: usize },
+}
+
+/// A fitted model and how it did on the holdout.
+#[derive(Debug, Clone)]
+pub struct TrainedModel {
+    /// The payload to sign (`vigil_model::sign`).
+    pub payload: ReleasePayload,
+    /// The compiled model, for further evaluation (gate).
+    pub model: Model,
+    /// Holdout results (also in `payload.header.validation`).
+    pub holdout: Evaluation,
+}
+
+fn check_config(cfg: &TrainConfig) -> Result<(), TrainError> {
+    let bad = |option, why: &str| {
+        Err(TrainError::Config {
+            option,
+            why: why.to_owned(),
+        })
+    };
+    if !(0.0..1.0).contains(&cfg.holdout_fraction) {
+        return bad("holdout_fraction", "must lie in [0, 1)");
+    }
+    if !(cfg.target_false_alarm_rate > 0.0 && cfg.target_false_alarm_rate < 0.5) {
+        return bad("target_false_alarm_rate", "must lie in (0, 0.5)");
+    }
+    if !(cfg.pca_variance > 0.0 && cfg.pca_variance <= 1.0) {
+        return bad("pca_variance", "must lie in (0, 1]");
+    }
+    if cfg.max_fit_rows == 0 {
+        return bad("max_fit_rows", "must be positive");
+    }
+    if cfg.model.is_empty() || cfg.version == 0 {
+        return bad("model/version", "a model needs a name and a version >= 1");
+    }
+    Ok(())
+}
+
+/// Metrics present in at least half of the records, sorted.
+fn choose_metrics(data: &FleetData<'_>) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in data.devices.iter().flat_map(|d| &d.records) {
+        for name in r.metrics.keys() {
+            *counts.entry(name.as_str()).or_default() += 1;
+        }
+    }
+    let total = data.records();
+    counts
+        .into_iter()
+        .filter(|(_, c)| c * 2 >= total)
+        .map(|(n, _)| n.to_owned())
+        .collect()
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    Some(*m)
+}
+
+/// `q`-quantile (0..=1) by nearest rank.
+fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let idx = ((v.len() - 1) as f64 * q).round() as usize;
+    let (_, m, _) = v.select_nth_unstable_by(idx.min(v.len() - 1), f64::total_cmp);
+    Some(*m)
+}
+
+/// Per-device (noise_var, total_var) of one metric over the training part.
+fn device_variances(series: &DeviceSeries<'_>, metric: &str) -> Option<(f64, f64)> {
+    let values: Vec<f64> = series.records[..series.holdout_start]
+        .iter()
+        .filter_map(|r| r.metrics.get(metric).copied())
+        .filter(|v| v.is_finite())
+        .collect();
+    if values.len() < 3 {
+        return None;
+    }
+    let mut sq_steps: Vec<f64> = values.windows(2).map(|w| (w[1] - w[0]).powi(2)).collect();
+    let mean_sq = sq_steps.iter().sum::<f64>() / sq_steps.len() as f64;
+    let med = median(&mut sq_steps).unwrap_or(0.0) / CHI2_1_MEDIAN;
+    // Quantised series repeat often, which zeroes the median; the mean
+    // still sees their steps.
+    let noise = if med > 0.0 { med } else { mean_sq } * 0.5;
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let total = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+    Some((noise, total.max(noise)))
+}
+
+fn priors(data: &FleetData<'_>, metrics: &[String]) -> Vec<MetricSpec> {
+    metrics
+        .iter()
+        .map(|name| {
+            let (mut noise, mut total): (Vec<f64>, Vec<f64>) = data
+                .devices
+                .iter()
+                .filter_map(|d| device_variances(d, name))
+                .unzip();
+            let noise_var = median(&mut noise).unwrap_or(1.0).max(MIN_PRIOR_VAR);
+            let total_var = median(&mut total)
+                .unwrap_or(1.0)
+                .max(noise_var)
+                .max(MIN_PRIOR_VAR);
+            MetricSpec {
+                name: name.clone(),
+                noise_var,
+                total_var,
+            }
+        })
+        .collect()
+}
+
+/// Training feature rows (row-major, `dim` wide): each device's training
+/// part after warm-up, every `stride`-th row.
+fn training_rows(
+    data: &FleetData<'_>,
+    extractor: &vigil_model::Extractor,
+    stride: usize,
+) -> Vec<f64> {
+    let dim = extractor.dim();
+    let warmup = extractor.spec().warmup as usize;
+    let parts = map_devices(&data.devices, |series| {
+        let mut rows = Vec::new();
+        extractor.extract_series(
+            series.records[..series.holdout_start].iter().copied(),
+            &mut rows,
+        );
+        let mut kept = Vec::new();
+        for (i, row) in rows.chunks_exact(dim).enumerate().skip(warmup) {
+            if i % stride == 0 {
+                kept.extend_from_slice(row);
+            }
+        }
+        kept
+    });
+    parts.concat()
+}
+
+/// Column means and standard deviations (floored).
+fn mean_std(x: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
+    let n = x.nrows().max(1) as f64;
+    x.columns()
+        .into_iter()
+        .map(|c| {
+            let mean = c.sum() / n;
+            let var = c.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            (mean, var.sqrt().max(MIN_FEATURE_SCALE))
+        })
+        .unzip()
+}
+
+/// Column medians and MAD-based scales (floored).
+fn median_mad(x: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
+    x.columns()
+        .into_iter()
+        .map(|c| {
+            let mut v = c.to_vec();
+            let m = median(&mut v).unwrap_or(0.0);
+            let mut dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
+            let mad = median(&mut dev).unwrap_or(0.0) * 1.4826;
+            (m, mad.max(MIN_FEATURE_SCALE))
+        })
+        .unzip()
+}
+
+fn fit_pca(x: &Array2<f64>, variance: f64) -> Result<Detector, TrainError> {
+    let (center, scale) = mean_std(x);
+    let mut z = x.clone();
+    for mut row in z.rows_mut() {
+        for ((v, c), s) in row.iter_mut().zip(&center).zip(&scale) {
+            *v = (*v - c) / s;
+        }
+    }
+    let n = z.nrows();
+    let dim = z.ncols();
+    let trace: f64 = z
+        .columns()
+        .into_iter()
+        .map(|c| {
+            let m = c.sum() / n as f64;
+            c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n as f64 - 1.0)
+        })
+        .sum();
+    // All directions but one: the last is never a principal one anyway.
+    let fitted = linfa_reduction::Pca::params(dim - 1)
+        .fit(&DatasetBase::from(z))
+        .map_err(|e| TrainError::Fit(format!("pca: {e}")))?;
+    // linfa's explained_variance divides by the component count, not the
+    // sample count; the eigenvalues are σ² / (n - 1).
+    let eigen: Vec<f64> = fitted
+        .singular_values()
+        .iter()
+        .map(|s| s * s / (n as f64 - 1.0))
+        .collect();
+    let mut k = 0;
+    let mut covered = 0.0;
+    while k < eigen.len() && covered < variance * trace {
+        covered += eigen[k];
+        k += 1;
+    }
+    let k = k.clamp(1, dim - 1);
+    let explained: f64 = eigen[..k].iter().sum();
+    let residual = ((trace - explained) / (dim - k) as f64).max(MIN_RESIDUAL_VARIANCE);
+    let components: Vec<Vec<f64>> = fitted
+        .components()
+        .rows()
+        .into_iter()
+        .take(k)
+        .map(|r| {
+            let norm = r
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>()
+                .sqrt()
+                .max(f64::MIN_POSITIVE);
+            r.iter().map(|v| v / norm).collect()
+        })
+        .collect();
+    let variances = eigen[..k].iter().map(|v| v.max(residual)).collect();
+    Ok(Detector::Pca {
+        center,
+        scale,
+        components,
+        variances,
+        residual_variance: residual,
+        raw_scale: 1.0,
+    })
+}
+
+fn fit_robust_z(x: &Array2<f64>) -> Detector {
+    let (center, scale) = median_mad(x);
+    Detector::RobustZ {
+        center,
+        scale,
+        raw_scale: 1.0,
+    }
+}
+
+fn set_raw_scale(detector: &mut Detector, value: f64) {
+    match detector {
+        Detector::Pca { raw_scale, .. } | Detector::RobustZ { raw_scale, .. } => *raw_scale = value,
+    }
+}
+
+/// Fits a detector to `records` (see the module docs). `progress` is called
+/// at each stage.
+pub fn fit(
+    records: &[Telemetry],
+    cfg: &TrainConfig,
+    mut progress: impl FnMut(Progress),
+) -> Result<TrainedModel, TrainError> {
+    check_config(cfg)?;
+    let mut data = FleetData::new(records, cfg.holdout_fraction);
+    data.devices
+        .retain(|d| d.records.len() >= cfg.min_device_records.max(1));
+    let usable = data.records();
+    progress(Progress::Grouped {
+        devices: data.devices.len(),
+        records: usable,
+    });
+    if usable < cfg.min_records.max(1) || data.devices.is_empty() {
+        return Err(TrainError::TooLittleData {
+            records: usable,
+            devices: data.devices.len(),
+            min_records: cfg.min_records,
+            min_device_records: cfg.min_device_records,
+        });
+    }
+
+    let metrics = match &cfg.metrics {
+        Some(m) => {
+            let mut m = m.clone();
+            m.sort();
+            m.dedup();
+            m
+        }
+        None => choose_metrics(&data),
+    };
+    if metrics.is_empty() {
+        return Err(TrainError::NoMetrics);
+    }
+    if metrics.len() > vigil_model::features::MAX_SPEC_METRICS {
+        return Err(TrainError::TooManyMetrics {
+            found: metrics.len(),
+            max: vigil_model::features::MAX_SPEC_METRICS,
+        });
+    }
+    let spec = FeatureSpec {
+        metrics: priors(&data, &metrics),
+        fast_window: cfg.fast_window,
+        slow_window: cfg.slow_window,
+        warmup: cfg.warmup,
+        ..FeatureSpec::with_defaults(Vec::new())
+    };
+    let extractor = vigil_model::Extractor::new(spec.clone())
+        .map_err(|e| TrainError::Model(ModelError::Spec(e)))?;
+    let dim = extractor.dim();
+
+    let warm_rows: usize = data
+        .devices
+        .iter()
+        .map(|d| d.holdout_start.saturating_sub(cfg.warmup as usize))
+        .sum();
+    let stride = warm_rows.div_ceil(cfg.max_fit_rows).max(1);
+    let rows = training_rows(&data, &extractor, stride);
+    let n = rows.len() / dim;
+    progress(Progress::Extracted { rows: n });
+    if n < dim * 10 {
+        return Err(TrainError::TooLittleData {
+            records: usable,
+            devices: data.devices.len(),
+            min_records: cfg.min_records.max((dim * 10 + cfg.warmup as usize) * 2),
+            min_device_records: cfg.min_device_records,
+        });
+    }
+    let x = Array2::from_shape_vec((n, dim), rows)
+        .map_err(|e| TrainError::Fit(format!("feature matrix: {e}")))?;
+
+    let mut detector = match cfg.method {
+        Method::Pca => fit_pca(&x, cfg.pca_variance)?,
+        Method::RobustZ => fit_robust_z(&x),
+    };
+    let components = match &detector {
+        Detector::Pca { components, .. } => components.len(),
+        Detector::RobustZ { .. } => 0,
+    };
+    progress(Progress::Fitted { components });
+
+    // Calibrate with the scoring arithmetic itself.
+    let (from_ts, to_ts) = data.time_range();
+    let header = |validation| ReleaseHeader {
+        model: cfg.model.clone(),
+        version: cfg.version,
+        created_ts: cfg.created_ts,
+        training: TrainingWindow {
+            from_ts,
+            to_ts,
+            records: usable as u64,
+            devices: data.devices.len() as u64,
+            source: cfg.source.clone(),
+        },
+        validation,
+        threshold: CALIBRATED_THRESHOLD,
+    };
+    let unvalidated = ValidationMetrics {
+        holdout_records: 0,
+        false_alarm_rate: 0.0,
+        detection_rate: None,
+        mean_detection_delay: None,
+    };
+    let provisional = Model::from_payload(ReleasePayload {
+        header: header(unvalidated.clone()),
+        format: vigil_model::PAYLOAD_FORMAT,
+        features: spec.clone(),
+        detector: detector.clone(),
+    })?;
+    let mut scratch = Scratch::default();
+    let mut raws: Vec<f64> = x
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let row: Vec<f64> = row.to_vec();
+            provisional.score_features(&row, &mut scratch).raw
+        })
+        .collect();
+    let raw_scale = quantile(&mut raws, 1.0 - cfg.target_false_alarm_rate)
+        .unwrap_or(1.0)
+        .max(1.0e-3);
+    set_raw_scale(&mut detector, raw_scale);
+
+    let payload = ReleasePayload {
+        header: header(unvalidated),
+        format: vigil_model::PAYLOAD_FORMAT,
+        features: spec,
+        detector,
+    };
+    let model = Model::from_payload(payload.clone())?;
+    let holdout = evaluate(
+        &model,
+        &data,
+        &[],
+        &EvalOptions {
+            holdout_only: true,
+            ..EvalOptions::default()
+        },
+    );
+    progress(Progress::Evaluated {
+        false_alarm_rate: holdout.false_alarm_rate,
+    });
+    let mut payload = payload;
+    payload.header.validation = holdout.validation_metrics();
+    let bytes = serde_json::to_vec(&payload)
+        .map_err(|e| TrainError::Fit(format!("encoding payload: {e}")))?
+        .len();
+    // Room for the envelope (key id, checksum, signature, names).
+    let max = vigil_schemas::release::MAX_RELEASE_BYTES - 512;
+    if bytes > max {
+        return Err(TrainError::TooLarge { bytes, max });
+    }
+    let model = Model::from_payload(payload.clone())?;
+    Ok(TrainedModel {
+        payload,
+        model,
+        holdout,
+    })
+}
