@@ -25,14 +25,17 @@
 //!
 //! # Cold start
 //!
-//! A device never seen before starts with empty state. Its first record
-//! scores all-zero features (there is nothing to compare it with). For the
-//! next `warmup` records the noise and total variances are blended from the
-//! fleet priors in the spec (medians over the training fleet) towards the
-//! device's own estimates, linearly in the number of records seen, and
-//! updates are not winsorised. After `warmup` records only the device's own
-//! statistics count. A device in warm-up is therefore judged against a
-//! typical fleet member's noise level around its own first values.
+//! A device never seen before (or evicted, or reset by a model swap) starts
+//! with empty state. Its first record scores all-zero features (there is
+//! nothing to compare it with). After that its means are running averages
+//! until a window's worth of records has been seen, and its noise and total
+//! variances are shrunk towards the fleet priors in the spec (medians over
+//! the training fleet): with `n` records seen, the device's own estimate
+//! weighs `n / (n + warmup)` and the prior the rest, until `n` reaches
+//! `slow_window`, after which only the device's own statistics count.
+//! Updates are winsorised only after `warmup` records. A new device is
+//! therefore judged against a typical fleet member's variability around its
+//! own values at first, and against its own variability soon after.
 //!
 //! # Determinism
 //!
@@ -118,7 +121,7 @@ impl FeatureSpec {
                 })
                 .collect(),
             fast_window: 8,
-            slow_window: 256,
+            slow_window: 1024,
             warmup: 32,
             clip_sigma: 6.0,
             stuck_cap: 64,
@@ -353,13 +356,20 @@ impl Extractor {
         }
         let warmup = self.spec.warmup;
         let warm = st.n >= warmup;
-        // Weight of the device's own estimates; fleet priors fill the rest.
-        let own = if warm {
+        // Weight of the device's own variance estimates: shrinkage towards
+        // the fleet priors with the strength of `warmup` records, until the
+        // slow statistics span a whole window.
+        let n = f64::from(st.n);
+        let own = if st.n >= self.spec.slow_window {
             1.0
         } else {
-            f64::from(st.n) / f64::from(warmup)
+            n / (n + f64::from(warmup))
         };
         let prior = 1.0 - own;
+        // Running means until a window's worth of records has been seen,
+        // so a new device's averages do not cling to its first value.
+        let fast_alpha = self.fast_alpha.max(1.0 / (n + 1.0));
+        let slow_alpha = self.slow_alpha.max(1.0 / (n + 1.0));
         let noise_var = (own * (st.step_sq * 0.5) + prior * spec.noise_var)
             .max(spec.noise_var * VAR_FLOOR_FRACTION);
         let total_var = (own * st.slow_var + prior * spec.total_var).max(noise_var);
@@ -376,7 +386,7 @@ impl Extractor {
         };
 
         let innovation = (x - st.fast) / noise_sd;
-        let fast = st.fast + self.fast_alpha * clip(x - st.fast, noise_sd);
+        let fast = st.fast + fast_alpha * clip(x - st.fast, noise_sd);
         let trend = (fast - st.slow) / total_sd;
 
         let delta = x - st.last;
@@ -387,7 +397,7 @@ impl Extractor {
             0
         };
 
-        let a = self.slow_alpha;
+        let a = slow_alpha;
         let dev = clip(x - st.slow, total_sd);
         let slow = st.slow + a * dev;
         let slow_var = (1.0 - a) * (st.slow_var + a * dev * dev);

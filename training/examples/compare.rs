@@ -53,30 +53,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         episodes.len()
     );
 
-    let variants: Vec<(&str, TrainConfig)> = vec![
+    let pca = |variance: f64, slow_window: u32, fast_window: u32| TrainConfig {
+        method: Method::Pca,
+        pca_variance: variance,
+        slow_window,
+        fast_window,
+        ..TrainConfig::default()
+    };
+    let quick = std::env::var("COMPARE_ALL").is_err();
+    let mut variants: Vec<(String, TrainConfig)> = vec![
+        ("pca".into(), pca(0.95, 1024, 8)),
         (
-            "pca (95% variance)",
-            TrainConfig {
-                method: Method::Pca,
-                ..TrainConfig::default()
-            },
-        ),
-        (
-            "pca (80% variance)",
-            TrainConfig {
-                method: Method::Pca,
-                pca_variance: 0.8,
-                ..TrainConfig::default()
-            },
-        ),
-        (
-            "robust_z max",
+            "robust_z".into(),
             TrainConfig {
                 method: Method::RobustZ,
                 ..TrainConfig::default()
             },
         ),
     ];
+    if !quick {
+        for (v, s, f) in [
+            (0.8, 1024, 8),
+            (0.99, 1024, 8),
+            (0.95, 256, 8),
+            (0.95, 2048, 8),
+            (0.95, 1024, 16),
+        ] {
+            variants.push((format!("pca var={v} slow={s} fast={f}"), pca(v, s, f)));
+        }
+    }
     println!("| method | holdout FAR | test FAR | precision | detection rate | F1 | mean delay | fit s |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut per_kind = Vec::new();
@@ -91,7 +96,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &EvalOptions::default(),
         );
         println!(
-            "| {name} | {:.5} | {:.5} | {:.3} | {:.3} | {:.3} | {:.1} | {secs:.1} |",
+            "| {name}{} | {:.5} | {:.5} | {:.3} | {:.3} | {:.3} | {:.1} | {secs:.1} |",
+            match &trained.payload.detector {
+                vigil_model::Detector::Pca {
+                    components,
+                    variances,
+                    residual_variance,
+                    ..
+                } => format!(
+                    " (k={}, λ={:.2?}, res={residual_variance:.3})",
+                    components.len(),
+                    variances
+                ),
+                vigil_model::Detector::RobustZ { .. } => String::new(),
+            },
             trained.holdout.false_alarm_rate,
             ev.false_alarm_rate,
             ev.precision.unwrap_or(0.0),

@@ -7,14 +7,14 @@
 //! 3. Features the "training way": `vigil_model::Extractor::extract_series`
 //!    over each device's stream, the very code the scorer runs record by
 //!    record. Each device's first `warmup` rows are left out of the fit.
-//! 4. The detector: standardisation, then PCA with linfa-reduction
-//!    ([`Method::Pca`], the default) or robust z-scores ([`Method::RobustZ`]).
+//! 4. The detector: standardisation, then PCA from the exact
+//!    eigendecomposition of the feature covariance (linfa-linalg;
+//!    [`Method::Pca`], the default) or robust z-scores ([`Method::RobustZ`]).
 //! 5. Calibration: `raw_scale` is the raw score at the `1 - target` quantile
 //!    of the training rows, which puts the release's threshold at 0.5.
 //! 6. Holdout evaluation (false-alarm rate) through the scoring path.
 
-use linfa::traits::Fit as _;
-use linfa::DatasetBase;
+use linfa_linalg::eigh::{EigSort as _, EighInto as _};
 use ndarray::Array2;
 use vigil_model::{Detector, FeatureSpec, MetricSpec, Model, ModelError, ReleasePayload, Scratch};
 use vigil_schemas::{ReleaseHeader, Telemetry, TrainingWindow, ValidationMetrics};
@@ -322,55 +322,48 @@ fn median_mad(x: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
 
 fn fit_pca(x: &Array2<f64>, variance: f64) -> Result<Detector, TrainError> {
     let (center, scale) = mean_std(x);
+    let n = x.nrows();
+    let dim = x.ncols();
+    // Covariance of the standardised features (the data are centred by the
+    // same means), then its exact symmetric eigendecomposition. A d×d
+    // problem (d = 3 × metrics) costs nothing next to the n×d product, and
+    // unlike a truncated iterative SVD it returns the whole spectrum, which
+    // the residual variance needs.
     let mut z = x.clone();
     for mut row in z.rows_mut() {
         for ((v, c), s) in row.iter_mut().zip(&center).zip(&scale) {
             *v = (*v - c) / s;
         }
     }
-    let n = z.nrows();
-    let dim = z.ncols();
-    let trace: f64 = z
-        .columns()
-        .into_iter()
-        .map(|c| {
-            let m = c.sum() / n as f64;
-            c.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n as f64 - 1.0)
-        })
-        .sum();
-    // All directions but one: the last is never a principal one anyway.
-    let fitted = linfa_reduction::Pca::params(dim - 1)
-        .fit(&DatasetBase::from(z))
-        .map_err(|e| TrainError::Fit(format!("pca: {e}")))?;
-    // linfa's explained_variance divides by the component count, not the
-    // sample count; the eigenvalues are σ² / (n - 1).
-    let eigen: Vec<f64> = fitted
-        .singular_values()
-        .iter()
-        .map(|s| s * s / (n as f64 - 1.0))
-        .collect();
+    let cov = z.t().dot(&z) / (n as f64 - 1.0).max(1.0);
+    let trace: f64 = cov.diag().sum();
+    let (values, vectors) = cov
+        .eigh_into()
+        .map_err(|e| TrainError::Fit(format!("eigendecomposition: {e}")))?
+        .sort_eig_desc();
+    let eigen: Vec<f64> = values.iter().map(|v| v.max(0.0)).collect();
     let mut k = 0;
     let mut covered = 0.0;
     while k < eigen.len() && covered < variance * trace {
         covered += eigen[k];
         k += 1;
     }
-    let k = k.clamp(1, dim - 1);
+    // Always leave a residual subspace: that is where broken correlations
+    // show up.
+    let k = k.clamp(1, dim.saturating_sub(1).max(1));
     let explained: f64 = eigen[..k].iter().sum();
-    let residual = ((trace - explained) / (dim - k) as f64).max(MIN_RESIDUAL_VARIANCE);
-    let components: Vec<Vec<f64>> = fitted
-        .components()
-        .rows()
-        .into_iter()
-        .take(k)
-        .map(|r| {
-            let norm = r
+    let rest = dim.saturating_sub(k).max(1) as f64;
+    let residual = ((trace - explained) / rest).max(MIN_RESIDUAL_VARIANCE);
+    let components: Vec<Vec<f64>> = (0..k)
+        .map(|j| {
+            let col = vectors.column(j);
+            let norm = col
                 .iter()
                 .map(|v| v * v)
                 .sum::<f64>()
                 .sqrt()
                 .max(f64::MIN_POSITIVE);
-            r.iter().map(|v| v / norm).collect()
+            col.iter().map(|v| v / norm).collect()
         })
         .collect();
     let variances = eigen[..k].iter().map(|v| v.max(residual)).collect();
