@@ -1,0 +1,133 @@
+//! The Numenta Anomaly Benchmark's scoring, reimplemented.
+//!
+//! NAB is the public yardstick for streaming anomaly detectors: 58 labelled
+//! series, anomaly *windows* instead of points, rewards for detecting early
+//! inside a window, costs for false alarms and missed windows, three
+//! profiles that weigh those differently, and a per-profile threshold tuned
+//! over the whole corpus. Vigil uses it to put a comparable number on its
+//! detector: `vigil-loadgen nab` runs the detector over the corpus (online,
+//! row by row) and scores the result here; `--score-only` scores existing
+//! results, including the published ones, which is how this implementation
+//! is checked against NAB's own numbers.
+//!
+//! - [`labels`]: windows per file and the scoring profiles.
+//! - [`sweep`]: the scoring rule and the threshold optimiser.
+//! - [`files`]: NAB's data and results layouts on disk.
+//! - [`report`]: scoring a results directory and writing `scores.json`.
+//!
+//! A runner that produces scores itself builds one [`FileScores`] per corpus
+//! file and calls [`score_detector`]; [`write_result_file`] writes them in
+//! NAB's layout so NAB's reference scorer can check them too.
+
+use std::path::{Path, PathBuf};
+
+pub mod files;
+pub mod labels;
+pub mod report;
+pub mod sweep;
+mod timestamp;
+
+pub use files::{load_data_dir, read_detector_results, result_path, write_result_file, DataFile};
+pub use labels::{CostMatrix, Labels, Profile, Window};
+pub use report::{
+    score_detector, score_results, DetectorScore, ProfileScore, Report, ScoreOptions,
+};
+pub use sweep::{Corpus, Counts, FileScore, FileScores, ThresholdScore};
+pub use timestamp::Timestamp;
+
+/// Why a NAB input could not be read or scored.
+#[derive(Debug, thiserror::Error)]
+pub enum NabError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing json{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Json {
+        path: Option<PathBuf>,
+        source: serde_json::Error,
+    },
+    #[error("reading csv {path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
+    #[error("{path} line {line}: {why}")]
+    BadRow {
+        path: PathBuf,
+        line: u64,
+        why: String,
+    },
+    #[error("{path}: header has no {column:?} column")]
+    MissingColumn { path: PathBuf, column: &'static str },
+    #[error("timestamp {value:?} is not YYYY-MM-DD HH:MM:SS[.ffffff]")]
+    Timestamp { value: String },
+    #[error("labels for {file}: window {start} .. {end} {why}")]
+    BadWindow {
+        file: String,
+        start: String,
+        end: String,
+        why: &'static str,
+    },
+    #[error("profiles{}: {why}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Profiles { path: Option<PathBuf>, why: String },
+    #[error("{file}: not in the labels file, so it cannot be scored")]
+    Unlabelled { file: String },
+    #[error("{file}: window edge {edge} is not a timestamp of the file")]
+    WindowEdgeMissing { file: String, edge: String },
+    #[error("{file}: {scores} anomaly scores for {rows} rows")]
+    LengthMismatch {
+        file: String,
+        scores: usize,
+        rows: usize,
+    },
+    #[error("{file} row {row}: anomaly score {value} is not a finite number")]
+    NonFiniteScore {
+        file: String,
+        row: usize,
+        value: f64,
+    },
+    #[error("{rows} scored rows are more than this scorer indexes")]
+    TooLarge { rows: usize },
+    #[error("no results for {file}: expected {path}")]
+    MissingResult { file: String, path: PathBuf },
+    #[error("results for {file} do not match the data: {why}")]
+    ResultsMismatch { file: String, why: String },
+    #[error("no detector results under {path}: expected <detector>/<category>/<detector>_<file>.csv or <category>/<detector>_<file>.csv")]
+    NoDetectors { path: PathBuf },
+    #[error("the labels define no anomaly windows, so scores cannot be normalised")]
+    NoWindows,
+}
+
+impl NabError {
+    /// Names the file a parse error came from.
+    fn at(self, path: &Path) -> Self {
+        match self {
+            NabError::Json { path: None, source } => NabError::Json {
+                path: Some(path.to_owned()),
+                source,
+            },
+            NabError::BadWindow {
+                file,
+                start,
+                end,
+                why,
+            } => NabError::BadWindow {
+                file: format!("{file} in {}", path.display()),
+                start,
+                end,
+                why,
+            },
+            NabError::Profiles { path: None, why } => NabError::Profiles {
+                path: Some(path.to_owned()),
+                why,
+            },
+            other => other,
+        }
+    }
+}
+
+fn read_to_string(path: &Path) -> Result<String, NabError> {
+    std::fs::read_to_string(path).map_err(|source| NabError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
