@@ -195,7 +195,7 @@ impl Device {
         let next_episode_tick = cfg
             .anomalies
             .quiet_start_ticks
-            .saturating_add(events.exponential(shared.mean_gap_ticks) as u64);
+            .saturating_add(healthy_gap(&mut events, shared.mean_gap_ticks));
         let mut device = Self {
             id: format!("{}-{index:05}", cfg.device_prefix),
             index,
@@ -403,11 +403,22 @@ impl Device {
     }
 
     fn schedule_next(&mut self, end_tick: u64) {
-        let gap = self.events.exponential(self.shared.mean_gap_ticks) as u64;
+        let gap = healthy_gap(&mut self.events, self.shared.mean_gap_ticks);
         self.next_episode_tick = end_tick
             .saturating_add(1)
             .saturating_add(self.shared.config.anomalies.min_gap_ticks)
             .saturating_add(gap);
+    }
+}
+
+/// Ticks until the next episode may start: exponential with the given mean,
+/// or never when anomalies are off.
+fn healthy_gap(events: &mut Rng, mean_ticks: f64) -> u64 {
+    if mean_ticks.is_finite() {
+        // `as` saturates, so an enormous draw means "not in this run".
+        events.exponential(mean_ticks) as u64
+    } else {
+        u64::MAX
     }
 }
 

@@ -102,7 +102,7 @@ impl Rng {
         }
     }
 
-    /// Exponential variate with the given mean (0 when the mean is 0).
+    /// Exponential variate with the given finite mean.
     pub(crate) fn exponential(&mut self, mean: f64) -> f64 {
         -mean * (1.0 - self.uniform()).ln()
     }
