@@ -50,7 +50,8 @@ struct NabArgs {
     /// Scoring profiles [default: <nab-dir>/config/profiles.json].
     #[arg(long, value_name = "FILE")]
     profiles: Option<PathBuf>,
-    /// Where to write scores.json [default: <results>/scores.json].
+    /// Where to write the scores: a file ending in .json, or a directory
+    /// that gets scores.json [default: <results>/scores.json].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
 }
@@ -87,7 +88,13 @@ fn nab(args: NabArgs) -> Result<()> {
         profiles: args.nab_file(&args.profiles, "config/profiles.json", "--profiles")?,
         results,
         data,
-        out: args.out,
+        out: args.out.map(|out| {
+            if out.extension().is_some_and(|e| e == "json") {
+                out
+            } else {
+                out.join("scores.json")
+            }
+        }),
     };
     let started = Instant::now();
     let report = score_results(&options)

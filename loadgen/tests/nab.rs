@@ -257,6 +257,22 @@ fn cli_prints_the_table_and_writes_scores_json() {
         .expect("score");
     assert!((standard - 39.65).abs() < 0.01);
 
+    // A directory as --out gets scores.json inside it.
+    let run = Command::new(env!("CARGO_BIN_EXE_vigil-loadgen"))
+        .args(["nab", "--score-only", "--results"])
+        .arg(nab.join("results/windowedGaussian"))
+        .arg("--out")
+        .arg(tmp.path().join("outdir"))
+        .env("VIGIL_NAB_DIR", &nab)
+        .output()
+        .expect("binary runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(tmp.path().join("outdir/scores.json").is_file());
+
     let run = Command::new(env!("CARGO_BIN_EXE_vigil-loadgen"))
         .args(["nab", "--score-only"])
         .env_remove("VIGIL_NAB_RESULTS")
