@@ -1,7 +1,8 @@
 //! Compares detector methods on a labelled simulated fleet and prints the
 //! tables in `EVALUATION.md`.
 //!
-//! `cargo run --release -p vigil-training --example compare -- [devices] [ticks]`
+//! `cargo run --release -p vigil-training --example compare -- [devices] [ticks] [severity]`
+//! (`COMPARE_ALL=1` adds PCA variants with other windows and variance levels)
 //!
 //! Trains on a clean fleet (seed 1), evaluates on a different fleet with
 //! every anomaly kind injected (seed 2: none of its devices' baselines were
@@ -16,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let devices: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(200);
     let ticks: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2_000);
+    let severity: f64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1.0);
     let day_ms = 1_440_000; // a "day" of 1,440 one-second ticks
     let train_cfg = FleetConfig {
         day_ms,
@@ -32,6 +34,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: 2,
         day_ms,
         ..FleetConfig::default()
+    };
+    let test_cfg = FleetConfig {
+        anomalies: vigil_fleet_sim::AnomalyConfig {
+            severity,
+            ..test_cfg.anomalies.clone()
+        },
+        ..test_cfg
     };
     let generated = Fleet::new(test_cfg)?.generate(ticks);
     let episodes: Vec<Episode> = generated
