@@ -289,8 +289,10 @@ impl Compiled {
                 }
             }
         }
+        // Per-record features (the gap) belong to no metric: left out.
         let mut per_metric: Vec<(usize, f64)> = w
             .chunks_exact(FEATURES_PER_METRIC)
+            .take(names.len())
             .map(|c| c.iter().sum::<f64>())
             .enumerate()
             .collect();

@@ -12,6 +12,15 @@
 //! | `trend` | `(fast_mean' - slow_mean) / total_sd` | level shifts, slow drift |
 //! | `stuck` | length of the current run of repeated values | stuck sensors |
 //!
+//! plus one feature per record, last in the vector:
+//!
+//! | feature | definition | catches |
+//! |---|---|---|
+//! | `gap` | `max(0, Δts / typical_interval - 1)` | silences (missing data) |
+//!
+//! The typical interval is the device's EWMA of event-time steps (shrunk
+//! towards the fleet prior `interval_ms` at first; steps are capped at 4×
+//! the current estimate so one long silence does not redefine normal).
 //! `noise_sd` comes from the EWMA of squared one-step deltas (white noise of
 //! variance s² has E[Δ²] = 2s²), which a slow daily cycle barely moves, so a
 //! device's own sample-to-sample noise is the yardstick rather than its
@@ -50,6 +59,10 @@ use vigil_schemas::Telemetry;
 pub const FEATURES_PER_METRIC: usize = 3;
 /// Names of the per-metric features, in vector order.
 pub const FEATURE_NAMES: [&str; FEATURES_PER_METRIC] = ["innovation", "trend", "stuck"];
+/// Features computed once per record (after all per-metric ones): `gap`.
+pub const DEVICE_FEATURES: usize = 1;
+/// Cap of one interval step relative to the current estimate.
+const INTERVAL_STEP_CAP: f64 = 4.0;
 /// Most metrics a spec may name (bounds per-device state and release size).
 pub const MAX_SPEC_METRICS: usize = 32;
 /// Features are clamped to ±this, so one absurd value cannot dominate a
@@ -72,6 +85,9 @@ pub struct FeatureSpec {
     pub clip_sigma: f64,
     /// The stuck feature saturates at this run length.
     pub stuck_cap: u32,
+    /// Fleet median of the time between a device's records, ms (prior of
+    /// the `gap` feature).
+    pub interval_ms: f64,
 }
 
 /// One metric of the spec, with fleet priors used during a device's warm-up.
@@ -125,12 +141,13 @@ impl FeatureSpec {
             warmup: 32,
             clip_sigma: 6.0,
             stuck_cap: 64,
+            interval_ms: 1000.0,
         }
     }
 
     /// Length of the feature vector.
     pub fn dim(&self) -> usize {
-        self.metrics.len() * FEATURES_PER_METRIC
+        self.metrics.len() * FEATURES_PER_METRIC + DEVICE_FEATURES
     }
 
     /// Checks everything the extractor relies on.
@@ -170,6 +187,13 @@ impl FeatureSpec {
                     why: "must lie in 1..=1000000",
                 });
             }
+        }
+        if !(self.interval_ms.is_finite() && self.interval_ms > 0.0) {
+            return Err(SpecError::BadParameter {
+                what: "interval_ms",
+                value: self.interval_ms.to_string(),
+                why: "must be a positive finite number",
+            });
         }
         if !(self.clip_sigma.is_finite() && self.clip_sigma >= 1.0) {
             return Err(SpecError::BadParameter {
@@ -238,6 +262,12 @@ pub struct MetricState {
 pub struct DeviceState {
     /// Highest `seq` whose record updated this state.
     pub last_seq: Option<u64>,
+    /// Event time of that record.
+    pub last_ts: Option<u64>,
+    /// Intervals observed (saturating).
+    pub intervals: u32,
+    /// EWMA of the interval between records, ms.
+    pub interval: f64,
     /// In spec metric order.
     pub metrics: Vec<MetricState>,
 }
@@ -247,6 +277,9 @@ impl DeviceState {
     pub fn new(metrics: usize) -> Self {
         DeviceState {
             last_seq: None,
+            last_ts: None,
+            intervals: 0,
+            interval: 0.0,
             metrics: vec![MetricState::default(); metrics],
         }
     }
@@ -335,10 +368,36 @@ impl Extractor {
                 *st = next;
             }
         }
+        let gap = self.gap(state, record.ts, commit);
+        if let Some(slot) = out.last_mut() {
+            *slot = gap;
+        }
         if commit {
             state.last_seq = Some(record.seq);
+            state.last_ts = Some(record.ts);
         }
         commit
+    }
+
+    /// The `gap` feature of a record at `ts`; advances the interval estimate
+    /// when `commit`.
+    fn gap(&self, state: &mut DeviceState, ts: u64, commit: bool) -> f64 {
+        let Some(last) = state.last_ts else {
+            return 0.0;
+        };
+        // Out-of-order event times count as no gap.
+        let step = ts.saturating_sub(last) as f64;
+        let n = f64::from(state.intervals);
+        let own = n / (n + f64::from(self.spec.warmup));
+        let typical = (own * state.interval + (1.0 - own) * self.spec.interval_ms).max(1.0);
+        let feature = (step / typical - 1.0).clamp(0.0, FEATURE_LIMIT);
+        if commit {
+            let capped = step.min(INTERVAL_STEP_CAP * typical);
+            let a = self.slow_alpha.max(1.0 / (n + 1.0));
+            state.interval += a * (capped - state.interval);
+            state.intervals = state.intervals.saturating_add(1);
+        }
+        feature
     }
 
     /// Features of value `x` for one metric, and the state after it.
@@ -457,7 +516,11 @@ mod tests {
 
     #[test]
     fn spike_scores_high_innovation_and_does_not_poison_the_noise_estimate() {
-        let ex = extractor(&["a"]);
+        let mut spec = FeatureSpec::with_defaults(["a".to_string()]);
+        // Priors like the device (noise sd 0.1), as training would set them.
+        spec.metrics[0].noise_var = 0.01;
+        spec.metrics[0].total_var = 0.01;
+        let ex = Extractor::new(spec).expect("valid spec");
         let mut st = ex.new_state();
         let mut out = vec![0.0; ex.dim()];
         for i in 0..200u64 {

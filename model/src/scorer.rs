@@ -157,6 +157,9 @@ impl Scorer {
                         .collect();
                     self.devices.remap(|st| DeviceState {
                         last_seq: st.last_seq,
+                        last_ts: st.last_ts,
+                        intervals: st.intervals,
+                        interval: st.interval,
                         metrics: map
                             .iter()
                             .map(|i| {

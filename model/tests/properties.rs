@@ -124,4 +124,4 @@ fn golden_verdict_digest() {
     );
 }
 
-const GOLDEN: &str = "2e9c6abc6dd12e07b6cccaab61326acbb0a2eeae34b996412006e0d80a042f02";
+const GOLDEN: &str = "4f248883fa8186853e0e80a765297d4c0422853979c111a72499c617da43ce9a";

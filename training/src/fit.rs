@@ -267,6 +267,24 @@ fn priors(data: &FleetData<'_>, metrics: &[String]) -> Vec<MetricSpec> {
         .collect()
 }
 
+/// Fleet median of the devices' median event-time step, ms (1 s when the
+/// data carry no usable timestamps).
+fn typical_interval(data: &FleetData<'_>) -> f64 {
+    let mut per_device: Vec<f64> = data
+        .devices
+        .iter()
+        .filter_map(|d| {
+            let mut steps: Vec<f64> = d.records[..d.holdout_start]
+                .windows(2)
+                .map(|w| w[1].ts.saturating_sub(w[0].ts) as f64)
+                .filter(|s| *s > 0.0)
+                .collect();
+            median(&mut steps)
+        })
+        .collect();
+    median(&mut per_device).unwrap_or(1000.0).max(1.0)
+}
+
 /// Training feature rows (row-major, `dim` wide): each device's training
 /// part after warm-up, every `stride`-th row.
 fn training_rows(
@@ -437,6 +455,7 @@ pub fn fit(
     }
     let spec = FeatureSpec {
         metrics: priors(&data, &metrics),
+        interval_ms: typical_interval(&data),
         fast_window: cfg.fast_window,
         slow_window: cfg.slow_window,
         warmup: cfg.warmup,

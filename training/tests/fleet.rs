@@ -4,10 +4,11 @@
 //!
 //! Floors, and why: on this fleet (seed 2, 200 devices, 1,500 ticks, see
 //! EVALUATION.md for the full table) the detector finds every spike, level
-//! shift, stuck sensor and noise burst and ~85–90 % of drifts. Each kind has
+//! shift, stuck sensor, noise burst and silence (missing data), ~85–90 % of
+//! drifts and ~80 % of broken correlations. Each kind has
 //! only ~20–30 episodes here, so one episode moves recall by 3–5 points; the
 //! floors sit about two such steps below the measured figures (0.9 for the
-//! abrupt kinds, 0.65 for drift) so the test fails on a real regression, not
+//! abrupt kinds and silences, 0.65 for drift) so the test fails on a real regression, not
 //! on the luck of one episode. The false-alarm bound is 5× the calibration
 //! target of 0.001: the test fleet's devices were never seen in training, so
 //! every one of them goes through a cold start.
@@ -147,6 +148,7 @@ fn detects_injected_anomalies_through_the_scoring_path() {
         (AnomalyKind::LevelShift, 0.9),
         (AnomalyKind::StuckAt, 0.9),
         (AnomalyKind::Drift, 0.65),
+        (AnomalyKind::Missing, 0.9),
     ];
     for (kind, floor) in floors {
         let k = kinds.get(&kind).expect("kind injected");
