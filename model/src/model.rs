@@ -46,6 +46,12 @@ impl Scratch {
         }
     }
 
+    /// The feature buffer, sized for `dim` features.
+    pub(crate) fn features_mut(&mut self, dim: usize) -> &mut [f64] {
+        self.fit(dim);
+        &mut self.features
+    }
+
     /// The features of the last record scored with this scratch.
     pub fn features(&self) -> &[f64] {
         &self.features

@@ -180,6 +180,26 @@ impl Scorer {
         Ok(outcome)
     }
 
+    /// Advances the device's state with `record` without producing a
+    /// verdict or counting it: for rebuilding state from a bounded replay of
+    /// the telemetry log after a restart or a rebalance (records already
+    /// applied are skipped by their `seq`). Returns whether state moved;
+    /// always false before a model is installed.
+    pub fn observe(&mut self, record: &Telemetry) -> bool {
+        let Some(model) = &self.model else {
+            return false;
+        };
+        let m = model.model();
+        let state = self
+            .devices
+            .get_or_insert_with(&record.device_id, || m.extractor().new_state());
+        m.extractor().extract(
+            state,
+            record,
+            self.scratch.features_mut(m.extractor().dim()),
+        )
+    }
+
     /// Scores one record and returns its verdict, stamped with the model's
     /// name and version (or unscored before any model exists).
     /// `ingest_ts` is when ingest accepted the record (None at the edge),

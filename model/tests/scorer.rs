@@ -188,6 +188,35 @@ fn device_table_is_bounded_and_counts_evictions() {
 }
 
 #[test]
+fn replaying_history_with_observe_rebuilds_the_same_state() {
+    let records = common::stream(3, 200, 11);
+    let (history, live) = records.split_at(450);
+    let mut original = Scorer::new("default", 8);
+    original
+        .install(verified(common::payload(1)))
+        .expect("install");
+    for r in history {
+        original.score(r, None, 0, ScoredAt::Cloud);
+    }
+    // A restarted scorer replays the log before scoring live records.
+    let mut restarted = Scorer::new("default", 8);
+    assert!(!restarted.observe(&history[0]), "no model, no state");
+    restarted
+        .install(verified(common::payload(1)))
+        .expect("install");
+    for r in history {
+        assert!(restarted.observe(r));
+    }
+    assert!(!restarted.observe(&history[0]), "already applied");
+    assert_eq!(restarted.stats().scored, 0);
+    for r in live {
+        let a = original.score(r, None, 0, ScoredAt::Cloud);
+        let b = restarted.score(r, None, 0, ScoredAt::Cloud);
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
 fn duplicates_are_scored_without_advancing_state() {
     let mut scorer = Scorer::new("default", 8);
     scorer
