@@ -327,7 +327,8 @@ impl Extractor {
         DeviceState::new(self.spec.metrics.len())
     }
 
-    /// Computes the features of `record` into `out` (length [`Self::dim`])
+    /// Computes the features of `record` into `out` (length [`Self::dim`]; the
+    /// last value is the per-record `gap`)
     /// against `state`, and advances `state` when the record is new for the
     /// device. Returns whether the state was advanced.
     ///
@@ -362,7 +363,12 @@ impl Extractor {
             let Some(x) = value.filter(|v| v.is_finite()) else {
                 continue;
             };
-            let slot = &mut out[i * FEATURES_PER_METRIC..(i + 1) * FEATURES_PER_METRIC];
+            // A buffer shorter than `dim()` is a caller's bug: the features
+            // that do not fit are left out rather than panicking.
+            let Some(slot) = out.get_mut(i * FEATURES_PER_METRIC..(i + 1) * FEATURES_PER_METRIC)
+            else {
+                break;
+            };
             let next = self.observe(spec, st, x, slot);
             if commit {
                 *st = next;
