@@ -2,13 +2,15 @@
 //!
 //! Only flag parsing lives here; the work is in the `vigil_loadgen` library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use vigil_loadgen::nab::{score_results, ScoreOptions};
+use vigil_loadgen::nab::{
+    run, score_results, DetectorConfig, Report, Retrain, RunOptions, ScoreMap, ScoreOptions,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,10 +52,30 @@ struct NabArgs {
     /// Scoring profiles [default: <nab-dir>/config/profiles.json].
     #[arg(long, value_name = "FILE")]
     profiles: Option<PathBuf>,
-    /// Where to write the scores: a file ending in .json, or a directory
-    /// that gets scores.json [default: <results>/scores.json].
+    /// Where to write: with --score-only, scores.json (a file ending in
+    /// .json, or a directory that gets scores.json) [default:
+    /// <results>/scores.json]; otherwise the results root, which gets
+    /// <detector>/<category>/<detector>_<file>.csv and scores.json.
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
+    /// Detector to run (and its name in the results).
+    #[arg(long, default_value = "vigil", value_parser = ["vigil"])]
+    detector: String,
+    /// When the detector is refitted after the probationary period.
+    #[arg(long, value_enum, default_value_t = Retrain::Doubling)]
+    retrain: Retrain,
+    /// How the detector's raw score becomes NAB's anomaly_score.
+    #[arg(long, value_enum, default_value_t = ScoreMap::Calibrated)]
+    score_map: ScoreMap,
+    /// Worker threads [default: the machine's cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// The dataset beside the workspace (shared/datasets/nab), when present.
+fn default_nab_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/nab");
+    dir.join("labels").is_dir().then_some(dir)
 }
 
 impl NabArgs {
@@ -68,12 +90,60 @@ impl NabArgs {
     }
 }
 
+fn print_report(report: &Report, started: Instant) {
+    print!("{}", report.table());
+    println!(
+        "wrote {} in {:.2} s",
+        report.scores_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Runs the detector over the corpus and scores it.
+fn nab_run(mut args: NabArgs) -> Result<()> {
+    let Some(out) = args.out.clone() else {
+        bail!("running the detector needs --out DIR (the results root)");
+    };
+    if args.nab_dir.is_none() {
+        // --data DIR inside a NAB checkout finds labels/ and config/ beside it.
+        args.nab_dir = args
+            .data
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| p.join("labels").is_dir())
+            .map(Path::to_owned)
+            .or_else(default_nab_dir);
+    }
+    let options = RunOptions {
+        data: args.nab_file(&args.data, "data", "--data")?,
+        labels: args.nab_file(&args.labels, "labels/combined_windows.json", "--labels")?,
+        profiles: args.nab_file(&args.profiles, "config/profiles.json", "--profiles")?,
+        out,
+        detector: args.detector.clone(),
+        config: DetectorConfig {
+            retrain: args.retrain,
+            score: args.score_map,
+            ..DetectorConfig::default()
+        },
+        threads: args.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }),
+    };
+    let started = Instant::now();
+    let report = run(&options).with_context(|| {
+        format!(
+            "running {} over the NAB corpus in {}",
+            options.detector,
+            options.data.display()
+        )
+    })?;
+    print_report(&report, started);
+    Ok(())
+}
+
 fn nab(args: NabArgs) -> Result<()> {
     if !args.score_only {
-        bail!(
-            "running Vigil's detector over the NAB corpus is not built yet; \
-             score existing results with --score-only --results DIR"
-        );
+        return nab_run(args);
     }
     let Some(results) = args.results.clone() else {
         bail!("--score-only needs --results DIR (or VIGIL_NAB_RESULTS)");
@@ -99,12 +169,7 @@ fn nab(args: NabArgs) -> Result<()> {
     let started = Instant::now();
     let report = score_results(&options)
         .with_context(|| format!("scoring NAB results in {}", options.results.display()))?;
-    print!("{}", report.table());
-    println!(
-        "wrote {} in {:.2} s",
-        report.scores_path.display(),
-        started.elapsed().as_secs_f64()
-    );
+    print_report(&report, started);
     Ok(())
 }
 

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub mod files;
 pub mod labels;
 pub mod report;
+pub mod run;
 pub mod sweep;
 mod timestamp;
 
@@ -31,6 +32,9 @@ pub use files::{load_data_dir, read_detector_results, result_path, write_result_
 pub use labels::{CostMatrix, Labels, Profile, Window};
 pub use report::{
     score_detector, score_results, DetectorScore, ProfileScore, Report, ScoreOptions,
+};
+pub use run::{
+    detect, probation_rows, run, DetectError, DetectorConfig, Retrain, RunOptions, ScoreMap,
 };
 pub use sweep::{Corpus, Counts, FileScore, FileScores, ThresholdScore};
 pub use timestamp::Timestamp;
@@ -95,6 +99,11 @@ pub enum NabError {
     NoDetectors { path: PathBuf },
     #[error("the labels define no anomaly windows, so scores cannot be normalised")]
     NoWindows,
+    #[error("running the detector on {file}: {source}")]
+    Detector {
+        file: String,
+        source: run::DetectError,
+    },
 }
 
 impl NabError {

@@ -1,0 +1,325 @@
+//! The online NAB runner: Vigil's detector over every corpus file, the way
+//! the streaming pipeline runs it, then NAB's scoring.
+//!
+//! Per file, the series is one device with one metric (`value`). Nothing is
+//! scored until the probationary period (NAB's: the first 15 % of the file,
+//! at most 750 rows) has passed; then `vigil_training::fit` trains on those
+//! rows only, the device state is rebuilt by replaying them through the new
+//! model (as the scorer does after a restart), and every later row is
+//! scored by `vigil_model::Model::score_record` before it joins the past.
+//! With [`Retrain::Doubling`] the model is refitted on all rows seen so far
+//! each time their count doubles, so a row's score never depends on rows
+//! after it. Probationary rows get 0: NAB does not score them.
+//!
+//! The anomaly score written is a monotone map of the model's raw score
+//! ([`ScoreMap`]); NAB picks one threshold per profile for the whole corpus,
+//! so what matters is that scores mean the same across files.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use vigil_model::{Model, Scratch};
+use vigil_schemas::Telemetry;
+use vigil_training::{fit, Method, TrainConfig, TrainError};
+
+use super::files::{load_data_dir, result_path, write_result_file, DataFile};
+use super::report::write_scores;
+use super::sweep::{PROBATION_CAP_ROWS, PROBATION_PERCENT};
+use super::{score_detector, DetectorScore, FileScores, Labels, NabError, Profile, Report};
+
+/// The device id every series is scored under.
+const DEVICE_ID: &str = "nab";
+/// The single metric of a NAB series.
+const METRIC: &str = "value";
+/// Fewest probationary rows `fit` is asked to train on (NAB's smallest file
+/// has 1,127 rows, so 168 probationary ones).
+const MIN_TRAIN_ROWS: usize = 100;
+
+/// When the detector is refitted after the probationary period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Retrain {
+    /// Train once, on the probationary rows.
+    Never,
+    /// Refit on every row seen so far each time their count doubles.
+    Doubling,
+}
+
+/// How a record's raw detector score becomes NAB's `anomaly_score`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreMap {
+    /// The model's own score, `raw / (raw + raw_scale)`: 0.5 at the
+    /// calibrated false-alarm quantile of the training rows.
+    Calibrated,
+}
+
+/// The detector's global settings: one choice for every file.
+#[derive(Debug, Clone)]
+pub struct DetectorConfig {
+    pub retrain: Retrain,
+    pub score: ScoreMap,
+    /// Detector family `fit` trains.
+    pub method: Method,
+    /// False-alarm rate `fit` calibrates `raw_scale` to.
+    pub target_false_alarm_rate: f64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            retrain: Retrain::Doubling,
+            score: ScoreMap::Calibrated,
+            method: Method::Pca,
+            target_false_alarm_rate: TrainConfig::default().target_false_alarm_rate,
+        }
+    }
+}
+
+/// What `run` reads and writes.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Corpus data folder (`<category>/<file>.csv`).
+    pub data: PathBuf,
+    /// `combined_windows.json`; its files are the ones run.
+    pub labels: PathBuf,
+    /// `profiles.json`.
+    pub profiles: PathBuf,
+    /// Results root: gets `<detector>/<category>/<detector>_<file>.csv` and
+    /// `scores.json`.
+    pub out: PathBuf,
+    /// Detector name in paths and in `scores.json`.
+    pub detector: String,
+    pub config: DetectorConfig,
+    /// Worker threads (files are independent).
+    pub threads: usize,
+}
+
+/// Rows NAB leaves unscored at the start of a file of `rows` rows.
+pub fn probation_rows(rows: usize) -> usize {
+    let share = PROBATION_PERCENT * rows as f64;
+    share.min(PROBATION_PERCENT * PROBATION_CAP_ROWS).floor() as usize
+}
+
+fn records(data: &DataFile) -> Vec<Telemetry> {
+    data.timestamps
+        .iter()
+        .zip(&data.values)
+        .enumerate()
+        .map(|(i, (t, &v))| {
+            let ts_ms = u64::try_from(t.0.div_euclid(1000)).unwrap_or(0);
+            let metrics = BTreeMap::from([(METRIC.to_owned(), v)]);
+            Telemetry::new(DEVICE_ID, i as u64 + 1, ts_ms, metrics)
+        })
+        .collect()
+}
+
+fn train(past: &[Telemetry], cfg: &DetectorConfig) -> Result<Model, TrainError> {
+    let train_cfg = TrainConfig {
+        model: "nab".into(),
+        source: "nab".into(),
+        method: cfg.method,
+        metrics: Some(vec![METRIC.to_owned()]),
+        holdout_fraction: 0.0,
+        target_false_alarm_rate: cfg.target_false_alarm_rate,
+        min_records: MIN_TRAIN_ROWS,
+        min_device_records: MIN_TRAIN_ROWS,
+        ..TrainConfig::default()
+    };
+    Ok(fit(past, &train_cfg, |_| {})?.model)
+}
+
+/// The online state of one series: the live model and the device state it
+/// has built over the rows seen so far.
+struct Online<'a> {
+    cfg: &'a DetectorConfig,
+    model: Model,
+    state: vigil_model::DeviceState,
+    scratch: Scratch,
+}
+
+impl<'a> Online<'a> {
+    /// A model trained on `past`, with its state replayed over them.
+    fn start(past: &[Telemetry], cfg: &'a DetectorConfig) -> Result<Self, TrainError> {
+        let model = train(past, cfg)?;
+        let mut state = model.extractor().new_state();
+        let dim = model.extractor().dim();
+        let mut features = vec![0.0; dim];
+        for r in past {
+            model.extractor().extract(&mut state, r, &mut features);
+        }
+        Ok(Online {
+            cfg,
+            model,
+            state,
+            scratch: Scratch::default(),
+        })
+    }
+
+    fn score(&mut self, record: &Telemetry) -> f64 {
+        let s = self
+            .model
+            .score_record(&mut self.state, record, &mut self.scratch);
+        match self.cfg.score {
+            ScoreMap::Calibrated => s.score.score,
+        }
+    }
+}
+
+/// Why a series could not be scored.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("training: {0}")]
+    Train(#[from] TrainError),
+    #[error("{rows} rows are too few to train on (at least {MIN_TRAIN_ROWS} before the last row)")]
+    TooShort { rows: usize },
+}
+
+/// Scores one series online; one anomaly score per row, each computed from
+/// that row and the rows before it only.
+pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectError> {
+    let records = records(data);
+    let n = records.len();
+    let probation = probation_rows(n);
+    let mut scores = vec![0.0; n];
+    let mut online: Option<Online<'_>> = None;
+    let mut next_fit = probation.max(MIN_TRAIN_ROWS);
+    let mut first_error = None;
+    for (t, record) in records.iter().enumerate() {
+        if t == next_fit {
+            match Online::start(&records[..t], cfg) {
+                Ok(o) => online = Some(o),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+            next_fit = match cfg.retrain {
+                Retrain::Doubling => t * 2,
+                Retrain::Never if online.is_none() => t * 2,
+                Retrain::Never => usize::MAX,
+            };
+        }
+        if let Some(o) = online.as_mut() {
+            scores[t] = o.score(record);
+        }
+    }
+    match (online, first_error) {
+        (Some(_), _) => Ok(scores),
+        (None, Some(e)) => Err(e.into()),
+        (None, None) => Err(DetectError::TooShort { rows: n }),
+    }
+}
+
+/// Runs the detector over every labelled file, writes NAB's results layout
+/// and `scores.json` under `options.out`, and scores the results.
+pub fn run(options: &RunOptions) -> Result<Report, NabError> {
+    let labels = Labels::load(&options.labels)?;
+    let profiles = Profile::load_all(&options.profiles)?;
+    let data = load_data_dir(&options.data, &labels)?;
+    let detector_dir = options.out.join(&options.detector);
+    let files: Vec<(&String, &DataFile)> = data.iter().collect();
+    let next = AtomicUsize::new(0);
+    let done: Mutex<BTreeMap<String, FileScores>> = Mutex::default();
+    let failed: Mutex<Option<NabError>> = Mutex::default();
+    let worker = || {
+        while let Some(&(file, series)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let outcome = detect(series, &options.config)
+                .map_err(|source| NabError::Detector {
+                    file: file.clone(),
+                    source,
+                })
+                .and_then(|scores| {
+                    let path = result_path(&detector_dir, &options.detector, file)?;
+                    let windows = labels.files.get(file).map_or(&[][..], Vec::as_slice);
+                    write_result_file(&path, series, &scores, windows)?;
+                    Ok(scores)
+                });
+            match outcome {
+                Ok(scores) => {
+                    let fs = FileScores {
+                        timestamps: series.timestamps.clone(),
+                        scores,
+                    };
+                    if let Ok(mut done) = done.lock() {
+                        done.insert(file.clone(), fs);
+                    }
+                }
+                Err(e) => {
+                    if let Ok(mut failed) = failed.lock() {
+                        failed.get_or_insert(e);
+                    }
+                    // Stop handing out files: the run has failed.
+                    next.store(files.len(), Ordering::Relaxed);
+                }
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..options.threads.max(1) {
+            s.spawn(worker);
+        }
+    });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let done = done.into_inner().unwrap_or_default();
+    let score: DetectorScore = score_detector(&labels, &done, &profiles)?;
+    let detectors = BTreeMap::from([(options.detector.clone(), score)]);
+    let scores_path = options.out.join("scores.json");
+    write_scores(&scores_path, &detectors)?;
+    Ok(Report {
+        detectors,
+        scores_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nab::Timestamp;
+
+    #[test]
+    fn probation_follows_nab() {
+        assert_eq!(probation_rows(1127), 169);
+        assert_eq!(probation_rows(4032), 604);
+        assert_eq!(probation_rows(22695), 750);
+    }
+
+    fn series(values: impl IntoIterator<Item = f64>) -> DataFile {
+        let values: Vec<f64> = values.into_iter().collect();
+        DataFile {
+            raw_timestamps: vec![String::new(); values.len()],
+            timestamps: (0..values.len() as i64)
+                .map(|i| Timestamp(1_400_000_000_000_000 + i * 300_000_000))
+                .collect(),
+            values,
+        }
+    }
+
+    fn wave(i: usize) -> f64 {
+        let x = i as f64;
+        10.0 + (x / 20.0).sin() + 0.1 * ((x * 7.3).sin())
+    }
+
+    #[test]
+    fn scores_are_causal_and_a_spike_stands_out() {
+        let clean = series((0..2000).map(wave));
+        let mut spiked = clean.clone();
+        spiked.values[1500] += 20.0;
+        let cfg = DetectorConfig::default();
+        let a = detect(&clean, &cfg).expect("clean series scores");
+        let b = detect(&spiked, &cfg).expect("spiked series scores");
+        assert_eq!(a.len(), 2000);
+        // Rows before the spike cannot see it.
+        assert_eq!(a[..1500], b[..1500]);
+        assert!(a[..probation_rows(2000)].iter().all(|&s| s == 0.0));
+        assert!(b.iter().all(|s| (0.0..=1.0).contains(s)));
+        let typical = a[400..].iter().copied().fold(0.0, f64::max);
+        assert!(b[1500] > typical, "{} vs {typical}", b[1500]);
+    }
+
+    #[test]
+    fn too_short_a_series_is_an_error() {
+        assert!(detect(&series((0..50).map(wave)), &DetectorConfig::default()).is_err());
+    }
+}
