@@ -1,1 +1,31 @@
-//! placeholder
+//! Plumbing every Vigil service shares, so that each service's own crate
+//! holds only its logic.
+//!
+//! - [`config`]: flags with `VIGIL_*` environment variables for Kafka, MQTT,
+//!   HTTP and logging, validated once at start-up.
+//! - [`logging`]: `tracing` output, human or JSON.
+//! - [`health`]: readiness of named dependencies and the HTTP server that
+//!   serves `/healthz`, `/readyz`, `/metrics` (and a service's own routes).
+//! - [`metrics`]: helpers around the Prometheus registry.
+//! - [`shutdown`]: the one cancellation signal every task selects on.
+//! - [`kafka`]: producer/consumer construction, topic creation, connection
+//!   state.
+//! - [`mqtt`]: MQTT client options from a URL.
+
+pub mod config;
+pub mod health;
+pub mod kafka;
+pub mod logging;
+pub mod metrics;
+pub mod mqtt;
+pub mod shutdown;
+
+pub use health::{HttpServer, Readiness};
+pub use shutdown::Shutdown;
+
+/// Milliseconds since the Unix epoch by the local clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

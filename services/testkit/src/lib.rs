@@ -1,1 +1,327 @@
-//! placeholder
+//! Real brokers for integration tests.
+//!
+//! [`Mosquitto`] and [`Tansu`] start the real programs (Debian's
+//! `mosquitto`, the `tansu` Kafka-API broker) on free loopback ports in a
+//! private temporary directory, wait until they accept connections, and
+//! kill them when dropped — also when the test panics, and (through
+//! `PR_SET_PDEATHSIG`) when the test process itself dies. No test talks to
+//! anything but 127.0.0.1.
+//!
+//! Binaries are found through `VIGIL_MOSQUITTO_BIN` / `VIGIL_TANSU_BIN`, then
+//! `PATH`, then the usual install locations; a missing one fails the test
+//! with a message that says how to install it.
+
+pub mod clients;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// How long a broker may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A free TCP port on 127.0.0.1 (bound and released; the tiny race with
+/// other processes is acceptable in tests).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn find_binary(env: &str, name: &str, candidates: &[&str], install: &str) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        return Ok(PathBuf::from(path));
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    for candidate in candidates {
+        let path = expand_home(candidate);
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    bail!("{name} not found (set {env} or install it: {install})")
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Spawns `command` so that it dies with the test process.
+fn spawn_tied(mut command: Command) -> Result<Child> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the
+        // parent; it only asks the kernel to SIGKILL the child when the
+        // spawning thread exits.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+    command
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))
+}
+
+/// Waits until `port` accepts TCP connections or `child` exits.
+fn wait_for_port(child: &mut Child, port: u16, what: &str, log: &Path) -> Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            let output = std::fs::read_to_string(log).unwrap_or_default();
+            bail!("{what} exited with {status} before listening on {port}:\n{output}");
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not listen on {port} within {START_TIMEOUT:?}");
+        }
+        // The broker gives no readiness event to wait on; poll the port.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop_child(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// A Mosquitto broker on a free loopback port.
+#[derive(Debug)]
+pub struct Mosquitto {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Starts a broker that queues without limit for offline persistent
+    /// sessions (so a test's crash-and-restart loses nothing in the broker)
+    /// and keeps its state on disk across [`Mosquitto::restart`].
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::tempdir().context("creating mosquitto dir")?;
+        // Mosquitto started as root switches to the `mosquitto` user; let it
+        // write its persistence file here.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+        }
+        let mut broker = Self {
+            child: None,
+            port: free_port()?,
+            dir,
+        };
+        broker.launch()?;
+        Ok(broker)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let bin = find_binary(
+            "VIGIL_MOSQUITTO_BIN",
+            "mosquitto",
+            &["/usr/sbin/mosquitto"],
+            "apt-get install mosquitto",
+        )?;
+        let conf = self.dir.path().join("mosquitto.conf");
+        let log = self.dir.path().join("mosquitto.log");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\n\
+                 allow_anonymous true\n\
+                 persistence true\n\
+                 persistence_location {dir}/\n\
+                 autosave_interval 1\n\
+                 max_queued_messages 0\n\
+                 max_queued_bytes 0\n\
+                 max_inflight_messages 0\n\
+                 log_dest file {log}\n\
+                 log_type error\n\
+                 log_type warning\n",
+                port = self.port,
+                dir = self.dir.path().display(),
+                log = log.display(),
+            ),
+        )?;
+        let mut command = Command::new(bin);
+        command
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = spawn_tied(command)?;
+        wait_for_port(&mut child, self.port, "mosquitto", &log)?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `mqtt://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The listening port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the broker (SIGTERM, so it saves its state), keeping the port
+    /// and directory for [`Mosquitto::restart`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&child);
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port with the saved state.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.launch()
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        stop_child(&mut self.child);
+    }
+}
+
+fn terminate(child: &Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) on a pid we spawned and have not reaped yet.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+}
+
+/// Where tansu keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TansuStorage {
+    /// In memory: fast, lost when the broker stops.
+    Memory,
+    /// SQLite file in the broker's directory: survives restarts.
+    Sqlite,
+}
+
+/// A tansu Kafka-API broker on a free loopback port.
+#[derive(Debug)]
+pub struct Tansu {
+    child: Option<Child>,
+    port: u16,
+    storage: TansuStorage,
+    dir: tempfile::TempDir,
+}
+
+impl Tansu {
+    /// Starts a broker with in-memory storage.
+    pub fn start() -> Result<Self> {
+        Self::start_with(TansuStorage::Memory)
+    }
+
+    /// Starts a broker with the given storage.
+    pub fn start_with(storage: TansuStorage) -> Result<Self> {
+        let dir = tempfile::tempdir().context("creating tansu dir")?;
+        let mut broker = Self {
+            child: None,
+            port: free_port()?,
+            storage,
+            dir,
+        };
+        broker.launch()?;
+        Ok(broker)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let bin = find_binary(
+            "VIGIL_TANSU_BIN",
+            "tansu",
+            &["~/.cargo/bin/tansu", "/usr/local/bin/tansu"],
+            "cargo install tansu --locked --features dynostore,libsql",
+        )?;
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let engine = match self.storage {
+            TansuStorage::Memory => "memory://tansu/".to_owned(),
+            TansuStorage::Sqlite => "sqlite://tansu.db".to_owned(),
+        };
+        let log = self.dir.path().join("tansu.log");
+        let log_file = std::fs::File::create(&log)?;
+        let mut command = Command::new(bin);
+        command
+            .current_dir(self.dir.path())
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(&listener)
+            .arg("--advertised-listener-url")
+            .arg(&listener)
+            .arg("--storage-engine")
+            .arg(engine)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        let mut child = spawn_tied(command)?;
+        wait_for_port(&mut child, self.port, "tansu", &log)?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers` / `VIGIL_KAFKA_BROKERS`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the broker; with SQLite storage the data survives
+    /// [`Tansu::restart`].
+    pub fn stop(&mut self) {
+        stop_child(&mut self.child);
+    }
+
+    /// Starts the broker again on the same port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.launch()
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        stop_child(&mut self.child);
+    }
+}
+
+/// Resident set size of process `pid` in KiB, from `/proc/<pid>/status`.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
+}

@@ -1,1 +1,40 @@
-fn main() {}
+//! `vigil`: every cloud role of Vigil in one binary, chosen by subcommand,
+//! so one container image serves them all. This file only parses flags,
+//! sets up logging and the shutdown signal, and calls the role's `run`.
+
+use clap::{Parser, Subcommand};
+use vigil_service::config::LogArgs;
+use vigil_service::Shutdown;
+
+/// Vigil: IoT anomaly detection on a Fast Data stack.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Debug, Subcommand)]
+enum Role {
+    /// Move device telemetry from MQTT to Kafka (vigil.telemetry), validated,
+    /// acknowledging each message only after Kafka confirmed it.
+    Ingest(Box<vigil_ingest::IngestArgs>),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    vigil_service::logging::init(&cli.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        shutdown.trigger_on_signals();
+        match cli.role {
+            Role::Ingest(args) => vigil_ingest::run(*args, shutdown).await,
+        }
+    })
+}

@@ -1,0 +1,65 @@
+//! `vigil ingest` options.
+
+use clap::Args;
+use vigil_schemas::TelemetryLimits;
+use vigil_service::config::{HttpArgs, KafkaArgs, MqttArgs};
+
+/// Options of `vigil ingest`.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Shared-subscription group: replicas in one group split the devices'
+    /// messages between them.
+    #[arg(long, env = "VIGIL_INGEST_GROUP", default_value = "vigil-ingest")]
+    pub group: String,
+
+    /// Largest accepted telemetry payload, bytes; larger ones go to the DLQ.
+    #[arg(long, env = "VIGIL_INGEST_MAX_PAYLOAD_BYTES", default_value_t = 64 * 1024)]
+    pub max_payload_bytes: usize,
+
+    /// How far a record's event time may lie ahead of ingest's clock, ms.
+    #[arg(long, env = "VIGIL_INGEST_MAX_FUTURE_SKEW_MS", default_value_t = 5 * 60 * 1000)]
+    pub max_future_skew_ms: u64,
+
+    /// Most messages received but not yet acknowledged (the MQTT 5 receive
+    /// maximum announced to the broker; 1..=65535).
+    #[arg(long, env = "VIGIL_INGEST_MAX_IN_FLIGHT", default_value_t = 8192,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_in_flight: u16,
+
+    /// How long the broker keeps this client's session (subscription and
+    /// queued messages) while it is disconnected, seconds.
+    #[arg(long, env = "VIGIL_INGEST_SESSION_EXPIRY_SECS", default_value_t = 24 * 3600)]
+    pub session_expiry_secs: u32,
+
+    /// Kafka compression: none, gzip, snappy, lz4, zstd.
+    #[arg(long, env = "VIGIL_INGEST_COMPRESSION", default_value = "lz4",
+          value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+    pub compression: String,
+
+    /// Kafka producer linger, ms: how long to wait to fill a batch.
+    #[arg(long, env = "VIGIL_INGEST_LINGER_MS", default_value_t = 5)]
+    pub linger_ms: u64,
+
+    /// On shutdown, how long to wait for in-flight deliveries, seconds.
+    #[arg(long, env = "VIGIL_INGEST_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl IngestArgs {
+    /// Limits applied to each message.
+    pub fn limits(&self) -> TelemetryLimits {
+        TelemetryLimits {
+            max_payload_bytes: self.max_payload_bytes,
+            max_future_skew_ms: self.max_future_skew_ms,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Metrics of `vigil ingest`. No label carries a device id.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Every metric ingest exports.
+#[derive(Debug, Clone)]
+pub struct IngestMetrics {
+    /// MQTT telemetry messages received (including redeliveries).
+    pub received: IntCounter,
+    /// Records Kafka confirmed on `vigil.telemetry`.
+    pub produced: IntCounter,
+    /// Messages refused, by reason; each also went to the DLQ.
+    pub rejected: IntCounterVec,
+    /// DLQ records Kafka confirmed.
+    pub dlq_produced: IntCounter,
+    /// Messages received and not yet acknowledged.
+    pub in_flight: IntGauge,
+    /// The configured bound of `in_flight`.
+    pub in_flight_limit: IntGauge,
+    /// Time from produce call to Kafka's confirmation.
+    pub produce_latency: Histogram,
+    /// Produce attempts repeated after a failed delivery.
+    pub produce_retries: IntCounter,
+    /// MQTT connection losses.
+    pub mqtt_disconnects: IntCounter,
+    /// Messages left unacknowledged for the broker to redeliver, because
+    /// ingest already held as many as it may.
+    pub deferred: IntCounter,
+}
+
+impl IngestMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            received: IntCounter::new(
+                "vigil_ingest_messages_received_total",
+                "MQTT telemetry messages received",
+            )?,
+            produced: IntCounter::new(
+                "vigil_ingest_messages_produced_total",
+                "Telemetry records confirmed by Kafka",
+            )?,
+            rejected: IntCounterVec::new(
+                Opts::new(
+                    "vigil_ingest_messages_rejected_total",
+                    "Messages refused and sent to the DLQ, by reason",
+                ),
+                &["reason"],
+            )?,
+            dlq_produced: IntCounter::new(
+                "vigil_ingest_dlq_produced_total",
+                "DLQ records confirmed by Kafka",
+            )?,
+            in_flight: IntGauge::new(
+                "vigil_ingest_in_flight",
+                "Messages received and not yet acknowledged",
+            )?,
+            in_flight_limit: IntGauge::new(
+                "vigil_ingest_in_flight_limit",
+                "Bound on messages received and not yet acknowledged",
+            )?,
+            produce_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "vigil_ingest_produce_latency_seconds",
+                    "Time from produce to Kafka's confirmation",
+                )
+                .buckets(vigil_service::metrics::latency_buckets()),
+            )?,
+            produce_retries: IntCounter::new(
+                "vigil_ingest_produce_retries_total",
+                "Produce attempts repeated after a failed delivery",
+            )?,
+            mqtt_disconnects: IntCounter::new(
+                "vigil_ingest_mqtt_disconnects_total",
+                "MQTT connection losses",
+            )?,
+            deferred: IntCounter::new(
+                "vigil_ingest_messages_deferred_total",
+                "Messages left unacknowledged for redelivery because ingest was saturated",
+            )?,
+        };
+        registry.register(Box::new(m.deferred.clone()))?;
+        registry.register(Box::new(m.received.clone()))?;
+        registry.register(Box::new(m.produced.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
+        registry.register(Box::new(m.dlq_produced.clone()))?;
+        registry.register(Box::new(m.in_flight.clone()))?;
+        registry.register(Box::new(m.in_flight_limit.clone()))?;
+        registry.register(Box::new(m.produce_latency.clone()))?;
+        registry.register(Box::new(m.produce_retries.clone()))?;
+        registry.register(Box::new(m.mqtt_disconnects.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,524 @@
+//! The ingest run loop.
+//!
+//! Two tasks, joined by a bounded channel:
+//!
+//! 1. The MQTT task polls rumqttc's event loop (keep-alives, reconnects,
+//!    re-subscribing after a session loss) and forwards each PUBLISH.
+//! 2. The pipeline task validates each message in arrival order, hands the
+//!    record to librdkafka at once (so Kafka sees a device's records in the
+//!    order they arrived), and keeps the delivery in a FIFO window. When the
+//!    oldest delivery completes, its MQTT message is acknowledged; PUBACKs
+//!    therefore leave in arrival order, as MQTT requires.
+//!
+//! The window is bounded by `--max-in-flight`, which is also the MQTT 5
+//! receive maximum announced to the broker: when Kafka stalls, deliveries
+//! stop completing, the window fills, the broker stops sending, and nothing
+//! grows. When Kafka returns, librdkafka (which retries without a message
+//! timeout) completes the deliveries and the flow resumes by itself.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::stream::FuturesOrdered;
+use futures::{Future, StreamExt};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop};
+use rumqttc::Outgoing;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use vigil_schemas::topics::DeviceChannel;
+use vigil_schemas::{DlqRecord, Message, MqttTopics, TelemetryLimits};
+use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
+use vigil_service::{mqtt, now_ms, HttpServer, Readiness, Shutdown};
+
+use crate::config::IngestArgs;
+use crate::metrics::IngestMetrics;
+use crate::validate::validate;
+
+/// Name of this service in DLQ records and logs.
+const SERVICE: &str = "ingest";
+/// Largest original payload copied into a DLQ record; longer ones are cut
+/// (the record says so) to stay under Kafka's message size limit.
+const DLQ_ORIGINAL_MAX_BYTES: usize = 256 * 1024;
+/// Longest pause between produce retries of one record.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the pipeline logs its state at debug level.
+const STATUS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the Kafka connection is probed for `/readyz`.
+const KAFKA_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs ingest until `shutdown`, then drains in-flight deliveries (bounded
+/// by `--shutdown-timeout-secs`), acknowledges them and disconnects.
+pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let registry = vigil_service::metrics::registry();
+    let readiness = Readiness::new(&registry)?;
+    readiness.register(mqtt::DEPENDENCY);
+    readiness.register(kafka::DEPENDENCY);
+    let metrics = IngestMetrics::register(&registry)?;
+    metrics.in_flight_limit.set(i64::from(args.max_in_flight));
+    HttpServer::start(
+        args.http.http_addr,
+        readiness.clone(),
+        registry,
+        axum::Router::new(),
+        &shutdown,
+    )
+    .await?;
+
+    let kafka_topics = args.kafka.topics();
+    create_topics(&args, &kafka_topics, &shutdown).await;
+    let tuning = ProducerTuning {
+        compression: args.compression.clone(),
+        linger_ms: args.linger_ms,
+        // Room for every in-flight record plus its possible DLQ record.
+        max_queued_messages: usize::from(args.max_in_flight) * 2 + 1024,
+        message_timeout_ms: 0,
+    };
+    let producer: FutureProducer<VigilContext> =
+        kafka::producer_config(&args.kafka, "vigil-ingest", &tuning)
+            .create_with_context(VigilContext::new(readiness.clone()))
+            .context("creating the kafka producer")?;
+    kafka::watch_connection(
+        producer.clone(),
+        readiness.clone(),
+        KAFKA_PROBE_INTERVAL,
+        &shutdown,
+    );
+
+    let mqtt_topics = args.mqtt.topics();
+    let mut options = mqtt::options(&args.mqtt, SERVICE)?;
+    options
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(args.session_expiry_secs))
+        .set_manual_acks(true)
+        .set_receive_maximum(Some(args.max_in_flight))
+        .set_max_packet_size(Some(max_packet_size(args.max_payload_bytes)));
+    let window = usize::from(args.max_in_flight);
+    // Ingest holds at most `window` messages in each of: the pipeline's
+    // delivery window, the channel into it, and the MQTT task's overflow.
+    // The request channel has room for a PUBACK for each of them (plus
+    // subscribe and disconnect), so acking never waits on the event loop.
+    let (client, eventloop) = AsyncClient::new(options, window * 3 + 16);
+    let (tx, rx) = mpsc::channel(window);
+    let mqtt_stop = CancellationToken::new();
+    let filter = mqtt_topics.shared(&args.group, DeviceChannel::Telemetry);
+    let mqtt_task = tokio::spawn(drive_mqtt(
+        eventloop,
+        client.clone(),
+        filter,
+        tx,
+        window,
+        readiness.clone(),
+        metrics.clone(),
+        mqtt_stop.clone(),
+    ));
+
+    let pipeline = Pipeline {
+        producer,
+        client: client.clone(),
+        metrics,
+        mqtt_topics,
+        limits: args.limits(),
+        telemetry_topic: Arc::from(kafka_topics.telemetry.as_str()),
+        dlq_topic: Arc::from(kafka_topics.dlq.as_str()),
+        window,
+    };
+    pipeline
+        .run(
+            rx,
+            &shutdown,
+            Duration::from_secs(args.shutdown_timeout_secs),
+        )
+        .await;
+
+    // Acks are queued ahead of the DISCONNECT, so the event loop sends them
+    // first; give it a moment to do so before stopping it outright.
+    if let Err(e) = client.disconnect().await {
+        tracing::debug!(error = %e, "mqtt disconnect request not sent");
+    }
+    if tokio::time::timeout(Duration::from_secs(5), mqtt_task)
+        .await
+        .is_err()
+    {
+        mqtt_stop.cancel();
+    }
+    shutdown.trigger();
+    shutdown.wait().await;
+    tracing::info!("ingest stopped");
+    Ok(())
+}
+
+/// Biggest MQTT packet this client accepts: comfortably above the payload
+/// limit so oversized payloads reach validation (and the DLQ) instead of
+/// breaking the connection.
+fn max_packet_size(max_payload_bytes: usize) -> u32 {
+    let wanted = max_payload_bytes.saturating_mul(2).max(1024 * 1024);
+    u32::try_from(wanted).unwrap_or(u32::MAX)
+}
+
+/// Creates the topics ingest writes, retrying while Kafka is unreachable.
+async fn create_topics(
+    args: &IngestArgs,
+    topics: &vigil_schemas::KafkaTopics,
+    shutdown: &Shutdown,
+) {
+    let specs = [
+        TopicSpec::delete(&topics.telemetry),
+        TopicSpec::delete(&topics.dlq),
+    ];
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match kafka::ensure_topics(&args.kafka, &specs).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "cannot create topics yet; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+    }
+}
+
+/// Polls the MQTT event loop, forwarding PUBLISHes to the pipeline.
+///
+/// The event loop is also what sends the pipeline's PUBACKs and the
+/// keep-alives, so it is polled all the time and forwarding never blocks
+/// it: a message the pipeline cannot take yet waits in `overflow`.
+///
+/// Brokers do not reliably honour the MQTT 5 receive maximum (Mosquitto 2.0
+/// sends everything queued for the session), so the bound is ours: once
+/// `overflow` holds `overflow_limit` messages, further messages are
+/// *deferred*: dropped without a PUBACK. The broker still owns them. When
+/// the pipeline has caught up, the client reconnects (same session), and
+/// the broker redelivers every unacknowledged message. Nothing is lost,
+/// memory stays bounded, and the pipeline never waits on this task (its ack
+/// channel has room for every message ingest holds).
+#[allow(clippy::too_many_arguments)]
+async fn drive_mqtt(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    filter: String,
+    tx: mpsc::Sender<Publish>,
+    overflow_limit: usize,
+    readiness: Readiness,
+    metrics: IngestMetrics,
+    stop: CancellationToken,
+) {
+    let mut overflow: VecDeque<Publish> = VecDeque::new();
+    let mut deferred = false;
+    let mut reconnecting = false;
+    loop {
+        if deferred && !reconnecting && overflow.is_empty() && tx.capacity() == tx.max_capacity() {
+            tracing::info!(
+                "pipeline caught up; reconnecting so the broker redelivers deferred messages"
+            );
+            reconnecting = true;
+            deferred = false;
+            if let Err(e) = client.try_disconnect() {
+                tracing::warn!(error = %e, "cannot request the reconnect");
+                reconnecting = false;
+            }
+        }
+        let event = tokio::select! {
+            _ = stop.cancelled() => break,
+            permit = tx.reserve(), if !overflow.is_empty() => {
+                match (permit, overflow.pop_front()) {
+                    (Ok(permit), Some(publish)) => permit.send(publish),
+                    (Err(_), _) => break,
+                    (Ok(_), None) => {}
+                }
+                continue;
+            }
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if overflow.len() >= overflow_limit {
+                    if !deferred {
+                        tracing::info!("pipeline saturated; deferring messages to the broker");
+                    }
+                    deferred = true;
+                    metrics.deferred.inc();
+                    continue;
+                }
+                if !overflow.is_empty() {
+                    overflow.push_back(publish);
+                    continue;
+                }
+                match tx.try_send(publish) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(publish)) => overflow.push_back(publish),
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) if reconnecting => {}
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                tracing::info!(session_present = ack.session_present, "mqtt connected");
+                readiness.set(mqtt::DEPENDENCY, true);
+                if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                    tracing::error!(error = %e, %filter, "cannot request the subscription");
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused: Vec<_> = ack
+                    .return_codes
+                    .iter()
+                    .filter(|code| !matches!(code, SubscribeReasonCode::Success(_)))
+                    .collect();
+                if refused.is_empty() {
+                    tracing::info!(%filter, "subscribed");
+                } else {
+                    tracing::error!(%filter, ?refused, "broker refused the subscription");
+                    readiness.set(mqtt::DEPENDENCY, false);
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+            Ok(_) => {}
+            Err(e) if reconnecting => {
+                reconnecting = false;
+                tracing::debug!(error = %e, "closed for the redelivery reconnect");
+            }
+            Err(e) => {
+                if readiness.is_up(mqtt::DEPENDENCY) {
+                    metrics.mqtt_disconnects.inc();
+                }
+                readiness.set(mqtt::DEPENDENCY, false);
+                tracing::warn!(error = %e, "mqtt connection lost; reconnecting");
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    readiness.set(mqtt::DEPENDENCY, false);
+}
+
+/// Where an in-flight message's record went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    Telemetry,
+    Dlq,
+}
+
+type PendingDelivery =
+    Pin<Box<dyn Future<Output = (Publish, Destination, Result<(), KafkaError>)> + Send>>;
+
+struct Pipeline {
+    producer: FutureProducer<VigilContext>,
+    client: AsyncClient,
+    metrics: IngestMetrics,
+    mqtt_topics: MqttTopics,
+    limits: TelemetryLimits,
+    telemetry_topic: Arc<str>,
+    dlq_topic: Arc<str>,
+    window: usize,
+}
+
+impl Pipeline {
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<Publish>,
+        shutdown: &Shutdown,
+        drain_timeout: Duration,
+    ) {
+        let mut pending: FuturesOrdered<PendingDelivery> = FuturesOrdered::new();
+        let mut status = tokio::time::interval(STATUS_INTERVAL);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = status.tick() => {
+                    tracing::debug!(in_flight = pending.len(), queued = rx.len(), "pipeline status");
+                }
+                Some((publish, dest, result)) = pending.next(), if !pending.is_empty() => {
+                    self.finish(publish, dest, result, &mut pending).await;
+                }
+                received = rx.recv(), if pending.len() < self.window => match received {
+                    Some(publish) => {
+                        let delivery = self.start(publish);
+                        pending.push_back(delivery);
+                        self.metrics.in_flight.set(pending.len() as i64);
+                    }
+                    None => break,
+                },
+            }
+        }
+        tracing::info!(in_flight = pending.len(), "draining in-flight deliveries");
+        let deadline = tokio::time::sleep(drain_timeout);
+        tokio::pin!(deadline);
+        while !pending.is_empty() {
+            tokio::select! {
+                Some((publish, dest, result)) = pending.next() => {
+                    self.finish(publish, dest, result, &mut pending).await;
+                }
+                _ = &mut deadline => {
+                    tracing::warn!(
+                        unacknowledged = pending.len(),
+                        "shutdown timeout: leaving messages unacknowledged; the broker redelivers them"
+                    );
+                    break;
+                }
+            }
+        }
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+    }
+
+    /// Validates `publish` and hands its record (or DLQ record) to Kafka.
+    fn start(&self, publish: Publish) -> PendingDelivery {
+        self.metrics.received.inc();
+        let now = now_ms();
+        let topic = std::str::from_utf8(&publish.topic).unwrap_or("");
+        match validate(
+            &self.mqtt_topics,
+            topic,
+            &publish.payload,
+            now,
+            &self.limits,
+        ) {
+            Ok(mut telemetry) => {
+                telemetry.ingest_ts = Some(now);
+                match telemetry.encode() {
+                    Ok(bytes) => {
+                        let key = telemetry.device_id;
+                        self.deliver(
+                            publish,
+                            Destination::Telemetry,
+                            self.telemetry_topic.clone(),
+                            key,
+                            bytes,
+                        )
+                    }
+                    Err(e) => self.reject(publish, "encode_failed", e.to_string()),
+                }
+            }
+            Err(rejection) => self.reject(publish, rejection.reason, rejection.detail),
+        }
+    }
+
+    fn reject(&self, publish: Publish, reason: &'static str, detail: String) -> PendingDelivery {
+        self.metrics.rejected.with_label_values(&[reason]).inc();
+        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+        tracing::warn!(%topic, reason, %detail, "rejected telemetry; sent to the dlq");
+        let source = format!("mqtt:{topic}");
+        let original = &publish.payload[..publish.payload.len().min(DLQ_ORIGINAL_MAX_BYTES)];
+        let detail = if original.len() < publish.payload.len() {
+            format!("{detail} (original cut to its first {DLQ_ORIGINAL_MAX_BYTES} bytes)")
+        } else {
+            detail
+        };
+        let record = DlqRecord::new(SERVICE, source.clone(), reason, detail, now_ms(), original);
+        match record.encode() {
+            Ok(bytes) => self.deliver(
+                publish,
+                Destination::Dlq,
+                self.dlq_topic.clone(),
+                source,
+                bytes,
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a dlq record; acknowledging without one");
+                Box::pin(async move { (publish, Destination::Dlq, Ok(())) })
+            }
+        }
+    }
+
+    /// Enqueues the record now (keeping arrival order in Kafka) and returns
+    /// the future of its confirmed delivery, retrying retriable failures.
+    fn deliver(
+        &self,
+        publish: Publish,
+        dest: Destination,
+        topic: Arc<str>,
+        key: String,
+        payload: Vec<u8>,
+    ) -> PendingDelivery {
+        let started = Instant::now();
+        let first = enqueue(&self.producer, &topic, &key, &payload);
+        let producer = self.producer.clone();
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let mut attempt = first;
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                let error = match attempt {
+                    Ok(delivery) => match delivery.await {
+                        Ok(Ok(_)) => {
+                            metrics
+                                .produce_latency
+                                .observe(started.elapsed().as_secs_f64());
+                            return (publish, dest, Ok(()));
+                        }
+                        Ok(Err((e, _))) => e,
+                        Err(_) => KafkaError::Canceled,
+                    },
+                    Err(e) => e,
+                };
+                if !kafka::is_retriable(&error) {
+                    return (publish, dest, Err(error));
+                }
+                metrics.produce_retries.inc();
+                tracing::warn!(%error, topic = %topic, "delivery failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+                attempt = enqueue(&producer, &topic, &key, &payload);
+            }
+        })
+    }
+
+    /// Acknowledges a delivered message, or routes a record Kafka refused
+    /// for good to the DLQ.
+    async fn finish(
+        &self,
+        publish: Publish,
+        dest: Destination,
+        result: Result<(), KafkaError>,
+        pending: &mut FuturesOrdered<PendingDelivery>,
+    ) {
+        match (dest, result) {
+            (Destination::Telemetry, Ok(())) => self.metrics.produced.inc(),
+            (Destination::Dlq, Ok(())) => self.metrics.dlq_produced.inc(),
+            (Destination::Telemetry, Err(e)) => {
+                let delivery = self.reject(
+                    publish,
+                    "kafka_refused",
+                    format!("kafka refused the record: {e}"),
+                );
+                pending.push_back(delivery);
+                return;
+            }
+            (Destination::Dlq, Err(e)) => {
+                tracing::error!(error = %e, "kafka refused a dlq record; acknowledging to unblock the device");
+            }
+        }
+        // The request channel has room for every message ingest holds (see
+        // `run`), so this does not wait; awaiting is the fallback.
+        let acked = match self.client.try_ack(&publish) {
+            Err(rumqttc::v5::ClientError::TryRequest(_)) => self.client.ack(&publish).await,
+            other => other,
+        };
+        if let Err(e) = acked {
+            tracing::warn!(error = %e, "cannot send puback; the broker will redeliver");
+        }
+        self.metrics.in_flight.set(pending.len() as i64);
+    }
+}
+
+fn enqueue(
+    producer: &FutureProducer<VigilContext>,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) -> Result<DeliveryFuture, KafkaError> {
+    producer
+        .send_result(FutureRecord::to(topic).key(key).payload(payload))
+        .map_err(|(e, _)| e)
+}

@@ -1,0 +1,159 @@
+//! Test-side clients of the real brokers: publish over MQTT and wait for
+//! every PUBACK; read a Kafka topic until a condition holds; scrape a
+//! service's `/metrics`.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+
+/// A record read from Kafka.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+    /// Key bytes as UTF-8 (lossy).
+    pub key: String,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Publishes every `(topic, payload)` at QoS 1 from one connection with
+/// client id `client_id`, and returns once the broker acknowledged all of
+/// them (or errors after `timeout`).
+pub async fn publish_all(
+    mqtt_port: u16,
+    client_id: &str,
+    messages: Vec<(String, Vec<u8>)>,
+    timeout: Duration,
+) -> Result<()> {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", mqtt_port);
+    options.set_outgoing_inflight_upper_limit(1000);
+    options.set_max_packet_size(Some(4 * 1024 * 1024));
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    let total = messages.len();
+    let sender = tokio::spawn(async move {
+        for (topic, payload) in messages {
+            client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .context("queueing a publish")?;
+        }
+        Ok::<_, anyhow::Error>(client)
+    });
+    let mut acked = 0usize;
+    let deadline = Instant::now() + timeout;
+    while acked < total {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, eventloop.poll()).await {
+            Err(_) => bail!("only {acked} of {total} publishes acknowledged within {timeout:?}"),
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => bail!("mqtt publisher connection failed after {acked} acks: {e}"),
+        }
+    }
+    let client = sender.await.context("publisher task")??;
+    let _ = client.disconnect().await;
+    Ok(())
+}
+
+/// Reads `topic` from the beginning (all partitions, no committed offsets)
+/// until `done` says the records so far are enough, or `timeout` passes.
+/// Returns the records in the order read (per-partition order preserved).
+pub async fn read_until(
+    brokers: &str,
+    topic: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&[Record]) -> bool,
+) -> Result<Vec<Record>> {
+    let group = format!("testkit-{}-{}", std::process::id(), unique());
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create()
+        .context("creating the test consumer")?;
+    consumer.subscribe(&[topic]).context("subscribing")?;
+    let mut records = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while !done(&records) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            bail!(
+                "condition on {topic} not met within {timeout:?} ({} records read)",
+                records.len()
+            );
+        }
+        match tokio::time::timeout(remaining.min(Duration::from_secs(1)), consumer.recv()).await {
+            Err(_) => continue,
+            Ok(Err(e)) => {
+                // Topic not created yet and similar transient states.
+                if Instant::now() > deadline {
+                    bail!("reading {topic}: {e}");
+                }
+            }
+            Ok(Ok(m)) => records.push(Record {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                payload: m.payload().unwrap_or_default().to_vec(),
+            }),
+        }
+    }
+    Ok(records)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Value of the first sample of `metric` (name plus optional `{labels}`
+/// prefix match) on a service's `/metrics`, or None when absent.
+pub async fn scrape(http_addr: &str, metric: &str) -> Result<Option<f64>> {
+    let text = reqwest::get(format!("http://{http_addr}/metrics"))
+        .await
+        .with_context(|| format!("scraping {http_addr}"))?
+        .text()
+        .await?;
+    Ok(text.lines().find_map(|line| {
+        let rest = line.strip_prefix(metric)?;
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            return None;
+        }
+        line.rsplit(' ').next()?.parse().ok()
+    }))
+}
+
+/// Polls `check` every 100 ms until it returns true or `timeout` passes
+/// (for conditions only observable by asking, like a metric value).
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        if Instant::now() > deadline {
+            bail!("{what}: not reached within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Distinct keys of `records` (helper for "all arrived" conditions).
+pub fn distinct<T: std::hash::Hash + Eq>(items: impl IntoIterator<Item = T>) -> HashSet<T> {
+    items.into_iter().collect()
+}

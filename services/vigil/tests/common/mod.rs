@@ -1,0 +1,151 @@
+//! Shared helpers of the `vigil` binary's integration tests: the real
+//! binary as a child process, and telemetry builders.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use vigil_schemas::{Message, Telemetry};
+use vigil_testkit::clients::eventually;
+
+/// A `vigil <role>` child process, killed when dropped.
+pub struct VigilProcess {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT` of its HTTP server.
+    pub http: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl VigilProcess {
+    /// Starts `vigil <args…> --http-addr 127.0.0.1:<free>` and waits for
+    /// `/healthz`.
+    pub async fn start(args: &[&str]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = vigil_testkit::free_port()?;
+        let http = format!("127.0.0.1:{port}");
+        let log = dir.path().join("vigil.log");
+        let file = std::fs::File::create(&log)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .args(["--http-addr", &http])
+            .env("VIGIL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()?;
+        let process = Self {
+            child: Some(child),
+            http,
+            log,
+            _dir: dir,
+        };
+        let url = format!("http://{}/healthz", process.http);
+        eventually(
+            "vigil answers /healthz",
+            Duration::from_secs(30),
+            || async { reqwest::get(&url).await.is_ok() },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", process.log_text()))?;
+        Ok(process)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        let url = format!("http://{}/readyz", self.http);
+        eventually("vigil ready", Duration::from_secs(60), || async {
+            matches!(reqwest::get(&url).await, Ok(r) if r.status() == 200)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", self.log_text()))
+    }
+
+    /// OS process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit and returns its status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().ok()?.code()
+    }
+
+    /// Everything the process logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `error` with the tail of the process's log appended, for test
+    /// failures.
+    pub fn failure(&self, error: anyhow::Error) -> anyhow::Error {
+        let log = self.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        anyhow::anyhow!("{error}\n--- vigil log (tail) ---\n{}", tail.join("\n"))
+    }
+
+    /// A metric's value from its `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        vigil_testkit::clients::scrape(&self.http, name)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for VigilProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    vigil_service::now_ms()
+}
+
+/// A valid telemetry message for `device` number `seq`: (topic, payload).
+pub fn telemetry(device: &str, seq: u64) -> (String, Vec<u8>) {
+    let mut metrics = BTreeMap::new();
+    metrics.insert("temperature_c".to_owned(), 20.0 + (seq % 17) as f64);
+    metrics.insert("current_a".to_owned(), 3.0 + (seq % 5) as f64 * 0.1);
+    metrics.insert("vibration_rms".to_owned(), 0.4);
+    let t = Telemetry::new(device, seq, now_ms(), metrics);
+    (
+        format!("vigil/devices/{device}/telemetry"),
+        t.encode().expect("telemetry encodes"),
+    )
+}
+
+/// `devices` devices × `per_device` records, interleaved device by device
+/// (seq 1 of every device, then seq 2, …).
+pub fn fleet(devices: usize, per_device: u64) -> Vec<(String, Vec<u8>)> {
+    (1..=per_device)
+        .flat_map(|seq| (0..devices).map(move |d| telemetry(&format!("dev-{d:04}"), seq)))
+        .collect()
+}
+
+/// Decodes telemetry records read from Kafka.
+pub fn decode_all(records: &[vigil_testkit::clients::Record]) -> Vec<Telemetry> {
+    records
+        .iter()
+        .map(|r| Telemetry::decode(&r.payload).expect("vigil.telemetry holds valid telemetry"))
+        .collect()
+}
