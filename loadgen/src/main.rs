@@ -65,7 +65,7 @@ struct NabArgs {
     #[arg(long, value_enum, default_value_t = Retrain::Doubling)]
     retrain: Retrain,
     /// How the detector's raw score becomes NAB's anomaly_score.
-    #[arg(long, value_enum, default_value_t = ScoreMap::Calibrated)]
+    #[arg(long, value_enum, default_value_t = ScoreMap::Onset)]
     score_map: ScoreMap,
     /// Worker threads [default: the machine's cores].
     #[arg(long)]

@@ -15,7 +15,7 @@
 //! ([`ScoreMap`]); NAB picks one threshold per profile for the whole corpus,
 //! so what matters is that scores mean the same across files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -52,7 +52,23 @@ pub enum ScoreMap {
     /// The model's own score, `raw / (raw + raw_scale)`: 0.5 at the
     /// calibrated false-alarm quantile of the training rows.
     Calibrated,
+    /// The calibrated score where it sets a new maximum over the previous
+    /// [`REFRACTORY_ROWS`] rows, else 0: an episode's onset keeps its
+    /// score, its echo does not. NAB counts one detection per window and
+    /// charges every detection outside one.
+    Onset,
+    /// An anomaly likelihood of the calibrated score, as Numenta's HTM
+    /// detector computes one: the tail probability of its recent mean
+    /// ([`LIKELIHOOD_SHORT_ROWS`]) under the mean and deviation of its
+    /// history since the last fit.
+    Likelihood,
 }
+
+/// Rows an onset suppresses smaller scores for (one day of NAB's usual
+/// 5-minute sampling).
+pub const REFRACTORY_ROWS: usize = 288;
+/// Rows averaged into the recent score of [`ScoreMap::Likelihood`].
+pub const LIKELIHOOD_SHORT_ROWS: usize = 10;
 
 /// The detector's global settings: one choice for every file.
 #[derive(Debug, Clone)]
@@ -69,7 +85,7 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
             retrain: Retrain::Doubling,
-            score: ScoreMap::Calibrated,
+            score: ScoreMap::Onset,
             method: Method::Pca,
             target_false_alarm_rate: TrainConfig::default().target_false_alarm_rate,
         }
@@ -136,6 +152,11 @@ struct Online<'a> {
     model: Model,
     state: vigil_model::DeviceState,
     scratch: Scratch,
+    /// Calibrated scores of the latest rows, newest last, for the maps
+    /// that look back.
+    recent: VecDeque<f64>,
+    /// Running sums of the calibrated score since the last fit (n, Σx, Σx²).
+    history: (f64, f64, f64),
 }
 
 impl<'a> Online<'a> {
@@ -153,6 +174,8 @@ impl<'a> Online<'a> {
             model,
             state,
             scratch: Scratch::default(),
+            recent: VecDeque::with_capacity(REFRACTORY_ROWS + 1),
+            history: (0.0, 0.0, 0.0),
         })
     }
 
@@ -160,9 +183,65 @@ impl<'a> Online<'a> {
         let s = self
             .model
             .score_record(&mut self.state, record, &mut self.scratch);
-        match self.cfg.score {
-            ScoreMap::Calibrated => s.score.score,
+        let score = s.score.score;
+        let out = match self.cfg.score {
+            ScoreMap::Calibrated => score,
+            ScoreMap::Onset => {
+                let before = self.recent.iter().copied().fold(0.0, f64::max);
+                if score > before {
+                    score
+                } else {
+                    0.0
+                }
+            }
+            ScoreMap::Likelihood => self.likelihood(score),
+        };
+        self.recent.push_back(score);
+        if self.recent.len() > REFRACTORY_ROWS {
+            self.recent.pop_front();
         }
+        out
+    }
+
+    fn likelihood(&mut self, score: f64) -> f64 {
+        let (n, sum, sq) = &mut self.history;
+        *n += 1.0;
+        *sum += score;
+        *sq += score * score;
+        let mean = *sum / *n;
+        let sd = (*sq / *n - mean * mean).max(0.0).sqrt().max(1.0e-4);
+        let short: f64 = self
+            .recent
+            .iter()
+            .rev()
+            .take(LIKELIHOOD_SHORT_ROWS - 1)
+            .chain(std::iter::once(&score))
+            .sum::<f64>()
+            / LIKELIHOOD_SHORT_ROWS as f64;
+        // On a log scale, as HTM does: ln Q(z) / ln 1e-10, capped at 1, so
+        // tail probabilities of 1e-3 and 1e-9 stay apart.
+        let tail = upper_tail((short - mean) / sd).max(1.0e-300);
+        (tail.ln() / LOG_TAIL_FLOOR).clamp(0.0, 1.0)
+    }
+}
+
+/// ln 1e-10: a tail probability this small maps to likelihood score 1.
+const LOG_TAIL_FLOOR: f64 = -23.025_850_929_940_457;
+
+/// Q(z) = 1 − Φ(z), from the Abramowitz–Stegun 7.1.26 erfc approximation,
+/// computed directly so far tails keep their size.
+fn upper_tail(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-x * x).exp();
+    if z >= 0.0 {
+        0.5 * erfc
+    } else {
+        1.0 - 0.5 * erfc
     }
 }
 
