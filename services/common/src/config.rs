@@ -53,8 +53,9 @@ pub struct MqttArgs {
     #[arg(long, env = "VIGIL_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
     pub mqtt_url: String,
 
-    /// MQTT client id; defaults to the role name plus the host name and
-    /// process id, so replicas never collide.
+    /// MQTT client id; defaults to `vigil-<role>-<hostname>`. Keep it stable
+    /// across restarts (the broker finds a persistent session by it) and
+    /// unique per replica.
     #[arg(long, env = "VIGIL_MQTT_CLIENT_ID")]
     pub mqtt_client_id: Option<String>,
 

@@ -73,12 +73,13 @@ pub fn options(args: &MqttArgs, role: &str) -> Result<MqttOptions, MqttConfigErr
     Ok(options)
 }
 
-/// `role-hostname-pid`: unique per process, readable in broker logs.
+/// `vigil-<role>-<hostname>`: stable across restarts, so a persistent
+/// session is found again (a pod name in Kubernetes StatefulSets).
 pub fn default_client_id(role: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".into());
-    format!("vigil-{role}-{host}-{}", std::process::id())
+    format!("vigil-{role}-{host}")
 }
 
 fn install_crypto_provider() {

@@ -187,6 +187,11 @@ impl Mosquitto {
         self.port
     }
 
+    /// OS process id of the running broker.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the broker (SIGTERM, so it saves its state), keeping the port
     /// and directory for [`Mosquitto::restart`].
     pub fn stop(&mut self) {
@@ -288,6 +293,11 @@ impl Tansu {
         wait_for_port(&mut child, self.port, "tansu", &log)?;
         self.child = Some(child);
         Ok(())
+    }
+
+    /// OS process id of the running broker.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `127.0.0.1:PORT`, for `bootstrap.servers` / `VIGIL_KAFKA_BROKERS`.
