@@ -24,6 +24,30 @@ fn ingest_args<'a>(mqtt: &'a str, brokers: &'a str, extra: &[&'a str]) -> Vec<&'
     args
 }
 
+/// Starts a ready `vigil ingest` with `extra` flags against the brokers.
+async fn start_ingest(
+    mqtt: &Mosquitto,
+    kafka: &Tansu,
+    extra: &[&str],
+) -> anyhow::Result<VigilProcess> {
+    let (url, brokers) = (mqtt.url(), kafka.brokers());
+    let ingest = VigilProcess::start(&ingest_args(&url, &brokers, extra)).await?;
+    ingest.wait_ready().await?;
+    Ok(ingest)
+}
+
+/// Both brokers plus a ready ingest.
+async fn stack(
+    storage: TansuStorage,
+    extra: &[&str],
+) -> anyhow::Result<(Mosquitto, Tansu, VigilProcess, String)> {
+    let mqtt = Mosquitto::start()?;
+    let kafka = Tansu::start_with(storage)?;
+    let ingest = start_ingest(&mqtt, &kafka, extra).await?;
+    let brokers = kafka.brokers();
+    Ok((mqtt, kafka, ingest, brokers))
+}
+
 /// Every (device_id, seq) read from vigil.telemetry, and whether each
 /// device's seqs are strictly increasing in topic order.
 fn check_order(
@@ -45,12 +69,7 @@ fn check_order(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_from_100_devices_arrive_in_order() -> anyhow::Result<()> {
-    let mqtt = Mosquitto::start()?;
-    let kafka = Tansu::start()?;
-    let url = mqtt.url();
-    let brokers = kafka.brokers();
-    let ingest = VigilProcess::start(&ingest_args(&url, &brokers, &[])).await?;
-    ingest.wait_ready().await?;
+    let (mqtt, _kafka, ingest, brokers) = stack(TansuStorage::Memory, &[]).await?;
 
     let messages = fleet(100, 100);
     publish_all(mqtt.port(), "publisher", messages, Duration::from_secs(60)).await?;
@@ -83,13 +102,7 @@ async fn ten_thousand_messages_from_100_devices_arrive_in_order() -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_20000_in_flight_loses_nothing() -> anyhow::Result<()> {
-    let mqtt = Mosquitto::start()?;
-    let kafka = Tansu::start()?;
-    let url = mqtt.url();
-    let brokers = kafka.brokers();
-    let args = ingest_args(&url, &brokers, &[]);
-    let mut ingest = VigilProcess::start(&args).await?;
-    ingest.wait_ready().await?;
+    let (mqtt, kafka, mut ingest, brokers) = stack(TansuStorage::Memory, &[]).await?;
 
     // 20,000 messages reach the broker; ingest is killed while it is
     // working through them.
@@ -106,8 +119,7 @@ async fn kill_9_with_20000_in_flight_loses_nothing() -> anyhow::Result<()> {
     ingest.kill9();
     publisher.await??;
 
-    let restarted = VigilProcess::start(&args).await?;
-    restarted.wait_ready().await?;
+    let _restarted = start_ingest(&mqtt, &kafka, &[]).await?;
     let expected: HashSet<(String, u64)> = (0..100)
         .flat_map(|d| (1..=200).map(move |s| (format!("dev-{d:04}"), s)))
         .collect();
@@ -137,13 +149,8 @@ async fn kill_9_with_20000_in_flight_loses_nothing() -> anyhow::Result<()> {
 #[ignore = "flaky: redelivery after a deferral reconnect sometimes stalls (see comment)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_outage_applies_backpressure_and_recovers() -> anyhow::Result<()> {
-    let mqtt = Mosquitto::start()?;
-    let mut kafka = Tansu::start_with(TansuStorage::Sqlite)?;
-    let url = mqtt.url();
-    let brokers = kafka.brokers();
-    let ingest =
-        VigilProcess::start(&ingest_args(&url, &brokers, &["--max-in-flight", "500"])).await?;
-    ingest.wait_ready().await?;
+    let (mqtt, mut kafka, ingest, brokers) =
+        stack(TansuStorage::Sqlite, &["--max-in-flight", "500"]).await?;
 
     // First half with Kafka up.
     publish_all(
@@ -202,12 +209,7 @@ async fn kafka_outage_applies_backpressure_and_recovers() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_input_goes_to_the_dlq_and_valid_traffic_flows() -> anyhow::Result<()> {
-    let mqtt = Mosquitto::start()?;
-    let kafka = Tansu::start()?;
-    let url = mqtt.url();
-    let brokers = kafka.brokers();
-    let ingest = VigilProcess::start(&ingest_args(&url, &brokers, &[])).await?;
-    ingest.wait_ready().await?;
+    let (mqtt, _kafka, ingest, brokers) = stack(TansuStorage::Memory, &[]).await?;
 
     let topic = |d: &str| format!("vigil/devices/{d}/telemetry");
     let ts = common::now_ms();
