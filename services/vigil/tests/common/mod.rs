@@ -149,3 +149,92 @@ pub fn decode_all(records: &[vigil_testkit::clients::Record]) -> Vec<Telemetry> 
         .map(|r| Telemetry::decode(&r.payload).expect("vigil.telemetry holds valid telemetry"))
         .collect()
 }
+
+/// Runs `vigil <args…>` to completion; returns (exit code, stdout, stderr).
+pub fn run_vigil(args: &[&str], stdin: Option<&[u8]>) -> anyhow::Result<(i32, String, String)> {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .env("VIGIL_LOG", "info")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input)?;
+    }
+    let out = child.wait_with_output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Produces every (key, payload) to `topic` and waits until Kafka
+/// confirmed all of them.
+pub async fn produce_all(
+    brokers: &str,
+    topic: &str,
+    records: &[(String, Vec<u8>)],
+) -> anyhow::Result<()> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let mut pending = futures::stream::FuturesOrdered::new();
+    for (key, payload) in records {
+        let delivery = producer
+            .send_result(FutureRecord::to(topic).key(key).payload(payload))
+            .map_err(|(e, _)| e)?;
+        pending.push_back(delivery);
+    }
+    use futures::StreamExt as _;
+    while let Some(result) = pending.next().await {
+        result?.map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+/// Creates the topics Vigil uses (6 partitions each; vigil.models
+/// compacted), as a service would at start-up.
+pub async fn create_topics(brokers: &str) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let names = [
+        "vigil.telemetry",
+        "vigil.verdicts",
+        "vigil.anomalies",
+        "vigil.dlq",
+        "vigil.models",
+    ];
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| {
+            let t = NewTopic::new(name, 6, TopicReplication::Fixed(1));
+            if *name == "vigil.models" {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await? {
+        match result {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating {name}: {code}"),
+        }
+    }
+    Ok(())
+}
