@@ -4,9 +4,9 @@
 //! |---|---|---|
 //! | `keygen --out DIR` | – | writes `DIR/signing.key` (0600) and `DIR/verify.pub` |
 //! | `list` | `vigil.models` | every model name, its live and newest version |
-//! | `show [--version N]` | `vigil.models` | provenance and validation metrics of a release |
-//! | `verify (--file F \| --version N)` | file or `vigil.models` | whether a release verifies with `VIGIL_VERIFY_KEY`; exit 1 if not |
-//! | `export --out FILE [--version N]` | `vigil.models` | the release exactly as published |
+//! | `show [--model-version N]` | `vigil.models` | provenance and validation metrics of a release |
+//! | `verify (--file F \| --model-version N)` | file or `vigil.models` | whether a release verifies with `VIGIL_VERIFY_KEY`; exit 1 if not |
+//! | `export --out FILE [--model-version N]` | `vigil.models` | the release exactly as published |
 //! | `score --model FILE` | file, stdin | Telemetry JSON lines → Verdict JSON lines, cloud code path |
 //!
 //! "Live" is what a scorer with the same key would run: the newest release
@@ -89,7 +89,7 @@ pub struct SelectArgs {
 
     /// Version to pick instead of the live one.
     #[arg(long)]
-    pub version: Option<u64>,
+    pub model_version: Option<u64>,
 }
 
 /// `vigil models verify`.
@@ -200,7 +200,7 @@ async fn list(read: &ReadArgs) -> anyhow::Result<()> {
     for name in names {
         let (live, rejected) = match key {
             Some(key) => {
-                let (lineage, rejected) = replay(&log, &name, key);
+                let (lineage, _, rejected) = replay(&log, &name, key);
                 (lineage.live().map(|m| m.version()), rejected.len())
             }
             None => (None, 0),
@@ -243,54 +243,68 @@ async fn list(read: &ReadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the scorer's accept rule to the log; returns the lineage and
-/// the refused releases of `model` with their reasons.
-fn replay(
-    log: &[Published],
-    model: &str,
-    key: VerifyingKey,
-) -> (Lineage, Vec<(i64, ReleaseError)>) {
+/// What [`replay`] found: the lineage, the log position (partition,
+/// offset) of the live release, and the refused releases with reasons.
+type Replayed = (Lineage, Option<(i32, i64)>, Vec<(i64, ReleaseError)>);
+
+/// Applies the scorer's accept rule to the log; returns the lineage, the
+/// log position of the live release, and the refused releases of `model`
+/// with their reasons.
+fn replay(log: &[Published], model: &str, key: VerifyingKey) -> Replayed {
     let mut lineage = Lineage::new(model, key);
+    let mut live_at = None;
     let mut rejected = Vec::new();
     for p in log {
         let Ok(release) = &p.release else { continue };
         if release.model != model {
             continue;
         }
-        if let Offer::Rejected(e) = lineage.offer(release) {
-            rejected.push((p.offset, e));
+        match lineage.offer(release) {
+            Offer::Accepted(_) => live_at = Some((p.partition, p.offset)),
+            Offer::Rejected(e) => rejected.push((p.offset, e)),
+            Offer::OtherModel => {}
         }
     }
-    (lineage, rejected)
+    (lineage, live_at, rejected)
 }
 
-/// Picks the release `select` names: `--version N` (newest record with that
-/// version), else the live one (needs a key), returning it with its log
-/// position.
+/// Picks the release `select` names: `--model-version N` (the newest record
+/// with that version, preferring one that verifies when a key is given),
+/// else the live one (needs a key).
 fn pick<'a>(
     log: &'a [Published],
     select: &SelectArgs,
     key: Option<VerifyingKey>,
 ) -> anyhow::Result<(&'a Published, &'a ModelRelease)> {
     let of_model = |p: &&'a Published| p.name_version().is_some_and(|(n, _)| n == select.model);
-    let found = match (select.version, key) {
-        (Some(v), _) => log
-            .iter()
-            .filter(of_model)
-            .rfind(|p| p.name_version().is_some_and(|(_, pv)| pv == v)),
-        (None, Some(key)) => {
-            let (lineage, _) = replay(log, &select.model, key);
-            let live = lineage.live().map(|m| m.version());
-            log.iter()
+    let found = match (select.model_version, key) {
+        (Some(v), key) => {
+            let mut candidates = log
+                .iter()
                 .filter(of_model)
-                .rfind(|p| p.name_version().map(|(_, v)| v) == live && live.is_some())
+                .filter(|p| p.name_version().is_some_and(|(_, pv)| pv == v));
+            match key {
+                Some(key) => candidates
+                    .clone()
+                    .rfind(|p| {
+                        p.release
+                            .as_ref()
+                            .is_ok_and(|r| vigil_model::verify(r, &key).is_ok())
+                    })
+                    .or_else(|| candidates.next_back()),
+                None => candidates.next_back(),
+            }
+        }
+        (None, Some(key)) => {
+            let (_, live_at, _) = replay(log, &select.model, key);
+            live_at.and_then(|at| log.iter().find(|p| (p.partition, p.offset) == at))
         }
         (None, None) => bail!(
-            "which release is live depends on the verify key: pass --verify-key (or VIGIL_VERIFY_KEY), or pick one with --version"
+            "which release is live depends on the verify key: pass --verify-key (or VIGIL_VERIFY_KEY), or pick one with --model-version"
         ),
     };
     let Some(p) = found else {
-        match select.version {
+        match select.model_version {
             Some(v) => bail!("no release {} v{v} on the topic", select.model),
             None => bail!("no verified release of model {} on the topic", select.model),
         }
@@ -398,7 +412,7 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
                     json: false,
                 },
                 model: args.select.model.clone(),
-                version: args.select.version,
+                model_version: args.select.model_version,
             };
             let (_, release) = pick(&log, &select, Some(key))?;
             (

@@ -160,18 +160,19 @@ impl Lineage {
         if release.model != self.model {
             return Offer::OtherModel;
         }
+        // Signature before version: a forged release is reported as forged,
+        // whatever version it claims.
+        let model = match vigil_model::verify(release, &self.key) {
+            Ok(model) => model,
+            Err(e) => return Offer::Rejected(e),
+        };
         let current = self.live.as_ref().map(|m| m.version());
         if let Err(e) = vigil_model::check_newer(&self.model, current, release.version) {
             return Offer::Rejected(e);
         }
-        match vigil_model::verify(release, &self.key) {
-            Ok(model) => {
-                let model = Arc::new(model);
-                self.live = Some(model.clone());
-                Offer::Accepted(model)
-            }
-            Err(e) => Offer::Rejected(e),
-        }
+        let model = Arc::new(model);
+        self.live = Some(model.clone());
+        Offer::Accepted(model)
     }
 }
 

@@ -27,6 +27,13 @@ pub struct ScoreArgs {
     #[arg(long, env = "VIGIL_SCORE_GROUP", default_value = "vigil-score")]
     pub group: String,
 
+    /// Static group membership (`group.instance.id`): a stable id per
+    /// replica, such as a StatefulSet pod name. A replica restarted with
+    /// the same id gets its partitions back at once, without a rebalance
+    /// and without waiting for the old session to expire.
+    #[arg(long, env = "VIGIL_SCORE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     /// Per-device state is kept for at most this many devices (least
     /// recently seen evicted first).
     #[arg(long, env = "VIGIL_SCORE_DEVICE_CAPACITY", default_value_t = 200_000)]

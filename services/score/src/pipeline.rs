@@ -114,6 +114,9 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         )
         .set("enable.auto.offset.store", "false")
         .set("statistics.interval.ms", "5000");
+    if let Some(id) = &args.instance_id {
+        config.set("group.instance.id", id);
+    }
     for (k, v) in &args.kafka.kafka_options {
         config.set(k, v);
     }
@@ -229,6 +232,12 @@ async fn follow_models(
                             published_ms,
                             "release accepted"
                         );
+                        // Live from now: the loop installs it before the
+                        // next record it scores.
+                        metrics
+                            .model_version
+                            .with_label_values(&[&model_name])
+                            .set(i64::try_from(model.version()).unwrap_or(i64::MAX));
                         models.send_replace(Some(model));
                     }
                     Offer::OtherModel => {}
@@ -332,13 +341,7 @@ impl Scoring {
         };
         let version = model.version();
         match self.scorer.install(model) {
-            Ok(outcome) => {
-                self.metrics
-                    .model_version
-                    .with_label_values(&[self.scorer.model_name()])
-                    .set(i64::try_from(version).unwrap_or(i64::MAX));
-                tracing::info!(version, ?outcome, "model installed");
-            }
+            Ok(outcome) => tracing::info!(version, ?outcome, "model installed"),
             Err(e) => tracing::warn!(error = %e, "model not installed"),
         }
     }

@@ -50,3 +50,13 @@ fn main() -> anyhow::Result<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn every_subcommand_s_flags_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
