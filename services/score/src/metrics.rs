@@ -20,7 +20,7 @@ pub struct ScoreMetrics {
     pub anomalies: IntCounter,
     /// Records that were not valid telemetry, by reason (sent to the DLQ).
     pub rejected: IntCounterVec,
-    /// Verdicts Kafka confirmed.
+    /// Records whose verdict (and anomaly, or DLQ record) Kafka confirmed.
     pub produced: IntCounter,
     /// Produce attempts repeated after a failed delivery.
     pub produce_retries: IntCounter,
@@ -70,7 +70,7 @@ impl ScoreMetrics {
             )?,
             produced: IntCounter::new(
                 "vigil_score_verdicts_produced_total",
-                "Verdicts confirmed by Kafka",
+                "Records whose verdict (or DLQ record) Kafka confirmed",
             )?,
             produce_retries: IntCounter::new(
                 "vigil_score_produce_retries_total",

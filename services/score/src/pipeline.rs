@@ -458,8 +458,8 @@ impl Scoring {
         Box::pin(async move {
             for send in sends {
                 send.await;
-                produced.inc();
             }
+            produced.inc();
             (partition, offset)
         })
     }
