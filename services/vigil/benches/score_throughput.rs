@@ -104,7 +104,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = scorer.kill();
     let _ = scorer.wait();
-    produce(&brokers, "vigil.models", &[("default".into(), release.encode()?)]).await?;
+    produce(
+        &brokers,
+        "vigil.models",
+        &[("default".into(), release.encode()?)],
+    )
+    .await?;
     let loaded = Instant::now();
     produce(&brokers, "vigil.telemetry", &keyed).await?;
     println!(
