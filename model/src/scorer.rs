@@ -242,22 +242,7 @@ impl Scorer {
             if keep {
                 self.stats.unscored += 1;
             }
-            return Verdict {
-                schema: SCHEMA_VERSION,
-                device_id: record.device_id.clone(),
-                seq: record.seq,
-                event_ts: record.ts,
-                ingest_ts,
-                scored_ts: now_ms,
-                model: self.model_name.clone(),
-                model_version: None,
-                score: 0.0,
-                threshold: 0.0,
-                anomaly: false,
-                contributions: Vec::new(),
-                scored_at: at,
-                unscored: Some(UnscoredReason::NoModel),
-            };
+            return Self::unscored(&self.model_name, record, ingest_ts, now_ms, at);
         };
         let m = model.model();
         let result = if keep {
@@ -288,20 +273,40 @@ impl Scorer {
             Vec::new()
         };
         Verdict {
+            model_version: Some(model.version()),
+            score: result.score.score,
+            threshold: m.threshold(),
+            anomaly: result.anomaly,
+            contributions,
+            unscored: None,
+            ..Self::unscored(&self.model_name, record, ingest_ts, now_ms, at)
+        }
+    }
+
+    /// The verdict for a record no model scored; the scored path fills in
+    /// the model's fields on top of it.
+    fn unscored(
+        model: &str,
+        record: &Telemetry,
+        ingest_ts: Option<u64>,
+        now_ms: u64,
+        at: ScoredAt,
+    ) -> Verdict {
+        Verdict {
             schema: SCHEMA_VERSION,
             device_id: record.device_id.clone(),
             seq: record.seq,
             event_ts: record.ts,
             ingest_ts,
             scored_ts: now_ms,
-            model: self.model_name.clone(),
-            model_version: Some(model.version()),
-            score: result.score.score,
-            threshold: m.threshold(),
-            anomaly: result.anomaly,
-            contributions,
+            model: model.to_owned(),
+            model_version: None,
+            score: 0.0,
+            threshold: 0.0,
+            anomaly: false,
+            contributions: Vec::new(),
             scored_at: at,
-            unscored: None,
+            unscored: Some(UnscoredReason::NoModel),
         }
     }
 }

@@ -49,7 +49,7 @@ impl Timestamp {
             }
             micros = num(20, b.len())? * 10i64.pow(6 - digits as u32);
         }
-        let days = days_from_civil(year, month, day);
+        let days = vigil_training::data::days_from_civil(year, month, day);
         Ok(Timestamp(
             ((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros,
         ))
@@ -69,18 +69,6 @@ impl fmt::Display for Timestamp {
             rem % 60
         )
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn civil_from_days(z: i64) -> (i64, i64, i64) {

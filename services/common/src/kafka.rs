@@ -307,6 +307,63 @@ impl<C: ConsumerContext + 'static> MetadataProbe
     }
 }
 
+/// Which failed deliveries [`send_retrying`] tries again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Errors [`is_retriable`] accepts; any other is returned to the caller
+    /// (who may route the record elsewhere, like ingest's DLQ).
+    Retriable,
+    /// Every error: the record is delivered or the caller waits on it (and
+    /// never commits past it).
+    UntilDelivered,
+}
+
+/// Longest pause between two attempts of [`send_retrying`].
+const MAX_SEND_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Hands the record to librdkafka *now*, so records keep the order of the
+/// calls, and returns the future of its confirmed delivery. Failed
+/// deliveries are retried with exponential backoff per `policy`, each retry
+/// counted in `retries` and logged.
+pub fn send_retrying(
+    producer: &rdkafka::producer::FutureProducer<VigilContext>,
+    topic: std::sync::Arc<str>,
+    key: String,
+    payload: std::sync::Arc<[u8]>,
+    policy: RetryPolicy,
+    retries: prometheus::IntCounter,
+) -> impl std::future::Future<Output = Result<(), KafkaError>> + Send + 'static {
+    use rdkafka::producer::FutureRecord;
+    let first = producer
+        .send_result(FutureRecord::to(&topic).key(&key).payload(&payload[..]))
+        .map_err(|(e, _)| e);
+    let producer = producer.clone();
+    async move {
+        let mut attempt = first;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let error = match attempt {
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err((e, _))) => e,
+                    Err(_) => KafkaError::Canceled,
+                },
+                Err(e) => e,
+            };
+            if policy == RetryPolicy::Retriable && !is_retriable(&error) {
+                return Err(error);
+            }
+            retries.inc();
+            tracing::warn!(%error, topic = %topic, "delivery failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_SEND_BACKOFF);
+            attempt = producer
+                .send_result(FutureRecord::to(&topic).key(&key).payload(&payload[..]))
+                .map_err(|(e, _)| e);
+        }
+    }
+}
+
 /// Whether a produce error is worth retrying with the same record.
 pub fn is_retriable(error: &KafkaError) -> bool {
     match error.rdkafka_error_code() {

@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use futures::stream::FuturesOrdered;
 use futures::{Future, StreamExt};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{FutureProducer, Producer as _};
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
@@ -46,8 +46,6 @@ const SERVICE: &str = "ingest";
 /// Largest original payload copied into a DLQ record; longer ones are cut
 /// (the record says so) to stay under Kafka's message size limit.
 const DLQ_ORIGINAL_MAX_BYTES: usize = 256 * 1024;
-/// Longest pause between produce retries of one record.
-const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the pipeline logs its state at debug level.
 const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 /// How often the Kafka connection is probed for `/readyz`.
@@ -422,35 +420,21 @@ impl Pipeline {
         payload: Vec<u8>,
     ) -> PendingDelivery {
         let started = Instant::now();
-        let first = enqueue(&self.producer, &topic, &key, &payload);
-        let producer = self.producer.clone();
-        let metrics = self.metrics.clone();
+        let sent = kafka::send_retrying(
+            &self.producer,
+            topic,
+            key,
+            payload.into(),
+            kafka::RetryPolicy::Retriable,
+            self.metrics.produce_retries.clone(),
+        );
+        let latency = self.metrics.produce_latency.clone();
         Box::pin(async move {
-            let mut attempt = first;
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                let error = match attempt {
-                    Ok(delivery) => match delivery.await {
-                        Ok(Ok(_)) => {
-                            metrics
-                                .produce_latency
-                                .observe(started.elapsed().as_secs_f64());
-                            return (publish, dest, Ok(()));
-                        }
-                        Ok(Err((e, _))) => e,
-                        Err(_) => KafkaError::Canceled,
-                    },
-                    Err(e) => e,
-                };
-                if !kafka::is_retriable(&error) {
-                    return (publish, dest, Err(error));
-                }
-                metrics.produce_retries.inc();
-                tracing::warn!(%error, topic = %topic, "delivery failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
-                attempt = enqueue(&producer, &topic, &key, &payload);
+            let result = sent.await;
+            if result.is_ok() {
+                latency.observe(started.elapsed().as_secs_f64());
             }
+            (publish, dest, result)
         })
     }
 
@@ -490,15 +474,4 @@ impl Pipeline {
         }
         self.metrics.in_flight.set(pending.len() as i64);
     }
-}
-
-fn enqueue(
-    producer: &FutureProducer<VigilContext>,
-    topic: &str,
-    key: &str,
-    payload: &[u8],
-) -> Result<DeliveryFuture, KafkaError> {
-    producer
-        .send_result(FutureRecord::to(topic).key(key).payload(payload))
-        .map_err(|(e, _)| e)
 }

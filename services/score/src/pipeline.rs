@@ -10,7 +10,7 @@ use futures::stream::FuturesOrdered;
 use futures::{Future, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 use vigil_model::{Scorer, VerifiedModel};
@@ -416,16 +416,12 @@ impl Scoring {
                         if verdict.anomaly {
                             self.metrics.anomalies.inc();
                             sends.push(self.send(
-                                self.topics.anomalies.clone(),
+                                &self.topics.anomalies,
                                 record.device_id.clone(),
                                 bytes.clone(),
                             ));
                         }
-                        sends.push(self.send(
-                            self.topics.verdicts.clone(),
-                            record.device_id,
-                            bytes,
-                        ));
+                        sends.push(self.send(&self.topics.verdicts, record.device_id, bytes));
                     }
                     Err(e) => tracing::error!(error = %e, "cannot encode a verdict"),
                 }
@@ -444,9 +440,7 @@ impl Scoring {
                     payload,
                 );
                 match record.encode() {
-                    Ok(bytes) => {
-                        sends.push(self.send(self.topics.dlq.clone(), source, bytes.into()))
-                    }
+                    Ok(bytes) => sends.push(self.send(&self.topics.dlq, source, bytes.into())),
                     Err(e) => tracing::error!(error = %e, "cannot encode a dlq record"),
                 }
             }
@@ -465,38 +459,25 @@ impl Scoring {
     }
 
     /// Enqueues a record now (keeping the consumed order per device) and
-    /// returns the future of its confirmed delivery, retrying failures.
+    /// returns the future of its confirmed delivery, retrying every failure:
+    /// the offset is never committed past an undelivered verdict.
     fn send(
         &self,
-        topic: String,
+        topic: &str,
         key: String,
         payload: Arc<[u8]>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let producer = self.producer.clone();
-        let retries = self.metrics.produce_retries.clone();
-        let first = producer
-            .send_result(FutureRecord::to(&topic).key(&key).payload(&payload[..]))
-            .map_err(|(e, _)| e);
+        let sent = kafka::send_retrying(
+            &self.producer,
+            Arc::from(topic),
+            key,
+            payload,
+            kafka::RetryPolicy::UntilDelivered,
+            self.metrics.produce_retries.clone(),
+        );
         Box::pin(async move {
-            let mut attempt = first;
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                let error = match attempt {
-                    Ok(delivery) => match delivery.await {
-                        Ok(Ok(_)) => return,
-                        Ok(Err((e, _))) => e,
-                        Err(_) => rdkafka::error::KafkaError::Canceled,
-                    },
-                    Err(e) => e,
-                };
-                retries.inc();
-                tracing::warn!(%error, %topic, "verdict delivery failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
-                attempt = producer
-                    .send_result(FutureRecord::to(&topic).key(&key).payload(&payload[..]))
-                    .map_err(|(e, _)| e);
-            }
+            // UntilDelivered only returns once delivered.
+            let _ = sent.await;
         })
     }
 

@@ -38,6 +38,25 @@ fn new_keys() -> anyhow::Result<Keys> {
     })
 }
 
+/// A fresh broker with Vigil's topics, and a key pair.
+async fn setup() -> anyhow::Result<(Tansu, String, Keys)> {
+    let kafka = Tansu::start()?;
+    let brokers = kafka.brokers();
+    common::create_topics(&brokers).await?;
+    Ok((kafka, brokers, new_keys()?))
+}
+
+/// 100 devices: release v1 trained on their first 200 ticks, and the next
+/// 300 ticks waiting in vigil.telemetry. Returns the fleet to go on with.
+async fn v1_and_a_backlog(brokers: &str, keys: &Keys) -> anyhow::Result<(Fleet, Vec<Telemetry>)> {
+    let mut sim = fleet(100, 800, 800, &[], 0.0);
+    let training = sim_records(&mut sim, 200);
+    publish(brokers, release(&keys.signing, &training, 1)?.encode()?).await?;
+    let backlog = sim_records(&mut sim, 300);
+    produce_all(brokers, TELEMETRY, &keyed(&backlog)).await?;
+    Ok((sim, backlog))
+}
+
 fn path(p: &Path) -> String {
     p.display().to_string()
 }
@@ -168,10 +187,7 @@ struct KindFigures {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trained_v1_scores_every_record_and_flags_injected_anomalies() -> anyhow::Result<()> {
-    let kafka = Tansu::start()?;
-    let brokers = kafka.brokers();
-    common::create_topics(&brokers).await?;
-    let keys = new_keys()?;
+    let (_kafka, brokers, keys) = setup().await?;
     let kinds = [
         AnomalyKind::Spike,
         AnomalyKind::LevelShift,
@@ -333,10 +349,7 @@ async fn metric_reaches(scorer: &VigilProcess, name: &str, value: f64) -> anyhow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_published_under_load_takes_over_within_a_second_without_gap_or_rescoring(
 ) -> anyhow::Result<()> {
-    let kafka = Tansu::start()?;
-    let brokers = kafka.brokers();
-    common::create_topics(&brokers).await?;
-    let keys = new_keys()?;
+    let (_kafka, brokers, keys) = setup().await?;
     let devices = 50;
     let mut sim = fleet(devices, 1_000, 1_000, &[], 0.0);
     let training = sim_records(&mut sim, 300);
@@ -451,10 +464,7 @@ fn tampered(release: &ModelRelease, fix_checksum: bool) -> anyhow::Result<Vec<u8
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_releases_are_refused_and_scoring_continues_on_the_live_model() -> anyhow::Result<()> {
-    let kafka = Tansu::start()?;
-    let brokers = kafka.brokers();
-    common::create_topics(&brokers).await?;
-    let keys = new_keys()?;
+    let (_kafka, brokers, keys) = setup().await?;
     let other = new_keys()?;
     let mut sim = fleet(20, 700, 700, &[], 0.0);
     let training = sim_records(&mut sim, 300);
@@ -593,15 +603,8 @@ async fn bad_releases_are_refused_and_scoring_continues_on_the_live_model() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scorer_killed_mid_stream_and_restarted_leaves_no_record_without_a_verdict(
 ) -> anyhow::Result<()> {
-    let kafka = Tansu::start()?;
-    let brokers = kafka.brokers();
-    common::create_topics(&brokers).await?;
-    let keys = new_keys()?;
-    let mut sim = fleet(100, 800, 800, &[], 0.0);
-    let training = sim_records(&mut sim, 200);
-    publish(&brokers, release(&keys.signing, &training, 1)?.encode()?).await?;
-    let first = sim_records(&mut sim, 300);
-    produce_all(&brokers, TELEMETRY, &keyed(&first)).await?;
+    let (_kafka, brokers, keys) = setup().await?;
+    let (mut sim, first) = v1_and_a_backlog(&brokers, &keys).await?;
 
     // A stable instance id (as a StatefulSet gives each pod): the restarted
     // scorer takes over the dead one's membership at once instead of
@@ -650,15 +653,8 @@ fn keys_of_verdicts(verdicts: &[Verdict]) -> HashSet<(String, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_scorer_joining_rebalances_without_losing_a_record() -> anyhow::Result<()> {
-    let kafka = Tansu::start()?;
-    let brokers = kafka.brokers();
-    common::create_topics(&brokers).await?;
-    let keys = new_keys()?;
-    let mut sim = fleet(100, 800, 800, &[], 0.0);
-    let training = sim_records(&mut sim, 200);
-    publish(&brokers, release(&keys.signing, &training, 1)?.encode()?).await?;
-    let first = sim_records(&mut sim, 300);
-    produce_all(&brokers, TELEMETRY, &keyed(&first)).await?;
+    let (_kafka, brokers, keys) = setup().await?;
+    let (mut sim, first) = v1_and_a_backlog(&brokers, &keys).await?;
 
     let a = start_scorer(&brokers, &keys, &[]).await?;
     eventually(
@@ -692,10 +688,7 @@ async fn a_second_scorer_joining_rebalances_without_losing_a_record() -> anyhow:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_score_gives_the_stream_s_score_and_rejects_bad_input() -> anyhow::Result<()> {
-    let kafka = Tansu::start()?;
-    let brokers = kafka.brokers();
-    common::create_topics(&brokers).await?;
-    let keys = new_keys()?;
+    let (_kafka, brokers, keys) = setup().await?;
     let mut sim = fleet(5, 700, 700, &[], 0.0);
     let training = sim_records(&mut sim, 300);
     publish(&brokers, release(&keys.signing, &training, 1)?.encode()?).await?;
