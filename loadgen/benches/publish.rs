@@ -4,7 +4,8 @@
 //! generator is known not to be the bottleneck of an end-to-end benchmark.
 //!
 //! `cargo bench -p vigil-loadgen --bench publish` (optionally
-//! `-- RATE SECONDS DEVICES CONNECTIONS`; defaults 100000 20 10000 4).
+//! `-- RATE SECONDS DEVICES CONNECTIONS THREADS`; defaults 100000 20 10000
+//! 4 1).
 //! Each configuration runs once, open-loop at the target rate; the figure
 //! is the achieved rate with every message acknowledged, plus the CPU
 //! seconds of both processes from /proc.
@@ -47,13 +48,20 @@ fn main() -> anyhow::Result<()> {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.to_owned());
-    let (rate, seconds, devices, connections) =
-        (arg(0, "100000"), arg(1, "20"), arg(2, "10000"), arg(3, "4"));
+    let (rate, seconds, devices, connections, threads) = (
+        arg(0, "100000"),
+        arg(1, "20"),
+        arg(2, "10000"),
+        arg(3, "4"),
+        arg(4, "1"),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.parse::<usize>().context("THREADS")?.max(1))
         .enable_all()
         .build()?;
     println!(
-        "load generator alone → Mosquitto: {devices} devices, {connections} connections, target {rate} msg/s for {seconds} s"
+        "load generator alone → Mosquitto: {devices} devices, {connections} connections, \
+         {threads} runtime threads, target {rate} msg/s for {seconds} s"
     );
     println!("| QoS | sent | achieved msg/s | send lag p99 ms | generator CPU s | mosquitto CPU s | wall s |");
     println!("|---|---|---|---|---|---|---|");

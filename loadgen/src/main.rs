@@ -184,8 +184,13 @@ fn nab(args: NabArgs) -> Result<()> {
 /// `vigil-loadgen run`: Ctrl-C stops publishing, skips the drain and
 /// still reports what was measured.
 fn load(args: vigil_loadgen::run::RunArgs) -> Result<()> {
+    let threads = args.threads;
     let config = args.validate()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the async runtime")?;

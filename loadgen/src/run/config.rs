@@ -173,6 +173,11 @@ pub struct RunArgs {
         default_value_t = 5.0
     )]
     pub progress_interval: f64,
+
+    /// Runtime worker threads [default: the machine's cores]. On a machine
+    /// shared with the broker, 1 leaves the other cores to it.
+    #[arg(long, env = "VIGIL_LOADGEN_THREADS")]
+    pub threads: Option<usize>,
 }
 
 /// What a bad option is.
