@@ -187,8 +187,10 @@ fn loadgen_args(mqtt_url: &str, brokers: &str, dir: &Path, extra: &[&str]) -> Ru
         "20",
         "--quiet-start",
         "10",
+        // The deliberately lost records keep the run waiting for the whole
+        // drain; long enough for a slow machine to deliver everything else.
         "--drain-timeout",
-        "5",
+        "15",
         "--progress",
         "none",
     ];
