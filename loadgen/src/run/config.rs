@@ -119,9 +119,10 @@ pub struct RunArgs {
     pub quiet_start: u64,
 
     /// Replay CSV files instead of simulating (repeatable): NAB's
-    /// `timestamp,value` (one device per file, named after it), or wide
-    /// `device_id,seq,ts,<metric>…`. Times are replayed relative to the
-    /// first row, divided by --speedup.
+    /// `timestamp,value` or `timestamp,<metric>,<metric>…` (one device per
+    /// file, named after it; timestamps as YYYY-MM-DD HH:MM:SS or ms), or
+    /// wide `device_id,seq,ts,<metric>…`. Times are replayed relative to
+    /// the first row, divided by --speedup.
     #[arg(long, env = "VIGIL_LOADGEN_REPLAY", value_delimiter = ',', conflicts_with_all = ["devices", "rate", "duration", "count"])]
     pub replay: Vec<PathBuf>,
 

@@ -320,27 +320,89 @@ fn device_id_of(path: &Path) -> String {
     }
 }
 
-/// Reads a NAB (`timestamp,value`) or wide (`device_id,seq,ts,…`) CSV.
+/// Reads a replay file: NAB's `timestamp,value`, a multi-column
+/// `timestamp,<metric>,<metric>…` (one device per file, named after it), or
+/// wide `device_id,seq,ts,<metric>…`.
 fn read_csv(path: &Path) -> anyhow::Result<Vec<Telemetry>> {
     use anyhow::Context;
-    let mut reader = csv::Reader::from_path(path)
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
         .with_context(|| format!("opening replay file {}", path.display()))?;
     let header = reader
         .headers()
         .with_context(|| format!("reading the header of {}", path.display()))?
         .clone();
-    let first = header.get(0).map(str::trim).unwrap_or_default();
-    let records = match first {
-        "timestamp" => {
-            vigil_training::read_nab_csv(path, &device_id_of(path), super::config::MAX_REPLAY_ROWS)?
+    let columns: Vec<&str> = header.iter().collect();
+    let limit = super::config::MAX_REPLAY_ROWS;
+    let records = match columns.as_slice() {
+        ["timestamp", "value"] => vigil_training::read_nab_csv(path, &device_id_of(path), limit)?,
+        ["timestamp", metrics @ ..] if !metrics.is_empty() => {
+            read_timestamped(path, reader, metrics, limit)?
         }
-        "device_id" => vigil_training::read_wide_csv(path, super::config::MAX_REPLAY_ROWS)?,
+        ["device_id", ..] => vigil_training::read_wide_csv(path, limit)?,
         _ => anyhow::bail!(
-            "replay file {}: header starts with {first:?}; expected NAB's timestamp,value or wide device_id,seq,ts,<metric>…",
-            path.display()
+            "replay file {}: header {:?}; expected timestamp,value (NAB), timestamp,<metric>… or device_id,seq,ts,<metric>…",
+            path.display(),
+            columns.join(",")
         ),
     };
     Ok(records)
+}
+
+/// `timestamp,<metric>…` rows as one device's records, seq from 1. A
+/// timestamp is NAB's `YYYY-MM-DD HH:MM:SS` (UTC) or ms since the epoch;
+/// empty cells are metrics the row does not carry.
+fn read_timestamped(
+    path: &Path,
+    mut reader: csv::Reader<std::fs::File>,
+    metrics: &[&str],
+    limit: usize,
+) -> anyhow::Result<Vec<Telemetry>> {
+    let device = device_id_of(path);
+    let mut out = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| anyhow::anyhow!("replay file {}: {e}", path.display()))?;
+        let line = row.position().map_or(0, |p| p.line());
+        let bad =
+            |why: String| anyhow::anyhow!("replay file {} line {line}: {why}", path.display());
+        anyhow::ensure!(
+            out.len() < limit,
+            "replay file {} has more than {limit} rows",
+            path.display()
+        );
+        let stamp = row.get(0).unwrap_or_default();
+        let ts = vigil_training::data::parse_nab_timestamp(stamp)
+            .or_else(|| stamp.parse::<u64>().ok())
+            .ok_or_else(|| {
+                bad(format!(
+                    "timestamp {stamp:?} is neither YYYY-MM-DD HH:MM:SS nor ms since the epoch"
+                ))
+            })?;
+        let mut values = std::collections::BTreeMap::new();
+        for (i, name) in metrics.iter().enumerate() {
+            let cell = row.get(i + 1).unwrap_or_default();
+            if cell.is_empty() {
+                continue;
+            }
+            let v: f64 = cell
+                .parse()
+                .map_err(|e| bad(format!("{name} {cell:?}: {e}")))?;
+            anyhow::ensure!(v.is_finite(), bad(format!("{name} is not finite")));
+            values.insert((*name).to_owned(), v);
+        }
+        anyhow::ensure!(
+            !values.is_empty(),
+            bad("the row has no metric value".into())
+        );
+        out.push(Telemetry::new(
+            device.clone(),
+            out.len() as u64 + 1,
+            ts,
+            values,
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -452,11 +514,33 @@ mod tests {
     }
 
     #[test]
+    fn replay_reads_multi_column_files_with_either_timestamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("press-7.csv");
+        std::fs::write(
+            &file,
+            "timestamp,temp,load\n2014-01-01 00:00:00,20.5,0.3\n2014-01-01 00:00:10,,0.4\n",
+        )
+        .expect("write");
+        let (prepared, roster) =
+            Prepared::replay(std::slice::from_ref(&file), 10.0).expect("valid");
+        assert_eq!(roster.ids, ["press-7"]);
+        let items: Vec<Item> = prepared.split(1, 0).remove(0).collect();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].telemetry.metrics.len(), 2);
+        assert_eq!(items[1].telemetry.metrics.len(), 1, "empty cell skipped");
+        assert_eq!(items[1].telemetry.ts, 1_000);
+        std::fs::write(&file, "timestamp,temp\n1000,1\n2000,x\n").expect("write");
+        let err = Prepared::replay(&[file], 1.0).expect_err("bad number");
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
     fn replay_refuses_an_unknown_layout() {
         let dir = tempfile::tempdir().expect("tempdir");
         let bad = dir.path().join("bad.csv");
         std::fs::write(&bad, "when,what\n1,2\n").expect("write");
         let err = Prepared::replay(&[bad], 1.0).expect_err("unknown header");
-        assert!(err.to_string().contains("\"when\""), "{err}");
+        assert!(err.to_string().contains("when,what"), "{err}");
     }
 }
