@@ -156,9 +156,10 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
         .collect();
     let mut truth: Vec<Truth> = Vec::new();
     let mut lag = hdrhistogram::Histogram::<u64>::new_with_max(3_600_000_000, 3)?;
-    let (mut sent, mut acked, mut rejected, mut errors) = (0, 0, 0, 0);
+    let (mut sent, mut acked, mut rejected, mut errors, mut silent) = (0, 0, 0, 0, 0);
     for o in outcomes {
         sent += o.sent;
+        silent += o.silent_slots;
         acked += o.acked;
         rejected += o.rejected;
         errors += o.errors;
@@ -197,7 +198,8 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
 
     let fleet = matches!(config.workload, Workload::Fleet { .. });
     // Rate achieved over the intended run length at least, so that a run
-    // on schedule reports the offered rate, and a late one less.
+    // on schedule reports the offered rate (less its silent slots), and a
+    // late one less.
     let intended_seconds = intended as f64 / offered_rate;
     let achieved_rate = sent as f64 / publish_seconds.max(intended_seconds).max(1e-9);
     let mut report = Report {
@@ -206,6 +208,7 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
         started_ms: start_ms,
         config: summary(&config, &roster, intended),
         sent,
+        silent_slots: silent,
         acked,
         rejected,
         publish_errors: errors,

@@ -63,6 +63,8 @@ struct Shared {
 pub struct Outcome {
     /// Messages handed to the client.
     pub sent: u64,
+    /// Slots left empty by silent devices.
+    pub silent_slots: u64,
     /// Of those, acknowledged (QoS 1) or written (QoS 0).
     pub acked: u64,
     /// PUBACKs with an error reason.
@@ -227,6 +229,7 @@ impl Connection {
         let shared = &self.shared;
         Ok(Outcome {
             sent,
+            silent_slots: plan.silent_slots(),
             acked: shared.acked.load(Ordering::SeqCst),
             rejected: shared.rejected.load(Ordering::SeqCst),
             errors: shared.errors.load(Ordering::SeqCst),

@@ -33,6 +33,10 @@ pub struct Report {
     pub config: RunSummary,
     /// Messages handed to MQTT.
     pub sent: u64,
+    /// Send slots left empty because the device was silent (missing-data
+    /// episodes); the offered rate counts them.
+    #[serde(default)]
+    pub silent_slots: u64,
     /// Of those, acknowledged by the broker (QoS 1) or written (QoS 0).
     pub acked: u64,
     /// PUBACKs with an error reason.
@@ -253,6 +257,13 @@ impl Report {
             "published  {} sent, {} acked, {} rejected, {} connection errors in {:.1} s",
             self.sent, self.acked, self.rejected, self.publish_errors, self.publish_seconds
         );
+        if self.silent_slots > 0 {
+            let _ = writeln!(
+                s,
+                "           {} send slots empty (devices silent in missing-data episodes)",
+                self.silent_slots
+            );
+        }
         let _ = writeln!(
             s,
             "throughput offered {:.0} msg/s, achieved {:.0} msg/s; send lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -379,6 +390,7 @@ mod tests {
                 verdict_source: Some("kafka".into()),
             },
             sent: 100,
+            silent_slots: 0,
             acked: 100,
             rejected: 0,
             publish_errors: 0,

@@ -55,6 +55,17 @@ pub enum Plan {
     Replay(std::vec::IntoIter<Item>),
 }
 
+impl Plan {
+    /// Send slots left empty so far because the device was silent (a
+    /// missing-data episode).
+    pub fn silent_slots(&self) -> u64 {
+        match self {
+            Plan::Fleet(p) => p.silent,
+            Plan::Replay(_) => 0,
+        }
+    }
+}
+
 impl Iterator for Plan {
     type Item = Item;
 
@@ -78,6 +89,8 @@ pub struct FleetPlan {
     devices: Vec<(u64, Device)>,
     tick: u64,
     pos: usize,
+    /// Slots skipped because the device was silent.
+    silent: u64,
 }
 
 impl FleetPlan {
@@ -120,7 +133,8 @@ impl Iterator for FleetPlan {
             let record = self.devices[self.pos].1.step();
             self.pos += 1;
             let Some(record) = record else {
-                continue; // silent: a missing-data episode
+                self.silent += 1; // a missing-data episode
+                continue;
             };
             let offset = self.schedule.offset(slot);
             let mut telemetry = record.telemetry;
@@ -271,6 +285,7 @@ impl Prepared {
                             devices,
                             tick: 0,
                             pos: 0,
+                            silent: 0,
                         })
                     })
                     .collect()
@@ -426,7 +441,11 @@ mod tests {
         assert_eq!(roster.seq_range[0], (1, 5));
         let plans = prepared.split(2, 1_000_000);
         let items: Vec<Vec<Item>> = plans.into_iter().map(Iterator::collect).collect();
-        assert_eq!(items[0].len() + items[1].len(), 23);
+        assert_eq!(
+            items[0].len() + items[1].len(),
+            23,
+            "no anomalies, no silence"
+        );
         for part in &items {
             assert!(part.windows(2).all(|w| w[0].offset < w[1].offset));
         }
@@ -459,7 +478,11 @@ mod tests {
         };
         config.day_ms = 10_000;
         let (prepared, _) = Prepared::fleet(config, 300.0, 3_000).expect("valid");
-        let items: Vec<Item> = prepared.split(1, 0).remove(0).collect();
+        let mut plan = prepared.split(1, 0).remove(0);
+        let items: Vec<Item> = plan.by_ref().collect();
+        // Every slot is either sent or left empty by a silent device.
+        assert!(plan.silent_slots() > 0, "missing-data episodes happened");
+        assert_eq!(items.len() as u64 + plan.silent_slots(), 3_000);
         let truths: Vec<(&Item, &Truth)> = items
             .iter()
             .filter_map(|i| i.truth.as_ref().map(|t| (i, t)))
