@@ -71,6 +71,10 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
         None => format!("{}-{}-{suffix}", base.client_id(), std::process::id()),
     };
 
+    // Stops the verdict readers: at the end of the drain, on `stop`, and
+    // however run() ends (an error included).
+    let drain_stop = stop.child_token();
+    let _stop_readers = drain_stop.clone().drop_guard();
     let readers = match config.verdicts {
         None => None,
         Some(source) => {
@@ -81,7 +85,7 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
                 options.set_client_id(client_id("verdicts"));
                 (&config.mqtt, options)
             });
-            Some(measure::start(kafka, mqtt, &stop).await?)
+            Some(measure::start(kafka, mqtt, &drain_stop).await?)
         }
     };
 
@@ -104,7 +108,6 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
     let start = Instant::now();
     let plans = prepared.split(connections.len(), start_ms);
     let (expected_tx, expected_rx) = watch::channel(None);
-    let drain_stop = stop.child_token();
     let collector = match readers {
         Some(readers) => {
             let tally = Tally::new(&roster, start_ms, config.plot_devices)?;

@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
 use rumqttc::Outgoing;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -295,6 +295,8 @@ async fn drive(
             Ok(Event::Outgoing(Outgoing::Publish(_))) if qos == QoS::AtMostOnce => ack(&shared),
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => {}
+            // The client is gone: nothing more will be sent.
+            Err(ConnectionError::RequestsDone) => return,
             Err(e) => {
                 if let Some(tx) = connected.take() {
                     let _ = tx.send(Err(e.to_string()));
