@@ -211,8 +211,37 @@ impl Scorer {
         now_ms: u64,
         at: ScoredAt,
     ) -> Verdict {
+        self.score_with(record, ingest_ts, now_ms, at, true)
+    }
+
+    /// Scores `record` as [`Scorer::score`] would at this moment, against a
+    /// copy of the device's state: neither the state nor the counters
+    /// change. For synchronous "what would you say" requests
+    /// (`POST /v1/score`) that must not disturb the stream: the same record
+    /// later scored by the stream, with nothing in between, gets the same
+    /// score.
+    pub fn score_detached(
+        &mut self,
+        record: &Telemetry,
+        ingest_ts: Option<u64>,
+        now_ms: u64,
+        at: ScoredAt,
+    ) -> Verdict {
+        self.score_with(record, ingest_ts, now_ms, at, false)
+    }
+
+    fn score_with(
+        &mut self,
+        record: &Telemetry,
+        ingest_ts: Option<u64>,
+        now_ms: u64,
+        at: ScoredAt,
+        keep: bool,
+    ) -> Verdict {
         let Some(model) = &self.model else {
-            self.stats.unscored += 1;
+            if keep {
+                self.stats.unscored += 1;
+            }
             return Verdict {
                 schema: SCHEMA_VERSION,
                 device_id: record.device_id.clone(),
@@ -231,16 +260,29 @@ impl Scorer {
             };
         };
         let m = model.model();
-        let state = self
-            .devices
-            .get_or_insert_with(&record.device_id, || m.extractor().new_state());
-        let result = m.score_record(state, record, &mut self.scratch);
-        self.stats.scored += 1;
-        if !result.fresh {
-            self.stats.stale += 1;
+        let result = if keep {
+            let state = self
+                .devices
+                .get_or_insert_with(&record.device_id, || m.extractor().new_state());
+            m.score_record(state, record, &mut self.scratch)
+        } else {
+            let mut state = self
+                .devices
+                .get(&record.device_id)
+                .cloned()
+                .unwrap_or_else(|| m.extractor().new_state());
+            m.score_record(&mut state, record, &mut self.scratch)
+        };
+        if keep {
+            self.stats.scored += 1;
+            if !result.fresh {
+                self.stats.stale += 1;
+            }
+            if result.anomaly {
+                self.stats.anomalies += 1;
+            }
         }
         let contributions = if result.anomaly {
-            self.stats.anomalies += 1;
             m.contributions(&mut self.scratch)
         } else {
             Vec::new()

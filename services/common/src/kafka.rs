@@ -238,6 +238,23 @@ pub async fn ensure_topics(args: &KafkaArgs, topics: &[TopicSpec]) -> Result<(),
     Ok(())
 }
 
+/// [`ensure_topics`], retried with backoff while Kafka is unreachable,
+/// until it succeeds or `shutdown` fires.
+pub async fn ensure_topics_retrying(args: &KafkaArgs, topics: &[TopicSpec], shutdown: &Shutdown) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match ensure_topics(args, topics).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "cannot create topics yet; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Keeps `kafka` in [`Readiness`] current by asking `client` for cluster
 /// metadata every `interval` (on a blocking thread: librdkafka's call is
 /// synchronous) until shutdown. `client` is any rdkafka client handle that
@@ -303,4 +320,137 @@ pub fn is_retriable(error: &KafkaError) -> bool {
         ),
         None => true,
     }
+}
+
+/// One record read by [`read_to_end`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// Partition it was read from.
+    pub partition: i32,
+    /// Its offset in that partition.
+    pub offset: i64,
+    /// Broker or producer timestamp, ms since the Unix epoch.
+    pub timestamp_ms: Option<i64>,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value (None for a tombstone).
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Error from [`read_to_end`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("reading kafka topic {topic}: {source}")]
+    Kafka {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("reading kafka topic {topic}: not finished after {timeout:?} ({missing} partitions short of their end)")]
+    Timeout {
+        topic: String,
+        timeout: Duration,
+        missing: usize,
+    },
+}
+
+/// Reads every record of `topic` from the beginning up to the end it had
+/// when the call started, without a consumer group (nothing is committed).
+/// Blocking: call it from `spawn_blocking` in async code. A topic that does
+/// not exist reads as empty. `max_records` bounds what is held in memory:
+/// the call stops after that many records (oldest first).
+pub fn read_to_end(
+    args: &KafkaArgs,
+    topic: &str,
+    client_id: &str,
+    timeout: Duration,
+    max_records: usize,
+) -> Result<Vec<LogRecord>, ReadError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::message::Message as _;
+    use rdkafka::Offset;
+
+    let err = |source| ReadError::Kafka {
+        topic: topic.to_owned(),
+        source,
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    let mut config = client_config(args, client_id);
+    config
+        // librdkafka wants a group id even for assign(); nothing joins
+        // it and nothing is committed.
+        .set("group.id", format!("{}-unjoined", client_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = config.create().map_err(err)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Timeout::After(timeout))
+        .map_err(err)?;
+    let Some(meta) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(Vec::new());
+    };
+    if meta.error().is_some() {
+        // Unknown topic (or not yet created): nothing to read.
+        return Ok(Vec::new());
+    }
+    let mut ends = std::collections::HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in meta.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), Timeout::After(timeout))
+            .map_err(err)?;
+        if high > low {
+            assignment
+                .add_partition_offset(topic, p.id(), Offset::Offset(low))
+                .map_err(err)?;
+            ends.insert(p.id(), high);
+        }
+    }
+    if ends.is_empty() {
+        return Ok(Vec::new());
+    }
+    consumer.assign(&assignment).map_err(err)?;
+    let mut records = Vec::new();
+    while !ends.is_empty() && records.len() < max_records {
+        if std::time::Instant::now() > deadline {
+            return Err(ReadError::Timeout {
+                topic: topic.to_owned(),
+                timeout,
+                missing: ends.len(),
+            });
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let partition = m.partition();
+                let offset = m.offset();
+                if ends.get(&partition).is_some_and(|end| offset + 1 >= *end) {
+                    ends.remove(&partition);
+                }
+                records.push(LogRecord {
+                    partition,
+                    offset,
+                    timestamp_ms: m.timestamp().to_millis(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().map(<[u8]>::to_vec),
+                });
+            }
+            Some(Err(e)) => return Err(err(e)),
+            None => {
+                // Compaction or control records can leave the last offsets
+                // empty: the position tells whether a partition is done.
+                if let Ok(position) = consumer.position() {
+                    for el in position.elements() {
+                        if let (Offset::Offset(at), Some(end)) =
+                            (el.offset(), ends.get(&el.partition()))
+                        {
+                            if at >= *end {
+                                ends.remove(&el.partition());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(records)
 }

@@ -72,7 +72,11 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     .await?;
 
     let kafka_topics = args.kafka.topics();
-    create_topics(&args, &kafka_topics, &shutdown).await;
+    let specs = [
+        TopicSpec::delete(&kafka_topics.telemetry),
+        TopicSpec::delete(&kafka_topics.dlq),
+    ];
+    kafka::ensure_topics_retrying(&args.kafka, &specs, &shutdown).await;
     let tuning = ProducerTuning {
         compression: args.compression.clone(),
         linger_ms: args.linger_ms,
@@ -160,30 +164,6 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 fn max_packet_size(max_payload_bytes: usize) -> u32 {
     let wanted = max_payload_bytes.saturating_mul(2).max(1024 * 1024);
     u32::try_from(wanted).unwrap_or(u32::MAX)
-}
-
-/// Creates the topics ingest writes, retrying while Kafka is unreachable.
-async fn create_topics(
-    args: &IngestArgs,
-    topics: &vigil_schemas::KafkaTopics,
-    shutdown: &Shutdown,
-) {
-    let specs = [
-        TopicSpec::delete(&topics.telemetry),
-        TopicSpec::delete(&topics.dlq),
-    ];
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        match kafka::ensure_topics(&args.kafka, &specs).await {
-            Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, "cannot create topics yet; retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
-    }
 }
 
 /// Polls the MQTT event loop, forwarding PUBLISHes to the pipeline.

@@ -335,3 +335,33 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
 }
+
+/// User + system CPU seconds process `pid` has used, from
+/// `/proc/<pid>/stat` (0 when the process is gone): benchmarks report it to
+/// say which process bounds a figure.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th of the whole line, in clock ticks (100 per second).
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// An environment variable parsed as a number, or `default`.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -22,6 +22,15 @@ enum Role {
     /// Move device telemetry from MQTT to Kafka (vigil.telemetry), validated,
     /// acknowledging each message only after Kafka confirmed it.
     Ingest(Box<vigil_ingest::IngestArgs>),
+    /// Score every telemetry record with the live model (hot-swapped from
+    /// vigil.models) and emit verdicts and anomalies.
+    Score(Box<vigil_score::ScoreArgs>),
+    /// Replay telemetry, fit the detector, gate, sign and publish a model
+    /// release to vigil.models (once, or periodically).
+    Train(Box<vigil_train::TrainArgs>),
+    /// Operator commands on model releases: keygen, list, show, verify,
+    /// export, score.
+    Models(vigil_releases::cmd::ModelsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +44,19 @@ fn main() -> anyhow::Result<()> {
         shutdown.trigger_on_signals();
         match cli.role {
             Role::Ingest(args) => vigil_ingest::run(*args, shutdown).await,
+            Role::Score(args) => vigil_score::run(*args, shutdown).await,
+            Role::Train(args) => vigil_train::run(*args, shutdown).await,
+            Role::Models(args) => vigil_releases::cmd::run(args).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn every_subcommand_s_flags_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -97,7 +97,18 @@ impl VigilProcess {
         let log = self.log_text();
         let tail: Vec<&str> = log.lines().rev().take(40).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        anyhow::anyhow!("{error}\n--- vigil log (tail) ---\n{}", tail.join("\n"))
+        // The whole log outlives the test's temp dir, for post-mortems.
+        let kept = std::env::temp_dir().join("vigil-test-logs");
+        let kept = std::fs::create_dir_all(&kept)
+            .and_then(|()| {
+                let file = kept.join(format!("vigil-{}.log", self.http.replace([':', '.'], "-")));
+                std::fs::copy(&self.log, &file).map(|_| file)
+            })
+            .map_or_else(|e| format!("(not kept: {e})"), |f| f.display().to_string());
+        anyhow::anyhow!(
+            "{error}\n--- vigil log (tail; whole log in {kept}) ---\n{}",
+            tail.join("\n")
+        )
     }
 
     /// A metric's value from its `/metrics`.
@@ -148,4 +159,111 @@ pub fn decode_all(records: &[vigil_testkit::clients::Record]) -> Vec<Telemetry> 
         .iter()
         .map(|r| Telemetry::decode(&r.payload).expect("vigil.telemetry holds valid telemetry"))
         .collect()
+}
+
+/// Runs `vigil <args…>` to completion; returns (exit code, stdout, stderr).
+pub fn run_vigil(args: &[&str], stdin: Option<&[u8]>) -> anyhow::Result<(i32, String, String)> {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .env("VIGIL_LOG", "info")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input)?;
+    }
+    let out = child.wait_with_output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A test producer (idempotent, one record per batch; see below).
+pub fn producer(brokers: &str) -> anyhow::Result<rdkafka::producer::FutureProducer> {
+    Ok(rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        // One record per batch: tansu 0.6 answers a fetch that starts in
+        // the middle of a record batch with the *next* batch, so a
+        // consumer resuming from a committed offset inside a batch would
+        // silently skip the rest of it (docs/ARCHITECTURE.md, "tansu").
+        .set("batch.num.messages", "1")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?)
+}
+
+/// Produces every (key, payload) to `topic` with `producer` and waits
+/// until Kafka confirmed all of them.
+pub async fn produce_with(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    records: &[(String, Vec<u8>)],
+) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    use rdkafka::producer::FutureRecord;
+    let mut pending = futures::stream::FuturesOrdered::new();
+    for (key, payload) in records {
+        let delivery = producer
+            .send_result(FutureRecord::to(topic).key(key).payload(payload))
+            .map_err(|(e, _)| e)?;
+        pending.push_back(delivery);
+    }
+    while let Some(result) = pending.next().await {
+        result?.map_err(|(e, _)| e)?;
+    }
+    Ok(())
+}
+
+/// [`produce_with`] a new producer.
+pub async fn produce_all(
+    brokers: &str,
+    topic: &str,
+    records: &[(String, Vec<u8>)],
+) -> anyhow::Result<()> {
+    produce_with(&producer(brokers)?, topic, records).await
+}
+
+/// Creates the topics Vigil uses (6 partitions each; vigil.models
+/// compacted), as a service would at start-up.
+pub async fn create_topics(brokers: &str) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let names = [
+        "vigil.telemetry",
+        "vigil.verdicts",
+        "vigil.anomalies",
+        "vigil.dlq",
+        "vigil.models",
+    ];
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| {
+            let t = NewTopic::new(name, 6, TopicReplication::Fixed(1));
+            if *name == "vigil.models" {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    for result in admin.create_topics(&topics, &AdminOptions::new()).await? {
+        match result {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating {name}: {code}"),
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,200 @@
+//! Models as data: Vigil's model releases on the compacted `vigil.models`
+//! topic, keyed by model name.
+//!
+//! - [`load`] reads the whole topic once (trainer, `vigil models`).
+//! - [`Lineage`] applies the rule every consumer shares: releases are taken
+//!   in log order; one is accepted only when it verifies against the
+//!   configured key and is newer than the one accepted before it. The
+//!   newest accepted release is *live*.
+//! - [`feed::ModelFeed`] follows the topic for a scorer: it verifies off
+//!   the hot path and hands over each newly accepted model.
+//! - [`publish`] writes a signed release.
+//! - [`cmd`]: the `vigil models` operator commands.
+
+pub mod cmd;
+pub mod feed;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use vigil_model::{ReleaseError, VerifiedModel, VerifyingKey};
+use vigil_schemas::release::MAX_RELEASE_BYTES;
+use vigil_schemas::{Message, ModelRelease};
+use vigil_service::config::KafkaArgs;
+use vigil_service::kafka::{self, LogRecord};
+
+/// Most releases `load` reads; a compacted topic holds about one per model
+/// name, so this only guards against a misconfigured topic.
+pub const MAX_LOG_RECORDS: usize = 100_000;
+
+/// A record of `vigil.models` with its decoded envelope.
+#[derive(Debug)]
+pub struct Published {
+    /// Where it sits in the log.
+    pub partition: i32,
+    /// Offset in that partition.
+    pub offset: i64,
+    /// When Kafka received it, ms since the Unix epoch.
+    pub published_ms: Option<i64>,
+    /// The envelope, or why it could not be read.
+    pub release: Result<ModelRelease, ReleaseError>,
+}
+
+impl Published {
+    /// Decodes a log record (tombstones and oversized records are errors).
+    pub fn from_record(record: &LogRecord) -> Self {
+        let release = match &record.payload {
+            None => Err(ReleaseError::Malformed("tombstone (no value)".into())),
+            Some(bytes) => decode_envelope(bytes),
+        };
+        Published {
+            partition: record.partition,
+            offset: record.offset,
+            published_ms: record.timestamp_ms,
+            release,
+        }
+    }
+
+    /// Model name and version when the envelope decoded.
+    pub fn name_version(&self) -> Option<(&str, u64)> {
+        self.release
+            .as_ref()
+            .ok()
+            .map(|r| (r.model.as_str(), r.version))
+    }
+}
+
+/// Decodes a release envelope without verifying it.
+pub fn decode_envelope(bytes: &[u8]) -> Result<ModelRelease, ReleaseError> {
+    if bytes.len() > MAX_RELEASE_BYTES {
+        return Err(ReleaseError::TooLarge { size: bytes.len() });
+    }
+    ModelRelease::decode(bytes).map_err(ReleaseError::Decode)
+}
+
+/// Reads all of `vigil.models` (blocking work on a blocking thread), in
+/// log order per partition.
+pub async fn load(args: &KafkaArgs, timeout: Duration) -> anyhow::Result<Vec<Published>> {
+    let args = args.clone();
+    let topic = args.topics().models;
+    let records = tokio::task::spawn_blocking(move || {
+        kafka::read_to_end(
+            &args,
+            &topic,
+            "vigil-models-reader",
+            timeout,
+            MAX_LOG_RECORDS,
+        )
+    })
+    .await
+    .context("model log reader panicked")??;
+    let mut list: Vec<Published> = records.iter().map(Published::from_record).collect();
+    // Per partition the order is the log's; across partitions (a model
+    // name always lands in one) any stable order will do.
+    list.sort_by_key(|p| (p.partition, p.offset));
+    Ok(list)
+}
+
+/// Highest version any decodable envelope of `model` carries, verified or
+/// not: the next release must be above it, so versions never repeat even
+/// after a key rotation or a tampered record.
+pub fn max_version(list: &[Published], model: &str) -> Option<u64> {
+    list.iter()
+        .filter_map(Published::name_version)
+        .filter(|(name, _)| *name == model)
+        .map(|(_, v)| v)
+        .max()
+}
+
+/// What happened to one release offered to a [`Lineage`].
+#[derive(Debug)]
+pub enum Offer {
+    /// Verified and newer: now live.
+    Accepted(Arc<VerifiedModel>),
+    /// Another model's release.
+    OtherModel,
+    /// Refused; the live model stays.
+    Rejected(ReleaseError),
+}
+
+/// The accept rule every consumer of `vigil.models` applies (see the crate
+/// docs).
+#[derive(Debug)]
+pub struct Lineage {
+    model: String,
+    key: VerifyingKey,
+    live: Option<Arc<VerifiedModel>>,
+}
+
+impl Lineage {
+    /// A lineage of `model` releases signed by `key`.
+    pub fn new(model: impl Into<String>, key: VerifyingKey) -> Self {
+        Lineage {
+            model: model.into(),
+            key,
+            live: None,
+        }
+    }
+
+    /// The live release, if any.
+    pub fn live(&self) -> Option<&Arc<VerifiedModel>> {
+        self.live.as_ref()
+    }
+
+    /// Offers the raw bytes of a record of `vigil.models`.
+    pub fn offer_bytes(&mut self, bytes: Option<&[u8]>) -> Offer {
+        let release = match bytes {
+            None => Err(ReleaseError::Malformed("tombstone (no value)".into())),
+            Some(b) => decode_envelope(b),
+        };
+        match release {
+            Ok(r) => self.offer(&r),
+            Err(e) => Offer::Rejected(e),
+        }
+    }
+
+    /// Offers a decoded envelope.
+    pub fn offer(&mut self, release: &ModelRelease) -> Offer {
+        if release.model != self.model {
+            return Offer::OtherModel;
+        }
+        // Signature before version: a forged release is reported as forged,
+        // whatever version it claims.
+        let model = match vigil_model::verify(release, &self.key) {
+            Ok(model) => model,
+            Err(e) => return Offer::Rejected(e),
+        };
+        let current = self.live.as_ref().map(|m| m.version());
+        if let Err(e) = vigil_model::check_newer(&self.model, current, release.version) {
+            return Offer::Rejected(e);
+        }
+        let model = Arc::new(model);
+        self.live = Some(model.clone());
+        Offer::Accepted(model)
+    }
+}
+
+/// Publishes `release` to `topic` keyed by its model name and waits for
+/// Kafka's confirmation; returns (partition, offset).
+pub async fn publish(
+    producer: &FutureProducer<kafka::VigilContext>,
+    topic: &str,
+    release: &ModelRelease,
+    timeout: Duration,
+) -> anyhow::Result<(i32, i64)> {
+    let bytes = release.encode().context("encoding the release")?;
+    let record = FutureRecord::to(topic).key(&release.model).payload(&bytes);
+    let delivery = producer
+        .send(record, timeout)
+        .await
+        .map_err(|(e, _)| e)
+        .with_context(|| {
+            format!(
+                "publishing {} v{} to {topic}",
+                release.model, release.version
+            )
+        })?;
+    Ok((delivery.partition, delivery.offset))
+}

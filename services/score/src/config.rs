@@ -1,0 +1,97 @@
+//! Flags and environment variables of `vigil score`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use vigil_service::config::{HttpArgs, KafkaArgs};
+
+/// `vigil score` options.
+#[derive(Debug, Clone, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Model name to serve (releases of other models are ignored).
+    #[arg(long, env = "VIGIL_MODEL", default_value = "default")]
+    pub model: String,
+
+    /// ed25519 public key file every release must verify with.
+    #[arg(long, env = "VIGIL_VERIFY_KEY")]
+    pub verify_key: PathBuf,
+
+    /// Kafka consumer group of the scorers; replicas in one group split
+    /// the partitions of vigil.telemetry.
+    #[arg(long, env = "VIGIL_SCORE_GROUP", default_value = "vigil-score")]
+    pub group: String,
+
+    /// Static group membership (`group.instance.id`): a stable id per
+    /// replica, such as a StatefulSet pod name. A replica restarted with
+    /// the same id gets its partitions back at once, without a rebalance
+    /// and without waiting for the old session to expire.
+    #[arg(long, env = "VIGIL_SCORE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// Per-device state is kept for at most this many devices (least
+    /// recently seen evicted first).
+    #[arg(long, env = "VIGIL_SCORE_DEVICE_CAPACITY", default_value_t = 200_000)]
+    pub device_capacity: usize,
+
+    /// Records whose verdicts are not yet confirmed by Kafka; when reached,
+    /// the scorer stops reading until deliveries complete.
+    #[arg(long, env = "VIGIL_SCORE_MAX_IN_FLIGHT", default_value_t = 20_000)]
+    pub max_in_flight: usize,
+
+    /// Per-device state after a restart or rebalance is rebuilt by
+    /// replaying this much event time of a newly assigned partition's log
+    /// before its first record (0 turns the replay off).
+    #[arg(long, env = "VIGIL_SCORE_REPLAY_SECS", default_value_t = 600)]
+    pub replay_secs: u64,
+
+    /// At most this many records are replayed per newly assigned partition.
+    #[arg(
+        long,
+        env = "VIGIL_SCORE_REPLAY_MAX_RECORDS",
+        default_value_t = 200_000
+    )]
+    pub replay_max_records: usize,
+
+    /// Compression of produced verdicts: none, gzip, snappy, lz4, zstd.
+    #[arg(long, env = "VIGIL_SCORE_COMPRESSION", default_value = "lz4")]
+    pub compression: String,
+
+    /// Producer linger, ms.
+    #[arg(long, env = "VIGIL_SCORE_LINGER_MS", default_value_t = 5)]
+    pub linger_ms: u64,
+
+    /// How often stored offsets are committed, ms.
+    #[arg(long, env = "VIGIL_SCORE_COMMIT_INTERVAL_MS", default_value_t = 1000)]
+    pub commit_interval_ms: u64,
+
+    /// Synchronous score requests (POST /v1/score) that may wait for the
+    /// scoring loop; more get 503.
+    #[arg(long, env = "VIGIL_SCORE_API_QUEUE", default_value_t = 256)]
+    pub api_queue: usize,
+
+    /// On shutdown, how long to wait for in-flight verdicts, seconds.
+    #[arg(long, env = "VIGIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl ScoreArgs {
+    /// Checks what clap cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_in_flight == 0 {
+            anyhow::bail!("--max-in-flight must be at least 1");
+        }
+        if self.device_capacity == 0 {
+            anyhow::bail!("--device-capacity must be at least 1");
+        }
+        if self.api_queue == 0 {
+            anyhow::bail!("--api-queue must be at least 1");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! Metrics of `vigil score`. No label carries a device id.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Every metric the scorer exports.
+#[derive(Debug, Clone)]
+pub struct ScoreMetrics {
+    /// Live model version, by model name.
+    pub model_version: IntGaugeVec,
+    /// Releases read from vigil.models, by outcome (`accepted` or the
+    /// refusal reason).
+    pub releases: IntCounterVec,
+    /// Records scored by a model.
+    pub scored: IntCounter,
+    /// Records answered unscored (no model yet).
+    pub unscored: IntCounter,
+    /// Verdicts with anomaly = true.
+    pub anomalies: IntCounter,
+    /// Records that were not valid telemetry, by reason (sent to the DLQ).
+    pub rejected: IntCounterVec,
+    /// Records whose verdict (and anomaly, or DLQ record) Kafka confirmed.
+    pub produced: IntCounter,
+    /// Produce attempts repeated after a failed delivery.
+    pub produce_retries: IntCounter,
+    /// Records read and not yet confirmed.
+    pub in_flight: IntGauge,
+    /// Time to decode, score and encode one record.
+    pub scoring_latency: Histogram,
+    /// From the record's event time to its verdict.
+    pub end_to_end_latency: Histogram,
+    /// Consumer lag, by partition of vigil.telemetry.
+    pub lag: IntGaugeVec,
+    /// Records replayed to rebuild per-device state.
+    pub replayed: IntCounter,
+    /// Devices with state.
+    pub devices: IntGauge,
+    /// Synchronous score requests, by outcome.
+    pub api_requests: IntCounterVec,
+}
+
+impl ScoreMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            model_version: IntGaugeVec::new(
+                Opts::new("vigil_score_model_version", "Live model version"),
+                &["model"],
+            )?,
+            releases: IntCounterVec::new(
+                Opts::new(
+                    "vigil_score_releases_total",
+                    "Model releases read, by outcome (accepted or why refused)",
+                ),
+                &["outcome"],
+            )?,
+            scored: IntCounter::new("vigil_score_records_scored_total", "Records scored")?,
+            unscored: IntCounter::new(
+                "vigil_score_records_unscored_total",
+                "Records answered unscored because no model was live",
+            )?,
+            anomalies: IntCounter::new("vigil_score_anomalies_total", "Anomalous verdicts")?,
+            rejected: IntCounterVec::new(
+                Opts::new(
+                    "vigil_score_records_rejected_total",
+                    "Records that were not valid telemetry, by reason",
+                ),
+                &["reason"],
+            )?,
+            produced: IntCounter::new(
+                "vigil_score_verdicts_produced_total",
+                "Records whose verdict (or DLQ record) Kafka confirmed",
+            )?,
+            produce_retries: IntCounter::new(
+                "vigil_score_produce_retries_total",
+                "Produce attempts repeated after a failed delivery",
+            )?,
+            in_flight: IntGauge::new(
+                "vigil_score_in_flight",
+                "Records read whose verdicts are not yet confirmed",
+            )?,
+            scoring_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "vigil_score_scoring_latency_seconds",
+                    "Time to decode, score and encode one record",
+                )
+                .buckets(vec![
+                    1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 1e-2,
+                ]),
+            )?,
+            end_to_end_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "vigil_score_end_to_end_latency_seconds",
+                    "From a record's event time to its verdict",
+                )
+                .buckets(vigil_service::metrics::latency_buckets()),
+            )?,
+            lag: IntGaugeVec::new(
+                Opts::new(
+                    "vigil_score_consumer_lag",
+                    "Records behind the end of each assigned partition",
+                ),
+                &["partition"],
+            )?,
+            replayed: IntCounter::new(
+                "vigil_score_state_replayed_records_total",
+                "Records replayed to rebuild per-device state",
+            )?,
+            devices: IntGauge::new("vigil_score_devices", "Devices with state")?,
+            api_requests: IntCounterVec::new(
+                Opts::new(
+                    "vigil_score_api_requests_total",
+                    "POST /v1/score requests, by outcome",
+                ),
+                &["outcome"],
+            )?,
+        };
+        registry.register(Box::new(m.model_version.clone()))?;
+        registry.register(Box::new(m.releases.clone()))?;
+        registry.register(Box::new(m.scored.clone()))?;
+        registry.register(Box::new(m.unscored.clone()))?;
+        registry.register(Box::new(m.anomalies.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
+        registry.register(Box::new(m.produced.clone()))?;
+        registry.register(Box::new(m.produce_retries.clone()))?;
+        registry.register(Box::new(m.in_flight.clone()))?;
+        registry.register(Box::new(m.scoring_latency.clone()))?;
+        registry.register(Box::new(m.end_to_end_latency.clone()))?;
+        registry.register(Box::new(m.lag.clone()))?;
+        registry.register(Box::new(m.replayed.clone()))?;
+        registry.register(Box::new(m.devices.clone()))?;
+        registry.register(Box::new(m.api_requests.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,545 @@
+//! The scoring run loop (see the crate docs for the guarantees).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::stream::FuturesOrdered;
+use futures::{Future, StreamExt};
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
+use vigil_model::{Scorer, VerifiedModel};
+use vigil_releases::feed::{self, FeedEvent};
+use vigil_releases::Offer;
+use vigil_schemas::{DlqRecord, KafkaTopics, Message as _, ScoredAt, Telemetry};
+use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
+use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
+
+use crate::api::{self, ScoreRequest};
+use crate::config::ScoreArgs;
+use crate::context::{Fresh, ScoreContext};
+use crate::metrics::ScoreMetrics;
+use crate::replay::{self, ReplayRequest};
+
+/// Name of this service in DLQ records and logs.
+const SERVICE: &str = "score";
+/// Name of the model-log dependency in `/readyz`.
+const MODELS: &str = "models";
+/// Largest telemetry record accepted from the log.
+const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// How often confirmed offsets are handed to librdkafka for commit.
+const STORE_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest pause between produce retries.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Runs the scorer until `shutdown`, then drains in-flight verdicts
+/// (bounded by `--shutdown-timeout-secs`) and commits.
+pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    args.validate()?;
+    let key = vigil_model::load_verify_key(&args.verify_key)?;
+    let registry = vigil_service::metrics::registry();
+    let readiness = Readiness::new(&registry)?;
+    readiness.register(kafka::DEPENDENCY);
+    readiness.register(MODELS);
+    let metrics = ScoreMetrics::register(&registry)?;
+    let (api_tx, api_rx) = mpsc::channel(args.api_queue);
+    HttpServer::start(
+        args.http.http_addr,
+        readiness.clone(),
+        registry,
+        api::router(api_tx, metrics.clone()),
+        &shutdown,
+    )
+    .await?;
+
+    let topics = args.kafka.topics();
+    let specs = [
+        TopicSpec::delete(&topics.telemetry),
+        TopicSpec::delete(&topics.verdicts),
+        TopicSpec::delete(&topics.anomalies),
+        TopicSpec::delete(&topics.dlq),
+        TopicSpec::compact(&topics.models),
+    ];
+    kafka::ensure_topics_retrying(&args.kafka, &specs, &shutdown).await;
+    if shutdown.is_triggered() {
+        return Ok(());
+    }
+
+    // Models first: no telemetry is read before the live model is known.
+    let (model_tx, model_rx) = watch::channel(None);
+    let caught_up = follow_models(&args, key, model_tx, &readiness, &metrics, &shutdown).await?;
+    tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        _ = caught_up => {}
+    }
+
+    let tuning = ProducerTuning {
+        compression: args.compression.clone(),
+        linger_ms: args.linger_ms,
+        // A verdict, an anomaly and a DLQ record at most per record.
+        max_queued_messages: args.max_in_flight * 2 + 1024,
+        message_timeout_ms: 0,
+    };
+    let producer: FutureProducer<VigilContext> =
+        kafka::producer_config(&args.kafka, "vigil-score", &tuning)
+            .create_with_context(VigilContext::new(readiness.clone()))
+            .context("creating the kafka producer")?;
+    kafka::watch_connection(
+        producer.clone(),
+        readiness.clone(),
+        Duration::from_secs(5),
+        &shutdown,
+    );
+
+    let fresh = Fresh::default();
+    let context = ScoreContext::new(
+        VigilContext::new(readiness.clone()),
+        topics.telemetry.clone(),
+        fresh.clone(),
+        metrics.lag.clone(),
+    );
+    let mut config = kafka::consumer_config(&args.kafka, "vigil-score", &args.group);
+    config
+        // librdkafka commits the offsets the loop stores (only confirmed
+        // ones) every interval, and on revocation.
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            args.commit_interval_ms.to_string(),
+        )
+        .set("enable.auto.offset.store", "false")
+        .set("statistics.interval.ms", "5000");
+    if let Some(id) = &args.instance_id {
+        config.set("group.instance.id", id);
+    }
+    for (k, v) in &args.kafka.kafka_options {
+        config.set(k, v);
+    }
+    let consumer: StreamConsumer<ScoreContext> = config
+        .create_with_context(context)
+        .context("creating the telemetry consumer")?;
+    consumer
+        .subscribe(&[&topics.telemetry])
+        .with_context(|| format!("subscribing to {}", topics.telemetry))?;
+    tracing::info!(group = %args.group, topic = %topics.telemetry, "scoring");
+
+    let mut scoring = Scoring {
+        scorer: Scorer::new(args.model.clone(), args.device_capacity),
+        models: model_rx,
+        producer: producer.clone(),
+        metrics,
+        topics,
+        fresh,
+        kafka: args.kafka.clone(),
+        replay_span_ms: args.replay_secs.saturating_mul(1000),
+        replay_max_records: args.replay_max_records,
+        window: args.max_in_flight,
+        confirmed: HashMap::new(),
+    };
+    scoring
+        .run(
+            &consumer,
+            api_rx,
+            &shutdown,
+            Duration::from_secs(args.shutdown_timeout_secs),
+        )
+        .await;
+
+    let consumer = Arc::new(consumer);
+    let c = consumer.clone();
+    let committed =
+        tokio::task::spawn_blocking(move || c.commit_consumer_state(CommitMode::Sync)).await;
+    match committed {
+        Ok(Ok(())) => tracing::info!("offsets committed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "final offset commit failed"),
+        Err(e) => tracing::warn!(error = %e, "final offset commit panicked"),
+    }
+    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+    shutdown.trigger();
+    shutdown.wait().await;
+    tracing::info!("scorer stopped");
+    Ok(())
+}
+
+/// Starts the model feed and the task that turns its events into the
+/// watch channel, metrics and logs. Resolves when the feed caught up.
+async fn follow_models(
+    args: &ScoreArgs,
+    key: vigil_model::VerifyingKey,
+    models: watch::Sender<Option<Arc<VerifiedModel>>>,
+    readiness: &Readiness,
+    metrics: &ScoreMetrics,
+    shutdown: &Shutdown,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
+    let mut backoff = Duration::from_millis(500);
+    let mut events = loop {
+        match feed::follow(
+            &args.kafka,
+            &args.model,
+            key,
+            "vigil-score-models",
+            shutdown,
+        )
+        .await
+        {
+            Ok(events) => break events,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot follow the model log yet; retrying")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => anyhow::bail!("shut down while starting"),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+    };
+    let (caught_tx, caught_rx) = tokio::sync::oneshot::channel();
+    let readiness = readiness.clone();
+    let metrics = metrics.clone();
+    let model_name = args.model.clone();
+    shutdown.spawn(async move {
+        let mut caught_tx = Some(caught_tx);
+        while let Some(event) = events.recv().await {
+            match event {
+                FeedEvent::CaughtUp => {
+                    tracing::info!(
+                        live = ?models.borrow().as_ref().map(|m| m.version()),
+                        "model log read; scoring can start"
+                    );
+                    readiness.set(MODELS, true);
+                    if let Some(tx) = caught_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                FeedEvent::Offer {
+                    partition,
+                    offset,
+                    published_ms,
+                    offer,
+                } => match offer {
+                    Offer::Accepted(model) => {
+                        metrics.releases.with_label_values(&["accepted"]).inc();
+                        tracing::info!(
+                            model = %model_name,
+                            version = model.version(),
+                            partition,
+                            offset,
+                            published_ms,
+                            "release accepted"
+                        );
+                        // Live from now: the loop installs it before the
+                        // next record it scores.
+                        metrics
+                            .model_version
+                            .with_label_values(&[&model_name])
+                            .set(i64::try_from(model.version()).unwrap_or(i64::MAX));
+                        models.send_replace(Some(model));
+                    }
+                    Offer::OtherModel => {}
+                    Offer::Rejected(e) => {
+                        metrics.releases.with_label_values(&[e.reason()]).inc();
+                        tracing::warn!(
+                            model = %model_name,
+                            partition,
+                            offset,
+                            reason = e.reason(),
+                            error = %e,
+                            "release rejected; keeping the live model"
+                        );
+                    }
+                },
+            }
+        }
+    });
+    Ok(caught_rx)
+}
+
+/// A record whose verdicts are on their way: resolves to its position once
+/// every one of them is confirmed.
+type Pending = Pin<Box<dyn Future<Output = (i32, i64)> + Send>>;
+
+struct Scoring {
+    scorer: Scorer,
+    models: watch::Receiver<Option<Arc<VerifiedModel>>>,
+    producer: FutureProducer<VigilContext>,
+    metrics: ScoreMetrics,
+    topics: KafkaTopics,
+    fresh: Fresh,
+    kafka: vigil_service::config::KafkaArgs,
+    replay_span_ms: u64,
+    replay_max_records: usize,
+    window: usize,
+    /// Highest confirmed offset per partition since the last store.
+    confirmed: HashMap<i32, i64>,
+}
+
+impl Scoring {
+    async fn run(
+        &mut self,
+        consumer: &StreamConsumer<ScoreContext>,
+        mut api: mpsc::Receiver<ScoreRequest>,
+        shutdown: &Shutdown,
+        drain_timeout: Duration,
+    ) {
+        let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+        let mut store = tokio::time::interval(STORE_INTERVAL);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some((partition, offset)) = pending.next(), if !pending.is_empty() => {
+                    self.confirmed.insert(partition, offset);
+                    self.metrics.in_flight.set(pending.len() as i64);
+                }
+                Some(request) = api.recv() => self.answer(request),
+                _ = store.tick() => {
+                    self.store_offsets(consumer);
+                    self.metrics.devices.set(self.scorer.devices() as i64);
+                }
+                received = consumer.recv(), if pending.len() < self.window => match received {
+                    Ok(message) => {
+                        let delivery = self.process(&message).await;
+                        pending.push_back(delivery);
+                        self.metrics.in_flight.set(pending.len() as i64);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "telemetry consumer error"),
+                },
+            }
+        }
+        tracing::info!(in_flight = pending.len(), "draining in-flight verdicts");
+        let deadline = tokio::time::sleep(drain_timeout);
+        tokio::pin!(deadline);
+        while !pending.is_empty() {
+            tokio::select! {
+                Some((partition, offset)) = pending.next() => {
+                    self.confirmed.insert(partition, offset);
+                }
+                _ = &mut deadline => {
+                    tracing::warn!(
+                        unconfirmed = pending.len(),
+                        "shutdown timeout: their records will be scored again after restart"
+                    );
+                    break;
+                }
+            }
+        }
+        self.store_offsets(consumer);
+    }
+
+    /// Installs a newly accepted model, between two records.
+    fn swap_if_changed(&mut self) {
+        if !self.models.has_changed().unwrap_or(false) {
+            return;
+        }
+        let Some(model) = self.models.borrow_and_update().clone() else {
+            return;
+        };
+        let version = model.version();
+        match self.scorer.install(model) {
+            Ok(outcome) => tracing::info!(version, ?outcome, "model installed"),
+            Err(e) => tracing::warn!(error = %e, "model not installed"),
+        }
+    }
+
+    fn answer(&mut self, request: ScoreRequest) {
+        self.swap_if_changed();
+        let record = &request.record;
+        let verdict =
+            self.scorer
+                .score_detached(record, record.ingest_ts, now_ms(), ScoredAt::Cloud);
+        let _ = request.reply.send(verdict);
+    }
+
+    /// Hands the highest confirmed offset of each partition to librdkafka,
+    /// which commits it with the next auto-commit.
+    fn store_offsets(&mut self, consumer: &StreamConsumer<ScoreContext>) {
+        if self.confirmed.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (partition, offset) in self.confirmed.drain() {
+            if let Err(e) = tpl.add_partition_offset(
+                &self.topics.telemetry,
+                partition,
+                Offset::Offset(offset + 1),
+            ) {
+                tracing::warn!(error = %e, partition, "cannot store offset");
+            }
+        }
+        if let Err(e) = consumer.store_offsets(&tpl) {
+            // A partition revoked meanwhile: its new owner re-scores the
+            // unconfirmed tail (at-least-once).
+            tracing::debug!(error = %e, "offsets not stored");
+        }
+    }
+
+    /// Scores one record and starts producing its verdict(s).
+    async fn process(&mut self, message: &BorrowedMessage<'_>) -> Pending {
+        let partition = message.partition();
+        let offset = message.offset();
+        self.swap_if_changed();
+        let is_fresh = {
+            let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+            fresh.remove(&partition)
+        };
+        if is_fresh {
+            self.rebuild_state(partition, offset, message.timestamp().to_millis())
+                .await;
+        }
+
+        let started = Instant::now();
+        let payload = message.payload().unwrap_or_default();
+        let mut sends = Vec::with_capacity(2);
+        match Telemetry::decode_limited(payload, MAX_RECORD_BYTES) {
+            Ok(record) => {
+                let now = now_ms();
+                let verdict = self
+                    .scorer
+                    .score(&record, record.ingest_ts, now, ScoredAt::Cloud);
+                match verdict.model_version {
+                    Some(_) => self.metrics.scored.inc(),
+                    None => self.metrics.unscored.inc(),
+                }
+                if now >= record.ts {
+                    self.metrics
+                        .end_to_end_latency
+                        .observe((now - record.ts) as f64 / 1000.0);
+                }
+                match verdict.encode() {
+                    Ok(bytes) => {
+                        let bytes: Arc<[u8]> = bytes.into();
+                        if verdict.anomaly {
+                            self.metrics.anomalies.inc();
+                            sends.push(self.send(
+                                self.topics.anomalies.clone(),
+                                record.device_id.clone(),
+                                bytes.clone(),
+                            ));
+                        }
+                        sends.push(self.send(
+                            self.topics.verdicts.clone(),
+                            record.device_id,
+                            bytes,
+                        ));
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a verdict"),
+                }
+            }
+            Err(e) => {
+                let reason = e.reason();
+                self.metrics.rejected.with_label_values(&[reason]).inc();
+                let source = format!("kafka:{}/{partition}@{offset}", self.topics.telemetry);
+                tracing::warn!(%source, reason, error = %e, "not telemetry; sent to the dlq");
+                let record = DlqRecord::new(
+                    SERVICE,
+                    source.clone(),
+                    reason,
+                    e.to_string(),
+                    now_ms(),
+                    payload,
+                );
+                match record.encode() {
+                    Ok(bytes) => {
+                        sends.push(self.send(self.topics.dlq.clone(), source, bytes.into()))
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a dlq record"),
+                }
+            }
+        }
+        self.metrics
+            .scoring_latency
+            .observe(started.elapsed().as_secs_f64());
+        let produced = self.metrics.produced.clone();
+        Box::pin(async move {
+            for send in sends {
+                send.await;
+            }
+            produced.inc();
+            (partition, offset)
+        })
+    }
+
+    /// Enqueues a record now (keeping the consumed order per device) and
+    /// returns the future of its confirmed delivery, retrying failures.
+    fn send(
+        &self,
+        topic: String,
+        key: String,
+        payload: Arc<[u8]>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let producer = self.producer.clone();
+        let retries = self.metrics.produce_retries.clone();
+        let first = producer
+            .send_result(FutureRecord::to(&topic).key(&key).payload(&payload[..]))
+            .map_err(|(e, _)| e);
+        Box::pin(async move {
+            let mut attempt = first;
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                let error = match attempt {
+                    Ok(delivery) => match delivery.await {
+                        Ok(Ok(_)) => return,
+                        Ok(Err((e, _))) => e,
+                        Err(_) => rdkafka::error::KafkaError::Canceled,
+                    },
+                    Err(e) => e,
+                };
+                retries.inc();
+                tracing::warn!(%error, %topic, "verdict delivery failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+                attempt = producer
+                    .send_result(FutureRecord::to(&topic).key(&key).payload(&payload[..]))
+                    .map_err(|(e, _)| e);
+            }
+        })
+    }
+
+    /// Replays the partition's recent log into the detector's state (see
+    /// the crate docs). Only meaningful once a model is live.
+    async fn rebuild_state(&mut self, partition: i32, offset: i64, ts: Option<i64>) {
+        if self.replay_span_ms == 0 || self.replay_max_records == 0 || self.scorer.model().is_none()
+        {
+            return;
+        }
+        let request = ReplayRequest {
+            topic: self.topics.telemetry.clone(),
+            partition,
+            until_offset: offset,
+            until_ts: ts,
+            span_ms: self.replay_span_ms,
+            max_records: self.replay_max_records,
+        };
+        let kafka = self.kafka.clone();
+        let started = Instant::now();
+        let read = tokio::task::spawn_blocking(move || replay::read(&kafka, &request)).await;
+        match read {
+            Ok(Ok(records)) => {
+                let mut applied = 0u64;
+                for r in &records {
+                    applied += u64::from(self.scorer.observe(r));
+                }
+                self.metrics.replayed.inc_by(records.len() as u64);
+                tracing::info!(
+                    partition,
+                    before_offset = offset,
+                    read = records.len(),
+                    applied,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "per-device state rebuilt from the log"
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(partition, error = %format!("{e:#}"), "state replay failed; devices start cold")
+            }
+            Err(e) => {
+                tracing::warn!(partition, error = %e, "state replay panicked; devices start cold")
+            }
+        }
+    }
+}

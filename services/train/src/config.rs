@@ -1,0 +1,127 @@
+//! Flags and environment variables of `vigil train`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use vigil_service::config::{HttpArgs, KafkaArgs};
+
+/// Detector family (see training/EVALUATION.md for why PCA is the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// Principal components of the per-metric features.
+    Pca,
+    /// Robust z-scores per feature.
+    RobustZ,
+}
+
+/// `vigil train` options.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Model name to train and publish.
+    #[arg(long, env = "VIGIL_MODEL", default_value = "default")]
+    pub model: String,
+
+    /// ed25519 private key file releases are signed with.
+    #[arg(long, env = "VIGIL_SIGNING_KEY")]
+    pub signing_key: PathBuf,
+
+    /// Train once, publish (or refuse) and exit: 0 when a release was
+    /// published, 1 otherwise (for a Kubernetes CronJob). Without it the
+    /// trainer runs every --interval and serves health and metrics.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Time between two trainings in periodic mode (e.g. `1h`, `30m`).
+    #[arg(long, env = "VIGIL_TRAIN_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+
+    /// Publish even if the champion/challenger gate refuses the candidate.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Train from this CSV file (`device_id,seq,ts,<metric>…`) instead of
+    /// replaying vigil.telemetry.
+    #[arg(long, env = "VIGIL_TRAIN_CSV")]
+    pub csv: Option<PathBuf>,
+
+    /// Event-time span of vigil.telemetry to replay, ending at --until.
+    #[arg(long, env = "VIGIL_TRAIN_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub window: Duration,
+
+    /// End of the replayed window, RFC 3339 (e.g. `2026-11-23T12:00:00Z`);
+    /// defaults to now.
+    #[arg(long, env = "VIGIL_TRAIN_UNTIL", value_parser = humantime::parse_rfc3339_weak)]
+    pub until: Option<std::time::SystemTime>,
+
+    /// Most records held for one training (replay or file).
+    #[arg(long, env = "VIGIL_TRAIN_MAX_RECORDS", default_value_t = 2_000_000)]
+    pub max_records: usize,
+
+    /// Fewer usable records than this: refuse to train.
+    #[arg(long, env = "VIGIL_TRAIN_MIN_RECORDS", default_value_t = 5_000)]
+    pub min_records: usize,
+
+    /// Devices with fewer records are left out of the fit.
+    #[arg(long, env = "VIGIL_TRAIN_MIN_DEVICE_RECORDS", default_value_t = 100)]
+    pub min_device_records: usize,
+
+    /// Fraction of each device's records (its end) held out for evaluation
+    /// and the gate.
+    #[arg(long, env = "VIGIL_TRAIN_HOLDOUT", default_value_t = 0.2)]
+    pub holdout_fraction: f64,
+
+    /// False-alarm rate the threshold is calibrated to on normal data.
+    #[arg(long, env = "VIGIL_TRAIN_TARGET_FAR", default_value_t = 0.001)]
+    pub target_false_alarm_rate: f64,
+
+    /// Metrics to model, comma separated; default: every metric present in
+    /// at least half of the records.
+    #[arg(long, env = "VIGIL_TRAIN_METRICS", value_delimiter = ',')]
+    pub metrics: Option<Vec<String>>,
+
+    /// Detector family.
+    #[arg(long, env = "VIGIL_TRAIN_METHOD", value_enum, default_value_t = MethodArg::Pca)]
+    pub method: MethodArg,
+
+    /// Labelled anomaly episodes for the evaluation and the gate, CSV
+    /// `device_id,kind,first_seq,last_seq` (with that header).
+    #[arg(long, env = "VIGIL_TRAIN_LABELS")]
+    pub labels: Option<PathBuf>,
+
+    /// How long to wait for Kafka when reading or publishing, seconds.
+    #[arg(long, env = "VIGIL_TRAIN_KAFKA_TIMEOUT_SECS", default_value_t = 60)]
+    pub kafka_timeout_secs: u64,
+
+    /// Show a progress bar (default: when stderr is a terminal).
+    #[arg(long, env = "VIGIL_PROGRESS")]
+    pub progress: Option<bool>,
+}
+
+impl TrainArgs {
+    /// Checks what clap cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(0.0..1.0).contains(&self.holdout_fraction) {
+            anyhow::bail!(
+                "--holdout-fraction must lie in [0, 1), got {}",
+                self.holdout_fraction
+            );
+        }
+        if self.window.is_zero() {
+            anyhow::bail!("--window must be positive");
+        }
+        if !self.once && self.interval < Duration::from_secs(1) {
+            anyhow::bail!("--interval must be at least 1s");
+        }
+        if self.max_records == 0 {
+            anyhow::bail!("--max-records must be positive");
+        }
+        Ok(())
+    }
+}

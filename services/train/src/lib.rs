@@ -1,0 +1,393 @@
+//! `vigil train`: the batch trainer.
+//!
+//! One training:
+//! 1. **Data**: a window of `vigil.telemetry` replayed by timestamp
+//!    (`--window`, `--until`), or a CSV file (`--csv`); optional labels
+//!    (`--labels`) make the evaluation report detection rate and delay.
+//! 2. **Version**: the next one after the highest published for the model
+//!    (read from `vigil.models`), so versions strictly increase even when
+//!    releases were tampered with or signed by another key.
+//! 3. **Fit** with `vigil-training` (linfa PCA on the shared features);
+//!    too little data is refused with the counts.
+//! 4. **Gate** (champion/challenger): the candidate and the live release
+//!    (the newest one that verifies with this key's public half) are
+//!    evaluated on the same holdout; the candidate is published only if it
+//!    is not worse beyond the tolerances. `--force` skips the gate.
+//! 5. **Sign and publish** to compacted `vigil.models`, keyed by model name,
+//!    waiting for Kafka's confirmation.
+//!
+//! `--once` does this once and exits 0 when it published, 1 when it did
+//! not (gate refusal, too little data). Otherwise it repeats every
+//! `--interval` and serves `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Run one periodic trainer per model name (a Kubernetes CronJob with
+//! `concurrencyPolicy: Forbid`, or one Deployment replica): two trainers
+//! racing could pick the same next version; scorers then keep the first
+//! and refuse the second as "not newer".
+
+pub mod config;
+pub mod source;
+
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use indicatif::{ProgressBar, ProgressStyle};
+use prometheus::{IntCounterVec, IntGauge, Opts};
+use rdkafka::producer::FutureProducer;
+use vigil_model::SigningKey;
+use vigil_releases::{Lineage, Offer};
+use vigil_schemas::Telemetry;
+use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
+use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
+use vigil_training::{
+    EvalOptions, FleetData, GateConfig, Method, Progress, TrainConfig, TrainError,
+};
+
+pub use config::TrainArgs;
+
+use crate::config::MethodArg;
+
+/// What one training did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A release was published.
+    Published {
+        version: u64,
+        partition: i32,
+        offset: i64,
+    },
+    /// Nothing was published, and why (gate, too little data).
+    NotPublished(String),
+}
+
+#[derive(Clone)]
+struct TrainMetrics {
+    runs: IntCounterVec,
+    published_version: IntGauge,
+}
+
+impl TrainMetrics {
+    fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let m = TrainMetrics {
+            runs: IntCounterVec::new(
+                Opts::new("vigil_train_runs_total", "Trainings, by outcome"),
+                &["outcome"],
+            )?,
+            published_version: IntGauge::new(
+                "vigil_train_published_version",
+                "Version of the last release this trainer published",
+            )?,
+        };
+        registry.register(Box::new(m.runs.clone()))?;
+        registry.register(Box::new(m.published_version.clone()))?;
+        Ok(m)
+    }
+}
+
+/// Runs `vigil train` (see the crate docs).
+pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    args.validate()?;
+    let key = vigil_model::load_signing_key(&args.signing_key)?;
+    let registry = vigil_service::metrics::registry();
+    let readiness = Readiness::new(&registry)?;
+    readiness.register(kafka::DEPENDENCY);
+    let metrics = TrainMetrics::register(&registry)?;
+    if !args.once {
+        HttpServer::start(
+            args.http.http_addr,
+            readiness.clone(),
+            registry,
+            axum::Router::new(),
+            &shutdown,
+        )
+        .await?;
+    }
+    let topics = args.kafka.topics();
+    kafka::ensure_topics_retrying(
+        &args.kafka,
+        &[TopicSpec::compact(&topics.models)],
+        &shutdown,
+    )
+    .await;
+    let producer: FutureProducer<VigilContext> =
+        kafka::producer_config(&args.kafka, "vigil-train", &ProducerTuning::default())
+            .create_with_context(VigilContext::new(readiness.clone()))
+            .context("creating the kafka producer")?;
+    if !args.once {
+        kafka::watch_connection(
+            producer.clone(),
+            readiness.clone(),
+            Duration::from_secs(5),
+            &shutdown,
+        );
+    }
+
+    loop {
+        let started = Instant::now();
+        let result = train_once(&args, &key, &producer).await;
+        let outcome_label = match &result {
+            Ok(Outcome::Published {
+                version,
+                partition,
+                offset,
+            }) => {
+                tracing::info!(
+                    model = %args.model,
+                    version,
+                    partition,
+                    offset,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "release published"
+                );
+                metrics
+                    .published_version
+                    .set(i64::try_from(*version).unwrap_or(i64::MAX));
+                "published"
+            }
+            Ok(Outcome::NotPublished(why)) => {
+                tracing::warn!(model = %args.model, why = %why, "nothing published");
+                "not_published"
+            }
+            Err(e) => {
+                tracing::error!(model = %args.model, error = %format!("{e:#}"), "training failed");
+                "failed"
+            }
+        };
+        metrics.runs.with_label_values(&[outcome_label]).inc();
+        if args.once {
+            return match result {
+                Ok(Outcome::Published { .. }) => Ok(()),
+                Ok(Outcome::NotPublished(why)) => bail!("nothing published: {why}"),
+                Err(e) => Err(e),
+            };
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(args.interval) => {}
+        }
+    }
+    shutdown.trigger();
+    shutdown.wait().await;
+    Ok(())
+}
+
+fn progress_bar(args: &TrainArgs) -> Option<ProgressBar> {
+    let show = args
+        .progress
+        .unwrap_or_else(|| std::io::stderr().is_terminal());
+    show.then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    })
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Loads the training data named by `args`.
+async fn load_data(
+    args: &TrainArgs,
+    bar: Option<&ProgressBar>,
+) -> anyhow::Result<(Vec<Telemetry>, String)> {
+    if let Some(path) = &args.csv {
+        if let Some(b) = bar {
+            b.set_message(format!("reading {}", path.display()));
+        }
+        let path = path.clone();
+        let max = args.max_records;
+        let records =
+            tokio::task::spawn_blocking(move || vigil_training::read_wide_csv(&path, max))
+                .await
+                .context("csv reader panicked")??;
+        return Ok((
+            records,
+            format!(
+                "file:{}",
+                args.csv
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let until = args.until.map_or_else(now_ms, ms);
+    let window_ms = u64::try_from(args.window.as_millis()).unwrap_or(u64::MAX);
+    let from = until.saturating_sub(window_ms);
+    let topic = args.kafka.topics().telemetry;
+    let kafka_args = args.kafka.clone();
+    let max = args.max_records;
+    let timeout = Duration::from_secs(args.kafka_timeout_secs);
+    let bar_clone = bar.cloned();
+    let t = topic.clone();
+    let replayed = tokio::task::spawn_blocking(move || {
+        source::replay_window(&kafka_args, &t, from, until, max, timeout, |n| {
+            if let Some(b) = &bar_clone {
+                b.set_message(format!("replaying {t}: {n} records read"));
+            }
+        })
+    })
+    .await
+    .context("replay panicked")??;
+    tracing::info!(
+        topic = %topic,
+        from_ms = from,
+        until_ms = until,
+        records = replayed.records.len(),
+        outside_window = replayed.outside_window,
+        undecodable = replayed.undecodable,
+        truncated = replayed.truncated,
+        "telemetry replayed"
+    );
+    if replayed.truncated {
+        tracing::warn!(
+            max_records = max,
+            "the window holds more records than --max-records; training on the oldest part of it"
+        );
+    }
+    Ok((replayed.records, format!("kafka:{topic}")))
+}
+
+/// One training: data, version, fit, gate, sign, publish.
+pub async fn train_once(
+    args: &TrainArgs,
+    key: &SigningKey,
+    producer: &FutureProducer<VigilContext>,
+) -> anyhow::Result<Outcome> {
+    let bar = progress_bar(args);
+    let (records, source) = load_data(args, bar.as_ref()).await?;
+    let episodes = match &args.labels {
+        Some(path) => source::read_labels(path)?,
+        None => Vec::new(),
+    };
+
+    if let Some(b) = &bar {
+        b.set_message("reading vigil.models".to_owned());
+    }
+    let log =
+        vigil_releases::load(&args.kafka, Duration::from_secs(args.kafka_timeout_secs)).await?;
+    let version = vigil_releases::max_version(&log, &args.model).map_or(1, |v| v + 1);
+    let mut lineage = Lineage::new(args.model.clone(), key.verifying_key());
+    for p in &log {
+        let Ok(release) = &p.release else { continue };
+        if let Offer::Rejected(e) = lineage.offer(release) {
+            tracing::debug!(
+                offset = p.offset,
+                reason = e.reason(),
+                "release in the log not live"
+            );
+        }
+    }
+    let live = lineage.live().cloned();
+
+    let cfg = TrainConfig {
+        model: args.model.clone(),
+        version,
+        created_ts: now_ms(),
+        source,
+        method: match args.method {
+            MethodArg::Pca => Method::Pca,
+            MethodArg::RobustZ => Method::RobustZ,
+        },
+        metrics: args.metrics.clone(),
+        holdout_fraction: args.holdout_fraction,
+        target_false_alarm_rate: args.target_false_alarm_rate,
+        min_records: args.min_records,
+        min_device_records: args.min_device_records,
+        ..TrainConfig::default()
+    };
+    let fit_bar = bar.clone();
+    let trained = tokio::task::spawn_blocking(move || {
+        let trained = vigil_training::fit(&records, &cfg, |p| {
+            let msg = match p {
+                Progress::Grouped { devices, records } => {
+                    format!("{records} records from {devices} devices; extracting features")
+                }
+                Progress::Extracted { rows } => format!("{rows} feature rows; fitting"),
+                Progress::Fitted { components } => {
+                    format!("fitted ({components} components); evaluating the holdout")
+                }
+                Progress::Evaluated { false_alarm_rate } => {
+                    format!("holdout false-alarm rate {false_alarm_rate:.5}")
+                }
+            };
+            match &fit_bar {
+                Some(b) => b.set_message(msg),
+                None => tracing::info!("{msg}"),
+            }
+        });
+        (trained, records)
+    })
+    .await
+    .context("training panicked")?;
+    let (trained, records) = trained;
+    let trained = match trained {
+        Ok(t) => t,
+        Err(e @ TrainError::TooLittleData { .. }) => {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            return Ok(Outcome::NotPublished(e.to_string()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let decision = if args.force {
+        None
+    } else {
+        let data = FleetData::new(&records, args.holdout_fraction);
+        let opts = EvalOptions {
+            holdout_only: true,
+            ..EvalOptions::default()
+        };
+        Some(vigil_training::gate(
+            &trained.model,
+            live.as_ref().map(|m| m.model()),
+            &data,
+            &episodes,
+            &opts,
+            &GateConfig::default(),
+        ))
+    };
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(d) = &decision {
+        tracing::info!(
+            accepted = d.accepted,
+            reason = %d.reason,
+            live_version = live.as_ref().map(|m| m.version()),
+            "champion/challenger gate"
+        );
+        if !d.accepted {
+            return Ok(Outcome::NotPublished(d.reason.clone()));
+        }
+    } else {
+        tracing::warn!("--force: publishing without the gate");
+    }
+
+    let release = vigil_model::sign(&trained.payload, key)?;
+    // Refuse to publish what scorers would refuse.
+    vigil_model::verify(&release, &key.verifying_key())
+        .context("the signed release does not verify")?;
+    let (partition, offset) = vigil_releases::publish(
+        producer,
+        &args.kafka.topics().models,
+        &release,
+        Duration::from_secs(args.kafka_timeout_secs),
+    )
+    .await?;
+    Ok(Outcome::Published {
+        version,
+        partition,
+        offset,
+    })
+}

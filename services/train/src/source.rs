@@ -1,0 +1,208 @@
+//! Where training data comes from: a window of `vigil.telemetry`, a CSV
+//! file, and optional labels.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Message as _;
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use vigil_schemas::{Message as _, Telemetry};
+use vigil_service::config::KafkaArgs;
+use vigil_service::kafka;
+use vigil_training::Episode;
+
+/// What a replay read.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Records whose event time lies in the window.
+    pub records: Vec<Telemetry>,
+    /// Records read but outside the window.
+    pub outside_window: u64,
+    /// Records that did not decode as telemetry.
+    pub undecodable: u64,
+    /// Whether `max_records` cut the replay short.
+    pub truncated: bool,
+}
+
+/// Replays `topic` for event times in `[from_ms, until_ms)`: every
+/// partition from the first record Kafka timestamped at or after
+/// `from_ms` up to the end it had when the replay started. Blocking.
+/// `progress` gets the running count of records read.
+pub fn replay_window(
+    args: &KafkaArgs,
+    topic: &str,
+    from_ms: u64,
+    until_ms: u64,
+    max_records: usize,
+    timeout: Duration,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<Replayed> {
+    let mut config = kafka::client_config(args, "vigil-train");
+    config
+        // librdkafka wants a group id even for assign(); nothing joins
+        // it and nothing is committed.
+        .set("group.id", format!("{}-unjoined", "vigil-train"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = config.create().context("creating the replay consumer")?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Timeout::After(timeout))
+        .with_context(|| format!("reading metadata of {topic}"))?;
+    let Some(meta) = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+    else {
+        return Ok(Replayed::default());
+    };
+    let mut query = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    let from = i64::try_from(from_ms).unwrap_or(i64::MAX);
+    for p in meta.partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), Timeout::After(timeout))
+            .with_context(|| format!("reading the end of {topic}/{}", p.id()))?;
+        if high > low {
+            query.add_partition_offset(topic, p.id(), Offset::Offset(from))?;
+            ends.insert(p.id(), high);
+        }
+    }
+    if ends.is_empty() {
+        return Ok(Replayed::default());
+    }
+    let starts = consumer
+        .offsets_for_times(query, Timeout::After(timeout))
+        .context("finding the window's start by timestamp")?;
+    let mut assignment = TopicPartitionList::new();
+    for el in starts.elements() {
+        match el.offset() {
+            Offset::Offset(o) if ends.get(&el.partition()).is_some_and(|end| o < *end) => {
+                assignment.add_partition_offset(topic, el.partition(), Offset::Offset(o))?;
+            }
+            // Nothing at or after `from` in this partition.
+            _ => {
+                ends.remove(&el.partition());
+            }
+        }
+    }
+    let mut out = Replayed::default();
+    if ends.is_empty() {
+        return Ok(out);
+    }
+    consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut read = 0u64;
+    let mut last_progress = std::time::Instant::now();
+    while !ends.is_empty() {
+        if out.records.len() >= max_records {
+            out.truncated = true;
+            break;
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let partition = m.partition();
+                if ends
+                    .get(&partition)
+                    .is_some_and(|end| m.offset() + 1 >= *end)
+                {
+                    ends.remove(&partition);
+                }
+                read += 1;
+                match m.payload().map(Telemetry::decode) {
+                    Some(Ok(t)) if t.ts >= from_ms && t.ts < until_ms => out.records.push(t),
+                    Some(Ok(_)) => out.outside_window += 1,
+                    _ => out.undecodable += 1,
+                }
+                if last_progress.elapsed() > Duration::from_millis(100) {
+                    progress(read);
+                    last_progress = std::time::Instant::now();
+                }
+            }
+            Some(Err(e)) => return Err(e).context("replaying telemetry"),
+            None => {
+                if std::time::Instant::now() > deadline {
+                    anyhow::bail!(
+                        "replaying {topic}: no progress within {timeout:?} ({} partitions unfinished)",
+                        ends.len()
+                    );
+                }
+            }
+        }
+    }
+    progress(read);
+    Ok(out)
+}
+
+/// One row of a labels file.
+#[derive(Debug, serde::Deserialize)]
+struct LabelRow {
+    device_id: String,
+    kind: String,
+    first_seq: u64,
+    last_seq: u64,
+}
+
+/// Reads labelled anomaly episodes (`device_id,kind,first_seq,last_seq`).
+pub fn read_labels(path: &Path) -> anyhow::Result<Vec<Episode>> {
+    let mut reader = csv::Reader::from_path(path)
+        .with_context(|| format!("opening labels file {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, row) in reader.deserialize::<LabelRow>().enumerate() {
+        // Line 1 is the header.
+        let row = row.with_context(|| format!("labels file {} line {}", path.display(), i + 2))?;
+        if row.last_seq < row.first_seq {
+            anyhow::bail!(
+                "labels file {} line {}: last_seq {} is before first_seq {}",
+                path.display(),
+                i + 2,
+                row.last_seq,
+                row.first_seq
+            );
+        }
+        out.push(Episode {
+            device_id: row.device_id,
+            kind: row.kind,
+            first_seq: row.first_seq,
+            last_seq: row.last_seq,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_parse_and_bad_rows_name_their_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good.csv");
+        std::fs::write(&good, "device_id,kind,first_seq,last_seq\nd1,spike,10,12\n")
+            .expect("write");
+        let eps = read_labels(&good).expect("labels");
+        assert_eq!(eps.len(), 1);
+        assert_eq!(eps[0].kind, "spike");
+
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(
+            &bad,
+            "device_id,kind,first_seq,last_seq\nd1,spike,10,12\nd2,drift,9,x\n",
+        )
+        .expect("write");
+        let err = format!("{:#}", read_labels(&bad).expect_err("bad row"));
+        assert!(err.contains("line 3"), "{err}");
+
+        let reversed = dir.path().join("rev.csv");
+        std::fs::write(
+            &reversed,
+            "device_id,kind,first_seq,last_seq\nd1,spike,12,10\n",
+        )
+        .expect("write");
+        let err = format!("{:#}", read_labels(&reversed).expect_err("reversed"));
+        assert!(err.contains("before first_seq"), "{err}");
+    }
+}
