@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use clap::Parser;
 use common::VigilProcess;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -14,6 +16,7 @@ use rdkafka::{ClientConfig, Message as _};
 use tokio_util::sync::CancellationToken;
 use vigil_loadgen::run::{run, Report, RunArgs};
 use vigil_schemas::{Message, ScoredAt, Telemetry, Verdict};
+use vigil_testkit::clients::eventually;
 use vigil_testkit::{Mosquitto, Tansu};
 
 const KINDS: [&str; 7] = [
@@ -190,21 +193,18 @@ struct Cli {
     run: RunArgs,
 }
 
+/// The acceptance path for real: ingest and score running, a model trained
+/// by `vigil train` on a clean warm-up fleet, then the measured run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs vigil score"]
 async fn loadgen_through_ingest_and_score_loses_nothing_and_reports_every_kind(
 ) -> anyhow::Result<()> {
     let mqtt = Mosquitto::start()?;
     let kafka = Tansu::start()?;
     let (url, brokers) = (mqtt.url(), kafka.brokers());
     let keys = tempfile::tempdir()?;
-    let keys_dir = keys.path().to_str().unwrap_or_default().to_owned();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["models", "keygen", "--out", &keys_dir])
-        .status()?;
-    anyhow::ensure!(status.success(), "vigil models keygen failed");
-    let verify_key = keys.path().join("verify.pub");
-    let verify_key = verify_key.to_str().unwrap_or_default();
+    let generated = vigil_model::keygen(keys.path())?;
+    let signing = generated.signing_key.display().to_string();
+    let verify = generated.verify_key.display().to_string();
 
     let ingest = VigilProcess::start(&[
         "ingest",
@@ -222,10 +222,66 @@ async fn loadgen_through_ingest_and_score_loses_nothing_and_reports_every_kind(
         "--kafka-brokers",
         &brokers,
         "--verify-key",
-        verify_key,
+        &verify,
+        "--kafka-option",
+        "topic.metadata.refresh.interval.ms=1000",
     ])
     .await?;
     score.wait_ready().await?;
+
+    // Warm-up: a clean fleet of other devices to train on.
+    let warm = Cli::parse_from([
+        "run",
+        "--mqtt-url",
+        &url,
+        "--kafka-brokers",
+        &brokers,
+        "--device-prefix",
+        "warm",
+        "--devices",
+        "50",
+        "--rate",
+        "1000",
+        "--count",
+        "8000",
+        "--anomaly-rate",
+        "0",
+        "--drain-timeout",
+        "60",
+        "--progress",
+        "none",
+    ])
+    .run;
+    let warmed = run(warm.validate()?, CancellationToken::new())
+        .await
+        .map_err(|e| score.failure(e))?;
+    assert_eq!(warmed.lost, Some(0), "{}", warmed.summary());
+    let (code, _out, err) = common::run_vigil(
+        &[
+            "train",
+            "--once",
+            "--force",
+            "--kafka-brokers",
+            &brokers,
+            "--signing-key",
+            &signing,
+            "--window",
+            "1d",
+            "--min-records",
+            "2000",
+            "--min-device-records",
+            "50",
+        ],
+        None,
+    )?;
+    anyhow::ensure!(code == 0, "vigil train exited {code}:\n{err}");
+    eventually(
+        "the scorer runs the trained model",
+        Duration::from_secs(60),
+        || async { score.metric("vigil_score_model_version").await >= 1.0 },
+    )
+    .await
+    .map_err(|e| score.failure(e))?;
 
     let dir = tempfile::tempdir()?;
     let report_path = dir.path().join("report.json");
@@ -233,6 +289,11 @@ async fn loadgen_through_ingest_and_score_loses_nothing_and_reports_every_kind(
     let report = run(args.validate()?, CancellationToken::new())
         .await
         .map_err(|e| score.failure(e))?;
+    println!("{}", report.summary());
     assert_complete(&report);
+    let unscored = report.verdicts.as_ref().map(|v| v.unscored);
+    assert_eq!(unscored, Some(0), "every record scored by the model");
+    let detection = report.detection.as_ref().map(|d| d.detected);
+    assert!(detection > Some(0), "the model detects something");
     Ok(())
 }
