@@ -21,6 +21,7 @@ mod par;
 
 pub use data::{read_nab_csv, read_wide_csv, DataError, DeviceSeries, FleetData};
 pub use eval::{
-    evaluate, gate, Episode, EvalOptions, Evaluation, GateConfig, GateDecision, KindStats,
+    evaluate, evaluate_flags, gate, DeviceFlags, Episode, EvalOptions, Evaluation, GateConfig,
+    GateDecision, KindStats,
 };
 pub use fit::{fit, Method, Progress, TrainConfig, TrainError, TrainedModel, CALIBRATED_THRESHOLD};
