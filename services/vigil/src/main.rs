@@ -22,6 +22,11 @@ enum Role {
     /// Move device telemetry from MQTT to Kafka (vigil.telemetry), validated,
     /// acknowledging each message only after Kafka confirmed it.
     Ingest(Box<vigil_ingest::IngestArgs>),
+    /// Keep every verdict, anomaly and model release (from vigil.verdicts,
+    /// vigil.anomalies, vigil.models, vigil.incidents) in the audit store,
+    /// committing offsets only after durable writes, and serve the query
+    /// API (/v1/…).
+    Audit(Box<vigil_audit::AuditArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         shutdown.trigger_on_signals();
         match cli.role {
             Role::Ingest(args) => vigil_ingest::run(*args, shutdown).await,
+            Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
         }
     })
 }
