@@ -406,16 +406,12 @@ async fn model_version(
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
     let result = async {
-        let version: u64 = version
-            .parse()
-            .ok()
-            .filter(|v| *v >= 1)
-            .ok_or_else(|| {
-                ApiError::bad(
-                    "version",
-                    format!("version {version:?} is not a whole number of at least 1"),
-                )
-            })?;
+        let version: u64 = version.parse().ok().filter(|v| *v >= 1).ok_or_else(|| {
+            ApiError::bad(
+                "version",
+                format!("version {version:?} is not a whole number of at least 1"),
+            )
+        })?;
         store(&state)?
             .model_version(name.clone(), version)
             .await?
@@ -430,11 +426,7 @@ async fn model_version(
 }
 
 async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        OPENAPI_JSON,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }
 
 #[cfg(test)]
@@ -443,7 +435,10 @@ mod tests {
 
     #[test]
     fn times_parse_as_ms_or_rfc3339() {
-        assert_eq!(parse_time("from", "1795446981908").ok(), Some(1_795_446_981_908));
+        assert_eq!(
+            parse_time("from", "1795446981908").ok(),
+            Some(1_795_446_981_908)
+        );
         assert_eq!(
             parse_time("from", "2026-11-23T10:00:00Z").ok(),
             Some(1_795_428_000_000)
@@ -452,7 +447,14 @@ mod tests {
             parse_time("from", "2026-11-23T12:00:00.5+02:00").ok(),
             Some(1_795_428_000_500)
         );
-        for bad in ["yesterday", "2026-11-23", "-5", "1.5", "", "99999999999999999999"] {
+        for bad in [
+            "yesterday",
+            "2026-11-23",
+            "-5",
+            "1.5",
+            "",
+            "99999999999999999999",
+        ] {
             let e = parse_time("from", bad).expect_err(bad);
             assert_eq!(e.parameter, Some("from"));
             assert!(e.message.starts_with("from="), "{}", e.message);
@@ -481,7 +483,10 @@ mod tests {
                 .collect()
         };
         let q = range_query("d".into(), p(&[])).expect("defaults");
-        assert_eq!((q.from_ms, q.to_ms, q.limit), (0, END_OF_TIME, DEFAULT_LIMIT));
+        assert_eq!(
+            (q.from_ms, q.to_ms, q.limit),
+            (0, END_OF_TIME, DEFAULT_LIMIT)
+        );
         let e = range_query("d".into(), p(&[("from", "10"), ("to", "10")])).expect_err("empty");
         assert_eq!(e.parameter, Some("to"));
         let e = range_query("d".into(), p(&[("cursor", "%%")])).expect_err("cursor");

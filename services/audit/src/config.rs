@@ -20,12 +20,23 @@ pub struct AuditArgs {
 
     /// Audit store: `sqlite:///path/audit.db` (embedded, the default) or
     /// `scylla://host:9042,host2:9042/keyspace` (ScyllaDB or Cassandra).
-    #[arg(long, env = "VIGIL_AUDIT_STORE", default_value = "sqlite://vigil-audit.db")]
+    #[arg(
+        long,
+        env = "VIGIL_AUDIT_STORE",
+        default_value = "sqlite://vigil-audit.db"
+    )]
     pub store: String,
 
     /// Kafka consumer group; replicas in one group split the partitions.
     #[arg(long, env = "VIGIL_AUDIT_GROUP", default_value = "vigil-audit")]
     pub group: String,
+
+    /// Static consumer-group membership (Kafka's `group.instance.id`): a
+    /// replica restarted with the same id gets its partitions back at once
+    /// instead of after the session timeout. Unique per replica (a
+    /// StatefulSet pod name); unset for dynamic membership.
+    #[arg(long, env = "VIGIL_AUDIT_INSTANCE_ID")]
+    pub instance_id: Option<String>,
 
     /// Most Kafka records in one store write.
     #[arg(long, env = "VIGIL_AUDIT_BATCH_MAX_RECORDS", default_value_t = 5000,
@@ -54,13 +65,20 @@ pub struct AuditArgs {
 
     /// Scylla/Cassandra: replication of the keyspace when `vigil audit`
     /// creates it, as a CQL map.
-    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_REPLICATION",
-          default_value = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}")]
+    #[arg(
+        long,
+        env = "VIGIL_AUDIT_SCYLLA_REPLICATION",
+        default_value = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}"
+    )]
     pub scylla_replication: String,
 
     /// Scylla/Cassandra: consistency of reads and writes (LOCAL_QUORUM,
     /// QUORUM, ONE, LOCAL_ONE, …).
-    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_CONSISTENCY", default_value = "LOCAL_QUORUM")]
+    #[arg(
+        long,
+        env = "VIGIL_AUDIT_SCYLLA_CONSISTENCY",
+        default_value = "LOCAL_QUORUM"
+    )]
     pub scylla_consistency: String,
 
     /// Scylla/Cassandra: time to live of verdict, anomaly and incident
@@ -184,11 +202,23 @@ mod tests {
     fn bad_options_are_named() {
         let e = args(&["--store", "mysql://x"]).validate().expect_err("bad");
         assert!(e.to_string().contains("VIGIL_AUDIT_STORE"), "{e}");
-        let e = args(&["--scylla-consistency", "most"]).validate().expect_err("bad");
-        assert!(e.to_string().contains("VIGIL_AUDIT_SCYLLA_CONSISTENCY"), "{e}");
-        let e = args(&["--scylla-replication", "3"]).validate().expect_err("bad");
-        assert!(e.to_string().contains("VIGIL_AUDIT_SCYLLA_REPLICATION"), "{e}");
-        let e = args(&["--scylla-username", "u"]).validate().expect_err("bad");
+        let e = args(&["--scylla-consistency", "most"])
+            .validate()
+            .expect_err("bad");
+        assert!(
+            e.to_string().contains("VIGIL_AUDIT_SCYLLA_CONSISTENCY"),
+            "{e}"
+        );
+        let e = args(&["--scylla-replication", "3"])
+            .validate()
+            .expect_err("bad");
+        assert!(
+            e.to_string().contains("VIGIL_AUDIT_SCYLLA_REPLICATION"),
+            "{e}"
+        );
+        let e = args(&["--scylla-username", "u"])
+            .validate()
+            .expect_err("bad");
         assert!(e.to_string().contains("VIGIL_AUDIT_SCYLLA_PASSWORD"), "{e}");
         let e = args(&["--batch-max-ms", "0"]).validate().expect_err("bad");
         assert!(e.to_string().contains("VIGIL_AUDIT_BATCH_MAX_MS"), "{e}");

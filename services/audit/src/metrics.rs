@@ -1,8 +1,6 @@
 //! Metrics of `vigil audit`. No label carries a device id.
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Every metric the audit sink and API export.
 #[derive(Debug, Clone)]

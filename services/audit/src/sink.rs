@@ -125,6 +125,9 @@ pub async fn run(args: AuditArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         .set("queued.max.messages.kbytes", PREFETCH_KBYTES)
         .set("statistics.interval.ms", STATS_INTERVAL_MS)
         .set("topic.metadata.refresh.interval.ms", "10000");
+    if let Some(id) = &args.instance_id {
+        config.set("group.instance.id", id);
+    }
     for (key, value) in &args.kafka.kafka_options {
         config.set(key, value);
     }
@@ -317,10 +320,10 @@ impl Sink {
                 received = self.consumer.recv() => match received {
                     Ok(message) => {
                         self.add(&message, &mut pending);
-                        if pending.records >= self.max_records || pending.bytes >= self.max_bytes {
-                            if !self.flush(&mut pending, shutdown.cancelled()).await {
-                                break;
-                            }
+                        let full = pending.records >= self.max_records
+                            || pending.bytes >= self.max_bytes;
+                        if full && !self.flush(&mut pending, shutdown.cancelled()).await {
+                            break;
                         }
                     }
                     Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
@@ -336,7 +339,10 @@ impl Sink {
                 },
             }
         }
-        tracing::info!(records = pending.records, "shutting down: writing the last batch");
+        tracing::info!(
+            records = pending.records,
+            "shutting down: writing the last batch"
+        );
         let deadline = tokio::time::sleep(drain_timeout);
         if self.flush(&mut pending, deadline).await {
             self.commit_sync().await;
@@ -382,11 +388,7 @@ impl Sink {
             Ok(Decoded::Incident(i)) => pending.batch.incidents.push(i),
             Ok(Decoded::Skip) => {}
             Err(rejection) => {
-                let source = format!(
-                    "kafka:{topic}/{}@{}",
-                    message.partition(),
-                    message.offset()
-                );
+                let source = format!("kafka:{topic}/{}@{}", message.partition(), message.offset());
                 tracing::warn!(%source, reason = rejection.reason, detail = %rejection.detail,
                     "rejected record; sent to the dlq");
                 self.metrics

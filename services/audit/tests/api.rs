@@ -32,7 +32,7 @@ fn verdict(device: &str, seq: u64, version: u64) -> Verdict {
         model_version: Some(version),
         score: 0.5,
         threshold: 0.8,
-        anomaly: seq % 10 == 0,
+        anomaly: seq.is_multiple_of(10),
         contributions: Vec::new(),
         scored_at: ScoredAt::Edge,
         unscored: None,
@@ -142,7 +142,13 @@ async fn pages_follow_cursors_and_accept_rfc3339() {
             seqs.push(item["seq"].as_u64().expect("seq"));
         }
         match body["next_cursor"].as_str() {
-            Some(c) => path = format!("/v1/devices/pump-1/verdicts?from={}&to={}&limit=4&cursor={c}", T0 + 5000, T0 + 20_000),
+            Some(c) => {
+                path = format!(
+                    "/v1/devices/pump-1/verdicts?from={}&to={}&limit=4&cursor={c}",
+                    T0 + 5000,
+                    T0 + 20_000
+                )
+            }
             None => break,
         }
     }
@@ -188,7 +194,11 @@ async fn records_name_every_model_version_and_models_count_them() {
     };
     api.store
         .write(Arc::new(WriteBatch {
-            verdicts: vec![verdict("pump-2", 7, 1), verdict("pump-2", 7, 2), verdict("pump-2", 8, 2)],
+            verdicts: vec![
+                verdict("pump-2", 7, 1),
+                verdict("pump-2", 7, 2),
+                verdict("pump-2", 8, 2),
+            ],
             releases: vec![release(1), release(2)],
             ..WriteBatch::default()
         }))

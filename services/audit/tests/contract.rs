@@ -81,7 +81,7 @@ fn release(model: &str, version: u64) -> ReleaseRow {
             detection_rate: Some(0.95),
             mean_detection_delay: None,
         },
-        signature_verified: version % 2 == 0,
+        signature_verified: version.is_multiple_of(2),
     };
     let envelope = format!(
         r#"{{"schema":1,"model":"{model}","version":{version},"key_id":"k","payload_sha256":"x","signature":"s","payload":{{"a":1}}}}"#
