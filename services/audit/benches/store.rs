@@ -40,7 +40,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 fn verdict(i: u64, per_day: u64) -> Verdict {
     let device = i % DEVICES;
     let seq = i / DEVICES;
-    let anomaly = i % 50 == 0;
+    let anomaly = i.is_multiple_of(50);
     Verdict {
         schema: 1,
         device_id: format!("pump-{device:05}"),

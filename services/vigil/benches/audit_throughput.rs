@@ -2,7 +2,7 @@
 //! release `vigil audit` → embedded SQLite store, offsets committed.
 //!
 //! `cargo bench -p vigil --bench audit_throughput` (env:
-//! VIGIL_BENCH_VERDICTS, default 300000; VIGIL_BENCH_BATCH, default 5000).
+//! VIGIL_BENCH_VERDICTS, default 1000000; VIGIL_BENCH_BATCH, default 20000, the sink's default).
 //! The verdicts are produced first; the figure is the sink's rate from its
 //! first consumed record to the last row written, plus the CPU time each
 //! process used, which says what bounds it.
@@ -70,8 +70,8 @@ async fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
-    let total = env_or("VIGIL_BENCH_VERDICTS", 300_000) as u64;
-    let batch = env_or("VIGIL_BENCH_BATCH", 5000);
+    let total = env_or("VIGIL_BENCH_VERDICTS", 1_000_000) as u64;
+    let batch = env_or("VIGIL_BENCH_BATCH", 20_000);
     let kafka = Tansu::start()?;
     let brokers = kafka.brokers();
     let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
