@@ -31,6 +31,11 @@ enum Role {
     /// Operator commands on model releases: keygen, list, show, verify,
     /// export, score.
     Models(vigil_releases::cmd::ModelsArgs),
+    /// Keep every verdict, anomaly and model release (from vigil.verdicts,
+    /// vigil.anomalies, vigil.models, vigil.incidents) in the audit store,
+    /// committing offsets only after durable writes, and serve the query
+    /// API (/v1/…).
+    Audit(Box<vigil_audit::AuditArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             Role::Score(args) => vigil_score::run(*args, shutdown).await,
             Role::Train(args) => vigil_train::run(*args, shutdown).await,
             Role::Models(args) => vigil_releases::cmd::run(args).await,
+            Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
         }
     })
 }

@@ -1,0 +1,231 @@
+//! `vigil audit` options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use vigil_service::config::{HttpArgs, KafkaArgs};
+
+use crate::store::scylla::{parse_consistency, ScyllaOptions};
+use crate::store::{StoreUri, StoreUriError};
+
+/// Options of `vigil audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Audit store: `sqlite:///path/audit.db` (embedded, the default) or
+    /// `scylla://host:9042,host2:9042/keyspace` (ScyllaDB or Cassandra).
+    #[arg(
+        long,
+        env = "VIGIL_AUDIT_STORE",
+        default_value = "sqlite://vigil-audit.db"
+    )]
+    pub store: String,
+
+    /// Kafka consumer group; replicas in one group split the partitions.
+    #[arg(long, env = "VIGIL_AUDIT_GROUP", default_value = "vigil-audit")]
+    pub group: String,
+
+    /// Static consumer-group membership (Kafka's `group.instance.id`): a
+    /// replica restarted with the same id gets its partitions back at once
+    /// instead of after the session timeout. Unique per replica (a
+    /// StatefulSet pod name); unset for dynamic membership.
+    #[arg(long, env = "VIGIL_AUDIT_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// Most Kafka records in one store write. Larger batches amortise the
+    /// per-transaction cost (pages touched, fsync): SQLite writes ~30,000
+    /// verdicts/s in batches of 5,000 and ~60,000/s in batches of 20,000
+    /// (BENCHMARKS.md).
+    #[arg(long, env = "VIGIL_AUDIT_BATCH_MAX_RECORDS", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_max_records: u32,
+
+    /// Most payload bytes in one store write.
+    #[arg(long, env = "VIGIL_AUDIT_BATCH_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub batch_max_bytes: usize,
+
+    /// Longest a record waits in a partial batch before it is written, ms.
+    #[arg(long, env = "VIGIL_AUDIT_BATCH_MAX_MS", default_value_t = 200)]
+    pub batch_max_ms: u64,
+
+    /// Public key (ed25519, `verify.pub`) to verify model releases with.
+    /// Without it releases are still recorded (checksum and envelope
+    /// checked) with `signature_verified: false`; with it a release whose
+    /// signature fails goes to vigil.dlq instead.
+    #[arg(long, env = "VIGIL_VERIFY_KEY")]
+    pub verify_key: Option<PathBuf>,
+
+    /// Largest accepted verdict or incident record, bytes (larger go to
+    /// the DLQ). Releases are limited to 64 KiB by the release format.
+    #[arg(long, env = "VIGIL_AUDIT_MAX_PAYLOAD_BYTES", default_value_t = 64 * 1024)]
+    pub max_payload_bytes: usize,
+
+    /// Scylla/Cassandra: replication of the keyspace when `vigil audit`
+    /// creates it, as a CQL map.
+    #[arg(
+        long,
+        env = "VIGIL_AUDIT_SCYLLA_REPLICATION",
+        default_value = "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}"
+    )]
+    pub scylla_replication: String,
+
+    /// Scylla/Cassandra: consistency of reads and writes (LOCAL_QUORUM,
+    /// QUORUM, ONE, LOCAL_ONE, …).
+    #[arg(
+        long,
+        env = "VIGIL_AUDIT_SCYLLA_CONSISTENCY",
+        default_value = "LOCAL_QUORUM"
+    )]
+    pub scylla_consistency: String,
+
+    /// Scylla/Cassandra: time to live of verdict, anomaly and incident
+    /// rows, seconds; 0 keeps them forever. Releases never expire.
+    #[arg(long, env = "VIGIL_AUDIT_TTL_SECS", default_value_t = 0)]
+    pub ttl_secs: u32,
+
+    /// Scylla/Cassandra: client-side timeout of one request, ms.
+    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_TIMEOUT_MS", default_value_t = 10_000)]
+    pub scylla_timeout_ms: u64,
+
+    /// Scylla/Cassandra: user name (with VIGIL_AUDIT_SCYLLA_PASSWORD).
+    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_USERNAME")]
+    pub scylla_username: Option<String>,
+
+    /// Scylla/Cassandra: password (prefer the environment variable).
+    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_PASSWORD", hide_env_values = true)]
+    pub scylla_password: Option<String>,
+
+    /// Create or update the store's schema, then exit (the service also
+    /// does this at every start; the migration is idempotent).
+    #[arg(long, env = "VIGIL_AUDIT_MIGRATE_ONLY", default_value_t = false)]
+    pub migrate_only: bool,
+
+    /// Serve only the query API and health endpoints (no Kafka sink); for
+    /// read replicas or looking at a store offline.
+    #[arg(long, env = "VIGIL_AUDIT_API_ONLY", default_value_t = false)]
+    pub api_only: bool,
+
+    /// On shutdown, how long to keep retrying the last batch's write before
+    /// leaving it uncommitted (it is consumed again at the next start), s.
+    #[arg(long, env = "VIGIL_AUDIT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// A bad option, named.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Store(#[from] StoreUriError),
+    #[error("VIGIL_AUDIT_SCYLLA_CONSISTENCY: {0}")]
+    Consistency(String),
+    #[error("VIGIL_AUDIT_SCYLLA_REPLICATION {0:?} is not a CQL map ({{'class': …}})")]
+    Replication(String),
+    #[error("VIGIL_AUDIT_SCYLLA_USERNAME and VIGIL_AUDIT_SCYLLA_PASSWORD go together")]
+    Credentials,
+    #[error("VIGIL_AUDIT_BATCH_MAX_MS must be at least 1")]
+    BatchTime,
+}
+
+impl AuditArgs {
+    /// The parsed `VIGIL_AUDIT_STORE`.
+    pub fn store_uri(&self) -> Result<StoreUri, ConfigError> {
+        Ok(self.store.parse()?)
+    }
+
+    /// Scylla options from the flags.
+    pub fn scylla_options(&self) -> Result<ScyllaOptions, ConfigError> {
+        let replication = self.scylla_replication.trim();
+        if !(replication.starts_with('{') && replication.ends_with('}')) {
+            return Err(ConfigError::Replication(self.scylla_replication.clone()));
+        }
+        let credentials = match (&self.scylla_username, &self.scylla_password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (None, None) => None,
+            _ => return Err(ConfigError::Credentials),
+        };
+        Ok(ScyllaOptions {
+            replication: replication.to_owned(),
+            consistency: parse_consistency(&self.scylla_consistency)
+                .map_err(ConfigError::Consistency)?,
+            ttl_secs: self.ttl_secs,
+            request_timeout: Duration::from_millis(self.scylla_timeout_ms.max(1)),
+            credentials,
+        })
+    }
+
+    /// Checks every option once, at start-up.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.store_uri()?;
+        self.scylla_options()?;
+        if self.batch_max_ms == 0 {
+            return Err(ConfigError::BatchTime);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        audit: AuditArgs,
+    }
+
+    fn args(extra: &[&str]) -> AuditArgs {
+        let mut argv = vec!["audit"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("parses").audit
+    }
+
+    #[test]
+    fn defaults_work_on_localhost() {
+        let a = args(&[]);
+        a.validate().expect("defaults are valid");
+        assert_eq!(
+            a.store_uri().expect("uri"),
+            StoreUri::Sqlite {
+                path: "vigil-audit.db".into()
+            }
+        );
+        let o = a.scylla_options().expect("options");
+        assert_eq!(o.consistency, scylla::statement::Consistency::LocalQuorum);
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let e = args(&["--store", "mysql://x"]).validate().expect_err("bad");
+        assert!(e.to_string().contains("VIGIL_AUDIT_STORE"), "{e}");
+        let e = args(&["--scylla-consistency", "most"])
+            .validate()
+            .expect_err("bad");
+        assert!(
+            e.to_string().contains("VIGIL_AUDIT_SCYLLA_CONSISTENCY"),
+            "{e}"
+        );
+        let e = args(&["--scylla-replication", "3"])
+            .validate()
+            .expect_err("bad");
+        assert!(
+            e.to_string().contains("VIGIL_AUDIT_SCYLLA_REPLICATION"),
+            "{e}"
+        );
+        let e = args(&["--scylla-username", "u"])
+            .validate()
+            .expect_err("bad");
+        assert!(e.to_string().contains("VIGIL_AUDIT_SCYLLA_PASSWORD"), "{e}");
+        let e = args(&["--batch-max-ms", "0"]).validate().expect_err("bad");
+        assert!(e.to_string().contains("VIGIL_AUDIT_BATCH_MAX_MS"), "{e}");
+        let cli = Cli::try_parse_from(["audit", "--batch-max-records", "0"]);
+        assert!(cli.is_err());
+    }
+}

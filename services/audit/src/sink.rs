@@ -1,0 +1,600 @@
+//! The audit sink's run loop: Kafka → batches → store → offset commit.
+//!
+//! ```text
+//! vigil.verdicts ─┐                      ┌─► store.write(batch)  (durable)
+//! vigil.anomalies ┼─► consumer group ──► batch ─┤
+//! vigil.models ───┤   (manual commit)    │ └─► vigil.dlq (rejected, confirmed)
+//! vigil.incidents ┘                      └─► commit offsets of the batch
+//! ```
+//!
+//! - **Durable before committed.** A batch's offsets are stored and
+//!   committed only after the store confirmed the write (and Kafka
+//!   confirmed the batch's DLQ records). A crash at any point loses
+//!   nothing committed upstream: the uncommitted records are consumed again
+//!   at restart, and the store's upserts make the second write a no-op.
+//! - **Bounded.** A batch closes at `--batch-max-records`,
+//!   `--batch-max-bytes` or `--batch-max-ms`, whichever comes first. The
+//!   loop does not poll Kafka while a batch is being written, so a slow or
+//!   failing store slows the sink down instead of growing a buffer;
+//!   librdkafka's own prefetch queue is bounded by
+//!   `queued.max.messages.kbytes`. A failed write is retried with capped
+//!   exponential backoff until it succeeds or the process stops.
+//! - **Bad input** (undecodable, wrong schema, unverifiable release) goes to
+//!   `vigil.dlq` as a `DlqRecord` with the decoder's reason code, and the
+//!   sink keeps going.
+//! - **Shutdown** stops polling, writes the last batch, commits its offsets
+//!   synchronously and leaves the group.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
+use vigil_model::VerifyingKey;
+use vigil_schemas::{DlqRecord, Message};
+use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
+use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
+
+use crate::api::{self, ApiState};
+use crate::config::AuditArgs;
+use crate::decode::{decode, DecodeContext, Decoded, TopicKind};
+use crate::metrics::AuditMetrics;
+use crate::store::{AnyStore, Store, StoreUri, WriteBatch};
+
+/// Name of this service in DLQ records and logs.
+const SERVICE: &str = "audit";
+/// Name of the store dependency in `/readyz`.
+pub const STORE_DEPENDENCY: &str = "store";
+/// How often the Kafka connection is probed for `/readyz`.
+const KAFKA_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// librdkafka's prefetch bound per consumer, KiB: what the sink may hold
+/// beyond the batch it is building while the store is slow.
+const PREFETCH_KBYTES: &str = "16384";
+/// How often librdkafka reports statistics (consumer lag), ms.
+const STATS_INTERVAL_MS: &str = "5000";
+/// First and longest pause between retries of a failed write.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Largest original payload copied into a DLQ record.
+const DLQ_ORIGINAL_MAX_BYTES: usize = 256 * 1024;
+
+/// Runs `vigil audit` until `shutdown`: the sink (unless `--api-only`) and
+/// the query API with health and metrics on `--http-addr`.
+pub async fn run(args: AuditArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    args.validate()?;
+    let uri = args.store_uri()?;
+    let scylla = args.scylla_options()?;
+    if args.migrate_only {
+        let store = AnyStore::open(&uri, &scylla).await?;
+        tracing::info!(store = store.kind(), "audit store schema is up to date");
+        return Ok(());
+    }
+    let verify_key = match &args.verify_key {
+        Some(path) => Some(
+            vigil_model::load_verify_key(path)
+                .with_context(|| format!("loading VIGIL_VERIFY_KEY {}", path.display()))?,
+        ),
+        None => {
+            tracing::info!(
+                "no VIGIL_VERIFY_KEY: model releases are recorded with checksum checks only (signature_verified: false)"
+            );
+            None
+        }
+    };
+
+    let registry = vigil_service::metrics::registry();
+    let readiness = Readiness::new(&registry)?;
+    readiness.register(STORE_DEPENDENCY);
+    if !args.api_only {
+        readiness.register(kafka::DEPENDENCY);
+    }
+    let metrics = AuditMetrics::register(&registry)?;
+    let slot: Arc<OnceLock<AnyStore>> = Arc::default();
+    HttpServer::start(
+        args.http.http_addr,
+        readiness.clone(),
+        registry,
+        api::router(ApiState::new(slot.clone(), metrics.clone())),
+        &shutdown,
+    )
+    .await?;
+
+    let Some(store) = open_store(&uri, &scylla, &shutdown).await? else {
+        shutdown.wait().await;
+        return Ok(());
+    };
+    tracing::info!(store = store.kind(), "audit store open");
+    let _ = slot.set(store.clone());
+    readiness.set(STORE_DEPENDENCY, true);
+
+    if args.api_only {
+        shutdown.cancelled().await;
+        shutdown.wait().await;
+        return Ok(());
+    }
+
+    let topics = args.kafka.topics();
+    create_topics(&args, &topics, &shutdown).await;
+    let mut config = kafka::consumer_config(&args.kafka, "vigil-audit", &args.group);
+    config
+        .set("queued.max.messages.kbytes", PREFETCH_KBYTES)
+        .set("statistics.interval.ms", STATS_INTERVAL_MS)
+        .set("topic.metadata.refresh.interval.ms", "10000");
+    if let Some(id) = &args.instance_id {
+        config.set("group.instance.id", id);
+    }
+    for (key, value) in &args.kafka.kafka_options {
+        config.set(key, value);
+    }
+    let consumer: Arc<StreamConsumer<AuditContext>> = Arc::new(
+        config
+            .create_with_context(AuditContext {
+                inner: VigilContext::new(readiness.clone()),
+                lag: metrics.lag.clone(),
+            })
+            .context("creating the kafka consumer")?,
+    );
+    let mut kinds = HashMap::new();
+    kinds.insert(topics.verdicts.clone(), TopicKind::Verdicts);
+    kinds.insert(topics.anomalies.clone(), TopicKind::Anomalies);
+    kinds.insert(topics.models.clone(), TopicKind::Models);
+    kinds.insert(topics.incidents.clone(), TopicKind::Incidents);
+    let names: Vec<&str> = kinds.keys().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .context("subscribing to the audit topics")?;
+    kafka::watch_connection(
+        consumer.clone(),
+        readiness.clone(),
+        KAFKA_PROBE_INTERVAL,
+        &shutdown,
+    );
+    let producer: FutureProducer<VigilContext> =
+        kafka::producer_config(&args.kafka, "vigil-audit-dlq", &ProducerTuning::default())
+            .create_with_context(VigilContext::new(readiness.clone()))
+            .context("creating the dlq producer")?;
+
+    let sink = Sink {
+        consumer,
+        producer,
+        store,
+        metrics,
+        readiness,
+        kinds,
+        incidents_topic: topics.incidents.clone(),
+        dlq_topic: topics.dlq.clone(),
+        max_records: args.batch_max_records as usize,
+        max_bytes: args.batch_max_bytes,
+        max_age: Duration::from_millis(args.batch_max_ms),
+        max_payload_bytes: args.max_payload_bytes,
+        verify_key,
+        committed: std::sync::Mutex::default(),
+    };
+    sink.run(&shutdown, Duration::from_secs(args.shutdown_timeout_secs))
+        .await;
+    shutdown.trigger();
+    shutdown.wait().await;
+    tracing::info!("audit stopped");
+    Ok(())
+}
+
+/// Opens the store; a cluster that is not reachable yet is retried until
+/// shutdown (`None`), while a bad SQLite path fails at once.
+async fn open_store(
+    uri: &StoreUri,
+    scylla: &crate::store::scylla::ScyllaOptions,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<AnyStore>> {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match AnyStore::open(uri, scylla).await {
+            Ok(store) => return Ok(Some(store)),
+            Err(e) if matches!(uri, StoreUri::Sqlite { .. }) => return Err(e.into()),
+            Err(e) => tracing::warn!(error = %e, "audit store not reachable yet; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Creates the topics the sink reads (not `vigil.incidents`, which belongs
+/// to the actions role; the sink reads it once it exists).
+async fn create_topics(args: &AuditArgs, topics: &vigil_schemas::KafkaTopics, shutdown: &Shutdown) {
+    let specs = [
+        TopicSpec::delete(&topics.verdicts),
+        TopicSpec::delete(&topics.anomalies),
+        TopicSpec::compact(&topics.models),
+        TopicSpec::delete(&topics.dlq),
+    ];
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match kafka::ensure_topics(&args.kafka, &specs).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "cannot create topics yet; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Consumer context: connection state and errors as [`VigilContext`]
+/// reports them, plus consumer lag from librdkafka's statistics.
+struct AuditContext {
+    inner: VigilContext,
+    lag: prometheus::IntGauge,
+}
+
+impl ClientContext for AuditContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.inner.error(error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        self.lag.set(lag);
+    }
+}
+
+impl ConsumerContext for AuditContext {
+    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        tracing::info!(?rebalance, "consumer group rebalance starting");
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "offset commit failed; the next commit covers it");
+        }
+    }
+}
+
+/// What one batch holds until it is written.
+#[derive(Default)]
+struct Pending {
+    /// Rows to write.
+    batch: WriteBatch,
+    /// Rejected records to send to the DLQ first: (key, encoded record).
+    dlq: Vec<(String, Vec<u8>)>,
+    /// Next offset to commit per (topic, partition).
+    offsets: HashMap<(String, i32), i64>,
+    /// Kafka records in the batch (written, rejected or skipped).
+    records: usize,
+    /// Their payload bytes.
+    bytes: usize,
+    /// When the first record arrived.
+    started: Option<Instant>,
+}
+
+/// The sink: one consumer, one store, one DLQ producer.
+struct Sink {
+    consumer: Arc<StreamConsumer<AuditContext>>,
+    producer: FutureProducer<VigilContext>,
+    store: AnyStore,
+    metrics: AuditMetrics,
+    readiness: Readiness,
+    kinds: HashMap<String, TopicKind>,
+    incidents_topic: String,
+    dlq_topic: String,
+    max_records: usize,
+    max_bytes: usize,
+    max_age: Duration,
+    max_payload_bytes: usize,
+    verify_key: Option<VerifyingKey>,
+    /// Every offset committed so far (after a durable write), for the
+    /// final synchronous commit.
+    committed: std::sync::Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl Sink {
+    async fn run(&self, shutdown: &Shutdown, drain_timeout: Duration) {
+        let mut pending = Pending::default();
+        let mut warned_missing_incidents = false;
+        loop {
+            let deadline = pending
+                .started
+                .map(|t| tokio::time::Instant::from_std(t + self.max_age));
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    if !self.flush(&mut pending, shutdown.cancelled()).await {
+                        break;
+                    }
+                }
+                received = self.consumer.recv() => match received {
+                    Ok(message) => {
+                        self.add(&message, &mut pending);
+                        let full = pending.records >= self.max_records
+                            || pending.bytes >= self.max_bytes;
+                        if full && !self.flush(&mut pending, shutdown.cancelled()).await {
+                            break;
+                        }
+                    }
+                    Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                        if !warned_missing_incidents {
+                            tracing::info!(
+                                topic = %self.incidents_topic,
+                                "a subscribed topic does not exist yet; reading it once it does"
+                            );
+                            warned_missing_incidents = true;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+                },
+            }
+        }
+        tracing::info!(
+            records = pending.records,
+            "shutting down: writing the last batch"
+        );
+        let deadline = tokio::time::sleep(drain_timeout);
+        if self.flush(&mut pending, deadline).await {
+            self.commit_sync().await;
+        } else {
+            tracing::warn!(
+                records = pending.records,
+                "shutdown timeout: last batch not written; its records are consumed again at the next start"
+            );
+        }
+    }
+
+    /// Decodes one record into the pending batch.
+    fn add(&self, message: &rdkafka::message::BorrowedMessage<'_>, pending: &mut Pending) {
+        let topic = message.topic();
+        let Some(&kind) = self.kinds.get(topic) else {
+            return;
+        };
+        self.metrics
+            .consumed
+            .with_label_values(&[kind.as_str()])
+            .inc();
+        let payload = message.payload();
+        let published_ts = message
+            .timestamp()
+            .to_millis()
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or_else(now_ms);
+        let ctx = DecodeContext {
+            max_payload_bytes: self.max_payload_bytes,
+            verify_key: self.verify_key.as_ref(),
+        };
+        match decode(kind, payload, published_ts, &ctx) {
+            Ok(Decoded::Verdict(v)) => pending.batch.verdicts.push(v),
+            Ok(Decoded::Release(r)) => {
+                tracing::info!(
+                    model = %r.record.model,
+                    version = r.record.version,
+                    signature_verified = r.record.signature_verified,
+                    "model release recorded"
+                );
+                pending.batch.releases.push(r);
+            }
+            Ok(Decoded::Incident(i)) => pending.batch.incidents.push(i),
+            Ok(Decoded::Skip) => {}
+            Err(rejection) => {
+                let source = format!("kafka:{topic}/{}@{}", message.partition(), message.offset());
+                tracing::warn!(%source, reason = rejection.reason, detail = %rejection.detail,
+                    "rejected record; sent to the dlq");
+                self.metrics
+                    .dlq
+                    .with_label_values(&[rejection.reason])
+                    .inc();
+                let bytes = payload.unwrap_or_default();
+                let original = &bytes[..bytes.len().min(DLQ_ORIGINAL_MAX_BYTES)];
+                let record = DlqRecord::new(
+                    SERVICE,
+                    source.clone(),
+                    rejection.reason,
+                    rejection.detail,
+                    now_ms(),
+                    original,
+                );
+                match record.encode() {
+                    Ok(encoded) => pending.dlq.push((source, encoded)),
+                    Err(e) => tracing::error!(error = %e, "cannot encode a dlq record"),
+                }
+            }
+        }
+        pending.records += 1;
+        pending.bytes += payload.map_or(0, <[u8]>::len);
+        pending.started.get_or_insert_with(Instant::now);
+        let next = message.offset() + 1;
+        let slot = pending
+            .offsets
+            .entry((topic.to_owned(), message.partition()))
+            .or_insert(next);
+        *slot = (*slot).max(next);
+    }
+
+    /// Sends the batch's DLQ records, writes its rows, then commits its
+    /// offsets. Returns false (leaving `pending` as it was, minus DLQ
+    /// records already confirmed) when `give_up` fires first.
+    async fn flush(
+        &self,
+        pending: &mut Pending,
+        give_up: impl std::future::Future<Output = ()>,
+    ) -> bool {
+        if pending.records == 0 {
+            return true;
+        }
+        tokio::pin!(give_up);
+        let started = Instant::now();
+        while let Some((key, payload)) = pending.dlq.first() {
+            let delivered = tokio::select! {
+                _ = &mut give_up => return false,
+                result = self.send_dlq(key, payload) => result,
+            };
+            if delivered {
+                pending.dlq.remove(0);
+            }
+        }
+        if !pending.batch.is_empty() {
+            let batch = Arc::new(std::mem::take(&mut pending.batch));
+            let mut backoff = MIN_BACKOFF;
+            loop {
+                let attempt = tokio::select! {
+                    _ = &mut give_up => {
+                        pending.batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
+                        return false;
+                    }
+                    result = self.store.write(batch.clone()) => result,
+                };
+                match attempt {
+                    Ok(()) => break,
+                    Err(e) => {
+                        self.metrics.store_errors.inc();
+                        self.readiness.set(STORE_DEPENDENCY, false);
+                        tracing::warn!(error = %e, retry_in = ?backoff, "store write failed; retrying");
+                        tokio::select! {
+                            _ = &mut give_up => {
+                                pending.batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
+                                return false;
+                            }
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            self.readiness.set(STORE_DEPENDENCY, true);
+            let m = &self.metrics;
+            m.written
+                .with_label_values(&["verdict"])
+                .inc_by(batch.verdicts.len() as u64);
+            m.written
+                .with_label_values(&["release"])
+                .inc_by(batch.releases.len() as u64);
+            m.written
+                .with_label_values(&["incident"])
+                .inc_by(batch.incidents.len() as u64);
+        }
+        self.commit(&pending.offsets);
+        self.metrics.batches.inc();
+        self.metrics
+            .batch_latency
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_records.observe(pending.records as f64);
+        *pending = Pending::default();
+        true
+    }
+
+    /// Delivers one DLQ record; false when Kafka refused it for a reason
+    /// worth retrying (the caller tries again).
+    async fn send_dlq(&self, key: &str, payload: &[u8]) -> bool {
+        let record = FutureRecord::to(&self.dlq_topic).key(key).payload(payload);
+        match self
+            .producer
+            .send(record, rdkafka::util::Timeout::Never)
+            .await
+        {
+            Ok(_) => true,
+            Err((e, _)) if kafka::is_retriable(&e) => {
+                tracing::warn!(error = %e, "dlq delivery failed; retrying");
+                tokio::time::sleep(MIN_BACKOFF).await;
+                false
+            }
+            Err((e, _)) => {
+                tracing::error!(error = %e, "kafka refused a dlq record for good; dropping it");
+                true
+            }
+        }
+    }
+
+    /// Stores and commits (asynchronously) the offsets after a durable
+    /// write.
+    fn commit(&self, offsets: &HashMap<(String, i32), i64>) {
+        if offsets.is_empty() {
+            return;
+        }
+        let tpl = {
+            let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, next) in offsets {
+                let slot = committed.entry(key.clone()).or_insert(*next);
+                *slot = (*slot).max(*next);
+            }
+            offset_list(offsets)
+        };
+        if let Err(e) = self.consumer.store_offsets(&tpl) {
+            // Partitions revoked by a rebalance: their new owner re-reads
+            // them; the store dedups.
+            tracing::debug!(error = %e, "storing offsets failed");
+        }
+        match self.consumer.commit(&tpl, CommitMode::Async) {
+            Ok(()) => self.metrics.commits.inc(),
+            Err(e) => tracing::warn!(error = %e, "offset commit not sent; the next one covers it"),
+        }
+    }
+
+    /// A synchronous commit of everything stored, at shutdown.
+    async fn commit_sync(&self) {
+        // Only partitions still assigned: a partition revoked by a
+        // rebalance belongs to another member now, and committing our
+        // older offset for it would make that member re-read records.
+        let assigned: std::collections::HashSet<(String, i32)> = match self.consumer.assignment() {
+            Ok(list) => list
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the assignment; skipping the final commit");
+                return;
+            }
+        };
+        let tpl = {
+            let committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+            let mine: HashMap<(String, i32), i64> = committed
+                .iter()
+                .filter(|(k, _)| assigned.contains(*k))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            if mine.is_empty() {
+                return;
+            }
+            offset_list(&mine)
+        };
+        let consumer = self.consumer.clone();
+        let result =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        match result {
+            Ok(Ok(())) => tracing::info!("final offsets committed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "final offset commit failed"),
+            Err(e) => tracing::warn!(error = %e, "final offset commit task failed"),
+        }
+    }
+}
+
+/// The offsets as a list librdkafka takes.
+fn offset_list(offsets: &HashMap<(String, i32), i64>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), next) in offsets {
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+            tracing::error!(error = %e, %topic, partition, "cannot list an offset to commit");
+        }
+    }
+    tpl
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

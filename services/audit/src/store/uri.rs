@@ -1,0 +1,215 @@
+//! `VIGIL_AUDIT_STORE`: which backend, and where.
+//!
+//! - `sqlite:///var/lib/vigil/audit.db` — an absolute path (three slashes),
+//!   or `sqlite://audit.db` relative to the working directory.
+//! - `scylla://10.0.0.5:9042/vigil` — one or more contact points separated
+//!   by commas (port 9042 when omitted), then the keyspace. `cassandra://`
+//!   is accepted as a synonym.
+
+use std::path::PathBuf;
+
+/// A parsed `VIGIL_AUDIT_STORE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUri {
+    /// Embedded SQLite database file.
+    Sqlite {
+        /// Database file (created when missing).
+        path: PathBuf,
+    },
+    /// ScyllaDB or Cassandra cluster.
+    Scylla {
+        /// Contact points, `host:port`.
+        nodes: Vec<String>,
+        /// Keyspace holding Vigil's tables.
+        keyspace: String,
+    },
+}
+
+/// Why `VIGIL_AUDIT_STORE` did not parse; each says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreUriError {
+    #[error("VIGIL_AUDIT_STORE {0:?} has no scheme; expected sqlite:///path/audit.db or scylla://host:9042/keyspace")]
+    NoScheme(String),
+    #[error("VIGIL_AUDIT_STORE scheme {0:?} is not sqlite:// or scylla://")]
+    UnknownScheme(String),
+    #[error("VIGIL_AUDIT_STORE {0:?} names no database file after sqlite://")]
+    NoPath(String),
+    #[error("VIGIL_AUDIT_STORE {0:?} names no host after scylla://")]
+    NoHost(String),
+    #[error("VIGIL_AUDIT_STORE {uri:?}: port {port:?} of contact point {host:?} is not a number in 1..=65535")]
+    BadPort {
+        uri: String,
+        host: String,
+        port: String,
+    },
+    #[error("VIGIL_AUDIT_STORE {0:?} names no keyspace; expected scylla://host:9042/keyspace")]
+    NoKeyspace(String),
+    #[error("VIGIL_AUDIT_STORE keyspace {0:?} is not a CQL identifier (a letter, then up to 47 letters, digits or _)")]
+    BadKeyspace(String),
+}
+
+/// Port of the CQL native protocol.
+const DEFAULT_CQL_PORT: u16 = 9042;
+
+impl std::str::FromStr for StoreUri {
+    type Err = StoreUriError;
+
+    fn from_str(uri: &str) -> Result<Self, Self::Err> {
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| StoreUriError::NoScheme(uri.to_owned()))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => {
+                if rest.is_empty() || rest == "/" {
+                    return Err(StoreUriError::NoPath(uri.to_owned()));
+                }
+                Ok(StoreUri::Sqlite {
+                    path: PathBuf::from(rest),
+                })
+            }
+            "scylla" | "cassandra" => {
+                let (hosts, keyspace) = rest
+                    .split_once('/')
+                    .ok_or_else(|| StoreUriError::NoKeyspace(uri.to_owned()))?;
+                let keyspace = keyspace.trim_end_matches('/');
+                if keyspace.is_empty() {
+                    return Err(StoreUriError::NoKeyspace(uri.to_owned()));
+                }
+                if !is_cql_identifier(keyspace) {
+                    return Err(StoreUriError::BadKeyspace(keyspace.to_owned()));
+                }
+                let mut nodes = Vec::new();
+                for host in hosts.split(',').map(str::trim) {
+                    if host.is_empty() {
+                        return Err(StoreUriError::NoHost(uri.to_owned()));
+                    }
+                    nodes.push(with_port(uri, host)?);
+                }
+                Ok(StoreUri::Scylla {
+                    nodes,
+                    keyspace: keyspace.to_owned(),
+                })
+            }
+            other => Err(StoreUriError::UnknownScheme(other.to_owned())),
+        }
+    }
+}
+
+/// `host:port`, adding the default port; IPv6 literals go in brackets.
+fn with_port(uri: &str, host: &str) -> Result<String, StoreUriError> {
+    let (name, port) = if let Some(v6) = host.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((addr, "")) => (format!("[{addr}]"), None),
+            Some((addr, port)) => (format!("[{addr}]"), Some(port.trim_start_matches(':'))),
+            None => return Err(StoreUriError::NoHost(uri.to_owned())),
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) => (name.to_owned(), Some(port)),
+            None => (host.to_owned(), None),
+        }
+    };
+    if name.is_empty() || name == "[]" {
+        return Err(StoreUriError::NoHost(uri.to_owned()));
+    }
+    let port = match port {
+        None => DEFAULT_CQL_PORT,
+        Some(p) => {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| StoreUriError::BadPort {
+                    uri: uri.to_owned(),
+                    host: name.clone(),
+                    port: p.to_owned(),
+                })?
+        }
+    };
+    Ok(format!("{name}:{port}"))
+}
+
+/// An unquoted CQL identifier (keyspace names are at most 48 characters).
+pub fn is_cql_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && s.len() <= 48
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<StoreUri, StoreUriError> {
+        s.parse()
+    }
+
+    #[test]
+    fn accepted_forms() {
+        assert_eq!(
+            parse("sqlite:///var/lib/vigil/audit.db"),
+            Ok(StoreUri::Sqlite {
+                path: "/var/lib/vigil/audit.db".into()
+            })
+        );
+        assert_eq!(
+            parse("sqlite://audit.db"),
+            Ok(StoreUri::Sqlite {
+                path: "audit.db".into()
+            })
+        );
+        assert_eq!(
+            parse("scylla://10.0.0.5:9042/vigil"),
+            Ok(StoreUri::Scylla {
+                nodes: vec!["10.0.0.5:9042".into()],
+                keyspace: "vigil".into()
+            })
+        );
+        assert_eq!(
+            parse("cassandra://a,b:9043,[::1]/audit_1"),
+            Ok(StoreUri::Scylla {
+                nodes: vec!["a:9042".into(), "b:9043".into(), "[::1]:9042".into()],
+                keyspace: "audit_1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        assert!(matches!(parse("audit.db"), Err(StoreUriError::NoScheme(_))));
+        assert!(matches!(
+            parse("postgres://x/y"),
+            Err(StoreUriError::UnknownScheme(s)) if s == "postgres"
+        ));
+        assert!(matches!(parse("sqlite://"), Err(StoreUriError::NoPath(_))));
+        assert!(matches!(
+            parse("scylla://h:9042"),
+            Err(StoreUriError::NoKeyspace(_))
+        ));
+        assert!(matches!(
+            parse("scylla://h:9042/"),
+            Err(StoreUriError::NoKeyspace(_))
+        ));
+        assert!(matches!(
+            parse("scylla:///ks"),
+            Err(StoreUriError::NoHost(_))
+        ));
+        assert!(matches!(
+            parse("scylla://a,,b/ks"),
+            Err(StoreUriError::NoHost(_))
+        ));
+        assert!(matches!(
+            parse("scylla://h:99999/ks"),
+            Err(StoreUriError::BadPort { port, .. }) if port == "99999"
+        ));
+        assert!(matches!(
+            parse("scylla://h/1bad-name"),
+            Err(StoreUriError::BadKeyspace(k)) if k == "1bad-name"
+        ));
+        let msg = parse("scylla://h:x/ks").expect_err("bad port").to_string();
+        assert!(
+            msg.contains("VIGIL_AUDIT_STORE") && msg.contains("\"x\""),
+            "{msg}"
+        );
+    }
+}
