@@ -1,0 +1,2 @@
+//! vigil-edge (placeholder while the crate is built up).
+pub mod queue;
