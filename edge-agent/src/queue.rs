@@ -686,27 +686,11 @@ impl Queue {
             corrupt: self.corrupt,
         };
         let bytes = serde_json::to_vec(&state).unwrap_or_default();
-        write_atomic(&self.dir.join(STATE_FILE), &bytes)?;
+        let path = self.dir.join(STATE_FILE);
+        crate::fsutil::write_atomic(&path, &bytes).map_err(io_err("saving queue state", &path))?;
         self.state_dirty = false;
         Ok(())
     }
-}
-
-/// Writes `bytes` to `path` atomically and durably: a temporary file in the
-/// same directory, fsync, rename over `path`, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), QueueError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
-    file.write_all(bytes).map_err(io_err("writing", &tmp))?;
-    file.sync_all().map_err(io_err("syncing", &tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io_err("renaming into place", path))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
