@@ -79,17 +79,25 @@ pub async fn run(
                     continue;
                 }
                 last_anomaly_action = Some(Instant::now());
-                (command.clone(), verdict, vec![("VIGIL_TRIGGER", "anomaly".to_owned())])
+                (
+                    command.clone(),
+                    verdict,
+                    vec![("VIGIL_TRIGGER", "anomaly".to_owned())],
+                )
             }
             Trigger::Command { name, payload } => {
-                let Some(command) = config.on_command.as_ref().or(config.on_anomaly.as_ref()) else {
+                let Some(command) = config.on_command.as_ref().or(config.on_anomaly.as_ref())
+                else {
                     tracing::warn!(command = %name, "cloud command received but no --command-handler or --action-command is configured; ignored");
                     continue;
                 };
                 (
                     command.clone(),
                     payload,
-                    vec![("VIGIL_TRIGGER", "command".to_owned()), ("VIGIL_COMMAND", name)],
+                    vec![
+                        ("VIGIL_TRIGGER", "command".to_owned()),
+                        ("VIGIL_COMMAND", name),
+                    ],
                 )
             }
         };
@@ -130,13 +138,20 @@ async fn execute(
     .await;
     match outcome {
         Ok(Ok(status)) if status.success() => {
-            tracing::info!(command, elapsed_ms = started.elapsed().as_millis() as u64, "local action ran");
+            tracing::info!(
+                command,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "local action ran"
+            );
             Ok(())
         }
         Ok(Ok(status)) => Err(format!("exited with {status}")),
         Ok(Err(e)) => Err(format!("waiting for it: {e}")),
         Err(_) => {
-            if let Some(pid) = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+            if let Some(pid) = child
+                .id()
+                .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+            {
                 let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
             let _ = child.kill().await;
@@ -195,7 +210,10 @@ mod tests {
         runner.await.expect("runner ends when the senders are gone");
 
         let log = std::fs::read_to_string(dir.path().join("anomaly.log")).expect("action ran");
-        assert_eq!(log, "{\"seq\":0}\nanomaly dev-1\n", "only the first anomaly acted");
+        assert_eq!(
+            log, "{\"seq\":0}\nanomaly dev-1\n",
+            "only the first anomaly acted"
+        );
         let commands = std::fs::read_to_string(dir.path().join("commands.log")).expect("ran");
         assert_eq!(commands, "slow\nreboot\n");
         let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);

@@ -55,8 +55,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     )
     .with_context(|| format!("opening the model store in {}", args.state_dir.display()))?;
     let limits = QueueLimits::new(args.queue_max_bytes)?;
-    let (queue, report) = Queue::open(&args.state_dir.join("queue"), limits)
-        .context("opening the uplink queue")?;
+    let (queue, report) =
+        Queue::open(&args.state_dir.join("queue"), limits).context("opening the uplink queue")?;
     let last_seq = match queue.last_record()? {
         Some(bytes) => UplinkRecord::decode(&bytes)
             .map(|r| r.seq)
@@ -152,7 +152,12 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
 
     shutdown.cancelled().await;
     tracing::info!("stopping");
-    for (name, task) in [("sampler", sampling), ("uplink", uplinking), ("actions", acting), ("sync", syncing)] {
+    for (name, task) in [
+        ("sampler", sampling),
+        ("uplink", uplinking),
+        ("actions", acting),
+        ("sync", syncing),
+    ] {
         if let Err(e) = task.await {
             tracing::error!(task = name, error = %e, "task ended abnormally");
         }

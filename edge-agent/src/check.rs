@@ -37,7 +37,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
 
     let key = match args.verify_key.as_deref().map(vigil_model::load_verify_key) {
         Some(Ok(key)) => {
-            line(Some(true), "verify key", format!("key id {}", vigil_model::key_id(&key)));
+            line(
+                Some(true),
+                "verify key",
+                format!("key id {}", vigil_model::key_id(&key)),
+            );
             Some(key)
         }
         Some(Err(e)) => {
@@ -45,41 +49,96 @@ pub fn run(args: &RunArgs) -> ExitCode {
             None
         }
         None => {
-            line(Some(false), "verify key", "--verify-key / VIGIL_VERIFY_KEY is not set".into());
+            line(
+                Some(false),
+                "verify key",
+                "--verify-key / VIGIL_VERIFY_KEY is not set".into(),
+            );
             None
         }
     };
 
     match probe_dir(&args.state_dir) {
-        Ok(()) => line(Some(true), "state dir", format!("{} is writable", args.state_dir.display())),
-        Err(e) => line(Some(false), "state dir", format!("{}: {e}", args.state_dir.display())),
+        Ok(()) => line(
+            Some(true),
+            "state dir",
+            format!("{} is writable", args.state_dir.display()),
+        ),
+        Err(e) => line(
+            Some(false),
+            "state dir",
+            format!("{}: {e}", args.state_dir.display()),
+        ),
     }
 
     if let Some(key) = &key {
-        let persisted = args.state_dir.join("models").join(format!("{}.json", args.model));
+        let persisted = args
+            .state_dir
+            .join("models")
+            .join(format!("{}.json", args.model));
         let mut best = None;
-        for (what, path) in [("persisted", Some(persisted)), ("initial", args.initial_model.clone())] {
+        for (what, path) in [
+            ("persisted", Some(persisted)),
+            ("initial", args.initial_model.clone()),
+        ] {
             let Some(path) = path else { continue };
             if what == "persisted" && !path.exists() {
                 continue;
             }
             match load_release(&path, key) {
                 Ok(m) if m.name() == args.model => {
-                    line(Some(true), "model", format!("{what} {} v{} verifies ({})", m.name(), m.version(), path.display()));
+                    line(
+                        Some(true),
+                        "model",
+                        format!(
+                            "{what} {} v{} verifies ({})",
+                            m.name(),
+                            m.version(),
+                            path.display()
+                        ),
+                    );
                     best = best.max(Some(m.version()));
                 }
-                Ok(m) => line(Some(false), "model", format!("{what} release {} is for model {:?}, not {:?}", path.display(), m.name(), args.model)),
-                Err(e) => line(Some(false), "model", format!("{what} release {}: {e}", path.display())),
+                Ok(m) => line(
+                    Some(false),
+                    "model",
+                    format!(
+                        "{what} release {} is for model {:?}, not {:?}",
+                        path.display(),
+                        m.name(),
+                        args.model
+                    ),
+                ),
+                Err(e) => line(
+                    Some(false),
+                    "model",
+                    format!("{what} release {}: {e}", path.display()),
+                ),
             }
         }
         if best.is_none() {
-            line(None, "model", format!("no release yet: samples are unscored until vigil/models/{} delivers one", args.model));
+            line(
+                None,
+                "model",
+                format!(
+                    "no release yet: samples are unscored until vigil/models/{} delivers one",
+                    args.model
+                ),
+            );
         }
     }
 
     let queue_dir = args.state_dir.join("queue");
     let (files, bytes) = queue_files(&queue_dir);
-    line(None, "queue", format!("{files} segment files, {bytes} bytes in {} (limit {})", queue_dir.display(), args.queue_max_bytes));
+    line(
+        None,
+        "queue",
+        format!(
+            "{files} segment files, {bytes} bytes in {} (limit {})",
+            queue_dir.display(),
+            args.queue_max_bytes
+        ),
+    );
 
     match args.source {
         SourceKind::Host => {
@@ -87,12 +146,23 @@ pub fn run(args: &RunArgs) -> ExitCode {
             let first = host.read();
             std::thread::sleep(Duration::from_millis(200));
             match first.and_then(|_| host.read()) {
-                Ok(s) => line(Some(true), "source", format!("host sensors: {}", s.metrics.keys().cloned().collect::<Vec<_>>().join(", "))),
+                Ok(s) => line(
+                    Some(true),
+                    "source",
+                    format!(
+                        "host sensors: {}",
+                        s.metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ),
                 Err(e) => line(Some(false), "source", e.to_string()),
             }
         }
         SourceKind::Sim => match SimSource::new(args) {
-            Ok(_) => line(Some(true), "source", format!("simulated device, seed {}", args.sim_seed)),
+            Ok(_) => line(
+                Some(true),
+                "source",
+                format!("simulated device, seed {}", args.sim_seed),
+            ),
             Err(e) => line(Some(false), "source", e.to_string()),
         },
         SourceKind::Csv => match args.csv_file.as_deref().map(CsvSource::open) {
@@ -103,10 +173,21 @@ pub fn run(args: &RunArgs) -> ExitCode {
         SourceKind::Stdin => line(None, "source", "stdin (not read by --check)".into()),
     }
 
-    for (what, command) in [("action", &args.action_command), ("commands", &args.command_handler)] {
+    for (what, command) in [
+        ("action", &args.action_command),
+        ("commands", &args.command_handler),
+    ] {
         if command.is_some() {
             let sh = Path::new("/bin/sh").exists();
-            line(Some(sh), what, if sh { "runs with /bin/sh -c".into() } else { "/bin/sh is missing".into() });
+            line(
+                Some(sh),
+                what,
+                if sh {
+                    "runs with /bin/sh -c".into()
+                } else {
+                    "/bin/sh is missing".into()
+                },
+            );
         }
     }
 
@@ -121,7 +202,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
             let detail = if reachable {
                 format!("{}:{} accepts connections", url.host, url.port)
             } else {
-                format!("{}:{} does not answer now (the agent buffers until it does)", url.host, url.port)
+                format!(
+                    "{}:{} does not answer now (the agent buffers until it does)",
+                    url.host, url.port
+                )
             };
             line(None, "broker", detail);
         }
@@ -150,7 +234,9 @@ fn queue_files(dir: &Path) -> (usize, u64) {
             entries
                 .filter_map(|e| e.ok())
                 .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
-                .fold((0, 0), |(n, b), e| (n + 1, b + e.metadata().map_or(0, |m| m.len())))
+                .fold((0, 0), |(n, b), e| {
+                    (n + 1, b + e.metadata().map_or(0, |m| m.len()))
+                })
         })
         .unwrap_or((0, 0))
 }

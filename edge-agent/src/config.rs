@@ -185,7 +185,11 @@ pub struct RunArgs {
 
     /// Where the agent keeps the accepted model, the uplink queue and its
     /// status file. Must survive reboots.
-    #[arg(long, env = "VIGIL_EDGE_STATE_DIR", default_value = "/var/lib/vigil-edge")]
+    #[arg(
+        long,
+        env = "VIGIL_EDGE_STATE_DIR",
+        default_value = "/var/lib/vigil-edge"
+    )]
     pub state_dir: PathBuf,
 
     /// Where samples come from.
@@ -333,7 +337,10 @@ impl RunArgs {
         if self.model.is_empty() || self.model.contains(['/', '+', '#']) {
             return Err(bad(
                 "--model / VIGIL_MODEL",
-                format!("{:?} is not a usable model name (empty, or contains / + #)", self.model),
+                format!(
+                    "{:?} is not a usable model name (empty, or contains / + #)",
+                    self.model
+                ),
             ));
         }
         self.verify_key_path()?;
@@ -372,13 +379,22 @@ impl RunArgs {
             ));
         }
         if self.queue_fsync_ms == 0 {
-            return Err(bad("--queue-fsync-ms / VIGIL_EDGE_QUEUE_FSYNC_MS", "must be at least 1"));
+            return Err(bad(
+                "--queue-fsync-ms / VIGIL_EDGE_QUEUE_FSYNC_MS",
+                "must be at least 1",
+            ));
         }
         if self.drain_rate == 0 {
-            return Err(bad("--drain-rate / VIGIL_EDGE_DRAIN_RATE", "must be at least 1"));
+            return Err(bad(
+                "--drain-rate / VIGIL_EDGE_DRAIN_RATE",
+                "must be at least 1",
+            ));
         }
         if !(1..=1000).contains(&self.max_inflight) {
-            return Err(bad("--max-inflight / VIGIL_EDGE_MAX_INFLIGHT", "must lie in 1..=1000"));
+            return Err(bad(
+                "--max-inflight / VIGIL_EDGE_MAX_INFLIGHT",
+                "must lie in 1..=1000",
+            ));
         }
         if self.status_interval_ms < 100 {
             return Err(bad(
@@ -393,7 +409,10 @@ impl RunArgs {
             ));
         }
         if self.action_timeout_ms == 0 {
-            return Err(bad("--action-timeout-ms / VIGIL_EDGE_ACTION_TIMEOUT_MS", "must be at least 1"));
+            return Err(bad(
+                "--action-timeout-ms / VIGIL_EDGE_ACTION_TIMEOUT_MS",
+                "must be at least 1",
+            ));
         }
         if !(self.sim_anomaly_rate.is_finite() && self.sim_anomaly_rate >= 0.0) {
             return Err(bad(
@@ -574,7 +593,10 @@ fn scalar(value: &toml::Value) -> Result<String, String> {
         toml::Value::Integer(i) => Ok(i.to_string()),
         toml::Value::Float(f) => Ok(f.to_string()),
         toml::Value::Boolean(b) => Ok(b.to_string()),
-        other => Err(format!("expected a string, number or boolean, found {}", other.type_str())),
+        other => Err(format!(
+            "expected a string, number or boolean, found {}",
+            other.type_str()
+        )),
     }
 }
 
@@ -604,7 +626,13 @@ mod tests {
         assert_eq!(u.password.as_deref(), Some("s3cret"));
         let u = MqttUrl::parse("mqtt://[::1]:1884").expect("valid");
         assert_eq!((u.host.as_str(), u.port), ("::1", 1884));
-        for bad in ["http://x", "127.0.0.1:1883", "mqtt://", "mqtt://h:port", "mqtt://h/x"] {
+        for bad in [
+            "http://x",
+            "127.0.0.1:1883",
+            "mqtt://",
+            "mqtt://h:port",
+            "mqtt://h/x",
+        ] {
             assert!(MqttUrl::parse(bad).is_err(), "{bad}");
         }
     }
@@ -646,7 +674,10 @@ mod tests {
         let file = dir.path().join("edge.toml");
         std::fs::write(&file, "mqtt_ulr = \"mqtt://x\"\n").expect("write");
         let err = parse(argv(&["--config", file.to_str().expect("utf8")])).expect_err("typo");
-        assert!(err.to_string().contains("unknown option \"mqtt_ulr\""), "{err}");
+        assert!(
+            err.to_string().contains("unknown option \"mqtt_ulr\""),
+            "{err}"
+        );
         std::fs::write(&file, "interval_ms = \"soon\"\n").expect("write");
         assert!(parse(argv(&["--config", file.to_str().expect("utf8")])).is_err());
     }
@@ -659,8 +690,15 @@ mod tests {
         let cli = parse(argv(&["--device-id", "d1"])).expect("parses");
         let err = cli.run.validate().expect_err("no key").to_string();
         assert!(err.contains("VIGIL_VERIFY_KEY"), "{err}");
-        let cli = parse(argv(&["--device-id", "d1", "--verify-key", "/k", "--source", "csv"]))
-            .expect("parses");
+        let cli = parse(argv(&[
+            "--device-id",
+            "d1",
+            "--verify-key",
+            "/k",
+            "--source",
+            "csv",
+        ]))
+        .expect("parses");
         let err = cli.run.validate().expect_err("no csv").to_string();
         assert!(err.contains("--csv-file"), "{err}");
         let cli = parse(argv(&["--device-id", "d1", "--verify-key", "/k"])).expect("parses");

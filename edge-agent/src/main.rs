@@ -62,6 +62,9 @@ fn run(args: RunArgs) -> ExitCode {
         });
         vigil_edge::agent::run(args, shutdown).await
     });
+    // A blocking read of stdin (the stdin source) never returns by itself;
+    // everything that matters was flushed by `agent::run`.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

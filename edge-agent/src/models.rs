@@ -71,10 +71,11 @@ pub fn load_release(path: &Path, key: &VerifyingKey) -> Result<VerifiedModel, Of
 }
 
 fn read_release(path: &Path, key: &VerifyingKey) -> Result<(VerifiedModel, Vec<u8>), OfferError> {
-    let bytes = fsutil::read_limited(path, MAX_RELEASE_BYTES).map_err(|source| OfferError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes =
+        fsutil::read_limited(path, MAX_RELEASE_BYTES).map_err(|source| OfferError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
     let model = decode_and_verify(&bytes, key)?;
     Ok((model, bytes))
 }
@@ -114,16 +115,22 @@ impl ModelStore {
                 }
                 Ok(m) => tracing::error!(path = %store.path.display(), found = m.name(), model,
                     "persisted release is for another model; ignoring it"),
-                Err(e) => tracing::error!(path = %store.path.display(), reason = e.reason(), error = %e,
-                    "persisted release does not verify; ignoring it"),
+                Err(e) => {
+                    tracing::error!(path = %store.path.display(), reason = e.reason(), error = %e,
+                    "persisted release does not verify; ignoring it")
+                }
             }
         }
         if let Some(initial) = initial {
             match read_release(initial, &store.key).and_then(|(m, b)| store.accept(m, &b)) {
-                Ok(m) => tracing::info!(model, version = m.version(), path = %initial.display(), "installed the initial release"),
+                Ok(m) => {
+                    tracing::info!(model, version = m.version(), path = %initial.display(), "installed the initial release")
+                }
                 Err(e) if e.is_current_again() => {}
-                Err(e) => tracing::warn!(path = %initial.display(), reason = e.reason(), error = %e,
-                    "initial release not used"),
+                Err(e) => {
+                    tracing::warn!(path = %initial.display(), reason = e.reason(), error = %e,
+                    "initial release not used")
+                }
             }
         }
         Ok(store)

@@ -261,7 +261,9 @@ impl Queue {
             if let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) {
                 match stem.parse::<u64>() {
                     Ok(first) => firsts.push(first),
-                    Err(_) => tracing::warn!(file = %name, "ignoring a file that is not a queue segment"),
+                    Err(_) => {
+                        tracing::warn!(file = %name, "ignoring a file that is not a queue segment")
+                    }
                 }
             }
         }
@@ -448,7 +450,8 @@ impl Queue {
                 continue;
             }
             if reader.file.as_ref().is_none_or(|(f, _)| *f != seg_first) {
-                let file = File::open(&seg_path).map_err(io_err("opening queue segment", &seg_path))?;
+                let file =
+                    File::open(&seg_path).map_err(io_err("opening queue segment", &seg_path))?;
                 reader.file = Some((seg_first, file));
             }
             let Some((_, file)) = reader.file.as_ref() else {
@@ -469,7 +472,9 @@ impl Queue {
                         payload,
                     }));
                 }
-                Err(RecordError::Io(e)) => return Err(io_err("reading queue segment", &seg_path)(e)),
+                Err(RecordError::Io(e)) => {
+                    return Err(io_err("reading queue segment", &seg_path)(e))
+                }
                 Err(RecordError::Bad(why)) => {
                     tracing::warn!(segment = %seg_path.display(), offset = reader.pos.offset, why,
                         "queue record failed its check on read; skipping the rest of the segment");
@@ -501,7 +506,11 @@ impl Queue {
         }
         self.head = next;
         self.state_dirty = true;
-        while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.first < next.segment)
+        while self.segments.len() > 1
+            && self
+                .segments
+                .front()
+                .is_some_and(|s| s.first < next.segment)
         {
             if let Some(old) = self.segments.pop_front() {
                 remove_file(&old.path)?;

@@ -306,7 +306,11 @@ fn an_unreadable_state_file_restarts_from_the_oldest_record() {
     fs::write(dir.path().join("state"), b"{not json").expect("write");
     let (mut q, _) = open(dir.path(), 1 << 20);
     let (got, _) = drain(&mut q);
-    assert_eq!(got, (0..10).collect::<Vec<_>>(), "sent again rather than lost");
+    assert_eq!(
+        got,
+        (0..10).collect::<Vec<_>>(),
+        "sent again rather than lost"
+    );
 }
 
 #[test]

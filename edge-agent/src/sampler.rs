@@ -184,7 +184,10 @@ impl Sampler {
                 .stop_after_seq
                 .is_some_and(|last| self.next_seq > last)
             {
-                tracing::info!(last_seq = self.next_seq - 1, "sample limit reached; sampling stopped (the uplink keeps draining)");
+                tracing::info!(
+                    last_seq = self.next_seq - 1,
+                    "sample limit reached; sampling stopped (the uplink keeps draining)"
+                );
                 break;
             }
             if let Some(t) = ticker.as_mut() {
@@ -200,7 +203,10 @@ impl Sampler {
             match next {
                 Ok(Some(sample)) => self.take(sample),
                 Ok(None) => {
-                    tracing::info!(last_seq = self.next_seq - 1, "source ended; sampling stopped (the uplink keeps draining)");
+                    tracing::info!(
+                        last_seq = self.next_seq - 1,
+                        "source ended; sampling stopped (the uplink keeps draining)"
+                    );
                     break;
                 }
                 Err(e) if source.is_live() => {

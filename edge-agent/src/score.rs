@@ -70,7 +70,11 @@ pub fn score_stream<R: BufRead, W: Write, E: Write>(
         summary.lines += 1;
         match Telemetry::decode(text) {
             Ok(record) => {
-                let ts = if scored_ts_from_event { record.ts } else { now_ms() };
+                let ts = if scored_ts_from_event {
+                    record.ts
+                } else {
+                    now_ms()
+                };
                 let verdict = scorer.score(&record, None, ts, ScoredAt::Edge);
                 match verdict.encode() {
                     Ok(bytes) => {
@@ -95,8 +99,14 @@ pub fn score_stream<R: BufRead, W: Write, E: Write>(
 }
 
 fn trim(line: &[u8]) -> &[u8] {
-    let start = line.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(line.len());
-    let end = line.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let start = line
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(line.len());
+    let end = line
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     &line[start..end]
 }
 
@@ -108,7 +118,11 @@ pub fn main(args: &crate::config::ScoreArgs) -> anyhow::Result<ScoreSummary> {
         .with_context(|| format!("loading --verify-key {}", args.verify_key.display()))?;
     let model = crate::models::load_release(&args.model, &key)
         .with_context(|| format!("loading --model {}", args.model.display()))?;
-    tracing::info!(model = model.name(), version = model.version(), "scoring stdin");
+    tracing::info!(
+        model = model.name(),
+        version = model.version(),
+        "scoring stdin"
+    );
     let mut scorer = Scorer::new(model.name(), args.device_capacity.max(1));
     scorer
         .install(Arc::new(model))
@@ -138,7 +152,8 @@ mod tests {
 
     #[test]
     fn bad_lines_are_reported_and_skipped_and_the_rest_scored() {
-        let input = b"{\"schema\":1,\"device_id\":\"d\",\"seq\":1,\"ts\":5,\"metrics\":{\"a\":1}}\n\
+        let input =
+            b"{\"schema\":1,\"device_id\":\"d\",\"seq\":1,\"ts\":5,\"metrics\":{\"a\":1}}\n\
                       \n\
                       not json\n\
                       {\"schema\":2,\"device_id\":\"d\",\"seq\":2,\"ts\":6,\"metrics\":{\"a\":1}}\n\
@@ -146,8 +161,8 @@ mod tests {
         let mut scorer = Scorer::new("default", 4);
         let mut out = Vec::new();
         let mut err = Vec::new();
-        let s = score_stream(&input[..], &mut out, &mut err, &mut scorer, true, || 0)
-            .expect("scores");
+        let s =
+            score_stream(&input[..], &mut out, &mut err, &mut scorer, true, || 0).expect("scores");
         assert_eq!(
             s,
             ScoreSummary {
@@ -163,18 +178,24 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2);
         // No model: unscored verdicts, stamped with the event time.
-        assert!(lines[0].contains("\"unscored\":\"no_model\""), "{}", lines[0]);
+        assert!(
+            lines[0].contains("\"unscored\":\"no_model\""),
+            "{}",
+            lines[0]
+        );
         assert!(lines[1].contains("\"scored_ts\":7"), "{}", lines[1]);
     }
 
     #[test]
     fn an_over_long_line_is_skipped_without_losing_the_next() {
         let mut input = vec![b'x'; 70 * 1024];
-        input.extend_from_slice(b"\n{\"schema\":1,\"device_id\":\"d\",\"seq\":1,\"ts\":5,\"metrics\":{\"a\":1}}\n");
+        input.extend_from_slice(
+            b"\n{\"schema\":1,\"device_id\":\"d\",\"seq\":1,\"ts\":5,\"metrics\":{\"a\":1}}\n",
+        );
         let mut scorer = Scorer::new("default", 4);
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let s = score_stream(&input[..], &mut out, &mut err, &mut scorer, true, || 0)
-            .expect("scores");
+        let s =
+            score_stream(&input[..], &mut out, &mut err, &mut scorer, true, || 0).expect("scores");
         assert_eq!((s.verdicts, s.rejected), (1, 1));
         assert!(String::from_utf8_lossy(&err).contains("line 1: longer than"));
     }

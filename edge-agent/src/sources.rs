@@ -204,7 +204,9 @@ impl HostSensors {
             Ok(devs) => Some(
                 devs.values()
                     .filter(|d| d.name != "lo")
-                    .fold((0u64, 0u64), |(rx, tx), d| (rx + d.recv_bytes, tx + d.sent_bytes)),
+                    .fold((0u64, 0u64), |(rx, tx), d| {
+                        (rx + d.recv_bytes, tx + d.sent_bytes)
+                    }),
             ),
             Err(e) => {
                 failures.push(format!("/proc/net/dev: {e}"));
@@ -279,7 +281,11 @@ fn block_devices(sys_block: &Path) -> Vec<String> {
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !["loop", "ram", "zram", "dm-", "md", "sr"].iter().any(|p| n.starts_with(p)))
+        .filter(|n| {
+            !["loop", "ram", "zram", "dm-", "md", "sr"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        })
         .collect();
     names.sort();
     names
@@ -301,7 +307,10 @@ fn temperature_sensors(sys_class: &Path) -> Vec<(String, PathBuf)> {
     };
     let mut zones: Vec<PathBuf> = read_dir_sorted(&sys_class.join("thermal"))
         .into_iter()
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("thermal_zone")))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("thermal_zone"))
+        })
         .collect();
     zones.sort();
     for zone in zones {
@@ -451,8 +460,12 @@ impl<R: AsyncBufRead + Unpin> LineSource<R> {
             let line = match line {
                 Ok(l) => l,
                 Err(len) => {
-                    tracing::warn!(source = self.what, line = self.line, bytes = len,
-                        "input line longer than {MAX_LINE_BYTES} bytes; skipped");
+                    tracing::warn!(
+                        source = self.what,
+                        line = self.line,
+                        bytes = len,
+                        "input line longer than {MAX_LINE_BYTES} bytes; skipped"
+                    );
                     continue;
                 }
             };
@@ -481,10 +494,14 @@ impl<R: AsyncBufRead + Unpin> LineSource<R> {
         let mut line = Vec::new();
         let mut length = 0usize;
         loop {
-            let buf = self.reader.fill_buf().await.map_err(|source| SourceError::Io {
-                what: self.what.to_owned(),
-                source,
-            })?;
+            let buf = self
+                .reader
+                .fill_buf()
+                .await
+                .map_err(|source| SourceError::Io {
+                    what: self.what.to_owned(),
+                    source,
+                })?;
             if buf.is_empty() {
                 return Ok(if length == 0 {
                     None
@@ -640,7 +657,10 @@ mod tests {
         let first = host.read().expect("first reading");
         assert!(first.metrics.contains_key("load_1m"), "{first:?}");
         assert!(first.metrics.contains_key("mem_used_pct"));
-        assert!(!first.metrics.contains_key("cpu_util_pct"), "rates need two readings");
+        assert!(
+            !first.metrics.contains_key("cpu_util_pct"),
+            "rates need two readings"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
         let second = host.read().expect("second reading");
         let cpu = second.metrics["cpu_util_pct"];
@@ -671,7 +691,8 @@ mod tests {
 
     #[tokio::test]
     async fn lines_accept_telemetry_or_bare_metrics_and_skip_the_rest() {
-        let input: &[u8] = b"{\"schema\":1,\"device_id\":\"x\",\"seq\":9,\"ts\":5,\"metrics\":{\"a\":1.5}}\n\
+        let input: &[u8] =
+            b"{\"schema\":1,\"device_id\":\"x\",\"seq\":9,\"ts\":5,\"metrics\":{\"a\":1.5}}\n\
             garbage\n\
             \n\
             {\"metrics\":{\"b\":2}}\n\
@@ -713,7 +734,9 @@ mod tests {
         assert!(src.next().expect("read").is_none());
 
         std::fs::write(&path, "ts,\n1,2\n").expect("write");
-        let err = CsvSource::open(&path).expect_err("unnamed column").to_string();
+        let err = CsvSource::open(&path)
+            .expect_err("unnamed column")
+            .to_string();
         assert!(err.contains("column 2 has no name"), "{err}");
     }
 }

@@ -180,8 +180,8 @@ impl Bucket {
     /// Takes `n` tokens, or says how long until there are enough.
     fn take(&mut self, n: usize) -> Result<(), Duration> {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate)
-            .min(self.burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
         self.at = now;
         let n = n as f64;
         if self.tokens >= n {
@@ -336,7 +336,11 @@ impl Uplink {
                 *offline_logged = false;
                 self.stats.connected.store(true, Ordering::Relaxed);
                 let backlog = lock(&self.queue).len();
-                tracing::info!(backlog, session_present = ack.session_present, "connected to the broker; draining the queue");
+                tracing::info!(
+                    backlog,
+                    session_present = ack.session_present,
+                    "connected to the broker; draining the queue"
+                );
                 let reader = lock(&self.queue).reader();
                 let mut c = Connection {
                     reader,
@@ -425,7 +429,9 @@ impl Uplink {
                     // The channel holds a full window, so this only fails
                     // when the event loop is gone. The record then never
                     // completes here and is sent again after reconnecting.
-                    Err(e) => tracing::error!(error = %e, "handing a message to the mqtt client failed"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "handing a message to the mqtt client failed")
+                    }
                 }
             }
             c.in_flight.push_back(InFlight {

@@ -109,5 +109,8 @@ fn a_release_that_does_not_verify_is_refused() {
         .expect("run");
     assert_eq!(output.status.code(), Some(2));
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("unknown_key") || err.contains("signed by key"), "{err}");
+    assert!(
+        err.contains("unknown_key") || err.contains("signed by key"),
+        "{err}"
+    );
 }

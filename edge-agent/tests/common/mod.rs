@@ -127,7 +127,11 @@ impl Agent {
             .args(args)
             .env("VIGIL_LOG", "info,vigil_edge=debug")
             .env("VIGIL_LOG_FORMAT", "human")
-            .stdin(if with_stdin { Stdio::piped() } else { Stdio::null() })
+            .stdin(if with_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = command.spawn().context("starting vigil-edge")?;
@@ -169,7 +173,10 @@ impl Agent {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                bail!("no log line with {parts:?} within {timeout:?}\n{}", self.log_tail());
+                bail!(
+                    "no log line with {parts:?} within {timeout:?}\n{}",
+                    self.log_tail()
+                );
             }
             // A new line (or the end of the log) wakes us.
             if let Err(mpsc::RecvTimeoutError::Disconnected) = self.events.recv_timeout(left) {
@@ -182,7 +189,10 @@ impl Agent {
                 {
                     return Ok(line.clone());
                 }
-                bail!("vigil-edge exited without a log line with {parts:?}\n{}", self.log_tail());
+                bail!(
+                    "vigil-edge exited without a log line with {parts:?}\n{}",
+                    self.log_tail()
+                );
             }
         }
     }
@@ -259,7 +269,12 @@ impl Subscriber {
     /// Connects as `client_id` (a persistent session unless `clean`) and
     /// subscribes to `filter` at QoS 1; returns once the broker confirmed
     /// the subscription. It reconnects by itself after a broker restart.
-    pub async fn start(port: u16, client_id: &str, filter: &str, clean: bool) -> Result<Subscriber> {
+    pub async fn start(
+        port: u16,
+        client_id: &str,
+        filter: &str,
+        clean: bool,
+    ) -> Result<Subscriber> {
         let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
         options.set_clean_session(clean);
         options.set_max_packet_size(1 << 20, 1 << 20);
