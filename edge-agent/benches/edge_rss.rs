@@ -23,27 +23,46 @@ fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(());
     }
-    let secs: u64 = std::env::var("VIGIL_RSS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let secs: u64 = std::env::var("VIGIL_RSS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
     let source = std::env::var("VIGIL_RSS_SOURCE").unwrap_or_else(|_| "host".into());
-    let bin = std::env::var("VIGIL_EDGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vigil-edge").into());
+    let bin =
+        std::env::var("VIGIL_EDGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vigil-edge").into());
 
     let broker = Mosquitto::start()?;
     let dir = tempfile::tempdir()?;
     let keys = vigil_model::keygen(&dir.path().join("keys"))?;
     let signing = vigil_model::load_signing_key(&keys.signing_key)?;
-    let train: Vec<_> = Fleet::new(FleetConfig { day_ms: 600_000, ..FleetConfig::clean(12, 1) })?
-        .generate(500)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
-    let trained = fit(&train, &TrainConfig { min_records: 1_000, ..TrainConfig::default() }, |_| {})?;
+    let train: Vec<_> = Fleet::new(FleetConfig {
+        day_ms: 600_000,
+        ..FleetConfig::clean(12, 1)
+    })?
+    .generate(500)
+    .records
+    .into_iter()
+    .map(|r| r.telemetry)
+    .collect();
+    let trained = fit(
+        &train,
+        &TrainConfig {
+            min_records: 1_000,
+            ..TrainConfig::default()
+        },
+        |_| {},
+    )?;
     let release = sign(&trained.payload, &signing)?.encode()?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
-        let (client, mut eventloop) = AsyncClient::new(MqttOptions::new("rss-pub", "127.0.0.1", broker.port()), 4);
-        client.publish("vigil/models/default", QoS::AtLeastOnce, true, release).await?;
+        let (client, mut eventloop) =
+            AsyncClient::new(MqttOptions::new("rss-pub", "127.0.0.1", broker.port()), 4);
+        client
+            .publish("vigil/models/default", QoS::AtLeastOnce, true, release)
+            .await?;
         loop {
             if let Event::Incoming(Incoming::PubAck(_)) = eventloop.poll().await? {
                 break;
@@ -53,7 +72,15 @@ fn main() -> anyhow::Result<()> {
     })?;
 
     let mut child = Command::new(&bin)
-        .args(["run", "--device-id", "rss-bench", "--interval-ms", "100", "--source", &source])
+        .args([
+            "run",
+            "--device-id",
+            "rss-bench",
+            "--interval-ms",
+            "100",
+            "--source",
+            &source,
+        ])
         .args(["--sim-day-ms", "600000", "--mqtt-url", &broker.url()])
         .arg("--verify-key")
         .arg(&keys.verify_key)

@@ -53,8 +53,11 @@ fn scorer() -> Scorer {
     )
     .expect("fit");
     let key = SigningKey::from_bytes(&[7; 32]);
-    let model = verify(&sign(&trained.payload, &key).expect("sign"), &key.verifying_key())
-        .expect("verify");
+    let model = verify(
+        &sign(&trained.payload, &key).expect("sign"),
+        &key.verifying_key(),
+    )
+    .expect("verify");
     let mut scorer = Scorer::new("default", 4);
     scorer.install(Arc::new(model)).expect("install");
     scorer
@@ -101,8 +104,14 @@ fn bench(c: &mut Criterion) {
             let record = UplinkRecord {
                 seq: r.seq,
                 messages: vec![
-                    ("vigil/devices/dev-00000/telemetry".into(), r.encode().expect("encode")),
-                    ("vigil/devices/dev-00000/verdicts".into(), v.encode().expect("encode")),
+                    (
+                        "vigil/devices/dev-00000/telemetry".into(),
+                        r.encode().expect("encode"),
+                    ),
+                    (
+                        "vigil/devices/dev-00000/verdicts".into(),
+                        v.encode().expect("encode"),
+                    ),
                 ],
             };
             black_box(record.encode())
@@ -110,8 +119,11 @@ fn bench(c: &mut Criterion) {
     });
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut queue, _) =
-        Queue::open(dir.path(), QueueLimits::new(64 * 1024 * 1024).expect("limits")).expect("open");
+    let (mut queue, _) = Queue::open(
+        dir.path(),
+        QueueLimits::new(64 * 1024 * 1024).expect("limits"),
+    )
+    .expect("open");
     let mut s = scorer();
     let mut k = 0usize;
     group.bench_function("score_encode_append", |b| {
@@ -122,8 +134,14 @@ fn bench(c: &mut Criterion) {
             let record = UplinkRecord {
                 seq: r.seq,
                 messages: vec![
-                    ("vigil/devices/dev-00000/telemetry".into(), r.encode().expect("encode")),
-                    ("vigil/devices/dev-00000/verdicts".into(), v.encode().expect("encode")),
+                    (
+                        "vigil/devices/dev-00000/telemetry".into(),
+                        r.encode().expect("encode"),
+                    ),
+                    (
+                        "vigil/devices/dev-00000/verdicts".into(),
+                        v.encode().expect("encode"),
+                    ),
                 ],
             };
             black_box(queue.append(&record.encode()).expect("append"))

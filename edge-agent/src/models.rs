@@ -127,6 +127,13 @@ impl ModelStore {
                     tracing::info!(model, version = m.version(), path = %initial.display(), "installed the initial release")
                 }
                 Err(e) if e.is_current_again() => {}
+                // The usual case once the device has received updates.
+                Err(
+                    e @ OfferError::Refused {
+                        error: ReleaseError::NotNewer { .. },
+                    },
+                ) => tracing::info!(path = %initial.display(), error = %e,
+                    "initial release is older than the persisted one; not used"),
                 Err(e) => {
                     tracing::warn!(path = %initial.display(), reason = e.reason(), error = %e,
                     "initial release not used")
