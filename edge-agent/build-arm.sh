@@ -2,7 +2,7 @@
 # Cross-builds a stripped vigil-edge for an ARM board:
 #
 #   edge-agent/build-arm.sh aarch64-unknown-linux-gnu        # 64-bit Raspberry Pi OS etc.
-#   edge-agent/build-arm.sh armv7-unknown-linux-gnueabihf    # 32-bit boards (see below)
+#   edge-agent/build-arm.sh armv7-unknown-linux-gnueabihf    # 32-bit boards (rustc 1.85, see below)
 #
 # Output: target/<triple>/release/vigil-edge (stripped, `edge` profile:
 # opt-level s, fat LTO, one codegen unit, panic=abort).
@@ -14,10 +14,15 @@
 # are installed with apt-get (needs root or sudo).
 #
 # armv7: Debian packages the armhf standard library only for rustc-web 1.85
-# (`apt-cache madison libstd-rust-web-dev`), while the amd64 compiler
-# installed for aarch64 is 1.96; the two must be the same version, so an
-# armv7 build needs the whole 1.85 toolchain instead, and dependencies that
-# build with rustc 1.85. The script checks this and says what blocks it.
+# (`apt-cache madison libstd-rust-web-dev`), and the target std must match
+# the compiler exactly, while the system compiler used for aarch64 is 1.96.
+# Installing rustc-web 1.85 would replace it, so for armv7 this script
+# downloads Debian's 1.85 packages (rustc-web, libstd-rust-web-1.85 and
+# -dev for amd64 and armhf, libllvm19) with `apt-get download` and unpacks
+# them with `dpkg -x` into a private directory (VIGIL_RUST185_DIR, default
+# ~/.cache/vigil/rustc-web-1.85), then builds with that rustc and the system
+# cargo. Every dependency builds with rustc 1.85 (the workspace's
+# rust-version).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,31 +44,48 @@ cargo=/usr/bin/cargo
 host_version() { "$rustc" --version 2>/dev/null | awk '{print $2}'; }
 
 need=()
-for p in rustc-web cargo-web "libstd-rust-web-dev:$arch" "gcc-$gnu" "$libc_pkg"; do
+system_pkgs=(rustc-web cargo-web "gcc-$gnu" "$libc_pkg")
+[ "$arch" = arm64 ] && system_pkgs+=("libstd-rust-web-dev:$arch")
+for p in "${system_pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
+dpkg --print-foreign-architectures | grep -qx "$arch" || {
+    as_root dpkg --add-architecture "$arch"
+    as_root apt-get update -qq
+}
 if [ "${#need[@]}" -gt 0 ]; then
     echo "== installing ${need[*]}" >&2
-    dpkg --print-foreign-architectures | grep -qx "$arch" || as_root dpkg --add-architecture "$arch"
     as_root apt-get update -qq
-    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; then
-        if [ "$arch" = armhf ]; then
-            echo "error: cannot install ${need[*]}." >&2
-            echo "Debian ships the armhf standard library only as libstd-rust-web-dev 1.85:" >&2
-            apt-cache madison libstd-rust-web-dev 2>/dev/null | grep -E 'armhf|Sources' >&2 || true
-            echo "and the installed host compiler is rustc $(host_version); the host compiler and the" >&2
-            echo "target std must be the same version, so an armv7 build needs rustc-web 1.85 for" >&2
-            echo "the host as well (it replaces the 1.96 used for aarch64)." >&2
-        fi
-        exit 1
-    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# The std for the target must match the compiler exactly.
-std_version=$(dpkg-query -W -f='${Version}' "libstd-rust-web-dev:$arch" 2>/dev/null | cut -d+ -f1)
-if [ -n "$std_version" ] && [ "$std_version" != "$(host_version)" ]; then
-    echo "error: libstd-rust-web-dev:$arch is $std_version but $rustc is $(host_version)" >&2
-    exit 1
+if [ "$arch" = armhf ]; then
+    tc=${VIGIL_RUST185_DIR:-$HOME/.cache/vigil/rustc-web-1.85}
+    if [ ! -x "$tc/usr/bin/rustc" ]; then
+        version=$(apt-cache madison libstd-rust-web-dev | awk -F'|' '/armhf/ {gsub(/ /, "", $2); print $2}' | grep '^1\.85' | head -1)
+        if [ -z "$version" ]; then
+            echo "error: Debian offers no libstd-rust-web-dev 1.85 for armhf here:" >&2
+            apt-cache madison libstd-rust-web-dev >&2 || true
+            exit 1
+        fi
+        echo "== unpacking Debian's rustc-web $version (amd64 host, armhf std) into $tc" >&2
+        debs=$(mktemp -d)
+        (cd "$debs" && apt-get download -q "rustc-web=$version" "libstd-rust-web-1.85=$version" \
+            "libstd-rust-web-dev=$version" "libstd-rust-web-1.85:armhf=$version" \
+            "libstd-rust-web-dev:armhf=$version" libllvm19 2>/dev/null)
+        mkdir -p "$tc"
+        for deb in "$debs"/*.deb; do dpkg -x "$deb" "$tc"; done
+        rm -rf "$debs"
+    fi
+    export LD_LIBRARY_PATH="$tc/usr/lib/x86_64-linux-gnu:$tc/usr/lib/llvm-19/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    rustc=$tc/usr/bin/rustc
+else
+    # The std for the target must match the compiler exactly.
+    std_version=$(dpkg-query -W -f='${Version}' "libstd-rust-web-dev:$arch" 2>/dev/null | cut -d+ -f1)
+    if [ -n "$std_version" ] && [ "$std_version" != "$(host_version)" ]; then
+        echo "error: libstd-rust-web-dev:$arch is $std_version but $rustc is $(host_version)" >&2
+        exit 1
+    fi
 fi
 
 target_dir=${VIGIL_ARM_TARGET_DIR:-target/arm-build}
