@@ -36,6 +36,10 @@ enum Role {
     /// committing offsets only after durable writes, and serve the query
     /// API (/v1/…).
     Audit(Box<vigil_audit::AuditArgs>),
+    /// Serve the live web dashboard (fleet, anomaly feed, devices, models,
+    /// pipeline health) and its JSON/SSE API, reading the topics without a
+    /// consumer group.
+    Api(Box<vigil_api::ApiArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +57,7 @@ fn main() -> anyhow::Result<()> {
             Role::Train(args) => vigil_train::run(*args, shutdown).await,
             Role::Models(args) => vigil_releases::cmd::run(args).await,
             Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
+            Role::Api(args) => vigil_api::run(*args, shutdown).await,
         }
     })
 }

@@ -1,0 +1,105 @@
+//! `vigil api` options. Every bound on the dashboard's memory is one of
+//! them, with a default sized for a fleet of a few thousand devices.
+
+use std::time::Duration;
+
+use clap::Args;
+use vigil_service::config::{HttpArgs, KafkaArgs};
+
+/// Options of `vigil api`.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Most devices kept in memory; the device seen least recently is
+    /// forgotten first when a new one appears.
+    #[arg(long, env = "VIGIL_API_MAX_DEVICES", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_devices: u32,
+
+    /// Verdicts (score, threshold, anomaly flag) kept per device for its
+    /// chart.
+    #[arg(long, env = "VIGIL_API_DEVICE_HISTORY", default_value_t = 240,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub device_history: u32,
+
+    /// Telemetry samples kept per device (each at most
+    /// `--max-metrics-per-device` values).
+    #[arg(long, env = "VIGIL_API_TELEMETRY_HISTORY", default_value_t = 120,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub telemetry_history: u32,
+
+    /// Metrics per device whose telemetry is charted; further metric names
+    /// are ignored (their scores still count).
+    #[arg(long, env = "VIGIL_API_MAX_METRICS_PER_DEVICE", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_metrics_per_device: u32,
+
+    /// Anomalies kept for the live feed (newest first) and per device.
+    #[arg(long, env = "VIGIL_API_ANOMALY_HISTORY", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub anomaly_history: u32,
+
+    /// At start-up, read at most this many of the newest records of each
+    /// partition of vigil.verdicts, vigil.anomalies, vigil.telemetry and
+    /// vigil.dlq, so the page is not empty after a restart. Compacted
+    /// topics (vigil.models, vigil.device-status) are read whole.
+    #[arg(long, env = "VIGIL_API_BACKFILL_RECORDS", default_value_t = 2_000)]
+    pub backfill_records: u32,
+
+    /// Read vigil.telemetry for the per-metric charts (off: only verdicts
+    /// are charted, and the dashboard reads much less).
+    #[arg(long, env = "VIGIL_API_READ_TELEMETRY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub read_telemetry: bool,
+
+    /// Consumer groups whose lag (committed offset behind the end of the
+    /// log, per topic) the pipeline view shows, comma separated.
+    #[arg(long, env = "VIGIL_API_LAG_GROUPS", value_delimiter = ',',
+          default_value = "vigil-score,vigil-audit")]
+    pub lag_groups: Vec<String>,
+
+    /// How often consumer lag and retained DLQ totals are measured, ms.
+    #[arg(long, env = "VIGIL_API_LAG_INTERVAL_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(200..=600_000))]
+    pub lag_interval_ms: u64,
+
+    /// Events buffered per live-feed (SSE) client; a client that falls
+    /// further behind loses the oldest events (counted in
+    /// `vigil_api_sse_dropped_events_total`) and is told to reload.
+    #[arg(long, env = "VIGIL_API_SSE_BUFFER", default_value_t = 1_024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sse_buffer: u32,
+
+    /// Most live-feed (SSE) clients at once; more are refused with 503.
+    #[arg(long, env = "VIGIL_API_MAX_SSE_CLIENTS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_sse_clients: u32,
+
+    /// A device with no record for this long is shown as stale, seconds.
+    #[arg(long, env = "VIGIL_API_STALE_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400 * 365))]
+    pub stale_secs: u64,
+}
+
+impl ApiArgs {
+    /// The in-memory bounds, as the state module takes them.
+    pub fn limits(&self) -> crate::state::Limits {
+        crate::state::Limits {
+            max_devices: self.max_devices as usize,
+            device_history: self.device_history as usize,
+            telemetry_history: self.telemetry_history as usize,
+            max_metrics_per_device: self.max_metrics_per_device as usize,
+            anomaly_history: self.anomaly_history as usize,
+            stale_ms: self.stale_secs.saturating_mul(1_000),
+        }
+    }
+
+    /// How often lag is measured.
+    pub fn lag_interval(&self) -> Duration {
+        Duration::from_millis(self.lag_interval_ms)
+    }
+}

@@ -1,0 +1,199 @@
+//! The dashboard's HTTP surface, on the same server as `/healthz`,
+//! `/readyz` and `/metrics`:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the page (HTML, CSS, JS and icon embedded in the binary: it works offline) |
+//! | `GET /api/overview?limit=N` | fleet counts and the device table |
+//! | `GET /api/devices/{id}` | one device: scores, thresholds, telemetry, anomalies, contributions |
+//! | `GET /api/anomalies?limit=N` | the anomaly feed, newest first |
+//! | `GET /api/models` | releases, provenance, validation, rollout |
+//! | `GET /api/pipeline` | throughput, latency, consumer lag, DLQ, errors |
+//! | `GET /api/events` | server-sent events: `hello`, then `anomaly`, `status`, `model`; `resync` when the client fell behind |
+//!
+//! The live feed is a bounded broadcast channel: each client has
+//! `--sse-buffer` events of slack; one that falls further behind misses the
+//! oldest (counted) and receives `resync`, upon which the page reloads its
+//! JSON views. Clients beyond `--max-sse-clients` are refused with 503.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::{broadcast, Semaphore};
+use vigil_service::{now_ms, Shutdown};
+
+use crate::metrics::ApiMetrics;
+use crate::reader::Outgoing;
+use crate::state::Shared;
+
+/// Most devices the overview lists unless asked for fewer.
+const DEFAULT_DEVICES: usize = 500;
+/// Most anomalies the feed returns unless asked for fewer.
+const DEFAULT_ANOMALIES: usize = 100;
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const APP_CSS: &str = include_str!("../assets/app.css");
+const FAVICON: &str = include_str!("../assets/favicon.svg");
+
+/// What the handlers share.
+#[derive(Clone)]
+struct App {
+    state: Shared,
+    events: broadcast::Sender<Arc<Outgoing>>,
+    sse_slots: Arc<Semaphore>,
+    metrics: ApiMetrics,
+    shutdown: Shutdown,
+}
+
+/// The dashboard's routes.
+pub fn router(
+    state: Shared,
+    events: broadcast::Sender<Arc<Outgoing>>,
+    max_sse_clients: usize,
+    metrics: ApiMetrics,
+    shutdown: Shutdown,
+) -> Router {
+    Router::new()
+        .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
+        .route(
+            "/assets/app.js",
+            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+        )
+        .route(
+            "/assets/app.css",
+            get(|| asset("text/css; charset=utf-8", APP_CSS)),
+        )
+        .route("/favicon.svg", get(|| asset("image/svg+xml", FAVICON)))
+        .route("/api/overview", get(overview))
+        .route("/api/devices/{id}", get(device))
+        .route("/api/anomalies", get(anomalies))
+        .route("/api/models", get(models))
+        .route("/api/pipeline", get(pipeline))
+        .route("/api/events", get(live_feed))
+        .with_state(App {
+            state,
+            events,
+            sse_slots: Arc::new(Semaphore::new(max_sse_clients)),
+            metrics,
+            shutdown,
+        })
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+impl App {
+    fn with<T>(&self, f: impl FnOnce(&crate::state::State) -> T) -> T {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&state)
+    }
+}
+
+async fn overview(State(app): State<App>, Query(q): Query<Limit>) -> Response {
+    let limit = q.limit.unwrap_or(DEFAULT_DEVICES);
+    Json(app.with(|s| s.overview(now_ms(), limit))).into_response()
+}
+
+async fn device(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match app.with(|s| s.device_detail(&id, now_ms())) {
+        Some(detail) => Json(detail).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({
+                "error": format!("device {id:?} is not known to the dashboard (no record of it seen since start-up)")
+            })),
+        )
+            .into_response(),
+    }
+}
+
+async fn anomalies(State(app): State<App>, Query(q): Query<Limit>) -> Response {
+    let limit = q.limit.unwrap_or(DEFAULT_ANOMALIES);
+    Json(app.with(|s| s.anomalies(limit))).into_response()
+}
+
+async fn models(State(app): State<App>) -> Response {
+    Json(app.with(|s| s.models())).into_response()
+}
+
+async fn pipeline(State(app): State<App>) -> Response {
+    Json(app.with(|s| s.pipeline(now_ms()))).into_response()
+}
+
+/// Decrements the client gauge when a live-feed stream ends.
+struct ClientGuard {
+    metrics: ApiMetrics,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.metrics.sse_clients.dec();
+    }
+}
+
+async fn live_feed(State(app): State<App>) -> Response {
+    let Ok(slot) = app.sse_slots.clone().try_acquire_owned() else {
+        app.metrics.sse_refused.inc();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many live-feed clients; try again later\n",
+        )
+            .into_response();
+    };
+    app.metrics.sse_clients.inc();
+    let guard = ClientGuard {
+        metrics: app.metrics.clone(),
+        _slot: slot,
+    };
+    // Subscribed before `hello` is sent: whatever happens after a client
+    // saw `hello` reaches it.
+    let rx = app.events.subscribe();
+    let hello = SseEvent::default()
+        .event("hello")
+        .data(now_ms().to_string());
+    let start = (Some(hello), rx, guard, app.shutdown.clone());
+    let stream = futures::stream::unfold(start, |(hello, mut rx, guard, stop)| async move {
+        if let Some(hello) = hello {
+            return Some((Ok::<_, Infallible>(hello), (None, rx, guard, stop)));
+        }
+        let event = tokio::select! {
+            // Ends the stream so the server's graceful shutdown can finish.
+            _ = stop.cancelled() => return None,
+            received = rx.recv() => match received {
+                Ok(out) => SseEvent::default().event(out.name).data(out.json.as_str()),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    guard.metrics.sse_dropped.inc_by(missed);
+                    SseEvent::default().event("resync").data(missed.to_string())
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
+        };
+        Some((Ok(event), (None, rx, guard, stop)))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

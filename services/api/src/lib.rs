@@ -1,0 +1,90 @@
+//! `vigil api`: the live web dashboard and the JSON/SSE API behind it.
+//!
+//! ```text
+//! vigil.verdicts ─┐
+//! vigil.anomalies ┤  no consumer group: every partition assigned,
+//! vigil.telemetry ┤  compacted topics read whole, the others from
+//! vigil.models ───┤  the newest --backfill-records
+//! vigil.device-status
+//! vigil.dlq ──────┘
+//!        │ reader (decode, count errors)
+//!        ▼
+//!   State (bounded: devices, per-device rings, feed, per-second stats)
+//!        │                         ▲ lag poller: committed offsets of
+//!        ├─► JSON views /api/…     │ vigil-score, vigil-audit vs log ends
+//!        └─► broadcast ─► SSE /api/events ─► the page (embedded assets)
+//! ```
+//!
+//! - [`config`]: flags and environment variables (every memory bound).
+//! - [`state`]: what the dashboard knows and the views it serves.
+//! - [`reader`]: the Kafka reader that feeds the state.
+//! - [`lag`]: consumer lag and DLQ retention from the log.
+//! - [`http`]: the routes, the live feed and the embedded page.
+//! - [`metrics`]: the service's Prometheus metrics.
+//!
+//! The dashboard only observes: it joins no consumer group and commits
+//! nothing, so it never takes partitions from the services it shows, and
+//! any number of replicas can run (each holds its own picture).
+
+pub mod config;
+pub mod http;
+pub mod lag;
+pub mod metrics;
+pub mod reader;
+pub mod state;
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+use vigil_service::{kafka, HttpServer, Readiness, Shutdown};
+
+pub use config::ApiArgs;
+
+/// Runs the dashboard until `shutdown`.
+pub async fn run(args: ApiArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let registry = vigil_service::metrics::registry();
+    let readiness = Readiness::new(&registry)?;
+    readiness.register(kafka::DEPENDENCY);
+    readiness.register(reader::READING);
+    let metrics = metrics::ApiMetrics::register(&registry)?;
+    let state: state::Shared = Arc::new(Mutex::new(state::State::new(args.limits())));
+    let (events, _) = broadcast::channel(args.sse_buffer as usize);
+
+    let server = HttpServer::start(
+        args.http.http_addr,
+        readiness.clone(),
+        registry,
+        http::router(
+            state.clone(),
+            events.clone(),
+            args.max_sse_clients as usize,
+            metrics.clone(),
+            shutdown.clone(),
+        ),
+        &shutdown,
+    )
+    .await?;
+    tracing::info!(url = %format!("http://{}/", server.local_addr), "dashboard");
+
+    reader::start(
+        &args,
+        state.clone(),
+        events,
+        metrics.clone(),
+        readiness,
+        &shutdown,
+    )
+    .await?;
+    lag::spawn(
+        args.kafka.clone(),
+        args.lag_groups.clone(),
+        args.lag_interval(),
+        state,
+        metrics,
+        &shutdown,
+    );
+
+    shutdown.cancelled().await;
+    shutdown.wait().await;
+    Ok(())
+}
