@@ -341,7 +341,6 @@ pub struct Rollout {
 pub struct ModelRow {
     /// The release (absent for a version only seen in verdicts or status
     /// reports, for example one whose release record was compacted away).
-    #[serde(flatten)]
     pub release: Option<ModelView>,
     /// Model name.
     pub model: String,

@@ -1,0 +1,577 @@
+//! `vigil api` (the live dashboard) against a real tansu broker: verdicts,
+//! anomalies, telemetry, device status, a model release and a DLQ record
+//! produced with rdkafka; the built binary serving the JSON views and the
+//! live feed; and the page itself in headless Chromium (Debian's
+//! `chromium` + `chromium-driver`, driven over WebDriver with fantoccini).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{now_ms, VigilProcess};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use vigil_schemas::{
+    Contribution, DeviceState, DeviceStatus, DlqRecord, Message, ModelRelease, ReleaseHeader,
+    ScoredAt, Telemetry, TrainingWindow, ValidationMetrics, Verdict,
+};
+use vigil_testkit::clients::eventually;
+use vigil_testkit::Tansu;
+
+const CLOUD_DEVICES: [&str; 3] = ["pump-0001", "pump-0002", "pump-0003"];
+const EDGE_DEVICE: &str = "edge-0001";
+/// Verdicts (and telemetry records) per device produced up front.
+const HISTORY: u64 = 40;
+/// Partitions of the topics `vigil api` creates in these tests.
+const PARTITIONS: i32 = 3;
+
+fn verdict(device: &str, seq: u64, anomaly: bool, at: ScoredAt) -> Verdict {
+    let now = now_ms();
+    // A wavy score under the threshold, and well above it for anomalies.
+    let score = if anomaly {
+        0.93
+    } else {
+        0.2 + 0.15 * ((seq as f64) / 3.0).sin().abs()
+    };
+    Verdict {
+        schema: 1,
+        device_id: device.into(),
+        seq,
+        event_ts: now - (HISTORY + 5 - seq.min(HISTORY)) * 250,
+        ingest_ts: (at == ScoredAt::Cloud).then_some(now - 20),
+        scored_ts: now - 5,
+        model: "default".into(),
+        model_version: Some(1),
+        score,
+        threshold: 0.8,
+        anomaly,
+        contributions: if anomaly {
+            vec![
+                Contribution {
+                    metric: "temperature_c".into(),
+                    share: 0.7,
+                },
+                Contribution {
+                    metric: "vibration_rms".into(),
+                    share: 0.3,
+                },
+            ]
+        } else {
+            Vec::new()
+        },
+        scored_at: at,
+        unscored: None,
+    }
+}
+
+fn telemetry(device: &str, seq: u64) -> Telemetry {
+    let mut metrics = BTreeMap::new();
+    metrics.insert(
+        "temperature_c".to_owned(),
+        60.0 + 5.0 * (seq as f64 / 4.0).sin(),
+    );
+    metrics.insert("vibration_rms".to_owned(), 0.4 + 0.01 * (seq % 7) as f64);
+    let mut t = Telemetry::new(device, seq, now_ms() - (HISTORY - seq.min(HISTORY)) * 250, metrics);
+    t.ingest_ts = Some(now_ms());
+    t
+}
+
+fn release() -> ModelRelease {
+    let header = ReleaseHeader {
+        model: "default".into(),
+        version: 1,
+        created_ts: now_ms() - 60_000,
+        training: TrainingWindow {
+            from_ts: now_ms() - 3_600_000,
+            to_ts: now_ms() - 120_000,
+            records: 12_000,
+            devices: 4,
+            source: "kafka:vigil.telemetry".into(),
+        },
+        validation: ValidationMetrics {
+            holdout_records: 2_400,
+            false_alarm_rate: 0.004,
+            detection_rate: Some(0.92),
+            mean_detection_delay: Some(3.5),
+        },
+        threshold: 0.8,
+    };
+    let payload = serde_json::to_string(&header).expect("header encodes");
+    ModelRelease {
+        schema: 1,
+        model: "default".into(),
+        version: 1,
+        key_id: "test-key".into(),
+        payload_sha256: "0".repeat(64),
+        signature: "AAAA".into(),
+        payload: serde_json::value::RawValue::from_string(payload).expect("raw json"),
+    }
+}
+
+/// A broker, `vigil api` on it, and a producer.
+struct Stack {
+    api: VigilProcess,
+    producer: FutureProducer,
+    brokers: String,
+    _tansu: Tansu,
+}
+
+impl Stack {
+    async fn start() -> anyhow::Result<Self> {
+        let tansu = Tansu::start()?;
+        let brokers = tansu.brokers();
+        let partitions = PARTITIONS.to_string();
+        let api = VigilProcess::start(&[
+            "api",
+            "--kafka-brokers",
+            &brokers,
+            "--kafka-partitions",
+            &partitions,
+            "--lag-interval-ms",
+            "300",
+        ])
+        .await?;
+        api.wait_ready().await?;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("linger.ms", "0")
+            .create()?;
+        Ok(Self {
+            api,
+            producer,
+            brokers,
+            _tansu: tansu,
+        })
+    }
+
+    async fn send(&self, topic: &str, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+        self.producer
+            .send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(15),
+            )
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
+        Ok(())
+    }
+
+    /// A fleet with history: three cloud-scored pumps, one edge agent, a
+    /// release, a DLQ record. Every device has anomalies at seq 30 and 31.
+    async fn seed(&self) -> anyhow::Result<()> {
+        self.send("vigil.models", "default", &release().encode()?)
+            .await?;
+        for seq in 1..=HISTORY {
+            for (i, device) in CLOUD_DEVICES.iter().chain([&EDGE_DEVICE]).enumerate() {
+                let at = if i == CLOUD_DEVICES.len() {
+                    ScoredAt::Edge
+                } else {
+                    ScoredAt::Cloud
+                };
+                let anomaly = seq == 30 || seq == 31;
+                let v = verdict(device, seq, anomaly, at);
+                self.send("vigil.verdicts", device, &v.encode()?).await?;
+                if anomaly {
+                    self.send("vigil.anomalies", device, &v.encode()?).await?;
+                }
+                self.send("vigil.telemetry", device, &telemetry(device, seq).encode()?)
+                    .await?;
+            }
+        }
+        let status = DeviceStatus {
+            schema: 1,
+            device_id: EDGE_DEVICE.into(),
+            ts: now_ms(),
+            state: DeviceState::Online,
+            agent_version: "0.1.0".into(),
+            model: "default".into(),
+            model_version: Some(1),
+            buffered_records: 0,
+            buffered_bytes: 0,
+            dropped_records: 0,
+            last_uplink_ts: Some(now_ms()),
+        };
+        self.send("vigil.device-status", EDGE_DEVICE, &status.encode()?)
+            .await?;
+        let dlq = DlqRecord::new(
+            "ingest",
+            "mqtt:vigil/devices/bad/telemetry".into(),
+            "malformed_json",
+            "malformed json at line 1 column 2: expected value".into(),
+            now_ms(),
+            b"{nope",
+        );
+        self.send("vigil.dlq", "ingest", &dlq.encode()?).await?;
+        Ok(())
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let r = reqwest::get(format!("http://{}{path}", self.api.http)).await?;
+        anyhow::ensure!(r.status() == 200, "GET {path}: {}", r.status());
+        Ok(r.json().await?)
+    }
+
+    /// Waits until the dashboard lists every seeded device with its whole
+    /// history.
+    async fn wait_seeded(&self) -> anyhow::Result<()> {
+        eventually("the dashboard shows the seeded fleet", Duration::from_secs(30), || async {
+            let Ok(o) = self.get("/api/overview").await else {
+                return false;
+            };
+            o["counts"]["total"] == 4
+                && o["devices"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().all(|d| d["verdicts"] == HISTORY))
+        })
+        .await
+        .map_err(|e| self.api.failure(e))
+    }
+}
+
+/// Commits offset 0 for every partition of vigil.telemetry as group
+/// `vigil-score`, as a scorer that has read nothing would: its lag is then
+/// every telemetry record.
+fn commit_zero_as_scorer(brokers: &str) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "vigil-score")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        list.add_partition_offset("vigil.telemetry", p, Offset::Offset(0))?;
+    }
+    consumer.commit(&list, CommitMode::Sync)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    stack.seed().await?;
+    stack.wait_seeded().await?;
+
+    // Fleet: four devices, the edge one scored at the edge and reporting
+    // its agent; every device's latest verdict (seq 40) is normal.
+    let o = stack.get("/api/overview").await?;
+    assert_eq!(o["counts"]["edge"], 1, "{o}");
+    assert_eq!(o["counts"]["cloud"], 3, "{o}");
+    let edge = o["devices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["device_id"] == EDGE_DEVICE))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(edge["scored_at"], "edge", "{edge}");
+    assert_eq!(edge["agent_version"], "0.1.0", "{edge}");
+    assert_eq!(edge["model_version"], 1, "{edge}");
+    assert_eq!(edge["anomalies"], 2, "{edge}");
+
+    // A device: its scores and thresholds, anomaly markers, telemetry per
+    // metric, and the metrics that contributed.
+    let d = stack.get("/api/devices/pump-0002").await?;
+    let points = d["points"].as_array().cloned().unwrap_or_default();
+    assert_eq!(points.len() as u64, HISTORY, "{d}");
+    assert_eq!(points.iter().filter(|p| p["anomaly"] == true).count(), 2);
+    assert!(points.iter().all(|p| p["threshold"] == 0.8));
+    assert_eq!(d["telemetry"]["temperature_c"].as_array().map(Vec::len), Some(HISTORY as usize));
+    assert_eq!(d["contributions"][0]["metric"], "temperature_c", "{d}");
+    let missing = reqwest::get(format!("http://{}/api/devices/nope", stack.api.http)).await?;
+    assert_eq!(missing.status(), 404);
+
+    // The feed: 8 anomalies (2 per device), each once although every one
+    // was read from both vigil.verdicts and vigil.anomalies.
+    let feed = stack.get("/api/anomalies").await?;
+    assert_eq!(feed.as_array().map(Vec::len), Some(8), "{feed}");
+
+    // Models: provenance and rollout (3 devices scored in the cloud, one
+    // edge agent, on version 1).
+    let models = stack.get("/api/models").await?;
+    let v1 = &models[0];
+    assert_eq!(v1["version"], 1, "{models}");
+    assert_eq!(v1["release"]["validation"]["detection_rate"], 0.92, "{models}");
+    assert_eq!(v1["rollout"]["cloud_devices"], 3, "{models}");
+    assert_eq!(v1["rollout"]["edge_devices"], 1, "{models}");
+
+    // Pipeline: throughput and latency from the verdicts' timestamps, the
+    // DLQ by reason, and consumer lag from committed offsets.
+    commit_zero_as_scorer(&stack.brokers)?;
+    let total_telemetry = HISTORY * 4;
+    eventually("vigil-score's lag is measured", Duration::from_secs(20), || async {
+        let Ok(p) = stack.get("/api/pipeline").await else {
+            return false;
+        };
+        p["log"]["groups"]
+            .as_array()
+            .and_then(|g| g.iter().find(|g| g["group"] == "vigil-score"))
+            .is_some_and(|g| g["total"] == total_telemetry)
+    })
+    .await
+    .map_err(|e| stack.api.failure(e))?;
+    let p = stack.get("/api/pipeline").await?;
+    assert_eq!(p["dlq"][0]["reason"], "malformed_json", "{p}");
+    assert_eq!(p["dlq_read"], 1, "{p}");
+    assert_eq!(p["log"]["dlq_retained"], 1, "{p}");
+    assert!(p["e2e_latency_ms"]["samples"].as_u64() >= Some(HISTORY * 4), "{p}");
+    assert!(p["scoring_latency_ms"]["p50"].as_u64().is_some(), "{p}");
+
+    // Live: an anomaly produced after the client connected arrives on the
+    // event stream.
+    let mut events = reqwest::get(format!("http://{}/api/events", stack.api.http)).await?;
+    assert_eq!(events.status(), 200);
+    let mut seen = String::new();
+    let hello = tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains("event: hello") {
+            match events.chunk().await? {
+                Some(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                None => anyhow::bail!("event stream ended"),
+            }
+        }
+        Ok(())
+    })
+    .await;
+    anyhow::ensure!(matches!(hello, Ok(Ok(()))), "no hello on the event stream: {seen:?}");
+    assert_eq!(stack.api.metric("vigil_api_sse_clients").await, 1.0);
+
+    let live = verdict("pump-0003", 77, true, ScoredAt::Cloud);
+    stack
+        .send("vigil.anomalies", "pump-0003", &live.encode()?)
+        .await?;
+    let arrived = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if seen.contains("event: anomaly") && seen.contains(r#""seq":77"#) {
+                return Ok(());
+            }
+            match events.chunk().await? {
+                Some(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                None => anyhow::bail!("event stream ended"),
+            }
+        }
+    })
+    .await;
+    anyhow::ensure!(
+        matches!(arrived, Ok(Ok(()))),
+        "the anomaly did not arrive live: {seen:?}"
+    );
+    let line = seen
+        .lines()
+        .find(|l| l.starts_with("data:") && l.contains(r#""seq":77"#))
+        .unwrap_or_default();
+    let event: Value = serde_json::from_str(line.trim_start_matches("data:").trim())?;
+    assert_eq!(event["type"], "anomaly");
+    assert_eq!(event["device_id"], "pump-0003");
+    assert_eq!(event["contributions"][0]["metric"], "temperature_c");
+    drop(events);
+
+    // The page and its assets are served from the binary.
+    let page = reqwest::get(format!("http://{}/", stack.api.http)).await?;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await?.contains("/assets/app.js"));
+    let js = reqwest::get(format!("http://{}/assets/app.js", stack.api.http)).await?;
+    assert!(js.text().await?.contains("EventSource"));
+    Ok(())
+}
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Where screenshots go: `$VIGIL_TEST_ARTIFACTS`, else `test-artifacts/`
+/// in the cargo target directory.
+fn artifact_dir() -> anyhow::Result<PathBuf> {
+    let dir = match std::env::var_os("VIGIL_TEST_ARTIFACTS") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .map(|target| target.join("test-artifacts"))
+            .unwrap_or_else(|| PathBuf::from("test-artifacts")),
+    };
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_page_in_headless_chromium() -> anyhow::Result<()> {
+    use fantoccini::ClientBuilder;
+
+    let (Some(chromium), Some(driver)) = (
+        find_program(&["chromium", "chromium-browser"]),
+        find_program(&["chromedriver"]),
+    ) else {
+        println!(
+            "SKIPPED dashboard_page_in_headless_chromium: chromium and chromedriver are not \
+             installed (apt-get install chromium chromium-driver; scripts/setup.sh does)"
+        );
+        return Ok(());
+    };
+
+    let stack = Stack::start().await?;
+    stack.seed().await?;
+    stack.wait_seeded().await?;
+
+    let port = vigil_testkit::free_port()?;
+    let profile = tempfile::tempdir()?;
+    let driver_log = profile.path().join("chromedriver.log");
+    let _driver = Guard(
+        Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", driver_log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let driver_url = format!("http://127.0.0.1:{port}");
+    eventually("chromedriver answers", Duration::from_secs(20), || async {
+        reqwest::get(format!("{driver_url}/status")).await.is_ok()
+    })
+    .await?;
+
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                "--window-size=1440,1000",
+                format!("--user-data-dir={}", profile.path().join("profile").display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let browser = ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver_url)
+        .await
+        .map_err(|e| {
+            let log = std::fs::read_to_string(&driver_log).unwrap_or_default();
+            let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
+            anyhow::anyhow!("starting headless chromium: {e}\n{tail}")
+        })?;
+    let outcome = drive(&browser, &stack).await;
+    let closed = browser.close().await;
+    outcome.map_err(|e| stack.api.failure(e))?;
+    closed?;
+    Ok(())
+}
+
+async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()> {
+    use fantoccini::Locator;
+    let wait = Duration::from_secs(20);
+    let base = format!("http://{}/", stack.api.http);
+    browser.goto(&base).await?;
+
+    // The page loads and lists every device.
+    browser
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#devices tr[data-device='pump-0001']"))
+        .await?;
+    let rows = browser.find_all(Locator::Css("#devices tbody tr")).await?;
+    assert_eq!(rows.len(), 4, "the fleet table lists the four devices");
+    // The seeded anomalies are in the feed.
+    browser
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#feed li[data-device='edge-0001']"))
+        .await?;
+
+    // The live feed is connected; an anomaly produced now appears in it
+    // without a reload.
+    browser
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("body[data-live='on']"))
+        .await?;
+    let live = verdict("pump-0002", 88, true, ScoredAt::Cloud);
+    stack
+        .send("vigil.anomalies", "pump-0002", &live.encode()?)
+        .await?;
+    let item = browser
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#feed li[data-device='pump-0002'][data-seq='88']"))
+        .await?;
+    let text = item.text().await?;
+    assert!(text.contains("0.93"), "the feed item shows the score: {text}");
+    let dir = artifact_dir()?;
+    let fleet_png = dir.join("dashboard-fleet.png");
+    std::fs::write(&fleet_png, browser.screenshot().await?)?;
+    println!("screenshot: {}", fleet_png.display());
+
+    // Clicking a device opens its view, with the score chart drawn from
+    // its verdicts and anomaly markers on it.
+    browser
+        .find(Locator::Css("#devices tr[data-device='pump-0002'] a"))
+        .await?
+        .click()
+        .await?;
+    let chart = browser
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("svg#score-chart"))
+        .await?;
+    let points: u64 = chart
+        .attr("data-points")
+        .await?
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0);
+    assert!(points >= HISTORY, "the chart has the device's verdicts: {points}");
+    let markers = browser
+        .find_all(Locator::Css("svg#score-chart circle.marker"))
+        .await?;
+    assert!(markers.len() >= 2, "anomaly markers on the chart: {}", markers.len());
+    let paths = browser.find_all(Locator::Css("svg#score-chart path")).await?;
+    assert!(paths.len() >= 2, "score and threshold lines");
+    let title = browser.find(Locator::Css("#device-title")).await?.text().await?;
+    assert!(title.contains("pump-0002"), "{title}");
+    browser
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css(".metrics .metric svg"))
+        .await?;
+    let device_png = dir.join("dashboard-device.png");
+    std::fs::write(&device_png, browser.screenshot().await?)?;
+    println!("screenshot: {}", device_png.display());
+
+    // The models and pipeline views render too.
+    browser.goto(&format!("{base}#/models")).await?;
+    browser
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#models tr[data-version='1']"))
+        .await?;
+    browser.goto(&format!("{base}#/pipeline")).await?;
+    browser
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#dlq"))
+        .await?;
+    let pipeline_png = dir.join("dashboard-pipeline.png");
+    std::fs::write(&pipeline_png, browser.screenshot().await?)?;
+    println!("screenshot: {}", pipeline_png.display());
+    Ok(())
+}
