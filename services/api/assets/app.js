@@ -99,18 +99,30 @@ function lineChart(opts) {
     g += `<line x1="${sx(v.x)}" x2="${sx(v.x)}" y1="${P.t}" y2="${H - P.b}" stroke="${v.color}" stroke-opacity=".35"/>`;
   }
   for (const s of opts.series) {
-    const pts = s.points.filter((p) => p[1] != null && Number.isFinite(p[1]));
-    if (!pts.length) continue;
-    let d = `M${sx(pts[0][0]).toFixed(1)},${sy(pts[0][1]).toFixed(1)}`;
-    for (let i = 1; i < pts.length; i++) {
-      const [x, y] = pts[i];
-      d += s.step ? `H${sx(x).toFixed(1)}V${sy(y).toFixed(1)}` : `L${sx(x).toFixed(1)},${sy(y).toFixed(1)}`;
+    // Gaps (null values) break the line; a point with no neighbour is a dot.
+    const runs = [];
+    let run = [];
+    for (const p of s.points) {
+      if (p[1] != null && Number.isFinite(p[1])) run.push(p);
+      else if (run.length) { runs.push(run); run = []; }
     }
-    if (s.fill) {
-      const base = sy(Math.max(y0, 0));
-      g += `<path d="${d}V${base}H${sx(pts[0][0]).toFixed(1)}Z" fill="${s.color}" fill-opacity=".12" stroke="none"/>`;
+    if (run.length) runs.push(run);
+    for (const pts of runs) {
+      if (pts.length === 1) {
+        g += `<circle cx="${sx(pts[0][0])}" cy="${sy(pts[0][1])}" r="2.5" fill="${s.color}"/>`;
+        continue;
+      }
+      let d = `M${sx(pts[0][0]).toFixed(1)},${sy(pts[0][1]).toFixed(1)}`;
+      for (let i = 1; i < pts.length; i++) {
+        const [x, y] = pts[i];
+        d += s.step ? `H${sx(x).toFixed(1)}V${sy(y).toFixed(1)}` : `L${sx(x).toFixed(1)},${sy(y).toFixed(1)}`;
+      }
+      if (s.fill) {
+        const base = sy(Math.max(y0, 0));
+        g += `<path d="${d}V${base}H${sx(pts[0][0]).toFixed(1)}Z" fill="${s.color}" fill-opacity=".12" stroke="none"/>`;
+      }
+      g += `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width || 1.8}"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} stroke-linejoin="round" stroke-linecap="round"/>`;
     }
-    g += `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width || 1.8}"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''} stroke-linejoin="round" stroke-linecap="round"/>`;
   }
   for (const m of opts.markers || []) {
     g += `<circle cx="${sx(m.x)}" cy="${sy(m.y)}" r="${m.r || 4}" fill="${m.color}" stroke="var(--panel)" stroke-width="1.5" class="marker"><title>${esc(m.title || '')}</title></circle>`;
@@ -203,7 +215,8 @@ function onAnomaly(a) {
   }
   const row = document.querySelector(`tr[data-device="${CSS.escape(a.device_id)}"] td.status`);
   if (row) row.innerHTML = pill('anomalous');
-  if (route.name === 'device' && route.id === a.device_id) refresh();
+  // Counts and the device's row follow on the next reload; do it now.
+  if (route.name === 'fleet' || (route.name === 'device' && route.id === a.device_id)) refresh();
 }
 
 // ----------------------------------------------------------------- views
@@ -288,7 +301,7 @@ async function viewDevice(view, id) {
   const scoreChart = (w) => lineChart({
     width: w, height: 240, id: 'score-chart', label: `score and threshold of ${id}`,
     yMin: 0, yMax: Math.max(1, ...pts.map((p) => p.threshold)),
-    yFmt: (v) => v.toFixed(1),
+    yFmt: (v) => String(+v.toFixed(2)),
     series: [
       { points: pts.map((p) => [p.ts, p.score]), color: 'var(--score)', fill: true },
       { points: pts.map((p) => [p.ts, p.threshold]), color: 'var(--threshold)', dash: '5 4', step: true, width: 1.5 },

@@ -58,8 +58,12 @@ pub struct ApiArgs {
 
     /// Consumer groups whose lag (committed offset behind the end of the
     /// log, per topic) the pipeline view shows, comma separated.
-    #[arg(long, env = "VIGIL_API_LAG_GROUPS", value_delimiter = ',',
-          default_value = "vigil-score,vigil-audit")]
+    #[arg(
+        long,
+        env = "VIGIL_API_LAG_GROUPS",
+        value_delimiter = ',',
+        default_value = "vigil-score,vigil-audit"
+    )]
     pub lag_groups: Vec<String>,
 
     /// How often consumer lag and retained DLQ totals are measured, ms.

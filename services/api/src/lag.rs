@@ -122,8 +122,7 @@ fn group_lag(
         .fetch_group_list(Some(group), Timeout::After(REQUEST_TIMEOUT))
         .ok()
         .and_then(|list| list.groups().first().map(|g| g.members().len() as u64));
-    let committed = match consumer.committed_offsets(all.clone(), Timeout::After(REQUEST_TIMEOUT))
-    {
+    let committed = match consumer.committed_offsets(all.clone(), Timeout::After(REQUEST_TIMEOUT)) {
         Ok(c) => c,
         Err(e) => {
             return GroupLag {

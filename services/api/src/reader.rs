@@ -250,7 +250,10 @@ impl Reader {
         let Some(kind) = self.kind_of(message.topic()) else {
             return;
         };
-        self.metrics.records.with_label_values(&[kind.label()]).inc();
+        self.metrics
+            .records
+            .with_label_values(&[kind.label()])
+            .inc();
         let now = now_ms();
         let payload = message.payload();
         // Decode outside the lock; apply inside it.

@@ -115,6 +115,10 @@ pub struct Point {
     pub model_version: Option<u64>,
     /// Cloud or edge.
     pub scored_at: ScoredAt,
+    /// Whether it was read from vigil.verdicts (and so counted in the
+    /// pipeline statistics), not only from vigil.anomalies.
+    #[serde(skip)]
+    counted: bool,
 }
 
 /// One telemetry sample, its values indexed by the device's metric slots.
@@ -218,13 +222,19 @@ impl Device {
     /// Inserts `point` in seq order; returns false for a duplicate, or a
     /// point too old for a full history.
     fn insert_point(&mut self, point: Point, cap: usize) -> bool {
-        let inserted = insert_by_seq(&mut self.points, point, cap, |p| p.seq, |old, new| {
-            // The same record scored again by a newer version replaces the
-            // older decision in the chart.
-            if new.model_version > old.model_version {
-                *old = new;
-            }
-        });
+        let inserted = insert_by_seq(
+            &mut self.points,
+            point,
+            cap,
+            |p| p.seq,
+            |old, new| {
+                // The same record scored again by a newer version replaces the
+                // older decision in the chart.
+                if new.model_version > old.model_version {
+                    *old = new;
+                }
+            },
+        );
         if inserted {
             if let Some(newest) = self.points.back() {
                 if self.last.as_ref().is_none_or(|l| newest.seq >= l.seq) {
@@ -233,6 +243,22 @@ impl Device {
             }
         }
         inserted
+    }
+
+    /// Marks the record `seq` as read from vigil.verdicts; true the first
+    /// time (so each verdict counts once in throughput and latency, even
+    /// when vigil.anomalies delivered it first or Kafka delivers it twice).
+    fn count_once(&mut self, seq: u64) -> bool {
+        match self.points.binary_search_by_key(&seq, |p| p.seq) {
+            Ok(i) => match self.points.get_mut(i) {
+                Some(p) if !p.counted => {
+                    p.counted = true;
+                    true
+                }
+                _ => false,
+            },
+            Err(_) => false,
+        }
     }
 
     fn slot(&mut self, metric: &str, max: usize) -> Option<u8> {
@@ -687,7 +713,11 @@ impl State {
         from_anomalies: bool,
         now_ms: u64,
     ) -> Option<Event> {
-        self.count_read(if from_anomalies { "anomalies" } else { "verdicts" });
+        self.count_read(if from_anomalies {
+            "anomalies"
+        } else {
+            "verdicts"
+        });
         let limits = self.limits.clone();
         let point = Point {
             seq: v.seq,
@@ -697,6 +727,7 @@ impl State {
             anomaly: v.anomaly,
             model_version: v.model_version,
             scored_at: v.scored_at,
+            counted: false,
         };
         let device = self.device(&v.device_id, v.scored_ts.min(now_ms));
         let new_verdict = device.insert_point(point, limits.device_history);
@@ -707,11 +738,12 @@ impl State {
             }
         }
         if !from_anomalies {
+            let first_read = device.count_once(v.seq);
             if v.scored_at == ScoredAt::Cloud {
                 self.partition_versions
                     .insert(partition, (v.model.clone(), v.model_version));
             }
-            if new_verdict {
+            if first_read {
                 if let Some(s) = self.bucket(v.scored_ts, now_ms) {
                     s.verdicts += 1;
                     if v.anomaly {
@@ -1001,12 +1033,16 @@ impl State {
         for d in self.devices.values() {
             if let Some(s) = &d.status {
                 if s.state == DeviceState::Online && !s.model.is_empty() {
-                    entry(&mut rows, &s.model, s.model_version).rollout.edge_devices += 1;
+                    entry(&mut rows, &s.model, s.model_version)
+                        .rollout
+                        .edge_devices += 1;
                 }
             }
             if let (Some(last), Some(model)) = (&d.last, &d.last_model) {
                 if last.scored_at == ScoredAt::Cloud {
-                    entry(&mut rows, model, last.model_version).rollout.cloud_devices += 1;
+                    entry(&mut rows, model, last.model_version)
+                        .rollout
+                        .cloud_devices += 1;
                 }
             }
         }

@@ -77,7 +77,12 @@ fn telemetry(device: &str, seq: u64) -> Telemetry {
         60.0 + 5.0 * (seq as f64 / 4.0).sin(),
     );
     metrics.insert("vibration_rms".to_owned(), 0.4 + 0.01 * (seq % 7) as f64);
-    let mut t = Telemetry::new(device, seq, now_ms() - (HISTORY - seq.min(HISTORY)) * 250, metrics);
+    let mut t = Telemetry::new(
+        device,
+        seq,
+        now_ms() - (HISTORY - seq.min(HISTORY)) * 250,
+        metrics,
+    );
     t.ingest_ts = Some(now_ms());
     t
 }
@@ -219,15 +224,19 @@ impl Stack {
     /// Waits until the dashboard lists every seeded device with its whole
     /// history.
     async fn wait_seeded(&self) -> anyhow::Result<()> {
-        eventually("the dashboard shows the seeded fleet", Duration::from_secs(30), || async {
-            let Ok(o) = self.get("/api/overview").await else {
-                return false;
-            };
-            o["counts"]["total"] == 4
-                && o["devices"]
-                    .as_array()
-                    .is_some_and(|d| d.iter().all(|d| d["verdicts"] == HISTORY))
-        })
+        eventually(
+            "the dashboard shows the seeded fleet",
+            Duration::from_secs(30),
+            || async {
+                let Ok(o) = self.get("/api/overview").await else {
+                    return false;
+                };
+                o["counts"]["total"] == 4
+                    && o["devices"]
+                        .as_array()
+                        .is_some_and(|d| d.iter().all(|d| d["verdicts"] == HISTORY))
+            },
+        )
         .await
         .map_err(|e| self.api.failure(e))
     }
@@ -278,7 +287,10 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
     assert_eq!(points.len() as u64, HISTORY, "{d}");
     assert_eq!(points.iter().filter(|p| p["anomaly"] == true).count(), 2);
     assert!(points.iter().all(|p| p["threshold"] == 0.8));
-    assert_eq!(d["telemetry"]["temperature_c"].as_array().map(Vec::len), Some(HISTORY as usize));
+    assert_eq!(
+        d["telemetry"]["temperature_c"].as_array().map(Vec::len),
+        Some(HISTORY as usize)
+    );
     assert_eq!(d["contributions"][0]["metric"], "temperature_c", "{d}");
     let missing = reqwest::get(format!("http://{}/api/devices/nope", stack.api.http)).await?;
     assert_eq!(missing.status(), 404);
@@ -293,7 +305,10 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
     let models = stack.get("/api/models").await?;
     let v1 = &models[0];
     assert_eq!(v1["version"], 1, "{models}");
-    assert_eq!(v1["release"]["validation"]["detection_rate"], 0.92, "{models}");
+    assert_eq!(
+        v1["release"]["validation"]["detection_rate"], 0.92,
+        "{models}"
+    );
     assert_eq!(v1["rollout"]["cloud_devices"], 3, "{models}");
     assert_eq!(v1["rollout"]["edge_devices"], 1, "{models}");
 
@@ -301,22 +316,29 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
     // DLQ by reason, and consumer lag from committed offsets.
     commit_zero_as_scorer(&stack.brokers)?;
     let total_telemetry = HISTORY * 4;
-    eventually("vigil-score's lag is measured", Duration::from_secs(20), || async {
-        let Ok(p) = stack.get("/api/pipeline").await else {
-            return false;
-        };
-        p["log"]["groups"]
-            .as_array()
-            .and_then(|g| g.iter().find(|g| g["group"] == "vigil-score"))
-            .is_some_and(|g| g["total"] == total_telemetry)
-    })
+    eventually(
+        "vigil-score's lag is measured",
+        Duration::from_secs(20),
+        || async {
+            let Ok(p) = stack.get("/api/pipeline").await else {
+                return false;
+            };
+            p["log"]["groups"]
+                .as_array()
+                .and_then(|g| g.iter().find(|g| g["group"] == "vigil-score"))
+                .is_some_and(|g| g["total"] == total_telemetry)
+        },
+    )
     .await
     .map_err(|e| stack.api.failure(e))?;
     let p = stack.get("/api/pipeline").await?;
     assert_eq!(p["dlq"][0]["reason"], "malformed_json", "{p}");
     assert_eq!(p["dlq_read"], 1, "{p}");
     assert_eq!(p["log"]["dlq_retained"], 1, "{p}");
-    assert!(p["e2e_latency_ms"]["samples"].as_u64() >= Some(HISTORY * 4), "{p}");
+    assert!(
+        p["e2e_latency_ms"]["samples"].as_u64() >= Some(HISTORY * 4),
+        "{p}"
+    );
     assert!(p["scoring_latency_ms"]["p50"].as_u64().is_some(), "{p}");
 
     // Live: an anomaly produced after the client connected arrives on the
@@ -334,7 +356,10 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
         Ok(())
     })
     .await;
-    anyhow::ensure!(matches!(hello, Ok(Ok(()))), "no hello on the event stream: {seen:?}");
+    anyhow::ensure!(
+        matches!(hello, Ok(Ok(()))),
+        "no hello on the event stream: {seen:?}"
+    );
     assert_eq!(stack.api.metric("vigil_api_sse_clients").await, 1.0);
 
     let live = verdict("pump-0003", 77, true, ScoredAt::Cloud);
@@ -512,10 +537,15 @@ async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()
     let item = browser
         .wait()
         .at_most(wait)
-        .for_element(Locator::Css("#feed li[data-device='pump-0002'][data-seq='88']"))
+        .for_element(Locator::Css(
+            "#feed li[data-device='pump-0002'][data-seq='88']",
+        ))
         .await?;
     let text = item.text().await?;
-    assert!(text.contains("0.93"), "the feed item shows the score: {text}");
+    assert!(
+        text.contains("0.93"),
+        "the feed item shows the score: {text}"
+    );
     let dir = artifact_dir()?;
     let fleet_png = dir.join("dashboard-fleet.png");
     std::fs::write(&fleet_png, browser.screenshot().await?)?;
@@ -539,14 +569,27 @@ async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()
         .unwrap_or_default()
         .parse()
         .unwrap_or(0);
-    assert!(points >= HISTORY, "the chart has the device's verdicts: {points}");
+    assert!(
+        points >= HISTORY,
+        "the chart has the device's verdicts: {points}"
+    );
     let markers = browser
         .find_all(Locator::Css("svg#score-chart circle.marker"))
         .await?;
-    assert!(markers.len() >= 2, "anomaly markers on the chart: {}", markers.len());
-    let paths = browser.find_all(Locator::Css("svg#score-chart path")).await?;
+    assert!(
+        markers.len() >= 2,
+        "anomaly markers on the chart: {}",
+        markers.len()
+    );
+    let paths = browser
+        .find_all(Locator::Css("svg#score-chart path"))
+        .await?;
     assert!(paths.len() >= 2, "score and threshold lines");
-    let title = browser.find(Locator::Css("#device-title")).await?.text().await?;
+    let title = browser
+        .find(Locator::Css("#device-title"))
+        .await?
+        .text()
+        .await?;
     assert!(title.contains("pump-0002"), "{title}");
     browser
         .wait()
@@ -564,6 +607,9 @@ async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()
         .at_most(wait)
         .for_element(Locator::Css("#models tr[data-version='1']"))
         .await?;
+    let models_png = dir.join("dashboard-models.png");
+    std::fs::write(&models_png, browser.screenshot().await?)?;
+    println!("screenshot: {}", models_png.display());
     browser.goto(&format!("{base}#/pipeline")).await?;
     browser
         .wait()

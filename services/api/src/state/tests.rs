@@ -73,12 +73,18 @@ fn limits() -> Limits {
 #[test]
 fn duplicate_verdicts_change_nothing_and_anomalies_are_pushed_once() {
     let mut s = State::new(limits());
-    assert!(s.apply_verdict(&verdict("a", 1, 0.1, Some(1)), 0, false, NOW).is_none());
+    assert!(s
+        .apply_verdict(&verdict("a", 1, 0.1, Some(1)), 0, false, NOW)
+        .is_none());
     let first = s.apply_verdict(&verdict("a", 2, 0.9, Some(1)), 0, false, NOW);
     assert!(matches!(first, Some(Event::Anomaly(ref a)) if a.seq == 2));
     // The same anomaly from vigil.anomalies, and a redelivery: no event.
-    assert!(s.apply_verdict(&verdict("a", 2, 0.9, Some(1)), 0, true, NOW).is_none());
-    assert!(s.apply_verdict(&verdict("a", 2, 0.9, Some(1)), 0, false, NOW).is_none());
+    assert!(s
+        .apply_verdict(&verdict("a", 2, 0.9, Some(1)), 0, true, NOW)
+        .is_none());
+    assert!(s
+        .apply_verdict(&verdict("a", 2, 0.9, Some(1)), 0, false, NOW)
+        .is_none());
     let d = s.device_detail("a", NOW).expect("known device");
     assert_eq!(d.points.len(), 2);
     assert_eq!(d.summary.verdicts, 2);
@@ -87,6 +93,21 @@ fn duplicate_verdicts_change_nothing_and_anomalies_are_pushed_once() {
     assert_eq!(s.anomalies(10).len(), 1);
     let p = s.pipeline(NOW);
     assert_eq!(p.series.iter().map(|x| x.verdicts).sum::<u64>(), 2);
+    // vigil.anomalies may deliver an anomaly before vigil.verdicts does:
+    // it still counts once in throughput and latency.
+    assert!(s
+        .apply_verdict(&verdict("a", 3, 0.9, Some(1)), 0, true, NOW)
+        .is_some());
+    assert!(s
+        .apply_verdict(&verdict("a", 3, 0.9, Some(1)), 0, false, NOW)
+        .is_none());
+    assert!(s
+        .apply_verdict(&verdict("a", 3, 0.9, Some(1)), 0, false, NOW)
+        .is_none());
+    let p = s.pipeline(NOW);
+    assert_eq!(p.series.iter().map(|x| x.verdicts).sum::<u64>(), 3);
+    assert_eq!(p.series.iter().map(|x| x.anomalies).sum::<u64>(), 2);
+    assert_eq!(p.e2e_latency_ms.samples, 3);
 }
 
 #[test]
@@ -193,7 +214,11 @@ fn status_labels_follow_reports_and_silence() {
     let mut old = verdict("quiet", 1, 0.1, Some(1));
     old.scored_ts = NOW - 120_000;
     s.apply_verdict(&old, 0, false, NOW);
-    s.apply_status("edge", Some(status("edge", Some(2), DeviceState::Online, NOW)), NOW);
+    s.apply_status(
+        "edge",
+        Some(status("edge", Some(2), DeviceState::Online, NOW)),
+        NOW,
+    );
     s.apply_status(
         "edge",
         Some(status("edge", Some(2), DeviceState::Offline, NOW + 1)),
@@ -201,7 +226,11 @@ fn status_labels_follow_reports_and_silence() {
     );
     // An older report arriving late does not overwrite the newer one.
     assert!(s
-        .apply_status("edge", Some(status("edge", Some(1), DeviceState::Online, NOW - 5)), NOW)
+        .apply_status(
+            "edge",
+            Some(status("edge", Some(1), DeviceState::Online, NOW - 5)),
+            NOW
+        )
         .is_none());
     let o = s.overview(NOW + 1, 10);
     let label = |id: &str| {
@@ -216,7 +245,11 @@ fn status_labels_follow_reports_and_silence() {
     assert_eq!(o.counts.total, 3);
     assert_eq!(o.counts.stale, 1);
     assert_eq!(o.counts.offline, 1);
-    let edge = o.devices.iter().find(|d| d.device_id == "edge").expect("edge");
+    let edge = o
+        .devices
+        .iter()
+        .find(|d| d.device_id == "edge")
+        .expect("edge");
     assert_eq!(edge.scored_at, Some(ScoredAt::Edge));
     assert_eq!(edge.model_version, Some(2));
 }
@@ -263,8 +296,16 @@ fn rollout_counts_cloud_devices_edge_devices_and_scorer_partitions() {
     s.apply_verdict(&verdict("c1", 1, 0.1, Some(1)), 0, false, NOW);
     s.apply_verdict(&verdict("c2", 1, 0.1, Some(1)), 1, false, NOW);
     s.apply_verdict(&verdict("c2", 2, 0.1, Some(2)), 1, false, NOW);
-    s.apply_status("e1", Some(status("e1", Some(2), DeviceState::Online, NOW)), NOW);
-    s.apply_status("e2", Some(status("e2", Some(2), DeviceState::Online, NOW)), NOW);
+    s.apply_status(
+        "e1",
+        Some(status("e1", Some(2), DeviceState::Online, NOW)),
+        NOW,
+    );
+    s.apply_status(
+        "e2",
+        Some(status("e2", Some(2), DeviceState::Online, NOW)),
+        NOW,
+    );
     let rows = s.models();
     let v2 = rows
         .iter()
@@ -274,7 +315,11 @@ fn rollout_counts_cloud_devices_edge_devices_and_scorer_partitions() {
         .iter()
         .find(|r| r.version == Some(1))
         .expect("version 1");
-    assert_eq!(rows.first().and_then(|r| r.version), Some(2), "newest first");
+    assert_eq!(
+        rows.first().and_then(|r| r.version),
+        Some(2),
+        "newest first"
+    );
     assert_eq!(
         v2.rollout,
         Rollout {
@@ -317,7 +362,11 @@ fn pipeline_latency_percentiles_and_rates() {
     }
     let p = s.pipeline(NOW);
     assert_eq!(p.series.len(), WINDOW_SECS as usize);
-    assert!((p.verdicts_per_sec - 100.0).abs() < 1e-9, "{}", p.verdicts_per_sec);
+    assert!(
+        (p.verdicts_per_sec - 100.0).abs() < 1e-9,
+        "{}",
+        p.verdicts_per_sec
+    );
     assert_eq!(p.e2e_latency_ms.samples, 1_000);
     assert_eq!(p.e2e_latency_ms.p50, Some(50));
     assert_eq!(p.e2e_latency_ms.p99, Some(99));
@@ -344,16 +393,24 @@ fn dlq_reasons_are_counted_and_bounded() {
         );
         s.apply_dlq(&r, NOW);
     }
-    let r = DlqRecord::new("ingest", "mqtt:x".into(), "reason_0", "why".into(), NOW, b"{}");
+    let r = DlqRecord::new(
+        "ingest",
+        "mqtt:x".into(),
+        "reason_0",
+        "why".into(),
+        NOW,
+        b"{}",
+    );
     s.apply_dlq(&r, NOW);
     let p = s.pipeline(NOW);
     assert_eq!(p.dlq_read, MAX_DLQ_REASONS as u64 + 11);
     assert_eq!(p.dlq.len(), MAX_DLQ_REASONS + 1);
-    assert_eq!(p.dlq[0].reason, "reason_0");
-    assert_eq!(p.dlq[0].count, 2);
-    assert_eq!(p.dlq[0].last_detail, "why");
-    let other = p.dlq.iter().find(|d| d.reason == "other").expect("other");
-    assert_eq!(other.count, 10);
+    // Most first: the overflow bucket, then the reason seen twice.
+    assert_eq!(p.dlq[0].reason, "other");
+    assert_eq!(p.dlq[0].count, 10);
+    assert_eq!(p.dlq[1].reason, "reason_0");
+    assert_eq!(p.dlq[1].count, 2);
+    assert_eq!(p.dlq[1].last_detail, "why");
 }
 
 #[test]
