@@ -398,6 +398,52 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
     assert!(page.text().await?.contains("/assets/app.js"));
     let js = reqwest::get(format!("http://{}/assets/app.js", stack.api.http)).await?;
     assert!(js.text().await?.contains("EventSource"));
+
+    // A dashboard started later shows the same fleet at once: the newest
+    // records of each partition are read back, the compacted topics whole.
+    let partitions = PARTITIONS.to_string();
+    let second = VigilProcess::start(&[
+        "api",
+        "--kafka-brokers",
+        &stack.brokers,
+        "--kafka-partitions",
+        &partitions,
+    ])
+    .await?;
+    second.wait_ready().await?;
+    let url = format!("http://{}/api/overview", second.http);
+    eventually(
+        "a restarted dashboard backfills the fleet",
+        Duration::from_secs(30),
+        || async {
+            let Ok(r) = reqwest::get(&url).await else {
+                return false;
+            };
+            let Ok(o) = r.json::<Value>().await else {
+                return false;
+            };
+            o["counts"]["total"] == 4
+                && o["devices"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().all(|d| d["verdicts"].as_u64() >= Some(HISTORY)))
+        },
+    )
+    .await
+    .map_err(|e| second.failure(e))?;
+    let models = reqwest::get(format!("http://{}/api/models", second.http))
+        .await?
+        .json::<Value>()
+        .await?;
+    assert_eq!(models[0]["release"]["version"], 1, "{models}");
+
+    // Shutdown is clean with a live-feed client still connected.
+    let mut stack = stack;
+    let _open = reqwest::get(format!("http://{}/api/events", stack.api.http)).await?;
+    assert_eq!(
+        stack.api.terminate(),
+        Some(0),
+        "vigil api exits 0 on SIGTERM"
+    );
     Ok(())
 }
 
