@@ -197,3 +197,89 @@ async fn live_feed(State(app): State<App>) -> Response {
         .keep_alive(KeepAlive::default())
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::state::{Limits, State};
+
+    /// Reads the event stream until `done` holds for what was read.
+    async fn read_until(
+        response: &mut reqwest::Response,
+        seen: &mut String,
+        done: impl Fn(&str) -> bool,
+    ) -> bool {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while !done(seen) {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+                    _ => return false,
+                }
+            }
+            true
+        });
+        read.await.unwrap_or(false)
+    }
+
+    // Single-threaded on purpose: the server cannot drain the channel while
+    // the test floods it, so the client is as slow as a client can be.
+    #[tokio::test]
+    async fn a_slow_client_misses_events_counted_and_is_told_to_resync() {
+        let registry = prometheus::Registry::new();
+        let metrics = ApiMetrics::register(&registry).expect("metrics register");
+        let state = Arc::new(Mutex::new(State::new(Limits::default())));
+        let (events, _) = broadcast::channel(4);
+        let shutdown = Shutdown::new();
+        let app = router(state, events.clone(), 1, metrics.clone(), shutdown.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+
+        let url = format!("http://{addr}/api/events");
+        let mut client = reqwest::get(&url).await.expect("connects");
+        let mut seen = String::new();
+        assert!(read_until(&mut client, &mut seen, |s| s.contains("event: hello")).await);
+        assert_eq!(metrics.sse_clients.get(), 1);
+
+        // At the client bound (1), the next one is refused.
+        let refused = reqwest::get(&url).await.expect("answers");
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(metrics.sse_refused.get(), 1);
+
+        for n in 0..20 {
+            events
+                .send(Arc::new(Outgoing {
+                    name: "anomaly",
+                    json: format!(r#"{{"n":{n}}}"#),
+                }))
+                .expect("a client is subscribed");
+        }
+        assert!(
+            read_until(&mut client, &mut seen, |s| s.contains(r#"{"n":19}"#)).await,
+            "{seen}"
+        );
+        // 16 of 20 did not fit the 4-event buffer: counted, and the client
+        // was told to reload; the newest 4 arrived after that.
+        assert_eq!(metrics.sse_dropped.get(), 16);
+        let resync = seen.find("event: resync").expect("resync sent");
+        assert!(seen[resync..].contains(r#"{"n":16}"#), "{seen}");
+        assert!(!seen.contains(r#"{"n":15}"#), "{seen}");
+
+        // Shutdown ends open streams, so the server stops.
+        shutdown.trigger();
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+        assert!(matches!(stopped, Ok(Ok(Ok(())))));
+        drop(client);
+        tokio::task::yield_now().await;
+        assert_eq!(metrics.sse_clients.get(), 0);
+    }
+}
