@@ -76,9 +76,11 @@ function lineChart(opts) {
   if (!Number.isFinite(x0) || !Number.isFinite(x1)) { x0 = 0; x1 = 1; }
   if (x1 === x0) x1 = x0 + 1;
   let y0 = opts.yMin ?? Math.min(0, ...ys);
-  let y1 = opts.yMax ?? Math.max(...ys, y0 + 1e-9);
-  if (opts.yMax == null) y1 += (y1 - y0) * 0.08;
-  if (y1 === y0) y1 = y0 + 1;
+  let y1 = opts.yMax ?? Math.max(...ys, y0);
+  // Nothing above the floor (no data, or all zeros): a unit range, not a
+  // degenerate one.
+  if (y1 <= y0) y1 = y0 + 1;
+  else if (opts.yMax == null) y1 += (y1 - y0) * 0.08;
   const sx = (x) => P.l + ((x - x0) / (x1 - x0)) * (W - P.l - P.r);
   const sy = (y) => P.t + (1 - (y - y0) / (y1 - y0)) * (H - P.t - P.b);
   const yFmt = opts.yFmt || ((v) => num(v));
@@ -96,7 +98,7 @@ function lineChart(opts) {
   }
   g += `<line x1="${P.l}" x2="${W - P.r}" y1="${H - P.b}" y2="${H - P.b}" stroke="var(--line)"/>`;
   for (const v of opts.vlines || []) {
-    g += `<line x1="${sx(v.x)}" x2="${sx(v.x)}" y1="${P.t}" y2="${H - P.b}" stroke="${v.color}" stroke-opacity=".35"/>`;
+    g += `<line x1="${sx(v.x)}" x2="${sx(v.x)}" y1="${P.t}" y2="${H - P.b}" stroke="${v.color}" stroke-opacity=".25"/>`;
   }
   for (const s of opts.series) {
     // Gaps (null values) break the line; a point with no neighbour is a dot.
@@ -312,9 +314,13 @@ async function viewDevice(view, id) {
     })),
   });
   const metrics = Object.entries(d.telemetry);
-  const marks = anomalies.map((p) => ({ x: p.ts, color: 'var(--bad)' }));
-  const tMin = Math.min(...metrics.flatMap(([, s]) => s.map((x) => x[0])), ...pts.map((p) => p.ts));
-  const tMax = Math.max(...metrics.flatMap(([, s]) => s.map((x) => x[0])), ...pts.map((p) => p.ts));
+  // Telemetry charts share one time axis (the samples kept, usually fewer
+  // than the verdicts) with the anomalies in it marked.
+  const times = metrics.flatMap(([, s]) => s.map((x) => x[0]));
+  const tMin = Math.min(...times);
+  const tMax = Math.max(...times);
+  const marks = anomalies.filter((p) => p.ts >= tMin && p.ts <= tMax)
+    .map((p) => ({ x: p.ts, color: 'var(--bad)' }));
   const metricCards = metrics.map(([name, s]) => {
     const last = s[s.length - 1];
     return `<div class="metric"><div class="head"><b title="${esc(name)}">${esc(name)}</b><span>${last ? num(last[1]) : '–'}</span></div>
