@@ -15,8 +15,9 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub http: HttpArgs,
 
-    /// Most devices kept in memory; the device seen least recently is
-    /// forgotten first when a new one appears.
+    /// Most devices kept in memory; when a new one appears at the bound,
+    /// the least recently seen 1/64 of them are forgotten (counted in
+    /// `vigil_api_devices_evicted_total`).
     #[arg(long, env = "VIGIL_API_MAX_DEVICES", default_value_t = 5_000,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_devices: u32,

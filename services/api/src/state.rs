@@ -6,8 +6,9 @@
 //! the HTTP handlers call the `*_view` methods. Every collection has a
 //! bound from [`Limits`]:
 //!
-//! - devices: at most `max_devices`; the one heard from least recently is
-//!   forgotten when a new one arrives at the bound;
+//! - devices: at most `max_devices`; when a new one arrives at the bound,
+//!   the least recently heard from (1/[`EVICT_FRACTION`] of them) are
+//!   forgotten;
 //! - per device: `device_history` verdicts, `telemetry_history` samples of
 //!   at most `max_metrics_per_device` metrics, a few recent anomalies;
 //! - the live anomaly feed: `anomaly_history` entries;
@@ -41,6 +42,9 @@ pub const LATENCY_SAMPLES_PER_SEC: usize = 512;
 pub const MAX_DLQ_REASONS: usize = 64;
 /// Anomalies kept per device (its view lists them with contributions).
 pub const DEVICE_ANOMALIES: usize = 20;
+/// At the device bound, this fraction of the devices (the least recently
+/// seen) is forgotten at once.
+pub const EVICT_FRACTION: usize = 64;
 /// Distinct topics whose decode errors are counted (the dashboard reads
 /// seven).
 const MAX_ERROR_TOPICS: usize = 16;
@@ -663,16 +667,7 @@ impl State {
     /// at the bound) when new.
     fn device(&mut self, id: &str, seen_ms: u64) -> &mut Device {
         if !self.devices.contains_key(id) && self.devices.len() >= self.limits.max_devices {
-            // O(devices), and only when a new device arrives at the bound.
-            let oldest = self
-                .devices
-                .iter()
-                .min_by_key(|(_, d)| d.last_seen_ms)
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                self.devices.remove(&oldest);
-                self.evicted += 1;
-            }
+            self.evict_least_recent();
         }
         let device = self
             .devices
@@ -680,6 +675,31 @@ impl State {
             .or_insert_with(|| Device::new(seen_ms));
         device.last_seen_ms = device.last_seen_ms.max(seen_ms);
         device
+    }
+
+    /// Forgets the least recently seen 1/[`EVICT_FRACTION`] of the devices
+    /// (at least one). Finding them is O(devices); doing it for a batch
+    /// keeps a fleet larger than the bound from paying that on every
+    /// record of a returning device.
+    fn evict_least_recent(&mut self) {
+        let count = (self.devices.len() / EVICT_FRACTION).max(1);
+        let mut ages: Vec<(u64, &String)> = self
+            .devices
+            .iter()
+            .map(|(id, d)| (d.last_seen_ms, id))
+            .collect();
+        if ages.len() > count {
+            ages.select_nth_unstable(count - 1);
+        }
+        let victims: Vec<String> = ages
+            .into_iter()
+            .take(count)
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in victims {
+            self.devices.remove(&id);
+            self.evicted += 1;
+        }
     }
 
     fn bucket(&mut self, ts_ms: u64, now_ms: u64) -> Option<&mut Second> {

@@ -160,6 +160,26 @@ fn devices_beyond_the_bound_evict_the_least_recently_seen() {
 }
 
 #[test]
+fn eviction_at_the_bound_frees_a_batch_of_the_oldest() {
+    let mut s = State::new(Limits {
+        max_devices: 640,
+        ..Limits::default()
+    });
+    for i in 0..640u64 {
+        let mut v = verdict(&format!("d{i:04}"), 1, 0.1, Some(1));
+        v.scored_ts = NOW - 100_000 + i;
+        s.apply_verdict(&v, 0, false, NOW);
+    }
+    s.apply_verdict(&verdict("new", 1, 0.1, Some(1)), 0, false, NOW);
+    // 640 / 64 = 10 forgotten at once: d0000..d0009.
+    assert_eq!(s.evicted(), 10);
+    assert_eq!(s.device_count(), 631);
+    assert!(s.device_detail("d0009", NOW).is_none());
+    assert!(s.device_detail("d0010", NOW).is_some());
+    assert!(s.device_detail("new", NOW).is_some());
+}
+
+#[test]
 fn the_feed_is_newest_first_and_bounded() {
     let mut s = State::new(limits());
     for seq in 1..=5 {
