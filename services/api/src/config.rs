@@ -84,6 +84,18 @@ pub struct ApiArgs {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_sse_clients: u32,
 
+    /// Audit store to complete device pages from (`sqlite:///path/audit.db`
+    /// or `scylla://host:9042/keyspace`, as `vigil audit` writes it): a
+    /// device's older verdicts, or a device not seen since the dashboard
+    /// started. Unset: only what the dashboard read from Kafka.
+    #[arg(long, env = "VIGIL_AUDIT_STORE")]
+    pub audit_store: Option<String>,
+
+    /// How far back device history is read from the audit store, seconds.
+    #[arg(long, env = "VIGIL_API_HISTORY_SECS", default_value_t = 3_600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400 * 365))]
+    pub history_secs: u64,
+
     /// A device with no record for this long is shown as stale, seconds.
     #[arg(long, env = "VIGIL_API_STALE_SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400 * 365))]

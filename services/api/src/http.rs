@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /` | the page (HTML, CSS, JS and icon embedded in the binary: it works offline) |
 //! | `GET /api/overview?limit=N` | fleet counts and the device table |
-//! | `GET /api/devices/{id}` | one device: scores, thresholds, telemetry, anomalies, contributions |
+//! | `GET /api/devices/{id}` | one device: scores, thresholds, telemetry, anomalies, contributions (older verdicts from the audit store when `VIGIL_AUDIT_STORE` is set) |
 //! | `GET /api/anomalies?limit=N` | the anomaly feed, newest first |
 //! | `GET /api/models` | releases, provenance, validation, rollout |
 //! | `GET /api/pipeline` | throughput, latency, consumer lag, DLQ, errors |
@@ -29,9 +29,13 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, Semaphore};
 use vigil_service::{now_ms, Shutdown};
 
+use anyhow::Context as _;
+use vigil_audit::store::scylla::ScyllaOptions;
+use vigil_audit::store::{AnyStore, RangeQuery, Store as _, StoreUri, MAX_PAGE};
+
 use crate::metrics::ApiMetrics;
 use crate::reader::Outgoing;
-use crate::state::Shared;
+use crate::state::{with_history, Shared};
 
 /// Most devices the overview lists unless asked for fewer.
 const DEFAULT_DEVICES: usize = 500;
@@ -43,10 +47,39 @@ const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON: &str = include_str!("../assets/favicon.svg");
 
+/// Device history from the audit store.
+#[derive(Debug, Clone)]
+pub struct History {
+    store: AnyStore,
+    window_ms: u64,
+}
+
+impl History {
+    /// Opens the store `uri` names (`VIGIL_AUDIT_STORE`); device pages
+    /// read up to `window_secs` of history from it.
+    pub async fn open(uri: &str, window_secs: u64) -> anyhow::Result<Self> {
+        let parsed: StoreUri = uri
+            .parse()
+            .with_context(|| format!("VIGIL_AUDIT_STORE {uri:?}"))?;
+        let store = AnyStore::open(&parsed, &ScyllaOptions::default())
+            .await
+            .with_context(|| format!("opening the audit store {uri} for device history"))?;
+        tracing::info!(
+            store = store.kind(),
+            "device pages read history from the audit store"
+        );
+        Ok(Self {
+            store,
+            window_ms: window_secs.saturating_mul(1_000),
+        })
+    }
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 struct App {
     state: Shared,
+    history: Option<History>,
     events: broadcast::Sender<Arc<Outgoing>>,
     sse_slots: Arc<Semaphore>,
     metrics: ApiMetrics,
@@ -58,6 +91,7 @@ pub fn router(
     state: Shared,
     events: broadcast::Sender<Arc<Outgoing>>,
     max_sse_clients: usize,
+    history: Option<History>,
     metrics: ApiMetrics,
     shutdown: Shutdown,
 ) -> Router {
@@ -80,6 +114,7 @@ pub fn router(
         .route("/api/events", get(live_feed))
         .with_state(App {
             state,
+            history,
             events,
             sse_slots: Arc::new(Semaphore::new(max_sse_clients)),
             metrics,
@@ -117,7 +152,32 @@ async fn overview(State(app): State<App>, Query(q): Query<Limit>) -> Response {
 }
 
 async fn device(State(app): State<App>, Path(id): Path<String>) -> Response {
-    match app.with(|s| s.device_detail(&id, now_ms())) {
+    let (live, limits) = app.with(|s| (s.device_detail(&id, now_ms()), s.limits().clone()));
+    let short = live
+        .as_ref()
+        .is_none_or(|d| d.points.len() < limits.device_history);
+    let detail = match &app.history {
+        Some(history) if short => {
+            let now = now_ms();
+            let query = RangeQuery {
+                device_id: id.clone(),
+                from_ms: now.saturating_sub(history.window_ms),
+                // Device clocks run a little ahead at times.
+                to_ms: now.saturating_add(60_000),
+                limit: limits.device_history.clamp(1, MAX_PAGE),
+                after: None,
+            };
+            match history.store.device_verdicts(query).await {
+                Ok(page) => with_history(live, &id, &page.items, &limits),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read device history from the audit store");
+                    live
+                }
+            }
+        }
+        _ => live,
+    };
+    match detail {
         Some(detail) => Json(detail).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -232,7 +292,14 @@ mod tests {
         let state = Arc::new(Mutex::new(State::new(Limits::default())));
         let (events, _) = broadcast::channel(4);
         let shutdown = Shutdown::new();
-        let app = router(state, events.clone(), 1, metrics.clone(), shutdown.clone());
+        let app = router(
+            state,
+            events.clone(),
+            1,
+            None,
+            metrics.clone(),
+            shutdown.clone(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binds");

@@ -19,7 +19,9 @@
 //! - [`state`]: what the dashboard knows and the views it serves.
 //! - [`reader`]: the Kafka reader that feeds the state.
 //! - [`lag`]: consumer lag and DLQ retention from the log.
-//! - [`http`]: the routes, the live feed and the embedded page.
+//! - [`http`]: the routes, the live feed and the embedded page; with
+//!   `VIGIL_AUDIT_STORE` set, device pages are completed from the audit
+//!   store (read only: queries, never writes).
 //! - [`metrics`]: the service's Prometheus metrics.
 //!
 //! The dashboard only observes: it joins no consumer group and commits
@@ -49,6 +51,10 @@ pub async fn run(args: ApiArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let metrics = metrics::ApiMetrics::register(&registry)?;
     let state: state::Shared = Arc::new(Mutex::new(state::State::new(args.limits())));
     let (events, _) = broadcast::channel(args.sse_buffer as usize);
+    let history = match &args.audit_store {
+        Some(uri) => Some(http::History::open(uri, args.history_secs).await?),
+        None => None,
+    };
 
     let server = HttpServer::start(
         args.http.http_addr,
@@ -58,6 +64,7 @@ pub async fn run(args: ApiArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             state.clone(),
             events.clone(),
             args.max_sse_clients as usize,
+            history,
             metrics.clone(),
             shutdown.clone(),
         ),

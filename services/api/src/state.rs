@@ -1129,6 +1129,84 @@ impl State {
     }
 }
 
+/// A device page completed with verdicts from the audit store: the
+/// in-memory view (if the device is known) plus older or missing verdicts,
+/// by seq, at most `device_history` of the newest. A device only the store
+/// knows gets a page from its history alone (status `stale`: nothing of it
+/// was seen live).
+pub fn with_history(
+    live: Option<DeviceDetail>,
+    id: &str,
+    history: &[Verdict],
+    limits: &Limits,
+) -> Option<DeviceDetail> {
+    if history.is_empty() {
+        return live;
+    }
+    let mut detail = match live {
+        Some(d) => d,
+        None => {
+            let newest = history.iter().max_by_key(|v| v.seq)?;
+            DeviceDetail {
+                summary: DeviceSummary {
+                    device_id: id.to_owned(),
+                    status: "stale",
+                    last_seen_ms: newest.scored_ts,
+                    model: Some(newest.model.clone()),
+                    model_version: newest.model_version,
+                    scored_at: Some(newest.scored_at),
+                    score: Some(newest.score),
+                    threshold: Some(newest.threshold),
+                    verdicts: 0,
+                    anomalies: 0,
+                    agent_version: None,
+                    buffered_records: None,
+                },
+                points: Vec::new(),
+                telemetry: BTreeMap::new(),
+                anomalies_recent: Vec::new(),
+                contributions: Vec::new(),
+                device_status: None,
+            }
+        }
+    };
+    let mut points: BTreeMap<u64, Point> = detail.points.drain(..).map(|p| (p.seq, p)).collect();
+    let mut anomalies: BTreeMap<u64, AnomalyView> = detail
+        .anomalies_recent
+        .drain(..)
+        .map(|a| (a.seq, a))
+        .collect();
+    for v in history {
+        let point = Point {
+            seq: v.seq,
+            ts: v.event_ts,
+            score: v.score,
+            threshold: v.threshold,
+            anomaly: v.anomaly,
+            model_version: v.model_version,
+            scored_at: v.scored_at,
+            counted: true,
+        };
+        let keep = points
+            .get(&v.seq)
+            .is_none_or(|p| v.model_version > p.model_version);
+        if keep {
+            points.insert(v.seq, point);
+        }
+        if v.anomaly {
+            anomalies.entry(v.seq).or_insert_with(|| AnomalyView::of(v));
+        }
+    }
+    let skip = points.len().saturating_sub(limits.device_history);
+    detail.points = points.into_values().skip(skip).collect();
+    detail.anomalies_recent = anomalies
+        .into_values()
+        .rev()
+        .take(DEVICE_ANOMALIES)
+        .collect();
+    Some(detail)
+}
+
 fn summarise(id: &str, d: &Device, now_ms: u64, stale_ms: u64) -> DeviceSummary {
     let edge = d.status.as_ref().filter(|s| !s.model.is_empty());
     DeviceSummary {

@@ -128,19 +128,26 @@ struct Stack {
 }
 
 impl Stack {
-    async fn start() -> anyhow::Result<Self> {
+    /// `extra` goes to `vigil api`'s command line.
+    async fn start(extra: &[&str]) -> anyhow::Result<Self> {
         let tansu = Tansu::start()?;
         let brokers = tansu.brokers();
         let partitions = PARTITIONS.to_string();
-        let api = VigilProcess::start(&[
-            "api",
-            "--kafka-brokers",
-            &brokers,
-            "--kafka-partitions",
-            &partitions,
-            "--lag-interval-ms",
-            "300",
-        ])
+        let api = VigilProcess::start(
+            &[
+                "api",
+                "--kafka-brokers",
+                &brokers,
+                "--kafka-partitions",
+                &partitions,
+                "--lag-interval-ms",
+                "300",
+            ]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect::<Vec<_>>(),
+        )
         .await?;
         api.wait_ready().await?;
         let producer: FutureProducer = ClientConfig::new()
@@ -261,7 +268,21 @@ fn commit_zero_as_scorer(brokers: &str) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result<()> {
-    let stack = Stack::start().await?;
+    // An audit store with the history of a device that sends no more.
+    let audit = tempfile::tempdir()?;
+    let db = audit.path().join("audit.db");
+    let store = vigil_audit::store::sqlite::SqliteStore::open(&db)?;
+    let archived: Vec<Verdict> = (1..=10)
+        .map(|seq| verdict("archived-0001", seq, seq == 7, ScoredAt::Cloud))
+        .collect();
+    store.write_blocking(&vigil_audit::store::WriteBatch {
+        verdicts: archived,
+        ..Default::default()
+    })?;
+    drop(store);
+    let store_uri = format!("sqlite://{}", db.display());
+
+    let stack = Stack::start(&["--audit-store", &store_uri]).await?;
     stack.seed().await?;
     stack.wait_seeded().await?;
 
@@ -294,6 +315,11 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
     assert_eq!(d["contributions"][0]["metric"], "temperature_c", "{d}");
     let missing = reqwest::get(format!("http://{}/api/devices/nope", stack.api.http)).await?;
     assert_eq!(missing.status(), 404);
+    // A device only the audit store knows: its page comes from there.
+    let old = stack.get("/api/devices/archived-0001").await?;
+    assert_eq!(old["status"], "stale", "{old}");
+    assert_eq!(old["points"].as_array().map(Vec::len), Some(10), "{old}");
+    assert_eq!(old["anomalies_recent"][0]["seq"], 7, "{old}");
 
     // The feed: 8 anomalies (2 per device), each once although every one
     // was read from both vigil.verdicts and vigil.anomalies.
@@ -495,7 +521,7 @@ async fn dashboard_page_in_headless_chromium() -> anyhow::Result<()> {
         return Ok(());
     };
 
-    let stack = Stack::start().await?;
+    let stack = Stack::start(&[]).await?;
     stack.seed().await?;
     stack.wait_seeded().await?;
 

@@ -450,3 +450,34 @@ fn contributions_are_averaged_over_recent_anomalies() {
     assert!((d.contributions[1].share - 0.375).abs() < 1e-9);
     assert_eq!(d.anomalies_recent.first().map(|a| a.seq), Some(2));
 }
+
+#[test]
+fn history_from_the_audit_store_fills_in_older_verdicts() {
+    let limits = Limits {
+        device_history: 4,
+        ..Limits::default()
+    };
+    let mut s = State::new(limits.clone());
+    s.apply_verdict(&verdict("a", 5, 0.1, Some(1)), 0, false, NOW);
+    s.apply_verdict(&verdict("a", 6, 0.9, Some(1)), 0, false, NOW);
+    let history: Vec<Verdict> = (1..=6)
+        .map(|seq| verdict("a", seq, if seq == 2 { 0.95 } else { 0.2 }, Some(1)))
+        .collect();
+    let live = s.device_detail("a", NOW);
+    let d = with_history(live, "a", &history, &limits).expect("known");
+    let seqs: Vec<u64> = d.points.iter().map(|p| p.seq).collect();
+    assert_eq!(seqs, vec![3, 4, 5, 6], "newest 4 by seq");
+    // The live verdict for seq 6 (an anomaly) is kept, not the store's copy.
+    assert!(d.points[3].anomaly);
+    let anomalies: Vec<u64> = d.anomalies_recent.iter().map(|a| a.seq).collect();
+    assert_eq!(anomalies, vec![6, 2], "newest first, from both");
+    assert_eq!(d.summary.status, "anomalous");
+
+    // A device only the store knows.
+    let d = with_history(None, "gone", &[verdict("gone", 9, 0.3, Some(2))], &limits)
+        .expect("from history");
+    assert_eq!(d.summary.status, "stale");
+    assert_eq!(d.summary.model_version, Some(2));
+    assert_eq!(d.points.len(), 1);
+    assert!(with_history(None, "none", &[], &limits).is_none());
+}
