@@ -238,10 +238,14 @@ impl Stack {
                 let Ok(o) = self.get("/api/overview").await else {
                     return false;
                 };
+                let Ok(models) = self.get("/api/models").await else {
+                    return false;
+                };
                 o["counts"]["total"] == 4
                     && o["devices"]
                         .as_array()
                         .is_some_and(|d| d.iter().all(|d| d["verdicts"] == HISTORY))
+                    && models[0]["release"]["version"] == 1
             },
         )
         .await
@@ -456,11 +460,22 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
     )
     .await
     .map_err(|e| second.failure(e))?;
-    let models = reqwest::get(format!("http://{}/api/models", second.http))
-        .await?
-        .json::<Value>()
-        .await?;
-    assert_eq!(models[0]["release"]["version"], 1, "{models}");
+    // vigil.models is read from its beginning: the release is known too.
+    let url = format!("http://{}/api/models", second.http);
+    eventually(
+        "a restarted dashboard knows the release",
+        Duration::from_secs(30),
+        || async {
+            let Ok(r) = reqwest::get(&url).await else {
+                return false;
+            };
+            r.json::<Value>()
+                .await
+                .is_ok_and(|m| m[0]["release"]["version"] == 1)
+        },
+    )
+    .await
+    .map_err(|e| second.failure(e))?;
 
     // Shutdown is clean with a live-feed client still connected.
     let mut stack = stack;
