@@ -104,21 +104,17 @@ fn check_command(
 fn strings(value: &Value) -> Vec<String> {
     value
         .as_sequence()
-        .map(|s| {
-            s.iter()
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => serde_yaml_ng::to_string(other).unwrap().trim().to_owned(),
-                })
-                .collect()
-        })
+        .map(|s| s.iter().map(scalar).collect())
         .unwrap_or_default()
 }
 
 fn scalar(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        other => serde_yaml_ng::to_string(other).unwrap().trim().to_owned(),
+        other => serde_yaml_ng::to_string(other)
+            .expect("a YAML scalar prints")
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -202,12 +198,7 @@ fn kubernetes_workloads_run_commands_vigil_accepts_and_probe_health() {
             _ => continue,
         };
         for container in pod["containers"].as_sequence().expect("containers") {
-            let what = format!(
-                "{} {}/{}",
-                path.file_name().unwrap().to_string_lossy(),
-                kind,
-                scalar(&container["name"])
-            );
+            let what = format!("{} {}/{}", path.display(), kind, scalar(&container["name"]));
             assert_eq!(container["image"], "vigil", "{what}: image");
             let args = strings(&container["args"]);
             let env: BTreeMap<String, String> = container["env"]
