@@ -75,6 +75,7 @@ enum Destination {
 /// ones are *deferred*: dropped without a PUBACK, so the broker still owns
 /// them; when the pipeline has caught up, the client reconnects (same
 /// session) and the broker redelivers them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn drive_mqtt(
     mut eventloop: EventLoop,
     client: AsyncClient,
