@@ -454,3 +454,159 @@ async fn releases_reach_the_agent_and_the_rollout_shows_it() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// Publishes one retained message at QoS 1 and waits for the PUBACK.
+async fn publish_retained(port: u16, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+    let options = MqttOptions::new(
+        format!("retainer-{}", std::process::id()),
+        "127.0.0.1",
+        port,
+    );
+    let (client, mut eventloop) = AsyncClient::new(options, 8);
+    client
+        .publish(topic, QoS::AtLeastOnce, true, payload)
+        .await?;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(anyhow::anyhow!("publishing to {topic}: {e}")),
+            }
+        }
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no PUBACK on {topic}"))??;
+    let _ = client.disconnect().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_release_never_regresses_and_replicas_share_the_view() -> anyhow::Result<()> {
+    const TOPIC: &str = "vigil/models/default";
+    let mqtt = Mosquitto::start()?;
+    let kafka = Tansu::start()?;
+    let brokers = kafka.brokers();
+    common::create_topics(&brokers).await?;
+    let keys = keys()?;
+    let v2 = release(&keys.signing, 2, 41)?;
+    let v3 = release(&keys.signing, 3, 42)?;
+    let v4 = release(&keys.signing, 4, 43)?.encode()?;
+    let v9 = release(&keys.signing, 9, 44)?;
+    let tampered_v4 = String::from_utf8(v4)?.replacen("\"threshold\":0.", "\"threshold\":1.", 1);
+
+    // The broker retains garbage; the log holds v2: push replaces it.
+    publish_retained(mqtt.port(), TOPIC, b"not a release".to_vec()).await?;
+    publish_release(&brokers, v2.encode()?).await?;
+    let a = start_push(&mqtt, &brokers, &keys).await?;
+    eventually("v2 replaces the invalid retained message", WAIT, || async {
+        retained(mqtt.port(), TOPIC)
+            .await
+            .is_ok_and(|r| r.version == 2)
+    })
+    .await
+    .map_err(|e| a.failure(e))?;
+
+    // A newer verified release retained on the broker (another replica
+    // ahead, or a model log that lost data) is never overwritten by an
+    // older one from the log.
+    publish_retained(mqtt.port(), TOPIC, v9.encode()?).await?;
+    rollout_until(&a, "push sees v9 retained", |m| m["retained_version"] == 9).await?;
+    publish_release(&brokers, v3.encode()?).await?;
+    // The mirror handles log records in order: once the tampered v4 after
+    // v3 is refused, v3 has been judged (and would have been sent).
+    publish_release(&brokers, tampered_v4.into_bytes()).await?;
+    let rejected = r#"vigil_push_releases_rejected_total{reason="bad_checksum"}"#;
+    eventually("push has read v3 and the tampered v4", WAIT, || async {
+        metric(&a, rejected).await >= 1.0
+    })
+    .await
+    .map_err(|e| a.failure(e))?;
+    let m = rollout(&a).await;
+    assert_eq!(
+        (m["live_version"].as_u64(), m["retained_version"].as_u64()),
+        (Some(3), Some(9)),
+        "{m}"
+    );
+    assert_eq!(
+        retained(mqtt.port(), TOPIC).await?.version,
+        9,
+        "the retained release did not move back"
+    );
+    assert!(
+        a.log_text().contains("newer verified release"),
+        "{}",
+        a.log_text()
+    );
+
+    // A second replica in the same group: the shared subscription splits
+    // the statuses between the two bridges, yet each one's view (read from
+    // vigil.device-status) holds every device.
+    let url = mqtt.url();
+    let verify = keys.verify.display().to_string();
+    let b = VigilProcess::start(&[
+        "push",
+        "--mqtt-url",
+        &url,
+        "--kafka-brokers",
+        &brokers,
+        "--verify-key",
+        &verify,
+        "--mqtt-client-id",
+        "push-replica-b",
+        "--kafka-option",
+        "topic.metadata.refresh.interval.ms=1000",
+    ])
+    .await?;
+    b.wait_ready().await?;
+    let statuses: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let device = format!("dev-{i:02}");
+            (
+                format!("vigil/devices/{device}/status"),
+                status_payload(&device, Some(3)),
+            )
+        })
+        .collect();
+    publish_all(mqtt.port(), "fleet", statuses, WAIT).await?;
+    for push in [&a, &b] {
+        rollout_until(push, "every replica sees all 40 devices", |m| {
+            m["devices"] == 40 && m["current"] == 40
+        })
+        .await?;
+    }
+    // A record can be in the log a moment before its bridge counts it.
+    let bridged = || async {
+        (
+            metric(&a, "vigil_push_statuses_bridged_total").await,
+            metric(&b, "vigil_push_statuses_bridged_total").await,
+        )
+    };
+    eventually("each status bridged once", WAIT, || async {
+        let (x, y) = bridged().await;
+        x + y == 40.0
+    })
+    .await?;
+    let (bridged_a, bridged_b) = bridged().await;
+    assert!(
+        bridged_a > 0.0 && bridged_b > 0.0,
+        "split: {bridged_a} + {bridged_b}"
+    );
+
+    // Clearing a device's retained status removes it from every view.
+    publish_all(
+        mqtt.port(),
+        "decommission",
+        vec![("vigil/devices/dev-07/status".into(), Vec::new())],
+        WAIT,
+    )
+    .await?;
+    for push in [&a, &b] {
+        rollout_until(push, "the cleared device is gone", |m| m["devices"] == 39).await?;
+        let (code, _) = get_json(&format!("http://{}/v1/devices/dev-07/status", push.http))
+            .await
+            .ok_or_else(|| anyhow::anyhow!("device endpoint"))?;
+        assert_eq!(code, 404);
+    }
+    Ok(())
+}
