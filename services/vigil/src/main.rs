@@ -36,6 +36,10 @@ enum Role {
     /// committing offsets only after durable writes, and serve the query
     /// API (/v1/…).
     Audit(Box<vigil_audit::AuditArgs>),
+    /// Mirror the newest verified release of each model to the retained
+    /// MQTT topic vigil/models/{model}, bridge device statuses to
+    /// vigil.device-status, and serve the rollout view (/v1/rollout).
+    Push(Box<vigil_push::PushArgs>),
     /// Serve the live web dashboard (fleet, anomaly feed, devices, models,
     /// pipeline health) and its JSON/SSE API, reading the topics without a
     /// consumer group.
@@ -57,6 +61,7 @@ fn main() -> anyhow::Result<()> {
             Role::Train(args) => vigil_train::run(*args, shutdown).await,
             Role::Models(args) => vigil_releases::cmd::run(args).await,
             Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
+            Role::Push(args) => vigil_push::run(*args, shutdown).await,
             Role::Api(args) => vigil_api::run(*args, shutdown).await,
         }
     })

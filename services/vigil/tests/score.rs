@@ -6,37 +6,18 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{produce_all, run_vigil, VigilProcess};
+use common::{new_keys, path, produce_all, release, run_vigil, sim_records, Keys, VigilProcess};
 use vigil_fleet_sim::{AnomalyConfig, AnomalyKind, Fleet, FleetConfig};
 use vigil_schemas::{Message, ModelRelease, Telemetry, Verdict};
 use vigil_testkit::clients::{eventually, read_until, Record};
 use vigil_testkit::Tansu;
-use vigil_training::TrainConfig;
 
 const TELEMETRY: &str = "vigil.telemetry";
 const VERDICTS: &str = "vigil.verdicts";
 const MODELS: &str = "vigil.models";
 const INTERVAL_MS: u64 = 1_000;
-
-/// A key pair in a temp dir.
-struct Keys {
-    _dir: tempfile::TempDir,
-    signing: PathBuf,
-    verify: PathBuf,
-}
-
-fn new_keys() -> anyhow::Result<Keys> {
-    let dir = tempfile::tempdir()?;
-    let generated = vigil_model::keygen(dir.path())?;
-    Ok(Keys {
-        signing: generated.signing_key,
-        verify: generated.verify_key,
-        _dir: dir,
-    })
-}
 
 /// A fresh broker with Vigil's topics, and a key pair.
 async fn setup() -> anyhow::Result<(Tansu, String, Keys)> {
@@ -55,10 +36,6 @@ async fn v1_and_a_backlog(brokers: &str, keys: &Keys) -> anyhow::Result<(Fleet, 
     let backlog = sim_records(&mut sim, 300);
     produce_all(brokers, TELEMETRY, &keyed(&backlog)).await?;
     Ok((sim, backlog))
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// A simulated fleet whose `ticks` ticks all lie in the past, anomalies
@@ -311,29 +288,8 @@ async fn trained_v1_scores_every_record_and_flags_injected_anomalies() -> anyhow
 
 /// Fits and signs a release in-process (quicker than `vigil train` where
 /// the test is about the scorer, not the trainer).
-fn release(signing: &Path, records: &[Telemetry], version: u64) -> anyhow::Result<ModelRelease> {
-    let key = vigil_model::load_signing_key(signing)?;
-    let cfg = TrainConfig {
-        version,
-        created_ts: common::now_ms(),
-        min_records: 1_000,
-        min_device_records: 50,
-        ..TrainConfig::default()
-    };
-    let trained = vigil_training::fit(records, &cfg, |_| {})?;
-    Ok(vigil_model::sign(&trained.payload, &key)?)
-}
-
 async fn publish(brokers: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
     produce_all(brokers, MODELS, &[("default".to_owned(), bytes)]).await
-}
-
-fn sim_records(sim: &mut Fleet, ticks: u64) -> Vec<Telemetry> {
-    sim.generate(ticks)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect()
 }
 
 async fn metric_reaches(scorer: &VigilProcess, name: &str, value: f64) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -266,4 +266,54 @@ pub async fn create_topics(brokers: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A key pair in a temp dir.
+pub struct Keys {
+    _dir: tempfile::TempDir,
+    pub signing: PathBuf,
+    pub verify: PathBuf,
+}
+
+/// A fresh ed25519 key pair (signing.key, verify.pub) in a temp dir.
+pub fn new_keys() -> anyhow::Result<Keys> {
+    let dir = tempfile::tempdir()?;
+    let generated = vigil_model::keygen(dir.path())?;
+    Ok(Keys {
+        signing: generated.signing_key,
+        verify: generated.verify_key,
+        _dir: dir,
+    })
+}
+
+/// A path as a command-line argument.
+pub fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Release `version` of the default model, fitted on `records` and signed.
+pub fn release(
+    signing: &Path,
+    records: &[Telemetry],
+    version: u64,
+) -> anyhow::Result<vigil_schemas::ModelRelease> {
+    let key = vigil_model::load_signing_key(signing)?;
+    let cfg = vigil_training::TrainConfig {
+        version,
+        created_ts: now_ms(),
+        min_records: 1_000,
+        min_device_records: 50,
+        ..vigil_training::TrainConfig::default()
+    };
+    let trained = vigil_training::fit(records, &cfg, |_| {})?;
+    Ok(vigil_model::sign(&trained.payload, &key)?)
+}
+
+/// The next `ticks` ticks of the simulated fleet.
+pub fn sim_records(sim: &mut vigil_fleet_sim::Fleet, ticks: u64) -> Vec<Telemetry> {
+    sim.generate(ticks)
+        .records
+        .into_iter()
+        .map(|r| r.telemetry)
+        .collect()
 }

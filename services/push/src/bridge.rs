@@ -1,0 +1,387 @@
+//! The status bridge: device statuses from MQTT to `vigil.device-status`.
+//!
+//! ```text
+//! vigil-edge ──retained QoS1──► broker ──$share/<group>/vigil/devices/+/status──► bridge
+//!                                                                                 │ validate
+//!                      PUBACK only after Kafka confirmed ◄────────────────────────┤
+//!                                    vigil.device-status ◄────────────────────────┤ valid: original bytes, key=device_id
+//!                                                                                 │ empty: tombstone, key=device_id
+//!                                               vigil.dlq ◄───────────────────────┘ invalid, key=source
+//! ```
+//!
+//! The same shape as `vigil ingest`: an MQTT task that keeps polling the
+//! event loop (keep-alives, PUBACKs) and forwards each PUBLISH; a pipeline
+//! that validates in arrival order, hands the record to Kafka at once and
+//! acknowledges each message, in arrival order, once Kafka confirmed it.
+//! At most `--max-in-flight` messages are held; beyond that, messages are
+//! left unacknowledged and the bridge reconnects once it has caught up so
+//! the broker redelivers them (a persistent session keeps them).
+//!
+//! The valid status is forwarded as the device sent it (fields a newer
+//! agent adds survive). Statuses of one device normally reach one replica
+//! in turn; with several replicas two consecutive statuses of a device can
+//! be bridged by different replicas, and the later Kafka write wins. Agents
+//! refresh their status periodically, which corrects such a swap.
+//!
+//! MQTT 5 does not send retained messages to a *shared* subscription, so a
+//! bridge that starts after a device published sees that device at its
+//! next status refresh (`vigil-edge --status-interval-ms`, 30 s by
+//! default) or reconnect; until then it is absent from the rollout view.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::FuturesOrdered;
+use futures::{Future, StreamExt};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop};
+use rumqttc::Outgoing;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use vigil_schemas::{DlqRecord, Message as _, MqttTopics};
+use vigil_service::kafka::{self, VigilContext};
+use vigil_service::{mqtt, now_ms, Readiness, Shutdown};
+
+use crate::metrics::PushMetrics;
+use crate::validate::{validate, Accepted};
+
+/// Name of this service in DLQ records and logs.
+const SERVICE: &str = "push";
+/// Longest pause between two attempts to write a tombstone.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A status message's delivery: resolves once Kafka confirmed its record
+/// (or its DLQ record).
+type Pending = Pin<Box<dyn Future<Output = (Publish, Destination, Result<(), KafkaError>)> + Send>>;
+
+/// Where a message's record went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    Status,
+    Dlq,
+}
+
+/// Polls the MQTT event loop and forwards status PUBLISHes to the
+/// pipeline.
+///
+/// The event loop also sends the pipeline's PUBACKs and the keep-alives,
+/// so it is polled all the time: a message the pipeline cannot take yet
+/// waits in `overflow`. Once `overflow` holds `limit` messages, further
+/// ones are *deferred*: dropped without a PUBACK, so the broker still owns
+/// them; when the pipeline has caught up, the client reconnects (same
+/// session) and the broker redelivers them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn drive_mqtt(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    filter: String,
+    tx: mpsc::Sender<Publish>,
+    limit: usize,
+    readiness: Readiness,
+    metrics: PushMetrics,
+    stop: CancellationToken,
+) {
+    let mut overflow: VecDeque<Publish> = VecDeque::new();
+    let mut deferred = false;
+    let mut reconnecting = false;
+    loop {
+        if deferred && !reconnecting && overflow.is_empty() && tx.capacity() == tx.max_capacity() {
+            tracing::info!("status pipeline caught up; reconnecting for the deferred messages");
+            deferred = false;
+            reconnecting = client.try_disconnect().is_ok();
+        }
+        let event = tokio::select! {
+            _ = stop.cancelled() => break,
+            permit = tx.reserve(), if !overflow.is_empty() => {
+                match (permit, overflow.pop_front()) {
+                    (Ok(permit), Some(publish)) => permit.send(publish),
+                    (Err(_), _) => break,
+                    (Ok(_), None) => {}
+                }
+                continue;
+            }
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if overflow.len() >= limit {
+                    if !deferred {
+                        tracing::info!(
+                            "status pipeline saturated; deferring messages to the broker"
+                        );
+                    }
+                    deferred = true;
+                    metrics.deferred.inc();
+                } else if !overflow.is_empty() {
+                    overflow.push_back(publish);
+                } else {
+                    match tx.try_send(publish) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(p)) => overflow.push_back(p),
+                        Err(mpsc::error::TrySendError::Closed(_)) => break,
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                tracing::info!(
+                    session_present = ack.session_present,
+                    "mqtt (status bridge) connected"
+                );
+                readiness.set(mqtt::DEPENDENCY, true);
+                if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                    tracing::error!(error = %e, %filter, "cannot request the status subscription");
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let refused: Vec<_> = ack
+                    .return_codes
+                    .iter()
+                    .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                    .collect();
+                if refused.is_empty() {
+                    tracing::info!(%filter, "subscribed");
+                } else {
+                    tracing::error!(%filter, ?refused, "broker refused the status subscription");
+                    readiness.set(mqtt::DEPENDENCY, false);
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) if reconnecting => {}
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+            Ok(_) => {}
+            Err(e) if reconnecting => {
+                reconnecting = false;
+                tracing::debug!(error = %e, "closed for the redelivery reconnect");
+            }
+            Err(e) => {
+                if readiness.is_up(mqtt::DEPENDENCY) {
+                    metrics
+                        .mqtt_disconnects
+                        .with_label_values(&["bridge"])
+                        .inc();
+                }
+                readiness.set(mqtt::DEPENDENCY, false);
+                tracing::warn!(error = %e, "mqtt (status bridge) connection lost; reconnecting");
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    readiness.set(mqtt::DEPENDENCY, false);
+}
+
+/// Validates, forwards and acknowledges status messages.
+pub(crate) struct Pipeline {
+    pub producer: FutureProducer<VigilContext>,
+    pub client: AsyncClient,
+    pub metrics: PushMetrics,
+    pub topics: MqttTopics,
+    pub max_status_bytes: usize,
+    pub status_topic: Arc<str>,
+    pub dlq_topic: Arc<str>,
+    pub window: usize,
+}
+
+impl Pipeline {
+    /// Runs until `shutdown` or the end of `rx`, then waits up to
+    /// `drain_timeout` for the deliveries in flight and acknowledges them.
+    pub async fn run(
+        self,
+        mut rx: mpsc::Receiver<Publish>,
+        shutdown: &Shutdown,
+        drain_timeout: Duration,
+    ) {
+        let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some((publish, dest, result)) = pending.next(), if !pending.is_empty() => {
+                    self.finish(publish, dest, result, &mut pending).await;
+                }
+                received = rx.recv(), if pending.len() < self.window => match received {
+                    Some(publish) => {
+                        pending.push_back(self.start(publish));
+                        self.metrics.in_flight.set(pending.len() as i64);
+                    }
+                    None => break,
+                },
+            }
+        }
+        tracing::info!(in_flight = pending.len(), "draining in-flight statuses");
+        let deadline = tokio::time::sleep(drain_timeout);
+        tokio::pin!(deadline);
+        while !pending.is_empty() {
+            tokio::select! {
+                Some((publish, dest, result)) = pending.next() => {
+                    self.finish(publish, dest, result, &mut pending).await;
+                }
+                _ = &mut deadline => {
+                    tracing::warn!(unacknowledged = pending.len(),
+                        "shutdown timeout: leaving statuses unacknowledged; the broker redelivers them");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn start(&self, publish: Publish) -> Pending {
+        self.metrics.statuses_received.inc();
+        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+        match validate(
+            &self.topics,
+            &topic,
+            &publish.payload,
+            self.max_status_bytes,
+        ) {
+            Ok(Accepted::Status(status)) => {
+                let payload: Arc<[u8]> = Arc::from(&publish.payload[..]);
+                self.deliver(
+                    publish,
+                    Destination::Status,
+                    status.device_id,
+                    Some(payload),
+                )
+            }
+            Ok(Accepted::Cleared { device_id }) => {
+                tracing::info!(device = %device_id, "device status cleared on the broker; writing a tombstone");
+                self.deliver(publish, Destination::Status, device_id, None)
+            }
+            Err(rejection) => self.reject(publish, rejection.reason, rejection.detail),
+        }
+    }
+
+    fn reject(&self, publish: Publish, reason: &'static str, detail: String) -> Pending {
+        self.metrics
+            .statuses_rejected
+            .with_label_values(&[reason])
+            .inc();
+        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+        tracing::warn!(%topic, reason, %detail, "rejected device status; sent to the dlq");
+        let source = format!("mqtt:{topic}");
+        // The payload is bounded by the broker's packet limit for this
+        // client (see `run`), so it fits a DLQ record whole.
+        let record = DlqRecord::new(
+            SERVICE,
+            source.clone(),
+            reason,
+            detail,
+            now_ms(),
+            &publish.payload,
+        );
+        match record.encode() {
+            Ok(bytes) => self.deliver(publish, Destination::Dlq, source, Some(Arc::from(bytes))),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a dlq record; acknowledging without one");
+                Box::pin(async move { (publish, Destination::Dlq, Ok(())) })
+            }
+        }
+    }
+
+    /// Enqueues the record now (so Kafka keeps arrival order) and returns
+    /// the future of its confirmed delivery.
+    fn deliver(
+        &self,
+        publish: Publish,
+        dest: Destination,
+        key: String,
+        payload: Option<Arc<[u8]>>,
+    ) -> Pending {
+        let topic = match dest {
+            Destination::Status => self.status_topic.clone(),
+            Destination::Dlq => self.dlq_topic.clone(),
+        };
+        let started = Instant::now();
+        let latency = self.metrics.produce_latency.clone();
+        let retries = self.metrics.produce_retries.clone();
+        let sent: Pin<Box<dyn Future<Output = Result<(), KafkaError>> + Send>> = match payload {
+            Some(payload) => Box::pin(kafka::send_retrying(
+                &self.producer,
+                topic,
+                key,
+                payload,
+                kafka::RetryPolicy::Retriable,
+                retries,
+            )),
+            None => Box::pin(send_tombstone(self.producer.clone(), topic, key, retries)),
+        };
+        Box::pin(async move {
+            let result = sent.await;
+            if result.is_ok() {
+                latency.observe(started.elapsed().as_secs_f64());
+            }
+            (publish, dest, result)
+        })
+    }
+
+    /// Acknowledges a delivered message, or routes a record Kafka refused
+    /// for good to the DLQ.
+    async fn finish(
+        &self,
+        publish: Publish,
+        dest: Destination,
+        result: Result<(), KafkaError>,
+        pending: &mut FuturesOrdered<Pending>,
+    ) {
+        match (dest, result) {
+            (Destination::Status, Ok(())) => self.metrics.statuses_bridged.inc(),
+            (Destination::Dlq, Ok(())) => self.metrics.dlq_produced.inc(),
+            (Destination::Status, Err(e)) => {
+                let delivery = self.reject(
+                    publish,
+                    "kafka_refused",
+                    format!("kafka refused the record: {e}"),
+                );
+                pending.push_back(delivery);
+                return;
+            }
+            (Destination::Dlq, Err(e)) => {
+                tracing::error!(error = %e, "kafka refused a dlq record; acknowledging to unblock the device");
+            }
+        }
+        // The request channel has room for every message the bridge holds
+        // (see `run`), so this does not wait; awaiting is the fallback.
+        let acked = match self.client.try_ack(&publish) {
+            Err(rumqttc::v5::ClientError::TryRequest(_)) => self.client.ack(&publish).await,
+            other => other,
+        };
+        if let Err(e) = acked {
+            tracing::warn!(error = %e, "cannot send puback; the broker will redeliver");
+        }
+        self.metrics.in_flight.set(pending.len() as i64);
+    }
+}
+
+/// Writes a tombstone (no value) for `key`, retrying retriable failures.
+async fn send_tombstone(
+    producer: FutureProducer<VigilContext>,
+    topic: Arc<str>,
+    key: String,
+    retries: prometheus::IntCounter,
+) -> Result<(), KafkaError> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let record: FutureRecord<'_, String, [u8]> = FutureRecord::to(&topic).key(&key);
+        let error = match producer.send_result(record) {
+            Ok(delivery) => match delivery.await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err((e, _))) => e,
+                Err(_) => KafkaError::Canceled,
+            },
+            Err((e, _)) => e,
+        };
+        if !kafka::is_retriable(&error) {
+            return Err(error);
+        }
+        retries.inc();
+        tracing::warn!(%error, topic = %topic, "tombstone delivery failed; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,210 @@
+//! `vigil push`: the cloud side of the edge agents.
+//!
+//! ```text
+//! vigil.models ──(no group, from the beginning, verified)──► mirror ──QoS1 retained──► vigil/models/{model} ──► vigil-edge
+//!                                                              ▲ reads back what is retained
+//! vigil-edge ──retained status──► $share/<group>/vigil/devices/+/status ──► bridge ──► vigil.device-status (key=device_id)
+//!                                                                              └─────► vigil.dlq (invalid)
+//! vigil.device-status ──(no group, every replica reads it all)──► rollout view ──► GET /v1/rollout, /v1/devices/{id}/status
+//! ```
+//!
+//! - [`mirror`]: the newest verified release of each model, retained on
+//!   MQTT; never moves a retained release backwards.
+//! - [`bridge`]: device statuses from MQTT to Kafka, validated,
+//!   acknowledged only after Kafka confirmed them (the pattern of
+//!   `vigil ingest`).
+//! - [`view`] and [`rollout`]: the rollout view, built from the
+//!   device-status log so that every replica sees the whole fleet.
+//! - [`api`]: the HTTP routes of the view.
+//! - [`validate`]: what makes a status message acceptable.
+//! - [`config`], [`metrics`].
+//!
+//! `/readyz` lists `mqtt` (status bridge connection), `mqtt_models`
+//! (mirror connection), `kafka`, `models` (model log read up to its end at
+//! start-up) and `device_status` (device-status log read likewise).
+
+pub mod api;
+pub mod bridge;
+pub mod config;
+pub mod metrics;
+pub mod mirror;
+pub mod rollout;
+pub mod validate;
+pub mod view;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::producer::{FutureProducer, Producer as _};
+use rumqttc::v5::AsyncClient;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use vigil_schemas::topics::DeviceChannel;
+use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
+use vigil_service::{mqtt, HttpServer, Readiness, Shutdown};
+
+pub use config::PushArgs;
+
+use crate::metrics::PushMetrics;
+use crate::rollout::Rollout;
+
+/// How often the Kafka connection is probed for `/readyz`.
+const KAFKA_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs push until `shutdown`, then drains the statuses in flight (bounded
+/// by `--shutdown-timeout-secs`), acknowledges them and disconnects.
+pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    args.validate()?;
+    let key = vigil_model::load_verify_key(&args.verify_key).with_context(|| {
+        format!(
+            "--verify-key / VIGIL_VERIFY_KEY {}",
+            args.verify_key.display()
+        )
+    })?;
+    let registry = vigil_service::metrics::registry();
+    let readiness = Readiness::new(&registry)?;
+    for dependency in [
+        mqtt::DEPENDENCY,
+        mirror::MQTT_DEPENDENCY,
+        kafka::DEPENDENCY,
+        mirror::MODELS_DEPENDENCY,
+        view::DEPENDENCY,
+    ] {
+        readiness.register(dependency);
+    }
+    let metrics = PushMetrics::register(&registry)?;
+    let rollout = Arc::new(Mutex::new(Rollout::new(
+        args.device_capacity,
+        args.offline_after_ms,
+        &args.models,
+    )));
+    HttpServer::start(
+        args.http.http_addr,
+        readiness.clone(),
+        registry,
+        api::router(rollout.clone()),
+        &shutdown,
+    )
+    .await?;
+
+    let kafka_topics = args.kafka.topics();
+    let specs = [
+        TopicSpec::compact(&kafka_topics.models),
+        TopicSpec::compact(&kafka_topics.device_status),
+        TopicSpec::delete(&kafka_topics.dlq),
+    ];
+    kafka::ensure_topics_retrying(&args.kafka, &specs, &shutdown).await;
+    if shutdown.is_triggered() {
+        return Ok(());
+    }
+    let tuning = ProducerTuning {
+        compression: "lz4".into(),
+        linger_ms: args.linger_ms,
+        // Room for every in-flight status plus its possible DLQ record.
+        max_queued_messages: usize::from(args.max_in_flight) * 2 + 1024,
+        message_timeout_ms: 0,
+    };
+    let producer: FutureProducer<VigilContext> =
+        kafka::producer_config(&args.kafka, "vigil-push", &tuning)
+            .create_with_context(VigilContext::new(readiness.clone()))
+            .context("creating the kafka producer")?;
+    kafka::watch_connection(
+        producer.clone(),
+        readiness.clone(),
+        KAFKA_PROBE_INTERVAL,
+        &shutdown,
+    );
+
+    view::start(
+        args.kafka.clone(),
+        args.models.clone(),
+        rollout.clone(),
+        readiness.clone(),
+        metrics.clone(),
+        &shutdown,
+    );
+    let mirror_config = mirror::MirrorConfig {
+        mqtt: args.mqtt.clone(),
+        kafka: args.kafka.clone(),
+        models: args.models.clone(),
+        key,
+        settle: Duration::from_millis(args.retained_settle_ms),
+    };
+    if let Err(e) = mirror::start(
+        mirror_config,
+        rollout,
+        readiness.clone(),
+        metrics.clone(),
+        &shutdown,
+    )
+    .await
+    {
+        if shutdown.is_triggered() {
+            shutdown.wait().await;
+            return Ok(());
+        }
+        return Err(e);
+    }
+
+    let mqtt_topics = args.mqtt.topics();
+    let mut options = mqtt::options(&args.mqtt, "push")?;
+    let max_packet = args.max_status_bytes.saturating_mul(2).max(64 * 1024);
+    options
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(args.session_expiry_secs))
+        .set_manual_acks(true)
+        .set_receive_maximum(Some(args.max_in_flight))
+        .set_max_packet_size(Some(u32::try_from(max_packet).unwrap_or(u32::MAX)));
+    let window = usize::from(args.max_in_flight);
+    // The bridge holds at most `window` messages in each of: the delivery
+    // window, the channel into it, and the MQTT task's overflow; the
+    // request channel has room for a PUBACK for each of them.
+    let (client, eventloop) = AsyncClient::new(options, window * 3 + 16);
+    let (tx, rx) = mpsc::channel(window);
+    let mqtt_stop = CancellationToken::new();
+    let filter = mqtt_topics.shared(&args.group, DeviceChannel::Status);
+    let mqtt_task = tokio::spawn(bridge::drive_mqtt(
+        eventloop,
+        client.clone(),
+        filter,
+        tx,
+        window,
+        readiness.clone(),
+        metrics.clone(),
+        mqtt_stop.clone(),
+    ));
+    let pipeline = bridge::Pipeline {
+        producer: producer.clone(),
+        client: client.clone(),
+        metrics,
+        topics: mqtt_topics,
+        max_status_bytes: args.max_status_bytes,
+        status_topic: Arc::from(kafka_topics.device_status.as_str()),
+        dlq_topic: Arc::from(kafka_topics.dlq.as_str()),
+        window,
+    };
+    pipeline
+        .run(
+            rx,
+            &shutdown,
+            Duration::from_secs(args.shutdown_timeout_secs),
+        )
+        .await;
+
+    // PUBACKs are queued ahead of the DISCONNECT, so they leave first.
+    if let Err(e) = client.disconnect().await {
+        tracing::debug!(error = %e, "mqtt disconnect request not sent");
+    }
+    if tokio::time::timeout(Duration::from_secs(5), mqtt_task)
+        .await
+        .is_err()
+    {
+        mqtt_stop.cancel();
+    }
+    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+    shutdown.trigger();
+    shutdown.wait().await;
+    tracing::info!("push stopped");
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! Metrics of `vigil push`. Labels name models, versions and reasons,
+//! never a device id.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Every metric push exports.
+#[derive(Debug, Clone)]
+pub struct PushMetrics {
+    /// Releases published retained on MQTT and acknowledged by the broker,
+    /// by model.
+    pub releases_mirrored: IntCounterVec,
+    /// Releases read from vigil.models and not mirrored, by reason.
+    pub releases_rejected: IntCounterVec,
+    /// Newest verified version in vigil.models, by model.
+    pub live_version: IntGaugeVec,
+    /// Verified version retained on the broker, by model (0: none).
+    pub retained_version: IntGaugeVec,
+    /// Status messages received over MQTT (including redeliveries).
+    pub statuses_received: IntCounter,
+    /// Statuses Kafka confirmed on vigil.device-status.
+    pub statuses_bridged: IntCounter,
+    /// Status messages refused, by reason; each also went to the DLQ.
+    pub statuses_rejected: IntCounterVec,
+    /// DLQ records Kafka confirmed.
+    pub dlq_produced: IntCounter,
+    /// Status messages received and not yet acknowledged.
+    pub in_flight: IntGauge,
+    /// Status messages left unacknowledged for the broker to redeliver
+    /// because the bridge already held as many as it may.
+    pub deferred: IntCounter,
+    /// Produce attempts repeated after a failed delivery.
+    pub produce_retries: IntCounter,
+    /// Time from produce call to Kafka's confirmation.
+    pub produce_latency: Histogram,
+    /// MQTT connection losses, by connection (`bridge`, `models`).
+    pub mqtt_disconnects: IntCounterVec,
+    /// Devices in the rollout view, by model and running version
+    /// (`none` before a device's first release).
+    pub devices: IntGaugeVec,
+    /// Devices running an older version than the live one, by model.
+    pub devices_stale: IntGaugeVec,
+    /// Devices offline or silent for longer than --offline-after-ms, by
+    /// model.
+    pub devices_offline: IntGaugeVec,
+    /// Devices dropped from the rollout view because it was full.
+    pub devices_evicted: IntCounter,
+    /// Records of vigil.device-status the rollout view could not read.
+    pub view_invalid: IntCounter,
+}
+
+impl PushMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            releases_mirrored: IntCounterVec::new(
+                Opts::new(
+                    "vigil_push_releases_mirrored_total",
+                    "Releases published retained on MQTT and acknowledged by the broker",
+                ),
+                &["model"],
+            )?,
+            releases_rejected: IntCounterVec::new(
+                Opts::new(
+                    "vigil_push_releases_rejected_total",
+                    "Releases read from the model log and not mirrored, by reason",
+                ),
+                &["reason"],
+            )?,
+            live_version: IntGaugeVec::new(
+                Opts::new(
+                    "vigil_push_live_version",
+                    "Newest verified release version in the model log",
+                ),
+                &["model"],
+            )?,
+            retained_version: IntGaugeVec::new(
+                Opts::new(
+                    "vigil_push_retained_version",
+                    "Verified release version retained on the MQTT broker (0: none)",
+                ),
+                &["model"],
+            )?,
+            statuses_received: IntCounter::new(
+                "vigil_push_statuses_received_total",
+                "Device status messages received over MQTT",
+            )?,
+            statuses_bridged: IntCounter::new(
+                "vigil_push_statuses_bridged_total",
+                "Device statuses confirmed by Kafka on the device-status topic",
+            )?,
+            statuses_rejected: IntCounterVec::new(
+                Opts::new(
+                    "vigil_push_statuses_rejected_total",
+                    "Status messages refused and sent to the DLQ, by reason",
+                ),
+                &["reason"],
+            )?,
+            dlq_produced: IntCounter::new(
+                "vigil_push_dlq_produced_total",
+                "DLQ records confirmed by Kafka",
+            )?,
+            in_flight: IntGauge::new(
+                "vigil_push_statuses_in_flight",
+                "Status messages received and not yet acknowledged",
+            )?,
+            deferred: IntCounter::new(
+                "vigil_push_statuses_deferred_total",
+                "Status messages left unacknowledged for redelivery because the bridge was saturated",
+            )?,
+            produce_retries: IntCounter::new(
+                "vigil_push_produce_retries_total",
+                "Produce attempts repeated after a failed delivery",
+            )?,
+            produce_latency: Histogram::with_opts(
+                HistogramOpts::new(
+                    "vigil_push_produce_latency_seconds",
+                    "Time from produce to Kafka's confirmation",
+                )
+                .buckets(vigil_service::metrics::latency_buckets()),
+            )?,
+            mqtt_disconnects: IntCounterVec::new(
+                Opts::new(
+                    "vigil_push_mqtt_disconnects_total",
+                    "MQTT connection losses, by connection",
+                ),
+                &["connection"],
+            )?,
+            devices: IntGaugeVec::new(
+                Opts::new(
+                    "vigil_push_devices",
+                    "Devices in the rollout view, by model and running version",
+                ),
+                &["model", "version"],
+            )?,
+            devices_stale: IntGaugeVec::new(
+                Opts::new(
+                    "vigil_push_devices_stale",
+                    "Devices running an older version than the live one",
+                ),
+                &["model"],
+            )?,
+            devices_offline: IntGaugeVec::new(
+                Opts::new(
+                    "vigil_push_devices_offline",
+                    "Devices reported offline or silent for longer than --offline-after-ms",
+                ),
+                &["model"],
+            )?,
+            devices_evicted: IntCounter::new(
+                "vigil_push_devices_evicted_total",
+                "Devices dropped from the rollout view because it was full",
+            )?,
+            view_invalid: IntCounter::new(
+                "vigil_push_view_invalid_records_total",
+                "Records of the device-status topic the rollout view could not read",
+            )?,
+        };
+        registry.register(Box::new(m.releases_mirrored.clone()))?;
+        registry.register(Box::new(m.releases_rejected.clone()))?;
+        registry.register(Box::new(m.live_version.clone()))?;
+        registry.register(Box::new(m.retained_version.clone()))?;
+        registry.register(Box::new(m.statuses_received.clone()))?;
+        registry.register(Box::new(m.statuses_bridged.clone()))?;
+        registry.register(Box::new(m.statuses_rejected.clone()))?;
+        registry.register(Box::new(m.dlq_produced.clone()))?;
+        registry.register(Box::new(m.in_flight.clone()))?;
+        registry.register(Box::new(m.deferred.clone()))?;
+        registry.register(Box::new(m.produce_retries.clone()))?;
+        registry.register(Box::new(m.produce_latency.clone()))?;
+        registry.register(Box::new(m.mqtt_disconnects.clone()))?;
+        registry.register(Box::new(m.devices.clone()))?;
+        registry.register(Box::new(m.devices_stale.clone()))?;
+        registry.register(Box::new(m.devices_offline.clone()))?;
+        registry.register(Box::new(m.devices_evicted.clone()))?;
+        registry.register(Box::new(m.view_invalid.clone()))?;
+        Ok(m)
+    }
+}
