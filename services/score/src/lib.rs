@@ -44,6 +44,7 @@
 pub mod api;
 pub mod config;
 mod context;
+mod delivery;
 pub mod metrics;
 mod pipeline;
 mod replay;
