@@ -22,7 +22,7 @@ use crate::api::{self, ScoreRequest};
 use crate::config::ScoreArgs;
 use crate::context::{Fresh, ScoreContext};
 use crate::delivery::{Deliveries, Failed, Ledger, Outcomes, ProduceContext};
-use crate::metrics::ScoreMetrics;
+use crate::metrics::{ScoreMetrics, LATENCY_SAMPLE};
 use crate::replay::{self, ReplayRequest};
 
 /// Name of this service in DLQ records and logs.
@@ -156,6 +156,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         ledger: Ledger::default(),
         outcomes: Outcomes::default(),
         buf: Vec::with_capacity(1024),
+        processed: 0,
         shutdown: shutdown.clone(),
         retries: CancellationToken::new(),
     };
@@ -299,6 +300,8 @@ struct Scoring {
     outcomes: Outcomes,
     /// Reused for every encoded verdict (librdkafka copies it).
     buf: Vec<u8>,
+    /// Records processed (for sampling the scoring-latency histogram).
+    processed: u64,
     shutdown: Shutdown,
     /// Stops pending produce retries once the loop has drained (retries
     /// go on during the drain: they are what it waits for).
@@ -480,7 +483,8 @@ impl Scoring {
                 .await;
         }
 
-        let started = Instant::now();
+        self.processed = self.processed.wrapping_add(1);
+        let started = (self.processed % LATENCY_SAMPLE == 0).then(Instant::now);
         let slot = self.ledger.open(partition, offset);
         let payload = message.payload().unwrap_or_default();
         match Telemetry::decode_limited(payload, MAX_RECORD_BYTES) {
@@ -538,9 +542,11 @@ impl Scoring {
         if done > 0 {
             self.metrics.produced.inc_by(done);
         }
-        self.metrics
-            .scoring_latency
-            .observe(started.elapsed().as_secs_f64());
+        if let Some(started) = started {
+            self.metrics
+                .scoring_latency
+                .observe(started.elapsed().as_secs_f64());
+        }
     }
 
     /// Enqueues a record now (keeping the consumed order per device),

@@ -55,7 +55,9 @@ fn sched_seconds(pid: u32) -> (f64, f64) {
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().unwrap_or(0));
+            let mut fields = stat
+                .split_whitespace()
+                .map(|f| f.parse::<u64>().unwrap_or(0));
             cpu += fields.next().unwrap_or(0);
             wait += fields.next().unwrap_or(0);
         }
@@ -89,8 +91,15 @@ impl rdkafka::producer::ProducerContext for Counting {
 /// Copies `total` records of `from` to `to` with a plain consumer and an
 /// idempotent `acks=all` lz4 producer (the scorer's producer settings);
 /// returns the seconds from the first record read to the last delivery
-/// confirmed. Blocking.
-fn passthrough(brokers: &str, from: &str, to: &str, total: usize) -> anyhow::Result<f64> {
+/// confirmed, and the CPU and run-queue seconds of this process meanwhile
+/// (read before the clients' threads end). Blocking.
+fn passthrough(
+    brokers: &str,
+    from: &str,
+    to: &str,
+    total: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let (cpu0, wait0) = sched_seconds(std::process::id());
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
     use rdkafka::message::Message as _;
     use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
@@ -124,7 +133,8 @@ fn passthrough(brokers: &str, from: &str, to: &str, total: usize) -> anyhow::Res
                 loop {
                     match producer.send(record) {
                         Ok(()) => break,
-                        Err((_, back)) => {
+                        Err((e, back)) => {
+                            anyhow::ensure!(Instant::now() < deadline, "passthrough produce: {e}");
                             record = back;
                             std::thread::sleep(Duration::from_millis(1));
                         }
@@ -142,7 +152,9 @@ fn passthrough(brokers: &str, from: &str, to: &str, total: usize) -> anyhow::Res
         "passthrough confirmed only {} of {total}",
         delivered.load(Ordering::Relaxed)
     );
-    Ok(first.map_or(0.0, |f| f.elapsed().as_secs_f64()))
+    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let (cpu1, wait1) = sched_seconds(std::process::id());
+    Ok((secs, cpu1 - cpu0, wait1 - wait0))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -231,24 +243,41 @@ async fn main() -> anyhow::Result<()> {
     let tansu_pid = kafka.pid();
     println!("load average before: {}", load_average());
     if env_or("VIGIL_BENCH_PASSTHROUGH", 1) != 0 {
-        let me = std::process::id();
-        let (cpu0, wait0) = sched_seconds(me);
+        // Same shape as the scorer's verdict topic (tansu does not create
+        // topics on produce).
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create()?;
+        for r in admin
+            .create_topics(
+                &[NewTopic::new(
+                    "bench.passthrough",
+                    6,
+                    TopicReplication::Fixed(1),
+                )],
+                &AdminOptions::new(),
+            )
+            .await?
+        {
+            r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+        }
         let tansu0 = tansu_pid.map_or(0.0, cpu_seconds);
         let b = brokers.clone();
-        let secs = tokio::task::spawn_blocking(move || {
+        let (secs, cpu, wait) = tokio::task::spawn_blocking(move || {
             passthrough(&b, "vigil.telemetry", "bench.passthrough", sent)
         })
         .await??;
-        let (cpu1, wait1) = sched_seconds(me);
         let tansu_cpu = tansu_pid.map_or(0.0, cpu_seconds) - tansu0;
         println!("passthrough ceiling (plain rdkafka consume → produce, no scoring):");
         println!(
             "  {secs:.2}s = {:.0} records/s; cpu seconds: client {:.1} ({:.1} µs/record), tansu {tansu_cpu:.1} ({:.1} µs/record); client run-queue wait {:.1}s",
             sent as f64 / secs,
-            cpu1 - cpu0,
-            (cpu1 - cpu0) * 1e6 / sent as f64,
+            cpu,
+            cpu * 1e6 / sent as f64,
             tansu_cpu * 1e6 / sent as f64,
-            wait1 - wait0
+            wait
         );
     }
     let extra = std::env::var("VIGIL_BENCH_SCORER_ARGS").unwrap_or_default();
