@@ -295,6 +295,16 @@ impl<C: ClientContext + 'static> MetadataProbe for rdkafka::producer::FutureProd
     }
 }
 
+impl<C: ProducerContext + 'static> MetadataProbe for rdkafka::producer::ThreadedProducer<C> {
+    fn brokers_reachable(&self) -> bool {
+        use rdkafka::producer::Producer as _;
+        self.client()
+            .fetch_metadata(None, Timeout::After(Duration::from_secs(5)))
+            .map(|m| !m.brokers().is_empty())
+            .unwrap_or(false)
+    }
+}
+
 impl<C: ConsumerContext + 'static> MetadataProbe
     for std::sync::Arc<rdkafka::consumer::StreamConsumer<C>>
 {

@@ -3,6 +3,7 @@
 //! consumer lag from librdkafka's statistics.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus::IntGaugeVec;
@@ -13,8 +14,44 @@ use rdkafka::statistics::Statistics;
 use rdkafka::TopicPartitionList;
 use vigil_service::kafka::VigilContext;
 
-/// Partitions assigned since their state was last rebuilt.
-pub type Fresh = Arc<Mutex<HashSet<i32>>>;
+/// Partitions assigned since their state was last rebuilt. Written by
+/// librdkafka's rebalance callbacks, read by the loop before every record:
+/// a flag spares it the lock while nothing is fresh.
+#[derive(Debug, Clone, Default)]
+pub struct Fresh(Arc<FreshSet>);
+
+#[derive(Debug, Default)]
+struct FreshSet {
+    any: AtomicBool,
+    partitions: Mutex<HashSet<i32>>,
+}
+
+impl Fresh {
+    fn with<R>(&self, f: impl FnOnce(&mut HashSet<i32>) -> R) -> R {
+        let mut set = self.0.partitions.lock().unwrap_or_else(|p| p.into_inner());
+        let r = f(&mut set);
+        self.0.any.store(!set.is_empty(), Ordering::Release);
+        r
+    }
+
+    /// Marks `partitions` as needing a state rebuild.
+    fn add(&self, partitions: impl IntoIterator<Item = i32>) {
+        self.with(|set| set.extend(partitions));
+    }
+
+    /// Forgets `partition` (revoked).
+    fn remove(&self, partition: i32) {
+        self.with(|set| set.remove(&partition));
+    }
+
+    /// Whether `partition` needs a state rebuild; clears its mark.
+    pub fn take(&self, partition: i32) -> bool {
+        if !self.0.any.load(Ordering::Acquire) {
+            return false;
+        }
+        self.with(|set| set.remove(&partition))
+    }
+}
 
 /// Context of the telemetry consumer.
 #[derive(Debug, Clone)]
@@ -70,9 +107,8 @@ impl ConsumerContext for ScoreContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked = self.partitions(tpl);
             tracing::info!(?revoked, "partitions revoked");
-            let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
             for p in revoked {
-                fresh.remove(&p);
+                self.fresh.remove(p);
                 let _ = self.lag.remove_label_values(&[&p.to_string()]);
             }
         }
@@ -84,8 +120,7 @@ impl ConsumerContext for ScoreContext {
             Rebalance::Assign(tpl) => {
                 let assigned = self.partitions(tpl);
                 tracing::info!(?assigned, "partitions assigned");
-                let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
-                fresh.extend(assigned);
+                self.fresh.add(assigned);
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),

@@ -26,7 +26,10 @@
 //!   `vigil.models` before it reads any telemetry (`/readyz` says
 //!   `models: false` until then).
 //! - **At-least-once.** An offset is stored for commit only after Kafka
-//!   confirmed the record's verdict (and its anomaly and DLQ records).
+//!   confirmed the record's verdict (and its anomaly and DLQ records),
+//!   and those of every record before it in its partition (the delivery
+//!   ledger in `delivery.rs`: per-partition watermarks fed by the
+//!   producer's delivery callback).
 //!   A crash or a rebalance replays what was not committed: duplicates,
 //!   never gaps. Verdicts carry (device_id, seq), so consumers drop
 //!   duplicates.
@@ -44,6 +47,7 @@
 pub mod api;
 pub mod config;
 mod context;
+mod delivery;
 pub mod metrics;
 mod pipeline;
 mod replay;

@@ -1,18 +1,16 @@
 //! The scoring run loop (see the crate docs for the guarantees).
 
-use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::stream::FuturesOrdered;
-use futures::{Future, StreamExt};
+use futures::{FutureExt as _, StreamExt as _};
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use vigil_model::{Scorer, VerifiedModel};
 use vigil_releases::feed::{self, FeedEvent};
 use vigil_releases::Offer;
@@ -23,7 +21,8 @@ use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
 use crate::api::{self, ScoreRequest};
 use crate::config::ScoreArgs;
 use crate::context::{Fresh, ScoreContext};
-use crate::metrics::ScoreMetrics;
+use crate::delivery::{Deliveries, Failed, Ledger, Outcomes, ProduceContext};
+use crate::metrics::{ScoreMetrics, LATENCY_SAMPLE};
 use crate::replay::{self, ReplayRequest};
 
 /// Name of this service in DLQ records and logs.
@@ -34,8 +33,18 @@ const MODELS: &str = "models";
 const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// How often confirmed offsets are handed to librdkafka for commit.
 const STORE_INTERVAL: Duration = Duration::from_millis(100);
+/// First pause before a failed produce is sent again.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest pause between produce retries.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Where a produced record goes.
+#[derive(Debug, Clone, Copy)]
+enum Sink {
+    Verdicts,
+    Anomalies,
+    Dlq,
+}
 
 /// Runs the scorer until `shutdown`, then drains in-flight verdicts
 /// (bounded by `--shutdown-timeout-secs`) and commits.
@@ -85,9 +94,13 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         max_queued_messages: args.max_in_flight * 2 + 1024,
         message_timeout_ms: 0,
     };
-    let producer: FutureProducer<VigilContext> =
+    let deliveries = Arc::new(Deliveries::default());
+    let producer: ThreadedProducer<ProduceContext> =
         kafka::producer_config(&args.kafka, "vigil-score", &tuning)
-            .create_with_context(VigilContext::new(readiness.clone()))
+            .create_with_context(ProduceContext::new(
+                VigilContext::new(readiness.clone()),
+                deliveries.clone(),
+            ))
             .context("creating the kafka producer")?;
     kafka::watch_connection(
         producer.clone(),
@@ -132,6 +145,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         scorer: Scorer::new(args.model.clone(), args.device_capacity),
         models: model_rx,
         producer: producer.clone(),
+        deliveries,
         metrics,
         topics,
         fresh,
@@ -139,16 +153,21 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         replay_span_ms: args.replay_secs.saturating_mul(1000),
         replay_max_records: args.replay_max_records,
         window: args.max_in_flight,
-        confirmed: HashMap::new(),
+        ledger: Ledger::default(),
+        outcomes: Outcomes::default(),
+        buf: Vec::with_capacity(1024),
+        processed: 0,
+        shutdown: shutdown.clone(),
+        retries: CancellationToken::new(),
     };
     scoring
         .run(
             &consumer,
             api_rx,
-            &shutdown,
             Duration::from_secs(args.shutdown_timeout_secs),
         )
         .await;
+    drop(scoring);
 
     let consumer = Arc::new(consumer);
     let c = consumer.clone();
@@ -259,14 +278,15 @@ async fn follow_models(
     Ok(caught_rx)
 }
 
-/// A record whose verdicts are on their way: resolves to its position once
-/// every one of them is confirmed.
-type Pending = Pin<Box<dyn Future<Output = (i32, i64)> + Send>>;
+/// Records consumed per wake-up before the loop looks at its other work
+/// (deliveries, API requests, offset stores, shutdown) again.
+const CONSUME_BATCH: usize = 512;
 
 struct Scoring {
     scorer: Scorer,
     models: watch::Receiver<Option<Arc<VerifiedModel>>>,
-    producer: FutureProducer<VigilContext>,
+    producer: ThreadedProducer<ProduceContext>,
+    deliveries: Arc<Deliveries>,
     metrics: ScoreMetrics,
     topics: KafkaTopics,
     fresh: Fresh,
@@ -274,8 +294,18 @@ struct Scoring {
     replay_span_ms: u64,
     replay_max_records: usize,
     window: usize,
-    /// Highest confirmed offset per partition since the last store.
-    confirmed: HashMap<i32, i64>,
+    /// Records in flight and the confirmed watermark per partition.
+    ledger: Ledger,
+    /// Reused for every batch of delivery outcomes.
+    outcomes: Outcomes,
+    /// Reused for every encoded verdict (librdkafka copies it).
+    buf: Vec<u8>,
+    /// Records processed (for sampling the scoring-latency histogram).
+    processed: u64,
+    shutdown: Shutdown,
+    /// Stops pending produce retries once the loop has drained (retries
+    /// go on during the drain: they are what it waits for).
+    retries: CancellationToken,
 }
 
 impl Scoring {
@@ -283,52 +313,116 @@ impl Scoring {
         &mut self,
         consumer: &StreamConsumer<ScoreContext>,
         mut api: mpsc::Receiver<ScoreRequest>,
-        shutdown: &Shutdown,
         drain_timeout: Duration,
     ) {
-        let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+        let shutdown = self.shutdown.clone();
+        let deliveries = self.deliveries.clone();
+        // One stream for the whole run: `recv()` would register and
+        // unregister a waker per record.
+        let mut stream = consumer.stream();
         let mut store = tokio::time::interval(STORE_INTERVAL);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some((partition, offset)) = pending.next(), if !pending.is_empty() => {
-                    self.confirmed.insert(partition, offset);
-                    self.metrics.in_flight.set(pending.len() as i64);
-                }
+                _ = deliveries.ready() => self.settle(),
                 Some(request) = api.recv() => self.answer(request),
                 _ = store.tick() => {
                     self.store_offsets(consumer);
                     self.metrics.devices.set(self.scorer.devices() as i64);
                 }
-                received = consumer.recv(), if pending.len() < self.window => match received {
-                    Ok(message) => {
-                        let delivery = self.process(&message).await;
-                        pending.push_back(delivery);
-                        self.metrics.in_flight.set(pending.len() as i64);
+                received = stream.next(), if self.ledger.len() < self.window => {
+                    let mut next = received;
+                    let mut taken = 0;
+                    // Take what librdkafka already has queued, up to a
+                    // batch, without going back to the select.
+                    loop {
+                        match next {
+                            Some(Ok(message)) => self.process(&message).await,
+                            Some(Err(e)) => tracing::warn!(error = %e, "telemetry consumer error"),
+                            None => {}
+                        }
+                        taken += 1;
+                        if taken >= CONSUME_BATCH || self.ledger.len() >= self.window {
+                            break;
+                        }
+                        match stream.next().now_or_never() {
+                            Some(n) => next = n,
+                            None => break,
+                        }
                     }
-                    Err(e) => tracing::warn!(error = %e, "telemetry consumer error"),
-                },
+                    self.metrics.in_flight.set(self.ledger.len() as i64);
+                }
             }
         }
-        tracing::info!(in_flight = pending.len(), "draining in-flight verdicts");
+        tracing::info!(in_flight = self.ledger.len(), "draining in-flight verdicts");
         let deadline = tokio::time::sleep(drain_timeout);
         tokio::pin!(deadline);
-        while !pending.is_empty() {
+        self.settle();
+        while !self.ledger.is_empty() {
             tokio::select! {
-                Some((partition, offset)) = pending.next() => {
-                    self.confirmed.insert(partition, offset);
-                }
+                _ = deliveries.ready() => self.settle(),
                 _ = &mut deadline => {
                     tracing::warn!(
-                        unconfirmed = pending.len(),
+                        unconfirmed = self.ledger.len(),
                         "shutdown timeout: their records will be scored again after restart"
                     );
                     break;
                 }
             }
         }
+        self.retries.cancel();
         self.store_offsets(consumer);
+    }
+
+    /// Applies every waiting delivery outcome: confirmed produces advance
+    /// their partition's watermark, failed ones are sent again.
+    fn settle(&mut self) {
+        self.deliveries.take(&mut self.outcomes);
+        let mut done = 0;
+        for &slot in &self.outcomes.delivered {
+            done += self.ledger.delivered(slot);
+        }
+        for failed in std::mem::take(&mut self.outcomes.failed) {
+            self.retry(failed);
+        }
+        if done > 0 {
+            self.metrics.produced.inc_by(done);
+        }
+        self.metrics.in_flight.set(self.ledger.len() as i64);
+    }
+
+    /// Sends a failed produce again after a backoff that grows with the
+    /// record's failures: the offset is never stored past an undelivered
+    /// verdict, so the record waits until Kafka takes it (or shutdown).
+    fn retry(&mut self, failed: Failed) {
+        let attempt = self.ledger.failed(failed.slot);
+        self.metrics.produce_retries.inc();
+        tracing::warn!(error = %failed.error, topic = %failed.topic, attempt, "delivery failed; retrying");
+        let backoff = RETRY_BACKOFF
+            .saturating_mul(1 << attempt.saturating_sub(1).min(10))
+            .min(MAX_RETRY_BACKOFF);
+        let producer = self.producer.clone();
+        let stop = self.retries.clone();
+        tokio::spawn(async move {
+            let mut backoff = backoff;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                let record = BaseRecord::with_opaque_to(&failed.topic, failed.slot)
+                    .key(&failed.key[..])
+                    .payload(&failed.payload[..]);
+                match producer.send(record) {
+                    Ok(()) => return,
+                    Err((e, _)) => {
+                        tracing::warn!(error = %e, topic = %failed.topic, "cannot enqueue the retry; retrying");
+                        backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+                    }
+                }
+            }
+        });
     }
 
     /// Installs a newly accepted model, between two records.
@@ -358,11 +452,8 @@ impl Scoring {
     /// Hands the highest confirmed offset of each partition to librdkafka,
     /// which commits it with the next auto-commit.
     fn store_offsets(&mut self, consumer: &StreamConsumer<ScoreContext>) {
-        if self.confirmed.is_empty() {
-            return;
-        }
         let mut tpl = TopicPartitionList::new();
-        for (partition, offset) in self.confirmed.drain() {
+        for (partition, offset) in self.ledger.take_confirmed() {
             if let Err(e) = tpl.add_partition_offset(
                 &self.topics.telemetry,
                 partition,
@@ -371,6 +462,9 @@ impl Scoring {
                 tracing::warn!(error = %e, partition, "cannot store offset");
             }
         }
+        if tpl.count() == 0 {
+            return;
+        }
         if let Err(e) = consumer.store_offsets(&tpl) {
             // A partition revoked meanwhile: its new owner re-scores the
             // unconfirmed tail (at-least-once).
@@ -378,23 +472,21 @@ impl Scoring {
         }
     }
 
-    /// Scores one record and starts producing its verdict(s).
-    async fn process(&mut self, message: &BorrowedMessage<'_>) -> Pending {
+    /// Scores one record and starts producing its verdict(s), tracked in
+    /// the ledger until Kafka confirms them.
+    async fn process(&mut self, message: &BorrowedMessage<'_>) {
         let partition = message.partition();
         let offset = message.offset();
         self.swap_if_changed();
-        let is_fresh = {
-            let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
-            fresh.remove(&partition)
-        };
-        if is_fresh {
+        if self.fresh.take(partition) {
             self.rebuild_state(partition, offset, message.timestamp().to_millis())
                 .await;
         }
 
-        let started = Instant::now();
+        self.processed = self.processed.wrapping_add(1);
+        let started = (self.processed % LATENCY_SAMPLE == 0).then(Instant::now);
+        let slot = self.ledger.open(partition, offset);
         let payload = message.payload().unwrap_or_default();
-        let mut sends = Vec::with_capacity(2);
         match Telemetry::decode_limited(payload, MAX_RECORD_BYTES) {
             Ok(record) => {
                 let now = now_ms();
@@ -410,21 +502,22 @@ impl Scoring {
                         .end_to_end_latency
                         .observe((now - record.ts) as f64 / 1000.0);
                 }
-                match verdict.encode() {
-                    Ok(bytes) => {
-                        let bytes: Arc<[u8]> = bytes.into();
+                let mut buf = std::mem::take(&mut self.buf);
+                buf.clear();
+                // The same bytes as `Message::encode` (compact JSON of the
+                // same type), into a buffer reused across records.
+                match serde_json::to_writer(&mut buf, &verdict) {
+                    Ok(()) => {
+                        let key = record.device_id.as_bytes();
                         if verdict.anomaly {
                             self.metrics.anomalies.inc();
-                            sends.push(self.send(
-                                &self.topics.anomalies,
-                                record.device_id.clone(),
-                                bytes.clone(),
-                            ));
+                            self.send(slot, Sink::Anomalies, key, &buf);
                         }
-                        sends.push(self.send(&self.topics.verdicts, record.device_id, bytes));
+                        self.send(slot, Sink::Verdicts, key, &buf);
                     }
                     Err(e) => tracing::error!(error = %e, "cannot encode a verdict"),
                 }
+                self.buf = buf;
             }
             Err(e) => {
                 let reason = e.reason();
@@ -440,45 +533,45 @@ impl Scoring {
                     payload,
                 );
                 match record.encode() {
-                    Ok(bytes) => sends.push(self.send(&self.topics.dlq, source, bytes.into())),
+                    Ok(bytes) => self.send(slot, Sink::Dlq, source.as_bytes(), &bytes),
                     Err(e) => tracing::error!(error = %e, "cannot encode a dlq record"),
                 }
             }
         }
-        self.metrics
-            .scoring_latency
-            .observe(started.elapsed().as_secs_f64());
-        let produced = self.metrics.produced.clone();
-        Box::pin(async move {
-            for send in sends {
-                send.await;
-            }
-            produced.inc();
-            (partition, offset)
-        })
+        let done = self.ledger.sealed(slot);
+        if done > 0 {
+            self.metrics.produced.inc_by(done);
+        }
+        if let Some(started) = started {
+            self.metrics
+                .scoring_latency
+                .observe(started.elapsed().as_secs_f64());
+        }
     }
 
-    /// Enqueues a record now (keeping the consumed order per device) and
-    /// returns the future of its confirmed delivery, retrying every failure:
-    /// the offset is never committed past an undelivered verdict.
-    fn send(
-        &self,
-        topic: &str,
-        key: String,
-        payload: Arc<[u8]>,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let sent = kafka::send_retrying(
-            &self.producer,
-            Arc::from(topic),
-            key,
-            payload,
-            kafka::RetryPolicy::UntilDelivered,
-            self.metrics.produce_retries.clone(),
-        );
-        Box::pin(async move {
-            // UntilDelivered only returns once delivered.
-            let _ = sent.await;
-        })
+    /// Enqueues a record now (keeping the consumed order per device),
+    /// tracked under `slot`; a record librdkafka cannot take now is retried
+    /// like a failed delivery.
+    fn send(&mut self, slot: usize, sink: Sink, key: &[u8], payload: &[u8]) {
+        let topic = match sink {
+            Sink::Verdicts => &self.topics.verdicts,
+            Sink::Anomalies => &self.topics.anomalies,
+            Sink::Dlq => &self.topics.dlq,
+        };
+        self.ledger.sending(slot);
+        let record = BaseRecord::with_opaque_to(topic, slot)
+            .key(key)
+            .payload(payload);
+        if let Err((error, _)) = self.producer.send(record) {
+            let failed = Failed {
+                slot,
+                topic: topic.clone(),
+                key: key.to_vec(),
+                payload: payload.to_vec(),
+                error,
+            };
+            self.retry(failed);
+        }
     }
 
     /// Replays the partition's recent log into the detector's state (see
