@@ -65,8 +65,8 @@ impl Broker {
         let port = free_port()?;
         let listener = format!("tcp://127.0.0.1:{port}");
         let log = dir.join("tansu.log");
-        let log_file = std::fs::File::create(&log)
-            .with_context(|| format!("creating {}", log.display()))?;
+        let log_file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = Command::new(bin);
         command
             .current_dir(dir)

@@ -195,7 +195,9 @@ mod tests {
 
     #[test]
     fn bad_combinations_are_named() {
-        let e = parse(&["--edge-share", "1"]).validate().expect_err("no cloud");
+        let e = parse(&["--edge-share", "1"])
+            .validate()
+            .expect_err("no cloud");
         assert!(e.to_string().contains("--edge-share"), "{e}");
         let e = parse(&["--kafka-retention", "1m", "--train-window", "5m"])
             .validate()

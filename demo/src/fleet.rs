@@ -145,7 +145,9 @@ pub async fn stop_edge(
         while let Some(joined) = agents.join_next().await {
             match joined {
                 Ok((_, Ok(()))) => {}
-                Ok((id, Err(e))) => tracing::warn!(device = %id, error = %format!("{e:#}"), "edge agent failed"),
+                Ok((id, Err(e))) => {
+                    tracing::warn!(device = %id, error = %format!("{e:#}"), "edge agent failed")
+                }
                 Err(e) => tracing::warn!(error = %e, "edge agent task panicked"),
             }
         }

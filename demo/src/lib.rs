@@ -111,7 +111,16 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
         }
     };
     let mut brokers = Brokers { kafka, mqtt };
-    let result = run_stack(&args, &dir, &signing_key, &verify_key, &mut brokers, &shutdown, started).await;
+    let result = run_stack(
+        &args,
+        &dir,
+        &signing_key,
+        &verify_key,
+        &mut brokers,
+        &shutdown,
+        started,
+    )
+    .await;
     let rss = summary::rss(&[brokers.kafka.pid(), brokers.mqtt.pid()]);
     brokers.mqtt.stop().await;
     brokers.kafka.stop().await;
@@ -191,7 +200,12 @@ async fn run_stack(
         &[
             kafka_flags(&kafka_brokers),
             http_flags(score_addr),
-            vec!["--model".into(), MODEL.into(), "--verify-key".into(), key(verify_key)],
+            vec![
+                "--model".into(),
+                MODEL.into(),
+                "--verify-key".into(),
+                key(verify_key),
+            ],
         ]
         .concat(),
     )?;
@@ -214,9 +228,12 @@ async fn run_stack(
         ]
         .concat(),
     )?;
-    running.push(Service::spawn("ingest", Some(ingest_addr), &exits_tx, |sd| {
-        vigil_ingest::run(ingest_args, sd)
-    }));
+    running.push(Service::spawn(
+        "ingest",
+        Some(ingest_addr),
+        &exits_tx,
+        |sd| vigil_ingest::run(ingest_args, sd),
+    ));
 
     let train_addr = free_addr()?;
     let mut train_flags = [
@@ -249,14 +266,19 @@ async fn run_stack(
     }
     let train_args: vigil_train::TrainArgs = parse("vigil train", &train_flags)?;
     let warmup = args.warmup;
-    running.push(Service::spawn("train", Some(train_addr), &exits_tx, move |sd| async move {
-        // The first training waits for the warm-up's data.
-        tokio::select! {
-            _ = sd.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(warmup) => {}
-        }
-        vigil_train::run(train_args, sd).await
-    }));
+    running.push(Service::spawn(
+        "train",
+        Some(train_addr),
+        &exits_tx,
+        move |sd| async move {
+            // The first training waits for the warm-up's data.
+            tokio::select! {
+                _ = sd.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(warmup) => {}
+            }
+            vigil_train::run(train_args, sd).await
+        },
+    ));
 
     let pushed: push::PushLog = Arc::default();
     {
@@ -266,9 +288,12 @@ async fn run_stack(
             verify_key.to_owned(),
             Arc::clone(&pushed),
         );
-        running.push(Service::spawn("push", None, &exits_tx, move |sd| async move {
-            push::start(&kafka, &mqtt, MODEL, &verify, log, sd).await
-        }));
+        running.push(Service::spawn(
+            "push",
+            None,
+            &exits_tx,
+            move |sd| async move { push::start(&kafka, &mqtt, MODEL, &verify, log, sd).await },
+        ));
     }
     if let Some(dashboard) = start_dashboard(args, &kafka_brokers, audit_addr, &exits_tx)? {
         running.push(dashboard);
@@ -417,7 +442,11 @@ fn banner(args: &DemoArgs, dir: &Path, running: &[Service], kafka: &str, mqtt: &
             println!("  {:<7} http://{addr}/metrics", s.name);
         }
     }
-    if let Some(audit) = running.iter().find(|s| s.name == "audit").and_then(|s| s.http) {
+    if let Some(audit) = running
+        .iter()
+        .find(|s| s.name == "audit")
+        .and_then(|s| s.http)
+    {
         println!(
             "  audit API: http://{audit}/v1/models  http://{audit}/v1/devices/{}-00000/anomalies",
             fleet::CLOUD_PREFIX
@@ -432,7 +461,10 @@ fn banner(args: &DemoArgs, dir: &Path, running: &[Service], kafka: &str, mqtt: &
         humantime::format_duration(args.retrain_every)
     );
     match args.duration {
-        Some(d) => println!("running for {}; Ctrl-C stops earlier", humantime::format_duration(d)),
+        Some(d) => println!(
+            "running for {}; Ctrl-C stops earlier",
+            humantime::format_duration(d)
+        ),
         None => println!("Ctrl-C stops"),
     }
 }

@@ -75,10 +75,7 @@ pub async fn start(
         else {
             continue;
         };
-        let payload = model
-            .release()
-            .encode()
-            .context("encoding the release")?;
+        let payload = model.release().encode().context("encoding the release")?;
         client
             .publish(topic.clone(), QoS::AtLeastOnce, true, payload)
             .await

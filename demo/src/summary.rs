@@ -145,7 +145,10 @@ impl Summary {
             self.seconds, self.stopped_by, self.records, self.verdicts, self.loss, self.duplicates, self.unscored
         );
         if let Some(l) = &self.latency_ms {
-            out += &format!("  latency event → verdict read back: p50 {:.0} ms, p99 {:.0} ms\n", l.p50, l.p99);
+            out += &format!(
+                "  latency event → verdict read back: p50 {:.0} ms, p99 {:.0} ms\n",
+                l.p50, l.p99
+            );
         }
         if let Some(d) = &self.detection {
             out += &format!(
@@ -156,7 +159,12 @@ impl Summary {
                 opt(d.recall)
             );
         }
-        let versions: Vec<String> = self.models.pushed.iter().map(|p| format!("v{}", p.version)).collect();
+        let versions: Vec<String> = self
+            .models
+            .pushed
+            .iter()
+            .map(|p| format!("v{}", p.version))
+            .collect();
         out += &format!(
             "  models rolled out: {} | scorer on v{} | edge devices {:?}\n  edge verdicts {} ({} anomalous)",
             if versions.is_empty() { "none".to_owned() } else { versions.join(", ") },

@@ -56,7 +56,11 @@ pub type SharedEdgeView = Arc<Mutex<EdgeView>>;
 
 /// Subscribes to the devices' status and verdict topics and keeps `view`
 /// up to date until `shutdown`.
-pub async fn start(mqtt: &MqttArgs, view: SharedEdgeView, shutdown: &Shutdown) -> anyhow::Result<()> {
+pub async fn start(
+    mqtt: &MqttArgs,
+    view: SharedEdgeView,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
     let mut options = vigil_service::mqtt::options(mqtt, "demo-watch")?;
     options.set_clean_start(true);
     let (client, mut eventloop) = AsyncClient::new(options, 64);
@@ -84,7 +88,10 @@ pub async fn start(mqtt: &MqttArgs, view: SharedEdgeView, shutdown: &Shutdown) -
                     let Ok(mut v) = view.lock() else { break };
                     if topics.device_id_of(&topic, DeviceChannel::Status).is_some() {
                         match DeviceStatus::decode(&p.payload) {
-                            Ok(s) if v.versions.len() < MAX_DEVICES || v.versions.contains_key(&s.device_id) => {
+                            Ok(s)
+                                if v.versions.len() < MAX_DEVICES
+                                    || v.versions.contains_key(&s.device_id) =>
+                            {
                                 v.versions.insert(s.device_id, s.model_version);
                             }
                             Ok(_) => {}

@@ -29,7 +29,10 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
             "--warmup",
             "35s",
             "--retrain-every",
-            "35s",
+            "50s",
+            // One simulated day within the warm-up, so v1 has seen it all.
+            "--day-secs",
+            "30",
             "--status-every",
             "10s",
             "--http-addr",
@@ -50,10 +53,9 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
     );
     assert!(stdout.contains("records"), "no status lines:\n{stdout}");
 
-    let summary: Value = serde_json::from_slice(
-        &std::fs::read(&summary_path).expect("summary written"),
-    )
-    .expect("summary is JSON");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(&summary_path).expect("summary written"))
+            .expect("summary is JSON");
     let n = |path: &str| {
         summary
             .pointer(path)
@@ -89,14 +91,30 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         .iter()
         .filter_map(|p| p["version"].as_u64())
         .collect();
-    assert!(pushed.len() >= 2, "fewer than two versions pushed: {pushed:?}\n{context}");
+    assert!(
+        pushed.len() >= 2,
+        "fewer than two versions pushed: {pushed:?}\n{context}"
+    );
     assert!(pushed.windows(2).all(|w| w[0] < w[1]), "{pushed:?}");
-    let newest = *pushed.last().expect("non-empty");
-    assert_eq!(n("/models/scorer_version"), newest, "{context}");
+    // The scorer and every edge device left v1 behind (a release pushed in
+    // the last seconds may not have reached them yet, hence not "newest").
+    assert!(n("/models/scorer_version") >= 2, "{context}");
     let edge_devices = n("/devices/edge");
-    let on_newest = summary["models"]["edge_devices_by_version"][format!("v{newest}")]
-        .as_u64()
-        .unwrap_or(0);
-    assert_eq!(on_newest, edge_devices, "not every edge device runs v{newest}\n{context}");
+    let by_version = summary["models"]["edge_devices_by_version"]
+        .as_object()
+        .expect("edge versions");
+    let past_v1: u64 = by_version
+        .iter()
+        .filter(|(v, _)| {
+            v.trim_start_matches('v')
+                .parse::<u64>()
+                .is_ok_and(|v| v >= 2)
+        })
+        .filter_map(|(_, n)| n.as_u64())
+        .sum();
+    assert_eq!(
+        past_v1, edge_devices,
+        "edge devices not on v2 or later\n{context}"
+    );
     assert!(n("/edge/verdicts") > 0, "{context}");
 }
