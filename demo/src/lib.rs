@@ -261,7 +261,7 @@ async fn run_stack(
         ],
     ]
     .concat();
-    if args.train_force {
+    if !args.train_gate {
         train_flags.push("--force".into());
     }
     let train_args: vigil_train::TrainArgs = parse("vigil train", &train_flags)?;

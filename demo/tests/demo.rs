@@ -62,7 +62,11 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
             .and_then(Value::as_u64)
             .unwrap_or_else(|| panic!("{path} missing in {summary:#}"))
     };
-    let context = format!("summary:\n{summary:#}\nstdout:\n{stdout}");
+    let tail: String = {
+        let chars: Vec<char> = stderr.chars().collect();
+        chars[chars.len().saturating_sub(4000)..].iter().collect()
+    };
+    let context = format!("summary:\n{summary:#}\nstdout:\n{stdout}\nstderr (end):\n{tail}");
 
     // Every record sent got a verdict.
     let records = n("/records");
