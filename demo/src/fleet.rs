@@ -48,6 +48,11 @@ pub fn loadgen_args(demo: &DemoArgs, mqtt_url: &str, kafka: &str) -> anyhow::Res
         "vigil-demo-fleet",
         "--kafka-brokers",
         kafka,
+        "--kafka-option",
+        &format!(
+            "queued.max.messages.kbytes={}",
+            services::CONSUMER_PREFETCH_KIB
+        ),
         "--devices",
         &devices.to_string(),
         "--rate",

@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use vigil_service::Shutdown;
 
+/// Most KiB a Kafka consumer of the demo prefetches
+/// (`queued.max.messages.kbytes`).
+pub const CONSUMER_PREFETCH_KIB: u32 = 8192;
 /// How long a service may take to flush and stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(40);
 
@@ -101,6 +104,11 @@ pub fn kafka_flags(brokers: &str) -> Vec<String> {
         // (see `lib.rs`); partitions as in production.
         "--kafka-partitions".into(),
         "6".into(),
+        // librdkafka prefetches up to 64 MiB per consumer by default; the
+        // demo runs five consumers in one process, which lag on a busy
+        // laptop: keep each one's prefetch small.
+        "--kafka-option".into(),
+        format!("queued.max.messages.kbytes={CONSUMER_PREFETCH_KIB}"),
     ]
 }
 
