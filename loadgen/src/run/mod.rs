@@ -257,7 +257,7 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
 async fn open_connections(
     config: &RunConfig,
     base: &rumqttc::v5::MqttOptions,
-    client_id: &dyn Fn(&str) -> String,
+    client_id: &(dyn Fn(&str) -> String + Sync),
     settings: &Settings,
     counters: &Arc<Counters>,
     stop: &CancellationToken,

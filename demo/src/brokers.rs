@@ -1,0 +1,267 @@
+//! The demo's brokers: the `tansu` Kafka-API broker and Mosquitto, started
+//! as child processes on free loopback ports with their state in the data
+//! directory.
+//!
+//! Why child processes and not libraries (docs/demo.md has the figures):
+//! - **Kafka**: tansu's broker crate (`tansu-broker` 0.6, the release of the
+//!   installed `tansu` binary) can be driven as a library, but its memory
+//!   engine has no retention at all (every record stays in RAM until the
+//!   process exits), so the demo's memory would grow without bound; its
+//!   SQLite engine deletes by `retention.ms` but needs `libsql`, a second
+//!   bundled SQLite next to the audit store's. The crate also brings 182
+//!   crates the workspace does not otherwise build (an AWS SDK TLS stack
+//!   with `aws-lc-sys`, OpenTelemetry/tonic, rhai, rama, jsonschema, …).
+//!   The installed `tansu` binary with `sqlite://…` storage, topics
+//!   created with a `retention.ms` and maintenance every minute, keeps the
+//!   broker bounded and costs no build time.
+//! - **MQTT**: rumqttd 0.20 as a library has shared subscriptions, QoS 1
+//!   and retained messages, but ignores the MQTT 5 *Receive Maximum* a
+//!   client announces — the bound `vigil ingest` relies on to stop
+//!   receiving while Kafka is slow (`--max-in-flight`) — and the *Session
+//!   Expiry Interval*. Mosquitto, which every integration test runs
+//!   against, honours both.
+//!
+//! Both are killed when dropped, and (through `PR_SET_PDEATHSIG`) when the
+//! demo itself dies, so no broker outlives it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use tokio::process::{Child, Command};
+
+/// How long a broker may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often tansu applies retention and compaction.
+const TANSU_MAINTENANCE: &str = "60s";
+
+/// A free TCP port on 127.0.0.1 (bound and released at once).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A broker process.
+#[derive(Debug)]
+pub struct Broker {
+    what: &'static str,
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Broker {
+    /// Starts `tansu broker` with SQLite storage in `dir`.
+    pub async fn tansu(dir: &Path) -> anyhow::Result<Self> {
+        let bin = find_binary(
+            "VIGIL_TANSU_BIN",
+            "tansu",
+            &["~/.cargo/bin/tansu", "/usr/local/bin/tansu"],
+            "scripts/setup.sh, or: cargo install tansu --locked --features dynostore,libsql",
+        )?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let port = free_port()?;
+        let listener = format!("tcp://127.0.0.1:{port}");
+        let log = dir.join("tansu.log");
+        let log_file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut command = Command::new(bin);
+        command
+            .current_dir(dir)
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(&listener)
+            .arg("--advertised-listener-url")
+            .arg(&listener)
+            .arg("--storage-engine")
+            .arg(format!(
+                "sqlite://tansu.db?maintenance_interval={TANSU_MAINTENANCE}"
+            ))
+            .arg("--silent")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file);
+        Self::launch("tansu", command, port, log).await
+    }
+
+    /// Starts Mosquitto with its persistence in `dir`.
+    pub async fn mosquitto(dir: &Path) -> anyhow::Result<Self> {
+        let bin = find_binary(
+            "VIGIL_MOSQUITTO_BIN",
+            "mosquitto",
+            &["/usr/sbin/mosquitto"],
+            "scripts/setup.sh, or: apt-get install mosquitto",
+        )?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Mosquitto started as root switches to the `mosquitto` user; let it
+        // write its persistence file here.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))?;
+        }
+        let port = free_port()?;
+        let conf = dir.join("mosquitto.conf");
+        let log = dir.join("mosquitto.log");
+        // Bounded queues for offline sessions (a stopped edge agent's
+        // commands), MQTT 5 flow control left to the clients' Receive
+        // Maximum.
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\n\
+                 allow_anonymous true\n\
+                 persistence true\n\
+                 persistence_location {dir}/\n\
+                 autosave_interval 30\n\
+                 max_queued_messages 100000\n\
+                 log_dest file {log}\n\
+                 log_type error\n\
+                 log_type warning\n",
+                dir = dir.display(),
+                log = log.display(),
+            ),
+        )
+        .with_context(|| format!("writing {}", conf.display()))?;
+        let mut command = Command::new(bin);
+        command
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Self::launch("mosquitto", command, port, log).await
+    }
+
+    async fn launch(
+        what: &'static str,
+        mut command: Command,
+        port: u16,
+        log: PathBuf,
+    ) -> anyhow::Result<Self> {
+        command.kill_on_drop(true);
+        die_with_parent(&mut command);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {what} ({command:?})"))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                let output = std::fs::read_to_string(&log).unwrap_or_default();
+                bail!("{what} exited with {status} before listening on {port}:\n{output}");
+            }
+            if Instant::now() > deadline {
+                bail!("{what} did not listen on {port} within {START_TIMEOUT:?}");
+            }
+            // A broker gives no readiness event to wait on; poll its port.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::info!(what, port, pid = child.id(), "broker started");
+        Ok(Self {
+            what,
+            child,
+            port,
+            log,
+        })
+    }
+
+    /// The listening port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// OS process id (for the RSS figures).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Whether the process is still running; an exit is an error that
+    /// names the log.
+    pub fn check(&mut self) -> anyhow::Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => bail!(
+                "{} exited with {status} (log: {})",
+                self.what,
+                self.log.display()
+            ),
+        }
+    }
+
+    /// Stops the broker with SIGTERM (Mosquitto saves its state) and waits
+    /// up to five seconds before killing it.
+    pub async fn stop(mut self) {
+        let pid = self
+            .child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Asks the kernel to kill the child when the demo dies.
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl is async-signal-safe and touches no memory of the
+        // parent; it only asks the kernel to SIGKILL the child when the
+        // spawning thread exits.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))
+                .map_err(std::io::Error::from)
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
+/// `env`, then `PATH`, then the usual install locations.
+fn find_binary(
+    env: &str,
+    name: &str,
+    candidates: &[&str],
+    install: &str,
+) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        return Ok(PathBuf::from(path));
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    for candidate in candidates {
+        let path = match (candidate.strip_prefix("~/"), std::env::var_os("HOME")) {
+            (Some(rest), Some(home)) => Path::new(&home).join(rest),
+            _ => PathBuf::from(candidate),
+        };
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    bail!("{name} not found (set {env} or install it: {install})")
+}

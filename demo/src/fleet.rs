@@ -1,0 +1,165 @@
+//! The simulated fleet, in two parts:
+//!
+//! - **Cloud-scored devices**: `vigil-loadgen run` (the load generator's
+//!   library, [`vigil_loadgen::run::run`]) publishes the simulated fleet
+//!   with injected anomalies over MQTT at QoS 1, reads every verdict back
+//!   from `vigil.verdicts`, and measures loss, duplicates, latency and
+//!   detection against the injected ground truth.
+//! - **Edge devices**: one `vigil-edge` agent per device
+//!   ([`vigil_edge::agent::run`], the device binary's own code path) with
+//!   the simulated source. Each scores its samples on the device with the
+//!   model it receives on the retained `vigil/models/{model}` topic,
+//!   queues on disk, and sends telemetry and verdicts up over MQTT.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use vigil_loadgen::run::{Report, RunArgs};
+
+use crate::config::DemoArgs;
+use crate::services;
+
+/// Longest run the load generator accepts; the demo without `--duration`
+/// runs until Ctrl-C, at most this long.
+const MAX_RUN_SECS: u64 = 86_400;
+/// How often edge agents refresh their retained status (the rollout view).
+const EDGE_STATUS_INTERVAL_MS: u64 = 5_000;
+
+/// Cloud-scored device ids are `pump-NNNNN`, edge ones `edge-NNNNN`.
+pub const CLOUD_PREFIX: &str = "pump";
+/// Prefix of edge device ids.
+pub const EDGE_PREFIX: &str = "edge";
+
+/// The load generator's arguments for the cloud-scored part of the fleet.
+pub fn loadgen_args(demo: &DemoArgs, mqtt_url: &str, kafka: &str) -> anyhow::Result<RunArgs> {
+    let devices = demo.cloud_devices();
+    let rate = f64::from(devices) * 1000.0 / demo.device_interval_ms as f64;
+    let duration = demo
+        .duration
+        .map_or(MAX_RUN_SECS, |d| d.as_secs().clamp(1, MAX_RUN_SECS));
+    let argv: Vec<String> = [
+        "--mqtt-url",
+        mqtt_url,
+        "--mqtt-client-id",
+        "vigil-demo-fleet",
+        "--kafka-brokers",
+        kafka,
+        "--kafka-option",
+        &format!(
+            "queued.max.messages.kbytes={}",
+            services::CONSUMER_PREFETCH_KIB
+        ),
+        "--devices",
+        &devices.to_string(),
+        "--rate",
+        &rate.to_string(),
+        "--duration",
+        &duration.to_string(),
+        "--connections",
+        "4",
+        "--seed",
+        &demo.seed.to_string(),
+        "--device-prefix",
+        CLOUD_PREFIX,
+        "--anomaly-rate",
+        &demo.anomaly_rate.to_string(),
+        "--day-secs",
+        &demo.day_secs.to_string(),
+        "--drain-timeout",
+        &demo.drain_timeout.as_secs_f64().max(1.0).to_string(),
+        "--progress",
+        "none",
+        "--plot-devices",
+        "0",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    services::parse::<RunArgs>("vigil-loadgen run", &argv)
+}
+
+/// Runs the cloud-scored fleet until its duration ends (then drains the
+/// verdicts) or `stop` (then returns at once with what was measured).
+pub async fn run_cloud(args: RunArgs, stop: CancellationToken) -> anyhow::Result<Report> {
+    let config = args.validate().context("fleet options")?;
+    vigil_loadgen::run::run(config, stop).await
+}
+
+/// Starts `count` edge agents; they run until `stop`.
+pub fn start_edge(
+    demo: &DemoArgs,
+    count: u32,
+    mqtt_url: &str,
+    verify_key: &Path,
+    state_root: &Path,
+    stop: &CancellationToken,
+) -> anyhow::Result<JoinSet<(String, anyhow::Result<()>)>> {
+    let mut agents = JoinSet::new();
+    for i in 0..count {
+        let id = format!("{EDGE_PREFIX}-{i:05}");
+        let argv: Vec<OsString> = [
+            "vigil-edge",
+            "--device-id",
+            &id,
+            "--mqtt-url",
+            mqtt_url,
+            "--verify-key",
+            &verify_key.display().to_string(),
+            "--state-dir",
+            &state_root.join(&id).display().to_string(),
+            "--source",
+            "sim",
+            "--sim-seed",
+            &(demo.seed.wrapping_add(1 + u64::from(i))).to_string(),
+            "--sim-anomaly-rate",
+            &demo.anomaly_rate.to_string(),
+            "--sim-day-ms",
+            &((demo.day_secs * 1000.0).round() as u64).to_string(),
+            "--interval-ms",
+            &demo.device_interval_ms.to_string(),
+            "--status-interval-ms",
+            &EDGE_STATUS_INTERVAL_MS.to_string(),
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let cli = vigil_edge::config::parse(argv)
+            .map_err(|e| anyhow::anyhow!("edge agent {id} flags: {e}"))?;
+        let run = cli.run;
+        let token = stop.child_token();
+        agents.spawn(async move {
+            let result = vigil_edge::agent::run(run, token).await;
+            (id, result)
+        });
+    }
+    Ok(agents)
+}
+
+/// Stops the edge agents and waits for them to flush their queues.
+pub async fn stop_edge(
+    mut agents: JoinSet<(String, anyhow::Result<()>)>,
+    stop: &CancellationToken,
+    timeout: Duration,
+) {
+    stop.cancel();
+    let drained = tokio::time::timeout(timeout, async {
+        while let Some(joined) = agents.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((id, Err(e))) => {
+                    tracing::warn!(device = %id, error = %format!("{e:#}"), "edge agent failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "edge agent task panicked"),
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("edge agents did not stop within {timeout:?}; abandoned");
+        agents.abort_all();
+    }
+}

@@ -1,0 +1,126 @@
+//! Vigil's services, run in this process through the same `run(args,
+//! shutdown)` functions the `vigil` binary calls, with their arguments
+//! parsed from flags (`try_parse_from`) exactly as on a command line, so
+//! every production code path and validation is used.
+//!
+//! Each service gets its own [`Shutdown`], so the demo can stop them in
+//! data-flow order (ingest before the scorer before the audit sink) and
+//! each flushes what it holds before the next one stops.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use vigil_service::Shutdown;
+
+/// Most KiB a Kafka consumer of the demo prefetches
+/// (`queued.max.messages.kbytes`).
+pub const CONSUMER_PREFETCH_KIB: u32 = 8192;
+/// How long a service may take to flush and stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Any one service's flags, parsed the way the `vigil` binary parses them.
+#[derive(Debug, Parser)]
+struct Flags<T: Args> {
+    #[command(flatten)]
+    args: T,
+}
+
+/// Parses `argv` (without the program name) into a service's arguments.
+pub fn parse<T: Args>(role: &str, argv: &[String]) -> anyhow::Result<T> {
+    let full = std::iter::once(OsString::from(role)).chain(argv.iter().map(OsString::from));
+    Flags::<T>::try_parse_from(full)
+        .map(|f| f.args)
+        .with_context(|| format!("{role} flags {argv:?}"))
+}
+
+/// Why a service task ended, reported to the demo's main loop.
+#[derive(Debug)]
+pub struct Exit {
+    pub name: &'static str,
+    pub result: anyhow::Result<()>,
+}
+
+/// A service running in this process.
+#[derive(Debug)]
+pub struct Service {
+    pub name: &'static str,
+    /// Where it serves /healthz, /readyz, /metrics (and its API).
+    pub http: Option<SocketAddr>,
+    shutdown: Shutdown,
+    task: JoinHandle<()>,
+}
+
+impl Service {
+    /// Spawns `run` with a shutdown of its own; its end (early or not) is
+    /// reported on `exits`.
+    pub fn spawn<F>(
+        name: &'static str,
+        http: Option<SocketAddr>,
+        exits: &mpsc::Sender<Exit>,
+        run: impl FnOnce(Shutdown) -> F,
+    ) -> Self
+    where
+        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let shutdown = Shutdown::new();
+        let fut = run(shutdown.clone());
+        let exits = exits.clone();
+        let task = tokio::spawn(async move {
+            let result = fut.await;
+            let _ = exits.send(Exit { name, result }).await;
+        });
+        Self {
+            name,
+            http,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Asks the service to stop and waits until it has flushed.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        match tokio::time::timeout(STOP_TIMEOUT, self.task).await {
+            Ok(_) => tracing::debug!(service = self.name, "stopped"),
+            Err(_) => tracing::warn!(
+                service = self.name,
+                "did not stop within {STOP_TIMEOUT:?}; abandoned"
+            ),
+        }
+    }
+}
+
+/// Flags common to the services that talk to Kafka.
+pub fn kafka_flags(brokers: &str) -> Vec<String> {
+    vec![
+        "--kafka-brokers".into(),
+        brokers.into(),
+        // The demo's topics are created up front with their retention
+        // (see `lib.rs`); partitions as in production.
+        "--kafka-partitions".into(),
+        "6".into(),
+        // librdkafka prefetches up to 64 MiB per consumer by default; the
+        // demo runs five consumers in one process, which lag on a busy
+        // laptop: keep each one's prefetch small.
+        "--kafka-option".into(),
+        format!("queued.max.messages.kbytes={CONSUMER_PREFETCH_KIB}"),
+    ]
+}
+
+/// `--http-addr ADDR`.
+pub fn http_flags(addr: SocketAddr) -> Vec<String> {
+    vec!["--http-addr".into(), addr.to_string()]
+}
+
+/// A free loopback address for a service's HTTP endpoints.
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(SocketAddr::from((
+        [127, 0, 0, 1],
+        crate::brokers::free_port()?,
+    )))
+}
