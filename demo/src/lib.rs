@@ -295,7 +295,9 @@ async fn run_stack(
             move |sd| async move { push::start(&kafka, &mqtt, MODEL, &verify, log, sd).await },
         ));
     }
-    if let Some(dashboard) = start_dashboard(args, &kafka_brokers, audit_addr, &exits_tx)? {
+    if let Some(dashboard) =
+        start_dashboard(args, &kafka_brokers, &dir.join("audit.db"), &exits_tx)?
+    {
         running.push(dashboard);
     }
 
@@ -410,21 +412,32 @@ async fn create_topics(kafka: &KafkaArgs, retention: Duration, shutdown: &Shutdo
     vigil_service::kafka::ensure_topics_retrying(kafka, &specs, shutdown).await;
 }
 
-/// The dashboard (`vigil api`).
-///
-/// TODO(merge of services/api): `vigil_api::run(ApiArgs, Shutdown)` is
-/// built on another branch. At merge this becomes
-/// `Service::spawn("dashboard", Some(args.http_addr), exits, |sd|
-/// vigil_api::run(parse("vigil api", &[kafka_flags, http_flags(args.http_addr),
-/// audit address …])?, sd))`. Until then there is no dashboard and the
-/// banner points at the audit query API instead.
+/// The dashboard (`vigil api`) on `--http-addr`: reads the topics itself
+/// and tops device pages up from the demo's audit store.
 fn start_dashboard(
-    _args: &DemoArgs,
-    _kafka_brokers: &str,
-    _audit: std::net::SocketAddr,
-    _exits: &mpsc::Sender<services::Exit>,
+    args: &DemoArgs,
+    kafka_brokers: &str,
+    audit_store: &Path,
+    exits: &mpsc::Sender<services::Exit>,
 ) -> anyhow::Result<Option<Service>> {
-    Ok(None)
+    let api_args: vigil_api::ApiArgs = parse(
+        "vigil api",
+        &[
+            kafka_flags(kafka_brokers),
+            http_flags(args.http_addr),
+            vec![
+                "--audit-store".into(),
+                format!("sqlite://{}", audit_store.display()),
+            ],
+        ]
+        .concat(),
+    )?;
+    Ok(Some(Service::spawn(
+        "dashboard",
+        Some(args.http_addr),
+        exits,
+        |sd| vigil_api::run(api_args, sd),
+    )))
 }
 
 fn banner(args: &DemoArgs, dir: &Path, running: &[Service], kafka: &str, mqtt: &str) {
@@ -432,7 +445,7 @@ fn banner(args: &DemoArgs, dir: &Path, running: &[Service], kafka: &str, mqtt: &
     match dashboard.and_then(|d| d.http) {
         Some(addr) => println!("dashboard: http://{addr}/"),
         None => println!(
-            "dashboard: not in this build yet (would be http://{}/); audit API below",
+            "dashboard: not started (would be http://{}/); audit API below",
             args.http_addr
         ),
     }

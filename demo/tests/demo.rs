@@ -8,8 +8,10 @@
 //! The warm-up and retraining interval are shortened so that v1 and v2
 //! both happen within the two minutes.
 
-use std::net::TcpListener;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -22,7 +24,7 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let output = Command::new(env!("CARGO_BIN_EXE_vigil-demo"))
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil-demo"))
         .args([
             "--duration",
             "120s",
@@ -42,8 +44,13 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         .arg(&summary_path)
         .env("VIGIL_LOG", "warn")
         .stdin(Stdio::null())
-        .output()
-        .expect("vigil-demo runs");
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vigil-demo starts");
+    // While it runs, the dashboard serves the fleet it sees.
+    let dashboard_devices = dashboard_devices_seen(port, Duration::from_secs(100));
+    let output = child.wait_with_output().expect("vigil-demo runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -52,6 +59,10 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         output.status
     );
     assert!(stdout.contains("records"), "no status lines:\n{stdout}");
+    assert!(
+        dashboard_devices > 0,
+        "the dashboard at 127.0.0.1:{port} never listed a device\nstdout:\n{stdout}"
+    );
 
     let summary: Value =
         serde_json::from_slice(&std::fs::read(&summary_path).expect("summary written"))
@@ -121,4 +132,32 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         "edge devices not on v2 or later\n{context}"
     );
     assert!(n("/edge/verdicts") > 0, "{context}");
+}
+
+/// Polls the dashboard's `/api/overview` (plain HTTP/1.0 on loopback) until
+/// it lists devices or `within` passes; returns how many it listed.
+fn dashboard_devices_seen(port: u16, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(n) = overview_devices(port) {
+            if n > 0 {
+                return n;
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    0
+}
+
+fn overview_devices(port: u16) -> Option<usize> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /api/overview HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    let overview: Value = serde_json::from_str(body).ok()?;
+    overview["devices"].as_array().map(Vec::len)
 }
