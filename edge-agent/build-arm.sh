@@ -37,27 +37,19 @@ case "$triple" in
         exit 2 ;;
 esac
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+. scripts/apt.sh
 
 rustc=/usr/bin/rustc
 cargo=/usr/bin/cargo
 host_version() { "$rustc" --version 2>/dev/null | awk '{print $2}'; }
 
-need=()
 system_pkgs=(rustc-web cargo-web "gcc-$gnu" "$libc_pkg")
 [ "$arch" = arm64 ] && system_pkgs+=("libstd-rust-web-dev:$arch")
-for p in "${system_pkgs[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
 dpkg --print-foreign-architectures | grep -qx "$arch" || {
     as_root dpkg --add-architecture "$arch"
-    as_root apt-get update -qq
+    apt_update
 }
-if [ "${#need[@]}" -gt 0 ]; then
-    echo "== installing ${need[*]}" >&2
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+apt_install "${system_pkgs[@]}"
 
 if [ "$arch" = armhf ]; then
     tc=${VIGIL_RUST185_DIR:-$HOME/.cache/vigil/rustc-web-1.85}

@@ -12,11 +12,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 triples=("$@")
 [ "${#triples[@]}" -gt 0 ] || triples=(aarch64-unknown-linux-gnu)
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v qemu-aarch64-static >/dev/null 2>&1; then
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null
-fi
+. scripts/apt.sh
+command -v qemu-aarch64-static >/dev/null 2>&1 || apt_install qemu-user-static
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

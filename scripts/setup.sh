@@ -6,25 +6,12 @@ set -euo pipefail
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+. "$(dirname "$0")/apt.sh"
 
 # System packages: Mosquitto (the tests' MQTT broker), a C toolchain and
 # the libraries librdkafka's bundled build links (zlib, zstd, OpenSSL, SASL),
 # and headless Chromium with its WebDriver for the dashboard's browser test.
-packages=(mosquitto build-essential pkg-config cmake perl python3 zlib1g-dev libzstd-dev libssl-dev libsasl2-dev curl chromium chromium-driver)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing ${missing[*]}"
-    # A mirror mid-sync can fail one index (say a foreign architecture's)
-    # while the ones needed here are fine: try the install anyway.
-    as_root apt-get update -qq || log "apt-get update reported errors; installing anyway"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+apt_install mosquitto build-essential pkg-config cmake perl python3 zlib1g-dev libzstd-dev libssl-dev libsasl2-dev curl chromium chromium-driver
 
 if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
