@@ -11,6 +11,8 @@
 //! - [`kafka`]: producer/consumer construction, topic creation, connection
 //!   state.
 //! - [`mqtt`]: MQTT client options from a URL.
+//! - [`subscription`]: a persistent, manually acknowledged, bounded shared
+//!   subscription (the MQTT side of every MQTT → Kafka bridge).
 
 pub mod config;
 pub mod health;
@@ -19,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mqtt;
 pub mod shutdown;
+pub mod subscription;
 
 pub use health::{HttpServer, Readiness};
 pub use shutdown::Shutdown;

@@ -23,9 +23,11 @@ pub struct IngestMetrics {
     pub produce_retries: IntCounter,
     /// MQTT connection losses.
     pub mqtt_disconnects: IntCounter,
-    /// Messages left unacknowledged for the broker to redeliver, because
-    /// ingest already held as many as it may.
-    pub deferred: IntCounter,
+    /// Times ingest stopped reading from the broker because it held as
+    /// many messages as it may.
+    pub mqtt_read_pauses: IntCounter,
+    /// 1 while ingest is not reading from the broker.
+    pub mqtt_read_paused: IntGauge,
 }
 
 impl IngestMetrics {
@@ -74,12 +76,17 @@ impl IngestMetrics {
                 "vigil_ingest_mqtt_disconnects_total",
                 "MQTT connection losses",
             )?,
-            deferred: IntCounter::new(
-                "vigil_ingest_messages_deferred_total",
-                "Messages left unacknowledged for redelivery because ingest was saturated",
+            mqtt_read_pauses: IntCounter::new(
+                "vigil_ingest_mqtt_read_pauses_total",
+                "Times ingest stopped reading from the broker because it held as many messages as it may",
+            )?,
+            mqtt_read_paused: IntGauge::new(
+                "vigil_ingest_mqtt_read_paused",
+                "1 while ingest is not reading from the broker (saturated)",
             )?,
         };
-        registry.register(Box::new(m.deferred.clone()))?;
+        registry.register(Box::new(m.mqtt_read_pauses.clone()))?;
+        registry.register(Box::new(m.mqtt_read_paused.clone()))?;
         registry.register(Box::new(m.received.clone()))?;
         registry.register(Box::new(m.produced.clone()))?;
         registry.register(Box::new(m.rejected.clone()))?;
@@ -90,5 +97,14 @@ impl IngestMetrics {
         registry.register(Box::new(m.produce_retries.clone()))?;
         registry.register(Box::new(m.mqtt_disconnects.clone()))?;
         Ok(m)
+    }
+
+    /// The handles the MQTT subscription reports to.
+    pub fn subscription(&self) -> vigil_service::subscription::SubscriptionMetrics {
+        vigil_service::subscription::SubscriptionMetrics {
+            disconnects: self.mqtt_disconnects.clone(),
+            pauses: self.mqtt_read_pauses.clone(),
+            paused: self.mqtt_read_paused.clone(),
+        }
     }
 }

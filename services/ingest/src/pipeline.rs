@@ -12,11 +12,11 @@
 //!
 //! The window is bounded by `--max-in-flight`, which is also the MQTT 5
 //! receive maximum announced to the broker: when Kafka stalls, deliveries
-//! stop completing, the window fills, the broker stops sending, and nothing
-//! grows. When Kafka returns, librdkafka (which retries without a message
-//! timeout) completes the deliveries and the flow resumes by itself.
+//! stop completing, the window fills, the subscription stops reading from
+//! the broker (see [`vigil_service::subscription`]), and nothing grows.
+//! When Kafka returns, librdkafka (which retries without a message timeout)
+//! completes the deliveries and the flow resumes by itself.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,15 +26,12 @@ use futures::stream::FuturesOrdered;
 use futures::{Future, StreamExt};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer as _};
-use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubscribeReasonCode};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop};
-use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::v5::Publish;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use vigil_schemas::topics::DeviceChannel;
 use vigil_schemas::{DlqRecord, Message, MqttTopics, TelemetryLimits};
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
+use vigil_service::subscription::{Acker, Subscription, SubscriptionConfig};
 use vigil_service::{mqtt, now_ms, HttpServer, Readiness, Shutdown};
 
 use crate::config::IngestArgs;
@@ -94,36 +91,25 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     );
 
     let mqtt_topics = args.mqtt.topics();
-    let mut options = mqtt::options(&args.mqtt, SERVICE)?;
-    options
-        .set_clean_start(false)
-        .set_session_expiry_interval(Some(args.session_expiry_secs))
-        .set_manual_acks(true)
-        .set_receive_maximum(Some(args.max_in_flight))
-        .set_max_packet_size(Some(max_packet_size(args.max_payload_bytes)));
+    let options = mqtt::options(&args.mqtt, SERVICE)?;
     let window = usize::from(args.max_in_flight);
-    // Ingest holds at most `window` messages in each of: the pipeline's
-    // delivery window, the channel into it, and the MQTT task's overflow.
-    // The request channel has room for a PUBACK for each of them (plus
-    // subscribe and disconnect), so acking never waits on the event loop.
-    let (client, eventloop) = AsyncClient::new(options, window * 3 + 16);
-    let (tx, rx) = mpsc::channel(window);
-    let mqtt_stop = CancellationToken::new();
-    let filter = mqtt_topics.shared(&args.group, DeviceChannel::Telemetry);
-    let mqtt_task = tokio::spawn(drive_mqtt(
-        eventloop,
-        client.clone(),
-        filter,
-        tx,
-        window,
+    let mut subscription = Subscription::start(
+        options,
+        SubscriptionConfig {
+            filter: mqtt_topics.shared(&args.group, DeviceChannel::Telemetry),
+            window: args.max_in_flight,
+            session_expiry_secs: args.session_expiry_secs,
+            max_packet_bytes: max_packet_size(args.max_payload_bytes),
+            label: "telemetry",
+        },
         readiness.clone(),
-        metrics.clone(),
-        mqtt_stop.clone(),
-    ));
+        metrics.subscription(),
+    );
+    let rx = subscription.messages();
 
     let pipeline = Pipeline {
         producer,
-        client: client.clone(),
+        acker: subscription.acker(),
         metrics,
         mqtt_topics,
         limits: args.limits(),
@@ -139,17 +125,8 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         )
         .await;
 
-    // Acks are queued ahead of the DISCONNECT, so the event loop sends them
-    // first; give it a moment to do so before stopping it outright.
-    if let Err(e) = client.disconnect().await {
-        tracing::debug!(error = %e, "mqtt disconnect request not sent");
-    }
-    if tokio::time::timeout(Duration::from_secs(5), mqtt_task)
-        .await
-        .is_err()
-    {
-        mqtt_stop.cancel();
-    }
+    // Acks are queued ahead of the DISCONNECT, so they leave first.
+    subscription.close().await;
     shutdown.trigger();
     shutdown.wait().await;
     tracing::info!("ingest stopped");
@@ -164,121 +141,6 @@ fn max_packet_size(max_payload_bytes: usize) -> u32 {
     u32::try_from(wanted).unwrap_or(u32::MAX)
 }
 
-/// Polls the MQTT event loop, forwarding PUBLISHes to the pipeline.
-///
-/// The event loop is also what sends the pipeline's PUBACKs and the
-/// keep-alives, so it is polled all the time and forwarding never blocks
-/// it: a message the pipeline cannot take yet waits in `overflow`.
-///
-/// Brokers do not reliably honour the MQTT 5 receive maximum (Mosquitto 2.0
-/// sends everything queued for the session), so the bound is ours: once
-/// `overflow` holds `overflow_limit` messages, further messages are
-/// *deferred*: dropped without a PUBACK. The broker still owns them. When
-/// the pipeline has caught up, the client reconnects (same session), and
-/// the broker redelivers every unacknowledged message. Nothing is lost,
-/// memory stays bounded, and the pipeline never waits on this task (its ack
-/// channel has room for every message ingest holds).
-#[allow(clippy::too_many_arguments)]
-async fn drive_mqtt(
-    mut eventloop: EventLoop,
-    client: AsyncClient,
-    filter: String,
-    tx: mpsc::Sender<Publish>,
-    overflow_limit: usize,
-    readiness: Readiness,
-    metrics: IngestMetrics,
-    stop: CancellationToken,
-) {
-    let mut overflow: VecDeque<Publish> = VecDeque::new();
-    let mut deferred = false;
-    let mut reconnecting = false;
-    loop {
-        if deferred && !reconnecting && overflow.is_empty() && tx.capacity() == tx.max_capacity() {
-            tracing::info!(
-                "pipeline caught up; reconnecting so the broker redelivers deferred messages"
-            );
-            reconnecting = true;
-            deferred = false;
-            if let Err(e) = client.try_disconnect() {
-                tracing::warn!(error = %e, "cannot request the reconnect");
-                reconnecting = false;
-            }
-        }
-        let event = tokio::select! {
-            _ = stop.cancelled() => break,
-            permit = tx.reserve(), if !overflow.is_empty() => {
-                match (permit, overflow.pop_front()) {
-                    (Ok(permit), Some(publish)) => permit.send(publish),
-                    (Err(_), _) => break,
-                    (Ok(_), None) => {}
-                }
-                continue;
-            }
-            event = eventloop.poll() => event,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                if overflow.len() >= overflow_limit {
-                    if !deferred {
-                        tracing::info!("pipeline saturated; deferring messages to the broker");
-                    }
-                    deferred = true;
-                    metrics.deferred.inc();
-                    continue;
-                }
-                if !overflow.is_empty() {
-                    overflow.push_back(publish);
-                    continue;
-                }
-                match tx.try_send(publish) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(publish)) => overflow.push_back(publish),
-                    Err(mpsc::error::TrySendError::Closed(_)) => break,
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) if reconnecting => {}
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                tracing::info!(session_present = ack.session_present, "mqtt connected");
-                readiness.set(mqtt::DEPENDENCY, true);
-                if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
-                    tracing::error!(error = %e, %filter, "cannot request the subscription");
-                }
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                let refused: Vec<_> = ack
-                    .return_codes
-                    .iter()
-                    .filter(|code| !matches!(code, SubscribeReasonCode::Success(_)))
-                    .collect();
-                if refused.is_empty() {
-                    tracing::info!(%filter, "subscribed");
-                } else {
-                    tracing::error!(%filter, ?refused, "broker refused the subscription");
-                    readiness.set(mqtt::DEPENDENCY, false);
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
-            Ok(_) => {}
-            Err(e) if reconnecting => {
-                reconnecting = false;
-                tracing::debug!(error = %e, "closed for the redelivery reconnect");
-            }
-            Err(e) => {
-                if readiness.is_up(mqtt::DEPENDENCY) {
-                    metrics.mqtt_disconnects.inc();
-                }
-                readiness.set(mqtt::DEPENDENCY, false);
-                tracing::warn!(error = %e, "mqtt connection lost; reconnecting");
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    }
-    readiness.set(mqtt::DEPENDENCY, false);
-}
-
 /// Where an in-flight message's record went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Destination {
@@ -291,7 +153,7 @@ type PendingDelivery =
 
 struct Pipeline {
     producer: FutureProducer<VigilContext>,
-    client: AsyncClient,
+    acker: Acker,
     metrics: IngestMetrics,
     mqtt_topics: MqttTopics,
     limits: TelemetryLimits,
@@ -463,15 +325,7 @@ impl Pipeline {
                 tracing::error!(error = %e, "kafka refused a dlq record; acknowledging to unblock the device");
             }
         }
-        // The request channel has room for every message ingest holds (see
-        // `run`), so this does not wait; awaiting is the fallback.
-        let acked = match self.client.try_ack(&publish) {
-            Err(rumqttc::v5::ClientError::TryRequest(_)) => self.client.ack(&publish).await,
-            other => other,
-        };
-        if let Err(e) = acked {
-            tracing::warn!(error = %e, "cannot send puback; the broker will redeliver");
-        }
+        self.acker.ack(&publish).await;
         self.metrics.in_flight.set(pending.len() as i64);
     }
 }

@@ -13,9 +13,9 @@
 //! event loop (keep-alives, PUBACKs) and forwards each PUBLISH; a pipeline
 //! that validates in arrival order, hands the record to Kafka at once and
 //! acknowledges each message, in arrival order, once Kafka confirmed it.
-//! At most `--max-in-flight` messages are held; beyond that, messages are
-//! left unacknowledged and the bridge reconnects once it has caught up so
-//! the broker redelivers them (a persistent session keeps them).
+//! The MQTT side is [`vigil_service::subscription`]: a persistent session,
+//! at most `--max-in-flight` messages held per stage, reads paused (never
+//! dropped) while the pipeline is full.
 //!
 //! The valid status is forwarded as the device sent it (fields a newer
 //! agent adds survive). Statuses of one device normally reach one replica
@@ -28,7 +28,6 @@
 //! next status refresh (`vigil-edge --status-interval-ms`, 30 s by
 //! default) or reconnect; until then it is absent from the rollout view.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,15 +36,12 @@ use futures::stream::FuturesOrdered;
 use futures::{Future, StreamExt};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubscribeReasonCode};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop};
-use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::v5::Publish;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use vigil_schemas::{DlqRecord, Message as _, MqttTopics};
 use vigil_service::kafka::{self, VigilContext};
-use vigil_service::{mqtt, now_ms, Readiness, Shutdown};
+use vigil_service::subscription::Acker;
+use vigil_service::{now_ms, Shutdown};
 
 use crate::metrics::PushMetrics;
 use crate::validate::{validate, Accepted};
@@ -66,120 +62,10 @@ enum Destination {
     Dlq,
 }
 
-/// Polls the MQTT event loop and forwards status PUBLISHes to the
-/// pipeline.
-///
-/// The event loop also sends the pipeline's PUBACKs and the keep-alives,
-/// so it is polled all the time: a message the pipeline cannot take yet
-/// waits in `overflow`. Once `overflow` holds `limit` messages, further
-/// ones are *deferred*: dropped without a PUBACK, so the broker still owns
-/// them; when the pipeline has caught up, the client reconnects (same
-/// session) and the broker redelivers them.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn drive_mqtt(
-    mut eventloop: EventLoop,
-    client: AsyncClient,
-    filter: String,
-    tx: mpsc::Sender<Publish>,
-    limit: usize,
-    readiness: Readiness,
-    metrics: PushMetrics,
-    stop: CancellationToken,
-) {
-    let mut overflow: VecDeque<Publish> = VecDeque::new();
-    let mut deferred = false;
-    let mut reconnecting = false;
-    loop {
-        if deferred && !reconnecting && overflow.is_empty() && tx.capacity() == tx.max_capacity() {
-            tracing::info!("status pipeline caught up; reconnecting for the deferred messages");
-            deferred = false;
-            reconnecting = client.try_disconnect().is_ok();
-        }
-        let event = tokio::select! {
-            _ = stop.cancelled() => break,
-            permit = tx.reserve(), if !overflow.is_empty() => {
-                match (permit, overflow.pop_front()) {
-                    (Ok(permit), Some(publish)) => permit.send(publish),
-                    (Err(_), _) => break,
-                    (Ok(_), None) => {}
-                }
-                continue;
-            }
-            event = eventloop.poll() => event,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                if overflow.len() >= limit {
-                    if !deferred {
-                        tracing::info!(
-                            "status pipeline saturated; deferring messages to the broker"
-                        );
-                    }
-                    deferred = true;
-                    metrics.deferred.inc();
-                } else if !overflow.is_empty() {
-                    overflow.push_back(publish);
-                } else {
-                    match tx.try_send(publish) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(p)) => overflow.push_back(p),
-                        Err(mpsc::error::TrySendError::Closed(_)) => break,
-                    }
-                }
-            }
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                tracing::info!(
-                    session_present = ack.session_present,
-                    "mqtt (status bridge) connected"
-                );
-                readiness.set(mqtt::DEPENDENCY, true);
-                if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
-                    tracing::error!(error = %e, %filter, "cannot request the status subscription");
-                }
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                let refused: Vec<_> = ack
-                    .return_codes
-                    .iter()
-                    .filter(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                    .collect();
-                if refused.is_empty() {
-                    tracing::info!(%filter, "subscribed");
-                } else {
-                    tracing::error!(%filter, ?refused, "broker refused the status subscription");
-                    readiness.set(mqtt::DEPENDENCY, false);
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) if reconnecting => {}
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
-            Ok(_) => {}
-            Err(e) if reconnecting => {
-                reconnecting = false;
-                tracing::debug!(error = %e, "closed for the redelivery reconnect");
-            }
-            Err(e) => {
-                if readiness.is_up(mqtt::DEPENDENCY) {
-                    metrics
-                        .mqtt_disconnects
-                        .with_label_values(&["bridge"])
-                        .inc();
-                }
-                readiness.set(mqtt::DEPENDENCY, false);
-                tracing::warn!(error = %e, "mqtt (status bridge) connection lost; reconnecting");
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    }
-    readiness.set(mqtt::DEPENDENCY, false);
-}
-
 /// Validates, forwards and acknowledges status messages.
 pub(crate) struct Pipeline {
     pub producer: FutureProducer<VigilContext>,
-    pub client: AsyncClient,
+    pub acker: Acker,
     pub metrics: PushMetrics,
     pub topics: MqttTopics,
     pub max_status_bytes: usize,
@@ -345,15 +231,7 @@ impl Pipeline {
                 tracing::error!(error = %e, "kafka refused a dlq record; acknowledging to unblock the device");
             }
         }
-        // The request channel has room for every message the bridge holds
-        // (see `run`), so this does not wait; awaiting is the fallback.
-        let acked = match self.client.try_ack(&publish) {
-            Err(rumqttc::v5::ClientError::TryRequest(_)) => self.client.ack(&publish).await,
-            other => other,
-        };
-        if let Err(e) = acked {
-            tracing::warn!(error = %e, "cannot send puback; the broker will redeliver");
-        }
+        self.acker.ack(&publish).await;
         self.metrics.in_flight.set(pending.len() as i64);
     }
 }

@@ -37,11 +37,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rdkafka::producer::{FutureProducer, Producer as _};
-use rumqttc::v5::AsyncClient;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use vigil_schemas::topics::DeviceChannel;
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
+use vigil_service::subscription::{Subscription, SubscriptionConfig};
 use vigil_service::{mqtt, HttpServer, Readiness, Shutdown};
 
 pub use config::PushArgs;
@@ -148,35 +146,25 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
 
     let mqtt_topics = args.mqtt.topics();
-    let mut options = mqtt::options(&args.mqtt, "push")?;
+    let options = mqtt::options(&args.mqtt, "push")?;
     let max_packet = args.max_status_bytes.saturating_mul(2).max(64 * 1024);
-    options
-        .set_clean_start(false)
-        .set_session_expiry_interval(Some(args.session_expiry_secs))
-        .set_manual_acks(true)
-        .set_receive_maximum(Some(args.max_in_flight))
-        .set_max_packet_size(Some(u32::try_from(max_packet).unwrap_or(u32::MAX)));
     let window = usize::from(args.max_in_flight);
-    // The bridge holds at most `window` messages in each of: the delivery
-    // window, the channel into it, and the MQTT task's overflow; the
-    // request channel has room for a PUBACK for each of them.
-    let (client, eventloop) = AsyncClient::new(options, window * 3 + 16);
-    let (tx, rx) = mpsc::channel(window);
-    let mqtt_stop = CancellationToken::new();
-    let filter = mqtt_topics.shared(&args.group, DeviceChannel::Status);
-    let mqtt_task = tokio::spawn(bridge::drive_mqtt(
-        eventloop,
-        client.clone(),
-        filter,
-        tx,
-        window,
+    let mut subscription = Subscription::start(
+        options,
+        SubscriptionConfig {
+            filter: mqtt_topics.shared(&args.group, DeviceChannel::Status),
+            window: args.max_in_flight,
+            session_expiry_secs: args.session_expiry_secs,
+            max_packet_bytes: u32::try_from(max_packet).unwrap_or(u32::MAX),
+            label: "status",
+        },
         readiness.clone(),
-        metrics.clone(),
-        mqtt_stop.clone(),
-    ));
+        metrics.subscription(),
+    );
+    let rx = subscription.messages();
     let pipeline = bridge::Pipeline {
         producer: producer.clone(),
-        client: client.clone(),
+        acker: subscription.acker(),
         metrics,
         topics: mqtt_topics,
         max_status_bytes: args.max_status_bytes,
@@ -193,15 +181,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         .await;
 
     // PUBACKs are queued ahead of the DISCONNECT, so they leave first.
-    if let Err(e) = client.disconnect().await {
-        tracing::debug!(error = %e, "mqtt disconnect request not sent");
-    }
-    if tokio::time::timeout(Duration::from_secs(5), mqtt_task)
-        .await
-        .is_err()
-    {
-        mqtt_stop.cancel();
-    }
+    subscription.close().await;
     let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     shutdown.trigger();
     shutdown.wait().await;

@@ -27,9 +27,11 @@ pub struct PushMetrics {
     pub dlq_produced: IntCounter,
     /// Status messages received and not yet acknowledged.
     pub in_flight: IntGauge,
-    /// Status messages left unacknowledged for the broker to redeliver
-    /// because the bridge already held as many as it may.
-    pub deferred: IntCounter,
+    /// Times the status bridge stopped reading from the broker because it
+    /// held as many messages as it may.
+    pub read_pauses: IntCounter,
+    /// 1 while the status bridge is not reading from the broker.
+    pub read_paused: IntGauge,
     /// Produce attempts repeated after a failed delivery.
     pub produce_retries: IntCounter,
     /// Time from produce call to Kafka's confirmation.
@@ -105,9 +107,13 @@ impl PushMetrics {
                 "vigil_push_statuses_in_flight",
                 "Status messages received and not yet acknowledged",
             )?,
-            deferred: IntCounter::new(
-                "vigil_push_statuses_deferred_total",
-                "Status messages left unacknowledged for redelivery because the bridge was saturated",
+            read_pauses: IntCounter::new(
+                "vigil_push_status_read_pauses_total",
+                "Times the status bridge stopped reading from the broker because it held as many messages as it may",
+            )?,
+            read_paused: IntGauge::new(
+                "vigil_push_status_read_paused",
+                "1 while the status bridge is not reading from the broker (saturated)",
             )?,
             produce_retries: IntCounter::new(
                 "vigil_push_produce_retries_total",
@@ -166,7 +172,8 @@ impl PushMetrics {
         registry.register(Box::new(m.statuses_rejected.clone()))?;
         registry.register(Box::new(m.dlq_produced.clone()))?;
         registry.register(Box::new(m.in_flight.clone()))?;
-        registry.register(Box::new(m.deferred.clone()))?;
+        registry.register(Box::new(m.read_pauses.clone()))?;
+        registry.register(Box::new(m.read_paused.clone()))?;
         registry.register(Box::new(m.produce_retries.clone()))?;
         registry.register(Box::new(m.produce_latency.clone()))?;
         registry.register(Box::new(m.mqtt_disconnects.clone()))?;
@@ -176,5 +183,14 @@ impl PushMetrics {
         registry.register(Box::new(m.devices_evicted.clone()))?;
         registry.register(Box::new(m.view_invalid.clone()))?;
         Ok(m)
+    }
+
+    /// The handles the status bridge's MQTT subscription reports to.
+    pub fn subscription(&self) -> vigil_service::subscription::SubscriptionMetrics {
+        vigil_service::subscription::SubscriptionMetrics {
+            disconnects: self.mqtt_disconnects.with_label_values(&["bridge"]),
+            pauses: self.read_pauses.clone(),
+            paused: self.read_paused.clone(),
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! every PUBACK; read a Kafka topic until a condition holds; scrape a
 //! service's `/metrics`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -85,13 +85,33 @@ pub async fn read_until(
         .context("creating the test consumer")?;
     consumer.subscribe(&[topic]).context("subscribing")?;
     let mut records = Vec::new();
+    // Offsets must follow each other within a partition; a jump means the
+    // broker skipped records for this reader. Kept for the error message.
+    let mut next_offset: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut gaps: Vec<String> = Vec::new();
     let deadline = Instant::now() + timeout;
     while !done(&records) {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
+            let held: Vec<String> = next_offset
+                .keys()
+                .filter_map(|&p| {
+                    let (low, high) = consumer
+                        .fetch_watermarks(topic, p, Duration::from_secs(5))
+                        .ok()?;
+                    Some(format!("partition {p}: offsets {low}..{high}"))
+                })
+                .collect();
             bail!(
-                "condition on {topic} not met within {timeout:?} ({} records read)",
-                records.len()
+                "condition on {topic} not met within {timeout:?} ({} records read; \
+                 broker holds {}; offset gaps while reading: {})",
+                records.len(),
+                held.join(", "),
+                if gaps.is_empty() {
+                    "none".to_owned()
+                } else {
+                    gaps.join(", ")
+                }
             );
         }
         match tokio::time::timeout(remaining.min(Duration::from_secs(1)), consumer.recv()).await {
@@ -102,12 +122,22 @@ pub async fn read_until(
                     bail!("reading {topic}: {e}");
                 }
             }
-            Ok(Ok(m)) => records.push(Record {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                payload: m.payload().unwrap_or_default().to_vec(),
-            }),
+            Ok(Ok(m)) => {
+                let expected = next_offset.insert(m.partition(), m.offset() + 1);
+                if let Some(expected) = expected.filter(|&e| e != m.offset()) {
+                    gaps.push(format!(
+                        "partition {}: expected offset {expected}, got {}",
+                        m.partition(),
+                        m.offset()
+                    ));
+                }
+                records.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                });
+            }
         }
     }
     Ok(records)

@@ -144,7 +144,16 @@ impl Mosquitto {
             "apt-get install mosquitto",
         )?;
         let conf = self.dir.path().join("mosquitto.conf");
-        let log = self.dir.path().join("mosquitto.log");
+        // VIGIL_TEST_MOSQUITTO_LOG=all logs everything the broker does to
+        // a file that outlives the test, for post-mortems.
+        let verbose = std::env::var_os("VIGIL_TEST_MOSQUITTO_LOG").is_some();
+        let log = if verbose {
+            let kept = std::env::temp_dir().join("vigil-test-logs");
+            std::fs::create_dir_all(&kept)?;
+            kept.join(format!("mosquitto-{}.log", self.port))
+        } else {
+            self.dir.path().join("mosquitto.log")
+        };
         std::fs::write(
             &conf,
             format!(
@@ -158,7 +167,9 @@ impl Mosquitto {
                  max_inflight_messages 0\n\
                  log_dest file {log}\n\
                  log_type error\n\
-                 log_type warning\n",
+                 log_type warning\n\
+                 {extra}",
+                extra = if verbose { "log_type all\n" } else { "" },
                 port = self.port,
                 dir = self.dir.path().display(),
                 log = log.display(),

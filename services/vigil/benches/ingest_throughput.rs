@@ -110,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         mosq_pid.map_or(0.0, cpu_seconds),
         tansu_pid.map_or(0.0, cpu_seconds),
     );
-    let deferred = scrape(&http, "vigil_ingest_messages_deferred_total")
+    let deferred = scrape(&http, "vigil_ingest_mqtt_read_pauses_total")
         .await?
         .unwrap_or(0.0);
     println!(
@@ -127,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
         sent as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "  cpu seconds: ingest {:.1}, mosquitto {:.1}, tansu {:.1} (wall {:.1}); deferred {deferred}",
+        "  cpu seconds: ingest {:.1}, mosquitto {:.1}, tansu {:.1} (wall {:.1}); read pauses {deferred}",
         cpu1.0 - cpu0.0, cpu1.1 - cpu0.1, cpu1.2 - cpu0.2, elapsed.as_secs_f64()
     );
     let _ = ingest.kill();

@@ -32,7 +32,7 @@ impl VigilProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(args)
             .args(["--http-addr", &http])
-            .env("VIGIL_LOG", "info")
+            .env("VIGIL_LOG", test_log_level())
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
@@ -166,7 +166,7 @@ pub fn run_vigil(args: &[&str], stdin: Option<&[u8]>) -> anyhow::Result<(i32, St
     use std::io::Write as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)
-        .env("VIGIL_LOG", "info")
+        .env("VIGIL_LOG", test_log_level())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -316,4 +316,10 @@ pub fn sim_records(sim: &mut vigil_fleet_sim::Fleet, ticks: u64) -> Vec<Telemetr
         .into_iter()
         .map(|r| r.telemetry)
         .collect()
+}
+
+/// The log level of the `vigil` processes tests start: `VIGIL_TEST_LOG`
+/// (say `vigil_ingest=debug,info`), else `info`.
+pub fn test_log_level() -> String {
+    std::env::var("VIGIL_TEST_LOG").unwrap_or_else(|_| "info".to_owned())
 }
