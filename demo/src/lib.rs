@@ -4,7 +4,8 @@
 //!  fleet (vigil-loadgen lib) ─┐                                 ┌─► vigil score ─► verdicts ─► vigil audit (SQLite)
 //!  edge agents (vigil-edge) ──┴─MQTT─► mosquitto ─► vigil ingest ─► tansu ─┤
 //!        ▲                                                          └─► vigil train (after warm-up, then periodic)
-//!        └── retained vigil/models/default ◄── model push ◄── vigil.models ◄──┘
+//!        ├── retained vigil/models/default ◄── vigil push ◄── vigil.models ◄──┘
+//!        └── retained device status ──────────► vigil push ─► vigil.device-status
 //! ```
 //!
 //! Every service runs in this process through the `run(args, shutdown)`
@@ -17,14 +18,12 @@
 //! injected anomalies, and the model versions rolled out.
 //!
 //! Layout: [`config`] (flags), [`brokers`], [`services`], [`fleet`] (the
-//! load generator and the edge agents), [`push`] (releases to the devices;
-//! a stand-in until `vigil push` is merged), [`watch`], [`status`],
-//! [`summary`].
+//! load generator and the edge agents), [`watch`] (what the devices see
+//! and report over MQTT), [`status`], [`summary`].
 
 pub mod brokers;
 pub mod config;
 pub mod fleet;
-pub mod push;
 pub mod services;
 pub mod status;
 pub mod summary;
@@ -43,7 +42,7 @@ use vigil_service::Shutdown;
 
 use crate::brokers::Broker;
 use crate::config::DemoArgs;
-use crate::services::{free_addr, http_flags, kafka_flags, parse, Service};
+use crate::services::{free_addr, http_flags, kafka_flags, mqtt_flags, parse, Service};
 use crate::summary::{StoppedBy, Summary};
 
 pub use config::Cli;
@@ -217,12 +216,7 @@ async fn run_stack(
     let ingest_args: vigil_ingest::IngestArgs = parse(
         "vigil ingest",
         &[
-            vec![
-                "--mqtt-url".into(),
-                mqtt_url.clone(),
-                "--mqtt-client-id".into(),
-                "vigil-demo-ingest".into(),
-            ],
+            mqtt_flags(&mqtt_url, "vigil-demo-ingest"),
             kafka_flags(&kafka_brokers),
             http_flags(ingest_addr),
         ]
@@ -280,21 +274,25 @@ async fn run_stack(
         },
     ));
 
-    let pushed: push::PushLog = Arc::default();
-    {
-        let (kafka, mqtt, verify, log) = (
-            kafka_args.clone(),
-            mqtt_args.clone(),
-            verify_key.to_owned(),
-            Arc::clone(&pushed),
-        );
-        running.push(Service::spawn(
-            "push",
-            None,
-            &exits_tx,
-            move |sd| async move { push::start(&kafka, &mqtt, MODEL, &verify, log, sd).await },
-        ));
-    }
+    let push_addr = free_addr()?;
+    let push_args: vigil_push::PushArgs = parse(
+        "vigil push",
+        &[
+            mqtt_flags(&mqtt_url, "vigil-demo-push"),
+            vec![
+                "--model".into(),
+                MODEL.into(),
+                "--verify-key".into(),
+                key(verify_key),
+            ],
+            kafka_flags(&kafka_brokers),
+            http_flags(push_addr),
+        ]
+        .concat(),
+    )?;
+    running.push(Service::spawn("push", Some(push_addr), &exits_tx, |sd| {
+        vigil_push::run(push_args, sd)
+    }));
     if let Some(dashboard) =
         start_dashboard(args, &kafka_brokers, &dir.join("audit.db"), &exits_tx)?
     {
@@ -303,7 +301,7 @@ async fn run_stack(
 
     let edge_view: watch::SharedEdgeView = Arc::default();
     let watch_shutdown = Shutdown::new();
-    watch::start(&mqtt_args, Arc::clone(&edge_view), &watch_shutdown).await?;
+    watch::start(&mqtt_args, MODEL, Arc::clone(&edge_view), &watch_shutdown).await?;
 
     let edge_stop = CancellationToken::new();
     let edge_agents = fleet::start_edge(
@@ -380,10 +378,7 @@ async fn run_stack(
     let report = fleet_result
         .context("fleet task panicked")?
         .context("running the fleet")?;
-    let pushed = pushed.lock().map(|p| p.clone()).unwrap_or_default();
-    Ok(Summary::new(
-        stopped_by, devices, report, cloud, edge, pushed,
-    ))
+    Ok(Summary::new(stopped_by, devices, report, cloud, edge))
 }
 
 /// Creates the high-volume topics with a retention, so the broker's store

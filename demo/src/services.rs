@@ -112,6 +112,16 @@ pub fn kafka_flags(brokers: &str) -> Vec<String> {
     ]
 }
 
+/// `--mqtt-url URL --mqtt-client-id ID`.
+pub fn mqtt_flags(url: &str, client_id: &str) -> Vec<String> {
+    vec![
+        "--mqtt-url".into(),
+        url.into(),
+        "--mqtt-client-id".into(),
+        client_id.into(),
+    ]
+}
+
 /// `--http-addr ADDR`.
 pub fn http_flags(addr: SocketAddr) -> Vec<String> {
     vec!["--http-addr".into(), addr.to_string()]

@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use vigil_loadgen::run::Report;
 
-use crate::push::Pushed;
 use crate::status::Cloud;
-use crate::watch::EdgeView;
+use crate::watch::{EdgeView, Pushed};
 
 /// Version of the summary's JSON layout.
 pub const SUMMARY_SCHEMA: u32 = 1;
@@ -99,7 +98,6 @@ impl Summary {
         fleet: Report,
         services: Cloud,
         edge: EdgeView,
-        pushed: Vec<Pushed>,
     ) -> Self {
         let verdicts = fleet.verdicted.unwrap_or(0);
         Self {
@@ -125,7 +123,7 @@ impl Summary {
                 false_alarm_events: d.false_alarm_events,
             }),
             models: Models {
-                pushed,
+                pushed: edge.pushed.clone(),
                 scorer_version: services.model_version,
                 edge_devices_by_version: edge.devices_by_version(),
             },

@@ -1,7 +1,9 @@
-//! What the edge devices report over MQTT, for the status line and the
-//! summary: each device's retained status (which model version it runs)
-//! and its verdicts (`vigil/devices/+/verdicts`), counted by model
-//! version. The cloud side is read from the services' own /metrics.
+//! What the edge devices see and report over MQTT, for the status line and
+//! the summary: the releases `vigil push` retained on `vigil/models/{model}`
+//! (each version once, with the time it was first seen), each device's
+//! retained status (which model version it runs) and its verdicts
+//! (`vigil/devices/+/verdicts`), counted by model version. The cloud side
+//! is read from the services' own /metrics.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -11,17 +13,31 @@ use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event};
 use vigil_schemas::topics::DeviceChannel;
-use vigil_schemas::{DeviceStatus, Message as _, Verdict};
+use vigil_schemas::{DeviceStatus, Message as _, ModelRelease, Verdict};
 use vigil_service::config::MqttArgs;
-use vigil_service::Shutdown;
+use vigil_service::{now_ms, Shutdown};
 
 /// Most devices whose status is kept (the demo's fleet is smaller; the
 /// bound keeps a stray publisher from growing the map).
 const MAX_DEVICES: usize = 100_000;
 
+/// A release seen retained on the model topic, i.e. pushed to the devices.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pushed {
+    pub version: u64,
+    /// When the watcher first saw it, ms since the Unix epoch.
+    pub pushed_ms: u64,
+}
+
+/// Most pushed versions remembered (one per retraining; the oldest go).
+const MAX_PUSHED: usize = 1000;
+
 /// Edge devices as seen over MQTT.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct EdgeView {
+    /// Releases pushed to the devices, oldest first.
+    #[serde(skip)]
+    pub pushed: Vec<Pushed>,
     /// Model version each device reported in its status (None: no model
     /// yet).
     #[serde(skip)]
@@ -54,10 +70,27 @@ fn version_label(v: Option<u64>) -> String {
 /// Shared view, updated by the watcher task.
 pub type SharedEdgeView = Arc<Mutex<EdgeView>>;
 
-/// Subscribes to the devices' status and verdict topics and keeps `view`
-/// up to date until `shutdown`.
+impl EdgeView {
+    /// Records `version` as pushed unless it is not newer than the last.
+    fn pushed(&mut self, version: u64) {
+        if self.pushed.last().is_some_and(|p| p.version >= version) {
+            return;
+        }
+        if self.pushed.len() == MAX_PUSHED {
+            self.pushed.remove(0);
+        }
+        self.pushed.push(Pushed {
+            version,
+            pushed_ms: now_ms(),
+        });
+    }
+}
+
+/// Subscribes to `model`'s release topic and the devices' status and
+/// verdict topics and keeps `view` up to date until `shutdown`.
 pub async fn start(
     mqtt: &MqttArgs,
+    model: &str,
     view: SharedEdgeView,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
@@ -67,6 +100,7 @@ pub async fn start(
     let topics = mqtt.topics();
     let status = topics.all_devices(DeviceChannel::Status);
     let verdicts = topics.all_devices(DeviceChannel::Verdicts);
+    let releases = topics.model(model);
     let stop = shutdown.clone();
     shutdown.spawn(async move {
         loop {
@@ -77,7 +111,7 @@ pub async fn start(
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     // (Re)subscribe on every connection: the session is clean.
-                    for t in [&status, &verdicts] {
+                    for t in [&releases, &status, &verdicts] {
                         if let Err(e) = client.subscribe(t.clone(), QoS::AtMostOnce).await {
                             tracing::warn!(error = %e, topic = %t, "watch: subscribe failed");
                         }
@@ -86,7 +120,12 @@ pub async fn start(
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let topic = String::from_utf8_lossy(&p.topic);
                     let Ok(mut v) = view.lock() else { break };
-                    if topics.device_id_of(&topic, DeviceChannel::Status).is_some() {
+                    if topic == releases {
+                        match ModelRelease::decode(&p.payload) {
+                            Ok(release) => v.pushed(release.version),
+                            Err(_) => v.undecodable += 1,
+                        }
+                    } else if topics.device_id_of(&topic, DeviceChannel::Status).is_some() {
                         match DeviceStatus::decode(&p.payload) {
                             Ok(s)
                                 if v.versions.len() < MAX_DEVICES

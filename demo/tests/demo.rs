@@ -3,15 +3,20 @@
 //! the simulated fleet with edge agents) and exits 0 with a summary in
 //! which every record got a verdict, detection was measured against the
 //! injected anomalies, and at least two model versions were rolled out to
-//! the scorer and the edge devices.
+//! the scorer and the edge devices. While it runs, the dashboard's API is
+//! polled as the browser polls it: it must list the fleet, anomalies in the
+//! live feed, and v1 and then v2 running on devices.
 //!
 //! The warm-up and retraining interval are shortened so that v1 and v2
 //! both happen within the two minutes.
 
+use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -48,9 +53,15 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("vigil-demo starts");
-    // While it runs, the dashboard serves the fleet it sees.
-    let dashboard_devices = dashboard_devices_seen(port, Duration::from_secs(100));
+    // While it runs, the dashboard serves what it sees.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || watch_dashboard(port, &done))
+    };
     let output = child.wait_with_output().expect("vigil-demo runs");
+    done.store(true, Ordering::Relaxed);
+    let seen = watcher.join().expect("dashboard watcher");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -60,8 +71,19 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
     );
     assert!(stdout.contains("records"), "no status lines:\n{stdout}");
     assert!(
-        dashboard_devices > 0,
-        "the dashboard at 127.0.0.1:{port} never listed a device\nstdout:\n{stdout}"
+        seen.devices > 0 && seen.anomalies > 0,
+        "the dashboard at 127.0.0.1:{port} never listed devices and anomalies: {seen:?}\nstdout:\n{stdout}"
+    );
+    // v1 ran on devices, then v2 (the rollout the page shows).
+    for version in [1, 2] {
+        assert!(
+            seen.running.get(&version).is_some_and(|n| *n > 0),
+            "the dashboard never showed v{version} running on a device: {seen:?}\nstdout:\n{stdout}"
+        );
+    }
+    assert!(
+        seen.first_running[&1] <= seen.first_running[&2],
+        "v2 rolled out before v1: {seen:?}"
     );
 
     let summary: Value =
@@ -134,30 +156,64 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
     assert!(n("/edge/verdicts") > 0, "{context}");
 }
 
-/// Polls the dashboard's `/api/overview` (plain HTTP/1.0 on loopback) until
-/// it lists devices or `within` passes; returns how many it listed.
-fn dashboard_devices_seen(port: u16, within: Duration) -> usize {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(n) = overview_devices(port) {
-            if n > 0 {
-                return n;
+/// What the dashboard showed during the run.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Most devices `/api/overview` listed.
+    devices: usize,
+    /// Most entries the anomaly feed (`/api/anomalies`) held.
+    anomalies: usize,
+    /// Per model version, the most devices (cloud + edge) `/api/models`
+    /// said run it.
+    running: BTreeMap<u64, u64>,
+    /// Per model version, the poll at which devices first ran it.
+    first_running: BTreeMap<u64, usize>,
+}
+
+/// Polls the dashboard's API (plain HTTP/1.0 on loopback) every second
+/// until `done`.
+fn watch_dashboard(port: u16, done: &AtomicBool) -> Seen {
+    let mut seen = Seen::default();
+    let mut poll = 0;
+    while !done.load(Ordering::Relaxed) {
+        poll += 1;
+        if let Some(list) =
+            get(port, "/api/overview").and_then(|v| v["devices"].as_array().cloned())
+        {
+            seen.devices = seen.devices.max(list.len());
+        }
+        if let Some(list) = get(port, "/api/anomalies").and_then(|v| v.as_array().cloned()) {
+            seen.anomalies = seen.anomalies.max(list.len());
+        }
+        for row in get(port, "/api/models")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+        {
+            let Some(version) = row["version"].as_u64() else {
+                continue;
+            };
+            let rollout = &row["rollout"];
+            let devices = rollout["cloud_devices"].as_u64().unwrap_or(0)
+                + rollout["edge_devices"].as_u64().unwrap_or(0);
+            if devices > 0 {
+                seen.first_running.entry(version).or_insert(poll);
             }
+            let max = seen.running.entry(version).or_insert(0);
+            *max = (*max).max(devices);
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    0
+    seen
 }
 
-fn overview_devices(port: u16) -> Option<usize> {
+fn get(port: u16, path: &str) -> Option<Value> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream
-        .write_all(b"GET /api/overview HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (_, body) = response.split_once("\r\n\r\n")?;
-    let overview: Value = serde_json::from_str(body).ok()?;
-    overview["devices"].as_array().map(Vec::len)
+    serde_json::from_str(body).ok()
 }

@@ -1,6 +1,7 @@
 //! Plumbing every Vigil service shares, so that each service's own crate
 //! holds only its logic.
 //!
+//! - [`bridge`]: the Kafka side of an MQTT → Kafka bridge (ingest, push).
 //! - [`config`]: flags with `VIGIL_*` environment variables for Kafka, MQTT,
 //!   HTTP and logging, validated once at start-up.
 //! - [`logging`]: `tracing` output, human or JSON.
@@ -14,6 +15,7 @@
 //! - [`subscription`]: a persistent, manually acknowledged, bounded shared
 //!   subscription (the MQTT side of every MQTT → Kafka bridge).
 
+pub mod bridge;
 pub mod config;
 pub mod health;
 pub mod kafka;

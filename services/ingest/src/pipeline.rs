@@ -17,21 +17,16 @@
 //! When Kafka returns, librdkafka (which retries without a message timeout)
 //! completes the deliveries and the flow resumes by itself.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use futures::stream::FuturesOrdered;
-use futures::{Future, StreamExt};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::FutureProducer;
 use rumqttc::v5::mqttbytes::v5::Publish;
-use tokio::sync::mpsc;
 use vigil_schemas::topics::DeviceChannel;
 use vigil_schemas::{DlqRecord, Message, MqttTopics, TelemetryLimits};
-use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
-use vigil_service::subscription::{Acker, Subscription, SubscriptionConfig};
+use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
+use vigil_service::kafka::{self, TopicSpec, VigilContext};
+use vigil_service::subscription::{Subscription, SubscriptionConfig};
 use vigil_service::{mqtt, now_ms, HttpServer, Readiness, Shutdown};
 
 use crate::config::IngestArgs;
@@ -43,10 +38,6 @@ const SERVICE: &str = "ingest";
 /// Largest original payload copied into a DLQ record; longer ones are cut
 /// (the record says so) to stay under Kafka's message size limit.
 const DLQ_ORIGINAL_MAX_BYTES: usize = 256 * 1024;
-/// How often the pipeline logs its state at debug level.
-const STATUS_INTERVAL: Duration = Duration::from_secs(5);
-/// How often the Kafka connection is probed for `/readyz`.
-const KAFKA_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs ingest until `shutdown`, then drains in-flight deliveries (bounded
 /// by `--shutdown-timeout-secs`), acknowledges them and disconnects.
@@ -72,28 +63,20 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         TopicSpec::delete(&kafka_topics.dlq),
     ];
     kafka::ensure_topics_retrying(&args.kafka, &specs, &shutdown).await;
-    let tuning = ProducerTuning {
-        compression: args.compression.clone(),
-        linger_ms: args.linger_ms,
-        // Room for every in-flight record plus its possible DLQ record.
-        max_queued_messages: usize::from(args.max_in_flight) * 2 + 1024,
-        message_timeout_ms: 0,
-    };
-    let producer: FutureProducer<VigilContext> =
-        kafka::producer_config(&args.kafka, "vigil-ingest", &tuning)
-            .create_with_context(VigilContext::new(readiness.clone()))
-            .context("creating the kafka producer")?;
-    kafka::watch_connection(
-        producer.clone(),
-        readiness.clone(),
-        KAFKA_PROBE_INTERVAL,
+    let window = usize::from(args.max_in_flight);
+    let producer = bridge::reliable_producer(
+        &args.kafka,
+        "vigil-ingest",
+        &args.compression,
+        args.linger_ms,
+        window,
+        &readiness,
         &shutdown,
-    );
+    )?;
 
     let mqtt_topics = args.mqtt.topics();
     let options = mqtt::options(&args.mqtt, SERVICE)?;
-    let window = usize::from(args.max_in_flight);
-    let mut subscription = Subscription::start(
+    let subscription = Subscription::start(
         options,
         SubscriptionConfig {
             filter: mqtt_topics.shared(&args.group, DeviceChannel::Telemetry),
@@ -105,28 +88,28 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         readiness.clone(),
         metrics.subscription(),
     );
-    let rx = subscription.messages();
-
     let pipeline = Pipeline {
-        producer,
-        acker: subscription.acker(),
+        producer: producer.clone(),
+        counters: Counters {
+            confirmed: metrics.produced.clone(),
+            dlq_confirmed: metrics.dlq_produced.clone(),
+            in_flight: metrics.in_flight.clone(),
+        },
         metrics,
         mqtt_topics,
         limits: args.limits(),
         telemetry_topic: Arc::from(kafka_topics.telemetry.as_str()),
         dlq_topic: Arc::from(kafka_topics.dlq.as_str()),
-        window,
     };
-    pipeline
-        .run(
-            rx,
-            &shutdown,
-            Duration::from_secs(args.shutdown_timeout_secs),
-        )
-        .await;
-
-    // Acks are queued ahead of the DISCONNECT, so they leave first.
-    subscription.close().await;
+    bridge::serve(
+        &pipeline,
+        subscription,
+        producer,
+        window,
+        &shutdown,
+        Duration::from_secs(args.shutdown_timeout_secs),
+    )
+    .await;
     shutdown.trigger();
     shutdown.wait().await;
     tracing::info!("ingest stopped");
@@ -141,79 +124,20 @@ fn max_packet_size(max_payload_bytes: usize) -> u32 {
     u32::try_from(wanted).unwrap_or(u32::MAX)
 }
 
-/// Where an in-flight message's record went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Destination {
-    Telemetry,
-    Dlq,
-}
-
-type PendingDelivery =
-    Pin<Box<dyn Future<Output = (Publish, Destination, Result<(), KafkaError>)> + Send>>;
-
+/// Ingest's handling of one telemetry message.
 struct Pipeline {
     producer: FutureProducer<VigilContext>,
-    acker: Acker,
+    counters: Counters,
     metrics: IngestMetrics,
     mqtt_topics: MqttTopics,
     limits: TelemetryLimits,
     telemetry_topic: Arc<str>,
     dlq_topic: Arc<str>,
-    window: usize,
 }
 
-impl Pipeline {
-    async fn run(
-        self,
-        mut rx: mpsc::Receiver<Publish>,
-        shutdown: &Shutdown,
-        drain_timeout: Duration,
-    ) {
-        let mut pending: FuturesOrdered<PendingDelivery> = FuturesOrdered::new();
-        let mut status = tokio::time::interval(STATUS_INTERVAL);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                _ = status.tick() => {
-                    tracing::debug!(in_flight = pending.len(), queued = rx.len(), "pipeline status");
-                }
-                Some((publish, dest, result)) = pending.next(), if !pending.is_empty() => {
-                    self.finish(publish, dest, result, &mut pending).await;
-                }
-                received = rx.recv(), if pending.len() < self.window => match received {
-                    Some(publish) => {
-                        let delivery = self.start(publish);
-                        pending.push_back(delivery);
-                        self.metrics.in_flight.set(pending.len() as i64);
-                    }
-                    None => break,
-                },
-            }
-        }
-        tracing::info!(in_flight = pending.len(), "draining in-flight deliveries");
-        let deadline = tokio::time::sleep(drain_timeout);
-        tokio::pin!(deadline);
-        while !pending.is_empty() {
-            tokio::select! {
-                Some((publish, dest, result)) = pending.next() => {
-                    self.finish(publish, dest, result, &mut pending).await;
-                }
-                _ = &mut deadline => {
-                    tracing::warn!(
-                        unacknowledged = pending.len(),
-                        "shutdown timeout: leaving messages unacknowledged; the broker redelivers them"
-                    );
-                    break;
-                }
-            }
-        }
-        let producer = self.producer.clone();
-        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
-    }
-
+impl Forward for Pipeline {
     /// Validates `publish` and hands its record (or DLQ record) to Kafka.
-    fn start(&self, publish: Publish) -> PendingDelivery {
+    fn start(&self, publish: Publish) -> Delivery {
         self.metrics.received.inc();
         let now = now_ms();
         let topic = std::str::from_utf8(&publish.topic).unwrap_or("");
@@ -231,7 +155,7 @@ impl Pipeline {
                         let key = telemetry.device_id;
                         self.deliver(
                             publish,
-                            Destination::Telemetry,
+                            Destination::Record,
                             self.telemetry_topic.clone(),
                             key,
                             bytes,
@@ -244,7 +168,11 @@ impl Pipeline {
         }
     }
 
-    fn reject(&self, publish: Publish, reason: &'static str, detail: String) -> PendingDelivery {
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn reject(&self, publish: Publish, reason: &'static str, detail: String) -> Delivery {
         self.metrics.rejected.with_label_values(&[reason]).inc();
         let topic = String::from_utf8_lossy(&publish.topic).into_owned();
         tracing::warn!(%topic, reason, %detail, "rejected telemetry; sent to the dlq");
@@ -266,11 +194,13 @@ impl Pipeline {
             ),
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode a dlq record; acknowledging without one");
-                Box::pin(async move { (publish, Destination::Dlq, Ok(())) })
+                bridge::settled(publish, Destination::Dlq)
             }
         }
     }
+}
 
+impl Pipeline {
     /// Enqueues the record now (keeping arrival order in Kafka) and returns
     /// the future of its confirmed delivery, retrying retriable failures.
     fn deliver(
@@ -280,7 +210,7 @@ impl Pipeline {
         topic: Arc<str>,
         key: String,
         payload: Vec<u8>,
-    ) -> PendingDelivery {
+    ) -> Delivery {
         let started = Instant::now();
         let sent = kafka::send_retrying(
             &self.producer,
@@ -298,34 +228,5 @@ impl Pipeline {
             }
             (publish, dest, result)
         })
-    }
-
-    /// Acknowledges a delivered message, or routes a record Kafka refused
-    /// for good to the DLQ.
-    async fn finish(
-        &self,
-        publish: Publish,
-        dest: Destination,
-        result: Result<(), KafkaError>,
-        pending: &mut FuturesOrdered<PendingDelivery>,
-    ) {
-        match (dest, result) {
-            (Destination::Telemetry, Ok(())) => self.metrics.produced.inc(),
-            (Destination::Dlq, Ok(())) => self.metrics.dlq_produced.inc(),
-            (Destination::Telemetry, Err(e)) => {
-                let delivery = self.reject(
-                    publish,
-                    "kafka_refused",
-                    format!("kafka refused the record: {e}"),
-                );
-                pending.push_back(delivery);
-                return;
-            }
-            (Destination::Dlq, Err(e)) => {
-                tracing::error!(error = %e, "kafka refused a dlq record; acknowledging to unblock the device");
-            }
-        }
-        self.acker.ack(&publish).await;
-        self.metrics.in_flight.set(pending.len() as i64);
     }
 }

@@ -28,20 +28,18 @@
 //! next status refresh (`vigil-edge --status-interval-ms`, 30 s by
 //! default) or reconnect; until then it is absent from the rollout view.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::FuturesOrdered;
-use futures::{Future, StreamExt};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rumqttc::v5::mqttbytes::v5::Publish;
-use tokio::sync::mpsc;
 use vigil_schemas::{DlqRecord, Message as _, MqttTopics};
+use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
 use vigil_service::kafka::{self, VigilContext};
-use vigil_service::subscription::Acker;
-use vigil_service::{now_ms, Shutdown};
+use vigil_service::now_ms;
 
 use crate::metrics::PushMetrics;
 use crate::validate::{validate, Accepted};
@@ -51,73 +49,19 @@ const SERVICE: &str = "push";
 /// Longest pause between two attempts to write a tombstone.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// A status message's delivery: resolves once Kafka confirmed its record
-/// (or its DLQ record).
-type Pending = Pin<Box<dyn Future<Output = (Publish, Destination, Result<(), KafkaError>)> + Send>>;
-
-/// Where a message's record went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Destination {
-    Status,
-    Dlq,
-}
-
-/// Validates, forwards and acknowledges status messages.
+/// The status bridge's handling of one status message.
 pub(crate) struct Pipeline {
     pub producer: FutureProducer<VigilContext>,
-    pub acker: Acker,
+    pub counters: Counters,
     pub metrics: PushMetrics,
     pub topics: MqttTopics,
     pub max_status_bytes: usize,
     pub status_topic: Arc<str>,
     pub dlq_topic: Arc<str>,
-    pub window: usize,
 }
 
-impl Pipeline {
-    /// Runs until `shutdown` or the end of `rx`, then waits up to
-    /// `drain_timeout` for the deliveries in flight and acknowledges them.
-    pub async fn run(
-        self,
-        mut rx: mpsc::Receiver<Publish>,
-        shutdown: &Shutdown,
-        drain_timeout: Duration,
-    ) {
-        let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                Some((publish, dest, result)) = pending.next(), if !pending.is_empty() => {
-                    self.finish(publish, dest, result, &mut pending).await;
-                }
-                received = rx.recv(), if pending.len() < self.window => match received {
-                    Some(publish) => {
-                        pending.push_back(self.start(publish));
-                        self.metrics.in_flight.set(pending.len() as i64);
-                    }
-                    None => break,
-                },
-            }
-        }
-        tracing::info!(in_flight = pending.len(), "draining in-flight statuses");
-        let deadline = tokio::time::sleep(drain_timeout);
-        tokio::pin!(deadline);
-        while !pending.is_empty() {
-            tokio::select! {
-                Some((publish, dest, result)) = pending.next() => {
-                    self.finish(publish, dest, result, &mut pending).await;
-                }
-                _ = &mut deadline => {
-                    tracing::warn!(unacknowledged = pending.len(),
-                        "shutdown timeout: leaving statuses unacknowledged; the broker redelivers them");
-                    break;
-                }
-            }
-        }
-    }
-
-    fn start(&self, publish: Publish) -> Pending {
+impl Forward for Pipeline {
+    fn start(&self, publish: Publish) -> Delivery {
         self.metrics.statuses_received.inc();
         let topic = String::from_utf8_lossy(&publish.topic).into_owned();
         match validate(
@@ -130,20 +74,24 @@ impl Pipeline {
                 let payload: Arc<[u8]> = Arc::from(&publish.payload[..]);
                 self.deliver(
                     publish,
-                    Destination::Status,
+                    Destination::Record,
                     status.device_id,
                     Some(payload),
                 )
             }
             Ok(Accepted::Cleared { device_id }) => {
                 tracing::info!(device = %device_id, "device status cleared on the broker; writing a tombstone");
-                self.deliver(publish, Destination::Status, device_id, None)
+                self.deliver(publish, Destination::Record, device_id, None)
             }
             Err(rejection) => self.reject(publish, rejection.reason, rejection.detail),
         }
     }
 
-    fn reject(&self, publish: Publish, reason: &'static str, detail: String) -> Pending {
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn reject(&self, publish: Publish, reason: &'static str, detail: String) -> Delivery {
         self.metrics
             .statuses_rejected
             .with_label_values(&[reason])
@@ -165,11 +113,13 @@ impl Pipeline {
             Ok(bytes) => self.deliver(publish, Destination::Dlq, source, Some(Arc::from(bytes))),
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode a dlq record; acknowledging without one");
-                Box::pin(async move { (publish, Destination::Dlq, Ok(())) })
+                bridge::settled(publish, Destination::Dlq)
             }
         }
     }
+}
 
+impl Pipeline {
     /// Enqueues the record now (so Kafka keeps arrival order) and returns
     /// the future of its confirmed delivery.
     fn deliver(
@@ -178,9 +128,9 @@ impl Pipeline {
         dest: Destination,
         key: String,
         payload: Option<Arc<[u8]>>,
-    ) -> Pending {
+    ) -> Delivery {
         let topic = match dest {
-            Destination::Status => self.status_topic.clone(),
+            Destination::Record => self.status_topic.clone(),
             Destination::Dlq => self.dlq_topic.clone(),
         };
         let started = Instant::now();
@@ -204,35 +154,6 @@ impl Pipeline {
             }
             (publish, dest, result)
         })
-    }
-
-    /// Acknowledges a delivered message, or routes a record Kafka refused
-    /// for good to the DLQ.
-    async fn finish(
-        &self,
-        publish: Publish,
-        dest: Destination,
-        result: Result<(), KafkaError>,
-        pending: &mut FuturesOrdered<Pending>,
-    ) {
-        match (dest, result) {
-            (Destination::Status, Ok(())) => self.metrics.statuses_bridged.inc(),
-            (Destination::Dlq, Ok(())) => self.metrics.dlq_produced.inc(),
-            (Destination::Status, Err(e)) => {
-                let delivery = self.reject(
-                    publish,
-                    "kafka_refused",
-                    format!("kafka refused the record: {e}"),
-                );
-                pending.push_back(delivery);
-                return;
-            }
-            (Destination::Dlq, Err(e)) => {
-                tracing::error!(error = %e, "kafka refused a dlq record; acknowledging to unblock the device");
-            }
-        }
-        self.acker.ack(&publish).await;
-        self.metrics.in_flight.set(pending.len() as i64);
     }
 }
 

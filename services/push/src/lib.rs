@@ -36,9 +36,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rdkafka::producer::{FutureProducer, Producer as _};
 use vigil_schemas::topics::DeviceChannel;
-use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
+use vigil_service::bridge::Counters;
+use vigil_service::kafka::{self, TopicSpec};
 use vigil_service::subscription::{Subscription, SubscriptionConfig};
 use vigil_service::{mqtt, HttpServer, Readiness, Shutdown};
 
@@ -46,9 +46,6 @@ pub use config::PushArgs;
 
 use crate::metrics::PushMetrics;
 use crate::rollout::Rollout;
-
-/// How often the Kafka connection is probed for `/readyz`.
-const KAFKA_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Runs push until `shutdown`, then drains the statuses in flight (bounded
 /// by `--shutdown-timeout-secs`), acknowledges them and disconnects.
@@ -96,23 +93,16 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     if shutdown.is_triggered() {
         return Ok(());
     }
-    let tuning = ProducerTuning {
-        compression: "lz4".into(),
-        linger_ms: args.linger_ms,
-        // Room for every in-flight status plus its possible DLQ record.
-        max_queued_messages: usize::from(args.max_in_flight) * 2 + 1024,
-        message_timeout_ms: 0,
-    };
-    let producer: FutureProducer<VigilContext> =
-        kafka::producer_config(&args.kafka, "vigil-push", &tuning)
-            .create_with_context(VigilContext::new(readiness.clone()))
-            .context("creating the kafka producer")?;
-    kafka::watch_connection(
-        producer.clone(),
-        readiness.clone(),
-        KAFKA_PROBE_INTERVAL,
+    let window = usize::from(args.max_in_flight);
+    let producer = vigil_service::bridge::reliable_producer(
+        &args.kafka,
+        "vigil-push",
+        "lz4",
+        args.linger_ms,
+        window,
+        &readiness,
         &shutdown,
-    );
+    )?;
 
     view::start(
         args.kafka.clone(),
@@ -148,8 +138,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let mqtt_topics = args.mqtt.topics();
     let options = mqtt::options(&args.mqtt, "push")?;
     let max_packet = args.max_status_bytes.saturating_mul(2).max(64 * 1024);
-    let window = usize::from(args.max_in_flight);
-    let mut subscription = Subscription::start(
+    let subscription = Subscription::start(
         options,
         SubscriptionConfig {
             filter: mqtt_topics.shared(&args.group, DeviceChannel::Status),
@@ -161,28 +150,28 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         readiness.clone(),
         metrics.subscription(),
     );
-    let rx = subscription.messages();
     let pipeline = bridge::Pipeline {
         producer: producer.clone(),
-        acker: subscription.acker(),
+        counters: Counters {
+            confirmed: metrics.statuses_bridged.clone(),
+            dlq_confirmed: metrics.dlq_produced.clone(),
+            in_flight: metrics.in_flight.clone(),
+        },
         metrics,
         topics: mqtt_topics,
         max_status_bytes: args.max_status_bytes,
         status_topic: Arc::from(kafka_topics.device_status.as_str()),
         dlq_topic: Arc::from(kafka_topics.dlq.as_str()),
-        window,
     };
-    pipeline
-        .run(
-            rx,
-            &shutdown,
-            Duration::from_secs(args.shutdown_timeout_secs),
-        )
-        .await;
-
-    // PUBACKs are queued ahead of the DISCONNECT, so they leave first.
-    subscription.close().await;
-    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+    vigil_service::bridge::serve(
+        &pipeline,
+        subscription,
+        producer,
+        window,
+        &shutdown,
+        Duration::from_secs(args.shutdown_timeout_secs),
+    )
+    .await;
     shutdown.trigger();
     shutdown.wait().await;
     tracing::info!("push stopped");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{new_keys, path, produce_all, release, run_vigil, sim_records, Keys, VigilProcess};
 use vigil_fleet_sim::{AnomalyConfig, AnomalyKind, Fleet, FleetConfig};
 use vigil_schemas::{Message, ModelRelease, Telemetry, Verdict};
-use vigil_testkit::clients::{eventually, read_until, Record};
+use vigil_testkit::clients::{committed_offsets, eventually, read_until, Record};
 use vigil_testkit::Tansu;
 
 const TELEMETRY: &str = "vigil.telemetry";
@@ -571,6 +571,19 @@ async fn a_scorer_killed_mid_stream_and_restarted_leaves_no_record_without_a_ver
         "the scorer is mid-stream",
         Duration::from_secs(60),
         || async { scorer.metric("vigil_score_records_scored_total").await >= 5_000.0 },
+    )
+    .await
+    .map_err(|e| scorer.failure(e))?;
+    // Killed after a commit, so the restart resumes mid-stream (with a
+    // replayed tail) rather than from the beginning.
+    eventually(
+        "the scorer committed offsets",
+        Duration::from_secs(60),
+        || async {
+            committed_offsets(&brokers, "vigil-score", TELEMETRY)
+                .await
+                .is_ok_and(|n| n > 0)
+        },
     )
     .await
     .map_err(|e| scorer.failure(e))?;
