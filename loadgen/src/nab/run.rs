@@ -62,6 +62,11 @@ pub enum ScoreMap {
     /// ([`LIKELIHOOD_SHORT_ROWS`]) under the mean and deviation of its
     /// history since the last fit.
     Likelihood,
+    /// Alert onsets: the calibrated score of a row that reaches the
+    /// model's threshold when no row of the previous [`REFRACTORY_ROWS`]
+    /// did, else 0. One alert per episode, however its score evolves
+    /// (a slow ramp is one episode, not one alert per new maximum).
+    Episode,
 }
 
 /// Rows an onset suppresses smaller scores for (one day of NAB's usual
@@ -195,6 +200,15 @@ impl<'a> Online<'a> {
                 }
             }
             ScoreMap::Likelihood => self.likelihood(score),
+            ScoreMap::Episode => {
+                let threshold = self.model.threshold();
+                let armed = self.recent.iter().all(|&r| r < threshold);
+                if armed && score >= threshold {
+                    score
+                } else {
+                    0.0
+                }
+            }
         };
         self.recent.push_back(score);
         if self.recent.len() > REFRACTORY_ROWS {
