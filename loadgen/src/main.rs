@@ -34,7 +34,7 @@ enum Command {
     /// detection quality from the verdicts (report schema: loadgen/REPORT.md).
     Run(Box<vigil_loadgen::run::RunArgs>),
     /// Score anomaly detector results on the Numenta Anomaly Benchmark.
-    Nab(NabArgs),
+    Nab(Box<NabArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -148,7 +148,6 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
             } else {
                 vigil_training::Method::Pca
             },
-            ..DetectorConfig::default()
         },
         threads: args.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -234,7 +233,7 @@ fn main() -> ExitCode {
     }
     let outcome = match cli.command {
         Command::Run(args) => load(*args),
-        Command::Nab(args) => nab(args),
+        Command::Nab(args) => nab(*args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
