@@ -34,7 +34,7 @@ enum Command {
     /// detection quality from the verdicts (report schema: loadgen/REPORT.md).
     Run(Box<vigil_loadgen::run::RunArgs>),
     /// Score anomaly detector results on the Numenta Anomaly Benchmark.
-    Nab(NabArgs),
+    Nab(Box<NabArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -70,11 +70,21 @@ struct NabArgs {
     #[arg(long, default_value = "vigil", value_parser = ["vigil"])]
     detector: String,
     /// When the detector is refitted after the probationary period.
-    #[arg(long, value_enum, default_value_t = Retrain::Doubling)]
+    #[arg(long, value_enum, default_value_t = Retrain::Never)]
     retrain: Retrain,
     /// How the detector's raw score becomes NAB's anomaly_score.
-    #[arg(long, value_enum, default_value_t = ScoreMap::Onset)]
+    #[arg(long, value_enum, default_value_t = ScoreMap::Cooldown)]
     score_map: ScoreMap,
+    /// False-alarm rate each fit calibrates the model's threshold to (the
+    /// `episode` and `cooldown` maps alert at that threshold).
+    #[arg(long, value_name = "RATE", default_value_t = vigil_loadgen::nab::NAB_FALSE_ALARM_RATE)]
+    false_alarm_rate: f64,
+    /// Detector family each fit trains: `pca` or `robust-z`.
+    #[arg(long, default_value = "pca", value_parser = ["pca", "robust-z"])]
+    method: String,
+    /// Rows an alert silences the `onset`, `episode` and `cooldown` maps.
+    #[arg(long, value_name = "ROWS", default_value_t = vigil_loadgen::nab::REFRACTORY_ROWS)]
+    refractory_rows: usize,
     /// Worker threads [default: the machine's cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -131,7 +141,13 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
         config: DetectorConfig {
             retrain: args.retrain,
             score: args.score_map,
-            ..DetectorConfig::default()
+            target_false_alarm_rate: args.false_alarm_rate,
+            refractory_rows: args.refractory_rows,
+            method: if args.method == "robust-z" {
+                vigil_training::Method::RobustZ
+            } else {
+                vigil_training::Method::Pca
+            },
         },
         threads: args.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -217,7 +233,7 @@ fn main() -> ExitCode {
     }
     let outcome = match cli.command {
         Command::Run(args) => load(*args),
-        Command::Nab(args) => nab(args),
+        Command::Nab(args) => nab(*args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -344,12 +344,30 @@ mod tests {
 
     #[test]
     fn pca_contributions_sum_to_one_and_pick_the_outlier() {
-        let c = pca().compile(3).expect("valid");
-        let mut z = vec![0.0; 3];
-        let mut w = vec![0.0; 3];
-        // One metric with three features: all contributions go to it.
-        let contrib = c.contributions(&[0.1, 0.2, 5.0], &["m"], &mut z, &mut w);
+        // Two metrics' features plus the per-record gap.
+        let dim = 2 * FEATURES_PER_METRIC + 1;
+        let s = std::f64::consts::FRAC_1_SQRT_2;
+        let mut component = vec![0.0; dim];
+        component[0] = s;
+        component[1] = s;
+        let c = Detector::Pca {
+            center: vec![0.0; dim],
+            scale: vec![1.0; dim],
+            components: vec![component],
+            variances: vec![2.0],
+            residual_variance: 0.1,
+            raw_scale: 10.0,
+        }
+        .compile(dim)
+        .expect("valid");
+        let mut z = vec![0.0; dim];
+        let mut w = vec![0.0; dim];
+        let mut features = vec![0.0; dim];
+        // The second metric's `stuck` feature is far out: it gets it all.
+        features[FEATURES_PER_METRIC + 2] = 5.0;
+        let contrib = c.contributions(&features, &["m", "n"], &mut z, &mut w);
         assert_eq!(contrib.len(), 1);
+        assert_eq!(contrib[0].metric, "n");
         assert_eq!(contrib[0].share, 1.0);
     }
 

@@ -11,6 +11,7 @@
 //! | `innovation` | `(x - fast_mean) / noise_sd` | spikes, steps, noise bursts |
 //! | `trend` | `(fast_mean' - slow_mean) / total_sd` | level shifts, slow drift |
 //! | `stuck` | length of the current run of repeated values | stuck sensors |
+//! | `level` | `(x - slow_mean) / total_sd` | values outside the device's long-run range |
 //!
 //! plus one feature per record, last in the vector:
 //!
@@ -26,7 +27,13 @@
 //! device's own sample-to-sample noise is the yardstick rather than its
 //! daily range. `total_sd` is the EW standard deviation around the slow mean
 //! and does include the daily cycle: a drift is reported once it leaves the
-//! device's usual range.
+//! device's usual range. `level` is the value itself against that long-run
+//! distribution (a windowed-Gaussian z-score over an exponential window): it
+//! sees a spike that is large for the device even when its sample-to-sample
+//! noise is large too, and it stays up for as long as a shifted level has
+//! not been absorbed by the slow mean, where `innovation` decays within a
+//! few records. (Added in payload format 2; format-1 releases had three
+//! features per metric.)
 //!
 //! Updates are winsorised at `clip_sigma` standard deviations once a device
 //! is warm, so a single spike neither drags the means nor inflates the noise
@@ -56,9 +63,9 @@ use serde::{Deserialize, Serialize};
 use vigil_schemas::Telemetry;
 
 /// Features computed for each metric in the spec.
-pub const FEATURES_PER_METRIC: usize = 3;
+pub const FEATURES_PER_METRIC: usize = 4;
 /// Names of the per-metric features, in vector order.
-pub const FEATURE_NAMES: [&str; FEATURES_PER_METRIC] = ["innovation", "trend", "stuck"];
+pub const FEATURE_NAMES: [&str; FEATURES_PER_METRIC] = ["innovation", "trend", "stuck", "level"];
 /// Features computed once per record (after all per-metric ones): `gap`.
 pub const DEVICE_FEATURES: usize = 1;
 /// Cap of one interval step relative to the current estimate.
@@ -472,6 +479,8 @@ impl Extractor {
         out[0] = innovation.clamp(-FEATURE_LIMIT, FEATURE_LIMIT);
         out[1] = trend.clamp(-FEATURE_LIMIT, FEATURE_LIMIT);
         out[2] = f64::from(run);
+        // Against the long-run statistics before this value updates them.
+        out[3] = ((x - st.slow) / total_sd).clamp(-FEATURE_LIMIT, FEATURE_LIMIT);
 
         MetricState {
             n: st.n.saturating_add(1),
@@ -543,6 +552,31 @@ mod tests {
     }
 
     #[test]
+    fn level_measures_the_value_against_the_long_run_distribution() {
+        let mut spec = FeatureSpec::with_defaults(["a".to_string()]);
+        spec.metrics[0].noise_var = 1.0;
+        spec.metrics[0].total_var = 1.0;
+        let ex = Extractor::new(spec).expect("valid spec");
+        let mut st = ex.new_state();
+        let mut out = vec![0.0; ex.dim()];
+        // A noisy series around 100 with sd 1 (a deterministic ±1 pattern).
+        for i in 0..2000u64 {
+            let noise = if (i * 7) % 3 == 0 { 1.0 } else { -0.5 };
+            ex.extract(&mut st, &rec(i, &[("a", 100.0 + noise)]), &mut out);
+        }
+        assert!(out[3].abs() < 2.0, "typical value: level {}", out[3]);
+        // A shift to 110 (10 sd): level sees it at once and keeps seeing it
+        // after the fast mean (and so the innovation) has caught up.
+        ex.extract(&mut st, &rec(2000, &[("a", 110.0)]), &mut out);
+        assert!(out[3] > 8.0, "level {}", out[3]);
+        for i in 2001..2040u64 {
+            ex.extract(&mut st, &rec(i, &[("a", 110.0)]), &mut out);
+        }
+        assert!(out[0].abs() < 1.0, "innovation decayed: {}", out[0]);
+        assert!(out[3] > 3.0, "level still up: {}", out[3]);
+    }
+
+    #[test]
     fn stuck_run_counts_repeats_and_saturates() {
         let ex = extractor(&["a"]);
         let mut st = ex.new_state();
@@ -561,7 +595,7 @@ mod tests {
         ex.extract(&mut st, &rec(1, &[("a", 1.0), ("b", 2.0)]), &mut out);
         let b_before = st.metrics[1];
         ex.extract(&mut st, &rec(2, &[("a", 3.0), ("zz", 9.0)]), &mut out);
-        assert_eq!(&out[3..6], &[0.0, 0.0, 0.0]);
+        assert_eq!(&out[4..8], &[0.0; FEATURES_PER_METRIC]);
         assert_eq!(st.metrics[1], b_before);
         assert_eq!(st.metrics[0].n, 2);
     }

@@ -25,8 +25,12 @@ use crate::features::FeatureSpec;
 use crate::keys::key_id;
 use crate::model::{Model, ModelError};
 
-/// Version of the payload layout this build writes and reads.
-pub const PAYLOAD_FORMAT: u32 = 1;
+/// Version of the payload layout this build writes and reads. Format 2
+/// added the per-metric `level` feature (four features per metric instead
+/// of three), so a format-1 detector does not fit this build's feature
+/// vector: such releases are refused as `unknown_schema` and must be
+/// retrained.
+pub const PAYLOAD_FORMAT: u32 = 2;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

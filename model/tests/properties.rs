@@ -124,4 +124,4 @@ fn golden_verdict_digest() {
     );
 }
 
-const GOLDEN: &str = "4f248883fa8186853e0e80a765297d4c0422853979c111a72499c617da43ce9a";
+const GOLDEN: &str = "b93fc247ad90a55a29fbaabb5e22ed5c8c6970aa38517e4215d6db76df93e330";

@@ -113,10 +113,15 @@ fn tampered_truncated_foreign_and_mismatched_releases_are_refused() {
 fn unknown_payload_format_and_invalid_payload_are_refused() {
     let vk = key(7).verifying_key();
     let mut p = common::payload(1);
-    p.format = 2;
+    p.format = vigil_model::PAYLOAD_FORMAT + 1;
     // sign() refuses nothing about the format itself; build the release by
     // hand-signing through a valid payload then editing is impossible, so
     // sign the raw bytes the way the trainer would.
+    let text = serde_json::to_string(&p).expect("json");
+    let release = raw_release(&text, &key(7));
+    assert_eq!(reason(verify(&release, &vk)), "unknown_schema");
+    // Format 1 (three features per metric) predates the `level` feature.
+    p.format = 1;
     let text = serde_json::to_string(&p).expect("json");
     let release = raw_release(&text, &key(7));
     assert_eq!(reason(verify(&release, &vk)), "unknown_schema");
@@ -131,7 +136,11 @@ fn unknown_payload_format_and_invalid_payload_are_refused() {
     let release = raw_release(&text, &key(7));
     assert_eq!(reason(verify(&release, &vk)), "invalid_payload");
 
-    let release = raw_release(r#"{"format":1,"model":"default"}"#, &key(7));
+    let text = format!(
+        r#"{{"format":{},"model":"default"}}"#,
+        vigil_model::PAYLOAD_FORMAT
+    );
+    let release = raw_release(&text, &key(7));
     assert_eq!(reason(verify(&release, &vk)), "malformed");
 }
 

@@ -35,6 +35,7 @@ pub use report::{
 };
 pub use run::{
     detect, probation_rows, run, DetectError, DetectorConfig, Retrain, RunOptions, ScoreMap,
+    NAB_FALSE_ALARM_RATE, REFRACTORY_ROWS,
 };
 pub use sweep::{Corpus, Counts, FileScore, FileScores, ThresholdScore};
 pub use timestamp::Timestamp;

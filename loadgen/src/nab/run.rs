@@ -62,11 +62,25 @@ pub enum ScoreMap {
     /// ([`LIKELIHOOD_SHORT_ROWS`]) under the mean and deviation of its
     /// history since the last fit.
     Likelihood,
+    /// Alert onsets: the calibrated score of a row that reaches the
+    /// model's threshold when no row of the previous [`REFRACTORY_ROWS`]
+    /// did, else 0. One alert per episode, however its score evolves
+    /// (a slow ramp is one episode, not one alert per new maximum).
+    Episode,
+    /// Alerts with a cool-down: the calibrated score of a row that reaches
+    /// the model's threshold when no alert was raised in the previous
+    /// [`REFRACTORY_ROWS`] rows, else 0. Unlike [`ScoreMap::Episode`],
+    /// above-threshold rows that raised no alert do not extend the silence.
+    Cooldown,
 }
 
-/// Rows an onset suppresses smaller scores for (one day of NAB's usual
-/// 5-minute sampling).
-pub const REFRACTORY_ROWS: usize = 288;
+/// Rows an alert (or an onset) silences the maps that look back: half a
+/// day of NAB's usual 5-minute sampling. (288, one day, before 2026-12-02;
+/// see NAB.md for the values tried.)
+pub const REFRACTORY_ROWS: usize = 144;
+/// False-alarm rate the runner's fits calibrate the model's threshold to
+/// (see NAB.md for the values tried).
+pub const NAB_FALSE_ALARM_RATE: f64 = 0.003;
 /// Rows averaged into the recent score of [`ScoreMap::Likelihood`].
 pub const LIKELIHOOD_SHORT_ROWS: usize = 10;
 
@@ -79,15 +93,18 @@ pub struct DetectorConfig {
     pub method: Method,
     /// False-alarm rate `fit` calibrates `raw_scale` to.
     pub target_false_alarm_rate: f64,
+    /// Rows an alert (or an onset) silences the maps that look back.
+    pub refractory_rows: usize,
 }
 
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
-            retrain: Retrain::Doubling,
-            score: ScoreMap::Onset,
+            retrain: Retrain::Never,
+            score: ScoreMap::Cooldown,
             method: Method::Pca,
-            target_false_alarm_rate: TrainConfig::default().target_false_alarm_rate,
+            target_false_alarm_rate: NAB_FALSE_ALARM_RATE,
+            refractory_rows: REFRACTORY_ROWS,
         }
     }
 }
@@ -157,6 +174,8 @@ struct Online<'a> {
     recent: VecDeque<f64>,
     /// Running sums of the calibrated score since the last fit (n, Σx, Σx²).
     history: (f64, f64, f64),
+    /// Rows scored since the last alert of [`ScoreMap::Cooldown`].
+    since_alert: usize,
 }
 
 impl<'a> Online<'a> {
@@ -174,8 +193,9 @@ impl<'a> Online<'a> {
             model,
             state,
             scratch: Scratch::default(),
-            recent: VecDeque::with_capacity(REFRACTORY_ROWS + 1),
+            recent: VecDeque::with_capacity(cfg.refractory_rows + 1),
             history: (0.0, 0.0, 0.0),
+            since_alert: usize::MAX,
         })
     }
 
@@ -195,9 +215,28 @@ impl<'a> Online<'a> {
                 }
             }
             ScoreMap::Likelihood => self.likelihood(score),
+            ScoreMap::Cooldown => {
+                let threshold = self.model.threshold();
+                if score >= threshold && self.since_alert >= self.cfg.refractory_rows {
+                    self.since_alert = 0;
+                    score
+                } else {
+                    0.0
+                }
+            }
+            ScoreMap::Episode => {
+                let threshold = self.model.threshold();
+                let armed = self.recent.iter().all(|&r| r < threshold);
+                if armed && score >= threshold {
+                    score
+                } else {
+                    0.0
+                }
+            }
         };
+        self.since_alert = self.since_alert.saturating_add(1);
         self.recent.push_back(score);
-        if self.recent.len() > REFRACTORY_ROWS {
+        if self.recent.len() > self.cfg.refractory_rows {
             self.recent.pop_front();
         }
         out
@@ -267,7 +306,15 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
     for (t, record) in records.iter().enumerate() {
         if t == next_fit {
             match Online::start(&records[..t], cfg) {
-                Ok(o) => online = Some(o),
+                Ok(mut o) => {
+                    // A refit does not end an episode: the maps that look
+                    // back keep the scores of the rows before it.
+                    if let Some(old) = online.take() {
+                        o.recent = old.recent;
+                        o.since_alert = old.since_alert;
+                    }
+                    online = Some(o)
+                }
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -385,7 +432,11 @@ mod tests {
         let clean = series((0..2000).map(wave));
         let mut spiked = clean.clone();
         spiked.values[1500] += 20.0;
-        let cfg = DetectorConfig::default();
+        // The raw calibrated score: the alert maps may silence a row.
+        let cfg = DetectorConfig {
+            score: ScoreMap::Calibrated,
+            ..DetectorConfig::default()
+        };
         let a = detect(&clean, &cfg).expect("clean series scores");
         let b = detect(&spiked, &cfg).expect("spiked series scores");
         assert_eq!(a.len(), 2000);
@@ -395,6 +446,45 @@ mod tests {
         assert!(b.iter().all(|s| (0.0..=1.0).contains(s)));
         let typical = a[400..].iter().copied().fold(0.0, f64::max);
         assert!(b[1500] > typical, "{} vs {typical}", b[1500]);
+    }
+
+    #[test]
+    fn cooldown_raises_one_alert_per_refractory_period() {
+        let mut values: Vec<f64> = (0..2000).map(wave).collect();
+        for t in [1500, 1550, 1800] {
+            values[t] += 20.0;
+        }
+        let data = series(values);
+        let cfg = |score| DetectorConfig {
+            score,
+            retrain: Retrain::Never,
+            refractory_rows: 144,
+            ..DetectorConfig::default()
+        };
+        let calibrated = detect(&data, &cfg(ScoreMap::Calibrated)).expect("scores");
+        let alerts = detect(&data, &cfg(ScoreMap::Cooldown)).expect("scores");
+        // An alert is a row at the model's threshold with no alert in the
+        // 144 rows before it; every other row is 0.
+        let threshold = vigil_training::CALIBRATED_THRESHOLD;
+        let mut last: Option<usize> = None;
+        for (t, (&c, &a)) in calibrated.iter().zip(&alerts).enumerate() {
+            if c >= threshold && last.is_none_or(|l| t - l >= 144) {
+                assert_eq!(a, c, "row {t} alerts");
+                last = Some(t);
+            } else {
+                assert_eq!(a, 0.0, "row {t} is silent");
+            }
+        }
+        // The spikes are anomalous, but not every one of them alerts.
+        assert!([1500, 1550, 1800]
+            .iter()
+            .all(|&t| calibrated[t] >= threshold));
+        let raised = alerts.iter().filter(|&&a| a > 0.0).count();
+        let above = calibrated.iter().filter(|&&c| c >= threshold).count();
+        assert!(
+            raised >= 1 && raised < above,
+            "{raised} alerts, {above} rows above"
+        );
     }
 
     #[test]
