@@ -6,6 +6,13 @@ use clap::{Parser, Subcommand};
 use vigil_service::config::LogArgs;
 use vigil_service::Shutdown;
 
+/// jemalloc rather than glibc malloc: with glibc's per-thread arenas each
+/// periodic training (on whichever thread ran it) left its freed memory
+/// in another arena and the process grew by 60-150 MiB per training; with
+/// jemalloc, freed memory is reused and returned (BENCHMARKS.md, "Demo").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Vigil: IoT anomaly detection on a Fast Data stack.
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about, propagate_version = true)]
