@@ -61,18 +61,9 @@ impl EdgeView {
         }
         out
     }
-}
 
-fn version_label(v: Option<u64>) -> String {
-    v.map_or_else(|| "none".to_owned(), |v| format!("v{v}"))
-}
-
-/// Shared view, updated by the watcher task.
-pub type SharedEdgeView = Arc<Mutex<EdgeView>>;
-
-impl EdgeView {
     /// Records `version` as pushed unless it is not newer than the last.
-    fn pushed(&mut self, version: u64) {
+    fn record_pushed(&mut self, version: u64) {
         if self.pushed.last().is_some_and(|p| p.version >= version) {
             return;
         }
@@ -85,6 +76,13 @@ impl EdgeView {
         });
     }
 }
+
+fn version_label(v: Option<u64>) -> String {
+    v.map_or_else(|| "none".to_owned(), |v| format!("v{v}"))
+}
+
+/// Shared view, updated by the watcher task.
+pub type SharedEdgeView = Arc<Mutex<EdgeView>>;
 
 /// Subscribes to `model`'s release topic and the devices' status and
 /// verdict topics and keeps `view` up to date until `shutdown`.
@@ -122,7 +120,7 @@ pub async fn start(
                     let Ok(mut v) = view.lock() else { break };
                     if topic == releases {
                         match ModelRelease::decode(&p.payload) {
-                            Ok(release) => v.pushed(release.version),
+                            Ok(release) => v.record_pushed(release.version),
                             Err(_) => v.undecodable += 1,
                         }
                     } else if topics.device_id_of(&topic, DeviceChannel::Status).is_some() {
