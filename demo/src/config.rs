@@ -111,6 +111,11 @@ pub struct DemoArgs {
     #[arg(long, env = "VIGIL_DEMO_SUMMARY")]
     pub summary: Option<PathBuf>,
 
+    /// Append a memory sample (this process by allocator, and the
+    /// brokers; CSV, KiB) here at every status line.
+    #[arg(long, env = "VIGIL_DEMO_MEMORY_LOG")]
+    pub memory_log: Option<PathBuf>,
+
     /// Seconds between two status lines.
     #[arg(long, env = "VIGIL_DEMO_STATUS_EVERY", default_value = "5s", value_parser = humantime::parse_duration)]
     pub status_every: Duration,

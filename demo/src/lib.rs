@@ -24,6 +24,7 @@
 pub mod brokers;
 pub mod config;
 pub mod fleet;
+pub mod memory;
 pub mod services;
 pub mod status;
 pub mod summary;
@@ -120,11 +121,9 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
         started,
     )
     .await;
-    let rss = summary::rss(&[brokers.kafka.pid(), brokers.mqtt.pid()]);
     brokers.mqtt.stop().await;
     brokers.kafka.stop().await;
     let mut summary = result?;
-    summary.rss_kib = rss;
     summary.seconds = started.elapsed().as_secs_f64();
     summary.data_dir = match &data {
         DataDir::Kept(p) => Some(p.display().to_string()),
@@ -321,6 +320,11 @@ async fn run_stack(
     banner(args, dir, &running, &kafka_brokers, &mqtt_url);
     let scraper = status::Scraper::new(ingest_addr, score_addr, audit_addr)?;
     let devices = (args.cloud_devices(), args.edge_devices());
+    let mut memory_log = args
+        .memory_log
+        .as_deref()
+        .map(memory::Log::create)
+        .transpose()?;
     let mut tick = tokio::time::interval(args.status_every);
     tick.tick().await;
     let mut failure: Option<anyhow::Error> = None;
@@ -335,7 +339,15 @@ async fn run_stack(
                 }
                 let cloud = scraper.scrape().await;
                 let edge = edge_view.lock().map(|v| v.clone()).unwrap_or_default();
-                println!("{}", status::line(started.elapsed(), devices, &cloud, &edge));
+                let mem = memory::Sample::take(brokers.kafka.pid(), brokers.mqtt.pid());
+                if let Some(log) = &mut memory_log {
+                    log.append(started.elapsed().as_secs(), &mem);
+                }
+                println!(
+                    "{} | {}",
+                    status::line(started.elapsed(), devices, &cloud, &edge),
+                    mem.brief()
+                );
             }
             _ = shutdown.cancelled() => {
                 stopped_by = StoppedBy::Signal;
@@ -357,6 +369,7 @@ async fn run_stack(
 
     // The figures as they stand, before anything stops.
     let cloud = scraper.scrape().await;
+    let mem = memory::Sample::take(brokers.kafka.pid(), brokers.mqtt.pid());
     fleet::stop_edge(edge_agents, &edge_stop, EDGE_STOP_TIMEOUT).await;
     let edge = edge_view.lock().map(|v| v.clone()).unwrap_or_default();
     // Stop order follows the data: no new input, then ingest flushes to
@@ -378,7 +391,9 @@ async fn run_stack(
     let report = fleet_result
         .context("fleet task panicked")?
         .context("running the fleet")?;
-    Ok(Summary::new(stopped_by, devices, report, cloud, edge))
+    let mut summary = Summary::new(stopped_by, devices, report, cloud, edge);
+    summary.memory = mem;
+    Ok(summary)
 }
 
 /// Creates the high-volume topics with a retention, so the broker's store

@@ -82,8 +82,9 @@ pub struct Summary {
     pub edge: EdgeView,
     /// The services' counters at the end (their /metrics).
     pub services: Cloud,
-    /// Resident memory at the end, KiB: this process and the brokers.
-    pub rss_kib: BTreeMap<String, u64>,
+    /// Memory at the end of the run, before the services stop, KiB
+    /// (this process by allocator, and the brokers).
+    pub memory: crate::memory::Sample,
     /// The kept data directory (None: a temporary one, removed).
     pub data_dir: Option<String>,
     /// The load generator's full report (loadgen/REPORT.md).
@@ -129,7 +130,7 @@ impl Summary {
             },
             edge,
             services,
-            rss_kib: BTreeMap::new(),
+            memory: crate::memory::Sample::default(),
             data_dir: None,
             fleet,
         }
@@ -173,29 +174,4 @@ impl Summary {
         );
         out
     }
-}
-
-/// Resident memory (KiB) of this process and of `children`.
-pub fn rss(children: &[Option<u32>]) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    if let Some(kib) = rss_of("self") {
-        out.insert("demo".to_owned(), kib);
-    }
-    for (name, pid) in ["kafka", "mqtt"].iter().zip(children) {
-        if let Some(kib) = pid.and_then(|p| rss_of(&p.to_string())) {
-            out.insert((*name).to_owned(), kib);
-        }
-    }
-    out
-}
-
-fn rss_of(pid: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
