@@ -181,7 +181,7 @@ async fn run_stack(
             http_flags(audit_addr),
             vec![
                 "--store".into(),
-                format!("sqlite://{}", dir.join("audit.db").display()),
+                audit_store_uri(&dir.join("audit.db")),
                 "--verify-key".into(),
                 key(verify_key),
             ],
@@ -422,6 +422,14 @@ async fn create_topics(kafka: &KafkaArgs, retention: Duration, shutdown: &Shutdo
     vigil_service::kafka::ensure_topics_retrying(kafka, &specs, shutdown).await;
 }
 
+/// The demo's audit store, with memory bounds that do not grow with the
+/// file: a 16 MiB writer cache (the service's default is 64) and no memory
+/// map (the default maps 256 MiB per connection, and every mapped page a
+/// query touches counts as the demo's resident memory).
+fn audit_store_uri(path: &Path) -> String {
+    format!("sqlite://{}?cache_mib=16&mmap_mib=0", path.display())
+}
+
 /// The dashboard (`vigil api`) on `--http-addr`: reads the topics itself
 /// and tops device pages up from the demo's audit store.
 fn start_dashboard(
@@ -435,10 +443,7 @@ fn start_dashboard(
         &[
             kafka_flags(kafka_brokers),
             http_flags(args.http_addr),
-            vec![
-                "--audit-store".into(),
-                format!("sqlite://{}", audit_store.display()),
-            ],
+            vec!["--audit-store".into(), audit_store_uri(audit_store)],
         ]
         .concat(),
     )?;

@@ -2,14 +2,9 @@
 //! broker children, split by allocator, so a long run shows which part
 //! grows (BENCHMARKS.md, "Demo: resident memory").
 //!
-//! - **Rust heap**: jemalloc, the global allocator of `vigil-demo` (and of
-//!   `vigil`): bytes the program holds (`allocated`) and pages jemalloc
-//!   keeps resident (`resident`, includes its metadata and dirty pages not
-//!   yet returned).
-//! - **C heap**: glibc malloc, used by librdkafka and SQLite (C libraries
-//!   do not go through Rust's allocator): bytes in use and bytes taken
-//!   from the system (`mallinfo2`, every arena).
-//! - The rest of the RSS is code, thread stacks and mapped files.
+//! The heaps are [`vigil_service::memory`]'s (the Rust heap: jemalloc;
+//! the C heap: glibc malloc of librdkafka and SQLite); the rest of the RSS
+//! is code, thread stacks and mapped files.
 
 use std::path::Path;
 
@@ -39,15 +34,14 @@ pub const CSV_HEADER: &str =
 impl Sample {
     /// Takes a sample; `kafka` and `mqtt` are the broker children's pids.
     pub fn take(kafka: Option<u32>, mqtt: Option<u32>) -> Self {
-        let (rust_allocated, rust_resident) = jemalloc();
-        let (c_in_use, c_from_system) = glibc();
+        let heaps = vigil_service::memory::heaps();
         let child = |pid: Option<u32>| pid.and_then(|p| rss_of(&p.to_string())).unwrap_or(0);
         Self {
             rss: rss_of("self").unwrap_or(0),
-            rust_allocated,
-            rust_resident,
-            c_in_use,
-            c_from_system,
+            rust_allocated: heaps.rust_allocated / 1024,
+            rust_resident: heaps.rust_resident / 1024,
+            c_in_use: heaps.c_in_use / 1024,
+            c_from_system: heaps.c_from_system / 1024,
             kafka: child(kafka),
             mqtt: child(mqtt),
         }
@@ -109,37 +103,6 @@ impl Log {
     }
 }
 
-/// jemalloc's (allocated, resident), KiB; zeros when its statistics cannot
-/// be read.
-fn jemalloc() -> (u64, u64) {
-    use tikv_jemalloc_ctl::{epoch, stats};
-    // The statistics are a snapshot refreshed by advancing the epoch.
-    if epoch::advance().is_err() {
-        return (0, 0);
-    }
-    let kib = |r: Result<usize, tikv_jemalloc_ctl::Error>| r.map_or(0, |b| b as u64 / 1024);
-    (kib(stats::allocated::read()), kib(stats::resident::read()))
-}
-
-/// glibc malloc's (in use, from the system), KiB, over every arena.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)] // an FFI call; libc has no safe wrapper
-fn glibc() -> (u64, u64) {
-    // SAFETY: mallinfo2 takes no arguments and only reads the allocator's
-    // own bookkeeping under its locks.
-    let info = unsafe { libc::mallinfo2() };
-    let kib = |b: usize| b as u64 / 1024;
-    (
-        kib(info.uordblks + info.hblkhd),
-        kib(info.arena + info.hblkhd),
-    )
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn glibc() -> (u64, u64) {
-    (0, 0)
-}
-
 /// VmRSS (KiB) of `/proc/<pid>`.
 pub fn rss_of(pid: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -157,22 +120,11 @@ mod tests {
     use super::*;
 
     #[test]
-    #[allow(unsafe_code)] // malloc/free through FFI, to hold C heap
-    fn a_sample_sees_this_process_and_the_c_heap() {
-        // Hold some C heap so the figure cannot be zero by accident.
-        // SAFETY: a plain malloc/free pair of a valid size.
-        let p = unsafe { libc::malloc(4 << 20) };
-        assert!(!p.is_null());
+    fn a_sample_sees_this_process_and_its_children() {
         let s = Sample::take(None, Some(std::process::id()));
-        unsafe { libc::free(p) };
         assert!(s.rss > 0, "{s:?}");
         assert_eq!(s.kafka, 0, "no pid, no figure");
         assert!(s.mqtt > 0, "a pid that exists is read: {s:?}");
-        #[cfg(target_env = "gnu")]
-        assert!(
-            s.c_in_use >= 4096 && s.c_from_system >= s.c_in_use,
-            "the 4 MiB malloc'd above shows: {s:?}"
-        );
         let row = s.csv_row(7);
         assert_eq!(row.split(',').count(), CSV_HEADER.split(',').count());
         assert!(row.starts_with("7,"));

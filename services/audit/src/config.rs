@@ -18,7 +18,8 @@ pub struct AuditArgs {
     #[command(flatten)]
     pub http: HttpArgs,
 
-    /// Audit store: `sqlite:///path/audit.db` (embedded, the default) or
+    /// Audit store: `sqlite:///path/audit.db` (embedded, the default;
+    /// memory settings as `?cache_mib=64&mmap_mib=256`, the defaults) or
     /// `scylla://host:9042,host2:9042/keyspace` (ScyllaDB or Cassandra).
     #[arg(
         long,
@@ -194,7 +195,8 @@ mod tests {
         assert_eq!(
             a.store_uri().expect("uri"),
             StoreUri::Sqlite {
-                path: "vigil-audit.db".into()
+                path: "vigil-audit.db".into(),
+                tuning: crate::store::SqliteTuning::default(),
             }
         );
         let o = a.scylla_options().expect("options");

@@ -8,6 +8,7 @@
 //! - [`health`]: readiness of named dependencies and the HTTP server that
 //!   serves `/healthz`, `/readyz`, `/metrics` (and a service's own routes).
 //! - [`metrics`]: helpers around the Prometheus registry.
+//! - [`memory`]: heap figures by allocator and the allocator settings.
 //! - [`shutdown`]: the one cancellation signal every task selects on.
 //! - [`kafka`]: producer/consumer construction, topic creation, connection
 //!   state.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod health;
 pub mod kafka;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod mqtt;
 pub mod shutdown;

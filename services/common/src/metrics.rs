@@ -5,7 +5,7 @@
 use prometheus::{Encoder, Registry, TextEncoder};
 
 /// A fresh registry with process metrics (CPU, memory, fds) where the
-/// platform supports them.
+/// platform supports them, and the heaps by allocator ([`crate::memory`]).
 pub fn registry() -> Registry {
     let registry = Registry::new();
     #[cfg(target_os = "linux")]
@@ -13,6 +13,14 @@ pub fn registry() -> Registry {
         prometheus::process_collector::ProcessCollector::for_self(),
     )) {
         tracing::warn!(error = %e, "process metrics unavailable");
+    }
+    match crate::memory::HeapCollector::new() {
+        Ok(heaps) => {
+            if let Err(e) = registry.register(Box::new(heaps)) {
+                tracing::warn!(error = %e, "heap metrics unavailable");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "heap metrics unavailable"),
     }
     registry
 }

@@ -39,7 +39,7 @@ use serde_json::value::RawValue;
 use vigil_schemas::{Incident, TrainingWindow, ValidationMetrics, Verdict};
 
 pub use cursor::{Cursor, CursorError};
-pub use uri::{StoreUri, StoreUriError};
+pub use uri::{SqliteTuning, StoreUri, StoreUriError};
 
 /// Most rows one range query returns (the API's `limit` bound).
 pub const MAX_PAGE: usize = 1000;
@@ -305,11 +305,13 @@ impl AnyStore {
     /// Opens (and migrates) the store `uri` names.
     pub async fn open(uri: &StoreUri, scylla: &scylla::ScyllaOptions) -> Result<Self, StoreError> {
         match uri {
-            StoreUri::Sqlite { path } => {
-                let path = path.clone();
-                let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path))
-                    .await
-                    .map_err(|e| StoreError::Worker(e.to_string()))??;
+            StoreUri::Sqlite { path, tuning } => {
+                let (path, tuning) = (path.clone(), *tuning);
+                let store = tokio::task::spawn_blocking(move || {
+                    sqlite::SqliteStore::open_with(&path, tuning)
+                })
+                .await
+                .map_err(|e| StoreError::Worker(e.to_string()))??;
                 Ok(AnyStore::Sqlite(Arc::new(store)))
             }
             StoreUri::Scylla { nodes, keyspace } => {

@@ -32,7 +32,7 @@ use vigil_schemas::{
 
 use super::{
     from_i64, stored_version, to_i64, Cursor, ModelDetail, ModelRecord, ModelSummary, Page,
-    RangeQuery, Store, StoreError, WriteBatch,
+    RangeQuery, SqliteTuning, Store, StoreError, WriteBatch,
 };
 
 /// Schema version kept in `PRAGMA user_version`; migrations run up to it.
@@ -182,8 +182,13 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating when missing) the database at `path` and brings its
-    /// schema up to date. Blocking.
+    /// schema up to date, with the default memory settings. Blocking.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteTuning::default())
+    }
+
+    /// [`Self::open`] with the page cache and memory map `tuning` names.
+    pub fn open_with(path: &Path, tuning: SqliteTuning) -> Result<Self, StoreError> {
         let open_error = |detail: String| StoreError::Open {
             uri: format!("sqlite://{}", path.display()),
             detail,
@@ -193,7 +198,8 @@ impl SqliteStore {
                 .map_err(|e| open_error(format!("creating {}: {e}", dir.display())))?;
         }
         let writer = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
-        configure(&writer).map_err(|e| open_error(e.to_string()))?;
+        configure(&writer, Some(tuning.cache_mib), tuning.mmap_mib)
+            .map_err(|e| open_error(e.to_string()))?;
         writer
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_error(format!("enabling WAL: {e}")))?;
@@ -207,7 +213,7 @@ impl SqliteStore {
                     | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(|e| open_error(format!("opening a reader: {e}")))?;
-            configure(&reader).map_err(|e| open_error(e.to_string()))?;
+            configure(&reader, None, tuning.mmap_mib).map_err(|e| open_error(e.to_string()))?;
             readers.push(Mutex::new(reader));
         }
         Ok(Self {
@@ -504,8 +510,9 @@ impl SqliteStore {
     }
 }
 
-/// Connection settings every connection gets.
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+/// Connection settings every connection gets: a page cache of `cache_mib`
+/// (None: SQLite's default, ~2 MiB) and a memory map of `mmap_mib`.
+fn configure(conn: &Connection, cache_mib: Option<u32>, mmap_mib: u32) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // FULL: the WAL is fsynced at every commit, so a committed batch
@@ -515,8 +522,11 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // not the fsync.)
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-    conn.pragma_update(None, "cache_size", -65_536)?;
-    conn.pragma_update(None, "mmap_size", 268_435_456)?;
+    if let Some(mib) = cache_mib {
+        // Negative: a size in KiB rather than in pages.
+        conn.pragma_update(None, "cache_size", -i64::from(mib) * 1024)?;
+    }
+    conn.pragma_update(None, "mmap_size", i64::from(mmap_mib) << 20)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
@@ -780,5 +790,44 @@ impl Store for Arc<SqliteStore> {
         limit: usize,
     ) -> Result<Vec<Incident>, StoreError> {
         blocking(self, move |s| s.incidents_blocking(&device_id, limit)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragma(conn: &Connection, name: &str) -> i64 {
+        conn.pragma_query_value(None, name, |r| r.get(0))
+            .expect(name)
+    }
+
+    #[test]
+    fn the_uri_tuning_bounds_every_connection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.db");
+        let tuning = SqliteTuning {
+            cache_mib: 16,
+            mmap_mib: 0,
+        };
+        let store = SqliteStore::open_with(&path, tuning).expect("opens");
+        let writer = store.writer();
+        assert_eq!(pragma(&writer, "cache_size"), -16 * 1024);
+        assert_eq!(pragma(&writer, "mmap_size"), 0);
+        drop(writer);
+        for reader in &store.readers {
+            let reader = reader.lock().expect("reader");
+            assert_eq!(
+                pragma(&reader, "cache_size"),
+                -2000,
+                "readers keep SQLite's default cache"
+            );
+            assert_eq!(pragma(&reader, "mmap_size"), 0);
+        }
+
+        let defaults = SqliteStore::open(&dir.path().join("b.db")).expect("opens");
+        let writer = defaults.writer();
+        assert_eq!(pragma(&writer, "cache_size"), -64 * 1024);
+        assert_eq!(pragma(&writer, "mmap_size"), 256 << 20);
     }
 }

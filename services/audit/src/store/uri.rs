@@ -1,7 +1,9 @@
 //! `VIGIL_AUDIT_STORE`: which backend, and where.
 //!
 //! - `sqlite:///var/lib/vigil/audit.db` — an absolute path (three slashes),
-//!   or `sqlite://audit.db` relative to the working directory.
+//!   or `sqlite://audit.db` relative to the working directory; optionally
+//!   followed by memory settings, `?cache_mib=16&mmap_mib=0`
+//!   ([`SqliteTuning`]).
 //! - `scylla://10.0.0.5:9042/vigil` — one or more contact points separated
 //!   by commas (port 9042 when omitted), then the keyspace. `cassandra://`
 //!   is accepted as a synonym.
@@ -15,6 +17,8 @@ pub enum StoreUri {
     Sqlite {
         /// Database file (created when missing).
         path: PathBuf,
+        /// Memory settings from the query string.
+        tuning: SqliteTuning,
     },
     /// ScyllaDB or Cassandra cluster.
     Scylla {
@@ -23,6 +27,63 @@ pub enum StoreUri {
         /// Keyspace holding Vigil's tables.
         keyspace: String,
     },
+}
+
+/// How much memory the SQLite store may use, from the URI's query string.
+/// Both bound the process's resident memory however large the database
+/// grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteTuning {
+    /// `cache_mib`: page cache of the writer connection, MiB (its b-tree
+    /// pages between batches; the read-only connections keep SQLite's
+    /// default of ~2 MiB each and read through the memory map).
+    pub cache_mib: u32,
+    /// `mmap_mib`: how much of the file each connection maps and reads
+    /// without copying, MiB; 0 turns mapping off (reads go through the
+    /// page caches). Mapped pages the queries touch count as resident.
+    pub mmap_mib: u32,
+}
+
+impl Default for SqliteTuning {
+    fn default() -> Self {
+        Self {
+            cache_mib: 64,
+            mmap_mib: 256,
+        }
+    }
+}
+
+/// Largest `cache_mib` / `mmap_mib` accepted (64 GiB).
+const MAX_TUNING_MIB: u32 = 65_536;
+
+impl SqliteTuning {
+    /// Applies `key=value&...` over the defaults.
+    fn parse(uri: &str, query: &str) -> Result<Self, StoreUriError> {
+        let mut tuning = Self::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match key {
+                "cache_mib" => &mut tuning.cache_mib,
+                "mmap_mib" => &mut tuning.mmap_mib,
+                _ => {
+                    return Err(StoreUriError::UnknownParam {
+                        uri: uri.to_owned(),
+                        key: key.to_owned(),
+                    })
+                }
+            };
+            *slot = value
+                .parse::<u32>()
+                .ok()
+                .filter(|v| *v <= MAX_TUNING_MIB)
+                .ok_or_else(|| StoreUriError::BadParam {
+                    uri: uri.to_owned(),
+                    key: key.to_owned(),
+                    value: value.to_owned(),
+                })?;
+        }
+        Ok(tuning)
+    }
 }
 
 /// Why `VIGIL_AUDIT_STORE` did not parse; each says what to write instead.
@@ -34,6 +95,18 @@ pub enum StoreUriError {
     UnknownScheme(String),
     #[error("VIGIL_AUDIT_STORE {0:?} names no database file after sqlite://")]
     NoPath(String),
+    #[error(
+        "VIGIL_AUDIT_STORE {uri:?}: unknown SQLite setting {key:?}; known: cache_mib, mmap_mib"
+    )]
+    UnknownParam { uri: String, key: String },
+    #[error(
+        "VIGIL_AUDIT_STORE {uri:?}: {key}={value:?} is not a whole number of MiB in 0..=65536"
+    )]
+    BadParam {
+        uri: String,
+        key: String,
+        value: String,
+    },
     #[error("VIGIL_AUDIT_STORE {0:?} names no host after scylla://")]
     NoHost(String),
     #[error("VIGIL_AUDIT_STORE {uri:?}: port {port:?} of contact point {host:?} is not a number in 1..=65535")]
@@ -60,11 +133,13 @@ impl std::str::FromStr for StoreUri {
             .ok_or_else(|| StoreUriError::NoScheme(uri.to_owned()))?;
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => {
-                if rest.is_empty() || rest == "/" {
+                let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+                if path.is_empty() || path == "/" {
                     return Err(StoreUriError::NoPath(uri.to_owned()));
                 }
                 Ok(StoreUri::Sqlite {
-                    path: PathBuf::from(rest),
+                    path: PathBuf::from(path),
+                    tuning: SqliteTuning::parse(uri, query)?,
                 })
             }
             "scylla" | "cassandra" => {
@@ -149,13 +224,25 @@ mod tests {
         assert_eq!(
             parse("sqlite:///var/lib/vigil/audit.db"),
             Ok(StoreUri::Sqlite {
-                path: "/var/lib/vigil/audit.db".into()
+                path: "/var/lib/vigil/audit.db".into(),
+                tuning: SqliteTuning::default(),
             })
         );
         assert_eq!(
             parse("sqlite://audit.db"),
             Ok(StoreUri::Sqlite {
-                path: "audit.db".into()
+                path: "audit.db".into(),
+                tuning: SqliteTuning::default(),
+            })
+        );
+        assert_eq!(
+            parse("sqlite:///d/audit.db?cache_mib=16&mmap_mib=0"),
+            Ok(StoreUri::Sqlite {
+                path: "/d/audit.db".into(),
+                tuning: SqliteTuning {
+                    cache_mib: 16,
+                    mmap_mib: 0
+                },
             })
         );
         assert_eq!(
@@ -205,6 +292,22 @@ mod tests {
         assert!(matches!(
             parse("scylla://h/1bad-name"),
             Err(StoreUriError::BadKeyspace(k)) if k == "1bad-name"
+        ));
+        assert!(matches!(
+            parse("sqlite:///d/a.db?cache=1"),
+            Err(StoreUriError::UnknownParam { key, .. }) if key == "cache"
+        ));
+        assert!(matches!(
+            parse("sqlite:///d/a.db?mmap_mib=-1"),
+            Err(StoreUriError::BadParam { key, value, .. }) if key == "mmap_mib" && value == "-1"
+        ));
+        assert!(matches!(
+            parse("sqlite:///d/a.db?cache_mib=999999"),
+            Err(StoreUriError::BadParam { .. })
+        ));
+        assert!(matches!(
+            parse("sqlite://?cache_mib=1"),
+            Err(StoreUriError::NoPath(_))
         ));
         let msg = parse("scylla://h:x/ks").expect_err("bad port").to_string();
         assert!(
