@@ -82,11 +82,16 @@ pub fn loadgen_args(demo: &DemoArgs, mqtt_url: &str, kafka: &str) -> anyhow::Res
     services::parse::<RunArgs>("vigil-loadgen run", &argv)
 }
 
-/// Runs the cloud-scored fleet until its duration ends (then drains the
-/// verdicts) or `stop` (then returns at once with what was measured).
-pub async fn run_cloud(args: RunArgs, stop: CancellationToken) -> anyhow::Result<Report> {
+/// Runs the cloud-scored fleet until its duration ends or `publishing`
+/// (Ctrl-C), then waits up to the drain timeout for the verdicts of what
+/// it sent; `abort` returns at once with what was measured.
+pub async fn run_cloud(
+    args: RunArgs,
+    publishing: CancellationToken,
+    abort: CancellationToken,
+) -> anyhow::Result<Report> {
     let config = args.validate().context("fleet options")?;
-    vigil_loadgen::run::run(config, stop).await
+    vigil_loadgen::run::run_draining(config, publishing, abort).await
 }
 
 /// Starts `count` edge agents; they run until `stop`.

@@ -311,9 +311,13 @@ async fn run_stack(
         &dir.join("edge"),
         &edge_stop,
     )?;
+    // Ctrl-C stops publishing and still waits for the verdicts in flight;
+    // a failure aborts the fleet at once.
+    let fleet_publishing = CancellationToken::new();
     let fleet_stop = CancellationToken::new();
     let mut fleet_task = tokio::spawn(fleet::run_cloud(
         fleet::loadgen_args(args, &mqtt_url, &kafka_brokers)?,
+        fleet_publishing.clone(),
         fleet_stop.clone(),
     ));
 
@@ -351,8 +355,11 @@ async fn run_stack(
             }
             _ = shutdown.cancelled() => {
                 stopped_by = StoppedBy::Signal;
-                println!("stopping (Ctrl-C again does not hurry it: every service flushes first)");
-                fleet_stop.cancel();
+                println!(
+                    "stopping: waiting up to {} for the verdicts in flight, then every service flushes (Ctrl-C again does not hurry it)",
+                    humantime::format_duration(args.drain_timeout)
+                );
+                fleet_publishing.cancel();
                 break fleet_task.await;
             }
             joined = &mut fleet_task => break joined,

@@ -19,7 +19,8 @@ pub const SUMMARY_SCHEMA: u32 = 1;
 pub enum StoppedBy {
     /// `--duration` ran out (the verdicts were drained).
     Duration,
-    /// Ctrl-C / SIGTERM (publishing stopped at once, no drain).
+    /// Ctrl-C / SIGTERM (publishing stopped at once, then the verdicts in
+    /// flight were drained as after `--duration`).
     Signal,
 }
 

@@ -156,6 +156,83 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
     assert!(n("/edge/verdicts") > 0, "{context}");
 }
 
+/// Ctrl-C stops publishing but still waits for the verdicts in flight, so
+/// the summary's loss is real loss: a run stopped by SIGINT mid-stream
+/// exits 0 with a verdict for every record it sent.
+#[test]
+fn ctrl_c_waits_for_the_verdicts_in_flight() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary_path = dir.path().join("summary.json");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil-demo"))
+        .args([
+            "--devices",
+            "40",
+            // No model: this is about the stop, not detection.
+            "--warmup",
+            "1h",
+            "--status-every",
+            "1s",
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--summary",
+        ])
+        .arg(&summary_path)
+        .env("VIGIL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vigil-demo starts");
+    // Read the status lines until records flow, then keep reading (so the
+    // pipe never fills) until the process closes it.
+    let (flowing_tx, flowing) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let records = line
+                .split(" | ")
+                .find_map(|part| part.strip_prefix("records "))
+                .and_then(|n| n.trim().parse::<u64>().ok());
+            if records.is_some_and(|n| n >= 1_000) {
+                let _ = flowing_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let started = flowing.recv_timeout(Duration::from_secs(120));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT sent");
+    let output = child.wait_with_output().expect("vigil-demo runs");
+    let stdout = reader.join().expect("stdout reader");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let context = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(started.is_ok(), "records never reached 1,000\n{context}");
+    assert!(output.status.success(), "exit {}\n{context}", output.status);
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(&summary_path).expect("summary written"))
+            .expect("summary is JSON");
+    let context = format!("summary:\n{summary:#}\n{context}");
+    assert_eq!(summary["stopped_by"], "signal", "{context}");
+    let records = summary["records"].as_u64().expect("records");
+    assert!(records > 0, "{context}");
+    assert_eq!(summary["loss"], 0, "{context}");
+    assert_eq!(summary["verdicts"].as_u64(), Some(records), "{context}");
+}
+
 /// What the dashboard showed during the run.
 #[derive(Debug, Default)]
 struct Seen {

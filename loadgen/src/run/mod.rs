@@ -56,6 +56,31 @@ use tally::Tally;
 /// `--report`, `--truth` and `--plots` when given). `stop` ends publishing
 /// early and skips the drain (Ctrl-C).
 pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<Report> {
+    run_draining(config, stop.clone(), stop).await
+}
+
+/// [`run`] with two stops: `publishing` ends publishing early and still
+/// waits up to the drain timeout for the verdicts of everything sent (so
+/// the report's loss is real loss, not records in flight); `abort` ends
+/// publishing and skips the drain.
+pub async fn run_draining(
+    config: RunConfig,
+    publishing: CancellationToken,
+    abort: CancellationToken,
+) -> anyhow::Result<Report> {
+    // Publishing stops on either; the guard ends the forwarding task
+    // however run() ends.
+    let stop = abort.child_token();
+    let _stop_forwarding = stop.clone().drop_guard();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                () = publishing.cancelled() => stop.cancel(),
+                () = stop.cancelled() => {}
+            }
+        }
+    });
     let (prepared, roster) = match &config.workload {
         Workload::Fleet { fleet, rate, slots } => Prepared::fleet(fleet.clone(), *rate, *slots)?,
         Workload::Replay { files, speedup } => Prepared::replay(files, *speedup)?,
@@ -73,7 +98,7 @@ pub async fn run(config: RunConfig, stop: CancellationToken) -> anyhow::Result<R
 
     // Stops the verdict readers: at the end of the drain, on `stop`, and
     // however run() ends (an error included).
-    let drain_stop = stop.child_token();
+    let drain_stop = abort.child_token();
     let _stop_readers = drain_stop.clone().drop_guard();
     let readers = match config.verdicts {
         None => None,
