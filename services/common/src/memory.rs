@@ -168,10 +168,9 @@ mod tests {
     #[test]
     fn the_collector_exports_four_gauges() {
         let registry = prometheus::Registry::new();
-        registry
-            .register(Box::new(HeapCollector::new().unwrap()))
-            .unwrap();
-        let text = crate::metrics::render(&registry).unwrap();
+        let collector = HeapCollector::new().expect("gauges");
+        registry.register(Box::new(collector)).expect("registers");
+        let text = crate::metrics::render(&registry).expect("renders");
         for kind in ["allocated", "resident", "in_use", "from_system"] {
             assert!(
                 text.contains(&format!("kind=\"{kind}\"")),
