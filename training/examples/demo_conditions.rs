@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use vigil_fleet_sim::{AnomalyConfig, Fleet, FleetConfig};
 use vigil_model::Scratch;
 use vigil_schemas::Telemetry;
-use vigil_training::{evaluate, fit, Episode, EvalOptions, FleetData, TrainConfig};
+use vigil_training::{evaluate, fit, Calibration, Episode, EvalOptions, FleetData, TrainConfig};
 
 const DEVICES: usize = 180;
 const TICKS: u64 = 1_800;
@@ -116,38 +116,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             1024,
         ),
     ];
-    for (name, rate, day_ms, (from, to), clean, slow_window) in cases {
-        let (all, episodes) = fleet(rate, day_ms)?;
-        let train = if clean {
-            let (clean_all, _) = fleet(0.0, day_ms)?;
-            ticks(&clean_all, from, to)
-        } else {
-            ticks(&all, from, to)
-        };
-        let cfg = TrainConfig {
-            slow_window,
-            min_device_records: 50,
-            ..TrainConfig::default()
-        };
-        let trained = fit(&train, &cfg, |_| {})?;
-        // Holdout = the last third of every device: ticks 1200..1800.
-        let test = FleetData::new(&all, 1.0 / 3.0);
-        let ev = evaluate(
-            &trained.model,
-            &test,
-            &episodes,
-            &EvalOptions {
-                holdout_only: true,
-                ..EvalOptions::default()
-            },
-        );
-        println!(
-            "| {name} | {:.4} | {:.3} | {:.3} | {:.3} |",
-            ev.false_alarm_rate,
-            ev.precision.unwrap_or(0.0),
-            ev.detection_rate.unwrap_or(0.0),
-            ev.f1().unwrap_or(0.0)
-        );
+    for calibration in [Calibration::Quantile, Calibration::Trimmed] {
+        for (name, rate, day_ms, (from, to), clean, slow_window) in cases.iter().copied() {
+            let (all, episodes) = fleet(rate, day_ms)?;
+            let train = if clean {
+                let (clean_all, _) = fleet(0.0, day_ms)?;
+                ticks(&clean_all, from, to)
+            } else {
+                ticks(&all, from, to)
+            };
+            let cfg = TrainConfig {
+                slow_window,
+                min_device_records: 50,
+                calibration,
+                ..TrainConfig::default()
+            };
+            let trained = fit(&train, &cfg, |_| {})?;
+            // Holdout = the last third of every device: ticks 1200..1800.
+            let test = FleetData::new(&all, 1.0 / 3.0);
+            let ev = evaluate(
+                &trained.model,
+                &test,
+                &episodes,
+                &EvalOptions {
+                    holdout_only: true,
+                    ..EvalOptions::default()
+                },
+            );
+            println!(
+                "| {name}, {calibration:?} | {:.4} | {:.3} | {:.3} | {:.3} |",
+                ev.false_alarm_rate,
+                ev.precision.unwrap_or(0.0),
+                ev.detection_rate.unwrap_or(0.0),
+                ev.f1().unwrap_or(0.0)
+            );
+        }
     }
     // The demo's retraining chain: v1 on ticks 0..120 (its 60-s warm-up),
     // then every 240 ticks (2 min) a model on the last 600 ticks, either
@@ -159,12 +162,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         holdout_only: true,
         ..EvalOptions::default()
     };
-    for grace in [None, Some(0), Some(16), Some(64)] {
+    for (calibration, grace) in [
+        (Calibration::Quantile, None),
+        (Calibration::Quantile, Some(16)),
+        (Calibration::Trimmed, None),
+    ] {
         let mut model = fit(
             &ticks(&all, 0, 120),
             &TrainConfig {
                 min_device_records: 20,
                 min_records: 1_000,
+                calibration,
                 ..TrainConfig::default()
             },
             |_| {},
@@ -196,6 +204,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &TrainConfig {
                     min_device_records: 20,
                     min_records: 1_000,
+                    calibration,
                     ..TrainConfig::default()
                 },
                 |_| {},
@@ -203,7 +212,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .model;
             let ev = evaluate(&model, &test, &episodes, &opts);
             println!(
-                "| chain, exclusion {grace:?}, window ending at tick {end} ({kept} records) | {:.4} | {:.3} | {:.3} | {:.3} |",
+                "| chain, {calibration:?}, exclusion {grace:?}, window ending at tick {end} ({kept} records) | {:.4} | {:.3} | {:.3} | {:.3} |",
                 ev.false_alarm_rate,
                 ev.precision.unwrap_or(0.0),
                 ev.detection_rate.unwrap_or(0.0),

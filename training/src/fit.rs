@@ -11,7 +11,11 @@
 //!    eigendecomposition of the feature covariance (linfa-linalg;
 //!    [`Method::Pca`], the default) or robust z-scores ([`Method::RobustZ`]).
 //! 5. Calibration: `raw_scale` is the raw score at the `1 - target` quantile
-//!    of the training rows, which puts the release's threshold at 0.5.
+//!    of the training rows, which puts the release's threshold at 0.5. By
+//!    default ([`Calibration::Trimmed`]) that quantile is extrapolated from
+//!    the central scores, the rows above it are dropped and the detector is
+//!    refitted, because replayed history holds anomalies; the empirical
+//!    quantile ([`Calibration::Quantile`]) is for data known to be clean.
 //! 6. Holdout evaluation (false-alarm rate) through the scoring path.
 
 use linfa_linalg::eigh::{EigSort as _, EighInto as _};
@@ -90,6 +94,24 @@ pub struct TrainConfig {
     pub slow_window: u32,
     /// Cold-start records.
     pub warmup: u32,
+    /// Calibrate for training data that holds anomalies ([`Calibration`]).
+    pub calibration: Calibration,
+}
+
+/// How the threshold is placed on the training scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Calibration {
+    /// At the empirical `1 - target` quantile: right for clean training
+    /// data; a few percent of anomalies in it push the quantile up among
+    /// them (`EVALUATION.md`, "Under the demo's conditions").
+    #[default]
+    Quantile,
+    /// For training data that may hold anomalies: the `1 - target`
+    /// quantile extrapolated from the central scores (an exponential tail
+    /// through the 75th and 90th percentiles, which a few percent of
+    /// anomalies barely move); the rows above it are left out and the
+    /// detector is fitted again on the rest, then calibrated the same way.
+    Trimmed,
 }
 
 impl Default for TrainConfig {
@@ -111,6 +133,7 @@ impl Default for TrainConfig {
             fast_window: spec.fast_window,
             slow_window: spec.slow_window,
             warmup: spec.warmup,
+            calibration: Calibration::Trimmed,
         }
     }
 }
@@ -221,6 +244,20 @@ fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
     let idx = ((v.len() - 1) as f64 * q).round() as usize;
     let (_, m, _) = v.select_nth_unstable_by(idx.min(v.len() - 1), f64::total_cmp);
     Some(*m)
+}
+
+/// The `1 - target` quantile of `v` extrapolated from its 75th and 90th
+/// percentiles with an exponential tail ([`Calibration::Trimmed`]); the
+/// empirical quantile when `target` is not in the tail.
+fn tail_quantile(v: &mut [f64], target: f64) -> Option<f64> {
+    if target >= 0.1 {
+        return quantile(v, 1.0 - target);
+    }
+    let q75 = quantile(v, 0.75)?;
+    let q90 = quantile(v, 0.90)?;
+    // P(X > x) = 0.1 · exp(-(x - q90) / β), through both percentiles.
+    let beta = (q90 - q75).max(0.0) / (0.25_f64 / 0.10).ln();
+    Some(q90 + beta * (0.10 / target).ln())
 }
 
 /// Per-device (noise_var, total_var) of one metric over the training part.
@@ -517,24 +554,43 @@ pub fn fit(
         detection_rate: None,
         mean_detection_delay: None,
     };
-    let provisional = Model::from_payload(ReleasePayload {
-        header: header(unvalidated.clone()),
-        format: vigil_model::PAYLOAD_FORMAT,
-        features: spec.clone(),
-        detector: detector.clone(),
-    })?;
-    let mut scratch = Scratch::default();
-    let mut raws: Vec<f64> = x
-        .rows()
-        .into_iter()
-        .map(|row| {
-            let row: Vec<f64> = row.to_vec();
-            provisional.score_features(&row, &mut scratch).raw
-        })
-        .collect();
-    let raw_scale = quantile(&mut raws, 1.0 - cfg.target_false_alarm_rate)
-        .unwrap_or(1.0)
-        .max(1.0e-3);
+    let raw_scores = |detector: &Detector, x: &Array2<f64>| -> Result<Vec<f64>, TrainError> {
+        let provisional = Model::from_payload(ReleasePayload {
+            header: header(unvalidated.clone()),
+            format: vigil_model::PAYLOAD_FORMAT,
+            features: spec.clone(),
+            detector: detector.clone(),
+        })?;
+        let mut scratch = Scratch::default();
+        Ok(x.rows()
+            .into_iter()
+            .map(|row| {
+                let row: Vec<f64> = row.to_vec();
+                provisional.score_features(&row, &mut scratch).raw
+            })
+            .collect())
+    };
+    let target = cfg.target_false_alarm_rate;
+    let mut raws = raw_scores(&detector, &x)?;
+    let raw_scale = match cfg.calibration {
+        Calibration::Quantile => quantile(&mut raws, 1.0 - target),
+        Calibration::Trimmed => {
+            let cut = tail_quantile(&mut raws.clone(), target).unwrap_or(f64::INFINITY);
+            let kept: Vec<usize> = (0..raws.len()).filter(|&i| raws[i] <= cut).collect();
+            if kept.len() >= dim * 10 && kept.len() < raws.len() {
+                let trimmed = x.select(ndarray::Axis(0), &kept);
+                detector = match cfg.method {
+                    Method::Pca => fit_pca(&trimmed, cfg.pca_variance)?,
+                    Method::RobustZ => fit_robust_z(&trimmed),
+                };
+                tail_quantile(&mut raw_scores(&detector, &trimmed)?, target)
+            } else {
+                Some(cut)
+            }
+        }
+    }
+    .unwrap_or(1.0)
+    .max(1.0e-3);
     set_raw_scale(&mut detector, raw_scale);
 
     let payload = ReleasePayload {

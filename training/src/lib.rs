@@ -24,4 +24,6 @@ pub use eval::{
     evaluate, evaluate_flags, gate, DeviceFlags, Episode, EvalOptions, Evaluation, GateConfig,
     GateDecision, KindStats,
 };
-pub use fit::{fit, Method, Progress, TrainConfig, TrainError, TrainedModel, CALIBRATED_THRESHOLD};
+pub use fit::{
+    fit, Calibration, Method, Progress, TrainConfig, TrainError, TrainedModel, CALIBRATED_THRESHOLD,
+};

@@ -157,6 +157,8 @@ fn train(past: &[Telemetry], cfg: &DetectorConfig) -> Result<Model, TrainError> 
         target_false_alarm_rate: cfg.target_false_alarm_rate,
         min_records: MIN_TRAIN_ROWS,
         min_device_records: MIN_TRAIN_ROWS,
+        // The configuration NAB.md reports was chosen with this calibration.
+        calibration: vigil_training::Calibration::Quantile,
         ..TrainConfig::default()
     };
     Ok(fit(past, &train_cfg, |_| {})?.model)

@@ -15,6 +15,18 @@ pub enum MethodArg {
     RobustZ,
 }
 
+/// Threshold calibration (training/EVALUATION.md, "Under the demo's
+/// conditions").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CalibrationArg {
+    /// For history that may hold anomalies: trim the rows above a tail
+    /// extrapolated from the central scores, refit, calibrate on that tail.
+    Trimmed,
+    /// The empirical quantile of the training scores: for training data
+    /// known to be clean.
+    Quantile,
+}
+
 /// `vigil train` options.
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
@@ -89,6 +101,11 @@ pub struct TrainArgs {
     /// Detector family.
     #[arg(long, env = "VIGIL_TRAIN_METHOD", value_enum, default_value_t = MethodArg::Pca)]
     pub method: MethodArg,
+
+    /// How the threshold is placed on the training scores; `trimmed` unless
+    /// the replayed window is known to hold no anomalies.
+    #[arg(long, env = "VIGIL_TRAIN_CALIBRATION", value_enum, default_value_t = CalibrationArg::Trimmed)]
+    pub calibration: CalibrationArg,
 
     /// Labelled anomaly episodes for the evaluation and the gate, CSV
     /// `device_id,kind,first_seq,last_seq` (with that header).

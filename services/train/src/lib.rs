@@ -41,12 +41,12 @@ use vigil_schemas::Telemetry;
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
 use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
 use vigil_training::{
-    EvalOptions, FleetData, GateConfig, Method, Progress, TrainConfig, TrainError,
+    Calibration, EvalOptions, FleetData, GateConfig, Method, Progress, TrainConfig, TrainError,
 };
 
 pub use config::TrainArgs;
 
-use crate::config::MethodArg;
+use crate::config::{CalibrationArg, MethodArg};
 
 /// What one training did.
 #[derive(Debug, Clone, PartialEq)]
@@ -296,6 +296,10 @@ pub async fn train_once(
         method: match args.method {
             MethodArg::Pca => Method::Pca,
             MethodArg::RobustZ => Method::RobustZ,
+        },
+        calibration: match args.calibration {
+            CalibrationArg::Trimmed => Calibration::Trimmed,
+            CalibrationArg::Quantile => Calibration::Quantile,
         },
         metrics: args.metrics.clone(),
         holdout_fraction: args.holdout_fraction,
