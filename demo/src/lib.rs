@@ -52,6 +52,11 @@ pub use config::Cli;
 pub const MODEL: &str = "default";
 /// How long the edge agents may take to flush their queues at the end.
 const EDGE_STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The services a record passes through, which must be ready before the
+/// fleet starts.
+const DATA_PATH: [&str; 4] = ["ingest", "score", "audit", "push"];
+/// How long the data path may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the demo keeps its state: a temporary directory removed at exit,
 /// or `--data-dir`.
@@ -296,6 +301,19 @@ async fn run_stack(
         start_dashboard(args, &kafka_brokers, &dir.join("audit.db"), &exits_tx)?
     {
         running.push(dashboard);
+    }
+
+    // No device publishes before the data path is up: ingest subscribed,
+    // the scorer caught up with the model log, the audit store open.
+    let path: Vec<&Service> = running
+        .iter()
+        .filter(|s| DATA_PATH.contains(&s.name))
+        .collect();
+    if let Err(e) = services::wait_ready(&path, &mut exits, READY_TIMEOUT).await {
+        for s in running {
+            s.stop().await;
+        }
+        return Err(e);
     }
 
     let edge_view: watch::SharedEdgeView = Arc::default();

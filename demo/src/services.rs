@@ -134,3 +134,53 @@ pub fn free_addr() -> anyhow::Result<SocketAddr> {
         crate::brokers::free_port()?,
     )))
 }
+
+/// How often [`wait_ready`] asks each `/readyz`.
+const READY_POLL: Duration = Duration::from_millis(100);
+
+/// Waits until every one of `services` answers 200 on `/readyz` (ingest
+/// only once its MQTT subscription is acknowledged, so the fleet's first
+/// records are not published to nobody), failing early if any service
+/// ends, and after `timeout` with what each one that is not ready says.
+pub async fn wait_ready(
+    services: &[&Service],
+    exits: &mut mpsc::Receiver<Exit>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut poll = tokio::time::interval(READY_POLL);
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {}
+            Some(exit) = exits.recv() => {
+                return Err(match exit.result {
+                    Ok(()) => anyhow::anyhow!("{} stopped while starting", exit.name),
+                    Err(e) => e.context(format!("{} failed while starting", exit.name)),
+                });
+            }
+        }
+        let mut waiting = Vec::new();
+        for service in services {
+            let Some(addr) = service.http else { continue };
+            let answer = match client.get(format!("http://{addr}/readyz")).send().await {
+                Ok(r) if r.status().is_success() => continue,
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            waiting.push(format!("{}: {}", service.name, answer.trim()));
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "services not ready after {}: {}",
+                humantime::format_duration(timeout),
+                waiting.join("; ")
+            );
+        }
+    }
+}

@@ -312,7 +312,8 @@ impl Driver {
                         session_present = ack.session_present,
                         "mqtt connected"
                     );
-                    readiness.set(mqtt::DEPENDENCY, true);
+                    // Ready once the subscription is acknowledged: until
+                    // then the broker drops what is published to it.
                     if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
                         tracing::error!(error = %e, %filter, "cannot request the subscription");
                     }
@@ -325,6 +326,7 @@ impl Driver {
                         .collect();
                     if refused.is_empty() {
                         tracing::info!(%filter, "subscribed");
+                        readiness.set(mqtt::DEPENDENCY, true);
                     } else {
                         tracing::error!(%filter, ?refused, "broker refused the subscription");
                         readiness.set(mqtt::DEPENDENCY, false);
