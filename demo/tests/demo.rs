@@ -37,7 +37,9 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
             "35s",
             "--retrain-every",
             "50s",
-            // One simulated day within the warm-up, so v1 has seen it all.
+            // A simulated day within the warm-up; v1 is fitted on less
+            // of it (each device's feature warm-up and the holdout are
+            // left out), which costs precision (docs/demo.md).
             "--day-secs",
             "30",
             "--status-every",
