@@ -63,7 +63,7 @@ pub struct DemoArgs {
 
     /// Time before the first training (the fleet's data the model v1 is
     /// fitted on).
-    #[arg(long, env = "VIGIL_DEMO_WARMUP", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_DEMO_WARMUP", default_value = "100s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
 
     /// Time between two trainings after the first (v2, v3, … roll out to

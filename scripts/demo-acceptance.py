@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Issue 7's first acceptance item, on the README's main command as it is:
+`scripts/demo.sh` (release build, default settings) must show, on its
+dashboard, devices, live anomalies and model v1 running on devices within
+3 minutes, and later v2; the run must end with loss 0 and a verdict for
+every record.
+
+    scripts/demo-acceptance.py [SECONDS]    (default 270: v1 lands at ~100 s, v2 at ~225 s)
+
+Polls the dashboard's JSON API (what the page draws) once a second while
+the demo runs, prints when each thing first showed, and exits 1 naming what
+did not happen in time. Standard library only.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+WITHIN = 180.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return json.load(r)
+    except (OSError, ValueError):
+        return None
+
+
+def main():
+    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 270
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    port = free_port()
+    out = tempfile.mkdtemp(prefix="vigil-demo-acceptance.")
+    summary_path = os.path.join(out, "summary.json")
+    log_path = os.path.join(out, "demo.log")
+    cmd = [
+        os.path.join(root, "scripts", "demo.sh"),
+        "--duration", f"{seconds}s",
+        "--http-addr", f"127.0.0.1:{port}",
+        "--summary", summary_path,
+    ]
+    print("running:", " ".join(cmd), f"(log: {log_path})", flush=True)
+    log = open(log_path, "w")
+    # The clock starts when the dashboard first answers: before that the
+    # command is still building (the README's command builds, then runs).
+    demo = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    started = None
+    first = {}
+
+    def saw(what):
+        if what not in first:
+            first[what] = time.monotonic() - started
+            print(f"  {first[what]:6.1f} s  dashboard shows {what}", flush=True)
+
+    while demo.poll() is None:
+        time.sleep(1)
+        overview = get(port, "/api/overview")
+        if overview is None:
+            continue
+        if started is None:
+            started = time.monotonic()
+            print("dashboard answers", flush=True)
+        if overview.get("devices"):
+            saw("devices")
+        if get(port, "/api/anomalies"):
+            saw("anomalies")
+        for row in get(port, "/api/models") or []:
+            rollout = row.get("rollout") or {}
+            running = (rollout.get("cloud_devices") or 0) + (rollout.get("edge_devices") or 0)
+            if row.get("version") in (1, 2) and running > 0:
+                saw(f"v{row['version']} running")
+    log.close()
+
+    failures = []
+    if demo.returncode != 0:
+        failures.append(f"scripts/demo.sh exited with {demo.returncode}")
+    if started is None:
+        failures.append("the dashboard never answered")
+    for what in ("devices", "anomalies", "v1 running"):
+        if first.get(what, float("inf")) > WITHIN:
+            failures.append(f"{what} not shown within {WITHIN:.0f} s of the dashboard answering")
+    if "v2 running" not in first:
+        failures.append("v2 never shown running")
+    elif first["v2 running"] < first.get("v1 running", 0):
+        failures.append("v2 shown before v1")
+    try:
+        with open(summary_path) as f:
+            summary = json.load(f)
+        print(
+            f"summary: records {summary['records']}, verdicts {summary['verdicts']}, "
+            f"loss {summary['loss']}, precision {summary['detection']['precision']:.3f}, "
+            f"recall {summary['detection']['recall']:.3f}, "
+            f"versions {[p['version'] for p in summary['models']['pushed']]}"
+        )
+        if summary["loss"] != 0 or summary["verdicts"] != summary["records"]:
+            failures.append("records without a verdict")
+    except (OSError, ValueError, KeyError) as e:
+        failures.append(f"no usable summary at {summary_path}: {e}")
+    if failures:
+        print("FAILED:", "; ".join(failures))
+        with open(log_path) as f:
+            print("".join(f.readlines()[-40:]))
+        sys.exit(1)
+    print("demo acceptance: passed")
+
+
+if __name__ == "__main__":
+    main()
