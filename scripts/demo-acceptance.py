@@ -14,6 +14,7 @@ did not happen in time. Standard library only.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,10 @@ import time
 import urllib.request
 
 WITHIN = 180.0
+# Most the command may take to build and start serving (a cold release
+# build), and to stop after its duration (drain and flush).
+BUILD_LIMIT = 45 * 60
+STOP_LIMIT = 5 * 60
 
 
 def free_port():
@@ -55,36 +60,56 @@ def main():
     log = open(log_path, "w")
     # The clock starts when the dashboard first answers: before that the
     # command is still building (the README's command builds, then runs).
-    demo = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    demo = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    launched = time.monotonic()
     started = None
     first = {}
+    overdue = None
 
     def saw(what):
         if what not in first:
             first[what] = time.monotonic() - started
             print(f"  {first[what]:6.1f} s  dashboard shows {what}", flush=True)
 
-    while demo.poll() is None:
-        time.sleep(1)
-        overview = get(port, "/api/overview")
-        if overview is None:
-            continue
-        if started is None:
-            started = time.monotonic()
-            print("dashboard answers", flush=True)
-        if overview.get("devices"):
-            saw("devices")
-        if get(port, "/api/anomalies"):
-            saw("anomalies")
-        for row in get(port, "/api/models") or []:
-            rollout = row.get("rollout") or {}
-            running = (rollout.get("cloud_devices") or 0) + (rollout.get("edge_devices") or 0)
-            if row.get("version") in (1, 2) and running > 0:
-                saw(f"v{row['version']} running")
+    # Its own process group, so a hung run can be killed whole; Ctrl-C or
+    # SIGTERM here is passed on (the demo then drains and stops cleanly).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while demo.poll() is None:
+            time.sleep(1)
+            limit = BUILD_LIMIT if started is None else seconds + STOP_LIMIT
+            if time.monotonic() - (started or launched) > limit:
+                overdue = "never served its dashboard" if started is None else "did not stop"
+                os.killpg(demo.pid, signal.SIGKILL)
+                demo.wait()
+                break
+            overview = get(port, "/api/overview")
+            if overview is None:
+                continue
+            if started is None:
+                started = time.monotonic()
+                print("dashboard answers", flush=True)
+            if overview.get("devices"):
+                saw("devices")
+            if get(port, "/api/anomalies"):
+                saw("anomalies")
+            for row in get(port, "/api/models") or []:
+                rollout = row.get("rollout") or {}
+                running = (rollout.get("cloud_devices") or 0) + (rollout.get("edge_devices") or 0)
+                if row.get("version") in (1, 2) and running > 0:
+                    saw(f"v{row['version']} running")
+    except KeyboardInterrupt:
+        os.killpg(demo.pid, signal.SIGINT)
+        demo.wait()
+        raise
     log.close()
 
     failures = []
-    if demo.returncode != 0:
+    if overdue:
+        failures.append(f"scripts/demo.sh {overdue} in time; killed")
+    elif demo.returncode != 0:
         failures.append(f"scripts/demo.sh exited with {demo.returncode}")
     if started is None:
         failures.append("the dashboard never answered")
@@ -98,10 +123,11 @@ def main():
     try:
         with open(summary_path) as f:
             summary = json.load(f)
+        detection = summary["detection"]
         print(
             f"summary: records {summary['records']}, verdicts {summary['verdicts']}, "
-            f"loss {summary['loss']}, precision {summary['detection']['precision']:.3f}, "
-            f"recall {summary['detection']['recall']:.3f}, "
+            f"loss {summary['loss']}, precision {detection['precision']}, "
+            f"recall {detection['recall']}, "
             f"versions {[p['version'] for p in summary['models']['pushed']]}"
         )
         if summary["loss"] != 0 or summary["verdicts"] != summary["records"]:

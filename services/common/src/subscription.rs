@@ -260,6 +260,8 @@ impl Driver {
         // Reading pauses when the overflow is full and resumes once it is down
         // to half, so a saturated pipeline does not flip the state per message.
         let mut paused = false;
+        // Connected (CONNACK seen); ready only once subscribed as well.
+        let mut connected = false;
         loop {
             if !paused && overflow.len() >= limit {
                 paused = true;
@@ -312,6 +314,7 @@ impl Driver {
                         session_present = ack.session_present,
                         "mqtt connected"
                     );
+                    connected = true;
                     // Ready once the subscription is acknowledged: until
                     // then the broker drops what is published to it.
                     if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
@@ -338,7 +341,7 @@ impl Driver {
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                 Ok(_) => {}
                 Err(e) => {
-                    if readiness.is_up(mqtt::DEPENDENCY) {
+                    if std::mem::take(&mut connected) {
                         metrics.disconnects.inc();
                     }
                     readiness.set(mqtt::DEPENDENCY, false);
