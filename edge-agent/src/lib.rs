@@ -8,8 +8,8 @@
 //! Layout, following a sample:
 //! - [`config`]: flags, `VIGIL_*` variables, the TOML config file,
 //!   validation.
-//! - [`sources`]: host sensors (/proc, /sys), a simulated device, JSON lines,
-//!   CSV.
+//! - [`sources`]: host sensors (/proc, /sys), a simulated device (cargo
+//!   feature `sim`, off by default), JSON lines, CSV.
 //! - [`sampler`]: stamps, scores and queues each sample.
 //! - [`queue`]: the on-disk store-and-forward queue (checksummed, bounded,
 //!   crash-safe); [`record`]: what one queue record holds.

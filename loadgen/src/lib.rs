@@ -1,4 +1,4 @@
-//! Vigil's load generator, end-to-end measurement and NAB evaluation.
+//! Vigil's load generator and end-to-end measurement.
 //!
 //! This crate drives Vigil from the outside, as devices and operators would,
 //! and measures what comes back:
@@ -7,10 +7,11 @@
 //!   (`vigil-fleet-sim`, with injected anomalies and their ground truth) or
 //!   a replayed CSV over MQTT on an open-loop schedule, reads the verdicts
 //!   back from Kafka (and/or the edge agents' MQTT topic) and reports
-//!   latency, throughput, loss, duplicates and detection quality.
-//! - [`nab`]: the Numenta Anomaly Benchmark's scoring rule, so Vigil's
-//!   detector gets a number comparable with published detectors
-//!   (`vigil-loadgen nab`).
+//!   latency, throughput, loss, duplicates and detection quality
+//!   (counted by `vigil-eval-core`, the same rules the trainer uses).
+//!
+//! It reaches only schemas, the model, the simulator and the shared
+//! service plumbing; offline evaluation (the NAB runner and scorer) is
+//! `vigil-eval`.
 
-pub mod nab;
 pub mod run;

@@ -2,15 +2,17 @@
 //! CLI, signing and publishing) calls it; so do the offline evaluation
 //! tools.
 //!
-//! - [`data`]: grouping records per device, the train/holdout split, and
-//!   the CSV formats (wide fleet files, NAB series).
+//! - [`data`]: grouping records per device and the train/holdout split;
+//!   the CSV readers (wide fleet files, NAB series) come from
+//!   `vigil-eval-core` and are re-exported.
 //! - [`fit`](mod@fit): [`fit()`] turns Telemetry into an unsigned
 //!   `vigil_model::ReleasePayload` with a calibrated threshold (linfa PCA on
 //!   the features `vigil-model` computes, so training and scoring share one
 //!   feature implementation).
 //! - [`eval`]: [`evaluate`] (false-alarm rate, detection rate and delay,
 //!   precision/recall per anomaly kind) and the champion/challenger
-//!   [`gate`].
+//!   [`gate`]; the counting rules and the [`Evaluation`] type are
+//!   `vigil-eval-core`'s, re-exported here.
 //!
 //! Sign the payload with `vigil_model::sign`.
 

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use vigil_training::Evaluation;
+use vigil_eval_core::Evaluation;
 
 /// Version of the report layout.
 pub const REPORT_SCHEMA: u32 = 1;

@@ -351,11 +351,11 @@ fn read_csv(path: &Path) -> anyhow::Result<Vec<Telemetry>> {
     let columns: Vec<&str> = header.iter().collect();
     let limit = super::config::MAX_REPLAY_ROWS;
     let records = match columns.as_slice() {
-        ["timestamp", "value"] => vigil_training::read_nab_csv(path, &device_id_of(path), limit)?,
+        ["timestamp", "value"] => vigil_eval_core::read_nab_csv(path, &device_id_of(path), limit)?,
         ["timestamp", metrics @ ..] if !metrics.is_empty() => {
             read_timestamped(path, reader, metrics, limit)?
         }
-        ["device_id", ..] => vigil_training::read_wide_csv(path, limit)?,
+        ["device_id", ..] => vigil_eval_core::read_wide_csv(path, limit)?,
         _ => anyhow::bail!(
             "replay file {}: header {:?}; expected timestamp,value (NAB), timestamp,<metric>… or device_id,seq,ts,<metric>…",
             path.display(),
@@ -387,7 +387,7 @@ fn read_timestamped(
             path.display()
         );
         let stamp = row.get(0).unwrap_or_default();
-        let ts = vigil_training::data::parse_nab_timestamp(stamp)
+        let ts = vigil_eval_core::parse_nab_timestamp(stamp)
             .or_else(|| stamp.parse::<u64>().ok())
             .ok_or_else(|| {
                 bad(format!(

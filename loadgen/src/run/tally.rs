@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
+use vigil_eval_core::{DeviceFlags, Episode, EvalOptions, Evaluation};
 use vigil_schemas::{ScoredAt, Verdict};
-use vigil_training::{DeviceFlags, Episode, EvalOptions, Evaluation};
 
 use super::seqset::{Insert, SeqSet};
 use super::source::{Roster, Truth};
@@ -230,7 +230,7 @@ impl Tally {
                 last_seq: t.last_seq,
             })
             .collect();
-        vigil_training::evaluate_flags(&flags, &episodes, &EvalOptions::default())
+        vigil_eval_core::evaluate_flags(&flags, &episodes, &EvalOptions::default())
     }
 }
 

@@ -6,7 +6,7 @@
 //! The agent binary is found next to the `vigil` binary under test (the
 //! same target directory). `cargo nextest run --workspace` builds it; when
 //! running this file alone, build it first:
-//! `cargo build -p vigil-edge && cargo nextest run -p vigil --test push`.
+//! `cargo build -p vigil-edge --features sim && cargo nextest run -p vigil --test push`.
 
 mod common;
 
@@ -80,7 +80,7 @@ fn edge_binary() -> anyhow::Result<PathBuf> {
     let bin = Path::new(env!("CARGO_BIN_EXE_vigil")).with_file_name("vigil-edge");
     anyhow::ensure!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p vigil-edge` (the workspace test run does)",
+        "{} is missing: build it with `cargo build -p vigil-edge --features sim` (the workspace test run does)",
         bin.display()
     );
     Ok(bin)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vigil_loadgen::nab::{
+use vigil_eval::nab::{
     load_data_dir, read_detector_results, result_path, score_detector, score_results,
     write_result_file, FileScores, Labels, Profile, ScoreOptions,
 };
@@ -226,7 +226,7 @@ fn cli_prints_the_table_and_writes_scores_json() {
     let nab = nab_dir();
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("scores.json");
-    let run = Command::new(env!("CARGO_BIN_EXE_vigil-loadgen"))
+    let run = Command::new(env!("CARGO_BIN_EXE_vigil-eval"))
         .args(["nab", "--score-only", "--results"])
         .arg(nab.join("results"))
         .arg("--out")
@@ -258,7 +258,7 @@ fn cli_prints_the_table_and_writes_scores_json() {
     assert!((standard - 39.65).abs() < 0.01);
 
     // A directory as --out gets scores.json inside it.
-    let run = Command::new(env!("CARGO_BIN_EXE_vigil-loadgen"))
+    let run = Command::new(env!("CARGO_BIN_EXE_vigil-eval"))
         .args(["nab", "--score-only", "--results"])
         .arg(nab.join("results/windowedGaussian"))
         .arg("--out")
@@ -273,7 +273,7 @@ fn cli_prints_the_table_and_writes_scores_json() {
     );
     assert!(tmp.path().join("outdir/scores.json").is_file());
 
-    let run = Command::new(env!("CARGO_BIN_EXE_vigil-loadgen"))
+    let run = Command::new(env!("CARGO_BIN_EXE_vigil-eval"))
         .args(["nab", "--score-only"])
         .env_remove("VIGIL_NAB_RESULTS")
         .output()

@@ -1,4 +1,4 @@
-//! `vigil-loadgen nab` end to end on a few small corpus files: NAB's results
+//! `vigil-eval nab` end to end on a few small corpus files: NAB's results
 //! layout, one row per data row, labels from the windows, and scores.json
 //! with all three profiles. The full corpus runs in release (see NAB.md).
 
@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use vigil_loadgen::nab::{probation_rows, DataFile, Labels};
+use vigil_eval::nab::{probation_rows, DataFile, Labels};
 
 const FILES: [&str; 3] = [
     "realTraffic/speed_7578.csv",
@@ -41,7 +41,7 @@ fn runner_writes_nab_layout_and_scores_three_profiles() {
     std::fs::write(&labels_path, serde_json::to_string(&subset).expect("json")).expect("write");
     let out = tmp.path().join("out");
 
-    let run = Command::new(env!("CARGO_BIN_EXE_vigil-loadgen"))
+    let run = Command::new(env!("CARGO_BIN_EXE_vigil-eval"))
         .arg("nab")
         .arg("--data")
         .arg(nab.join("data"))

@@ -5,7 +5,7 @@
 //! inside a window, costs for false alarms and missed windows, three
 //! profiles that weigh those differently, and a per-profile threshold tuned
 //! over the whole corpus. Vigil uses it to put a comparable number on its
-//! detector: `vigil-loadgen nab` runs the detector over the corpus (online,
+//! detector: `vigil-eval nab` runs the detector over the corpus (online,
 //! row by row) and scores the result here; `--score-only` scores existing
 //! results, including the published ones, which is how this implementation
 //! is checked against NAB's own numbers.

@@ -49,7 +49,7 @@ impl Timestamp {
             }
             micros = num(20, b.len())? * 10i64.pow(6 - digits as u32);
         }
-        let days = vigil_training::data::days_from_civil(year, month, day);
+        let days = vigil_eval_core::days_from_civil(year, month, day);
         Ok(Timestamp(
             ((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros,
         ))

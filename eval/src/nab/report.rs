@@ -1,4 +1,4 @@
-//! Scoring a results directory end to end: what `vigil-loadgen nab
+//! Scoring a results directory end to end: what `vigil-eval nab
 //! --score-only` runs, and the shape of `scores.json`.
 
 use std::collections::BTreeMap;

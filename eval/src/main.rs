@@ -1,0 +1,206 @@
+//! `vigil-eval`: Vigil's offline evaluation tools.
+//!
+//! Only flag parsing lives here; the work is in the `vigil_eval` library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use vigil_eval::nab::{
+    run, score_results, DetectorConfig, Report, Retrain, RunOptions, ScoreMap, ScoreOptions,
+};
+use vigil_training::Method;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-eval",
+    version,
+    about = "Offline evaluation of Vigil's detector"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the detector on the Numenta Anomaly Benchmark and score it, or
+    /// score existing results (--score-only); see eval/NAB.md.
+    Nab(Box<NabArgs>),
+}
+
+#[derive(Debug, Args)]
+struct NabArgs {
+    /// Score existing results instead of running the detector.
+    #[arg(long)]
+    score_only: bool,
+    /// Results to score: a root with <detector>/<category>/<detector>_<file>.csv,
+    /// or one detector's folder.
+    #[arg(long, env = "VIGIL_NAB_RESULTS", value_name = "DIR")]
+    results: Option<PathBuf>,
+    /// The NAB checkout or dataset folder (holding data/, labels/, config/);
+    /// the defaults of --data, --labels and --profiles are inside it.
+    #[arg(long, env = "VIGIL_NAB_DIR", value_name = "DIR")]
+    nab_dir: Option<PathBuf>,
+    /// Corpus data files [default: <nab-dir>/data]; results must match
+    /// their rows.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Anomaly windows [default: <nab-dir>/labels/combined_windows.json].
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// Scoring profiles [default: <nab-dir>/config/profiles.json].
+    #[arg(long, value_name = "FILE")]
+    profiles: Option<PathBuf>,
+    /// Where to write: with --score-only, scores.json (a file ending in
+    /// .json, or a directory that gets scores.json) [default:
+    /// <results>/scores.json]; otherwise the results root, which gets
+    /// <detector>/<category>/<detector>_<file>.csv and scores.json.
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Detector to run (and its name in the results).
+    #[arg(long, default_value = "vigil", value_parser = ["vigil"])]
+    detector: String,
+    /// When the detector is refitted after the probationary period.
+    #[arg(long, value_enum, default_value_t = Retrain::Never)]
+    retrain: Retrain,
+    /// How the detector's raw score becomes NAB's anomaly_score.
+    #[arg(long, value_enum, default_value_t = ScoreMap::Cooldown)]
+    score_map: ScoreMap,
+    /// False-alarm rate each fit calibrates the model's threshold to (the
+    /// `episode` and `cooldown` maps alert at that threshold).
+    #[arg(long, value_name = "RATE", default_value_t = vigil_eval::nab::NAB_FALSE_ALARM_RATE)]
+    false_alarm_rate: f64,
+    /// Detector family each fit trains: `pca` or `robust-z`.
+    #[arg(long, default_value = "pca", value_parser = ["pca", "robust-z"])]
+    method: String,
+    /// Rows an alert silences the `onset`, `episode` and `cooldown` maps.
+    #[arg(long, value_name = "ROWS", default_value_t = vigil_eval::nab::REFRACTORY_ROWS)]
+    refractory_rows: usize,
+    /// Worker threads [default: the machine's cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// The dataset beside the workspace (shared/datasets/nab), when present.
+fn default_nab_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/nab");
+    dir.join("labels").is_dir().then_some(dir)
+}
+
+impl NabArgs {
+    fn nab_file(&self, given: &Option<PathBuf>, inside: &str, flag: &str) -> Result<PathBuf> {
+        match (given, &self.nab_dir) {
+            (Some(path), _) => Ok(path.clone()),
+            (None, Some(dir)) => Ok(dir.join(inside)),
+            (None, None) => {
+                bail!("{flag} is required when neither --nab-dir nor VIGIL_NAB_DIR is set")
+            }
+        }
+    }
+}
+
+fn print_report(report: &Report, started: Instant) {
+    print!("{}", report.table());
+    println!(
+        "wrote {} in {:.2} s",
+        report.scores_path.display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Runs the detector over the corpus and scores it.
+fn nab_run(mut args: NabArgs) -> Result<()> {
+    let Some(out) = args.out.clone() else {
+        bail!("running the detector needs --out DIR (the results root)");
+    };
+    if args.nab_dir.is_none() {
+        // --data DIR inside a NAB checkout finds labels/ and config/ beside it.
+        args.nab_dir = args
+            .data
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| p.join("labels").is_dir())
+            .map(Path::to_owned)
+            .or_else(default_nab_dir);
+    }
+    let options = RunOptions {
+        data: args.nab_file(&args.data, "data", "--data")?,
+        labels: args.nab_file(&args.labels, "labels/combined_windows.json", "--labels")?,
+        profiles: args.nab_file(&args.profiles, "config/profiles.json", "--profiles")?,
+        out,
+        detector: args.detector.clone(),
+        config: DetectorConfig {
+            retrain: args.retrain,
+            score: args.score_map,
+            target_false_alarm_rate: args.false_alarm_rate,
+            refractory_rows: args.refractory_rows,
+            method: if args.method == "robust-z" {
+                Method::RobustZ
+            } else {
+                Method::Pca
+            },
+        },
+        threads: args.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }),
+    };
+    let started = Instant::now();
+    let report = run(&options).with_context(|| {
+        format!(
+            "running {} over the NAB corpus in {}",
+            options.detector,
+            options.data.display()
+        )
+    })?;
+    print_report(&report, started);
+    Ok(())
+}
+
+fn nab(args: NabArgs) -> Result<()> {
+    if !args.score_only {
+        return nab_run(args);
+    }
+    let Some(results) = args.results.clone() else {
+        bail!("--score-only needs --results DIR (or VIGIL_NAB_RESULTS)");
+    };
+    let data = match (&args.data, &args.nab_dir) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(dir)) if dir.join("data").is_dir() => Some(dir.join("data")),
+        _ => None,
+    };
+    let options = ScoreOptions {
+        labels: args.nab_file(&args.labels, "labels/combined_windows.json", "--labels")?,
+        profiles: args.nab_file(&args.profiles, "config/profiles.json", "--profiles")?,
+        results,
+        data,
+        out: args.out.map(|out| {
+            if out.extension().is_some_and(|e| e == "json") {
+                out
+            } else {
+                out.join("scores.json")
+            }
+        }),
+    };
+    let started = Instant::now();
+    let report = score_results(&options)
+        .with_context(|| format!("scoring NAB results in {}", options.results.display()))?;
+    print_report(&report, started);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Nab(args) => nab(*args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-eval: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
