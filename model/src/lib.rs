@@ -30,6 +30,7 @@ pub mod detector;
 pub mod features;
 pub mod keys;
 pub mod model;
+pub mod novelty;
 pub mod release;
 pub mod scorer;
 pub mod table;
@@ -38,6 +39,7 @@ pub use detector::{Detector, Score};
 pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
 pub use keys::{key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys, KeyError};
 pub use model::{Model, ModelError, RecordScore, Scratch};
+pub use novelty::{MetricNovelty, NoveltyConfig, NoveltyState};
 pub use release::{
     check_newer, decode_and_verify, sign, verify, ReleaseError, ReleasePayload, VerifiedModel,
     PAYLOAD_FORMAT,

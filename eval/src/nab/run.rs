@@ -1,7 +1,18 @@
 //! The online NAB runner: Vigil's detector over every corpus file, the way
 //! the streaming pipeline runs it, then NAB's scoring.
 //!
-//! Per file, the series is one device with one metric (`value`). Nothing is
+//! The default detector is [`Family::Novelty`] (`vigil_model::novelty`):
+//! per file, the ranges are learnt from the probationary rows, every row
+//! (probationary ones included) is scored before it is learnt, and a row
+//! after the probationary period raises an alert when its novelty score
+//! reaches 0.5 and no alert was raised in the previous
+//! [`REFRACTORY_ROWS`] rows; an alert's row gets its score, every other row
+//! 0. The settings were chosen on the `tune` half of the corpus
+//! ([`Subset`], `eval/nab-split.txt`); see `eval/NAB.md`.
+//!
+//! The fitted families ([`Family::Fitted`], the PCA detector the trainer
+//! publishes) run as follows. Per file, the series is one device with one
+//! metric (`value`). Nothing is
 //! scored until the probationary period (NAB's: the first 15 % of the file,
 //! at most 750 rows) has passed; then `vigil_training::fit` trains on those
 //! rows only, the device state is rebuilt by replaying them through the new
@@ -20,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
 use vigil_model::{Model, Scratch};
 use vigil_schemas::Telemetry;
 use vigil_training::{fit, Method, TrainConfig, TrainError};
@@ -77,20 +89,62 @@ pub enum ScoreMap {
 /// Rows an alert (or an onset) silences the maps that look back: half a
 /// day of NAB's usual 5-minute sampling. (288, one day, before 2026-12-02;
 /// see NAB.md for the values tried.)
-pub const REFRACTORY_ROWS: usize = 144;
+pub const REFRACTORY_ROWS: usize = 100;
 /// False-alarm rate the runner's fits calibrate the model's threshold to
 /// (see NAB.md for the values tried).
 pub const NAB_FALSE_ALARM_RATE: f64 = 0.003;
 /// Rows averaged into the recent score of [`ScoreMap::Likelihood`].
 pub const LIKELIHOOD_SHORT_ROWS: usize = 10;
 
+/// Which detector runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Cell and step novelty (`vigil_model::novelty`), alerts with a
+    /// cool-down of `refractory_rows`; `retrain`, `score` and the false-alarm
+    /// rate do not apply.
+    Novelty,
+    /// A detector `vigil_training::fit` trains on the probationary rows.
+    Fitted(Method),
+}
+
+/// The files of the corpus a run covers: the fixed halves of
+/// `eval/nab-split.txt` (files alternating within each category, sorted by
+/// name), or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Subset {
+    /// Every labelled file.
+    All,
+    /// The half every setting was chosen on.
+    Tune,
+    /// The half no setting was chosen on.
+    Holdout,
+}
+
+/// The committed split: `tune|holdout <category>/<file>.csv` per line.
+pub const SPLIT: &str = include_str!("../../nab-split.txt");
+
+impl Subset {
+    /// Whether corpus file `file` is in this subset.
+    pub fn contains(self, file: &str) -> bool {
+        let half = match self {
+            Subset::All => return true,
+            Subset::Tune => "tune",
+            Subset::Holdout => "holdout",
+        };
+        SPLIT
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .any(|(h, f)| h == half && f.trim() == file)
+    }
+}
+
 /// The detector's global settings: one choice for every file.
 #[derive(Debug, Clone)]
 pub struct DetectorConfig {
     pub retrain: Retrain,
     pub score: ScoreMap,
-    /// Detector family `fit` trains.
-    pub method: Method,
+    /// Detector family.
+    pub family: Family,
     /// False-alarm rate `fit` calibrates `raw_scale` to.
     pub target_false_alarm_rate: f64,
     /// Rows an alert (or an onset) silences the maps that look back.
@@ -102,7 +156,7 @@ impl Default for DetectorConfig {
         DetectorConfig {
             retrain: Retrain::Never,
             score: ScoreMap::Cooldown,
-            method: Method::Pca,
+            family: Family::Novelty,
             target_false_alarm_rate: NAB_FALSE_ALARM_RATE,
             refractory_rows: REFRACTORY_ROWS,
         }
@@ -124,6 +178,8 @@ pub struct RunOptions {
     /// Detector name in paths and in `scores.json`.
     pub detector: String,
     pub config: DetectorConfig,
+    /// The corpus files run and scored.
+    pub subset: Subset,
     /// Worker threads (files are independent).
     pub threads: usize,
 }
@@ -151,7 +207,10 @@ fn train(past: &[Telemetry], cfg: &DetectorConfig) -> Result<Model, TrainError> 
     let train_cfg = TrainConfig {
         model: "nab".into(),
         source: "nab".into(),
-        method: cfg.method,
+        method: match cfg.family {
+            Family::Fitted(method) => method,
+            Family::Novelty => Method::Pca,
+        },
         metrics: Some(vec![METRIC.to_owned()]),
         holdout_fraction: 0.0,
         target_false_alarm_rate: cfg.target_false_alarm_rate,
@@ -298,6 +357,9 @@ pub enum DetectError {
 /// Scores one series online; one anomaly score per row, each computed from
 /// that row and the rows before it only.
 pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectError> {
+    if cfg.family == Family::Novelty {
+        return Ok(detect_novelty(&data.values, cfg.refractory_rows));
+    }
     let records = records(data);
     let n = records.len();
     let probation = probation_rows(n);
@@ -338,10 +400,35 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
     }
 }
 
+/// [`Family::Novelty`] over one series: alert rows get their novelty
+/// score, every other row 0.
+pub fn detect_novelty(values: &[f64], refractory_rows: usize) -> Vec<f64> {
+    let config = NoveltyConfig::default();
+    let probation = probation_rows(values.len());
+    let fit = MetricNovelty::fit(&config, &values[..probation]);
+    let mut state = NoveltyState::new(&config);
+    let mut last_alert: Option<usize> = None;
+    values
+        .iter()
+        .enumerate()
+        .map(|(t, &v)| {
+            let score = novelty_score(&config, state.observe(&config, &fit, v));
+            let quiet = last_alert.is_none_or(|a| t - a > refractory_rows);
+            if t >= probation && score >= 0.5 && quiet {
+                last_alert = Some(t);
+                score
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 /// Runs the detector over every labelled file, writes NAB's results layout
 /// and `scores.json` under `options.out`, and scores the results.
 pub fn run(options: &RunOptions) -> Result<Report, NabError> {
-    let labels = Labels::load(&options.labels)?;
+    let mut labels = Labels::load(&options.labels)?;
+    labels.files.retain(|file, _| options.subset.contains(file));
     let profiles = Profile::load_all(&options.profiles)?;
     let data = load_data_dir(&options.data, &labels)?;
     let detector_dir = options.out.join(&options.detector);
@@ -437,7 +524,7 @@ mod tests {
         // The raw calibrated score: the alert maps may silence a row.
         let cfg = DetectorConfig {
             score: ScoreMap::Calibrated,
-            ..DetectorConfig::default()
+            ..pca()
         };
         let a = detect(&clean, &cfg).expect("clean series scores");
         let b = detect(&spiked, &cfg).expect("spiked series scores");
@@ -461,7 +548,7 @@ mod tests {
             score,
             retrain: Retrain::Never,
             refractory_rows: 144,
-            ..DetectorConfig::default()
+            ..pca()
         };
         let calibrated = detect(&data, &cfg(ScoreMap::Calibrated)).expect("scores");
         let alerts = detect(&data, &cfg(ScoreMap::Cooldown)).expect("scores");
@@ -491,6 +578,46 @@ mod tests {
 
     #[test]
     fn too_short_a_series_is_an_error() {
-        assert!(detect(&series((0..50).map(wave)), &DetectorConfig::default()).is_err());
+        assert!(detect(&series((0..50).map(wave)), &pca()).is_err());
+    }
+
+    /// The fitted PCA detector the trainer publishes.
+    fn pca() -> DetectorConfig {
+        DetectorConfig {
+            family: Family::Fitted(Method::Pca),
+            ..DetectorConfig::default()
+        }
+    }
+
+    #[test]
+    fn novelty_is_causal_and_alerts_once_per_refractory_period() {
+        let clean: Vec<f64> = (0..3000).map(wave).collect();
+        let mut spiked = clean.clone();
+        for t in [1500, 1550, 2200] {
+            spiked[t] += 20.0;
+        }
+        let a = detect_novelty(&clean, REFRACTORY_ROWS);
+        let b = detect_novelty(&spiked, REFRACTORY_ROWS);
+        // Rows before the first spike cannot see it; probation is silent.
+        assert_eq!(a[..1500], b[..1500]);
+        assert!(b[..probation_rows(3000)].iter().all(|&s| s == 0.0));
+        // The first spike alerts; the second falls in its cool-down; the
+        // third, after it, alerts again.
+        assert!(b[1500] >= 0.5, "{}", b[1500]);
+        assert_eq!(b[1550], 0.0);
+        assert!(b[2200] >= 0.5, "{}", b[2200]);
+        let alerts: Vec<usize> = (0..3000).filter(|&t| b[t] > 0.0).collect();
+        assert!(alerts.windows(2).all(|w| w[1] - w[0] > REFRACTORY_ROWS));
+    }
+
+    #[test]
+    fn subsets_split_the_corpus_in_two() {
+        let rows: Vec<(&str, &str)> = SPLIT.lines().filter_map(|l| l.split_once(' ')).collect();
+        assert_eq!(rows.len(), 58);
+        for (_, file) in &rows {
+            assert!(Subset::Tune.contains(file) != Subset::Holdout.contains(file));
+            assert!(Subset::All.contains(file));
+        }
+        assert_eq!(rows.iter().filter(|(h, _)| *h == "tune").count(), 31);
     }
 }

@@ -1,0 +1,69 @@
+//! The default detector on the whole NAB corpus and on both fixed halves of
+//! `eval/nab-split.txt`, scored with the project's NAB scorer: the figures
+//! `eval/NAB.md` reports, as floors a change must not fall below. The
+//! defaults were chosen on `tune`; `holdout` is the honest figure.
+
+use std::path::{Path, PathBuf};
+
+use vigil_eval::nab::{run, DetectorConfig, RunOptions, Subset};
+
+fn nab_dir() -> PathBuf {
+    let dir = std::env::var_os("VIGIL_NAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/nab"));
+    assert!(
+        dir.join("labels/combined_windows.json").is_file(),
+        "NAB dataset not found at {} (set VIGIL_NAB_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// Standard, reward_low_FP_rate and reward_low_FN_rate scores of the
+/// defaults on `subset`.
+fn scores(subset: Subset) -> [f64; 3] {
+    let nab = nab_dir();
+    let out = tempfile::tempdir().expect("tempdir");
+    let report = run(&RunOptions {
+        data: nab.join("data"),
+        labels: nab.join("labels/combined_windows.json"),
+        profiles: nab.join("config/profiles.json"),
+        out: out.path().to_owned(),
+        detector: "vigil".into(),
+        config: DetectorConfig::default(),
+        subset,
+        threads: 2,
+    })
+    .expect("the corpus runs");
+    let score = &report.detectors["vigil"];
+    ["standard", "reward_low_FP_rate", "reward_low_FN_rate"].map(|p| {
+        score
+            .profile(p)
+            .unwrap_or_else(|| panic!("{p} scored"))
+            .score
+    })
+}
+
+fn at_least(what: &str, got: [f64; 3], floor: [f64; 3]) {
+    for ((g, f), p) in got.iter().zip(floor).zip(["standard", "low FP", "low FN"]) {
+        assert!(*g >= f, "{what} {p}: {g:.2} < {f:.2} (all: {got:?})");
+    }
+}
+
+#[test]
+fn whole_corpus() {
+    // eval/NAB.md: 65.21, 52.28, 71.63.
+    at_least("whole", scores(Subset::All), [65.2, 52.2, 71.6]);
+}
+
+#[test]
+fn held_out_half() {
+    // eval/NAB.md: 59.82, 47.70, 65.87 (the issue asks 60 here: not met).
+    at_least("holdout", scores(Subset::Holdout), [59.8, 47.6, 65.8]);
+}
+
+#[test]
+fn tuning_half() {
+    // eval/NAB.md: 71.84, 59.27, 78.30.
+    at_least("tune", scores(Subset::Tune), [71.8, 59.2, 78.3]);
+}

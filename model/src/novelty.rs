@@ -1,0 +1,404 @@
+//! Novelty: how surprising a metric's new value is, given everything the
+//! same device has shown before.
+//!
+//! Each metric is watched through two channels, its value and the mean of
+//! its last [`NoveltyConfig::smooth_rows`] values, and each channel at
+//! several resolutions (the trained range cut into 3, 6 and 12 cells, with
+//! room for values far outside it). Per channel and resolution the state
+//! counts how often each cell was visited and how often each cell followed
+//! another. A new value is scored by the probability of its cell given the
+//! previous one, with Witten–Bell smoothing: a cell or a transition that
+//! was never seen gets the probability mass "something new happens", which
+//! shrinks as the device shows fewer new things. A spike, a level shift, a
+//! changed rhythm or a drift out of the known range is a cell or a step that
+//! was never seen; once seen, it is learned, so a device whose regime moves
+//! for good is flagged when it moves and not for ever after.
+//!
+//! The surprise of a channel is the product of its probabilities across
+//! resolutions (a geometric mean in log terms); the novelty of a record is
+//! the smallest product across channels, and the score maps it onto [0, 1]
+//! with 0.5 at [`NoveltyConfig::alarm_bits`] bits of surprise per
+//! resolution. Only additions, multiplications and divisions are used (no
+//! libm), so the edge and the cloud compute the same bits.
+//!
+//! Chosen on half of the NAB corpus (`eval/NAB.md`, "protocol").
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the novelty detector (the same for every device and use).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoveltyConfig {
+    /// Cells the trained range is cut into, one resolution each.
+    pub resolutions: Vec<u16>,
+    /// Values averaged by the smoothed channel (the current one included).
+    pub smooth_rows: usize,
+    /// Surprise, in bits per resolution, that scores 0.5.
+    pub alarm_bits: u32,
+    /// Cells a never-seen value may fall into, for the smoothing prior.
+    pub prior_cells: f64,
+    /// Trained ranges kept on each side of the trained range before cells
+    /// merge into one edge cell.
+    pub margin_ranges: u16,
+}
+
+impl Default for NoveltyConfig {
+    fn default() -> Self {
+        Self {
+            resolutions: vec![3, 6, 12],
+            smooth_rows: 12,
+            alarm_bits: 12,
+            prior_cells: 64.0,
+            margin_ranges: 4,
+        }
+    }
+}
+
+/// The trained range of one channel: where cell 0 starts and how wide the
+/// range is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ChannelRange {
+    /// Smallest trained value.
+    pub low: f64,
+    /// Width of the trained range (positive).
+    pub width: f64,
+}
+
+impl ChannelRange {
+    /// The range of `values`; a constant or empty series gets a width of a
+    /// tenth of its magnitude, or 1.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Self {
+        let mut low = f64::INFINITY;
+        let mut high = f64::NEG_INFINITY;
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            low = low.min(v);
+            high = high.max(v);
+        }
+        if !low.is_finite() {
+            return Self {
+                low: 0.0,
+                width: 1.0,
+            };
+        }
+        let mut width = high - low;
+        if width <= 0.0 {
+            width = high.abs() * 0.1;
+        }
+        if width <= 0.0 || !width.is_finite() {
+            width = 1.0;
+        }
+        Self { low, width }
+    }
+}
+
+/// What the trainer learns for one metric: the range of each channel.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetricNovelty {
+    /// The raw value's range.
+    pub value: ChannelRange,
+    /// The smoothed value's range.
+    pub smooth: ChannelRange,
+}
+
+impl MetricNovelty {
+    /// Learns both ranges from a metric's training values, in time order.
+    pub fn fit(config: &NoveltyConfig, values: &[f64]) -> Self {
+        let mut window = Smoother::new(config.smooth_rows);
+        let smoothed: Vec<f64> = values.iter().map(|&v| window.push(v)).collect();
+        Self {
+            value: ChannelRange::of(values.iter().copied()),
+            smooth: ChannelRange::of(smoothed),
+        }
+    }
+}
+
+/// The mean of the last `rows` values, summed in a fixed order.
+#[derive(Debug, Clone, PartialEq)]
+struct Smoother {
+    ring: Vec<f64>,
+    next: usize,
+    filled: usize,
+}
+
+impl Smoother {
+    fn new(rows: usize) -> Self {
+        Self {
+            ring: vec![0.0; rows.max(1)],
+            next: 0,
+            filled: 0,
+        }
+    }
+
+    /// Adds `v` and returns the mean of the window (oldest first).
+    fn push(&mut self, v: f64) -> f64 {
+        let len = self.ring.len();
+        self.ring[self.next] = v;
+        self.next = (self.next + 1) % len;
+        self.filled = (self.filled + 1).min(len);
+        let start = (self.next + len - self.filled) % len;
+        let mut sum = 0.0;
+        for k in 0..self.filled {
+            sum += self.ring[(start + k) % len];
+        }
+        sum / self.filled as f64
+    }
+}
+
+/// Visit and transition counts of one channel at one resolution.
+#[derive(Debug, Clone, PartialEq)]
+struct Cells {
+    /// Cells the trained range is cut into.
+    per_range: u16,
+    /// Cells below the trained range (cell `offset` starts at its low end).
+    offset: u32,
+    /// Visits per cell (bounded: values beyond the margins share the edge
+    /// cells, so at most `cells²` transitions are ever kept).
+    visits: Vec<u32>,
+    /// Transitions out of each cell.
+    departures: Vec<u32>,
+    /// Distinct cells that followed each cell.
+    successors: Vec<u32>,
+    /// `(from * cells + to, count)`, sorted by key.
+    steps: Vec<(u32, u32)>,
+    /// Cells visited at least once.
+    distinct: u32,
+    /// Visits in all.
+    total: u32,
+    /// The previous value's cell.
+    last: Option<u32>,
+}
+
+impl Cells {
+    fn new(per_range: u16, margin_ranges: u16) -> Self {
+        let cells = usize::from(per_range) * (2 * usize::from(margin_ranges) + 1);
+        Self {
+            per_range,
+            offset: u32::from(per_range) * u32::from(margin_ranges),
+            visits: vec![0; cells],
+            departures: vec![0; cells],
+            successors: vec![0; cells],
+            steps: Vec::new(),
+            distinct: 0,
+            total: 0,
+            last: None,
+        }
+    }
+
+    /// The cell of `v` in `range`, the edge cells taking everything beyond
+    /// the margins (and non-finite values).
+    fn cell_of(&self, range: &ChannelRange, v: f64) -> u32 {
+        let cells = self.visits.len() as f64;
+        let position = (v - range.low) / (range.width / f64::from(self.per_range));
+        let index = position.floor() + f64::from(self.offset);
+        if index.is_nan() || index < 0.0 {
+            0
+        } else if index >= cells {
+            (cells - 1.0) as u32
+        } else {
+            index as u32
+        }
+    }
+
+    /// The smoothed probability of `cell` after the previous one; then
+    /// counts it.
+    fn observe(&mut self, cell: u32, prior_cells: f64) -> f64 {
+        let c = cell as usize;
+        let alone = (f64::from(self.visits[c]) + f64::from(self.distinct + 1) / prior_cells)
+            / (f64::from(self.total) + f64::from(self.distinct) + 1.0);
+        let probability = match self.last {
+            None => alone,
+            Some(from) => {
+                let f = from as usize;
+                let key = from * self.visits.len() as u32 + cell;
+                let seen = match self.steps.binary_search_by_key(&key, |&(k, _)| k) {
+                    Ok(at) => {
+                        let count = self.steps[at].1;
+                        self.steps[at].1 = count.saturating_add(1);
+                        count
+                    }
+                    Err(at) => {
+                        self.steps.insert(at, (key, 1));
+                        self.successors[f] += 1;
+                        0
+                    }
+                };
+                // Counts before this step: the successor just added is not
+                // part of the estimate.
+                let successors = if seen == 0 {
+                    self.successors[f] - 1
+                } else {
+                    self.successors[f]
+                };
+                let departures = self.departures[f];
+                self.departures[f] = departures.saturating_add(1);
+                (f64::from(seen) + f64::from(successors + 1) * alone)
+                    / (f64::from(departures) + f64::from(successors) + 1.0)
+            }
+        };
+        if self.visits[c] == 0 {
+            self.distinct += 1;
+        }
+        self.visits[c] = self.visits[c].saturating_add(1);
+        self.total = self.total.saturating_add(1);
+        self.last = Some(cell);
+        probability
+    }
+}
+
+/// One metric's online novelty state for one device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoveltyState {
+    smoother: Smoother,
+    value: Vec<Cells>,
+    smooth: Vec<Cells>,
+}
+
+impl NoveltyState {
+    /// A device that has shown nothing yet.
+    pub fn new(config: &NoveltyConfig) -> Self {
+        let cells = || -> Vec<Cells> {
+            config
+                .resolutions
+                .iter()
+                .map(|&r| Cells::new(r.max(1), config.margin_ranges))
+                .collect()
+        };
+        Self {
+            smoother: Smoother::new(config.smooth_rows),
+            value: cells(),
+            smooth: cells(),
+        }
+    }
+
+    /// Scores `v` against what came before, then learns it. Returns the
+    /// surprise as a probability product (smaller = more novel); see
+    /// [`novelty_score`] for the [0, 1] form.
+    pub fn observe(&mut self, config: &NoveltyConfig, fit: &MetricNovelty, v: f64) -> f64 {
+        let smoothed = self.smoother.push(v);
+        let value = product(&mut self.value, &fit.value, v, config.prior_cells);
+        let smooth = product(&mut self.smooth, &fit.smooth, smoothed, config.prior_cells);
+        value.min(smooth)
+    }
+}
+
+fn product(cells: &mut [Cells], range: &ChannelRange, v: f64, prior_cells: f64) -> f64 {
+    let mut p = 1.0;
+    for c in cells {
+        let cell = c.cell_of(range, v);
+        p *= c.observe(cell, prior_cells);
+    }
+    p
+}
+
+/// The probability product at which the score is 0.5:
+/// `2^-(alarm_bits × resolutions)`.
+pub fn alarm_product(config: &NoveltyConfig) -> f64 {
+    let bits = config
+        .alarm_bits
+        .saturating_mul(config.resolutions.len() as u32);
+    let mut p = 1.0;
+    for _ in 0..bits.min(1_000) {
+        p *= 0.5;
+    }
+    p
+}
+
+/// Maps a probability product onto [0, 1]: 0.5 at [`alarm_product`],
+/// towards 1 the more novel.
+pub fn novelty_score(config: &NoveltyConfig, product: f64) -> f64 {
+    let at = alarm_product(config);
+    at / (at + product.max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(values: &[f64], train: usize) -> Vec<f64> {
+        let config = NoveltyConfig::default();
+        let fit = MetricNovelty::fit(&config, &values[..train]);
+        let mut state = NoveltyState::new(&config);
+        values
+            .iter()
+            .map(|&v| novelty_score(&config, state.observe(&config, &fit, v)))
+            .collect()
+    }
+
+    fn daily(n: usize) -> Vec<f64> {
+        // A repeating 24-step pattern: the series' normal rhythm.
+        (0..n)
+            .map(|i| [1.0, 2.0, 4.0, 7.0, 4.0, 2.0][(i / 4) % 6])
+            .collect()
+    }
+
+    #[test]
+    fn a_learned_rhythm_is_not_novel() {
+        let s = run(&daily(2_000), 500);
+        let top = s[1_000..].iter().copied().fold(0.0, f64::max);
+        assert!(top < 0.5, "max {top}");
+    }
+
+    #[test]
+    fn a_spike_is_novel_once_and_a_new_level_is_learned() {
+        let mut v = daily(3_000);
+        v[1_500] = 40.0;
+        for x in &mut v[2_000..] {
+            *x += 30.0;
+        }
+        let s = run(&v, 500);
+        assert!(s[1_500] > 0.5, "spike scored {}", s[1_500]);
+        assert!(s[2_000] > 0.5, "level shift scored {}", s[2_000]);
+        // Once the new level has been seen for a while it is normal again.
+        assert!(s[2_600..].iter().all(|&x| x < 0.5));
+    }
+
+    #[test]
+    fn a_changed_order_of_known_values_is_novel() {
+        let mut v = daily(2_000);
+        // Known values, unknown steps: jump straight from 1 to 7 and back.
+        for (k, x) in v[1_200..1_208].iter_mut().enumerate() {
+            *x = if k % 2 == 0 { 1.0 } else { 7.0 };
+        }
+        let s = run(&v, 500);
+        let top = |r: &[f64]| r.iter().copied().fold(0.0, f64::max);
+        // Weaker than a never-seen value, but far above the rhythm's own.
+        assert!(
+            top(&s[1_200..1_208]) > 100.0 * top(&s[1_000..1_200]),
+            "changed {} vs normal {}",
+            top(&s[1_200..1_208]),
+            top(&s[1_000..1_200])
+        );
+    }
+
+    #[test]
+    fn ranges_of_degenerate_series_are_positive() {
+        assert_eq!(ChannelRange::of([]).width, 1.0);
+        assert_eq!(ChannelRange::of([5.0, 5.0]).width, 0.5);
+        assert_eq!(ChannelRange::of([0.0, 0.0]).width, 1.0);
+        assert_eq!(ChannelRange::of([f64::NAN, 2.0, 4.0]).width, 2.0);
+    }
+
+    #[test]
+    fn extreme_and_non_finite_values_stay_in_the_edge_cells() {
+        let config = NoveltyConfig::default();
+        let fit = MetricNovelty::fit(&config, &[0.0, 1.0, 2.0]);
+        let mut state = NoveltyState::new(&config);
+        for v in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            -1e300,
+            1.0,
+        ] {
+            let p = state.observe(&config, &fit, v);
+            assert!(p > 0.0 && p <= 1.0, "{v}: {p}");
+        }
+    }
+
+    #[test]
+    fn the_alarm_product_scores_one_half() {
+        let config = NoveltyConfig::default();
+        assert_eq!(novelty_score(&config, alarm_product(&config)), 0.5);
+        assert_eq!(alarm_product(&config), 2f64.powi(-36));
+    }
+}
