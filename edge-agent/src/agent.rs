@@ -88,7 +88,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let wake = Arc::new(Notify::new());
     let (model_tx, model_rx) = watch::channel(store.current());
     let (action_tx, action_rx) = mpsc::channel(ACTION_QUEUE);
-    let topics = vigil_schemas::MqttTopics::with_prefix(&args.mqtt_topic_prefix);
+    let topics = args.mqtt.topics();
 
     let sampler = Sampler::new(
         SamplerConfig {

@@ -191,7 +191,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     }
 
-    match MqttUrl::parse(&args.mqtt_url) {
+    match MqttUrl::parse(&args.mqtt.mqtt_url) {
         Ok(url) => {
             let reachable = (url.host.as_str(), url.port)
                 .to_socket_addrs()

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+pub use vigil_base::config::{LogArgs, LogFormat, MqttArgs};
+pub use vigil_base::mqtt::MqttUrl;
 use vigil_schemas::telemetry::check_device_id;
-use vigil_schemas::topics::DEFAULT_MQTT_PREFIX;
 
 /// `vigil-edge`: the Vigil device agent.
 #[derive(Debug, Parser)]
@@ -81,26 +82,6 @@ pub enum VerdictMode {
     Anomalies,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Human,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Logging options.
-#[derive(Debug, Clone, Args)]
-pub struct LogArgs {
-    /// Log format.
-    #[arg(long, env = "VIGIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
-    /// Log filter in `tracing` syntax (`info`, `vigil_edge=debug,info`).
-    #[arg(long, env = "VIGIL_LOG", default_value = "info")]
-    pub log: String,
-}
-
 /// Options of `vigil-edge score`.
 #[derive(Debug, Clone, Args)]
 pub struct ScoreArgs {
@@ -139,36 +120,10 @@ pub struct RunArgs {
     #[arg(long, env = "VIGIL_DEVICE_ID")]
     pub device_id: Option<String>,
 
-    /// MQTT broker URL: mqtt://[user[:password]@]host[:port], or mqtts://
-    /// for TLS (rustls).
-    #[arg(long, env = "VIGIL_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
-    pub mqtt_url: String,
-
-    /// MQTT client id; `vigil-edge-<device id>` by default. Keep it stable:
-    /// the broker keeps the agent's session (queued commands) under it.
-    #[arg(long, env = "VIGIL_MQTT_CLIENT_ID")]
-    pub mqtt_client_id: Option<String>,
-
-    /// MQTT user name (overrides the URL's).
-    #[arg(long, env = "VIGIL_MQTT_USERNAME")]
-    pub mqtt_username: Option<String>,
-
-    /// MQTT password (prefer the environment variable over the flag).
-    #[arg(long, env = "VIGIL_MQTT_PASSWORD", hide_env_values = true)]
-    pub mqtt_password: Option<String>,
-
-    /// PEM file of the CA that signs the broker's certificate (mqtts://);
-    /// the system's roots are used when unset.
-    #[arg(long, env = "VIGIL_MQTT_CA_FILE", value_name = "FILE")]
-    pub mqtt_ca_file: Option<PathBuf>,
-
-    /// MQTT keep-alive, seconds.
-    #[arg(long, env = "VIGIL_MQTT_KEEP_ALIVE_SECS", default_value_t = 30)]
-    pub mqtt_keep_alive_secs: u64,
-
-    /// Prefix of every MQTT topic.
-    #[arg(long, env = "VIGIL_MQTT_TOPIC_PREFIX", default_value = DEFAULT_MQTT_PREFIX)]
-    pub mqtt_topic_prefix: String,
+    /// Broker URL, client id, credentials, CA file, keep-alive, topic
+    /// prefix (the same flags as the services').
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
 
     /// Model name: releases come from the retained vigil/models/{model}.
     #[arg(long, env = "VIGIL_MODEL", default_value = "default")]
@@ -315,7 +270,8 @@ impl RunArgs {
 
     /// The MQTT client id.
     pub fn client_id(&self) -> String {
-        self.mqtt_client_id
+        self.mqtt
+            .mqtt_client_id
             .clone()
             .unwrap_or_else(|| format!("vigil-edge-{}", self.device_id()))
     }
@@ -344,7 +300,8 @@ impl RunArgs {
             ));
         }
         self.verify_key_path()?;
-        MqttUrl::parse(&self.mqtt_url).map_err(|why| bad("--mqtt-url / VIGIL_MQTT_URL", why))?;
+        MqttUrl::parse(&self.mqtt.mqtt_url)
+            .map_err(|why| bad("--mqtt-url / VIGIL_MQTT_URL", why))?;
         match (self.source, &self.csv_file) {
             (SourceKind::Csv, None) => {
                 return Err(bad(
@@ -421,81 +378,6 @@ impl RunArgs {
             ));
         }
         Ok(())
-    }
-}
-
-/// A parsed `mqtt://` / `mqtts://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MqttUrl {
-    /// TLS (mqtts://).
-    pub tls: bool,
-    /// Host name or address (IPv6 without brackets).
-    pub host: String,
-    /// Port (1883 / 8883 by default).
-    pub port: u16,
-    /// User name from the URL.
-    pub username: Option<String>,
-    /// Password from the URL.
-    pub password: Option<String>,
-}
-
-impl MqttUrl {
-    /// Parses `mqtt://[user[:password]@]host[:port][/]` (also `tcp://`,
-    /// `mqtts://`, `ssl://`).
-    pub fn parse(url: &str) -> Result<MqttUrl, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| format!("{url:?} has no scheme; expected mqtt://host:port"))?;
-        let tls = match scheme {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" => true,
-            other => return Err(format!("scheme {other:?} is not mqtt:// or mqtts://")),
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') {
-            return Err(format!("{url:?} has a path; expected mqtt://host:port"));
-        }
-        let (userinfo, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, rest),
-        };
-        let (username, password) = match userinfo {
-            None => (None, None),
-            Some(u) => match u.split_once(':') {
-                Some((user, pass)) => (Some(user.to_owned()), Some(pass.to_owned())),
-                None => (Some(u.to_owned()), None),
-            },
-        };
-        let default_port = if tls { 8883 } else { 1883 };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("{url:?}: unclosed [ in the host"))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| format!("{url:?}: bad port {p:?}"))?,
-                None if after.is_empty() => default_port,
-                None => return Err(format!("{url:?}: unexpected {after:?} after the host")),
-            };
-            (host.to_owned(), port)
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (
-                    h.to_owned(),
-                    p.parse().map_err(|_| format!("{url:?}: bad port {p:?}"))?,
-                ),
-                None => (hostport.to_owned(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{url:?} has no host"));
-        }
-        Ok(MqttUrl {
-            tls,
-            host,
-            port,
-            username,
-            password,
-        })
     }
 }
 
@@ -617,27 +499,6 @@ mod tests {
     }
 
     #[test]
-    fn mqtt_urls_parse() {
-        let u = MqttUrl::parse("mqtt://10.0.0.5:1999").expect("valid");
-        assert_eq!((u.tls, u.host.as_str(), u.port), (false, "10.0.0.5", 1999));
-        let u = MqttUrl::parse("mqtts://edge:s3cret@broker.example/").expect("valid");
-        assert_eq!((u.tls, u.port), (true, 8883));
-        assert_eq!(u.username.as_deref(), Some("edge"));
-        assert_eq!(u.password.as_deref(), Some("s3cret"));
-        let u = MqttUrl::parse("mqtt://[::1]:1884").expect("valid");
-        assert_eq!((u.host.as_str(), u.port), ("::1", 1884));
-        for bad in [
-            "http://x",
-            "127.0.0.1:1883",
-            "mqtt://",
-            "mqtt://h:port",
-            "mqtt://h/x",
-        ] {
-            assert!(MqttUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn the_config_file_fills_in_what_flags_and_env_leave_unset() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("edge.toml");
@@ -658,7 +519,7 @@ mod tests {
             panic!("run subcommand")
         };
         assert_eq!(run.device_id.as_deref(), Some("from-file"));
-        assert_eq!(run.mqtt_url, "mqtt://10.1.1.1:1883");
+        assert_eq!(run.mqtt.mqtt_url, "mqtt://10.1.1.1:1883");
         assert_eq!(run.interval_ms, 50, "the flag wins over the file");
         assert_eq!(run.model, "pumps");
 

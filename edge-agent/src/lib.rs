@@ -21,6 +21,9 @@
 //! - [`agent`]: wires them together ([`agent::run`]).
 //! - [`score`]: the offline `vigil-edge score`; [`check`]: `--check`.
 //!
+//! Logging, the shutdown signal, the MQTT flags and URL parsing are
+//! `vigil-base`'s, shared with the cloud services (no Kafka in it).
+//!
 //! There is no HTTP server on the device (see [`status`] for why and what
 //! replaces it).
 
@@ -29,7 +32,6 @@ pub mod agent;
 pub mod check;
 pub mod config;
 pub mod fsutil;
-pub mod logging;
 pub mod models;
 pub mod queue;
 pub mod record;
@@ -39,9 +41,4 @@ pub mod sources;
 pub mod status;
 pub mod uplink;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use vigil_base::now_ms;

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use tokio_util::sync::CancellationToken;
+use vigil_base::Shutdown;
 use vigil_edge::config::{self, Command, RunArgs};
 
 fn main() -> ExitCode {
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
 }
 
 fn score(args: &config::ScoreArgs) -> ExitCode {
-    if let Err(e) = vigil_edge::logging::init(&args.log) {
+    if let Err(e) = vigil_base::logging::init(&args.log) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
@@ -37,7 +37,7 @@ fn run(args: RunArgs) -> ExitCode {
     if args.check {
         return vigil_edge::check::run(&args);
     }
-    if let Err(e) = vigil_edge::logging::init(&args.log) {
+    if let Err(e) = vigil_base::logging::init(&args.log) {
         eprintln!("error: {e:#}");
         return ExitCode::from(2);
     }
@@ -54,13 +54,9 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            signals.cancel();
-        });
-        vigil_edge::agent::run(args, shutdown).await
+        let shutdown = Shutdown::new();
+        shutdown.trigger_on_signals();
+        vigil_edge::agent::run(args, shutdown.token().clone()).await
     });
     // A blocking read of stdin (the stdin source) never returns by itself;
     // everything that matters was flushed by `agent::run`.
@@ -70,21 +66,6 @@ fn run(args: RunArgs) -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

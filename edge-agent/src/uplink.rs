@@ -35,22 +35,23 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing,
-    Publish, QoS, Transport,
+    Publish, QoS,
 };
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use vigil_base::mqtt::{ClientSettings, MqttConfigError};
 use vigil_model::VerifiedModel;
 use vigil_schemas::topics::DeviceChannel;
 use vigil_schemas::{DeviceState, Message, MqttTopics};
 
 use crate::action::Trigger;
-use crate::config::{ConfigError, MqttUrl, RunArgs};
+use crate::config::{ConfigError, RunArgs};
 use crate::models::ModelStore;
 use crate::queue::{Position, Queue, ReadRecord, Reader};
 use crate::record::{UplinkRecord, MAX_MESSAGES};
@@ -89,39 +90,31 @@ pub struct UplinkConfig {
     pub status_path: PathBuf,
 }
 
-/// Builds the MQTT client options from the command line.
+/// Builds the MQTT client options from the command line: the broker,
+/// credentials, keep-alive and TLS as every Vigil client reads them
+/// (`vigil_base::mqtt`), plus the agent's persistent session, packet size
+/// and in-flight window.
 pub fn mqtt_options(args: &RunArgs) -> Result<MqttOptions, ConfigError> {
-    let bad = |why: String| ConfigError {
-        option: "--mqtt-url / VIGIL_MQTT_URL",
-        why,
-    };
-    let url = MqttUrl::parse(&args.mqtt_url).map_err(bad)?;
-    let mut options = MqttOptions::new(args.client_id(), url.host.clone(), url.port);
-    options.set_keep_alive(Duration::from_secs(args.mqtt_keep_alive_secs.max(5)));
+    let connection = ClientSettings::from_args(&args.mqtt).map_err(|e| match e {
+        MqttConfigError::Url { why, .. } => ConfigError {
+            option: "--mqtt-url / VIGIL_MQTT_URL",
+            why,
+        },
+        MqttConfigError::CaFile { path, source } => ConfigError {
+            option: "--mqtt-ca-file / VIGIL_MQTT_CA_FILE",
+            why: format!("reading {}: {source}", path.display()),
+        },
+    })?;
+    let mut options = MqttOptions::new(args.client_id(), connection.host, connection.port);
+    options.set_keep_alive(connection.keep_alive);
     options.set_clean_session(false);
     options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     let inflight = usize::from(args.max_inflight) * MAX_MESSAGES + 8;
     options.set_inflight(u16::try_from(inflight).unwrap_or(u16::MAX));
-    let username = args.mqtt_username.clone().or(url.username);
-    let password = args.mqtt_password.clone().or(url.password);
-    if let Some(username) = username {
-        options.set_credentials(username, password.unwrap_or_default());
+    if let Some((username, password)) = connection.credentials {
+        options.set_credentials(username, password);
     }
-    if url.tls {
-        static PROVIDER: Once = Once::new();
-        PROVIDER.call_once(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
-        let transport = match &args.mqtt_ca_file {
-            Some(path) => {
-                let ca = std::fs::read(path).map_err(|e| ConfigError {
-                    option: "--mqtt-ca-file / VIGIL_MQTT_CA_FILE",
-                    why: format!("reading {}: {e}", path.display()),
-                })?;
-                Transport::tls(ca, None, None)
-            }
-            None => Transport::tls_with_default_config(),
-        };
+    if let Some(transport) = connection.tls {
         options.set_transport(transport);
     }
     Ok(options)

@@ -38,17 +38,14 @@ pub mod state;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
-use vigil_service::{kafka, HttpServer, Readiness, Shutdown};
+use vigil_service::{kafka, Bootstrap, Shutdown};
 
 pub use config::ApiArgs;
 
 /// Runs the dashboard until `shutdown`.
 pub async fn run(args: ApiArgs, shutdown: Shutdown) -> anyhow::Result<()> {
-    let registry = vigil_service::metrics::registry();
-    let readiness = Readiness::new(&registry)?;
-    readiness.register(kafka::DEPENDENCY);
-    readiness.register(reader::READING);
-    let metrics = metrics::ApiMetrics::register(&registry)?;
+    let boot = Bootstrap::new(&[kafka::DEPENDENCY, reader::READING])?;
+    let metrics = metrics::ApiMetrics::register(&boot.registry)?;
     let state: state::Shared = Arc::new(Mutex::new(state::State::new(args.limits())));
     let (events, _) = broadcast::channel(args.sse_buffer as usize);
     let history = match &args.audit_store {
@@ -56,21 +53,20 @@ pub async fn run(args: ApiArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         None => None,
     };
 
-    let server = HttpServer::start(
-        args.http.http_addr,
-        readiness.clone(),
-        registry,
-        http::router(
-            state.clone(),
-            events.clone(),
-            args.max_sse_clients as usize,
-            history,
-            metrics.clone(),
-            shutdown.clone(),
-        ),
-        &shutdown,
-    )
-    .await?;
+    let server = boot
+        .serve(
+            args.http.http_addr,
+            http::router(
+                state.clone(),
+                events.clone(),
+                args.max_sse_clients as usize,
+                history,
+                metrics.clone(),
+                shutdown.clone(),
+            ),
+            &shutdown,
+        )
+        .await?;
     tracing::info!(url = %format!("http://{}/", server.local_addr), "dashboard");
 
     reader::start(
@@ -78,7 +74,7 @@ pub async fn run(args: ApiArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         state.clone(),
         events,
         metrics.clone(),
-        readiness,
+        boot.readiness,
         &shutdown,
     )
     .await?;

@@ -21,10 +21,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::broadcast;
 use vigil_schemas::{DeviceStatus, DlqRecord, Message, ModelRelease, Telemetry, Verdict};
+use vigil_service::from_start;
 use vigil_service::kafka::{self, TopicSpec, VigilContext};
 use vigil_service::{now_ms, Readiness, Shutdown};
 
@@ -126,19 +126,11 @@ pub async fn start(
         return Ok(());
     }
 
-    let mut config = kafka::client_config(&args.kafka, "vigil-api");
+    let mut config = from_start::unjoined_config(&args.kafka, "vigil-api");
     config
-        // librdkafka wants a group id even for assign(); nothing joins it
-        // and nothing is committed.
-        .set("group.id", "vigil-api-unjoined")
-        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
         // Anomalies should reach the page within a fraction of a second.
         .set("fetch.wait.max.ms", "100");
-    for (k, v) in &args.kafka.kafka_options {
-        config.set(k, v);
-    }
     let consumer: StreamConsumer<VigilContext> = config
         .create_with_context(VigilContext::new(readiness.clone()))
         .context("creating the dashboard's kafka consumer")?;
@@ -207,23 +199,14 @@ fn assign(
 ) -> anyhow::Result<usize> {
     let mut list = TopicPartitionList::new();
     for (topic, kind) in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Timeout::After(METADATA_TIMEOUT))
-            .with_context(|| format!("reading metadata of {topic}"))?;
-        let meta = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .with_context(|| format!("topic {topic} has no partitions yet"))?;
         let start = if kind.compacted() {
             Offset::Beginning
         } else {
             Offset::OffsetTail(backfill)
         };
-        for p in meta.partitions() {
-            list.add_partition_offset(topic, p.id(), start)
-                .with_context(|| format!("assigning {topic}/{}", p.id()))?;
+        for partition in from_start::partitions(consumer, topic, METADATA_TIMEOUT)? {
+            list.add_partition_offset(topic, partition, start)
+                .with_context(|| format!("assigning {topic}/{partition}"))?;
         }
     }
     consumer.assign(&list).context("assigning partitions")?;

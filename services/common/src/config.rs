@@ -1,11 +1,13 @@
 //! Configuration shared by the services: each option is a flag with a
 //! `VIGIL_*` environment variable and a default that works on localhost.
-//! Services `#[command(flatten)]` the groups they need.
+//! Services `#[command(flatten)]` the groups they need. The groups the edge
+//! agent shares too (logging, MQTT) live in `vigil-base` and are re-exported
+//! here.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+pub use vigil_base::config::{parse_key_value, LogArgs, LogFormat, MqttArgs};
 
 /// Kafka connection options.
 #[derive(Debug, Clone, Args)]
@@ -46,97 +48,10 @@ impl KafkaArgs {
     }
 }
 
-/// MQTT connection options.
-#[derive(Debug, Clone, Args)]
-pub struct MqttArgs {
-    /// MQTT broker URL: mqtt://host:port, or mqtts://host:port for TLS.
-    #[arg(long, env = "VIGIL_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
-    pub mqtt_url: String,
-
-    /// MQTT client id; defaults to `vigil-<role>-<hostname>`. Keep it stable
-    /// across restarts (the broker finds a persistent session by it) and
-    /// unique per replica.
-    #[arg(long, env = "VIGIL_MQTT_CLIENT_ID")]
-    pub mqtt_client_id: Option<String>,
-
-    /// MQTT user name.
-    #[arg(long, env = "VIGIL_MQTT_USERNAME")]
-    pub mqtt_username: Option<String>,
-
-    /// MQTT password (prefer the environment variable over the flag).
-    #[arg(long, env = "VIGIL_MQTT_PASSWORD", hide_env_values = true)]
-    pub mqtt_password: Option<String>,
-
-    /// PEM file of the CA that signs the broker's certificate (mqtts://);
-    /// the system's roots are used when unset.
-    #[arg(long, env = "VIGIL_MQTT_CA_FILE")]
-    pub mqtt_ca_file: Option<PathBuf>,
-
-    /// MQTT keep-alive interval, seconds.
-    #[arg(long, env = "VIGIL_MQTT_KEEP_ALIVE_SECS", default_value_t = 30)]
-    pub mqtt_keep_alive_secs: u64,
-
-    /// Prefix of every MQTT topic name.
-    #[arg(long, env = "VIGIL_MQTT_TOPIC_PREFIX", default_value = vigil_schemas::topics::DEFAULT_MQTT_PREFIX)]
-    pub mqtt_topic_prefix: String,
-}
-
-impl MqttArgs {
-    /// Topic names under the configured prefix.
-    pub fn topics(&self) -> vigil_schemas::MqttTopics {
-        vigil_schemas::MqttTopics::with_prefix(&self.mqtt_topic_prefix)
-    }
-}
-
 /// Where a service serves health, metrics and its API.
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
     /// Address for /healthz, /readyz, /metrics and the service's API.
     #[arg(long, env = "VIGIL_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Human,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
-
-/// Logging options.
-#[derive(Debug, Clone, Args)]
-pub struct LogArgs {
-    /// Log format.
-    #[arg(long, env = "VIGIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
-    pub log_format: LogFormat,
-
-    /// Log filter in `tracing` syntax (`info`, `vigil_ingest=debug,info`).
-    #[arg(long, env = "VIGIL_LOG", default_value = "info", global = true)]
-    pub log: String,
-}
-
-/// Parses `KEY=VALUE`.
-pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_values_parse() {
-        assert_eq!(
-            parse_key_value("security.protocol=SASL_SSL"),
-            Ok(("security.protocol".into(), "SASL_SSL".into()))
-        );
-        assert_eq!(parse_key_value("a=b=c"), Ok(("a".into(), "b=c".into())));
-        assert!(parse_key_value("novalue").is_err());
-        assert!(parse_key_value("=x").is_err());
-    }
 }

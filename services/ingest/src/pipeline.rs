@@ -27,7 +27,7 @@ use vigil_schemas::{DlqRecord, Message, MqttTopics, TelemetryLimits};
 use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
 use vigil_service::kafka::{self, TopicSpec, VigilContext};
 use vigil_service::subscription::{Subscription, SubscriptionConfig};
-use vigil_service::{mqtt, now_ms, HttpServer, Readiness, Shutdown};
+use vigil_service::{bootstrap, mqtt, now_ms, Bootstrap, Shutdown};
 
 use crate::config::IngestArgs;
 use crate::metrics::IngestMetrics;
@@ -42,27 +42,19 @@ const DLQ_ORIGINAL_MAX_BYTES: usize = 256 * 1024;
 /// Runs ingest until `shutdown`, then drains in-flight deliveries (bounded
 /// by `--shutdown-timeout-secs`), acknowledges them and disconnects.
 pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
-    let registry = vigil_service::metrics::registry();
-    let readiness = Readiness::new(&registry)?;
-    readiness.register(mqtt::DEPENDENCY);
-    readiness.register(kafka::DEPENDENCY);
-    let metrics = IngestMetrics::register(&registry)?;
+    let boot = Bootstrap::new(&[mqtt::DEPENDENCY, kafka::DEPENDENCY])?;
+    let readiness = boot.readiness.clone();
+    let metrics = IngestMetrics::register(&boot.registry)?;
     metrics.in_flight_limit.set(i64::from(args.max_in_flight));
-    HttpServer::start(
-        args.http.http_addr,
-        readiness.clone(),
-        registry,
-        axum::Router::new(),
-        &shutdown,
-    )
-    .await?;
+    boot.serve(args.http.http_addr, axum::Router::new(), &shutdown)
+        .await?;
 
     let kafka_topics = args.kafka.topics();
     let specs = [
         TopicSpec::delete(&kafka_topics.telemetry),
         TopicSpec::delete(&kafka_topics.dlq),
     ];
-    kafka::ensure_topics_retrying(&args.kafka, &specs, &shutdown).await;
+    bootstrap::ensure_topics(&args.kafka, &specs, &shutdown).await;
     let window = usize::from(args.max_in_flight);
     let producer = bridge::reliable_producer(
         &args.kafka,
@@ -110,9 +102,7 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         Duration::from_secs(args.shutdown_timeout_secs),
     )
     .await;
-    shutdown.trigger();
-    shutdown.wait().await;
-    tracing::info!("ingest stopped");
+    bootstrap::stop(&shutdown, "ingest").await;
     Ok(())
 }
 

@@ -40,7 +40,7 @@ use vigil_schemas::topics::DeviceChannel;
 use vigil_service::bridge::Counters;
 use vigil_service::kafka::{self, TopicSpec};
 use vigil_service::subscription::{Subscription, SubscriptionConfig};
-use vigil_service::{mqtt, HttpServer, Readiness, Shutdown};
+use vigil_service::{bootstrap, mqtt, Bootstrap, Shutdown};
 
 pub use config::PushArgs;
 
@@ -57,31 +57,22 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             args.verify_key.display()
         )
     })?;
-    let registry = vigil_service::metrics::registry();
-    let readiness = Readiness::new(&registry)?;
-    for dependency in [
+    let boot = Bootstrap::new(&[
         mqtt::DEPENDENCY,
         mirror::MQTT_DEPENDENCY,
         kafka::DEPENDENCY,
         mirror::MODELS_DEPENDENCY,
         view::DEPENDENCY,
-    ] {
-        readiness.register(dependency);
-    }
-    let metrics = PushMetrics::register(&registry)?;
+    ])?;
+    let readiness = boot.readiness.clone();
+    let metrics = PushMetrics::register(&boot.registry)?;
     let rollout = Arc::new(Mutex::new(Rollout::new(
         args.device_capacity,
         args.offline_after_ms,
         &args.models,
     )));
-    HttpServer::start(
-        args.http.http_addr,
-        readiness.clone(),
-        registry,
-        api::router(rollout.clone()),
-        &shutdown,
-    )
-    .await?;
+    boot.serve(args.http.http_addr, api::router(rollout.clone()), &shutdown)
+        .await?;
 
     let kafka_topics = args.kafka.topics();
     let specs = [
@@ -89,8 +80,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         TopicSpec::compact(&kafka_topics.device_status),
         TopicSpec::delete(&kafka_topics.dlq),
     ];
-    kafka::ensure_topics_retrying(&args.kafka, &specs, &shutdown).await;
-    if shutdown.is_triggered() {
+    if !bootstrap::ensure_topics(&args.kafka, &specs, &shutdown).await {
         return Ok(());
     }
     let window = usize::from(args.max_in_flight);
@@ -172,8 +162,6 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         Duration::from_secs(args.shutdown_timeout_secs),
     )
     .await;
-    shutdown.trigger();
-    shutdown.wait().await;
-    tracing::info!("push stopped");
+    bootstrap::stop(&shutdown, "push").await;
     Ok(())
 }

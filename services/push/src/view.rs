@@ -11,17 +11,16 @@
 //! Partitions added to the topic while push runs are picked up at its next
 //! start.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
 use vigil_schemas::{DeviceStatus, Message as _};
 use vigil_service::config::KafkaArgs;
-use vigil_service::{kafka, now_ms, Readiness, Shutdown};
+use vigil_service::from_start::{self, EndOffsets, Follow, Next};
+use vigil_service::{now_ms, Readiness, Shutdown};
 
 use crate::api::{lock, SharedRollout};
 use crate::metrics::PushMetrics;
@@ -84,46 +83,18 @@ pub fn start(
 /// offset each non-empty partition had when it started.
 struct Started {
     consumer: StreamConsumer,
-    ends: HashMap<i32, i64>,
+    ends: EndOffsets,
 }
 
 async fn open(args: &KafkaArgs) -> anyhow::Result<Started> {
     let topic = args.topics().device_status;
-    let mut config = kafka::client_config(args, "vigil-push-view");
-    config
-        // librdkafka wants a group id even for assign(); nothing joins it
-        // and nothing is committed.
-        .set("group.id", "vigil-push-view-unjoined")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "100");
+    let mut config = from_start::unjoined_config(args, "vigil-push-view");
+    config.set("fetch.wait.max.ms", "100");
     tokio::task::spawn_blocking(move || -> anyhow::Result<Started> {
         let consumer: StreamConsumer = config
             .create()
             .context("creating the device-status consumer")?;
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Timeout::After(METADATA_TIMEOUT))
-            .with_context(|| format!("reading metadata of {topic}"))?;
-        let meta = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .with_context(|| format!("topic {topic} does not exist"))?;
-        let mut assignment = TopicPartitionList::new();
-        let mut ends = HashMap::new();
-        for p in meta.partitions() {
-            let (low, high) = consumer
-                .fetch_watermarks(&topic, p.id(), Timeout::After(METADATA_TIMEOUT))
-                .with_context(|| format!("reading the end of {topic}/{}", p.id()))?;
-            assignment.add_partition_offset(&topic, p.id(), Offset::Beginning)?;
-            if high > low {
-                ends.insert(p.id(), high);
-            }
-        }
-        consumer
-            .assign(&assignment)
-            .with_context(|| format!("assigning {topic}"))?;
+        let ends = from_start::assign_from_start(&consumer, &topic, METADATA_TIMEOUT)?;
         Ok(Started { consumer, ends })
     })
     .await
@@ -137,53 +108,25 @@ async fn follow(
     metrics: PushMetrics,
     stop: Shutdown,
 ) {
-    let Started { consumer, mut ends } = started;
-    let mut caught_up = false;
-    let check = |ends: &HashMap<i32, i64>, caught_up: &mut bool| {
-        if ends.is_empty() && !*caught_up {
-            *caught_up = true;
-            tracing::info!(
-                devices = lock(&view).len(),
-                "device-status log read; rollout view complete"
-            );
-            readiness.set(DEPENDENCY, true);
-        }
-    };
-    check(&ends, &mut caught_up);
+    let Started { consumer, ends } = started;
+    let mut log = Follow::new(consumer, ends, IDLE_CHECK);
     loop {
-        let received = tokio::select! {
+        let next = tokio::select! {
             _ = stop.cancelled() => break,
-            r = tokio::time::timeout(IDLE_CHECK, consumer.recv()) => r,
+            next = log.next() => next,
         };
-        match received {
-            Ok(Ok(m)) => {
-                apply(&m, &view, &metrics);
-                if ends
-                    .get(&m.partition())
-                    .is_some_and(|end| m.offset() + 1 >= *end)
-                {
-                    ends.remove(&m.partition());
-                }
-                check(&ends, &mut caught_up);
+        match next {
+            Next::Record(m) => apply(&m, &view, &metrics),
+            Next::CaughtUp => {
+                tracing::info!(
+                    devices = lock(&view).len(),
+                    "device-status log read; rollout view complete"
+                );
+                readiness.set(DEPENDENCY, true);
             }
-            Ok(Err(e)) => {
+            Next::Failed(e) => {
                 tracing::warn!(error = %e, "device-status reader: kafka error; continuing")
             }
-            Err(_idle) if !ends.is_empty() => {
-                if let Ok(position) = consumer.position() {
-                    for el in position.elements() {
-                        if let (Offset::Offset(at), Some(end)) =
-                            (el.offset(), ends.get(&el.partition()))
-                        {
-                            if at >= *end {
-                                ends.remove(&el.partition());
-                            }
-                        }
-                    }
-                }
-                check(&ends, &mut caught_up);
-            }
-            Err(_idle) => {}
         }
     }
 }

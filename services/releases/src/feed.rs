@@ -8,20 +8,17 @@
 //! has read up to the end the topic had when it started: from then on the
 //! scorer knows the live model and may start scoring.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message as _;
-use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use vigil_model::VerifyingKey;
 use vigil_service::config::KafkaArgs;
-use vigil_service::{kafka, Shutdown};
+use vigil_service::from_start::{self, EndOffsets, Follow, Next};
+use vigil_service::Shutdown;
 
-use crate::{Lineage, Offer};
+use crate::{Lineage, Offer, ReleasesError};
 
 /// Events a feed reports, in log order.
 #[derive(Debug)]
@@ -54,123 +51,48 @@ pub async fn follow(
     key: VerifyingKey,
     client_id: &str,
     shutdown: &Shutdown,
-) -> anyhow::Result<mpsc::Receiver<FeedEvent>> {
+) -> Result<mpsc::Receiver<FeedEvent>, ReleasesError> {
     let topic = args.topics().models;
-    let mut config = kafka::client_config(args, client_id);
-    config
-        // librdkafka wants a group id even for assign(); nothing joins
-        // it and nothing is committed.
-        .set("group.id", format!("{}-unjoined", client_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        // A new release should reach scorers within a fraction of a second.
-        .set("fetch.wait.max.ms", "100");
-    let (consumer, Start { assignment, ends }) = {
-        let topic = topic.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<(StreamConsumer, Start)> {
-            let consumer: StreamConsumer = config
-                .create()
-                .context("creating the model feed consumer")?;
-            let start = starting_point(&consumer, &topic)?;
-            Ok((consumer, start))
-        })
-        .await
-        .context("model feed set-up panicked")??
-    };
-    consumer
-        .assign(&assignment)
-        .with_context(|| format!("assigning {topic}"))?;
+    let mut config = from_start::unjoined_config(args, client_id);
+    // A new release should reach scorers within a fraction of a second.
+    config.set("fetch.wait.max.ms", "100");
+    let (consumer, ends) = tokio::task::spawn_blocking(
+        move || -> Result<(StreamConsumer, EndOffsets), ReleasesError> {
+            let consumer: StreamConsumer = config.create().map_err(ReleasesError::Consumer)?;
+            let ends = from_start::assign_from_start(&consumer, &topic, METADATA_TIMEOUT)?;
+            Ok((consumer, ends))
+        },
+    )
+    .await
+    .map_err(|_| ReleasesError::Panicked("model feed set-up"))??;
 
     let (tx, rx) = mpsc::channel(64);
     let mut lineage = Lineage::new(model, key);
     let stop = shutdown.clone();
     shutdown.spawn(async move {
-        let mut ends = ends;
-        if ends.is_empty() && tx.send(FeedEvent::CaughtUp).await.is_err() {
-            return;
-        }
+        let mut log = Follow::new(consumer, ends, IDLE_CHECK);
         loop {
-            let received = tokio::select! {
+            let next = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = tokio::time::timeout(IDLE_CHECK, consumer.recv()) => r,
+                next = log.next() => next,
             };
-            match received {
-                Ok(Ok(m)) => {
-                    let offer = lineage.offer_bytes(m.payload());
-                    let event = FeedEvent::Offer {
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        published_ms: m.timestamp().to_millis(),
-                        offer,
-                    };
-                    if tx.send(event).await.is_err() {
-                        break;
-                    }
-                    if !ends.is_empty() {
-                        if ends
-                            .get(&m.partition())
-                            .is_some_and(|end| m.offset() + 1 >= *end)
-                        {
-                            ends.remove(&m.partition());
-                        }
-                        if ends.is_empty() && tx.send(FeedEvent::CaughtUp).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-                Ok(Err(e)) => {
+            let event = match next {
+                Next::Record(m) => FeedEvent::Offer {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    published_ms: m.timestamp().to_millis(),
+                    offer: lineage.offer_bytes(m.payload()),
+                },
+                Next::CaughtUp => FeedEvent::CaughtUp,
+                Next::Failed(e) => {
                     tracing::warn!(error = %e, "model feed: kafka error; continuing");
+                    continue;
                 }
-                Err(_idle) if !ends.is_empty() => {
-                    if let Ok(position) = consumer.position() {
-                        for el in position.elements() {
-                            if let (Offset::Offset(at), Some(end)) =
-                                (el.offset(), ends.get(&el.partition()))
-                            {
-                                if at >= *end {
-                                    ends.remove(&el.partition());
-                                }
-                            }
-                        }
-                    }
-                    if ends.is_empty() && tx.send(FeedEvent::CaughtUp).await.is_err() {
-                        break;
-                    }
-                }
-                Err(_idle) => {}
+            };
+            if tx.send(event).await.is_err() {
+                break;
             }
         }
     });
     Ok(rx)
-}
-
-struct Start {
-    assignment: TopicPartitionList,
-    ends: HashMap<i32, i64>,
-}
-
-/// Every partition of `topic` from its beginning, and the end offset each
-/// had at start-up (partitions that were empty are left out of `ends`).
-fn starting_point(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<Start> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Timeout::After(METADATA_TIMEOUT))
-        .with_context(|| format!("reading metadata of {topic}"))?;
-    let meta = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-        .with_context(|| format!("topic {topic} does not exist"))?;
-    let mut assignment = TopicPartitionList::new();
-    let mut ends = HashMap::new();
-    for p in meta.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p.id(), Timeout::After(METADATA_TIMEOUT))
-            .with_context(|| format!("reading the end of {topic}/{}", p.id()))?;
-        assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-        if high > low {
-            ends.insert(p.id(), high);
-        }
-    }
-    Ok(Start { assignment, ends })
 }

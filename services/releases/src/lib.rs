@@ -9,21 +9,53 @@
 //! - [`feed::ModelFeed`] follows the topic for a scorer: it verifies off
 //!   the hot path and hands over each newly accepted model.
 //! - [`publish`] writes a signed release.
-//! - [`cmd`]: the `vigil models` operator commands.
+//! - [`ReleasesError`]: what can go wrong, as one typed enum.
+//!
+//! The `vigil models` operator commands use this library from the `vigil`
+//! binary; they are not part of it, so the scorer does not link them.
 
-pub mod cmd;
 pub mod feed;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use vigil_model::{ReleaseError, VerifiedModel, VerifyingKey};
+use vigil_schemas::codec::EncodeError;
 use vigil_schemas::release::MAX_RELEASE_BYTES;
 use vigil_schemas::{Message, ModelRelease};
 use vigil_service::config::KafkaArgs;
-use vigil_service::kafka::{self, LogRecord};
+use vigil_service::from_start::{self, LogRecord, ReadError, TopicError};
+use vigil_service::kafka;
+
+/// Why reading, following or publishing releases failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleasesError {
+    /// Reading the whole release log failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The release topic could not be looked up or assigned.
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    /// The feed's consumer could not be created.
+    #[error("creating the model feed consumer: {0}")]
+    Consumer(#[source] KafkaError),
+    /// A blocking Kafka task panicked.
+    #[error("{0} panicked")]
+    Panicked(&'static str),
+    /// The release could not be encoded.
+    #[error("encoding the release: {0}")]
+    Encode(#[from] EncodeError),
+    /// Kafka did not confirm the release (`release` names it: model,
+    /// version, topic).
+    #[error("publishing {release}: {source}")]
+    Publish {
+        release: String,
+        #[source]
+        source: KafkaError,
+    },
+}
 
 /// Most releases `load` reads; a compacted topic holds about one per model
 /// name, so this only guards against a misconfigured topic.
@@ -76,11 +108,11 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<ModelRelease, ReleaseError> {
 
 /// Reads all of `vigil.models` (blocking work on a blocking thread), in
 /// log order per partition.
-pub async fn load(args: &KafkaArgs, timeout: Duration) -> anyhow::Result<Vec<Published>> {
+pub async fn load(args: &KafkaArgs, timeout: Duration) -> Result<Vec<Published>, ReleasesError> {
     let args = args.clone();
     let topic = args.topics().models;
     let records = tokio::task::spawn_blocking(move || {
-        kafka::read_to_end(
+        from_start::read_to_end(
             &args,
             &topic,
             "vigil-models-reader",
@@ -89,7 +121,7 @@ pub async fn load(args: &KafkaArgs, timeout: Duration) -> anyhow::Result<Vec<Pub
         )
     })
     .await
-    .context("model log reader panicked")??;
+    .map_err(|_| ReleasesError::Panicked("model log reader"))??;
     let mut list: Vec<Published> = records.iter().map(Published::from_record).collect();
     // Per partition the order is the log's; across partitions (a model
     // name always lands in one) any stable order will do.
@@ -183,18 +215,15 @@ pub async fn publish(
     topic: &str,
     release: &ModelRelease,
     timeout: Duration,
-) -> anyhow::Result<(i32, i64)> {
-    let bytes = release.encode().context("encoding the release")?;
+) -> Result<(i32, i64), ReleasesError> {
+    let bytes = release.encode()?;
     let record = FutureRecord::to(topic).key(&release.model).payload(&bytes);
     let delivery = producer
         .send(record, timeout)
         .await
-        .map_err(|(e, _)| e)
-        .with_context(|| {
-            format!(
-                "publishing {} v{} to {topic}",
-                release.model, release.version
-            )
+        .map_err(|(source, _)| ReleasesError::Publish {
+            release: format!("{} v{} to {topic}", release.model, release.version),
+            source,
         })?;
     Ok((delivery.partition, delivery.offset))
 }

@@ -9,7 +9,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use vigil_schemas::{Message as _, Telemetry};
 use vigil_service::config::KafkaArgs;
-use vigil_service::kafka;
+use vigil_service::from_start;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -33,14 +33,9 @@ pub struct ReplayRequest {
 /// `until_offset - max_records`, the partition's beginning. Blocking.
 /// Records that do not decode are skipped (the scoring path reports them).
 pub fn read(args: &KafkaArgs, req: &ReplayRequest) -> anyhow::Result<Vec<Telemetry>> {
-    let mut config = kafka::client_config(args, "vigil-score-replay");
-    config
-        // librdkafka wants a group id even for assign(); nothing joins
-        // it and nothing is committed.
-        .set("group.id", format!("{}-unjoined", "vigil-score-replay"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = config.create().context("creating the replay consumer")?;
+    let consumer: BaseConsumer = from_start::unjoined_config(args, "vigil-score-replay")
+        .create()
+        .context("creating the replay consumer")?;
     let (low, _) = consumer
         .fetch_watermarks(&req.topic, req.partition, Timeout::After(TIMEOUT))
         .context("reading the partition's beginning")?;

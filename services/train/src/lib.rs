@@ -39,7 +39,7 @@ use vigil_model::SigningKey;
 use vigil_releases::{Lineage, Offer};
 use vigil_schemas::Telemetry;
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
-use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
+use vigil_service::{bootstrap, now_ms, Bootstrap, Shutdown};
 use vigil_training::{
     Calibration, EvalOptions, FleetData, GateConfig, Method, Progress, TrainConfig, TrainError,
 };
@@ -89,22 +89,15 @@ impl TrainMetrics {
 pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     args.validate()?;
     let key = vigil_model::load_signing_key(&args.signing_key)?;
-    let registry = vigil_service::metrics::registry();
-    let readiness = Readiness::new(&registry)?;
-    readiness.register(kafka::DEPENDENCY);
-    let metrics = TrainMetrics::register(&registry)?;
+    let boot = Bootstrap::new(&[kafka::DEPENDENCY])?;
+    let readiness = boot.readiness.clone();
+    let metrics = TrainMetrics::register(&boot.registry)?;
     if !args.once {
-        HttpServer::start(
-            args.http.http_addr,
-            readiness.clone(),
-            registry,
-            axum::Router::new(),
-            &shutdown,
-        )
-        .await?;
+        boot.serve(args.http.http_addr, axum::Router::new(), &shutdown)
+            .await?;
     }
     let topics = args.kafka.topics();
-    kafka::ensure_topics_retrying(
+    bootstrap::ensure_topics(
         &args.kafka,
         &[TopicSpec::compact(&topics.models)],
         &shutdown,
@@ -167,8 +160,7 @@ pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             _ = tokio::time::sleep(args.interval) => {}
         }
     }
-    shutdown.trigger();
-    shutdown.wait().await;
+    bootstrap::stop(&shutdown, "train").await;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use vigil_schemas::{Message as _, Telemetry};
 use vigil_service::config::KafkaArgs;
-use vigil_service::kafka;
+use vigil_service::from_start::{self, TopicError};
 use vigil_training::Episode;
 
 /// What a replay read.
@@ -41,35 +41,20 @@ pub fn replay_window(
     timeout: Duration,
     mut progress: impl FnMut(u64),
 ) -> anyhow::Result<Replayed> {
-    let mut config = kafka::client_config(args, "vigil-train");
-    config
-        // librdkafka wants a group id even for assign(); nothing joins
-        // it and nothing is committed.
-        .set("group.id", format!("{}-unjoined", "vigil-train"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = config.create().context("creating the replay consumer")?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Timeout::After(timeout))
-        .with_context(|| format!("reading metadata of {topic}"))?;
-    let Some(meta) = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-    else {
-        return Ok(Replayed::default());
+    let consumer: BaseConsumer = from_start::unjoined_config(args, "vigil-train")
+        .create()
+        .context("creating the replay consumer")?;
+    let marks = match from_start::watermarks(&consumer, topic, timeout) {
+        Ok(marks) => marks,
+        Err(TopicError::Missing { .. }) => return Ok(Replayed::default()),
+        Err(e) => return Err(e.into()),
     };
     let mut query = TopicPartitionList::new();
     let mut ends = HashMap::new();
     let from = i64::try_from(from_ms).unwrap_or(i64::MAX);
-    for p in meta.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p.id(), Timeout::After(timeout))
-            .with_context(|| format!("reading the end of {topic}/{}", p.id()))?;
-        if high > low {
-            query.add_partition_offset(topic, p.id(), Offset::Offset(from))?;
-            ends.insert(p.id(), high);
-        }
+    for m in marks.iter().filter(|m| !m.is_empty()) {
+        query.add_partition_offset(topic, m.partition, Offset::Offset(from))?;
+        ends.insert(m.partition, m.high);
     }
     if ends.is_empty() {
         return Ok(Replayed::default());

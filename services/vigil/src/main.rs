@@ -2,6 +2,8 @@
 //! so one container image serves them all. This file only parses flags,
 //! sets up logging and the shutdown signal, and calls the role's `run`.
 
+mod models;
+
 use clap::{Parser, Subcommand};
 use vigil_service::config::LogArgs;
 use vigil_service::Shutdown;
@@ -38,7 +40,7 @@ enum Role {
     Train(Box<vigil_train::TrainArgs>),
     /// Operator commands on model releases: keygen, list, show, verify,
     /// export, score.
-    Models(vigil_releases::cmd::ModelsArgs),
+    Models(models::ModelsArgs),
     /// Keep every verdict, anomaly and model release (from vigil.verdicts,
     /// vigil.anomalies, vigil.models, vigil.incidents) in the audit store,
     /// committing offsets only after durable writes, and serve the query
@@ -68,7 +70,7 @@ fn main() -> anyhow::Result<()> {
             Role::Ingest(args) => vigil_ingest::run(*args, shutdown).await,
             Role::Score(args) => vigil_score::run(*args, shutdown).await,
             Role::Train(args) => vigil_train::run(*args, shutdown).await,
-            Role::Models(args) => vigil_releases::cmd::run(args).await,
+            Role::Models(args) => models::run(args).await,
             Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
             Role::Push(args) => vigil_push::run(*args, shutdown).await,
             Role::Api(args) => vigil_api::run(*args, shutdown).await,

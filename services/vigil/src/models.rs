@@ -1,4 +1,5 @@
-//! `vigil models …`: operator commands on model releases.
+//! `vigil models …`: operator commands on model releases (the `vigil`
+//! binary's; the `vigil-releases` library they read with has no CLI).
 //!
 //! | command | reads | does |
 //! |---|---|---|
@@ -10,7 +11,7 @@
 //! | `score --model FILE` | file, stdin | Telemetry JSON lines → Verdict JSON lines, cloud code path |
 //!
 //! "Live" is what a scorer with the same key would run: the newest release
-//! accepted in log order (see [`crate::Lineage`]). Without a verify key the
+//! accepted in log order (see [`vigil_releases::Lineage`]). Without a verify key the
 //! commands that need one say so instead of guessing.
 
 use std::io::{BufRead, Write};
@@ -22,10 +23,9 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use vigil_model::{ReleaseError, Scorer, VerifyingKey};
+use vigil_releases::{Lineage, Offer, Published};
 use vigil_schemas::{Message, ModelRelease, ReleaseHeader, ScoredAt, Telemetry};
 use vigil_service::config::KafkaArgs;
-
-use crate::{Lineage, Offer, Published};
 
 /// `vigil models`.
 #[derive(Debug, Args)]
@@ -169,7 +169,7 @@ fn load_key(path: Option<&Path>) -> anyhow::Result<Option<VerifyingKey>> {
 }
 
 async fn read_log(read: &ReadArgs) -> anyhow::Result<Vec<Published>> {
-    crate::load(&read.kafka, Duration::from_secs(read.timeout_secs)).await
+    Ok(vigil_releases::load(&read.kafka, Duration::from_secs(read.timeout_secs)).await?)
 }
 
 /// One model in `vigil models list`.
@@ -207,7 +207,7 @@ async fn list(read: &ReadArgs) -> anyhow::Result<()> {
         };
         out.push(ModelSummary {
             live_version: live,
-            newest_version: crate::max_version(&log, &name).unwrap_or(0),
+            newest_version: vigil_releases::max_version(&log, &name).unwrap_or(0),
             releases_in_log: log
                 .iter()
                 .filter(|p| p.name_version().is_some_and(|(n, _)| n == name))
