@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Message as _};
-use rdkafka::producer::ProducerContext;
+use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use slab::Slab;
 use tokio::sync::Notify;
 use vigil_service::kafka::VigilContext;
@@ -32,6 +32,19 @@ pub struct Failed {
     pub key: Vec<u8>,
     pub payload: Vec<u8>,
     pub error: KafkaError,
+}
+
+impl Failed {
+    /// The failure of the produce tagged `tag`.
+    pub fn new(tag: usize, topic: &str, key: &[u8], payload: &[u8], error: KafkaError) -> Self {
+        Self {
+            slot: tag,
+            topic: topic.to_owned(),
+            key: key.to_vec(),
+            payload: payload.to_vec(),
+            error,
+        }
+    }
 }
 
 /// Outcomes reported by the producer's delivery callback, waiting for the
@@ -58,6 +71,16 @@ impl Outcomes {
 }
 
 impl Deliveries {
+    /// Reports a confirmed produce.
+    pub fn delivered(&self, tag: usize) {
+        self.push(|o| o.delivered.push(tag));
+    }
+
+    /// Reports a failed produce.
+    pub fn failed(&self, failed: Failed) {
+        self.push(|o| o.failed.push(failed));
+    }
+
     fn push(&self, add: impl FnOnce(&mut Outcomes)) {
         let mut outcomes = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
         // Wake only on the first outcome of a batch: the loop takes the
@@ -82,6 +105,35 @@ impl Deliveries {
         spare.failed.clear();
         let mut outcomes = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::swap(&mut *outcomes, spare);
+    }
+}
+
+/// Where the scoring loop hands the records it produces: librdkafka's
+/// producer in the service, a fake in tests. The outcome of each record
+/// comes back through [`Deliveries`], tagged with `tag`.
+pub trait Produce {
+    /// Enqueues one record now; an error means it was not taken.
+    fn produce(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        tag: usize,
+    ) -> Result<(), KafkaError>;
+}
+
+impl Produce for ThreadedProducer<ProduceContext> {
+    fn produce(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        tag: usize,
+    ) -> Result<(), KafkaError> {
+        let record = BaseRecord::with_opaque_to(topic, tag)
+            .key(key)
+            .payload(payload);
+        self.send(record).map_err(|(e, _)| e)
     }
 }
 
@@ -110,16 +162,16 @@ impl ProducerContext for ProduceContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, slot: usize) {
         match result {
-            Ok(_) => self.deliveries.push(|o| o.delivered.push(slot)),
+            Ok(_) => self.deliveries.delivered(slot),
             Err((error, message)) => {
-                let failed = Failed {
+                let failed = Failed::new(
                     slot,
-                    topic: message.topic().to_owned(),
-                    key: message.key().unwrap_or_default().to_vec(),
-                    payload: message.payload().unwrap_or_default().to_vec(),
-                    error: error.clone(),
-                };
-                self.deliveries.push(|o| o.failed.push(failed));
+                    message.topic(),
+                    message.key().unwrap_or_default(),
+                    message.payload().unwrap_or_default(),
+                    error.clone(),
+                );
+                self.deliveries.failed(failed);
             }
         }
     }

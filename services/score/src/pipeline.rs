@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::{FutureExt as _, StreamExt as _};
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
+use rdkafka::message::Message;
+use rdkafka::producer::{Producer as _, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
 use crate::api::{self, ScoreRequest};
 use crate::config::ScoreArgs;
 use crate::context::{Fresh, ScoreContext};
-use crate::delivery::{Deliveries, Failed, Ledger, Outcomes, ProduceContext};
+use crate::delivery::{Deliveries, Failed, Ledger, Outcomes, Produce, ProduceContext};
 use crate::metrics::{ScoreMetrics, LATENCY_SAMPLE};
 use crate::replay::{self, ReplayRequest};
 
@@ -282,10 +282,11 @@ async fn follow_models(
 /// (deliveries, API requests, offset stores, shutdown) again.
 const CONSUME_BATCH: usize = 512;
 
-struct Scoring {
+/// The scoring loop's state: one per process, owned by its task.
+struct Scoring<P = ThreadedProducer<ProduceContext>> {
     scorer: Scorer,
     models: watch::Receiver<Option<Arc<VerifiedModel>>>,
-    producer: ThreadedProducer<ProduceContext>,
+    producer: P,
     deliveries: Arc<Deliveries>,
     metrics: ScoreMetrics,
     topics: KafkaTopics,
@@ -308,7 +309,7 @@ struct Scoring {
     retries: CancellationToken,
 }
 
-impl Scoring {
+impl<P: Produce + Clone + Send + 'static> Scoring<P> {
     async fn run(
         &mut self,
         consumer: &StreamConsumer<ScoreContext>,
@@ -361,7 +362,7 @@ impl Scoring {
         self.settle();
         while !self.ledger.is_empty() {
             tokio::select! {
-                _ = deliveries.ready() => self.settle(),
+                () = self.next_outcomes() => {}
                 _ = &mut deadline => {
                     tracing::warn!(
                         unconfirmed = self.ledger.len(),
@@ -373,6 +374,12 @@ impl Scoring {
         }
         self.retries.cancel();
         self.store_offsets(consumer);
+    }
+
+    /// Waits for delivery outcomes and applies them.
+    async fn next_outcomes(&mut self) {
+        self.deliveries.clone().ready().await;
+        self.settle();
     }
 
     /// Applies every waiting delivery outcome: confirmed produces advance
@@ -411,12 +418,9 @@ impl Scoring {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                let record = BaseRecord::with_opaque_to(&failed.topic, failed.slot)
-                    .key(&failed.key[..])
-                    .payload(&failed.payload[..]);
-                match producer.send(record) {
+                match producer.produce(&failed.topic, &failed.key, &failed.payload, failed.slot) {
                     Ok(()) => return,
-                    Err((e, _)) => {
+                    Err(e) => {
                         tracing::warn!(error = %e, topic = %failed.topic, "cannot enqueue the retry; retrying");
                         backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
                     }
@@ -474,7 +478,7 @@ impl Scoring {
 
     /// Scores one record and starts producing its verdict(s), tracked in
     /// the ledger until Kafka confirms them.
-    async fn process(&mut self, message: &BorrowedMessage<'_>) {
+    async fn process(&mut self, message: &impl Message) {
         let partition = message.partition();
         let offset = message.offset();
         self.swap_if_changed();
@@ -559,10 +563,7 @@ impl Scoring {
             Sink::Dlq => &self.topics.dlq,
         };
         self.ledger.sending(slot);
-        let record = BaseRecord::with_opaque_to(topic, slot)
-            .key(key)
-            .payload(payload);
-        if let Err((error, _)) = self.producer.send(record) {
+        if let Err(error) = self.producer.produce(topic, key, payload, slot) {
             let failed = Failed {
                 slot,
                 topic: topic.clone(),
@@ -617,3 +618,38 @@ impl Scoring {
         }
     }
 }
+
+#[cfg(test)]
+impl<P: Produce> Scoring<P> {
+    /// A loop with no model, no replay and `producer`, whose outcomes come
+    /// back through `deliveries`.
+    fn for_test(
+        producer: P,
+        deliveries: Arc<Deliveries>,
+        kafka: vigil_service::config::KafkaArgs,
+    ) -> Self {
+        let registry = prometheus::Registry::new();
+        Self {
+            scorer: Scorer::new("default", 1024),
+            models: watch::channel(None).1,
+            producer,
+            deliveries,
+            metrics: ScoreMetrics::register(&registry).expect("metrics register once"),
+            topics: kafka.topics(),
+            fresh: Fresh::default(),
+            kafka,
+            replay_span_ms: 0,
+            replay_max_records: 0,
+            window: 1024,
+            ledger: Ledger::default(),
+            outcomes: Outcomes::default(),
+            buf: Vec::new(),
+            processed: 0,
+            shutdown: Shutdown::new(),
+            retries: CancellationToken::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
