@@ -12,8 +12,9 @@
 //! - [`model`]: a release payload compiled for scoring; the "training way"
 //!   (batch over a stored stream) and the "scoring way" (record by record)
 //!   run the same functions.
-//! - [`release`]: the signed payload, [`sign`], [`verify`], typed errors with
-//!   stable reason codes.
+//! - [`payload`]: [`ReleasePayload`], what a release signs, and its format.
+//! - [`release`]: [`sign`], [`verify`], typed errors with stable reason
+//!   codes.
 //! - [`keys`]: key files for `vigil models keygen` and the loaders.
 //! - [`scorer`]: [`Scorer`], which turns Telemetry into Verdicts and hot-swaps
 //!   models between records.
@@ -30,6 +31,7 @@ pub mod detector;
 pub mod features;
 pub mod keys;
 pub mod model;
+pub mod payload;
 pub mod release;
 pub mod scorer;
 pub mod table;
@@ -38,10 +40,8 @@ pub use detector::{Detector, Score};
 pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
 pub use keys::{key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys, KeyError};
 pub use model::{Model, ModelError, RecordScore, Scratch};
-pub use release::{
-    check_newer, decode_and_verify, sign, verify, ReleaseError, ReleasePayload, VerifiedModel,
-    PAYLOAD_FORMAT,
-};
+pub use payload::{ReleasePayload, PAYLOAD_FORMAT};
+pub use release::{check_newer, decode_and_verify, sign, verify, ReleaseError, VerifiedModel};
 pub use scorer::{InstallError, Installed, Scorer, ScorerStats};
 pub use table::DeviceTable;
 

@@ -2,6 +2,8 @@
 //! holds only its logic.
 //!
 //! - [`bridge`]: the Kafka side of an MQTT → Kafka bridge (ingest, push).
+//! - [`dlq`]: the [`dlq::Rejection`] of refused input and the capped
+//!   `vigil.dlq` record built from it (every service that rejects).
 //! - [`config`]: flags with `VIGIL_*` environment variables for Kafka, MQTT,
 //!   HTTP and logging, validated once at start-up.
 //! - [`logging`]: `tracing` output, human or JSON.
@@ -18,6 +20,7 @@
 
 pub mod bridge;
 pub mod config;
+pub mod dlq;
 pub mod health;
 pub mod kafka;
 pub mod logging;
