@@ -37,7 +37,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rumqttc::v5::mqttbytes::v5::Publish;
 use vigil_schemas::MqttTopics;
-use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
+use vigil_service::bridge::{Counters, Delivery, Destination, Forward};
 use vigil_service::kafka::{self, VigilContext};
 
 use crate::metrics::PushMetrics;
