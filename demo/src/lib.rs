@@ -9,15 +9,16 @@
 //! ```
 //!
 //! Every service runs in this process through the `run(args, shutdown)`
-//! function the `vigil` binary calls, its arguments parsed from flags
-//! ([`services`]); the brokers are child processes ([`brokers`] says why).
+//! function the `vigil` binary calls, with its typed arguments built
+//! field by field ([`roles`], [`services`]); the brokers are child processes ([`brokers`] says why).
 //! The demo prints a status line every few seconds ([`status`], [`watch`])
 //! and, when the fleet stops (`--duration`) or on Ctrl-C, shuts everything
 //! down in data-flow order and prints a summary ([`summary`]): records,
 //! verdicts, loss, latency, detection precision/recall against the
 //! injected anomalies, and the model versions rolled out.
 //!
-//! Layout: [`config`] (flags), [`brokers`], [`services`], [`fleet`] (the
+//! Layout: [`config`] (flags), [`brokers`], [`roles`] (each service's
+//! arguments), [`services`], [`fleet`] (the
 //! load generator and the edge agents), [`watch`] (what the devices see
 //! and report over MQTT), [`status`], [`summary`].
 
@@ -25,6 +26,7 @@ pub mod brokers;
 pub mod config;
 pub mod fleet;
 pub mod memory;
+pub mod roles;
 pub mod services;
 pub mod status;
 pub mod summary;
@@ -37,13 +39,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use vigil_service::config::{KafkaArgs, MqttArgs};
+use vigil_service::config::KafkaArgs;
 use vigil_service::kafka::TopicSpec;
 use vigil_service::Shutdown;
 
 use crate::brokers::Broker;
 use crate::config::DemoArgs;
-use crate::services::{free_addr, http_flags, kafka_flags, mqtt_flags, parse, Service};
+use crate::roles::Wiring;
+use crate::services::{free_addr, Service};
 use crate::summary::{StoppedBy, Summary};
 
 pub use config::Cli;
@@ -157,7 +160,6 @@ impl Brokers {
 
 /// Starts the services, the fleet and the edge agents, prints the status
 /// until the end, then stops them in data-flow order.
-#[allow(clippy::too_many_lines)]
 async fn run_stack(
     args: &DemoArgs,
     dir: &Path,
@@ -169,140 +171,11 @@ async fn run_stack(
 ) -> anyhow::Result<Summary> {
     let kafka_brokers = format!("127.0.0.1:{}", brokers.kafka.port());
     let mqtt_url = format!("mqtt://127.0.0.1:{}", brokers.mqtt.port());
-    let kafka_args: KafkaArgs = parse("kafka", &kafka_flags(&kafka_brokers))?;
-    let mqtt_args: MqttArgs = parse("mqtt", &["--mqtt-url".into(), mqtt_url.clone()])?;
-    create_topics(&kafka_args, args.kafka_retention, shutdown).await;
-    let key = |p: &Path| p.display().to_string();
+    let wiring = Wiring::new(&kafka_brokers, &mqtt_url, dir, signing_key, verify_key)?;
+    create_topics(&wiring.kafka, args.kafka_retention, shutdown).await;
 
     let (exits_tx, mut exits) = mpsc::channel(16);
-    let mut running: Vec<Service> = Vec::new();
-
-    // Downstream first, so nothing produced is waiting for a consumer.
-    let audit_addr = free_addr()?;
-    let audit_args: vigil_audit::AuditArgs = parse(
-        "vigil audit",
-        &[
-            kafka_flags(&kafka_brokers),
-            http_flags(audit_addr),
-            vec![
-                "--store".into(),
-                audit_store_uri(&dir.join("audit.db")),
-                "--verify-key".into(),
-                key(verify_key),
-            ],
-        ]
-        .concat(),
-    )?;
-    running.push(Service::spawn("audit", Some(audit_addr), &exits_tx, |sd| {
-        vigil_audit::run(audit_args, sd)
-    }));
-
-    let score_addr = free_addr()?;
-    let score_args: vigil_score::ScoreArgs = parse(
-        "vigil score",
-        &[
-            kafka_flags(&kafka_brokers),
-            http_flags(score_addr),
-            vec![
-                "--model".into(),
-                MODEL.into(),
-                "--verify-key".into(),
-                key(verify_key),
-            ],
-        ]
-        .concat(),
-    )?;
-    running.push(Service::spawn("score", Some(score_addr), &exits_tx, |sd| {
-        vigil_score::run(score_args, sd)
-    }));
-
-    let ingest_addr = free_addr()?;
-    let ingest_args: vigil_ingest::IngestArgs = parse(
-        "vigil ingest",
-        &[
-            mqtt_flags(&mqtt_url, "vigil-demo-ingest"),
-            kafka_flags(&kafka_brokers),
-            http_flags(ingest_addr),
-        ]
-        .concat(),
-    )?;
-    running.push(Service::spawn(
-        "ingest",
-        Some(ingest_addr),
-        &exits_tx,
-        |sd| vigil_ingest::run(ingest_args, sd),
-    ));
-
-    let train_addr = free_addr()?;
-    let mut train_flags = [
-        kafka_flags(&kafka_brokers),
-        http_flags(train_addr),
-        vec![
-            "--model".into(),
-            MODEL.into(),
-            "--signing-key".into(),
-            key(signing_key),
-            "--interval".into(),
-            humantime::format_duration(args.retrain_every).to_string(),
-            "--window".into(),
-            humantime::format_duration(args.train_window).to_string(),
-            // Enough for the demo's fleet after a minute; the production
-            // defaults assume hours of data.
-            "--min-records".into(),
-            "1000".into(),
-            "--min-device-records".into(),
-            "50".into(),
-            "--max-records".into(),
-            "300000".into(),
-            "--progress".into(),
-            "false".into(),
-        ],
-    ]
-    .concat();
-    if !args.train_gate {
-        train_flags.push("--force".into());
-    }
-    let train_args: vigil_train::TrainArgs = parse("vigil train", &train_flags)?;
-    let warmup = args.warmup;
-    running.push(Service::spawn(
-        "train",
-        Some(train_addr),
-        &exits_tx,
-        move |sd| async move {
-            // The first training waits for the warm-up's data.
-            tokio::select! {
-                _ = sd.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(warmup) => {}
-            }
-            vigil_train::run(train_args, sd).await
-        },
-    ));
-
-    let push_addr = free_addr()?;
-    let push_args: vigil_push::PushArgs = parse(
-        "vigil push",
-        &[
-            mqtt_flags(&mqtt_url, "vigil-demo-push"),
-            vec![
-                "--model".into(),
-                MODEL.into(),
-                "--verify-key".into(),
-                key(verify_key),
-            ],
-            kafka_flags(&kafka_brokers),
-            http_flags(push_addr),
-        ]
-        .concat(),
-    )?;
-    running.push(Service::spawn("push", Some(push_addr), &exits_tx, |sd| {
-        vigil_push::run(push_args, sd)
-    }));
-    if let Some(dashboard) =
-        start_dashboard(args, &kafka_brokers, &dir.join("audit.db"), &exits_tx)?
-    {
-        running.push(dashboard);
-    }
-
+    let (running, scraper) = start_services(args, &wiring, &exits_tx)?;
     // No device publishes before the data path is up: ingest subscribed,
     // the scorer caught up with the model log, the audit store open.
     let path: Vec<&Service> = running
@@ -310,15 +183,13 @@ async fn run_stack(
         .filter(|s| DATA_PATH.contains(&s.name))
         .collect();
     if let Err(e) = services::wait_ready(&path, &mut exits, READY_TIMEOUT).await {
-        for s in running {
-            s.stop().await;
-        }
+        stop_in_order(running).await;
         return Err(e);
     }
 
     let edge_view: watch::SharedEdgeView = Arc::default();
     let watch_shutdown = Shutdown::new();
-    watch::start(&mqtt_args, MODEL, Arc::clone(&edge_view), &watch_shutdown).await?;
+    watch::start(&wiring.mqtt, MODEL, Arc::clone(&edge_view), &watch_shutdown).await?;
 
     let edge_stop = CancellationToken::new();
     let edge_agents = fleet::start_edge(
@@ -331,74 +202,118 @@ async fn run_stack(
     )?;
     // Ctrl-C stops publishing and still waits for the verdicts in flight;
     // a failure aborts the fleet at once.
-    let fleet_publishing = CancellationToken::new();
-    let fleet_stop = CancellationToken::new();
-    let mut fleet_task = tokio::spawn(fleet::run_cloud(
+    let publishing = CancellationToken::new();
+    let abort = CancellationToken::new();
+    let task = tokio::spawn(fleet::run_cloud(
         fleet::loadgen_args(args, &mqtt_url, &kafka_brokers)?,
-        fleet_publishing.clone(),
-        fleet_stop.clone(),
+        publishing.clone(),
+        abort.clone(),
     ));
+    let cloud_fleet = CloudFleet {
+        publishing,
+        abort,
+        task,
+    };
 
     banner(args, dir, &running, &kafka_brokers, &mqtt_url);
-    let scraper = status::Scraper::new(ingest_addr, score_addr, audit_addr)?;
     let devices = (args.cloud_devices(), args.edge_devices());
-    let mut memory_log = args
-        .memory_log
-        .as_deref()
-        .map(memory::Log::create)
-        .transpose()?;
-    let mut tick = tokio::time::interval(args.status_every);
-    tick.tick().await;
-    let mut failure: Option<anyhow::Error> = None;
-    let mut stopped_by = StoppedBy::Duration;
-    let fleet_result = loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if let Err(e) = brokers.check() {
-                    failure = Some(e);
-                    fleet_stop.cancel();
-                    break fleet_task.await;
-                }
-                let cloud = scraper.scrape().await;
-                let edge = edge_view.lock().map(|v| v.clone()).unwrap_or_default();
-                let mem = memory::Sample::take(brokers.kafka.pid(), brokers.mqtt.pid());
-                if let Some(log) = &mut memory_log {
-                    log.append(started.elapsed().as_secs(), &mem);
-                }
-                println!(
-                    "{} | {}",
-                    status::line(started.elapsed(), devices, &cloud, &edge),
-                    mem.brief()
-                );
-            }
-            _ = shutdown.cancelled() => {
-                stopped_by = StoppedBy::Signal;
-                println!(
-                    "stopping: waiting up to {} for the verdicts in flight, then every service flushes (Ctrl-C again does not hurry it)",
-                    humantime::format_duration(args.drain_timeout)
-                );
-                fleet_publishing.cancel();
-                break fleet_task.await;
-            }
-            joined = &mut fleet_task => break joined,
-            Some(exit) = exits.recv() => {
-                failure = Some(match exit.result {
-                    Ok(()) => anyhow::anyhow!("{} stopped by itself", exit.name),
-                    Err(e) => e.context(format!("{} failed", exit.name)),
-                });
-                fleet_stop.cancel();
-                break fleet_task.await;
-            }
-        }
+    let watching = Watching {
+        args,
+        scraper: &scraper,
+        edge_view: &edge_view,
+        devices,
+        started,
     };
+    let ended = watching
+        .until_end(brokers, cloud_fleet, &mut exits, shutdown)
+        .await?;
 
     // The figures as they stand, before anything stops.
     let cloud = scraper.scrape().await;
     let mem = memory::Sample::take(brokers.kafka.pid(), brokers.mqtt.pid());
     fleet::stop_edge(edge_agents, &edge_stop, EDGE_STOP_TIMEOUT).await;
     let edge = edge_view.lock().map(|v| v.clone()).unwrap_or_default();
-    // Stop order follows the data: no new input, then ingest flushes to
-    // Kafka, the scorer its verdicts, the audit sink its last batch.
+    stop_in_order(running).await;
+    watch_shutdown.trigger();
+    watch_shutdown.wait().await;
+
+    if let Some(e) = ended.failure {
+        return Err(e);
+    }
+    let report = ended
+        .fleet
+        .context("fleet task panicked")?
+        .context("running the fleet")?;
+    let mut summary = Summary::new(ended.stopped_by, devices, report, cloud, edge);
+    summary.memory = mem;
+    Ok(summary)
+}
+
+/// Starts every service, downstream first so nothing produced waits for a
+/// consumer, each with its typed arguments ([`roles`]); returns them and
+/// the scraper of the status line.
+fn start_services(
+    args: &DemoArgs,
+    wiring: &Wiring,
+    exits: &mpsc::Sender<services::Exit>,
+) -> anyhow::Result<(Vec<Service>, status::Scraper)> {
+    let mut running = Vec::new();
+    let audit_addr = free_addr()?;
+    let audit = wiring.audit(audit_addr)?;
+    running.push(Service::spawn("audit", Some(audit_addr), exits, |sd| {
+        vigil_audit::run(audit, sd)
+    }));
+
+    let score_addr = free_addr()?;
+    let score = wiring.score(score_addr)?;
+    running.push(Service::spawn("score", Some(score_addr), exits, |sd| {
+        vigil_score::run(score, sd)
+    }));
+
+    let ingest_addr = free_addr()?;
+    let ingest = wiring.ingest(ingest_addr)?;
+    running.push(Service::spawn("ingest", Some(ingest_addr), exits, |sd| {
+        vigil_ingest::run(ingest, sd)
+    }));
+
+    let train_addr = free_addr()?;
+    let train = wiring.train(args, train_addr)?;
+    let warmup = args.warmup;
+    running.push(Service::spawn(
+        "train",
+        Some(train_addr),
+        exits,
+        move |sd| async move {
+            // The first training waits for the warm-up's data.
+            tokio::select! {
+                _ = sd.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(warmup) => {}
+            }
+            vigil_train::run(train, sd).await
+        },
+    ));
+
+    let push_addr = free_addr()?;
+    let push = wiring.push(push_addr)?;
+    running.push(Service::spawn("push", Some(push_addr), exits, |sd| {
+        vigil_push::run(push, sd)
+    }));
+
+    let dashboard = wiring.dashboard(args.http_addr)?;
+    running.push(Service::spawn(
+        "dashboard",
+        Some(args.http_addr),
+        exits,
+        |sd| vigil_api::run(dashboard, sd),
+    ));
+    let scraper = status::Scraper::new(ingest_addr, score_addr, audit_addr)?;
+    Ok((running, scraper))
+}
+
+/// Stops the services in data-flow order: no new input, then ingest
+/// flushes to Kafka, the scorer its verdicts, the audit sink its last
+/// batch.
+async fn stop_in_order(mut running: Vec<Service>) {
     for name in ["train", "ingest", "score", "push", "dashboard", "audit"] {
         if let Some(i) = running.iter().position(|s| s.name == name) {
             running.remove(i).stop().await;
@@ -407,18 +322,106 @@ async fn run_stack(
     for s in running {
         s.stop().await;
     }
-    watch_shutdown.trigger();
-    watch_shutdown.wait().await;
+}
 
-    if let Some(e) = failure {
-        return Err(e);
+/// The cloud-scored fleet's task and the tokens that stop it.
+struct CloudFleet {
+    /// Cancelled: stop publishing, still wait for the verdicts in flight.
+    publishing: CancellationToken,
+    /// Cancelled: stop at once.
+    abort: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<vigil_loadgen::run::Report>>,
+}
+
+/// How the run ended.
+struct Ended {
+    fleet: Result<anyhow::Result<vigil_loadgen::run::Report>, tokio::task::JoinError>,
+    failure: Option<anyhow::Error>,
+    stopped_by: StoppedBy,
+}
+
+/// What the status line reads while the demo runs.
+struct Watching<'a> {
+    args: &'a DemoArgs,
+    scraper: &'a status::Scraper,
+    edge_view: &'a watch::SharedEdgeView,
+    devices: (u32, u32),
+    started: Instant,
+}
+
+impl Watching<'_> {
+    /// Prints the status every `--status-every` until the fleet ends, a
+    /// signal asks to stop (the fleet then drains), a broker or a service
+    /// fails (the fleet is aborted).
+    async fn until_end(
+        &self,
+        brokers: &mut Brokers,
+        mut fleet: CloudFleet,
+        exits: &mut mpsc::Receiver<services::Exit>,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<Ended> {
+        let mut memory_log = self
+            .args
+            .memory_log
+            .as_deref()
+            .map(memory::Log::create)
+            .transpose()?;
+        let mut tick = tokio::time::interval(self.args.status_every);
+        tick.tick().await;
+        let mut failure: Option<anyhow::Error> = None;
+        let mut stopped_by = StoppedBy::Duration;
+        let result = loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = brokers.check() {
+                        failure = Some(e);
+                        fleet.abort.cancel();
+                        break (&mut fleet.task).await;
+                    }
+                    self.print_status(brokers, memory_log.as_mut()).await;
+                }
+                _ = shutdown.cancelled() => {
+                    stopped_by = StoppedBy::Signal;
+                    println!(
+                        "stopping: waiting up to {} for the verdicts in flight, then every service flushes (Ctrl-C again does not hurry it)",
+                        humantime::format_duration(self.args.drain_timeout)
+                    );
+                    fleet.publishing.cancel();
+                    break (&mut fleet.task).await;
+                }
+                joined = &mut fleet.task => break joined,
+                Some(exit) = exits.recv() => {
+                    failure = Some(match exit.result {
+                        Ok(()) => anyhow::anyhow!("{} stopped by itself", exit.name),
+                        Err(e) => e.context(format!("{} failed", exit.name)),
+                    });
+                    fleet.abort.cancel();
+                    break (&mut fleet.task).await;
+                }
+            }
+        };
+        Ok(Ended {
+            fleet: result,
+            failure,
+            stopped_by,
+        })
     }
-    let report = fleet_result
-        .context("fleet task panicked")?
-        .context("running the fleet")?;
-    let mut summary = Summary::new(stopped_by, devices, report, cloud, edge);
-    summary.memory = mem;
-    Ok(summary)
+
+    /// One status line (and one memory log row).
+    async fn print_status(&self, brokers: &Brokers, memory_log: Option<&mut memory::Log>) {
+        let cloud = self.scraper.scrape().await;
+        let edge = self.edge_view.lock().map(|v| v.clone()).unwrap_or_default();
+        let mem = memory::Sample::take(brokers.kafka.pid(), brokers.mqtt.pid());
+        let elapsed = self.started.elapsed();
+        if let Some(log) = memory_log {
+            log.append(elapsed.as_secs(), &mem);
+        }
+        println!(
+            "{} | {}",
+            status::line(elapsed, self.devices, &cloud, &edge),
+            mem.brief()
+        );
+    }
 }
 
 /// Creates the high-volume topics with a retention, so the broker's store
@@ -445,39 +448,6 @@ async fn create_topics(kafka: &KafkaArgs, retention: Duration, shutdown: &Shutdo
     ])
     .collect();
     vigil_service::kafka::ensure_topics_retrying(kafka, &specs, shutdown).await;
-}
-
-/// The demo's audit store, with memory bounds that do not grow with the
-/// file: a 16 MiB writer cache (the service's default is 64) and no memory
-/// map (the default maps 256 MiB per connection, and every mapped page a
-/// query touches counts as the demo's resident memory).
-fn audit_store_uri(path: &Path) -> String {
-    format!("sqlite://{}?cache_mib=16&mmap_mib=0", path.display())
-}
-
-/// The dashboard (`vigil api`) on `--http-addr`: reads the topics itself
-/// and tops device pages up from the demo's audit store.
-fn start_dashboard(
-    args: &DemoArgs,
-    kafka_brokers: &str,
-    audit_store: &Path,
-    exits: &mpsc::Sender<services::Exit>,
-) -> anyhow::Result<Option<Service>> {
-    let api_args: vigil_api::ApiArgs = parse(
-        "vigil api",
-        &[
-            kafka_flags(kafka_brokers),
-            http_flags(args.http_addr),
-            vec!["--audit-store".into(), audit_store_uri(audit_store)],
-        ]
-        .concat(),
-    )?;
-    Ok(Some(Service::spawn(
-        "dashboard",
-        Some(args.http_addr),
-        exits,
-        |sd| vigil_api::run(api_args, sd),
-    )))
 }
 
 fn banner(args: &DemoArgs, dir: &Path, running: &[Service], kafka: &str, mqtt: &str) {

@@ -1,7 +1,7 @@
 //! Vigil's services, run in this process through the same `run(args,
-//! shutdown)` functions the `vigil` binary calls, with their arguments
-//! parsed from flags (`try_parse_from`) exactly as on a command line, so
-//! every production code path and validation is used.
+//! shutdown)` functions the `vigil` binary calls (with the typed arguments
+//! [`crate::roles`] builds), so every production code path and validation
+//! is used.
 //!
 //! Each service gets its own [`Shutdown`], so the demo can stop them in
 //! data-flow order (ingest before the scorer before the audit sink) and
@@ -23,14 +23,15 @@ pub const CONSUMER_PREFETCH_KIB: u32 = 8192;
 /// How long a service may take to flush and stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// Any one service's flags, parsed the way the `vigil` binary parses them.
+/// A command's flags, parsed the way its binary parses them (the load
+/// generator's, for the demo's fleet).
 #[derive(Debug, Parser)]
 struct Flags<T: Args> {
     #[command(flatten)]
     args: T,
 }
 
-/// Parses `argv` (without the program name) into a service's arguments.
+/// Parses `argv` (without the program name) into a command's arguments.
 pub fn parse<T: Args>(role: &str, argv: &[String]) -> anyhow::Result<T> {
     let full = std::iter::once(OsString::from(role)).chain(argv.iter().map(OsString::from));
     Flags::<T>::try_parse_from(full)
@@ -93,38 +94,6 @@ impl Service {
             ),
         }
     }
-}
-
-/// Flags common to the services that talk to Kafka.
-pub fn kafka_flags(brokers: &str) -> Vec<String> {
-    vec![
-        "--kafka-brokers".into(),
-        brokers.into(),
-        // The demo's topics are created up front with their retention
-        // (see `lib.rs`); partitions as in production.
-        "--kafka-partitions".into(),
-        "6".into(),
-        // librdkafka prefetches up to 64 MiB per consumer by default; the
-        // demo runs five consumers in one process, which lag on a busy
-        // laptop: keep each one's prefetch small.
-        "--kafka-option".into(),
-        format!("queued.max.messages.kbytes={CONSUMER_PREFETCH_KIB}"),
-    ]
-}
-
-/// `--mqtt-url URL --mqtt-client-id ID`.
-pub fn mqtt_flags(url: &str, client_id: &str) -> Vec<String> {
-    vec![
-        "--mqtt-url".into(),
-        url.into(),
-        "--mqtt-client-id".into(),
-        client_id.into(),
-    ]
-}
-
-/// `--http-addr ADDR`.
-pub fn http_flags(addr: SocketAddr) -> Vec<String> {
-    vec!["--http-addr".into(), addr.to_string()]
 }
 
 /// A free loopback address for a service's HTTP endpoints.

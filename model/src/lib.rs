@@ -9,11 +9,14 @@
 //! - [`table`]: the bounded per-device state table (CLOCK eviction).
 //! - [`detector`]: fitted detector parameters; feature vector → score in
 //!   [0, 1] and the metrics behind it.
+//! - [`novelty`]: per-metric cell and step surprise (the NAB runner's
+//!   detector; not yet in releases).
 //! - [`model`]: a release payload compiled for scoring; the "training way"
 //!   (batch over a stored stream) and the "scoring way" (record by record)
 //!   run the same functions.
-//! - [`release`]: the signed payload, [`sign`], [`verify`], typed errors with
-//!   stable reason codes.
+//! - [`payload`]: [`ReleasePayload`], what a release signs, and its format.
+//! - [`release`]: [`sign`], [`verify`], typed errors with stable reason
+//!   codes.
 //! - [`keys`]: key files for `vigil models keygen` and the loaders.
 //! - [`scorer`]: [`Scorer`], which turns Telemetry into Verdicts and hot-swaps
 //!   models between records.
@@ -31,6 +34,7 @@ pub mod features;
 pub mod keys;
 pub mod model;
 pub mod novelty;
+pub mod payload;
 pub mod release;
 pub mod scorer;
 pub mod table;
@@ -40,10 +44,8 @@ pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
 pub use keys::{key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys, KeyError};
 pub use model::{Model, ModelError, RecordScore, Scratch};
 pub use novelty::{MetricNovelty, NoveltyConfig, NoveltyState};
-pub use release::{
-    check_newer, decode_and_verify, sign, verify, ReleaseError, ReleasePayload, VerifiedModel,
-    PAYLOAD_FORMAT,
-};
+pub use payload::{ReleasePayload, PAYLOAD_FORMAT};
+pub use release::{check_newer, decode_and_verify, sign, verify, ReleaseError, VerifiedModel};
 pub use scorer::{InstallError, Installed, Scorer, ScorerStats};
 pub use table::DeviceTable;
 

@@ -6,7 +6,7 @@ use vigil_schemas::{Contribution, Telemetry};
 
 use crate::detector::{Compiled, DetectorError, Score};
 use crate::features::{DeviceState, Extractor, SpecError};
-use crate::release::ReleasePayload;
+use crate::payload::ReleasePayload;
 
 /// Why a payload cannot be compiled into a model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

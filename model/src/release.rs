@@ -14,37 +14,15 @@
 
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use vigil_schemas::release::MAX_RELEASE_BYTES;
 use vigil_schemas::{DecodeError, Message, ModelRelease, ReleaseHeader, SCHEMA_VERSION};
 
-use crate::detector::Detector;
-use crate::features::FeatureSpec;
 use crate::keys::key_id;
 use crate::model::{Model, ModelError};
-
-/// Version of the payload layout this build writes and reads. Format 2
-/// added the per-metric `level` feature (four features per metric instead
-/// of three), so a format-1 detector does not fit this build's feature
-/// vector: such releases are refused as `unknown_schema` and must be
-/// retrained.
-pub const PAYLOAD_FORMAT: u32 = 2;
-
-/// The signed payload of a release: provenance, feature spec, detector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReleasePayload {
-    /// Name, version, training window, validation metrics, threshold.
-    #[serde(flatten)]
-    pub header: ReleaseHeader,
-    /// Payload layout version ([`PAYLOAD_FORMAT`]).
-    pub format: u32,
-    /// How features are computed from telemetry.
-    pub features: FeatureSpec,
-    /// The fitted detector.
-    pub detector: Detector,
-}
+use crate::payload::{ReleasePayload, PAYLOAD_FORMAT};
 
 /// A release whose signature, checksum and contents were checked.
 #[derive(Debug, Clone)]

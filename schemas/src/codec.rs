@@ -8,7 +8,7 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::telemetry::ValidationError;
+use crate::rules::ValidationError;
 use crate::SCHEMA_VERSION;
 
 /// Why bytes could not be decoded into a message.

@@ -11,6 +11,8 @@
 //! - [`topics`]: default Kafka and MQTT topic names, with a configurable prefix.
 //! - [`telemetry`], [`verdict`], [`release`], [`status`], [`incident`],
 //!   [`dlq`]: one message type each.
+//! - [`rules`]: the field rules (id and name limits, [`ValidationError`])
+//!   the codec and every message type share.
 //! - [`codec`]: the one decode path every message uses, with typed errors that
 //!   say what is wrong and where.
 //! - [`json_schema`]: the list of generated JSON Schema documents.
@@ -23,6 +25,7 @@ pub mod dlq;
 pub mod incident;
 pub mod json_schema;
 pub mod release;
+pub mod rules;
 pub mod status;
 pub mod telemetry;
 pub mod topics;
@@ -32,8 +35,9 @@ pub use codec::{DecodeError, Message};
 pub use dlq::DlqRecord;
 pub use incident::{Incident, IncidentState};
 pub use release::{ModelRelease, ReleaseHeader, TrainingWindow, ValidationMetrics};
+pub use rules::ValidationError;
 pub use status::{DeviceState, DeviceStatus};
-pub use telemetry::{Telemetry, TelemetryLimits, ValidationError};
+pub use telemetry::{Telemetry, TelemetryLimits};
 pub use topics::{KafkaTopics, MqttTopics};
 pub use verdict::{Contribution, ScoredAt, UnscoredReason, Verdict};
 

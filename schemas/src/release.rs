@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::codec::Message;
-use crate::telemetry::ValidationError;
+use crate::rules::ValidationError;
 
 /// Largest serialised release: small enough to push to devices over MQTT.
 pub const MAX_RELEASE_BYTES: usize = 64 * 1024;

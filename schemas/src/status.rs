@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Message;
-use crate::telemetry::{check_device_id, ValidationError};
+use crate::rules::{check_device_id, ValidationError};
 
 /// Whether the agent is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Message;
-use crate::telemetry::{check_device_id, ValidationError};
+use crate::rules::{check_device_id, ValidationError};
 
 /// Where a record was scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

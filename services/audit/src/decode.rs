@@ -6,6 +6,7 @@ use vigil_model::release::sha256_hex;
 use vigil_model::{ReleaseError, VerifyingKey};
 use vigil_schemas::release::MAX_RELEASE_BYTES;
 use vigil_schemas::{Incident, Message, ModelRelease, ReleaseHeader, Verdict};
+pub use vigil_service::dlq::Rejection;
 
 use crate::store::{ModelRecord, ReleaseRow};
 
@@ -48,15 +49,6 @@ pub enum Decoded {
     Skip,
 }
 
-/// Why a record was refused; it goes to `vigil.dlq`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// Stable reason code (the decoder's or the release verifier's).
-    pub reason: &'static str,
-    /// What is wrong and where.
-    pub detail: String,
-}
-
 /// What the decoder needs besides the bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeContext<'a> {
@@ -77,13 +69,9 @@ pub fn decode(
     let Some(bytes) = payload.filter(|b| !b.is_empty()) else {
         return Ok(Decoded::Skip);
     };
-    let rejected = |e: vigil_schemas::DecodeError| Rejection {
-        reason: e.reason(),
-        detail: e.to_string(),
-    };
     match kind {
         TopicKind::Verdicts | TopicKind::Anomalies => {
-            let v = Verdict::decode_limited(bytes, ctx.max_payload_bytes).map_err(rejected)?;
+            let v = Verdict::decode_limited(bytes, ctx.max_payload_bytes)?;
             if kind == TopicKind::Anomalies && !v.anomaly {
                 return Err(Rejection {
                     reason: "not_anomalous",
@@ -97,13 +85,10 @@ pub fn decode(
         }
         TopicKind::Incidents => Incident::decode_limited(bytes, ctx.max_payload_bytes)
             .map(Decoded::Incident)
-            .map_err(rejected),
+            .map_err(Rejection::from),
         TopicKind::Models => release(bytes, published_ts, ctx.verify_key)
             .map(Decoded::Release)
-            .map_err(|e| Rejection {
-                reason: e.reason(),
-                detail: e.to_string(),
-            }),
+            .map_err(|e| Rejection::new(e.reason(), e.to_string())),
     }
 }
 

@@ -36,7 +36,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use vigil_model::VerifyingKey;
-use vigil_schemas::{DlqRecord, Message};
+use vigil_service::dlq::{self, DlqMessage};
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
 use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
 
@@ -60,8 +60,6 @@ const STATS_INTERVAL_MS: &str = "5000";
 /// First and longest pause between retries of a failed write.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Largest original payload copied into a DLQ record.
-const DLQ_ORIGINAL_MAX_BYTES: usize = 256 * 1024;
 
 /// Runs `vigil audit` until `shutdown`: the sink (unless `--api-only`) and
 /// the query API with health and metrics on `--http-addr`.
@@ -269,8 +267,8 @@ impl ConsumerContext for AuditContext {
 struct Pending {
     /// Rows to write.
     batch: WriteBatch,
-    /// Rejected records to send to the DLQ first: (key, encoded record).
-    dlq: Vec<(String, Vec<u8>)>,
+    /// Rejected records to send to the DLQ first, oldest first.
+    dlq: std::collections::VecDeque<DlqMessage>,
     /// Next offset to commit per (topic, partition).
     offsets: HashMap<(String, i32), i64>,
     /// Kafka records in the batch (written, rejected or skipped).
@@ -388,26 +386,16 @@ impl Sink {
             Ok(Decoded::Incident(i)) => pending.batch.incidents.push(i),
             Ok(Decoded::Skip) => {}
             Err(rejection) => {
-                let source = format!("kafka:{topic}/{}@{}", message.partition(), message.offset());
+                let source = dlq::kafka_source(topic, message.partition(), message.offset());
                 tracing::warn!(%source, reason = rejection.reason, detail = %rejection.detail,
                     "rejected record; sent to the dlq");
                 self.metrics
                     .dlq
                     .with_label_values(&[rejection.reason])
                     .inc();
-                let bytes = payload.unwrap_or_default();
-                let original = &bytes[..bytes.len().min(DLQ_ORIGINAL_MAX_BYTES)];
-                let record = DlqRecord::new(
-                    SERVICE,
-                    source.clone(),
-                    rejection.reason,
-                    rejection.detail,
-                    now_ms(),
-                    original,
-                );
-                match record.encode() {
-                    Ok(encoded) => pending.dlq.push((source, encoded)),
-                    Err(e) => tracing::error!(error = %e, "cannot encode a dlq record"),
+                let original = payload.unwrap_or_default();
+                if let Some(dlq) = rejection.into_dlq(SERVICE, source, original) {
+                    pending.dlq.push_back(dlq);
                 }
             }
         }
@@ -435,14 +423,24 @@ impl Sink {
         }
         tokio::pin!(give_up);
         let started = Instant::now();
-        while let Some((key, payload)) = pending.dlq.first() {
+        let mut backoff = MIN_BACKOFF;
+        while let Some(dlq) = pending.dlq.front() {
             let delivered = tokio::select! {
                 _ = &mut give_up => return false,
-                result = self.send_dlq(key, payload) => result,
+                result = self.send_dlq(dlq) => result,
             };
             if delivered {
-                pending.dlq.remove(0);
+                pending.dlq.pop_front();
+                backoff = MIN_BACKOFF;
+                continue;
             }
+            // Kafka refused it for a reason worth retrying: try again
+            // after a pause, as store writes are.
+            tokio::select! {
+                _ = &mut give_up => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         if !pending.batch.is_empty() {
             let batch = Arc::new(std::mem::take(&mut pending.batch));
@@ -495,9 +493,11 @@ impl Sink {
     }
 
     /// Delivers one DLQ record; false when Kafka refused it for a reason
-    /// worth retrying (the caller tries again).
-    async fn send_dlq(&self, key: &str, payload: &[u8]) -> bool {
-        let record = FutureRecord::to(&self.dlq_topic).key(key).payload(payload);
+    /// worth retrying (the caller pauses and tries again).
+    async fn send_dlq(&self, dlq: &DlqMessage) -> bool {
+        let record = FutureRecord::to(&self.dlq_topic)
+            .key(&dlq.key)
+            .payload(&dlq.payload);
         match self
             .producer
             .send(record, rdkafka::util::Timeout::Never)
@@ -506,7 +506,6 @@ impl Sink {
             Ok(_) => true,
             Err((e, _)) if kafka::is_retriable(&e) => {
                 tracing::warn!(error = %e, "dlq delivery failed; retrying");
-                tokio::time::sleep(MIN_BACKOFF).await;
                 false
             }
             Err((e, _)) => {

@@ -32,6 +32,7 @@ use rumqttc::v5::mqttbytes::v5::Publish;
 use tokio::sync::mpsc;
 
 use crate::config::KafkaArgs;
+use crate::dlq::{self, Rejection};
 use crate::kafka::{self, ProducerTuning, VigilContext};
 use crate::subscription::{Acker, Subscription};
 use crate::{Readiness, Shutdown};
@@ -74,14 +75,33 @@ pub struct Counters {
 
 /// One service's handling of its messages.
 pub trait Forward {
-    /// Validates `publish` and hands its record (or its DLQ record) to
-    /// Kafka now.
+    /// Name of the service in DLQ records and logs.
+    const SERVICE: &'static str;
+    /// Validates `publish` and hands its record (or its DLQ record, through
+    /// [`Forward::reject`]) to Kafka now.
     fn start(&self, publish: Publish) -> Delivery;
-    /// Counts the rejection of `publish` for `reason` and hands a DLQ record
-    /// saying so to Kafka.
-    fn reject(&self, publish: Publish, reason: &'static str, detail: String) -> Delivery;
+    /// Counts a rejection for `reason` in the service's metrics.
+    fn count_rejection(&self, reason: &'static str);
+    /// Hands the DLQ record `payload`, keyed `key`, to Kafka now; its
+    /// delivery settles `publish`.
+    fn send_dlq(&self, publish: Publish, key: String, payload: Vec<u8>) -> Delivery;
     /// The bridge's counters.
     fn counters(&self) -> &Counters;
+
+    /// Counts the rejection of `publish` and hands the DLQ record saying so
+    /// to Kafka (see [`dlq`]); one that cannot be encoded is logged and the
+    /// message acknowledged without it.
+    fn reject(&self, publish: Publish, rejection: Rejection) -> Delivery {
+        self.count_rejection(rejection.reason);
+        let topic = String::from_utf8_lossy(&publish.topic);
+        tracing::warn!(service = Self::SERVICE, %topic, reason = rejection.reason,
+            detail = %rejection.detail, "rejected a message; sent to the dlq");
+        let source = dlq::mqtt_source(&topic);
+        match rejection.into_dlq(Self::SERVICE, source, &publish.payload) {
+            Some(record) => self.send_dlq(publish, record.key, record.payload),
+            None => settled(publish, Destination::Dlq),
+        }
+    }
 }
 
 /// Runs `forward` over what `subscription` receives (see [`run_window`]),
@@ -173,8 +193,9 @@ async fn finish<F: Forward>(
         (Destination::Record, Ok(())) => counters.confirmed.inc(),
         (Destination::Dlq, Ok(())) => counters.dlq_confirmed.inc(),
         (Destination::Record, Err(e)) => {
-            let detail = format!("kafka refused the record: {e}");
-            pending.push_back(forward.reject(publish, "kafka_refused", detail));
+            let rejection =
+                Rejection::new("kafka_refused", format!("kafka refused the record: {e}"));
+            pending.push_back(forward.reject(publish, rejection));
             return;
         }
         (Destination::Dlq, Err(e)) => {

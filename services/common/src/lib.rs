@@ -4,6 +4,8 @@
 //! - [`bootstrap`]: the start-up and stop every role shares (registry,
 //!   readiness, HTTP server, topics).
 //! - [`bridge`]: the Kafka side of an MQTT → Kafka bridge (ingest, push).
+//! - [`dlq`]: the [`dlq::Rejection`] of refused input and the capped
+//!   `vigil.dlq` record built from it (every service that rejects).
 //! - [`config`]: flags with `VIGIL_*` environment variables for Kafka, MQTT,
 //!   HTTP and logging, validated once at start-up.
 //! - [`logging`]: `tracing` output, human or JSON (from `vigil-base`).
@@ -24,6 +26,7 @@
 pub mod bootstrap;
 pub mod bridge;
 pub mod config;
+pub mod dlq;
 pub mod from_start;
 pub mod health;
 pub mod kafka;

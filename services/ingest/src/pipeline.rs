@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::FutureProducer;
 use rumqttc::v5::mqttbytes::v5::Publish;
 use vigil_schemas::topics::DeviceChannel;
-use vigil_schemas::{DlqRecord, Message, MqttTopics, TelemetryLimits};
+use vigil_schemas::{Message, MqttTopics, TelemetryLimits};
 use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
+use vigil_service::dlq::Rejection;
 use vigil_service::kafka::{self, TopicSpec, VigilContext};
 use vigil_service::subscription::{Subscription, SubscriptionConfig};
 use vigil_service::{bootstrap, mqtt, now_ms, Bootstrap, Shutdown};
@@ -32,12 +33,6 @@ use vigil_service::{bootstrap, mqtt, now_ms, Bootstrap, Shutdown};
 use crate::config::IngestArgs;
 use crate::metrics::IngestMetrics;
 use crate::validate::validate;
-
-/// Name of this service in DLQ records and logs.
-const SERVICE: &str = "ingest";
-/// Largest original payload copied into a DLQ record; longer ones are cut
-/// (the record says so) to stay under Kafka's message size limit.
-const DLQ_ORIGINAL_MAX_BYTES: usize = 256 * 1024;
 
 /// Runs ingest until `shutdown`, then drains in-flight deliveries (bounded
 /// by `--shutdown-timeout-secs`), acknowledges them and disconnects.
@@ -67,7 +62,7 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     )?;
 
     let mqtt_topics = args.mqtt.topics();
-    let options = mqtt::options(&args.mqtt, SERVICE)?;
+    let options = mqtt::options(&args.mqtt, Pipeline::SERVICE)?;
     let subscription = Subscription::start(
         options,
         SubscriptionConfig {
@@ -126,6 +121,8 @@ struct Pipeline {
 }
 
 impl Forward for Pipeline {
+    const SERVICE: &'static str = "ingest";
+
     /// Validates `publish` and hands its record (or DLQ record) to Kafka.
     fn start(&self, publish: Publish) -> Delivery {
         self.metrics.received.inc();
@@ -151,10 +148,10 @@ impl Forward for Pipeline {
                             bytes,
                         )
                     }
-                    Err(e) => self.reject(publish, "encode_failed", e.to_string()),
+                    Err(e) => self.reject(publish, Rejection::new("encode_failed", e.to_string())),
                 }
             }
-            Err(rejection) => self.reject(publish, rejection.reason, rejection.detail),
+            Err(rejection) => self.reject(publish, rejection),
         }
     }
 
@@ -162,31 +159,13 @@ impl Forward for Pipeline {
         &self.counters
     }
 
-    fn reject(&self, publish: Publish, reason: &'static str, detail: String) -> Delivery {
+    fn count_rejection(&self, reason: &'static str) {
         self.metrics.rejected.with_label_values(&[reason]).inc();
-        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-        tracing::warn!(%topic, reason, %detail, "rejected telemetry; sent to the dlq");
-        let source = format!("mqtt:{topic}");
-        let original = &publish.payload[..publish.payload.len().min(DLQ_ORIGINAL_MAX_BYTES)];
-        let detail = if original.len() < publish.payload.len() {
-            format!("{detail} (original cut to its first {DLQ_ORIGINAL_MAX_BYTES} bytes)")
-        } else {
-            detail
-        };
-        let record = DlqRecord::new(SERVICE, source.clone(), reason, detail, now_ms(), original);
-        match record.encode() {
-            Ok(bytes) => self.deliver(
-                publish,
-                Destination::Dlq,
-                self.dlq_topic.clone(),
-                source,
-                bytes,
-            ),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode a dlq record; acknowledging without one");
-                bridge::settled(publish, Destination::Dlq)
-            }
-        }
+    }
+
+    fn send_dlq(&self, publish: Publish, key: String, payload: Vec<u8>) -> Delivery {
+        let topic = self.dlq_topic.clone();
+        self.deliver(publish, Destination::Dlq, topic, key, payload)
     }
 }
 

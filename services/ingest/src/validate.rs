@@ -3,15 +3,7 @@
 
 use vigil_schemas::topics::DeviceChannel;
 use vigil_schemas::{Message, MqttTopics, Telemetry, TelemetryLimits};
-
-/// Why a message was refused; becomes a DLQ record and a counter.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
-    /// Stable reason code (metrics label, DLQ `reason`).
-    pub reason: &'static str,
-    /// What is wrong and where.
-    pub detail: String,
-}
+pub use vigil_service::dlq::Rejection;
 
 /// Decodes and checks one MQTT message received on `topic` at `now_ms`.
 ///
@@ -32,11 +24,7 @@ pub fn validate(
             detail: format!("topic {topic:?} is not a device telemetry topic"),
         });
     };
-    let telemetry =
-        Telemetry::decode_limited(payload, limits.max_payload_bytes).map_err(|e| Rejection {
-            reason: e.reason(),
-            detail: e.to_string(),
-        })?;
+    let telemetry = Telemetry::decode_limited(payload, limits.max_payload_bytes)?;
     if telemetry.device_id != topic_device {
         return Err(Rejection {
             reason: "device_mismatch",

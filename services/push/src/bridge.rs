@@ -36,16 +36,13 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rumqttc::v5::mqttbytes::v5::Publish;
-use vigil_schemas::{DlqRecord, Message as _, MqttTopics};
-use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
+use vigil_schemas::MqttTopics;
+use vigil_service::bridge::{Counters, Delivery, Destination, Forward};
 use vigil_service::kafka::{self, VigilContext};
-use vigil_service::now_ms;
 
 use crate::metrics::PushMetrics;
 use crate::validate::{validate, Accepted};
 
-/// Name of this service in DLQ records and logs.
-const SERVICE: &str = "push";
 /// Longest pause between two attempts to write a tombstone.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -61,6 +58,8 @@ pub(crate) struct Pipeline {
 }
 
 impl Forward for Pipeline {
+    const SERVICE: &'static str = "push";
+
     fn start(&self, publish: Publish) -> Delivery {
         self.metrics.statuses_received.inc();
         let topic = String::from_utf8_lossy(&publish.topic).into_owned();
@@ -83,7 +82,7 @@ impl Forward for Pipeline {
                 tracing::info!(device = %device_id, "device status cleared on the broker; writing a tombstone");
                 self.deliver(publish, Destination::Record, device_id, None)
             }
-            Err(rejection) => self.reject(publish, rejection.reason, rejection.detail),
+            Err(rejection) => self.reject(publish, rejection),
         }
     }
 
@@ -91,31 +90,15 @@ impl Forward for Pipeline {
         &self.counters
     }
 
-    fn reject(&self, publish: Publish, reason: &'static str, detail: String) -> Delivery {
+    fn count_rejection(&self, reason: &'static str) {
         self.metrics
             .statuses_rejected
             .with_label_values(&[reason])
             .inc();
-        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-        tracing::warn!(%topic, reason, %detail, "rejected device status; sent to the dlq");
-        let source = format!("mqtt:{topic}");
-        // The payload is bounded by the broker's packet limit for this
-        // client (see `run`), so it fits a DLQ record whole.
-        let record = DlqRecord::new(
-            SERVICE,
-            source.clone(),
-            reason,
-            detail,
-            now_ms(),
-            &publish.payload,
-        );
-        match record.encode() {
-            Ok(bytes) => self.deliver(publish, Destination::Dlq, source, Some(Arc::from(bytes))),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode a dlq record; acknowledging without one");
-                bridge::settled(publish, Destination::Dlq)
-            }
-        }
+    }
+
+    fn send_dlq(&self, publish: Publish, key: String, payload: Vec<u8>) -> Delivery {
+        self.deliver(publish, Destination::Dlq, key, Some(Arc::from(payload)))
     }
 }
 

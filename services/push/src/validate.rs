@@ -2,6 +2,7 @@
 
 use vigil_schemas::topics::DeviceChannel;
 use vigil_schemas::{DeviceStatus, Message, MqttTopics};
+pub use vigil_service::dlq::Rejection;
 
 /// What to write to `vigil.device-status` for one MQTT status message.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,15 +17,6 @@ pub enum Accepted {
         /// The device named by the topic.
         device_id: String,
     },
-}
-
-/// Why a status message was refused; becomes a DLQ record and a counter.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
-    /// Stable reason code (metrics label, DLQ `reason`).
-    pub reason: &'static str,
-    /// What is wrong and where.
-    pub detail: String,
 }
 
 /// Decodes and checks one status message received on `topic`.

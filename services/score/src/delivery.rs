@@ -2,7 +2,8 @@
 //!
 //! Every consumed record gets a slot in the [`Ledger`] that counts its
 //! produced records (verdict, anomaly, DLQ record) not yet confirmed. Each
-//! produce carries the slot number as librdkafka's per-message opaque;
+//! produce carries its slot number and sink ([`Sink::tag`]) as librdkafka's
+//! per-message opaque;
 //! the producer's delivery callback ([`ProduceContext`]) appends the
 //! outcome to [`Deliveries`] and wakes the loop, which settles a whole
 //! batch of outcomes at once. Per partition the ledger keeps slots in
@@ -17,21 +18,56 @@ use std::sync::{Arc, Mutex};
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Message as _};
-use rdkafka::producer::ProducerContext;
+use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
 use slab::Slab;
 use tokio::sync::Notify;
 use vigil_service::kafka::VigilContext;
+
+/// Where a produced record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    Verdicts,
+    Anomalies,
+    Dlq,
+}
+
+impl Sink {
+    /// The tag a produce carries through librdkafka (its opaque): the
+    /// ledger slot of its record and the sink, so a record's verdict and
+    /// anomaly can be told apart.
+    pub fn tag(self, slot: usize) -> usize {
+        (slot << 2) | self as usize
+    }
+}
+
+/// The ledger slot a produce's tag names.
+pub fn slot_of(tag: usize) -> usize {
+    tag >> 2
+}
 
 /// A produce that failed and must be sent again (with copies of what was
 /// sent, since librdkafka frees its own).
 #[derive(Debug)]
 pub struct Failed {
-    /// Ledger slot of the record it belongs to.
-    pub slot: usize,
+    /// The produce's tag ([`Sink::tag`]).
+    pub tag: usize,
     pub topic: String,
     pub key: Vec<u8>,
     pub payload: Vec<u8>,
     pub error: KafkaError,
+}
+
+impl Failed {
+    /// The failure of the produce tagged `tag`.
+    pub fn new(tag: usize, topic: &str, key: &[u8], payload: &[u8], error: KafkaError) -> Self {
+        Self {
+            tag,
+            topic: topic.to_owned(),
+            key: key.to_vec(),
+            payload: payload.to_vec(),
+            error,
+        }
+    }
 }
 
 /// Outcomes reported by the producer's delivery callback, waiting for the
@@ -45,7 +81,7 @@ pub struct Deliveries {
 /// One batch of outcomes.
 #[derive(Debug, Default)]
 pub struct Outcomes {
-    /// Slots of confirmed produces.
+    /// Tags of confirmed produces.
     pub delivered: Vec<usize>,
     /// Produces to send again.
     pub failed: Vec<Failed>,
@@ -58,6 +94,16 @@ impl Outcomes {
 }
 
 impl Deliveries {
+    /// Reports a confirmed produce.
+    pub fn delivered(&self, tag: usize) {
+        self.push(|o| o.delivered.push(tag));
+    }
+
+    /// Reports a failed produce.
+    pub fn failed(&self, failed: Failed) {
+        self.push(|o| o.failed.push(failed));
+    }
+
     fn push(&self, add: impl FnOnce(&mut Outcomes)) {
         let mut outcomes = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
         // Wake only on the first outcome of a batch: the loop takes the
@@ -85,6 +131,35 @@ impl Deliveries {
     }
 }
 
+/// Where the scoring loop hands the records it produces: librdkafka's
+/// producer in the service, a fake in tests. The outcome of each record
+/// comes back through [`Deliveries`], tagged with `tag`.
+pub trait Produce {
+    /// Enqueues one record now; an error means it was not taken.
+    fn produce(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        tag: usize,
+    ) -> Result<(), KafkaError>;
+}
+
+impl Produce for ThreadedProducer<ProduceContext> {
+    fn produce(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        tag: usize,
+    ) -> Result<(), KafkaError> {
+        let record = BaseRecord::with_opaque_to(topic, tag)
+            .key(key)
+            .payload(payload);
+        self.send(record).map_err(|(e, _)| e)
+    }
+}
+
 /// Context of the verdict producer: logs and readiness as every Vigil
 /// client, plus delivery outcomes into [`Deliveries`].
 #[derive(Debug, Clone)]
@@ -108,18 +183,18 @@ impl ClientContext for ProduceContext {
 impl ProducerContext for ProduceContext {
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, slot: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: usize) {
         match result {
-            Ok(_) => self.deliveries.push(|o| o.delivered.push(slot)),
+            Ok(_) => self.deliveries.delivered(tag),
             Err((error, message)) => {
-                let failed = Failed {
-                    slot,
-                    topic: message.topic().to_owned(),
-                    key: message.key().unwrap_or_default().to_vec(),
-                    payload: message.payload().unwrap_or_default().to_vec(),
-                    error: error.clone(),
-                };
-                self.deliveries.push(|o| o.failed.push(failed));
+                let failed = Failed::new(
+                    tag,
+                    message.topic(),
+                    message.key().unwrap_or_default(),
+                    message.payload().unwrap_or_default(),
+                    error.clone(),
+                );
+                self.deliveries.failed(failed);
             }
         }
     }
@@ -132,8 +207,6 @@ struct Slot {
     offset: i64,
     /// Produces not yet confirmed.
     outstanding: u32,
-    /// Failed deliveries so far (for the retry backoff).
-    retries: u32,
 }
 
 /// Records in flight, in consumed order per partition.
@@ -162,7 +235,6 @@ impl Ledger {
             partition,
             offset,
             outstanding: 0,
-            retries: 0,
         });
         self.order.entry(partition).or_default().push_back(slot);
         slot
@@ -175,13 +247,9 @@ impl Ledger {
         }
     }
 
-    /// A failed produce of `slot` will be sent again; returns how many
-    /// failures the record has had, counting this one.
-    pub fn failed(&mut self, slot: usize) -> u32 {
-        self.slots.get_mut(slot).map_or(0, |s| {
-            s.retries += 1;
-            s.retries
-        })
+    /// Offset of the consumed record in `slot`.
+    pub fn offset(&self, slot: usize) -> Option<i64> {
+        self.slots.get(slot).map(|s| s.offset)
     }
 
     /// One produce of `slot` is confirmed. Returns how many records became
@@ -284,14 +352,14 @@ mod tests {
     }
 
     #[test]
-    fn failures_count_per_record() {
+    fn tags_name_the_slot_and_the_sink() {
+        let tags = [Sink::Verdicts, Sink::Anomalies, Sink::Dlq].map(|s| s.tag(7));
+        assert!(tags.iter().all(|&t| slot_of(t) == 7));
+        assert_ne!(tags[0], tags[1]);
+        assert_ne!(tags[1], tags[2]);
         let mut ledger = Ledger::default();
-        let a = ledger.open(0, 0);
-        ledger.sending(a);
-        assert_eq!(ledger.failed(a), 1);
-        assert_eq!(ledger.failed(a), 2);
-        assert_eq!(ledger.len(), 1);
-        assert_eq!(ledger.delivered(a), 1);
+        let a = ledger.open(0, 42);
+        assert_eq!(ledger.offset(a), Some(42));
     }
 
     #[tokio::test]

@@ -14,6 +14,8 @@
 //! - [`config`]: flags and environment variables.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`api`]: `POST /v1/score`.
+//! - `delivery.rs`: the ledger of produces awaiting confirmation.
+//! - `retry.rs`: failed produces, held per device key so order holds.
 //!
 //! # Guarantees
 //!
@@ -33,6 +35,11 @@
 //!   A crash or a rebalance replays what was not committed: duplicates,
 //!   never gaps. Verdicts carry (device_id, seq), so consumers drop
 //!   duplicates.
+//! - **Per-device order.** A device's verdicts reach `vigil.verdicts` (and
+//!   its anomalies `vigil.anomalies`) in the order of its records, failed
+//!   deliveries included: a failed produce is held with every later record
+//!   of the same key behind it and sent again by the loop, one at a time,
+//!   after a backoff (`retry.rs`); nothing sleeps in the send path.
 //! - **Per-device state across restarts and rebalances** is rebuilt by a
 //!   bounded replay: before the first record of a newly assigned
 //!   partition, the loop re-reads up to `--replay-secs` of event time (at
@@ -51,6 +58,7 @@ mod delivery;
 pub mod metrics;
 mod pipeline;
 mod replay;
+mod retry;
 
 pub use config::ScoreArgs;
 pub use pipeline::run;

@@ -6,24 +6,25 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::{FutureExt as _, StreamExt as _};
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Message as _};
-use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
+use rdkafka::message::Message;
+use rdkafka::producer::{Producer as _, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 use vigil_model::{Scorer, VerifiedModel};
 use vigil_releases::feed::{self, FeedEvent};
 use vigil_releases::Offer;
-use vigil_schemas::{DlqRecord, KafkaTopics, Message as _, ScoredAt, Telemetry};
+use vigil_schemas::{KafkaTopics, Message as _, ScoredAt, Telemetry};
+use vigil_service::dlq::{self, Rejection};
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
 use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
 
 use crate::api::{self, ScoreRequest};
 use crate::config::ScoreArgs;
 use crate::context::{Fresh, ScoreContext};
-use crate::delivery::{Deliveries, Failed, Ledger, Outcomes, ProduceContext};
+use crate::delivery::{self, Deliveries, Failed, Ledger, Outcomes, Produce, ProduceContext, Sink};
 use crate::metrics::{ScoreMetrics, LATENCY_SAMPLE};
 use crate::replay::{self, ReplayRequest};
+use crate::retry::Retries;
 
 /// Name of this service in DLQ records and logs.
 const SERVICE: &str = "score";
@@ -33,18 +34,8 @@ const MODELS: &str = "models";
 const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// How often confirmed offsets are handed to librdkafka for commit.
 const STORE_INTERVAL: Duration = Duration::from_millis(100);
-/// First pause before a failed produce is sent again.
-const RETRY_BACKOFF: Duration = Duration::from_millis(50);
-/// Longest pause between produce retries.
+/// Longest pause between attempts to follow the model log.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Where a produced record goes.
-#[derive(Debug, Clone, Copy)]
-enum Sink {
-    Verdicts,
-    Anomalies,
-    Dlq,
-}
 
 /// Runs the scorer until `shutdown`, then drains in-flight verdicts
 /// (bounded by `--shutdown-timeout-secs`) and commits.
@@ -158,7 +149,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         buf: Vec::with_capacity(1024),
         processed: 0,
         shutdown: shutdown.clone(),
-        retries: CancellationToken::new(),
+        retries: Retries::default(),
     };
     scoring
         .run(
@@ -282,10 +273,11 @@ async fn follow_models(
 /// (deliveries, API requests, offset stores, shutdown) again.
 const CONSUME_BATCH: usize = 512;
 
-struct Scoring {
+/// The scoring loop's state: one per process, owned by its task.
+struct Scoring<P = ThreadedProducer<ProduceContext>> {
     scorer: Scorer,
     models: watch::Receiver<Option<Arc<VerifiedModel>>>,
-    producer: ThreadedProducer<ProduceContext>,
+    producer: P,
     deliveries: Arc<Deliveries>,
     metrics: ScoreMetrics,
     topics: KafkaTopics,
@@ -303,12 +295,11 @@ struct Scoring {
     /// Records processed (for sampling the scoring-latency histogram).
     processed: u64,
     shutdown: Shutdown,
-    /// Stops pending produce retries once the loop has drained (retries
-    /// go on during the drain: they are what it waits for).
-    retries: CancellationToken,
+    /// Failed produces and the records held behind them, per key.
+    retries: Retries,
 }
 
-impl Scoring {
+impl<P: Produce> Scoring<P> {
     async fn run(
         &mut self,
         consumer: &StreamConsumer<ScoreContext>,
@@ -322,10 +313,12 @@ impl Scoring {
         let mut stream = consumer.stream();
         let mut store = tokio::time::interval(STORE_INTERVAL);
         loop {
+            let resend_at = self.retries.due();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = deliveries.ready() => self.settle(),
+                () = sleep_until(resend_at), if resend_at.is_some() => self.resend_due(),
                 Some(request) = api.recv() => self.answer(request),
                 _ = store.tick() => {
                     self.store_offsets(consumer);
@@ -361,7 +354,7 @@ impl Scoring {
         self.settle();
         while !self.ledger.is_empty() {
             tokio::select! {
-                _ = deliveries.ready() => self.settle(),
+                () = self.next_outcomes() => {}
                 _ = &mut deadline => {
                     tracing::warn!(
                         unconfirmed = self.ledger.len(),
@@ -371,20 +364,37 @@ impl Scoring {
                 }
             }
         }
-        self.retries.cancel();
         self.store_offsets(consumer);
     }
 
+    /// Waits for delivery outcomes or a due retry, and handles them.
+    async fn next_outcomes(&mut self) {
+        let deliveries = self.deliveries.clone();
+        let resend_at = self.retries.due();
+        tokio::select! {
+            () = deliveries.ready() => self.settle(),
+            () = sleep_until(resend_at), if resend_at.is_some() => self.resend_due(),
+        }
+    }
+
     /// Applies every waiting delivery outcome: confirmed produces advance
-    /// their partition's watermark, failed ones are sent again.
+    /// their partition's watermark (and release the next record of a held
+    /// key), failed ones wait to be sent again.
     fn settle(&mut self) {
         self.deliveries.take(&mut self.outcomes);
         let mut done = 0;
-        for &slot in &self.outcomes.delivered {
-            done += self.ledger.delivered(slot);
+        let now = Instant::now();
+        for &tag in &self.outcomes.delivered {
+            done += self.ledger.delivered(delivery::slot_of(tag));
+            if !self.retries.is_empty() {
+                self.retries.delivered(tag, now);
+            }
         }
         for failed in std::mem::take(&mut self.outcomes.failed) {
             self.retry(failed);
+        }
+        if !self.retries.is_empty() {
+            self.resend_due();
         }
         if done > 0 {
             self.metrics.produced.inc_by(done);
@@ -392,37 +402,35 @@ impl Scoring {
         self.metrics.in_flight.set(self.ledger.len() as i64);
     }
 
-    /// Sends a failed produce again after a backoff that grows with the
-    /// record's failures: the offset is never stored past an undelivered
-    /// verdict, so the record waits until Kafka takes it (or shutdown).
+    /// Holds a failed produce for its key: it is sent again after a
+    /// backoff that grows with its failures, and the key's later records
+    /// wait behind it, so the device's order holds. The offset is never
+    /// stored past an undelivered verdict, so the record waits until Kafka
+    /// takes it (or shutdown).
     fn retry(&mut self, failed: Failed) {
-        let attempt = self.ledger.failed(failed.slot);
+        let offset = self
+            .ledger
+            .offset(delivery::slot_of(failed.tag))
+            .unwrap_or(i64::MAX);
         self.metrics.produce_retries.inc();
+        let attempt = self.retries.failed(
+            failed.tag,
+            &failed.topic,
+            &failed.key,
+            offset,
+            failed.payload,
+            Instant::now(),
+        );
         tracing::warn!(error = %failed.error, topic = %failed.topic, attempt, "delivery failed; retrying");
-        let backoff = RETRY_BACKOFF
-            .saturating_mul(1 << attempt.saturating_sub(1).min(10))
-            .min(MAX_RETRY_BACKOFF);
-        let producer = self.producer.clone();
-        let stop = self.retries.clone();
-        tokio::spawn(async move {
-            let mut backoff = backoff;
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                let record = BaseRecord::with_opaque_to(&failed.topic, failed.slot)
-                    .key(&failed.key[..])
-                    .payload(&failed.payload[..]);
-                match producer.send(record) {
-                    Ok(()) => return,
-                    Err((e, _)) => {
-                        tracing::warn!(error = %e, topic = %failed.topic, "cannot enqueue the retry; retrying");
-                        backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
-                    }
-                }
-            }
-        });
+    }
+
+    /// Sends again the held records whose backoff is over.
+    fn resend_due(&mut self) {
+        let producer = &self.producer;
+        self.retries
+            .resend(Instant::now(), |topic, key, payload, tag| {
+                producer.produce(topic, key, payload, tag)
+            });
     }
 
     /// Installs a newly accepted model, between two records.
@@ -474,7 +482,7 @@ impl Scoring {
 
     /// Scores one record and starts producing its verdict(s), tracked in
     /// the ledger until Kafka confirms them.
-    async fn process(&mut self, message: &BorrowedMessage<'_>) {
+    async fn process(&mut self, message: &impl Message) {
         let partition = message.partition();
         let offset = message.offset();
         self.swap_if_changed();
@@ -520,21 +528,16 @@ impl Scoring {
                 self.buf = buf;
             }
             Err(e) => {
-                let reason = e.reason();
-                self.metrics.rejected.with_label_values(&[reason]).inc();
-                let source = format!("kafka:{}/{partition}@{offset}", self.topics.telemetry);
-                tracing::warn!(%source, reason, error = %e, "not telemetry; sent to the dlq");
-                let record = DlqRecord::new(
-                    SERVICE,
-                    source.clone(),
-                    reason,
-                    e.to_string(),
-                    now_ms(),
-                    payload,
-                );
-                match record.encode() {
-                    Ok(bytes) => self.send(slot, Sink::Dlq, source.as_bytes(), &bytes),
-                    Err(e) => tracing::error!(error = %e, "cannot encode a dlq record"),
+                let rejection = Rejection::from(e);
+                self.metrics
+                    .rejected
+                    .with_label_values(&[rejection.reason])
+                    .inc();
+                let source = dlq::kafka_source(&self.topics.telemetry, partition, offset);
+                tracing::warn!(%source, reason = rejection.reason, detail = %rejection.detail,
+                    "not telemetry; sent to the dlq");
+                if let Some(dlq) = rejection.into_dlq(SERVICE, source, payload) {
+                    self.send(slot, Sink::Dlq, dlq.key.as_bytes(), &dlq.payload);
                 }
             }
         }
@@ -559,17 +562,14 @@ impl Scoring {
             Sink::Dlq => &self.topics.dlq,
         };
         self.ledger.sending(slot);
-        let record = BaseRecord::with_opaque_to(topic, slot)
-            .key(key)
-            .payload(payload);
-        if let Err((error, _)) = self.producer.send(record) {
-            let failed = Failed {
-                slot,
-                topic: topic.clone(),
-                key: key.to_vec(),
-                payload: payload.to_vec(),
-                error,
-            };
+        let tag = sink.tag(slot);
+        if !self.retries.is_empty() && self.retries.holds(topic, key) {
+            let offset = self.ledger.offset(slot).unwrap_or(i64::MAX);
+            self.retries.hold(topic, key, tag, offset, payload);
+            return;
+        }
+        if let Err(error) = self.producer.produce(topic, key, payload, tag) {
+            let failed = Failed::new(tag, topic, key, payload, error);
             self.retry(failed);
         }
     }
@@ -617,3 +617,46 @@ impl Scoring {
         }
     }
 }
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+impl<P: Produce> Scoring<P> {
+    /// A loop with no model, no replay and `producer`, whose outcomes come
+    /// back through `deliveries`.
+    fn for_test(
+        producer: P,
+        deliveries: Arc<Deliveries>,
+        kafka: vigil_service::config::KafkaArgs,
+    ) -> Self {
+        let registry = prometheus::Registry::new();
+        Self {
+            scorer: Scorer::new("default", 1024),
+            models: watch::channel(None).1,
+            producer,
+            deliveries,
+            metrics: ScoreMetrics::register(&registry).expect("metrics register once"),
+            topics: kafka.topics(),
+            fresh: Fresh::default(),
+            kafka,
+            replay_span_ms: 0,
+            replay_max_records: 0,
+            window: 1024,
+            ledger: Ledger::default(),
+            outcomes: Outcomes::default(),
+            buf: Vec::new(),
+            processed: 0,
+            shutdown: Shutdown::new(),
+            retries: Retries::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

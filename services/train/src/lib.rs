@@ -26,6 +26,7 @@
 //! and refuse the second as "not newer".
 
 pub mod config;
+pub mod metrics;
 pub mod source;
 
 use std::io::IsTerminal as _;
@@ -33,7 +34,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use prometheus::{IntCounterVec, IntGauge, Opts};
 use rdkafka::producer::FutureProducer;
 use vigil_model::SigningKey;
 use vigil_releases::{Lineage, Offer};
@@ -47,6 +47,7 @@ use vigil_training::{
 pub use config::TrainArgs;
 
 use crate::config::{CalibrationArg, MethodArg};
+use crate::metrics::TrainMetrics;
 
 /// What one training did.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,30 +60,6 @@ pub enum Outcome {
     },
     /// Nothing was published, and why (gate, too little data).
     NotPublished(String),
-}
-
-#[derive(Clone)]
-struct TrainMetrics {
-    runs: IntCounterVec,
-    published_version: IntGauge,
-}
-
-impl TrainMetrics {
-    fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
-        let m = TrainMetrics {
-            runs: IntCounterVec::new(
-                Opts::new("vigil_train_runs_total", "Trainings, by outcome"),
-                &["outcome"],
-            )?,
-            published_version: IntGauge::new(
-                "vigil_train_published_version",
-                "Version of the last release this trainer published",
-            )?,
-        };
-        registry.register(Box::new(m.runs.clone()))?;
-        registry.register(Box::new(m.published_version.clone()))?;
-        Ok(m)
-    }
 }
 
 /// Runs `vigil train` (see the crate docs).

@@ -1,0 +1,31 @@
+//! [`ReleasePayload`]: what a release signs (provenance, feature spec,
+//! fitted detector) and its layout version. Both [`crate::model`], which
+//! compiles it for scoring, and [`crate::release`], which signs and
+//! verifies it, build on this file.
+
+use serde::{Deserialize, Serialize};
+use vigil_schemas::ReleaseHeader;
+
+use crate::detector::Detector;
+use crate::features::FeatureSpec;
+
+/// Version of the payload layout this build writes and reads. Format 2
+/// added the per-metric `level` feature (four features per metric instead
+/// of three), so a format-1 detector does not fit this build's feature
+/// vector: such releases are refused as `unknown_schema` and must be
+/// retrained.
+pub const PAYLOAD_FORMAT: u32 = 2;
+
+/// The signed payload of a release: provenance, feature spec, detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleasePayload {
+    /// Name, version, training window, validation metrics, threshold.
+    #[serde(flatten)]
+    pub header: ReleaseHeader,
+    /// Payload layout version ([`PAYLOAD_FORMAT`]).
+    pub format: u32,
+    /// How features are computed from telemetry.
+    pub features: FeatureSpec,
+    /// The fitted detector.
+    pub detector: Detector,
+}

@@ -1,0 +1,132 @@
+//! The scoring loop against a fake producer that fails chosen deliveries:
+//! every device's verdicts must reach `vigil.verdicts` in the order the
+//! device sent them, failures and retries included.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{OwnedMessage, Timestamp};
+use vigil_schemas::{Message as _, Verdict};
+use vigil_service::config::KafkaArgs;
+
+use super::Scoring;
+use crate::delivery::{Deliveries, Failed, Produce};
+
+/// What the fake broker holds and which deliveries it fails.
+#[derive(Debug, Default)]
+struct Broker {
+    /// Records appended, per topic, in order.
+    log: Vec<(String, Vec<u8>)>,
+    /// (device, seq) of verdicts to fail, and how many times.
+    fail: HashMap<(String, u64), u32>,
+}
+
+/// A producer that confirms or fails each record at once through the
+/// delivery outcomes, as librdkafka's delivery callback does.
+#[derive(Debug, Clone)]
+struct FakeProducer {
+    broker: Arc<Mutex<Broker>>,
+    deliveries: Arc<Deliveries>,
+    verdicts: String,
+}
+
+impl Produce for FakeProducer {
+    fn produce(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        tag: usize,
+    ) -> Result<(), KafkaError> {
+        let mut broker = self.broker.lock().expect("broker lock");
+        if topic == self.verdicts {
+            let v = Verdict::decode(payload).expect("a verdict");
+            if let Some(left) = broker.fail.get_mut(&(v.device_id, v.seq)) {
+                if *left > 0 {
+                    *left -= 1;
+                    let error = KafkaError::MessageProduction(RDKafkaErrorCode::RequestTimedOut);
+                    self.deliveries
+                        .failed(Failed::new(tag, topic, key, payload, error));
+                    return Ok(());
+                }
+            }
+        }
+        broker.log.push((topic.to_owned(), payload.to_vec()));
+        self.deliveries.delivered(tag);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Parser)]
+struct Flags {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+fn telemetry(offset: i64, device: &str, seq: u64) -> OwnedMessage {
+    let payload = format!(
+        r#"{{"schema":1,"device_id":"{device}","seq":{seq},"ts":{},"metrics":{{"t":1.5}}}}"#,
+        1_795_446_981_000 + seq
+    );
+    OwnedMessage::new(
+        Some(payload.into_bytes()),
+        Some(device.as_bytes().to_vec()),
+        "vigil.telemetry".into(),
+        Timestamp::NotAvailable,
+        0,
+        offset,
+        None,
+    )
+}
+
+#[tokio::test]
+async fn a_failed_delivery_keeps_the_device_order_on_verdicts() {
+    let kafka = Flags::parse_from(["test"]).kafka;
+    let deliveries = Arc::new(Deliveries::default());
+    let broker = Arc::new(Mutex::new(Broker::default()));
+    {
+        let mut b = broker.lock().expect("broker lock");
+        // A transient failure for one of pump-1's verdicts (twice), and
+        // one for the verdict right after it.
+        b.fail.insert(("pump-1".into(), 2), 2);
+        b.fail.insert(("pump-1".into(), 3), 1);
+    }
+    let producer = FakeProducer {
+        broker: broker.clone(),
+        deliveries: deliveries.clone(),
+        verdicts: kafka.topics().verdicts,
+    };
+    let mut scoring = Scoring::for_test(producer, deliveries, kafka);
+
+    let mut offset = 0;
+    for seq in 1..=6 {
+        for device in ["pump-1", "pump-2"] {
+            scoring.process(&telemetry(offset, device, seq)).await;
+            offset += 1;
+            // The loop applies waiting outcomes before it reads on.
+            scoring.settle();
+        }
+    }
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !scoring.ledger.is_empty() {
+            scoring.next_outcomes().await;
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "verdicts still unconfirmed");
+
+    let broker = broker.lock().expect("broker lock");
+    let verdicts = scoring.topics.verdicts.clone();
+    let mut per_device: HashMap<String, Vec<u64>> = HashMap::new();
+    for (topic, payload) in &broker.log {
+        if *topic == verdicts {
+            let v = Verdict::decode(payload).expect("a verdict");
+            per_device.entry(v.device_id).or_default().push(v.seq);
+        }
+    }
+    assert_eq!(per_device["pump-1"], vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(per_device["pump-2"], vec![1, 2, 3, 4, 5, 6]);
+    assert!(broker.fail.values().all(|&left| left == 0));
+}
