@@ -28,6 +28,12 @@ pub mod action;
 pub mod agent;
 pub mod check;
 pub mod config;
+/// Duration flags (`30s`, `10m`, or a plain number in the flag's unit):
+/// the one parser file of `vigil_service::duration`, compiled into the
+/// agent as its own module because the agent links none of the cloud
+/// plumbing (rdkafka). It moves to the light shared crate once there is one.
+#[path = "../../services/common/src/duration.rs"]
+pub mod duration;
 pub mod fsutil;
 pub mod logging;
 pub mod models;

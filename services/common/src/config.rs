@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::duration::parse_secs;
 use clap::{Args, ValueEnum};
 
 /// Kafka connection options.
@@ -73,7 +74,7 @@ pub struct MqttArgs {
     pub mqtt_ca_file: Option<PathBuf>,
 
     /// MQTT keep-alive interval, seconds.
-    #[arg(long, env = "VIGIL_MQTT_KEEP_ALIVE_SECS", default_value_t = 30)]
+    #[arg(long, env = "VIGIL_MQTT_KEEP_ALIVE_SECS", default_value_t = 30, value_parser = parse_secs::<u64>)]
     pub mqtt_keep_alive_secs: u64,
 
     /// Prefix of every MQTT topic name.

@@ -4,6 +4,8 @@
 //! - [`bridge`]: the Kafka side of an MQTT → Kafka bridge (ingest, push).
 //! - [`config`]: flags with `VIGIL_*` environment variables for Kafka, MQTT,
 //!   HTTP and logging, validated once at start-up.
+//! - [`duration`]: the one form of every duration flag (`30s`, `10m`,
+//!   `1h`, or a plain number in the flag's unit).
 //! - [`logging`]: `tracing` output, human or JSON.
 //! - [`health`]: readiness of named dependencies and the HTTP server that
 //!   serves `/healthz`, `/readyz`, `/metrics` (and a service's own routes).
@@ -18,6 +20,7 @@
 
 pub mod bridge;
 pub mod config;
+pub mod duration;
 pub mod health;
 pub mod kafka;
 pub mod logging;
