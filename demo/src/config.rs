@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 use vigil_service::config::{LogArgs, LogFormat};
+use vigil_service::duration::{in_range, parse_duration, parse_millis, parse_secs_f64};
 
 /// The whole Vigil stack in one command: brokers, ingest, scorer, trainer,
 /// audit store, model push, a simulated fleet with edge devices, and the
@@ -53,26 +54,26 @@ pub struct DemoArgs {
 
     /// Each device sends one record every this many ms.
     #[arg(long, env = "VIGIL_DEMO_DEVICE_INTERVAL_MS", default_value_t = 500,
-          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+          value_parser = |s: &str| in_range(s, parse_millis::<u64>, 10..=60_000))]
     pub device_interval_ms: u64,
 
     /// Run this long, then drain, print the summary and exit (e.g. `120s`,
     /// `30m`). Without it the demo runs until Ctrl-C (at most a day).
-    #[arg(long, env = "VIGIL_DEMO_DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_DEMO_DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
     /// Time before the first training (the fleet's data the model v1 is
     /// fitted on).
-    #[arg(long, env = "VIGIL_DEMO_WARMUP", default_value = "100s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_DEMO_WARMUP", default_value = "100s", value_parser = parse_duration)]
     pub warmup: Duration,
 
     /// Time between two trainings after the first (v2, v3, … roll out to
     /// the scorer and the edge devices).
-    #[arg(long, env = "VIGIL_DEMO_RETRAIN_EVERY", default_value = "120s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_DEMO_RETRAIN_EVERY", default_value = "120s", value_parser = parse_duration)]
     pub retrain_every: Duration,
 
     /// Event-time window each training replays from vigil.telemetry.
-    #[arg(long, env = "VIGIL_DEMO_TRAIN_WINDOW", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_DEMO_TRAIN_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub train_window: Duration,
 
     /// Keep the trainer's champion/challenger gate (production's default).
@@ -85,7 +86,7 @@ pub struct DemoArgs {
     pub train_gate: bool,
 
     /// Length of the simulated daily cycle, seconds of wall time.
-    #[arg(long, env = "VIGIL_DEMO_DAY_SECS", default_value_t = 60.0)]
+    #[arg(long, env = "VIGIL_DEMO_DAY_SECS", default_value_t = 60.0, value_parser = parse_secs_f64)]
     pub day_secs: f64,
 
     /// Injected anomaly episodes per device per simulated day.
@@ -117,16 +118,16 @@ pub struct DemoArgs {
     pub memory_log: Option<PathBuf>,
 
     /// Seconds between two status lines.
-    #[arg(long, env = "VIGIL_DEMO_STATUS_EVERY", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_DEMO_STATUS_EVERY", default_value = "5s", value_parser = parse_duration)]
     pub status_every: Duration,
 
     /// After the fleet stops, wait at most this long for the last verdicts.
-    #[arg(long, env = "VIGIL_DEMO_DRAIN_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_DEMO_DRAIN_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
     /// How long Kafka keeps telemetry, verdicts and anomalies (the demo's
     /// broker stays bounded; must exceed --train-window).
-    #[arg(long, env = "VIGIL_DEMO_KAFKA_RETENTION", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_DEMO_KAFKA_RETENTION", default_value = "10m", value_parser = parse_duration)]
     pub kafka_retention: Duration,
 }
 

@@ -12,6 +12,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::duration::{parse_millis, parse_secs};
 use clap::parser::ValueSource;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 pub use vigil_base::config::{LogArgs, LogFormat, MqttArgs};
@@ -157,7 +158,7 @@ pub struct RunArgs {
 
     /// Sampling interval, ms. For stdin and CSV, 0 reads as fast as input
     /// comes.
-    #[arg(long, env = "VIGIL_EDGE_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(long, env = "VIGIL_EDGE_INTERVAL_MS", default_value_t = 1000, value_parser = parse_millis::<u64>)]
     pub interval_ms: u64,
 
     /// Stop sampling after the sample with this seq (replays and tests);
@@ -174,7 +175,7 @@ pub struct RunArgs {
     pub sim_anomaly_rate: f64,
 
     /// Length of the simulated device's daily cycle, ms.
-    #[arg(long, env = "VIGIL_EDGE_SIM_DAY_MS", default_value_t = 86_400_000)]
+    #[arg(long, env = "VIGIL_EDGE_SIM_DAY_MS", default_value_t = 86_400_000, value_parser = parse_millis::<u64>)]
     pub sim_day_ms: u64,
 
     /// Telemetry uplink: every sample, per-interval summaries, or none.
@@ -182,7 +183,7 @@ pub struct RunArgs {
     pub telemetry: TelemetryMode,
 
     /// Summary interval for `--telemetry summary`, ms.
-    #[arg(long, env = "VIGIL_EDGE_SUMMARY_INTERVAL_MS", default_value_t = 60_000)]
+    #[arg(long, env = "VIGIL_EDGE_SUMMARY_INTERVAL_MS", default_value_t = 60_000, value_parser = parse_millis::<u64>)]
     pub summary_interval_ms: u64,
 
     /// Verdict uplink: every verdict or only anomalies.
@@ -195,7 +196,7 @@ pub struct RunArgs {
     pub queue_max_bytes: u64,
 
     /// How often the queue is fsynced, ms: the most a power loss can lose.
-    #[arg(long, env = "VIGIL_EDGE_QUEUE_FSYNC_MS", default_value_t = 1000)]
+    #[arg(long, env = "VIGIL_EDGE_QUEUE_FSYNC_MS", default_value_t = 1000, value_parser = parse_millis::<u64>)]
     pub queue_fsync_ms: u64,
 
     /// Most uplink messages per second (drains a backlog without
@@ -209,11 +210,11 @@ pub struct RunArgs {
 
     /// Longest wait between reconnection attempts, ms (exponential backoff
     /// with jitter up to this).
-    #[arg(long, env = "VIGIL_EDGE_RECONNECT_MAX_MS", default_value_t = 30_000)]
+    #[arg(long, env = "VIGIL_EDGE_RECONNECT_MAX_MS", default_value_t = 30_000, value_parser = parse_millis::<u64>)]
     pub reconnect_max_ms: u64,
 
     /// How often the retained status and the status file are refreshed, ms.
-    #[arg(long, env = "VIGIL_EDGE_STATUS_INTERVAL_MS", default_value_t = 30_000)]
+    #[arg(long, env = "VIGIL_EDGE_STATUS_INTERVAL_MS", default_value_t = 30_000, value_parser = parse_millis::<u64>)]
     pub status_interval_ms: u64,
 
     /// Shell command run on a local anomaly (`/bin/sh -c`), with the
@@ -229,12 +230,12 @@ pub struct RunArgs {
 
     /// A local action or command handler still running after this long is
     /// killed, ms.
-    #[arg(long, env = "VIGIL_EDGE_ACTION_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "VIGIL_EDGE_ACTION_TIMEOUT_MS", default_value_t = 10_000, value_parser = parse_millis::<u64>)]
     pub action_timeout_ms: u64,
 
     /// At most one local action per this many ms (anomalies in between are
     /// counted, not acted on).
-    #[arg(long, env = "VIGIL_EDGE_ACTION_DEBOUNCE_MS", default_value_t = 60_000)]
+    #[arg(long, env = "VIGIL_EDGE_ACTION_DEBOUNCE_MS", default_value_t = 60_000, value_parser = parse_millis::<u64>)]
     pub action_debounce_ms: u64,
 
     #[command(flatten)]

@@ -31,6 +31,8 @@ pub mod action;
 pub mod agent;
 pub mod check;
 pub mod config;
+/// Duration flags (`30s`, `10m`, or a plain number in the flag's unit).
+pub use vigil_base::duration;
 pub mod fsutil;
 pub mod models;
 pub mod queue;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use vigil_fleet_sim::{AnomalyConfig, AnomalyKind, FleetConfig};
 use vigil_service::config::{KafkaArgs, MqttArgs};
+use vigil_service::duration::parse_secs_f64;
 
 /// Longest run `--duration` accepts (a day): longer runs are a soak test
 /// for something else, and the per-device seq sets stay small.
@@ -66,7 +67,7 @@ pub struct RunArgs {
     pub rate: f64,
 
     /// How long to publish, seconds [default: 60 unless --count is given].
-    #[arg(long, env = "VIGIL_LOADGEN_DURATION_SECS", conflicts_with = "count")]
+    #[arg(long, env = "VIGIL_LOADGEN_DURATION_SECS", conflicts_with = "count", value_parser = parse_secs_f64)]
     pub duration: Option<f64>,
 
     /// How many send slots to schedule instead of a duration (a device in a
@@ -111,7 +112,7 @@ pub struct RunArgs {
 
     /// Length of the simulated daily cycle, seconds of wall time (shrink it
     /// to see daily cycles and many anomalies in a short run).
-    #[arg(long, env = "VIGIL_LOADGEN_DAY_SECS", default_value_t = 86_400.0)]
+    #[arg(long, env = "VIGIL_LOADGEN_DAY_SECS", default_value_t = 86_400.0, value_parser = parse_secs_f64)]
     pub day_secs: f64,
 
     /// Records per device before the first anomaly may start.
@@ -139,11 +140,11 @@ pub struct RunArgs {
     pub verdicts: VerdictSource,
 
     /// After publishing, wait this long (seconds) for the last verdicts.
-    #[arg(long, env = "VIGIL_LOADGEN_DRAIN_TIMEOUT_SECS", default_value_t = 30.0)]
+    #[arg(long, env = "VIGIL_LOADGEN_DRAIN_TIMEOUT_SECS", default_value_t = 30.0, value_parser = parse_secs_f64)]
     pub drain_timeout: f64,
 
     /// After publishing, wait this long (seconds) for the broker's PUBACKs.
-    #[arg(long, env = "VIGIL_LOADGEN_ACK_TIMEOUT_SECS", default_value_t = 30.0)]
+    #[arg(long, env = "VIGIL_LOADGEN_ACK_TIMEOUT_SECS", default_value_t = 30.0, value_parser = parse_secs_f64)]
     pub ack_timeout: f64,
 
     /// Write the JSON report here (schema: loadgen/REPORT.md).
@@ -171,7 +172,8 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "VIGIL_LOADGEN_PROGRESS_INTERVAL_SECS",
-        default_value_t = 5.0
+        default_value_t = 5.0,
+        value_parser = parse_secs_f64
     )]
     pub progress_interval: f64,
 

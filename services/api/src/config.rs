@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use vigil_service::config::{HttpArgs, KafkaArgs};
+use vigil_service::duration::{in_range, parse_millis, parse_secs};
 
 /// Options of `vigil api`.
 #[derive(Debug, Clone, Args)]
@@ -69,7 +70,7 @@ pub struct ApiArgs {
 
     /// How often consumer lag and retained DLQ totals are measured, ms.
     #[arg(long, env = "VIGIL_API_LAG_INTERVAL_MS", default_value_t = 2_000,
-          value_parser = clap::value_parser!(u64).range(200..=600_000))]
+          value_parser = |s: &str| in_range(s, parse_millis::<u64>, 200..=600_000))]
     pub lag_interval_ms: u64,
 
     /// Events buffered per live-feed (SSE) client; a client that falls
@@ -93,12 +94,12 @@ pub struct ApiArgs {
 
     /// How far back device history is read from the audit store, seconds.
     #[arg(long, env = "VIGIL_API_HISTORY_SECS", default_value_t = 3_600,
-          value_parser = clap::value_parser!(u64).range(1..=86_400 * 365))]
+          value_parser = |s: &str| in_range(s, parse_secs::<u64>, 1..=86_400 * 365))]
     pub history_secs: u64,
 
     /// A device with no record for this long is shown as stale, seconds.
     #[arg(long, env = "VIGIL_API_STALE_SECS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..=86_400 * 365))]
+          value_parser = |s: &str| in_range(s, parse_secs::<u64>, 1..=86_400 * 365))]
     pub stale_secs: u64,
 }
 

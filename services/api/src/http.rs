@@ -30,8 +30,8 @@ use tokio::sync::{broadcast, Semaphore};
 use vigil_service::{now_ms, Shutdown};
 
 use anyhow::Context as _;
-use vigil_audit::store::scylla::ScyllaOptions;
-use vigil_audit::store::{AnyStore, RangeQuery, Store as _, StoreUri, MAX_PAGE};
+use vigil_audit_store::scylla::ScyllaOptions;
+use vigil_audit_store::{AnyStore, RangeQuery, Store as _, StoreUri, MAX_PAGE};
 
 use crate::metrics::ApiMetrics;
 use crate::reader::Outgoing;

@@ -8,6 +8,7 @@ use vigil_service::config::{HttpArgs, KafkaArgs};
 
 use crate::store::scylla::{parse_consistency, ScyllaOptions};
 use crate::store::{StoreUri, StoreUriError};
+use vigil_service::duration::{parse_millis, parse_secs};
 
 /// Options of `vigil audit`.
 #[derive(Debug, Clone, Args)]
@@ -52,7 +53,7 @@ pub struct AuditArgs {
     pub batch_max_bytes: usize,
 
     /// Longest a record waits in a partial batch before it is written, ms.
-    #[arg(long, env = "VIGIL_AUDIT_BATCH_MAX_MS", default_value_t = 200)]
+    #[arg(long, env = "VIGIL_AUDIT_BATCH_MAX_MS", default_value_t = 200, value_parser = parse_millis::<u64>)]
     pub batch_max_ms: u64,
 
     /// Public key (ed25519, `verify.pub`) to verify model releases with.
@@ -87,11 +88,11 @@ pub struct AuditArgs {
 
     /// Scylla/Cassandra: time to live of verdict, anomaly and incident
     /// rows, seconds; 0 keeps them forever. Releases never expire.
-    #[arg(long, env = "VIGIL_AUDIT_TTL_SECS", default_value_t = 0)]
+    #[arg(long, env = "VIGIL_AUDIT_TTL_SECS", default_value_t = 0, value_parser = parse_secs::<u32>)]
     pub ttl_secs: u32,
 
     /// Scylla/Cassandra: client-side timeout of one request, ms.
-    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_TIMEOUT_MS", default_value_t = 10_000, value_parser = parse_millis::<u64>)]
     pub scylla_timeout_ms: u64,
 
     /// Scylla/Cassandra: user name (with VIGIL_AUDIT_SCYLLA_PASSWORD).
@@ -114,7 +115,7 @@ pub struct AuditArgs {
 
     /// On shutdown, how long to keep retrying the last batch's write before
     /// leaving it uncommitted (it is consumed again at the next start), s.
-    #[arg(long, env = "VIGIL_AUDIT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "VIGIL_AUDIT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = parse_secs::<u64>)]
     pub shutdown_timeout_secs: u64,
 }
 
@@ -200,7 +201,10 @@ mod tests {
             }
         );
         let o = a.scylla_options().expect("options");
-        assert_eq!(o.consistency, scylla::statement::Consistency::LocalQuorum);
+        assert_eq!(
+            o.consistency,
+            crate::store::scylla::Consistency::LocalQuorum
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! - [`config`]: flags and environment variables (`VIGIL_AUDIT_STORE`, …).
-//! - [`store`]: the [`store::Store`] trait and its two backends.
+//! - [`store`]: the [`store::Store`] trait and its two backends, from the
+//!   `vigil-audit-store` crate (shared with the dashboard).
 //! - [`decode`]: what a Kafka record becomes (row, tombstone, rejection).
 //! - [`sink`]: the run loop; [`run`] is the entry point.
 //! - [`api`]: the query API and its OpenAPI description.
@@ -31,7 +32,9 @@ pub mod config;
 pub mod decode;
 pub mod metrics;
 pub mod sink;
-pub mod store;
 
 pub use config::AuditArgs;
 pub use sink::run;
+/// The audit store (its own crate, `vigil-audit-store`, which the
+/// dashboard reads too), under its old path.
+pub use vigil_audit_store as store;

@@ -34,8 +34,8 @@ pub struct MqttArgs {
     #[arg(long, env = "VIGIL_MQTT_CA_FILE", value_name = "FILE")]
     pub mqtt_ca_file: Option<PathBuf>,
 
-    /// MQTT keep-alive interval, seconds.
-    #[arg(long, env = "VIGIL_MQTT_KEEP_ALIVE_SECS", default_value_t = 30)]
+    /// MQTT keep-alive interval (`30s`, or plain seconds).
+    #[arg(long, env = "VIGIL_MQTT_KEEP_ALIVE_SECS", default_value_t = 30, value_parser = crate::duration::parse_secs::<u64>)]
     pub mqtt_keep_alive_secs: u64,
 
     /// Prefix of every MQTT topic name.

@@ -11,6 +11,7 @@
 //! `vigil-service` (the cloud services' plumbing) re-exports all of it.
 
 pub mod config;
+pub mod duration;
 pub mod logging;
 pub mod mqtt;
 pub mod shutdown;

@@ -8,6 +8,8 @@
 //!   `vigil.dlq` record built from it (every service that rejects).
 //! - [`config`]: flags with `VIGIL_*` environment variables for Kafka, MQTT,
 //!   HTTP and logging, validated once at start-up.
+//! - [`duration`]: the one form of every duration flag (`30s`, `10m`,
+//!   `1h`, or a plain number in the flag's unit; from `vigil-base`).
 //! - [`logging`]: `tracing` output, human or JSON (from `vigil-base`).
 //! - [`health`]: readiness of named dependencies and the HTTP server that
 //!   serves `/healthz`, `/readyz`, `/metrics` (and a service's own routes).
@@ -37,4 +39,4 @@ pub mod subscription;
 
 pub use bootstrap::Bootstrap;
 pub use health::{HttpServer, Readiness};
-pub use vigil_base::{logging, now_ms, shutdown, Shutdown};
+pub use vigil_base::{duration, logging, now_ms, shutdown, Shutdown};

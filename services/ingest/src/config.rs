@@ -3,6 +3,7 @@
 use clap::Args;
 use vigil_schemas::TelemetryLimits;
 use vigil_service::config::{HttpArgs, KafkaArgs, MqttArgs};
+use vigil_service::duration::{parse_millis, parse_secs};
 
 /// Options of `vigil ingest`.
 #[derive(Debug, Clone, Args)]
@@ -26,7 +27,7 @@ pub struct IngestArgs {
     pub max_payload_bytes: usize,
 
     /// How far a record's event time may lie ahead of ingest's clock, ms.
-    #[arg(long, env = "VIGIL_INGEST_MAX_FUTURE_SKEW_MS", default_value_t = 5 * 60 * 1000)]
+    #[arg(long, env = "VIGIL_INGEST_MAX_FUTURE_SKEW_MS", default_value_t = 5 * 60 * 1000, value_parser = parse_millis::<u64>)]
     pub max_future_skew_ms: u64,
 
     /// Most messages received but not yet acknowledged (the MQTT 5 receive
@@ -37,7 +38,7 @@ pub struct IngestArgs {
 
     /// How long the broker keeps this client's session (subscription and
     /// queued messages) while it is disconnected, seconds.
-    #[arg(long, env = "VIGIL_INGEST_SESSION_EXPIRY_SECS", default_value_t = 24 * 3600)]
+    #[arg(long, env = "VIGIL_INGEST_SESSION_EXPIRY_SECS", default_value_t = 24 * 3600, value_parser = parse_secs::<u32>)]
     pub session_expiry_secs: u32,
 
     /// Kafka compression: none, gzip, snappy, lz4, zstd.
@@ -46,11 +47,11 @@ pub struct IngestArgs {
     pub compression: String,
 
     /// Kafka producer linger, ms: how long to wait to fill a batch.
-    #[arg(long, env = "VIGIL_INGEST_LINGER_MS", default_value_t = 5)]
+    #[arg(long, env = "VIGIL_INGEST_LINGER_MS", default_value_t = 5, value_parser = parse_millis::<u64>)]
     pub linger_ms: u64,
 
     /// On shutdown, how long to wait for in-flight deliveries, seconds.
-    #[arg(long, env = "VIGIL_INGEST_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "VIGIL_INGEST_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = parse_secs::<u64>)]
     pub shutdown_timeout_secs: u64,
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use vigil_service::config::{HttpArgs, KafkaArgs, MqttArgs};
+use vigil_service::duration::{parse_millis, parse_secs};
 
 /// Options of `vigil push`.
 #[derive(Debug, Clone, Args)]
@@ -48,20 +49,20 @@ pub struct PushArgs {
 
     /// How long the broker keeps the bridge's session (subscription and
     /// queued status messages) while it is disconnected, seconds.
-    #[arg(long, env = "VIGIL_PUSH_SESSION_EXPIRY_SECS", default_value_t = 24 * 3600)]
+    #[arg(long, env = "VIGIL_PUSH_SESSION_EXPIRY_SECS", default_value_t = 24 * 3600, value_parser = parse_secs::<u32>)]
     pub session_expiry_secs: u32,
 
     /// After subscribing to a model's retained topic, how long to wait for
     /// the broker's retained release before taking the topic as empty, ms.
     /// Until then nothing is published, so a newer retained release is
     /// never overwritten by an older one.
-    #[arg(long, env = "VIGIL_PUSH_RETAINED_SETTLE_MS", default_value_t = 1000)]
+    #[arg(long, env = "VIGIL_PUSH_RETAINED_SETTLE_MS", default_value_t = 1000, value_parser = parse_millis::<u64>)]
     pub retained_settle_ms: u64,
 
     /// A device whose last status is older than this is shown offline in
     /// the rollout view, ms (agents refresh their status every 30 s by
     /// default).
-    #[arg(long, env = "VIGIL_PUSH_OFFLINE_AFTER_MS", default_value_t = 120_000)]
+    #[arg(long, env = "VIGIL_PUSH_OFFLINE_AFTER_MS", default_value_t = 120_000, value_parser = parse_millis::<u64>)]
     pub offline_after_ms: u64,
 
     /// Devices the rollout view keeps; beyond it the device seen least
@@ -70,11 +71,11 @@ pub struct PushArgs {
     pub device_capacity: usize,
 
     /// Kafka producer linger, ms.
-    #[arg(long, env = "VIGIL_PUSH_LINGER_MS", default_value_t = 5)]
+    #[arg(long, env = "VIGIL_PUSH_LINGER_MS", default_value_t = 5, value_parser = parse_millis::<u64>)]
     pub linger_ms: u64,
 
     /// On shutdown, how long to wait for in-flight deliveries, seconds.
-    #[arg(long, env = "VIGIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "VIGIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = parse_secs::<u64>)]
     pub shutdown_timeout_secs: u64,
 }
 

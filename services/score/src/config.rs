@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use vigil_service::config::{HttpArgs, KafkaArgs};
+use vigil_service::duration::{parse_millis, parse_secs};
 
 /// `vigil score` options.
 #[derive(Debug, Clone, Args)]
@@ -47,7 +48,7 @@ pub struct ScoreArgs {
     /// Per-device state after a restart or rebalance is rebuilt by
     /// replaying this much event time of a newly assigned partition's log
     /// before its first record (0 turns the replay off).
-    #[arg(long, env = "VIGIL_SCORE_REPLAY_SECS", default_value_t = 600)]
+    #[arg(long, env = "VIGIL_SCORE_REPLAY_SECS", default_value_t = 600, value_parser = parse_secs::<u64>)]
     pub replay_secs: u64,
 
     /// At most this many records are replayed per newly assigned partition.
@@ -63,11 +64,11 @@ pub struct ScoreArgs {
     pub compression: String,
 
     /// Producer linger, ms.
-    #[arg(long, env = "VIGIL_SCORE_LINGER_MS", default_value_t = 5)]
+    #[arg(long, env = "VIGIL_SCORE_LINGER_MS", default_value_t = 5, value_parser = parse_millis::<u64>)]
     pub linger_ms: u64,
 
     /// How often stored offsets are committed, ms.
-    #[arg(long, env = "VIGIL_SCORE_COMMIT_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(long, env = "VIGIL_SCORE_COMMIT_INTERVAL_MS", default_value_t = 1000, value_parser = parse_millis::<u64>)]
     pub commit_interval_ms: u64,
 
     /// Synchronous score requests (POST /v1/score) that may wait for the
@@ -76,7 +77,7 @@ pub struct ScoreArgs {
     pub api_queue: usize,
 
     /// On shutdown, how long to wait for in-flight verdicts, seconds.
-    #[arg(long, env = "VIGIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "VIGIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = parse_secs::<u64>)]
     pub shutdown_timeout_secs: u64,
 }
 

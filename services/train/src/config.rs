@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use vigil_service::config::{HttpArgs, KafkaArgs};
+use vigil_service::duration::{parse_duration, parse_secs};
 
 /// Detector family (see training/EVALUATION.md for why PCA is the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,7 +52,7 @@ pub struct TrainArgs {
     pub once: bool,
 
     /// Time between two trainings in periodic mode (e.g. `1h`, `30m`).
-    #[arg(long, env = "VIGIL_TRAIN_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_TRAIN_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub interval: Duration,
 
     /// Publish even if the champion/challenger gate refuses the candidate.
@@ -64,7 +65,7 @@ pub struct TrainArgs {
     pub csv: Option<PathBuf>,
 
     /// Event-time span of vigil.telemetry to replay, ending at --until.
-    #[arg(long, env = "VIGIL_TRAIN_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "VIGIL_TRAIN_WINDOW", default_value = "24h", value_parser = parse_duration)]
     pub window: Duration,
 
     /// End of the replayed window, RFC 3339 (e.g. `2026-11-23T12:00:00Z`);
@@ -113,7 +114,7 @@ pub struct TrainArgs {
     pub labels: Option<PathBuf>,
 
     /// How long to wait for Kafka when reading or publishing, seconds.
-    #[arg(long, env = "VIGIL_TRAIN_KAFKA_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(long, env = "VIGIL_TRAIN_KAFKA_TIMEOUT_SECS", default_value_t = 60, value_parser = parse_secs::<u64>)]
     pub kafka_timeout_secs: u64,
 
     /// Show a progress bar (default: when stderr is a terminal).

@@ -27,6 +27,7 @@ use vigil_releases::{Lineage, Offer, Published};
 use vigil_schemas::{Message, ModelRelease, ReleaseHeader, ScoredAt, Telemetry};
 use vigil_service::config::KafkaArgs;
 
+use vigil_service::duration::parse_secs;
 /// `vigil models`.
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
@@ -69,7 +70,7 @@ pub struct ReadArgs {
     pub verify_key: Option<PathBuf>,
 
     /// How long to wait for Kafka, seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = parse_secs::<u64>)]
     pub timeout_secs: u64,
 
     /// Print JSON instead of text.

@@ -13,9 +13,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use vigil_audit::store::scylla::{ScyllaOptions, ScyllaStore};
-use vigil_audit::store::sqlite::SqliteStore;
-use vigil_audit::store::{
+use vigil_audit_store::scylla::{Consistency, ScyllaOptions, ScyllaStore};
+use vigil_audit_store::sqlite::SqliteStore;
+use vigil_audit_store::{
     Cursor, ModelRecord, RangeQuery, ReleaseRow, Store, StoreUri, WriteBatch, MAX_PAGE,
 };
 use vigil_schemas::{
@@ -435,7 +435,7 @@ async fn sqlite_store() -> (Arc<SqliteStore>, tempfile::TempDir) {
 
 /// A store on a fresh keyspace of the cluster in `VIGIL_TEST_SCYLLA_URI`,
 /// or `None` (after printing why) when the variable is not set.
-async fn scylla_store() -> Option<Arc<ScyllaStore>> {
+async fn scylla_store() -> Option<ScyllaStore> {
     let Ok(uri) = std::env::var("VIGIL_TEST_SCYLLA_URI") else {
         println!("skipped: VIGIL_TEST_SCYLLA_URI not set");
         return None;
@@ -453,14 +453,14 @@ async fn scylla_store() -> Option<Arc<ScyllaStore>> {
         N.fetch_add(1, Ordering::Relaxed)
     );
     let options = ScyllaOptions {
-        consistency: ::scylla::statement::Consistency::One,
+        consistency: Consistency::One,
         ..ScyllaOptions::default()
     };
-    Some(Arc::new(
+    Some(
         ScyllaStore::connect(&nodes, &unique, &options)
             .await
             .expect("connects to VIGIL_TEST_SCYLLA_URI"),
-    ))
+    )
 }
 
 macro_rules! contract {

@@ -53,7 +53,7 @@ impl Cursor {
             event_ts: v.event_ts,
             seq: v.seq,
             model: v.model.clone(),
-            model_version: super::stored_version(v),
+            model_version: crate::codec::stored_version(v),
         }
     }
 

@@ -19,20 +19,28 @@
 //!   block the writer, nor it them). SQLite calls are blocking, so they run
 //!   on tokio's blocking pool.
 
+mod sql;
+
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
-use vigil_schemas::{
-    Contribution, Incident, IncidentState, ScoredAt, TrainingWindow, UnscoredReason,
-    ValidationMetrics, Verdict, SCHEMA_VERSION,
-};
+use vigil_schemas::{Incident, Verdict};
 
-use super::{
-    from_i64, stored_version, to_i64, Cursor, ModelDetail, ModelRecord, ModelSummary, Page,
-    RangeQuery, SqliteTuning, Store, StoreError, WriteBatch,
+use crate::codec::{
+    envelope_json, from_i64, incident_body, incident_from_body, state_name, stored_version, to_i64,
+    ReleaseColumns, VerdictRow,
+};
+use crate::{
+    Cursor, ModelDetail, ModelSummary, Page, RangeQuery, SqliteTuning, Store, StoreError,
+    WriteBatch,
+};
+use sql::{
+    insert_sql, range_sql, record_sql, BUMP_COUNT_SQL, DDL_V1, INSERT_INCIDENT_SQL,
+    INSERT_RELEASE_SQL, RELEASE_COLUMNS,
 };
 
 /// Schema version kept in `PRAGMA user_version`; migrations run up to it.
@@ -48,124 +56,6 @@ const STATEMENT_CACHE: usize = 32;
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
 /// How long a connection waits for a lock before failing, ms.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
-
-/// DDL of schema version 1. Tables named for what they hold; see the
-/// module docs for why they are laid out this way.
-const DDL_V1: &str = "
-CREATE TABLE IF NOT EXISTS verdicts (
-    device_id TEXT NOT NULL,
-    event_ts INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    model TEXT NOT NULL,
-    model_version INTEGER NOT NULL,
-    ingest_ts INTEGER,
-    scored_ts INTEGER NOT NULL,
-    score REAL NOT NULL,
-    threshold REAL NOT NULL,
-    anomaly INTEGER NOT NULL,
-    scored_at TEXT NOT NULL,
-    unscored TEXT,
-    contributions TEXT,
-    PRIMARY KEY (device_id, event_ts, seq, model, model_version)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS verdicts_by_record
-    ON verdicts (device_id, seq, model, model_version);
-CREATE TABLE IF NOT EXISTS anomalies (
-    device_id TEXT NOT NULL,
-    event_ts INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    model TEXT NOT NULL,
-    model_version INTEGER NOT NULL,
-    ingest_ts INTEGER,
-    scored_ts INTEGER NOT NULL,
-    score REAL NOT NULL,
-    threshold REAL NOT NULL,
-    anomaly INTEGER NOT NULL,
-    scored_at TEXT NOT NULL,
-    unscored TEXT,
-    contributions TEXT,
-    PRIMARY KEY (device_id, event_ts, seq, model, model_version)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS anomalies_by_record
-    ON anomalies (device_id, seq, model, model_version);
-CREATE TABLE IF NOT EXISTS model_releases (
-    model TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    key_id TEXT NOT NULL,
-    payload_sha256 TEXT NOT NULL,
-    created_ts INTEGER NOT NULL,
-    published_ts INTEGER NOT NULL,
-    threshold REAL NOT NULL,
-    training_from_ts INTEGER NOT NULL,
-    training_to_ts INTEGER NOT NULL,
-    training_records INTEGER NOT NULL,
-    training_devices INTEGER NOT NULL,
-    training_source TEXT NOT NULL,
-    validation TEXT NOT NULL,
-    signature_verified INTEGER NOT NULL,
-    envelope TEXT NOT NULL,
-    PRIMARY KEY (model, version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS scored_counts (
-    model TEXT NOT NULL,
-    model_version INTEGER NOT NULL,
-    records INTEGER NOT NULL,
-    PRIMARY KEY (model, model_version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS incidents (
-    device_id TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    incident_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (device_id, ts, incident_id, state)
-) WITHOUT ROWID;
-";
-
-const VERDICT_COLUMNS: &str = "device_id, event_ts, seq, model, model_version, ingest_ts, \
-     scored_ts, score, threshold, anomaly, scored_at, unscored, contributions";
-
-fn insert_sql(table: &str) -> String {
-    format!(
-        "INSERT INTO {table} ({VERDICT_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-         ON CONFLICT DO NOTHING"
-    )
-}
-
-fn range_sql(table: &str) -> String {
-    format!(
-        "SELECT {VERDICT_COLUMNS} FROM {table} \
-         WHERE device_id = ?1 AND event_ts >= ?2 AND event_ts <= ?3 \
-           AND (event_ts, seq, model, model_version) < (?4, ?5, ?6, ?7) \
-         ORDER BY event_ts DESC, seq DESC, model DESC, model_version DESC \
-         LIMIT ?8"
-    )
-}
-
-const RECORD_SQL: &str = "SELECT device_id, event_ts, seq, model, model_version, ingest_ts, \
-     scored_ts, score, threshold, anomaly, scored_at, unscored, contributions \
-     FROM verdicts INDEXED BY verdicts_by_record WHERE device_id = ?1 AND seq = ?2 \
-     ORDER BY model, model_version";
-
-const BUMP_COUNT_SQL: &str = "INSERT INTO scored_counts (model, model_version, records) \
-     VALUES (?1, ?2, ?3) \
-     ON CONFLICT (model, model_version) DO UPDATE SET records = records + excluded.records";
-
-const INSERT_RELEASE_SQL: &str = "INSERT INTO model_releases (model, version, key_id, \
-     payload_sha256, created_ts, published_ts, threshold, training_from_ts, training_to_ts, \
-     training_records, training_devices, training_source, validation, signature_verified, envelope) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-     ON CONFLICT DO NOTHING";
-
-const RELEASE_COLUMNS: &str = "m.model, m.version, m.key_id, m.payload_sha256, m.created_ts, \
-     m.published_ts, m.threshold, m.training_from_ts, m.training_to_ts, m.training_records, \
-     m.training_devices, m.training_source, m.validation, m.signature_verified, \
-     COALESCE(c.records, 0)";
-
-const INSERT_INCIDENT_SQL: &str =
-    "INSERT INTO incidents (device_id, ts, incident_id, state, body) \
-     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
 
 /// The embedded store. Cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -259,16 +149,16 @@ impl SqliteStore {
                 .map_err(sql("preparing the anomaly insert"))?;
             let mut new_rows: HashMap<(&str, u64), u64> = HashMap::new();
             for v in &batch.verdicts {
-                let row = VerdictParams::new(v)?;
+                let row = VerdictRow::encode(v)?;
                 let inserted = verdict
-                    .execute(row.params())
+                    .execute(verdict_params(&row))
                     .map_err(sql("inserting a verdict"))?;
                 if inserted > 0 {
                     *new_rows.entry((&v.model, stored_version(v))).or_default() += 1;
                 }
                 if v.anomaly {
                     anomaly
-                        .execute(row.params())
+                        .execute(verdict_params(&row))
                         .map_err(sql("inserting an anomaly"))?;
                 }
             }
@@ -287,27 +177,22 @@ impl SqliteStore {
                 .prepare_cached(INSERT_RELEASE_SQL)
                 .map_err(sql("preparing the release insert"))?;
             for r in &batch.releases {
-                let m = &r.record;
-                let validation =
-                    serde_json::to_string(&m.validation).map_err(|e| StoreError::Corrupt {
-                        what: "validation metrics",
-                        detail: e.to_string(),
-                    })?;
+                let m = ReleaseColumns::encode(&r.record)?;
                 release
                     .execute(params![
                         m.model,
-                        to_i64("version", m.version)?,
+                        m.version,
                         m.key_id,
                         m.payload_sha256,
-                        to_i64("created_ts", m.created_ts)?,
-                        to_i64("published_ts", m.published_ts)?,
+                        m.created_ts,
+                        m.published_ts,
                         m.threshold,
-                        to_i64("training.from_ts", m.training.from_ts)?,
-                        to_i64("training.to_ts", m.training.to_ts)?,
-                        to_i64("training.records", m.training.records)?,
-                        to_i64("training.devices", m.training.devices)?,
-                        m.training.source,
-                        validation,
+                        m.training_from_ts,
+                        m.training_to_ts,
+                        m.training_records,
+                        m.training_devices,
+                        m.training_source,
+                        m.validation,
                         m.signature_verified,
                         r.envelope,
                     ])
@@ -317,10 +202,7 @@ impl SqliteStore {
                 .prepare_cached(INSERT_INCIDENT_SQL)
                 .map_err(sql("preparing the incident insert"))?;
             for i in &batch.incidents {
-                let body = serde_json::to_string(i).map_err(|e| StoreError::Corrupt {
-                    what: "incident",
-                    detail: e.to_string(),
-                })?;
+                let body = incident_body(i)?;
                 incident
                     .execute(params![
                         i.device_id,
@@ -410,7 +292,7 @@ impl SqliteStore {
     pub fn record_blocking(&self, device_id: &str, seq: u64) -> Result<Vec<Verdict>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn
-            .prepare_cached(RECORD_SQL)
+            .prepare_cached(&record_sql())
             .map_err(sql("preparing the record lookup"))?;
         let rows = stmt
             .query_map(params![device_id, to_i64("seq", seq)?], read_verdict)
@@ -467,12 +349,7 @@ impl SqliteStore {
         let Some((summary, envelope)) = row else {
             return Ok(None);
         };
-        let release = serde_json::value::RawValue::from_string(envelope).map_err(|e| {
-            StoreError::Corrupt {
-                what: "release envelope",
-                detail: e.to_string(),
-            }
-        })?;
+        let release = envelope_json(envelope)?;
         Ok(Some(ModelDetail {
             summary: summary?,
             release,
@@ -499,12 +376,7 @@ impl SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let body = row.map_err(sql("reading an incident row"))?;
-            out.push(
-                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                    what: "incident",
-                    detail: e.to_string(),
-                })?,
-            );
+            out.push(incident_from_body(&body)?);
         }
         Ok(out)
     }
@@ -549,191 +421,69 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// A verdict's column values, converted once for both tables.
-struct VerdictParams<'a> {
-    v: &'a Verdict,
-    event_ts: i64,
-    seq: i64,
-    version: i64,
-    ingest_ts: Option<i64>,
-    scored_ts: i64,
-    scored_at: &'static str,
-    unscored: Option<&'static str>,
-    contributions: Option<String>,
+/// The bind values of a verdict row ([`VERDICT_COLUMNS`](crate::codec::VERDICT_COLUMNS) order).
+fn verdict_params<'r>(row: &'r VerdictRow<'_>) -> [&'r dyn rusqlite::ToSql; 13] {
+    [
+        &row.device_id,
+        &row.event_ts,
+        &row.seq,
+        &row.model,
+        &row.model_version,
+        &row.ingest_ts,
+        &row.scored_ts,
+        &row.score,
+        &row.threshold,
+        &row.anomaly,
+        &row.scored_at,
+        &row.unscored,
+        &row.contributions,
+    ]
 }
 
-impl<'a> VerdictParams<'a> {
-    fn new(v: &'a Verdict) -> Result<Self, StoreError> {
-        Ok(Self {
-            v,
-            event_ts: to_i64("event_ts", v.event_ts)?,
-            seq: to_i64("seq", v.seq)?,
-            version: to_i64("model_version", stored_version(v))?,
-            ingest_ts: v.ingest_ts.map(|t| to_i64("ingest_ts", t)).transpose()?,
-            scored_ts: to_i64("scored_ts", v.scored_ts)?,
-            scored_at: v.scored_at.as_str(),
-            unscored: v.unscored.map(unscored_name),
-            contributions: encode_contributions(&v.contributions)?,
-        })
-    }
-
-    fn params(&self) -> [&dyn rusqlite::ToSql; 13] {
-        [
-            &self.v.device_id,
-            &self.event_ts,
-            &self.seq,
-            &self.v.model,
-            &self.version,
-            &self.ingest_ts,
-            &self.scored_ts,
-            &self.v.score,
-            &self.v.threshold,
-            &self.v.anomaly,
-            &self.scored_at,
-            &self.unscored,
-            &self.contributions,
-        ]
-    }
-}
-
-/// Contributions as compact JSON, or NULL when there are none.
-pub(crate) fn encode_contributions(c: &[Contribution]) -> Result<Option<String>, StoreError> {
-    if c.is_empty() {
-        return Ok(None);
-    }
-    serde_json::to_string(c)
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt {
-            what: "contributions",
-            detail: e.to_string(),
-        })
-}
-
-pub(crate) fn decode_contributions(text: Option<&str>) -> Result<Vec<Contribution>, StoreError> {
-    match text {
-        None | Some("") => Ok(Vec::new()),
-        Some(t) => serde_json::from_str(t).map_err(|e| StoreError::Corrupt {
-            what: "contributions",
-            detail: e.to_string(),
-        }),
-    }
-}
-
-pub(crate) fn unscored_name(r: UnscoredReason) -> &'static str {
-    match r {
-        UnscoredReason::NoModel => "no_model",
-    }
-}
-
-pub(crate) fn parse_unscored(s: Option<&str>) -> Result<Option<UnscoredReason>, StoreError> {
-    match s {
-        None => Ok(None),
-        Some("no_model") => Ok(Some(UnscoredReason::NoModel)),
-        Some(other) => Err(StoreError::Corrupt {
-            what: "unscored reason",
-            detail: format!("unknown value {other:?}"),
-        }),
-    }
-}
-
-pub(crate) fn parse_scored_at(s: &str) -> Result<ScoredAt, StoreError> {
-    match s {
-        "cloud" => Ok(ScoredAt::Cloud),
-        "edge" => Ok(ScoredAt::Edge),
-        other => Err(StoreError::Corrupt {
-            what: "scored_at",
-            detail: format!("unknown value {other:?}"),
-        }),
-    }
-}
-
-pub(crate) fn state_name(s: IncidentState) -> &'static str {
-    match s {
-        IncidentState::Opened => "opened",
-        IncidentState::Updated => "updated",
-        IncidentState::Resolved => "resolved",
-    }
-}
-
-/// Maps a verdict row (columns in `VERDICT_COLUMNS` order). The outer
-/// result is SQLite's, the inner one says whether the row made sense.
+/// Reads a verdict row ([`VERDICT_COLUMNS`](crate::codec::VERDICT_COLUMNS) order). The outer result is
+/// SQLite's, the inner one says whether the row made sense.
 fn read_verdict(row: &Row<'_>) -> rusqlite::Result<Result<Verdict, StoreError>> {
-    let device_id: String = row.get(0)?;
-    let event_ts: i64 = row.get(1)?;
-    let seq: i64 = row.get(2)?;
-    let model: String = row.get(3)?;
-    let version: i64 = row.get(4)?;
-    let ingest_ts: Option<i64> = row.get(5)?;
-    let scored_ts: i64 = row.get(6)?;
-    let score: f64 = row.get(7)?;
-    let threshold: f64 = row.get(8)?;
-    let anomaly: bool = row.get(9)?;
-    let scored_at: String = row.get(10)?;
-    let unscored: Option<String> = row.get(11)?;
-    let contributions: Option<String> = row.get(12)?;
-    Ok((|| {
-        let version = from_i64("model_version", version)?;
-        Ok(Verdict {
-            schema: SCHEMA_VERSION,
-            device_id,
-            seq: from_i64("seq", seq)?,
-            event_ts: from_i64("event_ts", event_ts)?,
-            ingest_ts: ingest_ts.map(|t| from_i64("ingest_ts", t)).transpose()?,
-            scored_ts: from_i64("scored_ts", scored_ts)?,
-            model,
-            model_version: (version != 0).then_some(version),
-            score,
-            threshold,
-            anomaly,
-            contributions: decode_contributions(contributions.as_deref())?,
-            scored_at: parse_scored_at(&scored_at)?,
-            unscored: parse_unscored(unscored.as_deref())?,
-        })
-    })())
+    let columns = VerdictRow {
+        device_id: Cow::Owned(row.get(0)?),
+        event_ts: row.get(1)?,
+        seq: row.get(2)?,
+        model: Cow::Owned(row.get(3)?),
+        model_version: row.get(4)?,
+        ingest_ts: row.get(5)?,
+        scored_ts: row.get(6)?,
+        score: row.get(7)?,
+        threshold: row.get(8)?,
+        anomaly: row.get(9)?,
+        scored_at: Cow::Owned(row.get(10)?),
+        unscored: row.get::<_, Option<String>>(11)?.map(Cow::Owned),
+        contributions: row.get(12)?,
+    };
+    Ok(columns.decode())
 }
 
-/// Maps a release row (columns in `RELEASE_COLUMNS` order).
+/// Reads a release row (`RELEASE_COLUMNS` order: the codec's release
+/// columns, then the scored count).
 fn read_summary(row: &Row<'_>) -> rusqlite::Result<Result<ModelSummary, StoreError>> {
-    let model: String = row.get(0)?;
-    let version: i64 = row.get(1)?;
-    let key_id: String = row.get(2)?;
-    let payload_sha256: String = row.get(3)?;
-    let created_ts: i64 = row.get(4)?;
-    let published_ts: i64 = row.get(5)?;
-    let threshold: f64 = row.get(6)?;
-    let from_ts: i64 = row.get(7)?;
-    let to_ts: i64 = row.get(8)?;
-    let records: i64 = row.get(9)?;
-    let devices: i64 = row.get(10)?;
-    let source: String = row.get(11)?;
-    let validation: String = row.get(12)?;
-    let signature_verified: bool = row.get(13)?;
+    let columns = ReleaseColumns {
+        model: Cow::Owned(row.get(0)?),
+        version: row.get(1)?,
+        key_id: Cow::Owned(row.get(2)?),
+        payload_sha256: Cow::Owned(row.get(3)?),
+        created_ts: row.get(4)?,
+        published_ts: row.get(5)?,
+        threshold: row.get(6)?,
+        training_from_ts: row.get(7)?,
+        training_to_ts: row.get(8)?,
+        training_records: row.get(9)?,
+        training_devices: row.get(10)?,
+        training_source: Cow::Owned(row.get(11)?),
+        validation: row.get(12)?,
+        signature_verified: row.get(13)?,
+    };
     let scored: i64 = row.get(14)?;
     Ok((|| {
-        let validation: ValidationMetrics =
-            serde_json::from_str(&validation).map_err(|e| StoreError::Corrupt {
-                what: "validation metrics",
-                detail: e.to_string(),
-            })?;
         Ok(ModelSummary {
-            release: ModelRecord {
-                model,
-                version: from_i64("version", version)?,
-                key_id,
-                payload_sha256,
-                created_ts: from_i64("created_ts", created_ts)?,
-                published_ts: from_i64("published_ts", published_ts)?,
-                threshold,
-                training: TrainingWindow {
-                    from_ts: from_i64("training.from_ts", from_ts)?,
-                    to_ts: from_i64("training.to_ts", to_ts)?,
-                    records: from_i64("training.records", records)?,
-                    devices: from_i64("training.devices", devices)?,
-                    source,
-                },
-                validation,
-                signature_verified,
-            },
+            release: columns.decode()?,
             records_scored: from_i64("records", scored)?,
         })
     })())

@@ -11,15 +11,15 @@
 //!    the maximum size), newest first, at random, p50/p99; and a 100-row
 //!    page.
 //!
-//! `cargo bench -p vigil-audit --bench store` (release). Environment:
+//! `cargo bench -p vigil-audit-store --bench store` (release). Environment:
 //! `VIGIL_BENCH_VERDICTS` (fixture size, default 10000000),
 //! `VIGIL_BENCH_DIR` (where the temporary directory goes, default $TMPDIR).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vigil_audit::store::sqlite::SqliteStore;
-use vigil_audit::store::{RangeQuery, WriteBatch};
+use vigil_audit_store::sqlite::SqliteStore;
+use vigil_audit_store::{RangeQuery, WriteBatch};
 use vigil_schemas::{Contribution, Message, ScoredAt, Verdict};
 
 /// 2026-11-23T00:00:00Z.

@@ -1,0 +1,107 @@
+//! The production audit store: ScyllaDB or Apache Cassandra through the
+//! `scylla` driver.
+//!
+//! - **Schema.** `schemas/cql/audit.cql` (plain CQL for Cassandra 4/5 and
+//!   ScyllaDB 5+), run statement by statement at start-up after `CREATE
+//!   KEYSPACE IF NOT EXISTS` with the configured replication; every
+//!   statement is `IF NOT EXISTS`, so migration is idempotent.
+//! - **Writes.** Prepared statements only, marked idempotent (every insert
+//!   is an upsert of the same values), so the driver may retry them. Each
+//!   verdict becomes rows in several tables; the rows are grouped by
+//!   partition ([`group_by_partition`]) and each group of two or more goes
+//!   as one *unlogged* batch: a single-partition batch is applied
+//!   atomically by one replica set at the cost of one write, whereas a
+//!   multi-partition batch would make its coordinator fan out and is the
+//!   classic Cassandra anti-pattern. Groups run concurrently (bounded).
+//! - **Routing.** The default load-balancing policy is token-aware (and
+//!   shard-aware on ScyllaDB): prepared statements carry their partition
+//!   key, so each request goes straight to a replica.
+//! - **Consistency** is configurable (default `LOCAL_QUORUM`); the retry
+//!   policy is the driver's default (retry idempotent requests on another
+//!   node after a broken connection, overload or one unavailable error).
+//!   A batch that still fails is returned to the sink, which retries the
+//!   whole batch with backoff and commits no offset until it succeeds.
+//! - **Reads.** Range queries walk a device's day partitions newest first
+//!   (only days that exist, from `device_days`), each a multi-column slice
+//!   on the descending clustering key, until the page is full.
+//!
+//! Files: [`cql`] (schema and statement text), [`rows`] (partitions,
+//! rows and batches as driver values), `session.rs` (connect, prepare,
+//! send, read), `store.rs` (the [`Store`](crate::Store) impl).
+
+/// A driver error as a [`StoreError`], saying what was being done.
+fn scylla_err(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StoreError {
+    move |e| StoreError::Scylla {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+/// `$e` with its driver error mapped by [`scylla_err`]; defined before
+/// the files that use it.
+macro_rules! cql {
+    ($what:literal, $e:expr) => {
+        $e.map_err(|e| scylla_err($what)(&e))
+    };
+}
+
+pub mod cql;
+pub mod rows;
+mod session;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+pub use scylla::statement::Consistency;
+pub use session::ScyllaStore;
+
+use crate::StoreError;
+
+/// Options of the Scylla backend (flags of `vigil audit`).
+#[derive(Debug, Clone)]
+pub struct ScyllaOptions {
+    /// CQL map literal for `CREATE KEYSPACE … WITH replication = …`.
+    pub replication: String,
+    /// Consistency of every read and write.
+    pub consistency: Consistency,
+    /// TTL of verdict rows, seconds; 0 keeps them forever.
+    pub ttl_secs: u32,
+    /// Client-side timeout of one request.
+    pub request_timeout: Duration,
+    /// User name and password, when the cluster requires them.
+    pub credentials: Option<(String, String)>,
+}
+
+impl Default for ScyllaOptions {
+    fn default() -> Self {
+        Self {
+            replication: "{'class': 'NetworkTopologyStrategy', 'replication_factor': 1}".into(),
+            consistency: Consistency::LocalQuorum,
+            ttl_secs: 0,
+            request_timeout: Duration::from_secs(10),
+            credentials: None,
+        }
+    }
+}
+
+/// Parses a consistency level name (`local_quorum`, `QUORUM`, `one`, …).
+pub fn parse_consistency(s: &str) -> Result<Consistency, String> {
+    Ok(match s.to_ascii_uppercase().replace('-', "_").as_str() {
+        "ANY" => Consistency::Any,
+        "ONE" => Consistency::One,
+        "TWO" => Consistency::Two,
+        "THREE" => Consistency::Three,
+        "QUORUM" => Consistency::Quorum,
+        "ALL" => Consistency::All,
+        "LOCAL_QUORUM" => Consistency::LocalQuorum,
+        "EACH_QUORUM" => Consistency::EachQuorum,
+        "LOCAL_ONE" => Consistency::LocalOne,
+        other => {
+            return Err(format!(
+                "unknown consistency {other:?}; one of ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, LOCAL_ONE, ANY"
+            ))
+        }
+    })
+}

@@ -1,0 +1,128 @@
+//! [`Store`] for [`ScyllaStore`]: each operation as the session's
+//! writes and reads.
+
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use vigil_schemas::{Incident, Verdict};
+
+use super::rows::{
+    group_by_partition, incident_write, release_write, verdict_from_row, verdict_writes,
+    VerdictTuple, MAX_BATCH_STATEMENTS,
+};
+use super::{scylla_err, ScyllaStore};
+use crate::codec::{envelope_json, incident_from_body, stored_version, to_i64};
+use crate::{ModelDetail, ModelSummary, Page, RangeQuery, Store, StoreError, WriteBatch};
+
+/// Requests (batches or single statements) in flight per `write`.
+const WRITE_CONCURRENCY: usize = 64;
+
+impl Store for ScyllaStore {
+    async fn write(&self, batch: Arc<WriteBatch>) -> Result<(), StoreError> {
+        let mut writes = Vec::with_capacity(batch.verdicts.len() * 4 + batch.releases.len());
+        for v in &batch.verdicts {
+            writes.extend(verdict_writes(v, self.ttl_secs)?);
+        }
+        for r in &batch.releases {
+            writes.push(release_write(r)?);
+        }
+        for i in &batch.incidents {
+            writes.push(incident_write(i, self.ttl_secs)?);
+        }
+        let groups = group_by_partition(writes, MAX_BATCH_STATEMENTS, |w| w.key.clone());
+        futures::stream::iter(groups.into_iter().map(|group| self.send(group)))
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn device_verdicts(&self, query: RangeQuery) -> Result<Page, StoreError> {
+        self.range(false, query).await
+    }
+
+    async fn device_anomalies(&self, query: RangeQuery) -> Result<Page, StoreError> {
+        self.range(true, query).await
+    }
+
+    async fn record(&self, device_id: String, seq: u64) -> Result<Vec<Verdict>, StoreError> {
+        let result = cql!(
+            "looking up a record",
+            self.session
+                .execute_unpaged(&self.prepared.record, (&device_id, to_i64("seq", seq)?))
+                .await
+        )?;
+        let rows = cql!("looking up a record", result.into_rows_result())?;
+        let mut out = Vec::new();
+        for row in cql!("looking up a record", rows.rows::<VerdictTuple>())? {
+            let row = row.map_err(|e| scylla_err("reading a verdict row")(&e))?;
+            out.push(verdict_from_row(row)?);
+        }
+        out.sort_by(|a, b| {
+            a.model
+                .cmp(&b.model)
+                .then(stored_version(a).cmp(&stored_version(b)))
+        });
+        Ok(out)
+    }
+
+    async fn models(&self) -> Result<Vec<ModelSummary>, StoreError> {
+        let rows = self.read_releases(&self.prepared.all_releases, ()).await?;
+        self.summaries(rows).await
+    }
+
+    async fn model(&self, name: String) -> Result<Vec<ModelSummary>, StoreError> {
+        let rows = self
+            .read_releases(&self.prepared.model_releases, (&name,))
+            .await?;
+        self.summaries(rows).await
+    }
+
+    async fn model_version(
+        &self,
+        name: String,
+        version: u64,
+    ) -> Result<Option<ModelDetail>, StoreError> {
+        let rows = self
+            .read_releases(
+                &self.prepared.release_one,
+                (&name, to_i64("version", version)?),
+            )
+            .await?;
+        let Some((record, envelope)) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let records_scored = self.records_scored(&record.model, record.version).await?;
+        let release = envelope_json(envelope)?;
+        Ok(Some(ModelDetail {
+            summary: ModelSummary {
+                release: record,
+                records_scored,
+            },
+            release,
+        }))
+    }
+
+    async fn device_incidents(
+        &self,
+        device_id: String,
+        limit: usize,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let result = cql!(
+            "listing incidents",
+            self.session
+                .execute_unpaged(
+                    &self.prepared.incidents,
+                    (&device_id, i32::try_from(limit).unwrap_or(i32::MAX)),
+                )
+                .await
+        )?;
+        let rows = cql!("listing incidents", result.into_rows_result())?;
+        let mut out = Vec::new();
+        for row in cql!("listing incidents", rows.rows::<(String,)>())? {
+            let (body,) = row.map_err(|e| scylla_err("reading an incident row")(&e))?;
+            out.push(incident_from_body(&body)?);
+        }
+        Ok(out)
+    }
+}
