@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::duration::{parse_millis, parse_secs};
+use crate::duration::parse_millis;
 use clap::parser::ValueSource;
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 pub use vigil_base::config::{LogArgs, LogFormat, MqttArgs};
