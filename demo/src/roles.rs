@@ -14,13 +14,17 @@ use crate::config::DemoArgs;
 use crate::services::CONSUMER_PREFETCH_KIB;
 use crate::MODEL;
 
+/// The value a required flag gets in [`defaults`] until the caller sets it.
+const REQUIRED_PLACEHOLDER: &str = "unset";
+
 /// A role's arguments with every field at the default its flags declare
 /// (environment variables apply, as for `vigil <role>`). A field the role
-/// requires gets an empty placeholder, which the caller sets.
+/// requires gets a placeholder (`unset`; clap refuses an empty path), which
+/// the caller sets.
 pub fn defaults<T: Args + FromArgMatches>(role: &'static str) -> anyhow::Result<T> {
     let command = T::augment_args(clap::Command::new(role)).mut_args(|arg| {
         if arg.is_required_set() {
-            arg.required(false).default_value("")
+            arg.required(false).default_value(REQUIRED_PLACEHOLDER)
         } else {
             arg
         }

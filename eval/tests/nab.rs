@@ -3,7 +3,7 @@
 //! Set VIGIL_NAB_DIR to use a dataset elsewhere.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use vigil_eval::nab::{
@@ -11,26 +11,15 @@ use vigil_eval::nab::{
     write_result_file, FileScores, Labels, Profile, ScoreOptions,
 };
 
+mod common;
+use common::nab_dir;
+
 /// Published normalised scores of windowedGaussian (NAB v1.1).
 const PUBLISHED: [(&str, f64); 3] = [
     ("standard", 39.65),
     ("reward_low_FP_rate", 20.87),
     ("reward_low_FN_rate", 47.41),
 ];
-
-fn nab_dir() -> PathBuf {
-    let dir = std::env::var_os("VIGIL_NAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/nab"));
-    assert!(
-        dir.join("labels/combined_windows.json").is_file(),
-        "NAB dataset not found at {}: these tests need shared/datasets/nab beside the \
-         workspace (data/, labels/, config/, results/windowedGaussian/), or VIGIL_NAB_DIR \
-         pointing at a copy",
-        dir.display()
-    );
-    dir
-}
 
 struct Nab {
     dir: PathBuf,

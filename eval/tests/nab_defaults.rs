@@ -3,21 +3,10 @@
 //! `eval/NAB.md` reports, as floors a change must not fall below. The
 //! defaults were chosen on `tune`; `holdout` is the honest figure.
 
-use std::path::{Path, PathBuf};
-
 use vigil_eval::nab::{run, DetectorConfig, RunOptions, Subset};
 
-fn nab_dir() -> PathBuf {
-    let dir = std::env::var_os("VIGIL_NAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/nab"));
-    assert!(
-        dir.join("labels/combined_windows.json").is_file(),
-        "NAB dataset not found at {} (set VIGIL_NAB_DIR)",
-        dir.display()
-    );
-    dir
-}
+mod common;
+use common::nab_dir;
 
 /// Standard, reward_low_FP_rate and reward_low_FN_rate scores of the
 /// defaults on `subset`.

@@ -3,10 +3,12 @@
 //! with all three profiles. The full corpus runs in release (see NAB.md).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use vigil_eval::nab::{probation_rows, DataFile, Labels};
+
+mod common;
+use common::nab_dir;
 
 const FILES: [&str; 3] = [
     "realTraffic/speed_7578.csv",
@@ -14,18 +16,6 @@ const FILES: [&str; 3] = [
     "realAdExchange/exchange-3_cpc_results.csv",
 ];
 const PROFILES: [&str; 3] = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"];
-
-fn nab_dir() -> PathBuf {
-    let dir = std::env::var_os("VIGIL_NAB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/nab"));
-    assert!(
-        dir.join("labels/combined_windows.json").is_file(),
-        "NAB dataset not found at {} (set VIGIL_NAB_DIR)",
-        dir.display()
-    );
-    dir
-}
 
 #[test]
 fn runner_writes_nab_layout_and_scores_three_profiles() {
