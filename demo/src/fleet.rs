@@ -11,17 +11,17 @@
 //!   model it receives on the retained `vigil/models/{model}` topic,
 //!   queues on disk, and sends telemetry and verdicts up over MQTT.
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use vigil_loadgen::run::{Report, RunArgs};
+use vigil_edge::config::{RunArgs as EdgeArgs, SourceKind};
+use vigil_loadgen::run::{ProgressMode, Report, RunArgs};
 
 use crate::config::DemoArgs;
-use crate::services;
+use crate::{roles, services};
 
 /// Longest run the load generator accepts; the demo without `--duration`
 /// runs until Ctrl-C, at most this long.
@@ -37,49 +37,29 @@ pub const EDGE_PREFIX: &str = "edge";
 /// The load generator's arguments for the cloud-scored part of the fleet.
 pub fn loadgen_args(demo: &DemoArgs, mqtt_url: &str, kafka: &str) -> anyhow::Result<RunArgs> {
     let devices = demo.cloud_devices();
-    let rate = f64::from(devices) * 1000.0 / demo.device_interval_ms as f64;
     let duration = demo
         .duration
         .map_or(MAX_RUN_SECS, |d| d.as_secs().clamp(1, MAX_RUN_SECS));
-    let argv: Vec<String> = [
-        "--mqtt-url",
-        mqtt_url,
-        "--mqtt-client-id",
-        "vigil-demo-fleet",
-        "--kafka-brokers",
-        kafka,
-        "--kafka-option",
-        &format!(
-            "queued.max.messages.kbytes={}",
-            services::CONSUMER_PREFETCH_KIB
-        ),
-        "--devices",
-        &devices.to_string(),
-        "--rate",
-        &rate.to_string(),
-        "--duration",
-        &duration.to_string(),
-        "--connections",
-        "4",
-        "--seed",
-        &demo.seed.to_string(),
-        "--device-prefix",
-        CLOUD_PREFIX,
-        "--anomaly-rate",
-        &demo.anomaly_rate.to_string(),
-        "--day-secs",
-        &demo.day_secs.to_string(),
-        "--drain-timeout",
-        &demo.drain_timeout.as_secs_f64().max(1.0).to_string(),
-        "--progress",
-        "none",
-        "--plot-devices",
-        "0",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    services::parse::<RunArgs>("vigil-loadgen run", &argv)
+    let mut args: RunArgs = roles::defaults("vigil-loadgen run")?;
+    args.mqtt.mqtt_url = mqtt_url.to_owned();
+    args.mqtt.mqtt_client_id = Some("vigil-demo-fleet".to_owned());
+    args.kafka.kafka_brokers = kafka.to_owned();
+    args.kafka.kafka_options.push((
+        "queued.max.messages.kbytes".to_owned(),
+        services::CONSUMER_PREFETCH_KIB.to_string(),
+    ));
+    args.devices = devices as usize;
+    args.rate = f64::from(devices) * 1000.0 / demo.device_interval_ms as f64;
+    args.duration = Some(duration as f64);
+    args.connections = 4;
+    args.seed = demo.seed;
+    args.device_prefix = CLOUD_PREFIX.to_owned();
+    args.anomaly_rate = demo.anomaly_rate;
+    args.day_secs = demo.day_secs;
+    args.drain_timeout = demo.drain_timeout.as_secs_f64().max(1.0);
+    args.progress = ProgressMode::None;
+    args.plot_devices = 0;
+    Ok(args)
 }
 
 /// Runs the cloud-scored fleet until its duration ends or `publishing`
@@ -106,35 +86,17 @@ pub fn start_edge(
     let mut agents = JoinSet::new();
     for i in 0..count {
         let id = format!("{EDGE_PREFIX}-{i:05}");
-        let argv: Vec<OsString> = [
-            "vigil-edge",
-            "--device-id",
-            &id,
-            "--mqtt-url",
-            mqtt_url,
-            "--verify-key",
-            &verify_key.display().to_string(),
-            "--state-dir",
-            &state_root.join(&id).display().to_string(),
-            "--source",
-            "sim",
-            "--sim-seed",
-            &(demo.seed.wrapping_add(1 + u64::from(i))).to_string(),
-            "--sim-anomaly-rate",
-            &demo.anomaly_rate.to_string(),
-            "--sim-day-ms",
-            &((demo.day_secs * 1000.0).round() as u64).to_string(),
-            "--interval-ms",
-            &demo.device_interval_ms.to_string(),
-            "--status-interval-ms",
-            &EDGE_STATUS_INTERVAL_MS.to_string(),
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        let cli = vigil_edge::config::parse(argv)
-            .map_err(|e| anyhow::anyhow!("edge agent {id} flags: {e}"))?;
-        let run = cli.run;
+        let mut run: EdgeArgs = roles::defaults("vigil-edge run")?;
+        run.device_id = Some(id.clone());
+        run.mqtt.mqtt_url = mqtt_url.to_owned();
+        run.verify_key = Some(verify_key.to_owned());
+        run.state_dir = state_root.join(&id);
+        run.source = SourceKind::Sim;
+        run.sim_seed = demo.seed.wrapping_add(1 + u64::from(i));
+        run.sim_anomaly_rate = demo.anomaly_rate;
+        run.sim_day_ms = (demo.day_secs * 1000.0).round() as u64;
+        run.interval_ms = demo.device_interval_ms;
+        run.status_interval_ms = EDGE_STATUS_INTERVAL_MS;
         let token = stop.child_token();
         agents.spawn(async move {
             let result = vigil_edge::agent::run(run, token).await;
