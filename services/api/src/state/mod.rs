@@ -243,16 +243,7 @@ impl State {
             "verdicts"
         });
         let limits = self.limits.clone();
-        let point = Point {
-            seq: v.seq,
-            ts: v.event_ts,
-            score: v.score,
-            threshold: v.threshold,
-            anomaly: v.anomaly,
-            model_version: v.model_version,
-            scored_at: v.scored_at,
-            counted: false,
-        };
+        let point = Point::of(v, false);
         let device = self.device(&v.device_id, v.scored_ts.min(now_ms));
         let new_verdict = device.insert_point(point, limits.device_history);
         if new_verdict {

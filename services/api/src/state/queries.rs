@@ -251,16 +251,7 @@ pub fn with_history(
         .map(|a| (a.seq, a))
         .collect();
     for v in history {
-        let point = Point {
-            seq: v.seq,
-            ts: v.event_ts,
-            score: v.score,
-            threshold: v.threshold,
-            anomaly: v.anomaly,
-            model_version: v.model_version,
-            scored_at: v.scored_at,
-            counted: true,
-        };
+        let point = Point::of(v, true);
         let keep = points
             .get(&v.seq)
             .is_none_or(|p| v.model_version > p.model_version);

@@ -34,6 +34,22 @@ pub struct Point {
     pub(super) counted: bool,
 }
 
+impl Point {
+    /// The chart point of verdict `v`; `counted` as [`Point::counted`].
+    pub(super) fn of(v: &Verdict, counted: bool) -> Self {
+        Point {
+            seq: v.seq,
+            ts: v.event_ts,
+            score: v.score,
+            threshold: v.threshold,
+            anomaly: v.anomaly,
+            model_version: v.model_version,
+            scored_at: v.scored_at,
+            counted,
+        }
+    }
+}
+
 /// An anomaly as the feed and the device view show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnomalyView {
