@@ -50,9 +50,8 @@ use crate::services::{free_addr, Service};
 use crate::summary::{StoppedBy, Summary};
 
 pub use config::Cli;
+pub use roles::MODEL;
 
-/// The model the demo trains, scores and pushes.
-pub const MODEL: &str = "default";
 /// How long the edge agents may take to flush their queues at the end.
 const EDGE_STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// The services a record passes through, which must be ready before the

@@ -12,7 +12,9 @@ use vigil_service::config::{HttpArgs, KafkaArgs, MqttArgs};
 
 use crate::config::DemoArgs;
 use crate::services::CONSUMER_PREFETCH_KIB;
-use crate::MODEL;
+
+/// The model the demo trains, scores and pushes.
+pub const MODEL: &str = "default";
 
 /// The value a required flag gets in [`defaults`] until the caller sets it.
 const REQUIRED_PLACEHOLDER: &str = "unset";
