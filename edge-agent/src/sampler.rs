@@ -269,6 +269,13 @@ impl Sampler {
         let verdict_json = verdict.encode().unwrap_or_default();
         if verdict.anomaly {
             Stats::bump(&self.stats.anomalies);
+        }
+        // One action per alarm, when it opens (not on every record of it).
+        let opened = verdict
+            .alarm
+            .as_ref()
+            .is_some_and(|a| a.state == vigil_schemas::AlarmState::Opened);
+        if opened {
             if self
                 .actions
                 .try_send(Trigger::Anomaly(verdict_json.clone()))
@@ -277,7 +284,7 @@ impl Sampler {
                 Stats::bump(&self.stats.actions_skipped);
             }
         }
-        if self.cfg.verdicts == VerdictMode::All || verdict.anomaly {
+        if self.cfg.verdicts == VerdictMode::All || verdict.anomaly || verdict.alarm.is_some() {
             messages.push((self.cfg.verdicts_topic.clone(), verdict_json));
         }
         if !messages.is_empty() {

@@ -41,6 +41,7 @@ fn doubled(t: &Telemetry) -> bool {
 fn verdict_for(t: &Telemetry, scored_at: ScoredAt) -> Verdict {
     let anomaly = t.seq % 40 == 0;
     Verdict {
+        alarm: None,
         schema: 1,
         device_id: t.device_id.clone(),
         seq: t.seq,

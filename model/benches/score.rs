@@ -44,6 +44,7 @@ fn payload() -> ReleasePayload {
         })
         .collect();
     ReleasePayload {
+        alarm: Default::default(),
         header: ReleaseHeader {
             model: "default".into(),
             version: 1,

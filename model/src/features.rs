@@ -277,6 +277,8 @@ pub struct DeviceState {
     pub interval: f64,
     /// In spec metric order.
     pub metrics: Vec<MetricState>,
+    /// The device's alarm (see [`crate::alarm`]).
+    pub alarm: crate::alarm::AlarmTrack,
 }
 
 impl DeviceState {
@@ -288,6 +290,7 @@ impl DeviceState {
             intervals: 0,
             interval: 0.0,
             metrics: vec![MetricState::default(); metrics],
+            alarm: crate::alarm::AlarmTrack::default(),
         }
     }
 

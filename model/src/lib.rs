@@ -7,6 +7,8 @@
 //! - [`features`]: per-device robust EW statistics and the feature vector
 //!   (and the cold-start rule for devices never seen in training).
 //! - [`table`]: the bounded per-device state table (CLOCK eviction).
+//! - [`alarm`]: per-device hysteresis from scores to alarms (open,
+//!   continue, close with one id).
 //! - [`detector`]: fitted detector parameters; feature vector → score in
 //!   [0, 1] and the metrics behind it.
 //! - [`novelty`]: per-metric cell and step surprise (the NAB runner's
@@ -29,6 +31,7 @@
 //! shortest round-trip representation (and, with `float_roundtrip`, parses
 //! the signed payload's parameters back to the same bits).
 
+pub mod alarm;
 pub mod detector;
 pub mod features;
 pub mod keys;
@@ -39,6 +42,7 @@ pub mod release;
 pub mod scorer;
 pub mod table;
 
+pub use alarm::{AlarmPolicy, AlarmPolicyError, AlarmStep, AlarmTrack};
 pub use detector::{Detector, Score};
 pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
 pub use keys::{key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys, KeyError};

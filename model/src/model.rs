@@ -4,6 +4,7 @@
 
 use vigil_schemas::{Contribution, Telemetry};
 
+use crate::alarm::{AlarmPolicyError, AlarmStep, AlarmTrack};
 use crate::detector::{Compiled, DetectorError, Score};
 use crate::features::{DeviceState, Extractor, SpecError};
 use crate::payload::ReleasePayload;
@@ -17,6 +18,8 @@ pub enum ModelError {
     Detector(#[from] DetectorError),
     #[error("threshold {0} is not a number in [0, 1]")]
     Threshold(f64),
+    #[error("invalid alarm policy: {0}")]
+    Alarm(#[from] AlarmPolicyError),
 }
 
 /// A payload checked and turned into flat arrays; immutable once built, so
@@ -46,12 +49,6 @@ impl Scratch {
         }
     }
 
-    /// The feature buffer, sized for `dim` features.
-    pub(crate) fn features_mut(&mut self, dim: usize) -> &mut [f64] {
-        self.fit(dim);
-        &mut self.features
-    }
-
     /// The features of the last record scored with this scratch.
     pub fn features(&self) -> &[f64] {
         &self.features
@@ -63,8 +60,10 @@ impl Scratch {
 pub struct RecordScore {
     /// Raw and mapped score.
     pub score: Score,
-    /// `score.score >= threshold`.
+    /// The device is in alarm at this record (see [`crate::alarm`]).
     pub anomaly: bool,
+    /// What the record did to the device's alarm.
+    pub alarm: AlarmStep,
     /// Whether the record advanced the device state (false for duplicates
     /// and replays).
     pub fresh: bool,
@@ -77,6 +76,7 @@ impl Model {
         if !(t.is_finite() && (0.0..=1.0).contains(&t)) {
             return Err(ModelError::Threshold(t));
         }
+        payload.alarm.check()?;
         let extractor = Extractor::new(payload.features.clone())?;
         let detector = payload.detector.compile(extractor.dim())?;
         let metric_names = payload
@@ -116,7 +116,8 @@ impl Model {
     }
 
     /// The "scoring way": extracts features of `record` against `state`
-    /// (advancing it when the record is new) and scores them. The features
+    /// (advancing it, and its alarm, when the record is new) and scores
+    /// them. The features
     /// stay in `scratch` for [`Model::contributions`].
     pub fn score_record(
         &self,
@@ -129,9 +130,22 @@ impl Model {
         let score = self
             .detector
             .score(self.detector.raw(&scratch.features, &mut scratch.z));
+        let threshold = self.threshold();
+        let alarm = if fresh {
+            state.alarm.step(
+                &self.payload.alarm,
+                record.seq,
+                record.ts,
+                score.score,
+                threshold,
+            )
+        } else {
+            AlarmTrack::stale(score.score, threshold)
+        };
         RecordScore {
             score,
-            anomaly: score.score >= self.threshold(),
+            anomaly: alarm.anomaly,
+            alarm,
             fresh,
         }
     }

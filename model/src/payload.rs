@@ -1,11 +1,12 @@
 //! [`ReleasePayload`]: what a release signs (provenance, feature spec,
-//! fitted detector) and its layout version. Both [`crate::model`], which
+//! fitted detector, alarm policy) and its layout version. Both [`crate::model`], which
 //! compiles it for scoring, and [`crate::release`], which signs and
 //! verifies it, build on this file.
 
 use serde::{Deserialize, Serialize};
 use vigil_schemas::ReleaseHeader;
 
+use crate::alarm::AlarmPolicy;
 use crate::detector::Detector;
 use crate::features::FeatureSpec;
 
@@ -28,4 +29,8 @@ pub struct ReleasePayload {
     pub features: FeatureSpec,
     /// The fitted detector.
     pub detector: Detector,
+    /// How scores become alarms (absent in releases written before alarms
+    /// existed: the default policy applies).
+    #[serde(default)]
+    pub alarm: AlarmPolicy,
 }

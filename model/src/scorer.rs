@@ -45,8 +45,10 @@ pub struct ScorerStats {
     pub scored: u64,
     /// Records answered with an unscored verdict.
     pub unscored: u64,
-    /// Scored records found anomalous.
+    /// Scored records found anomalous (in alarm).
     pub anomalies: u64,
+    /// Alarms opened.
+    pub alarms_opened: u64,
     /// Records whose `seq` was not newer than the device's last one
     /// (duplicates, replays): scored without updating state.
     pub stale: u64,
@@ -160,6 +162,7 @@ impl Scorer {
                         last_ts: st.last_ts,
                         intervals: st.intervals,
                         interval: st.interval,
+                        alarm: st.alarm,
                         metrics: map
                             .iter()
                             .map(|i| {
@@ -180,11 +183,12 @@ impl Scorer {
         Ok(outcome)
     }
 
-    /// Advances the device's state with `record` without producing a
-    /// verdict or counting it: for rebuilding state from a bounded replay of
-    /// the telemetry log after a restart or a rebalance (records already
-    /// applied are skipped by their `seq`). Returns whether state moved;
-    /// always false before a model is installed.
+    /// Advances the device's state (its statistics and its alarm) with
+    /// `record` without producing a verdict or counting it: for rebuilding
+    /// state from a bounded replay of the telemetry log after a restart or
+    /// a rebalance (records already applied are skipped by their `seq`), so
+    /// an alarm open before the restart keeps its id after it. Returns
+    /// whether state moved; always false before a model is installed.
     pub fn observe(&mut self, record: &Telemetry) -> bool {
         let Some(model) = &self.model else {
             return false;
@@ -193,11 +197,7 @@ impl Scorer {
         let state = self
             .devices
             .get_or_insert_with(&record.device_id, || m.extractor().new_state());
-        m.extractor().extract(
-            state,
-            record,
-            self.scratch.features_mut(m.extractor().dim()),
-        )
+        m.score_record(state, record, &mut self.scratch).fresh
     }
 
     /// Scores one record and returns its verdict, stamped with the model's
@@ -266,6 +266,12 @@ impl Scorer {
             if result.anomaly {
                 self.stats.anomalies += 1;
             }
+            if matches!(
+                result.alarm.alarm,
+                Some((_, _, vigil_schemas::AlarmState::Opened))
+            ) {
+                self.stats.alarms_opened += 1;
+            }
         }
         let contributions = if result.anomaly {
             m.contributions(&mut self.scratch)
@@ -277,6 +283,7 @@ impl Scorer {
             score: result.score.score,
             threshold: m.threshold(),
             anomaly: result.anomaly,
+            alarm: result.alarm.to_alarm(&record.device_id),
             contributions,
             unscored: None,
             ..Self::unscored(&self.model_name, record, ingest_ts, now_ms, at)
@@ -304,6 +311,7 @@ impl Scorer {
             score: 0.0,
             threshold: 0.0,
             anomaly: false,
+            alarm: None,
             contributions: Vec::new(),
             scored_at: at,
             unscored: Some(UnscoredReason::NoModel),

@@ -39,7 +39,7 @@ pub use rules::ValidationError;
 pub use status::{DeviceState, DeviceStatus};
 pub use telemetry::{Telemetry, TelemetryLimits};
 pub use topics::{KafkaTopics, MqttTopics};
-pub use verdict::{Contribution, ScoredAt, UnscoredReason, Verdict};
+pub use verdict::{Alarm, AlarmState, Contribution, ScoredAt, UnscoredReason, Verdict};
 
 /// The schema version this build writes and the only one it reads.
 pub const SCHEMA_VERSION: u32 = 1;

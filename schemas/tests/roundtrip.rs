@@ -48,6 +48,7 @@ prop_compose! {
         edge in any::<bool>(),
     ) -> Verdict {
         Verdict {
+            alarm: None,
             schema: 1, device_id, seq, event_ts, ingest_ts, scored_ts, model,
             unscored: model_version.is_none().then_some(UnscoredReason::NoModel),
             model_version, score, threshold, anomaly,

@@ -266,6 +266,7 @@ mod tests {
 
     fn verdict(device: &str, seq: u64, event_ts: u64, anomaly: bool) -> Verdict {
         Verdict {
+            alarm: None,
             schema: SCHEMA_VERSION,
             device_id: device.into(),
             seq,

@@ -35,6 +35,7 @@ pub fn payload(version: u64) -> ReleasePayload {
         })
         .collect();
     ReleasePayload {
+        alarm: Default::default(),
         header: ReleaseHeader {
             model: "default".into(),
             version,

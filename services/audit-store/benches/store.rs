@@ -42,6 +42,7 @@ fn verdict(i: u64, per_day: u64) -> Verdict {
     let seq = i / DEVICES;
     let anomaly = i.is_multiple_of(50);
     Verdict {
+        alarm: None,
         schema: 1,
         device_id: format!("pump-{device:05}"),
         seq,

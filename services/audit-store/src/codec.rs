@@ -68,6 +68,7 @@ impl<'a> VerdictRow<'a> {
     pub fn decode(self) -> Result<Verdict, StoreError> {
         let version = from_i64("model_version", self.model_version)?;
         Ok(Verdict {
+            alarm: None,
             schema: SCHEMA_VERSION,
             device_id: self.device_id.into_owned(),
             seq: from_i64("seq", self.seq)?,
@@ -275,6 +276,7 @@ mod tests {
 
     fn verdict() -> Verdict {
         Verdict {
+            alarm: None,
             schema: SCHEMA_VERSION,
             device_id: "pump-0042".into(),
             seq: 1871,

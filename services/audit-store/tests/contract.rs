@@ -29,6 +29,7 @@ const DAY: u64 = 86_400_000;
 
 fn verdict(device: &str, seq: u64, event_ts: u64, version: Option<u64>, anomaly: bool) -> Verdict {
     Verdict {
+        alarm: None,
         schema: 1,
         device_id: device.into(),
         seq,

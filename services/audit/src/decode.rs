@@ -73,6 +73,16 @@ pub fn decode(
         TopicKind::Verdicts | TopicKind::Anomalies => {
             let v = Verdict::decode_limited(bytes, ctx.max_payload_bytes)?;
             if kind == TopicKind::Anomalies && !v.anomaly {
+                // The verdict that closes an alarm travels with the alarm;
+                // the anomalies table keeps the anomalous ones (the
+                // verdicts table has it).
+                let closes = v
+                    .alarm
+                    .as_ref()
+                    .is_some_and(|a| a.state == vigil_schemas::AlarmState::Closed);
+                if closes {
+                    return Ok(Decoded::Skip);
+                }
                 return Err(Rejection {
                     reason: "not_anomalous",
                     detail: format!(
@@ -250,6 +260,14 @@ mod tests {
         let r = decode(TopicKind::Anomalies, Some(normal.as_bytes()), 0, &CTX)
             .expect_err("not anomalous");
         assert_eq!(r.reason, "not_anomalous");
+        let closing = normal.replace(
+            r#""scored_at""#,
+            r#""alarm":{"id":"d@1","opened_seq":1,"opened_ts":1,"state":"closed"},"scored_at""#,
+        );
+        assert!(matches!(
+            decode(TopicKind::Anomalies, Some(closing.as_bytes()), 0, &CTX),
+            Ok(Decoded::Skip)
+        ));
         let r = decode(TopicKind::Verdicts, Some(b"not json"), 0, &CTX).expect_err("bad");
         assert_eq!(r.reason, "malformed_json");
         let r = decode(TopicKind::Verdicts, Some(br#"{"schema":2}"#), 0, &CTX).expect_err("bad");

@@ -22,6 +22,7 @@ struct Api {
 
 fn verdict(device: &str, seq: u64, version: u64) -> Verdict {
     Verdict {
+        alarm: None,
         schema: 1,
         device_id: device.into(),
         seq,

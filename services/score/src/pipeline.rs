@@ -519,6 +519,10 @@ impl<P: Produce> Scoring<P> {
                         let key = record.device_id.as_bytes();
                         if verdict.anomaly {
                             self.metrics.anomalies.inc();
+                        }
+                        // Every verdict of an alarm, the closing one too,
+                        // so a handler sees each alarm open and close.
+                        if verdict.anomaly || verdict.alarm.is_some() {
                             self.send(slot, Sink::Anomalies, key, &buf);
                         }
                         self.send(slot, Sink::Verdicts, key, &buf);

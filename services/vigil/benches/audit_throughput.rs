@@ -48,6 +48,7 @@ fn verdict(i: u64) -> Verdict {
     let device = i % 1000;
     let seq = i / 1000;
     Verdict {
+        alarm: None,
         schema: 1,
         device_id: format!("pump-{device:05}"),
         seq,

@@ -40,6 +40,7 @@ fn verdict(device: &str, seq: u64, anomaly: bool, at: ScoredAt) -> Verdict {
         0.2 + 0.15 * ((seq as f64) / 3.0).sin().abs()
     };
     Verdict {
+        alarm: None,
         schema: 1,
         device_id: device.into(),
         seq,

@@ -27,6 +27,7 @@ const T0: u64 = 1_795_392_000_000;
 
 fn verdict(device: &str, seq: u64, version: u64) -> Verdict {
     Verdict {
+        alarm: None,
         schema: 1,
         device_id: device.into(),
         seq,

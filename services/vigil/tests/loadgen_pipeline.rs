@@ -106,6 +106,7 @@ async fn stand_in_scorer(brokers: String, stop: CancellationToken) -> anyhow::Re
         let Ok(m) = message else { continue };
         let t = Telemetry::decode(m.payload().unwrap_or_default())?;
         let v = Verdict {
+            alarm: None,
             schema: 1,
             device_id: t.device_id.clone(),
             seq: t.seq,

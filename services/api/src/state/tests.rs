@@ -13,6 +13,7 @@ const NOW: u64 = 1_800_000_000_000;
 
 fn verdict(device: &str, seq: u64, score: f64, version: Option<u64>) -> Verdict {
     Verdict {
+        alarm: None,
         schema: 1,
         device_id: device.to_owned(),
         seq,

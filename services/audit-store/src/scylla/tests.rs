@@ -13,6 +13,7 @@ use vigil_schemas::{Contribution, ScoredAt};
 
 fn verdict(anomaly: bool) -> Verdict {
     Verdict {
+        alarm: None,
         schema: 1,
         device_id: "pump-0042".into(),
         seq: 1871,
