@@ -144,8 +144,8 @@ impl Wiring {
             window: demo.train_window,
             // Enough for the demo's fleet after a minute; the production
             // defaults assume hours of data.
-            min_records: 1000,
-            min_device_records: 50,
+            min_records: Some(1000),
+            min_device_records: Some(50),
             max_records: 300_000,
             progress: Some(false),
             force: !demo.train_gate,

@@ -8,13 +8,17 @@
 //!   tallies and the [`Evaluation`] they merge into; [`evaluate_flags`]
 //!   counts decisions made elsewhere (verdicts read back from a pipeline).
 //! - [`data`]: the offline file formats: the wide fleet CSV
-//!   ([`read_wide_csv`]) and NAB series ([`read_nab_csv`]), and NAB's
-//!   timestamps.
+//!   ([`read_wide_csv`], with `,` or `;`, any time column, one series or
+//!   many: [`read_wide_csv_with`]) and NAB series ([`read_nab_csv`]), and
+//!   the timestamps they carry.
 
 pub mod data;
 pub mod detection;
 
-pub use data::{days_from_civil, parse_nab_timestamp, read_nab_csv, read_wide_csv, DataError};
+pub use data::{
+    days_from_civil, parse_iso8601, parse_nab_timestamp, parse_timestamp, read_nab_csv,
+    read_wide_csv, read_wide_csv_with, DataError, WideCsvOptions,
+};
 pub use detection::{
     episodes_by_device, evaluate_flags, merge, DeviceFlags, DeviceTally, Episode, EvalOptions,
     Evaluation, KindStats, Tally,

@@ -104,6 +104,8 @@ pub struct GateDecision {
 
 /// Champion/challenger: evaluates `candidate` and `live` on the same data
 /// and accepts the candidate unless it is worse beyond the tolerances.
+/// With no normal record to count (an empty holdout) it refuses: it
+/// cannot validate, and says so.
 pub fn gate(
     candidate: &Model,
     live: Option<&Model>,
@@ -113,6 +115,18 @@ pub fn gate(
     cfg: &GateConfig,
 ) -> GateDecision {
     let cand = evaluate(candidate, data, episodes, opts);
+    if cand.normal_records == 0 {
+        // A false-alarm rate of 0 out of 0 records says nothing.
+        return GateDecision {
+            accepted: false,
+            reason: format!(
+                "cannot validate the candidate: no normal {} records to measure its false-alarm rate on (is the holdout empty?)",
+                if opts.holdout_only { "holdout" } else { "evaluation" }
+            ),
+            candidate: cand,
+            live: None,
+        };
+    }
     let Some(live) = live else {
         let accepted = cand.false_alarm_rate <= cfg.max_false_alarm_rate;
         let reason = if accepted {

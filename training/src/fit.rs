@@ -40,6 +40,9 @@ const MIN_FEATURE_SCALE: f64 = 0.25;
 const MIN_RESIDUAL_VARIANCE: f64 = 0.05;
 /// Smallest prior variance.
 const MIN_PRIOR_VAR: f64 = 1.0e-12;
+/// The fit needs at least this many feature rows per feature (after
+/// warm-up and holdout), so that the covariance is estimated, not guessed.
+pub const MIN_ROWS_PER_FEATURE: usize = 10;
 /// Median of a χ²(1) variable, to turn a median of squares into a variance.
 const CHI2_1_MEDIAN: f64 = 0.454_936_423_119_572_8;
 
@@ -164,6 +167,27 @@ pub enum TrainError {
         devices: usize,
         min_records: usize,
         min_device_records: usize,
+    },
+    #[error("too little training data: {rows} feature rows to fit, from {records} records of {devices} devices less each device's first {warmup} records (warm-up) and its last {holdout_percent}% (holdout); the detector needs at least {needed} rows ({features} features x {factor}), which one device reaches with {one_device_records} records")]
+    TooFewRows {
+        /// Feature rows left for the fit.
+        rows: usize,
+        /// Usable records.
+        records: usize,
+        /// Devices they came from.
+        devices: usize,
+        /// Records per device left out as warm-up.
+        warmup: u32,
+        /// Holdout share, percent.
+        holdout_percent: f64,
+        /// Length of the feature vector.
+        features: usize,
+        /// [`MIN_ROWS_PER_FEATURE`].
+        factor: usize,
+        /// `features × factor`.
+        needed: usize,
+        /// Records one device needs for that many rows.
+        one_device_records: usize,
     },
     #[error("no metric is present in at least half of the training records")]
     NoMetrics,
@@ -529,12 +553,26 @@ pub fn fit(
     let rows = training_rows(&data, &extractor, stride);
     let n = rows.len() / dim;
     progress(Progress::Extracted { rows: n });
-    if n < dim * 10 {
-        return Err(TrainError::TooLittleData {
+    let needed = dim * MIN_ROWS_PER_FEATURE;
+    if n < needed {
+        // The smallest series whose training part (FleetData's split)
+        // holds `needed` rows after warm-up.
+        let warmup = cfg.warmup as usize;
+        let mut one_device_records = needed + warmup;
+        let train_part = |len: usize| len - (len as f64 * cfg.holdout_fraction).round() as usize;
+        while train_part(one_device_records) < needed + warmup {
+            one_device_records += 1;
+        }
+        return Err(TrainError::TooFewRows {
+            rows: n,
             records: usable,
             devices: data.devices.len(),
-            min_records: cfg.min_records.max((dim * 10 + cfg.warmup as usize) * 2),
-            min_device_records: cfg.min_device_records,
+            warmup: cfg.warmup,
+            holdout_percent: (cfg.holdout_fraction * 1000.0).round() / 10.0,
+            features: dim,
+            factor: MIN_ROWS_PER_FEATURE,
+            needed,
+            one_device_records,
         });
     }
     let x = Array2::from_shape_vec((n, dim), rows)
@@ -596,7 +634,7 @@ pub fn fit(
         Calibration::Trimmed => {
             let cut = tail_quantile(&mut raws.clone(), target).unwrap_or(f64::INFINITY);
             let kept: Vec<usize> = (0..raws.len()).filter(|&i| raws[i] <= cut).collect();
-            if kept.len() >= dim * 10 && kept.len() < raws.len() {
+            if kept.len() >= needed && kept.len() < raws.len() {
                 let trimmed = x.select(ndarray::Axis(0), &kept);
                 detector = match cfg.method {
                     Method::Pca => fit_pca(&trimmed, cfg.pca_variance)?,

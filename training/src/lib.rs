@@ -21,11 +21,15 @@ pub mod eval;
 pub mod fit;
 mod par;
 
-pub use data::{read_nab_csv, read_wide_csv, DataError, DeviceSeries, FleetData};
+pub use data::{
+    read_nab_csv, read_wide_csv, read_wide_csv_with, DataError, DeviceSeries, FleetData,
+    WideCsvOptions,
+};
 pub use eval::{
     evaluate, evaluate_flags, gate, DeviceFlags, Episode, EvalOptions, Evaluation, GateConfig,
     GateDecision, KindStats,
 };
 pub use fit::{
-    fit, Calibration, Method, Progress, TrainConfig, TrainError, TrainedModel, CALIBRATED_THRESHOLD,
+    fit, Calibration, Method, Progress, TrainConfig, TrainError, TrainedModel,
+    CALIBRATED_THRESHOLD, MIN_ROWS_PER_FEATURE,
 };

@@ -170,6 +170,77 @@ fn too_little_data_is_refused_with_a_clear_error() {
     );
 }
 
+/// Past `min_records`, what limits a small training set is the fit's own
+/// requirement; the error names it, and the record count it names is
+/// enough.
+#[test]
+fn too_few_feature_rows_name_the_real_requirement() {
+    let cfg = TrainConfig {
+        min_records: 1,
+        min_device_records: 1,
+        ..TrainConfig::default()
+    };
+    let short = clean_fleet(1, 120, 5);
+    let err = fit(&short, &cfg, |_| {}).expect_err("120 records of one device are too few");
+    let TrainError::TooFewRows {
+        rows,
+        features,
+        needed,
+        one_device_records,
+        ..
+    } = err
+    else {
+        panic!("expected TooFewRows, got {err}");
+    };
+    // 120 records: 24 held out, 32 warm-up.
+    assert_eq!(rows, 120 - 24 - 32);
+    assert_eq!(needed, features * vigil_training::MIN_ROWS_PER_FEATURE);
+    let text = err.to_string();
+    for part in [
+        "64 feature rows",
+        "first 32 records (warm-up)",
+        "last 20% (holdout)",
+        &format!("{features} features x 10"),
+        &format!("one device reaches with {one_device_records} records"),
+    ] {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
+    let enough = clean_fleet(1, one_device_records as u64, 5);
+    assert_eq!(enough.len(), one_device_records);
+    fit(&enough, &cfg, |_| {}).expect("the named record count is enough");
+    let one_less = &enough[..one_device_records - 1];
+    assert!(matches!(
+        fit(one_less, &cfg, |_| {}),
+        Err(TrainError::TooFewRows { .. })
+    ));
+}
+
+#[test]
+fn the_gate_cannot_validate_without_a_holdout() {
+    let train = clean_fleet(20, 600, 9);
+    let cfg = TrainConfig {
+        min_records: 1_000,
+        holdout_fraction: 0.0,
+        ..TrainConfig::default()
+    };
+    let model = fit(&train, &cfg, |_| {}).expect("fit");
+    let data = FleetData::new(&train, 0.0);
+    let opts = vigil_training::EvalOptions {
+        holdout_only: true,
+        ..Default::default()
+    };
+    let gate_cfg = vigil_training::GateConfig::default();
+    for live in [None, Some(&model.model)] {
+        let decision = vigil_training::gate(&model.model, live, &data, &[], &opts, &gate_cfg);
+        assert!(!decision.accepted, "{}", decision.reason);
+        assert!(
+            decision.reason.contains("cannot validate"),
+            "{}",
+            decision.reason
+        );
+    }
+}
+
 #[test]
 fn a_release_for_200_devices_fits_in_64_kib_and_verifies() {
     let train = clean_fleet(DEVICES, 400, 3);

@@ -59,10 +59,29 @@ pub struct TrainArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Train from this CSV file (`device_id,seq,ts,<metric>…`) instead of
-    /// replaying vigil.telemetry.
+    /// Train from this CSV file instead of replaying vigil.telemetry
+    /// (`device_id,seq,ts,<metric>…` by default; see the CSV layout
+    /// flags). With --out no broker is needed.
     #[arg(long, env = "VIGIL_TRAIN_CSV")]
     pub csv: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub csv_format: CsvFormatArgs,
+
+    /// Train on the first N data rows of --csv only (e.g. to score the
+    /// rest with `vigil models score --after-row N`).
+    #[arg(long, requires = "csv")]
+    pub rows: Option<usize>,
+
+    /// Write the signed release to this file instead of publishing it to
+    /// vigil.models; with --csv nothing talks to Kafka. Trains once.
+    #[arg(long, requires = "csv")]
+    pub out: Option<PathBuf>,
+
+    /// Version of the release written with --out (default 1; when
+    /// publishing, the version is always the next after the topic's).
+    #[arg(long = "version", visible_alias = "model-version", requires = "out")]
+    pub release_version: Option<u64>,
 
     /// Event-time span of vigil.telemetry to replay, ending at --until.
     #[arg(long, env = "VIGIL_TRAIN_WINDOW", default_value = "24h", value_parser = parse_duration)]
@@ -77,17 +96,26 @@ pub struct TrainArgs {
     #[arg(long, env = "VIGIL_TRAIN_MAX_RECORDS", default_value_t = 2_000_000)]
     pub max_records: usize,
 
-    /// Fewer usable records than this: refuse to train.
-    #[arg(long, env = "VIGIL_TRAIN_MIN_RECORDS", default_value_t = 5_000)]
-    pub min_records: usize,
+    /// Fewer usable records than this: refuse to train. Default 5000 when
+    /// replaying vigil.telemetry; with --csv only the fit's own requirement
+    /// applies (rows after warm-up and holdout, 10 per feature).
+    #[arg(long, env = "VIGIL_TRAIN_MIN_RECORDS")]
+    pub min_records: Option<usize>,
 
-    /// Devices with fewer records are left out of the fit.
-    #[arg(long, env = "VIGIL_TRAIN_MIN_DEVICE_RECORDS", default_value_t = 100)]
-    pub min_device_records: usize,
+    /// Devices with fewer records are left out of the fit. Default 100
+    /// when replaying vigil.telemetry; with --csv every device is kept.
+    #[arg(long, env = "VIGIL_TRAIN_MIN_DEVICE_RECORDS")]
+    pub min_device_records: Option<usize>,
 
     /// Fraction of each device's records (its end) held out for evaluation
-    /// and the gate.
-    #[arg(long, env = "VIGIL_TRAIN_HOLDOUT", default_value_t = 0.2)]
+    /// and the gate. With 0 the gate cannot validate the candidate and
+    /// refuses it (publish anyway with --force).
+    #[arg(
+        long,
+        visible_alias = "holdout",
+        env = "VIGIL_TRAIN_HOLDOUT",
+        default_value_t = 0.2
+    )]
     pub holdout_fraction: f64,
 
     /// False-alarm rate the threshold is calibrated to on normal data.
@@ -122,6 +150,47 @@ pub struct TrainArgs {
     pub progress: Option<bool>,
 }
 
+/// How a CSV file is laid out (`vigil train --csv`, `vigil models score
+/// --csv`); the default is `device_id,seq,ts,<metric>…`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CsvFormatArgs {
+    /// Field separator of the CSV file: `,` or `;` (default: `;` when the
+    /// header line holds one, else `,`). In a `;` file a decimal comma
+    /// (`3,25`) is accepted.
+    #[arg(long, value_parser = parse_separator)]
+    pub separator: Option<u8>,
+
+    /// CSV column with the event time, as ms since the epoch or ISO-8601
+    /// (`2024-03-01 12:00:00`, `2024-03-01T12:00:00Z`; UTC without an
+    /// offset).
+    #[arg(long, default_value = "ts")]
+    pub time_column: String,
+
+    /// Device of every row, for a CSV file of one series (no device_id
+    /// column); rows without a `seq` column are numbered from 1.
+    #[arg(long)]
+    pub device_id: Option<String>,
+}
+
+impl CsvFormatArgs {
+    /// The reader's options.
+    pub fn options(&self) -> vigil_training::WideCsvOptions {
+        vigil_training::WideCsvOptions {
+            separator: self.separator,
+            time_column: Some(self.time_column.clone()),
+            device_id: self.device_id.clone(),
+        }
+    }
+}
+
+fn parse_separator(s: &str) -> Result<u8, String> {
+    match s {
+        "," | "comma" => Ok(b','),
+        ";" | "semicolon" => Ok(b';'),
+        _ => Err(format!("the separator must be ',' or ';', got {s:?}")),
+    }
+}
+
 impl TrainArgs {
     /// Checks what clap cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -134,11 +203,17 @@ impl TrainArgs {
         if self.window.is_zero() {
             anyhow::bail!("--window must be positive");
         }
-        if !self.once && self.interval < Duration::from_secs(1) {
+        if !self.once && self.out.is_none() && self.interval < Duration::from_secs(1) {
             anyhow::bail!("--interval must be at least 1s");
         }
         if self.max_records == 0 {
             anyhow::bail!("--max-records must be positive");
+        }
+        if self.rows == Some(0) {
+            anyhow::bail!("--rows must be positive");
+        }
+        if self.release_version == Some(0) {
+            anyhow::bail!("--version must be at least 1");
         }
         Ok(())
     }

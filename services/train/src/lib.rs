@@ -20,12 +20,17 @@
 //! not (gate refusal, too little data). Otherwise it repeats every
 //! `--interval` and serves `/healthz`, `/readyz`, `/metrics`.
 //!
+//! `--out FILE` (with `--csv`) is the file workflow: no broker, version
+//! from `--version` (default 1), no live model; the signed release is
+//! written to the file ([`file`]).
+//!
 //! Run one periodic trainer per model name (a Kubernetes CronJob with
 //! `concurrencyPolicy: Forbid`, or one Deployment replica): two trainers
 //! racing could pick the same next version; scorers then keep the first
 //! and refuse the second as "not newer".
 
 pub mod config;
+pub mod file;
 pub mod metrics;
 pub mod source;
 
@@ -35,16 +40,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::producer::FutureProducer;
-use vigil_model::SigningKey;
+use vigil_model::{Model, SigningKey};
 use vigil_releases::{Lineage, Offer};
-use vigil_schemas::Telemetry;
+use vigil_schemas::{ModelRelease, Telemetry};
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
 use vigil_service::{bootstrap, now_ms, Bootstrap, Shutdown};
 use vigil_training::{
-    Calibration, EvalOptions, FleetData, GateConfig, Method, Progress, TrainConfig, TrainError,
+    Calibration, Episode, EvalOptions, FleetData, GateConfig, Method, Progress, TrainConfig,
+    TrainError,
 };
 
-pub use config::TrainArgs;
+pub use config::{CsvFormatArgs, TrainArgs};
+pub use file::{train_to_file, write_atomically};
+pub use source::read_csv;
 
 use crate::config::{CalibrationArg, MethodArg};
 use crate::metrics::TrainMetrics;
@@ -66,6 +74,9 @@ pub enum Outcome {
 pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     args.validate()?;
     let key = vigil_model::load_signing_key(&args.signing_key)?;
+    if let Some(out) = &args.out {
+        return train_to_file(&args, &key, out).await;
+    }
     let boot = Bootstrap::new(&[kafka::DEPENDENCY])?;
     let readiness = boot.readiness.clone();
     let metrics = TrainMetrics::register(&boot.registry)?;
@@ -141,7 +152,7 @@ pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn progress_bar(args: &TrainArgs) -> Option<ProgressBar> {
+pub(crate) fn progress_bar(args: &TrainArgs) -> Option<ProgressBar> {
     let show = args
         .progress
         .unwrap_or_else(|| std::io::stderr().is_terminal());
@@ -163,7 +174,7 @@ fn ms(t: SystemTime) -> u64 {
 }
 
 /// Loads the training data named by `args`.
-async fn load_data(
+pub(crate) async fn load_data(
     args: &TrainArgs,
     bar: Option<&ProgressBar>,
 ) -> anyhow::Result<(Vec<Telemetry>, String)> {
@@ -171,22 +182,21 @@ async fn load_data(
         if let Some(b) = bar {
             b.set_message(format!("reading {}", path.display()));
         }
-        let path = path.clone();
+        let file = path.clone();
+        let format = args.csv_format.clone();
         let max = args.max_records;
-        let records =
-            tokio::task::spawn_blocking(move || vigil_training::read_wide_csv(&path, max))
+        let mut records =
+            tokio::task::spawn_blocking(move || source::read_csv(&file, &format, max))
                 .await
                 .context("csv reader panicked")??;
-        return Ok((
-            records,
-            format!(
-                "file:{}",
-                args.csv
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-        ));
+        let mut source = format!("file:{}", path.display());
+        if let Some(rows) = args.rows {
+            if records.len() > rows {
+                records.truncate(rows);
+                source.push_str(&format!(" rows 1-{rows}"));
+            }
+        }
+        return Ok((records, source));
     }
     let until = args.until.map_or_else(now_ms, ms);
     let window_ms = u64::try_from(args.window.as_millis()).unwrap_or(u64::MAX);
@@ -256,7 +266,67 @@ pub async fn train_once(
         }
     }
     let live = lineage.live().cloned();
+    if let Some(live) = &live {
+        tracing::info!(live_version = live.version(), "live release");
+    }
 
+    let candidate = Candidate {
+        records,
+        source,
+        episodes,
+        version,
+    };
+    let release =
+        match build_release(args, key, candidate, live.as_ref().map(|m| m.model()), bar).await? {
+            Ok(release) => release,
+            Err(why) => return Ok(Outcome::NotPublished(why)),
+        };
+    let (partition, offset) = vigil_releases::publish(
+        producer,
+        &args.kafka.topics().models,
+        &release,
+        Duration::from_secs(args.kafka_timeout_secs),
+    )
+    .await?;
+    Ok(Outcome::Published {
+        version,
+        partition,
+        offset,
+    })
+}
+
+/// What a training fits: the records, where they came from, labels, and
+/// the version the release gets.
+pub(crate) struct Candidate {
+    pub records: Vec<Telemetry>,
+    pub source: String,
+    pub episodes: Vec<Episode>,
+    pub version: u64,
+}
+
+/// Fit, gate against `live` (unless --force), sign and check the
+/// signature: the signed release, or why there is none (too little data,
+/// gate refusal).
+pub(crate) async fn build_release(
+    args: &TrainArgs,
+    key: &SigningKey,
+    candidate: Candidate,
+    live: Option<&Model>,
+    bar: Option<ProgressBar>,
+) -> anyhow::Result<Result<ModelRelease, String>> {
+    let Candidate {
+        records,
+        source,
+        episodes,
+        version,
+    } = candidate;
+    // A file is what the user chose to train on: only the fit's own
+    // requirement applies. A replayed window must be substantial.
+    let (default_min, default_device_min) = if args.csv.is_some() {
+        (1, 1)
+    } else {
+        (5_000, 100)
+    };
     let cfg = TrainConfig {
         model: args.model.clone(),
         version,
@@ -273,11 +343,12 @@ pub async fn train_once(
         metrics: args.metrics.clone(),
         holdout_fraction: args.holdout_fraction,
         target_false_alarm_rate: args.target_false_alarm_rate,
-        min_records: args.min_records,
-        min_device_records: args.min_device_records,
+        min_records: args.min_records.unwrap_or(default_min),
+        min_device_records: args.min_device_records.unwrap_or(default_device_min),
         ..TrainConfig::default()
     };
     let fit_bar = bar.clone();
+    let no_holdout = args.holdout_fraction == 0.0;
     let trained = tokio::task::spawn_blocking(move || {
         let trained = vigil_training::fit(&records, &cfg, |p| {
             let msg = match p {
@@ -287,6 +358,9 @@ pub async fn train_once(
                 Progress::Extracted { rows } => format!("{rows} feature rows; fitting"),
                 Progress::Fitted { components } => {
                     format!("fitted ({components} components); evaluating the holdout")
+                }
+                Progress::Evaluated { .. } if no_holdout => {
+                    "no holdout (--holdout 0): the model is not validated".to_owned()
                 }
                 Progress::Evaluated { false_alarm_rate } => {
                     format!("holdout false-alarm rate {false_alarm_rate:.5}")
@@ -304,11 +378,11 @@ pub async fn train_once(
     let (trained, records) = trained;
     let trained = match trained {
         Ok(t) => t,
-        Err(e @ TrainError::TooLittleData { .. }) => {
+        Err(e @ (TrainError::TooLittleData { .. } | TrainError::TooFewRows { .. })) => {
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
-            return Ok(Outcome::NotPublished(e.to_string()));
+            return Ok(Err(e.to_string()));
         }
         Err(e) => return Err(e.into()),
     };
@@ -323,7 +397,7 @@ pub async fn train_once(
         };
         Some(vigil_training::gate(
             &trained.model,
-            live.as_ref().map(|m| m.model()),
+            live,
             &data,
             &episodes,
             &opts,
@@ -337,30 +411,24 @@ pub async fn train_once(
         tracing::info!(
             accepted = d.accepted,
             reason = %d.reason,
-            live_version = live.as_ref().map(|m| m.version()),
             "champion/challenger gate"
         );
         if !d.accepted {
-            return Ok(Outcome::NotPublished(d.reason.clone()));
+            let mut why = d.reason.clone();
+            if d.candidate.normal_records == 0 {
+                why.push_str(
+                    "; keep a holdout (e.g. --holdout 0.2) or publish unvalidated with --force",
+                );
+            }
+            return Ok(Err(why));
         }
     } else {
-        tracing::warn!("--force: publishing without the gate");
+        tracing::warn!("--force: skipping the gate");
     }
 
     let release = vigil_model::sign(&trained.payload, key)?;
     // Refuse to publish what scorers would refuse.
     vigil_model::verify(&release, &key.verifying_key())
         .context("the signed release does not verify")?;
-    let (partition, offset) = vigil_releases::publish(
-        producer,
-        &args.kafka.topics().models,
-        &release,
-        Duration::from_secs(args.kafka_timeout_secs),
-    )
-    .await?;
-    Ok(Outcome::Published {
-        version,
-        partition,
-        offset,
-    })
+    Ok(Ok(release))
 }

@@ -15,6 +15,8 @@ use vigil_service::config::KafkaArgs;
 use vigil_service::from_start::{self, TopicError};
 use vigil_training::Episode;
 
+use crate::config::CsvFormatArgs;
+
 /// What a replay read.
 #[derive(Debug, Default)]
 pub struct Replayed {
@@ -120,6 +122,20 @@ pub fn replay_window(
     }
     progress(read);
     Ok(out)
+}
+
+/// Reads a CSV file of telemetry laid out as `format` says (at most
+/// `max_rows` rows, in file order). Blocking.
+pub fn read_csv(
+    path: &Path,
+    format: &CsvFormatArgs,
+    max_rows: usize,
+) -> anyhow::Result<Vec<Telemetry>> {
+    Ok(vigil_training::read_wide_csv_with(
+        path,
+        max_rows,
+        &format.options(),
+    )?)
 }
 
 /// One row of a labels file.

@@ -35,8 +35,12 @@ enum Role {
     /// Score every telemetry record with the live model (hot-swapped from
     /// vigil.models) and emit verdicts and anomalies.
     Score(Box<vigil_score::ScoreArgs>),
-    /// Replay telemetry, fit the detector, gate, sign and publish a model
-    /// release to vigil.models (once, or periodically).
+    /// Replay telemetry (or read a CSV file), fit the detector, gate, sign
+    /// and publish a model release to vigil.models (once, or
+    /// periodically), or write it to a file (--csv FILE --out RELEASE, no
+    /// broker).
+    // `--version` is the release's version here (with --out).
+    #[command(disable_version_flag = true)]
     Train(Box<vigil_train::TrainArgs>),
     /// Operator commands on model releases: keygen, list, show, verify,
     /// export, score.

@@ -8,7 +8,7 @@
 //! | `show [--model-version N]` | `vigil.models` | provenance and validation metrics of a release |
 //! | `verify (--file F \| --model-version N)` | file or `vigil.models` | whether a release verifies with `VIGIL_VERIFY_KEY`; exit 1 if not |
 //! | `export --out FILE [--model-version N]` | `vigil.models` | the release exactly as published |
-//! | `score --model FILE` | file, stdin | Telemetry JSON lines → Verdict JSON lines, cloud code path |
+//! | `score --model FILE [--csv F]` | file, stdin or CSV | Telemetry JSON lines (or CSV rows) → Verdict JSON lines, cloud code path |
 //!
 //! "Live" is what a scorer with the same key would run: the newest release
 //! accepted in log order (see [`vigil_releases::Lineage`]). Without a verify key the
@@ -54,8 +54,9 @@ pub enum ModelsCommand {
     Verify(VerifyArgs),
     /// Write a release exactly as published (the live one by default).
     Export(ExportArgs),
-    /// Score Telemetry JSON lines from stdin to Verdict JSON lines on
-    /// stdout with a release file, offline, with the cloud scorer's code.
+    /// Score Telemetry JSON lines from stdin (or the rows of a CSV file,
+    /// --csv) to Verdict JSON lines on stdout with a release file, offline,
+    /// with the cloud scorer's code.
     Score(ScoreArgs),
 }
 
@@ -129,7 +130,25 @@ pub struct ScoreArgs {
     /// Per-device state is kept for at most this many devices.
     #[arg(long, default_value_t = 100_000)]
     pub device_capacity: usize,
+
+    /// Score this CSV file (the layout `vigil train --csv` reads, see the
+    /// CSV layout flags) instead of Telemetry JSON lines from stdin.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub csv_format: vigil_train::CsvFormatArgs,
+
+    /// With --csv: print verdicts only for the data rows after the first
+    /// N (e.g. the rows `vigil train --rows N` trained on). Those N rows
+    /// still go through the scorer, so each device's state is warm, as in
+    /// a scorer that saw them live.
+    #[arg(long, default_value_t = 0, requires = "csv")]
+    pub after_row: usize,
 }
+
+/// Most rows `vigil models score --csv` reads.
+const MAX_CSV_ROWS: usize = 10_000_000;
 
 /// Runs a `vigil models` command.
 pub async fn run(args: ModelsArgs) -> anyhow::Result<()> {
@@ -148,6 +167,11 @@ pub async fn run(args: ModelsArgs) -> anyhow::Result<()> {
         ModelsCommand::Show(select) => show(&select).await,
         ModelsCommand::Verify(verify_args) => verify(&verify_args).await,
         ModelsCommand::Export(export_args) => export(&export_args).await,
+        ModelsCommand::Score(score_args) if score_args.csv.is_some() => {
+            let stdout = std::io::stdout().lock();
+            score_csv(&score_args, stdout)?;
+            Ok(())
+        }
         ModelsCommand::Score(score_args) => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
@@ -439,7 +463,7 @@ async fn export(args: &ExportArgs) -> anyhow::Result<()> {
     let log = read_log(&args.select.read).await?;
     let (_, release) = pick(&log, &args.select, key)?;
     let bytes = release.encode()?;
-    write_atomically(&args.out, &bytes)?;
+    vigil_train::write_atomically(&args.out, &bytes)?;
     eprintln!(
         "wrote {} v{} ({} bytes) to {}",
         release.model,
@@ -448,28 +472,6 @@ async fn export(args: &ExportArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs and renames it,
-/// so a reader never sees half a release.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("release")
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().with_context(|| format!("writing {}", path.display()))
 }
 
 /// Counts from [`score_lines`].
@@ -489,15 +491,7 @@ pub fn score_lines(
     input: impl BufRead,
     mut output: impl Write,
 ) -> anyhow::Result<ScoreSummary> {
-    let key = vigil_model::load_verify_key(&args.verify_key)?;
-    let bytes = std::fs::read(&args.model)
-        .with_context(|| format!("reading release file {}", args.model.display()))?;
-    let model = vigil_model::decode_and_verify(&bytes, &key)
-        .with_context(|| format!("release file {}", args.model.display()))?;
-    let mut scorer = Scorer::new(model.name().to_owned(), args.device_capacity);
-    scorer
-        .install(Arc::new(model))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut scorer = load_scorer(args)?;
     let mut summary = ScoreSummary::default();
     for (n, line) in input.lines().enumerate() {
         let line = line.context("reading stdin")?;
@@ -513,16 +507,77 @@ pub fn score_lines(
                 continue;
             }
         };
-        let verdict = scorer.score(
-            &record,
-            record.ingest_ts,
-            vigil_service::now_ms(),
-            ScoredAt::Cloud,
-        );
-        let mut bytes = verdict.encode()?;
-        bytes.push(b'\n');
-        output.write_all(&bytes).context("writing stdout")?;
+        write_verdict(&mut scorer, &record, &mut output)?;
     }
     output.flush().context("writing stdout")?;
     Ok(summary)
+}
+
+/// `vigil models score --csv`: every row of the file through the scorer
+/// in file order, a Verdict line for each row after `--after-row`.
+/// Returns the number of verdicts written.
+pub fn score_csv(args: &ScoreArgs, mut output: impl Write) -> anyhow::Result<u64> {
+    let Some(path) = &args.csv else {
+        bail!("score_csv needs --csv");
+    };
+    let records = vigil_train::read_csv(path, &args.csv_format, MAX_CSV_ROWS)?;
+    if args.after_row > records.len() {
+        bail!(
+            "--after-row {} but {} holds only {} data rows",
+            args.after_row,
+            path.display(),
+            records.len()
+        );
+    }
+    let mut scorer = load_scorer(args)?;
+    let mut written = 0;
+    for (i, record) in records.iter().enumerate() {
+        if let Err(e) = record.check() {
+            bail!(
+                "{} data row {}: {e} ({})",
+                path.display(),
+                i + 1,
+                e.reason()
+            );
+        }
+        if i < args.after_row {
+            scorer.score(record, None, vigil_service::now_ms(), ScoredAt::Cloud);
+        } else {
+            write_verdict(&mut scorer, record, &mut output)?;
+            written += 1;
+        }
+    }
+    output.flush().context("writing stdout")?;
+    Ok(written)
+}
+
+/// A scorer running the release file `args.model`, once it verified.
+fn load_scorer(args: &ScoreArgs) -> anyhow::Result<Scorer> {
+    let key = vigil_model::load_verify_key(&args.verify_key)?;
+    let bytes = std::fs::read(&args.model)
+        .with_context(|| format!("reading release file {}", args.model.display()))?;
+    let model = vigil_model::decode_and_verify(&bytes, &key)
+        .with_context(|| format!("release file {}", args.model.display()))?;
+    let mut scorer = Scorer::new(model.name().to_owned(), args.device_capacity);
+    scorer
+        .install(Arc::new(model))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(scorer)
+}
+
+/// Scores `record` and writes its Verdict as one JSON line.
+fn write_verdict(
+    scorer: &mut Scorer,
+    record: &Telemetry,
+    output: &mut impl Write,
+) -> anyhow::Result<()> {
+    let verdict = scorer.score(
+        record,
+        record.ingest_ts,
+        vigil_service::now_ms(),
+        ScoredAt::Cloud,
+    );
+    let mut bytes = verdict.encode()?;
+    bytes.push(b'\n');
+    output.write_all(&bytes).context("writing stdout")
 }
