@@ -44,6 +44,9 @@ pub struct DetectionSummary {
     pub recall: Option<f64>,
     /// Alarm events that matched no injected episode.
     pub false_alarm_events: u64,
+    /// Normal records (outside episodes and their grace) flagged, as a
+    /// fraction of all normal records.
+    pub normal_flagged: f64,
 }
 
 /// Model versions rolled out.
@@ -123,6 +126,7 @@ impl Summary {
                 precision: d.precision,
                 recall: d.recall,
                 false_alarm_events: d.false_alarm_events,
+                normal_flagged: d.false_alarm_rate,
             }),
             models: Models {
                 pushed: edge.pushed.clone(),
@@ -152,11 +156,12 @@ impl Summary {
         }
         if let Some(d) = &self.detection {
             out += &format!(
-                "  anomalies injected {} | detected {} | precision {} | recall {}\n",
+                "  anomalies injected {} | detected {} | precision {} | recall {} | normal records flagged {:.2} %\n",
                 d.injected,
                 d.detected,
                 opt(d.precision),
-                opt(d.recall)
+                opt(d.recall),
+                d.normal_flagged * 100.0
             );
         }
         let versions: Vec<String> = self

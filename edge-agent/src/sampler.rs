@@ -275,14 +275,13 @@ impl Sampler {
             .alarm
             .as_ref()
             .is_some_and(|a| a.state == vigil_schemas::AlarmState::Opened);
-        if opened {
-            if self
+        if opened
+            && self
                 .actions
                 .try_send(Trigger::Anomaly(verdict_json.clone()))
                 .is_err()
-            {
-                Stats::bump(&self.stats.actions_skipped);
-            }
+        {
+            Stats::bump(&self.stats.actions_skipped);
         }
         if self.cfg.verdicts == VerdictMode::All || verdict.anomaly || verdict.alarm.is_some() {
             messages.push((self.cfg.verdicts_topic.clone(), verdict_json));

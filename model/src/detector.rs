@@ -17,7 +17,8 @@
 //! `raw_scale` is the raw score at the calibration quantile: a record scoring
 //! exactly at the calibrated false-alarm boundary gets 0.5. Scores are
 //! rounded to [`SCORE_DECIMALS`] decimals before the threshold comparison so
-//! `anomaly == (score >= threshold)` holds for the printed value.
+//! the comparison holds for the printed value (whether a record is
+//! *anomalous* is the alarm's decision, [`crate::alarm`]).
 
 use serde::{Deserialize, Serialize};
 use vigil_schemas::Contribution;

@@ -116,8 +116,14 @@ pub struct TrainingWindow {
 pub struct ValidationMetrics {
     /// Records in the holdout split.
     pub holdout_records: u64,
-    /// Fraction of normal holdout records flagged anomalous.
+    /// Fraction of normal holdout records flagged anomalous (without
+    /// labels every holdout record counts as normal, so anomalies in the
+    /// holdout raise it).
     pub false_alarm_rate: f64,
+    /// The false-alarm rate the threshold was calibrated for (the
+    /// trainer's target); absent in releases written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_false_alarm_rate: Option<f64>,
     /// Fraction of labelled anomaly events detected, when labels exist.
     #[serde(default)]
     pub detection_rate: Option<f64>,

@@ -1,6 +1,6 @@
 //! Verdict: the scorer's decision about one telemetry record, emitted for
-//! every record (to `vigil.verdicts`) and, when it belongs to an alarm
-//! (opening, continuing or closing it), also to `vigil.anomalies`. Cloud
+//! every record (to `vigil.verdicts`) and, while its device is in alarm
+//! (`anomaly = true`), also to `vigil.anomalies`. Cloud
 //! scorers and edge agents write the same type.
 //!
 //! # Alarms

@@ -20,6 +20,9 @@ const WARMUP: u64 = 200;
 const EVERY: u64 = 240;
 const WINDOW: u64 = 600;
 
+/// A device and its `(seq, score, threshold)` rows from v1 on.
+type Scored = (String, Vec<(u64, f64, f64)>);
+
 fn ticks(records: &[Telemetry], from: u64, to: u64) -> Vec<Telemetry> {
     let mut seen: HashMap<&str, u64> = HashMap::new();
     records
@@ -82,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for r in &all {
         by_device.entry(r.device_id.as_str()).or_default().push(r);
     }
-    let mut scored: Vec<(String, Vec<(u64, f64, f64)>)> = Vec::new();
+    let mut scored: Vec<Scored> = Vec::new();
     let mut product: Vec<DeviceFlags> = Vec::new();
     for (device, records) in &by_device {
         let mut state = chain[0].1.extractor().new_state();
@@ -184,11 +187,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Where the false alarm events of the raw flags are: by model and by
 /// distance to the device's previous episode end.
-fn diagnose(
-    scored: &[(String, Vec<(u64, f64, f64)>)],
-    episodes: &[vigil_training::Episode],
-    chain: &[(u64, Model)],
-) {
+fn diagnose(scored: &[Scored], episodes: &[vigil_training::Episode], chain: &[(u64, Model)]) {
     let mut by_model = vec![0u64; chain.len()];
     let mut by_distance: std::collections::BTreeMap<u64, u64> = Default::default();
     let mut scores = Vec::new();
@@ -252,7 +251,7 @@ fn diagnose(
             .collect::<Vec<_>>()
     );
     println!("by distance after the previous episode (0 = none before): {by_distance:?}");
-    scores.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    scores.sort_by(f64::total_cmp);
     let q = |p: f64| scores[((scores.len() as f64 - 1.0) * p) as usize];
     println!(
         "their scores: p10 {:.3} p50 {:.3} p90 {:.3}",

@@ -605,6 +605,7 @@ pub fn fit(
         threshold: CALIBRATED_THRESHOLD,
     };
     let unvalidated = ValidationMetrics {
+        expected_false_alarm_rate: None,
         holdout_records: 0,
         false_alarm_rate: 0.0,
         detection_rate: None,
@@ -694,7 +695,10 @@ pub fn fit(
         false_alarm_rate: holdout.false_alarm_rate,
     });
     let mut payload = payload;
-    payload.header.validation = holdout.validation_metrics();
+    payload.header.validation = ValidationMetrics {
+        expected_false_alarm_rate: Some(target),
+        ..holdout.validation_metrics()
+    };
     let bytes = serde_json::to_vec(&payload)
         .map_err(|e| TrainError::Fit(format!("encoding payload: {e}")))?
         .len();

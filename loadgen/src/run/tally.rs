@@ -55,6 +55,9 @@ pub struct ScorePoint {
 struct DeviceVerdicts {
     seen: SeqSet,
     flagged: SeqSet,
+    /// Lowest seq a model scored: detection counts from here on (records
+    /// before the first model cannot be judged by one).
+    first_scored: Option<u64>,
 }
 
 /// Every verdict read so far.
@@ -108,6 +111,7 @@ impl Tally {
                 .map(|&(lo, hi)| DeviceVerdicts {
                     seen: SeqSet::new(lo, hi),
                     flagged: SeqSet::new(lo, hi),
+                    first_scored: None,
                 })
                 .collect(),
             latency_ms: histogram()?,
@@ -150,6 +154,9 @@ impl Tally {
         }
         if v.anomaly {
             d.flagged.insert(v.seq);
+        }
+        if v.model_version.is_some() && v.unscored.is_none() {
+            d.first_scored = Some(d.first_scored.map_or(v.seq, |s| s.min(v.seq)));
         }
         self.distinct += 1;
         self.unscored += u64::from(v.unscored.is_some() || v.model_version.is_none());
@@ -204,21 +211,31 @@ impl Tally {
         a
     }
 
-    /// Detection quality of the verdicts against `truth`.
+    /// Detection quality of the verdicts against `truth`, per device from
+    /// its first record a model scored (before that no model existed to
+    /// judge it; a device never scored counts for nothing).
     pub fn detection(&self, sent: &[SeqSet], ids: &[String], truth: &[Truth]) -> Evaluation {
         let flags: Vec<DeviceFlags> = self
             .devices
             .iter()
             .zip(ids)
             .enumerate()
-            .map(|(i, (d, id))| DeviceFlags {
-                device_id: id.clone(),
-                flags: d
-                    .seen
-                    .iter()
-                    .map(|seq| (seq, d.flagged.contains(seq)))
-                    .collect(),
-                sent: sent.get(i).and_then(SeqSet::range),
+            .map(|(i, (d, id))| {
+                let from = d.first_scored.unwrap_or(u64::MAX);
+                DeviceFlags {
+                    device_id: id.clone(),
+                    flags: d
+                        .seen
+                        .iter()
+                        .filter(|&seq| seq >= from)
+                        .map(|seq| (seq, d.flagged.contains(seq)))
+                        .collect(),
+                    sent: sent
+                        .get(i)
+                        .and_then(SeqSet::range)
+                        .filter(|&(_, last)| last >= from)
+                        .map(|(first, last)| (first.max(from), last)),
+                }
             })
             .collect();
         let episodes: Vec<Episode> = truth
@@ -422,5 +439,47 @@ mod tests {
         // The lost record was the missing-data episode: it counts, missed.
         assert_eq!(ev.by_kind["missing"].episodes, 1);
         assert_eq!(ev.by_kind["missing"].detected, 0);
+    }
+
+    #[test]
+    fn detection_starts_at_each_devices_first_scored_record() {
+        let r = roster(2, 200);
+        let mut t = Tally::new(&r, 0, 0).expect("tally");
+        let episode = |device: &str, first_seq, last_seq| Truth {
+            device_id: device.into(),
+            kind: "spike".into(),
+            metric: Some("m".into()),
+            first_seq,
+            last_seq,
+            start_ts: 0,
+            end_ts: 0,
+        };
+        // d0: an episode before its first model (missed, not counted) and
+        // one after (found). d1 was never scored: nothing counts.
+        let truth = [
+            episode("d0", 20, 30),
+            episode("d0", 150, 152),
+            episode("d1", 50, 60),
+        ];
+        for seq in 1..=200 {
+            let mut v = verdict("d0", seq, 1, (150..=152).contains(&seq));
+            if seq <= 100 {
+                v.model_version = None;
+                v.unscored = Some(vigil_schemas::UnscoredReason::NoModel);
+            }
+            t.add(&v, 1);
+            let mut v = verdict("d1", seq, 1, false);
+            v.model_version = None;
+            v.unscored = Some(vigil_schemas::UnscoredReason::NoModel);
+            t.add(&v, 1);
+        }
+        let ev = t.detection(&sent(2, 200, 200), &r.ids, &truth);
+        assert_eq!((ev.episodes, ev.detected), (1, 1));
+        assert_eq!(
+            ev.normal_records,
+            100 - 3 - 48,
+            "seqs 101..=200 less the episode and its grace"
+        );
+        assert_eq!(ev.false_alarm_events, 0);
     }
 }

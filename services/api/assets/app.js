@@ -177,7 +177,7 @@ function feedItem(a, fresh) {
     .map((c) => `${esc(c.metric)} ${Math.round(c.share * 100)}%`).join(' · ');
   return `<li class="${fresh || (feed.freshUntil.get(keyOf(a)) || 0) > Date.now() ? 'fresh' : ''}" data-device="${esc(a.device_id)}" data-seq="${a.seq}">
     <span class="dot"></span>
-    <span class="what">${deviceLink(a.device_id)} <span class="muted">#${a.seq}</span>
+    <span class="what">${deviceLink(a.device_id)} <span class="muted">${a.alarm_id ? 'alarm opened at ' : ''}#${a.seq}</span>
       score <b>${fixed(a.score)}</b> <span class="muted">≥ ${fixed(a.threshold)}</span></span>
     <span class="when" data-ts="${a.event_ts}">${ago(a.event_ts)}</span>
     <span class="why">${top || 'no contributions'} · ${version(a.model_version)} ${where(a.scored_at)}</span>
@@ -377,7 +377,7 @@ async function viewModels(view) {
       <td class="muted">${rel.published_ts ? ago(rel.published_ts) : '–'}</td>
       <td class="num">${fixed(rel.threshold, 3)}</td>
       <td>${tr ? `${num(tr.records)} records · ${num(tr.devices)} devices<br><span class="muted">${esc(tr.source)}</span>` : '<span class="muted">release not on the log</span>'}</td>
-      <td>${v ? `false alarms <b>${pct(v.false_alarm_rate)}</b>${v.detection_rate != null ? ` · detection <b>${pct(v.detection_rate)}</b>` : ''}<br><span class="muted">${num(v.holdout_records)} holdout records</span>` : '–'}</td>
+      <td>${v ? `${v.expected_false_alarm_rate != null ? `false alarms expected <b>${pct(v.expected_false_alarm_rate)}</b> · holdout flagged <b>${pct(v.false_alarm_rate)}</b>` : `false alarms <b>${pct(v.false_alarm_rate)}</b>`}${v.detection_rate != null ? ` · detection <b>${pct(v.detection_rate)}</b>` : ''}<br><span class="muted">${num(v.holdout_records)} holdout records</span>` : '–'}</td>
       <td style="min-width:180px"><div class="bar" style="height:10px"><span style="width:${cw}%;background:var(--cloud)"></span><span style="left:${cw}%;width:${ew}%;background:var(--edge)"></span></div>
         <span class="muted">${ro.cloud_devices} cloud · ${ro.edge_devices} edge devices · ${ro.cloud_partitions} scorer partitions</span></td>
       <td class="mono muted" title="${esc(rel.payload_sha256 || '')}">${esc(rel.key_id || '')}${rel.payload_sha256 ? ` · ${esc(rel.payload_sha256.slice(0, 10))}…` : ''}</td>

@@ -517,12 +517,11 @@ impl<P: Produce> Scoring<P> {
                 match serde_json::to_writer(&mut buf, &verdict) {
                     Ok(()) => {
                         let key = record.device_id.as_bytes();
+                        // vigil.anomalies carries the verdicts in alarm
+                        // (the contract: anomaly = true); the one that
+                        // closes an alarm is on vigil.verdicts only.
                         if verdict.anomaly {
                             self.metrics.anomalies.inc();
-                        }
-                        // Every verdict of an alarm, the closing one too,
-                        // so a handler sees each alarm open and close.
-                        if verdict.anomaly || verdict.alarm.is_some() {
                             self.send(slot, Sink::Anomalies, key, &buf);
                         }
                         self.send(slot, Sink::Verdicts, key, &buf);

@@ -278,6 +278,15 @@ impl State {
         if !v.anomaly {
             return None;
         }
+        // One entry per alarm, from the verdict that opens it (verdicts
+        // without alarm information, from scorers older than alarms, each
+        // make one).
+        if v.alarm
+            .as_ref()
+            .is_some_and(|a| a.state != vigil_schemas::AlarmState::Opened)
+        {
+            return None;
+        }
         let view = AnomalyView::of(v);
         let key = view.key();
         if self.feed_keys.contains(&key) {

@@ -288,6 +288,7 @@ fn release(version: u64) -> ModelRelease {
             source: "kafka:vigil.telemetry".into(),
         },
         validation: ValidationMetrics {
+            expected_false_alarm_rate: None,
             holdout_records: 1_000,
             false_alarm_rate: 0.01,
             detection_rate: Some(0.9),
@@ -481,4 +482,44 @@ fn history_from_the_audit_store_fills_in_older_verdicts() {
     assert_eq!(d.summary.model_version, Some(2));
     assert_eq!(d.points.len(), 1);
     assert!(with_history(None, "none", &[], &limits).is_none());
+}
+
+#[test]
+fn the_feed_has_one_entry_per_alarm() {
+    use vigil_schemas::{Alarm, AlarmState};
+    let mut s = State::new(limits());
+    let in_alarm = |seq: u64, state: AlarmState| {
+        let mut v = verdict(
+            "a",
+            seq,
+            if state == AlarmState::Closed {
+                0.1
+            } else {
+                0.9
+            },
+            Some(1),
+        );
+        v.anomaly = state != AlarmState::Closed;
+        v.alarm = Some(Alarm {
+            id: Alarm::id_for("a", 10),
+            opened_seq: 10,
+            opened_ts: NOW,
+            state,
+        });
+        v
+    };
+    let opened = s.apply_verdict(&in_alarm(10, AlarmState::Opened), 0, false, NOW);
+    assert!(matches!(opened, Some(Event::Anomaly(ref a)) if a.alarm_id.as_deref() == Some("a@10")));
+    for seq in 11..=13 {
+        assert!(s
+            .apply_verdict(&in_alarm(seq, AlarmState::Ongoing), 0, false, NOW)
+            .is_none());
+    }
+    assert!(s
+        .apply_verdict(&in_alarm(14, AlarmState::Closed), 0, false, NOW)
+        .is_none());
+    assert_eq!(s.anomalies(10).len(), 1);
+    let d = s.device_detail("a", NOW).expect("known device");
+    assert_eq!(d.summary.anomalies, 1, "alarms, not records");
+    assert_eq!(d.summary.status, "ok", "the last verdict closed the alarm");
 }

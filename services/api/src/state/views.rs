@@ -73,6 +73,9 @@ pub struct AnomalyView {
     pub contributions: Vec<Contribution>,
     /// Cloud or edge.
     pub scored_at: ScoredAt,
+    /// The alarm this record opened (absent from scorers older than
+    /// alarms).
+    pub alarm_id: Option<String>,
 }
 
 impl AnomalyView {
@@ -88,6 +91,7 @@ impl AnomalyView {
             threshold: v.threshold,
             contributions: v.contributions.clone(),
             scored_at: v.scored_at,
+            alarm_id: v.alarm.as_ref().map(|a| a.id.clone()),
         }
     }
 
