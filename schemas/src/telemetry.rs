@@ -14,6 +14,15 @@ pub use crate::rules::{
 };
 use crate::SCHEMA_VERSION;
 
+/// Largest accepted `seq`: `i64::MAX`, the largest value a signed 64-bit
+/// store column (SQLite `INTEGER`, CQL `bigint`) holds.
+pub const MAX_SEQ: u64 = i64::MAX as u64;
+/// Largest accepted `ts` (ms), for the same reason as [`MAX_SEQ`].
+pub const MAX_TS: u64 = i64::MAX as u64;
+/// Default floor of `ts`: 2000-01-01T00:00:00Z in ms. Earlier event times
+/// are a device with no clock (`0`, seconds instead of ms, …), not data.
+pub const DEFAULT_MIN_TS_MS: u64 = 946_684_800_000;
+
 /// One sample of a device's metrics.
 ///
 /// `(device_id, seq)` identifies a record everywhere in Vigil: duplicates are
@@ -27,9 +36,15 @@ pub struct Telemetry {
     /// The sending device. Letters, digits and `._:-`; at most 128 bytes.
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9._:-]+$"))]
     pub device_id: String,
-    /// Per-device sequence number, increasing by one per sample.
+    /// Per-device sequence number, increasing by one per sample. At most
+    /// 9223372036854775807 (i64::MAX): the stores keep it in a signed
+    /// 64-bit column.
+    #[schemars(range(max = 9_223_372_036_854_775_807u64))]
     pub seq: u64,
     /// Event time: when the device took the sample, ms since the Unix epoch.
+    /// At most 9223372036854775807 (i64::MAX); ingest also refuses times
+    /// before its floor (2000-01-01 by default) and too far in its future.
+    #[schemars(range(max = 9_223_372_036_854_775_807u64))]
     pub ts: u64,
     /// Metric name → value. Values must be finite.
     pub metrics: BTreeMap<String, f64>,
@@ -71,6 +86,20 @@ impl Message for Telemetry {
 
     fn check(&self) -> Result<(), ValidationError> {
         check_device_id(&self.device_id)?;
+        if self.seq > MAX_SEQ {
+            return Err(ValidationError::OutOfRange {
+                field: "seq",
+                value: self.seq.to_string(),
+                why: "at most 9223372036854775807 (i64::MAX, the stores' limit) allowed",
+            });
+        }
+        if self.ts > MAX_TS {
+            return Err(ValidationError::OutOfRange {
+                field: "ts",
+                value: self.ts.to_string(),
+                why: "at most 9223372036854775807 (i64::MAX, the stores' limit) allowed",
+            });
+        }
         if self.metrics.is_empty() {
             return Err(ValidationError::NoMetrics);
         }
@@ -109,6 +138,9 @@ pub struct TelemetryLimits {
     pub max_payload_bytes: usize,
     /// How far into the future (receiver's clock) `ts` may lie, ms.
     pub max_future_skew_ms: u64,
+    /// Earliest accepted `ts`, ms since the Unix epoch (default
+    /// [`DEFAULT_MIN_TS_MS`], 2000-01-01).
+    pub min_ts_ms: u64,
 }
 
 impl Default for TelemetryLimits {
@@ -116,6 +148,7 @@ impl Default for TelemetryLimits {
         Self {
             max_payload_bytes: 64 * 1024,
             max_future_skew_ms: 5 * 60 * 1000,
+            min_ts_ms: DEFAULT_MIN_TS_MS,
         }
     }
 }
@@ -199,6 +232,29 @@ mod tests {
                 "{input}: {err} lacks {fragment}"
             );
         }
+    }
+
+    #[test]
+    fn seq_and_ts_must_fit_the_stores() {
+        let at = |seq: &str, ts: &str| {
+            decode(&format!(
+                r#"{{"schema":1,"device_id":"a","seq":{seq},"ts":{ts},"metrics":{{"x":1}}}}"#
+            ))
+        };
+        let max = i64::MAX.to_string();
+        assert_eq!(at(&max, &max).expect("i64::MAX fits").seq, MAX_SEQ);
+        for (seq, ts, field) in [
+            ("9223372036854775808", "1", "seq"),
+            ("18446744073709551615", "1", "seq"),
+            ("1", "9223372036854775808", "ts"),
+        ] {
+            let err = at(seq, ts).expect_err(seq);
+            assert_eq!(err.reason(), "out_of_range", "{err}");
+            assert!(err.to_string().contains(field), "{err}");
+            assert!(err.to_string().contains("i64::MAX"), "{err}");
+        }
+        // A negative seq is not a u64: refused by its shape.
+        assert_eq!(at("-1", "1").expect_err("-1").reason(), "invalid_shape");
     }
 
     #[test]

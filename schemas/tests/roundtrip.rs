@@ -22,8 +22,9 @@ fn finite() -> impl Strategy<Value = f64> {
 prop_compose! {
     fn telemetry()(
         device_id in device_id(),
-        seq in any::<u64>(),
-        ts in any::<u64>(),
+        // The wire contract: seq and ts fit a signed 64-bit column.
+        seq in 0..=vigil_schemas::telemetry::MAX_SEQ,
+        ts in 0..=vigil_schemas::telemetry::MAX_TS,
         metrics in prop::collection::btree_map("[a-z_]{1,20}", finite(), 1..10),
         tags in prop::option::of(prop::collection::btree_map("[a-z]{1,8}", ".{0,20}", 0..4)),
         ingest_ts in prop::option::of(any::<u64>()),

@@ -157,6 +157,26 @@ impl<'a> ReleaseColumns<'a> {
     }
 }
 
+/// Whether the store can hold `v`: the check [`VerdictRow::encode`] makes,
+/// without keeping the row. The audit sink runs it on every record before
+/// batching it, so one record the store would refuse goes to the DLQ alone
+/// instead of failing the whole batch.
+pub fn admit_verdict(v: &Verdict) -> Result<(), StoreError> {
+    VerdictRow::encode(v).map(drop)
+}
+
+/// Whether the store can hold the release `m` (see [`admit_verdict`]).
+pub fn admit_release(m: &ModelRecord) -> Result<(), StoreError> {
+    ReleaseColumns::encode(m).map(drop)
+}
+
+/// Whether the store can hold the incident event `i` (see
+/// [`admit_verdict`]).
+pub fn admit_incident(i: &Incident) -> Result<(), StoreError> {
+    to_i64("ts", i.ts)?;
+    incident_body(i).map(drop)
+}
+
 /// An incident event's body column: the whole event as JSON.
 pub fn incident_body(i: &Incident) -> Result<String, StoreError> {
     json("incident", i)
@@ -315,6 +335,46 @@ mod tests {
             );
             assert_eq!(row.decode().expect("decodes"), v);
         }
+    }
+
+    #[test]
+    fn rows_the_store_cannot_hold_are_refused_permanently() {
+        assert!(admit_verdict(&verdict()).is_ok());
+        for v in [
+            Verdict {
+                seq: 1 << 63,
+                ..verdict()
+            },
+            Verdict {
+                event_ts: u64::MAX,
+                ..verdict()
+            },
+            Verdict {
+                model_version: Some(u64::MAX),
+                ..verdict()
+            },
+        ] {
+            let err = admit_verdict(&v).expect_err("out of range");
+            assert!(err.is_permanent(), "{err}");
+            assert_eq!(err.reason(), "out_of_range");
+        }
+        let transient = StoreError::Sqlite {
+            what: "committing",
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                None,
+            ),
+        };
+        assert!(!transient.is_permanent());
+        let refused = StoreError::Sqlite {
+            what: "inserting a verdict",
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+                None,
+            ),
+        };
+        assert!(refused.is_permanent());
+        assert!(!StoreError::Worker("gone".into()).is_permanent());
     }
 
     #[test]

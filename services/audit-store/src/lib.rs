@@ -85,6 +85,32 @@ pub enum StoreError {
     Worker(String),
 }
 
+impl StoreError {
+    /// Whether retrying the same write can never succeed: a value the
+    /// columns cannot hold, a row that cannot be encoded, a row SQLite
+    /// refuses by its constraints or size limits. The audit sink sends such
+    /// a row to the DLQ instead of retrying it; everything else (busy or
+    /// locked database, I/O, a cluster that does not answer, a dead worker)
+    /// is transient and retried.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::OutOfRange { .. } | StoreError::Corrupt { .. } => true,
+            StoreError::Sqlite { source, .. } => sqlite::is_permanent(source),
+            StoreError::Scylla { .. } | StoreError::Open { .. } | StoreError::Worker(_) => false,
+        }
+    }
+
+    /// Short, stable code for metrics labels and DLQ records.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StoreError::OutOfRange { .. } => "out_of_range",
+            StoreError::Corrupt { .. } => "unencodable",
+            StoreError::Sqlite { .. } | StoreError::Scylla { .. } => "store_refused",
+            StoreError::Open { .. } | StoreError::Worker(_) => "store_unavailable",
+        }
+    }
+}
+
 /// What the audit store can do. Every method is safe to call concurrently;
 /// `write` is idempotent (see the module docs for the row identity).
 pub trait Store: Send + Sync + 'static {

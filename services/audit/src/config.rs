@@ -117,6 +117,13 @@ pub struct AuditArgs {
     /// leaving it uncommitted (it is consumed again at the next start), s.
     #[arg(long, env = "VIGIL_AUDIT_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = parse_secs::<u64>)]
     pub shutdown_timeout_secs: u64,
+
+    /// How long the sink may fail to finish a batch (the store refusing
+    /// writes for a transient reason, or Kafka refusing its DLQ records)
+    /// before `/readyz` reports it stalled (`sink: false`), seconds. It
+    /// turns green again with the next batch written.
+    #[arg(long, env = "VIGIL_AUDIT_STALL_TIMEOUT_SECS", default_value_t = 60, value_parser = parse_secs::<u64>)]
+    pub stall_timeout_secs: u64,
 }
 
 /// A bad option, named.

@@ -19,6 +19,9 @@
 //!   `vigil-audit-store` crate (shared with the dashboard).
 //! - [`decode`]: what a Kafka record becomes (row, tombstone, rejection).
 //! - [`sink`]: the run loop; [`run`] is the entry point.
+//! - [`stall`]: `/readyz` turns red while the sink fails to make progress.
+//! - [`write`]: one batch into the store: transient errors retried, rows
+//!   the store refuses for good split out for the DLQ.
 //! - [`api`]: the query API and its OpenAPI description.
 //! - [`metrics`]: the service's Prometheus metrics.
 //!
@@ -32,6 +35,8 @@ pub mod config;
 pub mod decode;
 pub mod metrics;
 pub mod sink;
+pub mod stall;
+pub mod write;
 
 pub use config::AuditArgs;
 pub use sink::run;

@@ -21,6 +21,9 @@ pub struct AuditMetrics {
     pub store_errors: IntCounter,
     /// Records sent to the DLQ, by reason.
     pub dlq: IntCounterVec,
+    /// Records the store can never hold (a value out of its range, a row
+    /// it refuses), by reason; each also goes to the DLQ.
+    pub store_refused: IntCounterVec,
     /// Consumer lag summed over assigned partitions, records (from
     /// librdkafka's statistics).
     pub lag: IntGauge,
@@ -79,6 +82,13 @@ impl AuditMetrics {
                 ),
                 &["reason"],
             )?,
+            store_refused: IntCounterVec::new(
+                Opts::new(
+                    "vigil_audit_store_refused_total",
+                    "Records the store can never hold, by reason (each also sent to the DLQ)",
+                ),
+                &["reason"],
+            )?,
             lag: IntGauge::new(
                 "vigil_audit_consumer_lag",
                 "Consumer lag summed over assigned partitions, records",
@@ -102,6 +112,7 @@ impl AuditMetrics {
         registry.register(Box::new(m.batch_records.clone()))?;
         registry.register(Box::new(m.store_errors.clone()))?;
         registry.register(Box::new(m.dlq.clone()))?;
+        registry.register(Box::new(m.store_refused.clone()))?;
         registry.register(Box::new(m.lag.clone()))?;
         registry.register(Box::new(m.commits.clone()))?;
         registry.register(Box::new(m.api_requests.clone()))?;

@@ -17,8 +17,18 @@
 //!   loop does not poll Kafka while a batch is being written, so a slow or
 //!   failing store slows the sink down instead of growing a buffer;
 //!   librdkafka's own prefetch queue is bounded by
-//!   `queued.max.messages.kbytes`. A failed write is retried with capped
-//!   exponential backoff until it succeeds or the process stops.
+//!   `queued.max.messages.kbytes`.
+//! - **Permanent vs transient.** A write that fails for a transient reason
+//!   (busy or locked database, I/O, a cluster that does not answer) is
+//!   retried with capped exponential backoff until it succeeds or the
+//!   process stops. A record the store can never hold (`seq` above
+//!   `i64::MAX`, …) is refused before it joins a batch, and a batch the
+//!   store refuses for good anyway is written row by row ([`crate::write`]):
+//!   either way the refused record goes to `vigil.dlq` with its reason and
+//!   is counted (`vigil_audit_store_refused_total`), and the rest of the
+//!   batch is written. One record never stops the sink.
+//! - **Stalls are visible.** While a batch has been failing to complete for
+//!   longer than `--stall-timeout-secs`, `/readyz` reports `sink: false`.
 //! - **Bad input** (undecodable, wrong schema, unverifiable release) goes to
 //!   `vigil.dlq` as a `DlqRecord` with the decoder's reason code, and the
 //!   sink keeps going.
@@ -36,7 +46,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use vigil_model::VerifyingKey;
-use vigil_service::dlq::{self, DlqMessage};
+use vigil_schemas::Message as _;
+use vigil_service::dlq::{self, DlqMessage, Rejection};
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
 use vigil_service::{now_ms, HttpServer, Readiness, Shutdown};
 
@@ -44,12 +55,16 @@ use crate::api::{self, ApiState};
 use crate::config::AuditArgs;
 use crate::decode::{decode, DecodeContext, Decoded, TopicKind};
 use crate::metrics::AuditMetrics;
-use crate::store::{AnyStore, Store, StoreUri, WriteBatch};
+use crate::stall::Stall;
+use crate::store::codec::{admit_incident, admit_release, admit_verdict};
+use crate::store::{AnyStore, Store, StoreError, StoreUri, WriteBatch};
+use crate::write::{write_or_split, Backoff, Refused, RowKind};
 
 /// Name of this service in DLQ records and logs.
 const SERVICE: &str = "audit";
 /// Name of the store dependency in `/readyz`.
 pub const STORE_DEPENDENCY: &str = "store";
+pub use crate::stall::PROGRESS_DEPENDENCY;
 /// How often the Kafka connection is probed for `/readyz`.
 const KAFKA_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// librdkafka's prefetch bound per consumer, KiB: what the sink may hold
@@ -60,6 +75,11 @@ const STATS_INTERVAL_MS: &str = "5000";
 /// First and longest pause between retries of a failed write.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Retry pauses of store writes.
+const WRITE_BACKOFF: Backoff = Backoff {
+    first: MIN_BACKOFF,
+    max: MAX_BACKOFF,
+};
 
 /// Runs `vigil audit` until `shutdown`: the sink (unless `--api-only`) and
 /// the query API with health and metrics on `--http-addr`.
@@ -90,6 +110,8 @@ pub async fn run(args: AuditArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     readiness.register(STORE_DEPENDENCY);
     if !args.api_only {
         readiness.register(kafka::DEPENDENCY);
+        readiness.register(PROGRESS_DEPENDENCY);
+        readiness.set(PROGRESS_DEPENDENCY, true);
     }
     let metrics = AuditMetrics::register(&registry)?;
     let slot: Arc<OnceLock<AnyStore>> = Arc::default();
@@ -157,7 +179,14 @@ pub async fn run(args: AuditArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             .create_with_context(VigilContext::new(readiness.clone()))
             .context("creating the dlq producer")?;
 
+    let stall = Stall::default();
+    stall.watch(
+        Duration::from_secs(args.stall_timeout_secs),
+        readiness.clone(),
+        &shutdown,
+    );
     let sink = Sink {
+        stall,
         consumer,
         producer,
         store,
@@ -262,11 +291,23 @@ impl ConsumerContext for AuditContext {
     }
 }
 
+/// Where each row of a batch came from (`kafka:<topic>/<partition>@<offset>`),
+/// by the row's list and index, for the DLQ record of a row the store
+/// refuses at write time.
+#[derive(Default)]
+struct Origins {
+    verdicts: Vec<String>,
+    releases: Vec<String>,
+    incidents: Vec<String>,
+}
+
 /// What one batch holds until it is written.
 #[derive(Default)]
 struct Pending {
     /// Rows to write.
     batch: WriteBatch,
+    /// The source of each row of `batch`.
+    origins: Origins,
     /// Rejected records to send to the DLQ first, oldest first.
     dlq: std::collections::VecDeque<DlqMessage>,
     /// Next offset to commit per (topic, partition).
@@ -281,6 +322,7 @@ struct Pending {
 
 /// The sink: one consumer, one store, one DLQ producer.
 struct Sink {
+    stall: Stall,
     consumer: Arc<StreamConsumer<AuditContext>>,
     producer: FutureProducer<VigilContext>,
     store: AnyStore,
@@ -372,8 +414,29 @@ impl Sink {
             max_payload_bytes: self.max_payload_bytes,
             verify_key: self.verify_key.as_ref(),
         };
-        match decode(kind, payload, published_ts, &ctx) {
-            Ok(Decoded::Verdict(v)) => pending.batch.verdicts.push(v),
+        let source = || dlq::kafka_source(topic, message.partition(), message.offset());
+        // A row the store cannot hold is refused here, alone, instead of
+        // failing its whole batch at write time.
+        let admitted = decode(kind, payload, published_ts, &ctx).and_then(|decoded| {
+            let admitted = match &decoded {
+                Decoded::Verdict(v) => admit_verdict(v),
+                Decoded::Release(r) => admit_release(&r.record),
+                Decoded::Incident(i) => admit_incident(i),
+                Decoded::Skip => Ok(()),
+            };
+            admitted.map(|()| decoded).map_err(|e| {
+                self.metrics
+                    .store_refused
+                    .with_label_values(&[e.reason()])
+                    .inc();
+                Rejection::new(e.reason(), e.to_string())
+            })
+        });
+        match admitted {
+            Ok(Decoded::Verdict(v)) => {
+                pending.batch.verdicts.push(v);
+                pending.origins.verdicts.push(source());
+            }
             Ok(Decoded::Release(r)) => {
                 tracing::info!(
                     model = %r.record.model,
@@ -382,21 +445,16 @@ impl Sink {
                     "model release recorded"
                 );
                 pending.batch.releases.push(r);
+                pending.origins.releases.push(source());
             }
-            Ok(Decoded::Incident(i)) => pending.batch.incidents.push(i),
+            Ok(Decoded::Incident(i)) => {
+                pending.batch.incidents.push(i);
+                pending.origins.incidents.push(source());
+            }
             Ok(Decoded::Skip) => {}
             Err(rejection) => {
-                let source = dlq::kafka_source(topic, message.partition(), message.offset());
-                tracing::warn!(%source, reason = rejection.reason, detail = %rejection.detail,
-                    "rejected record; sent to the dlq");
-                self.metrics
-                    .dlq
-                    .with_label_values(&[rejection.reason])
-                    .inc();
                 let original = payload.unwrap_or_default();
-                if let Some(dlq) = rejection.into_dlq(SERVICE, source, original) {
-                    pending.dlq.push_back(dlq);
-                }
+                self.reject(rejection, source(), original, pending);
             }
         }
         pending.records += 1;
@@ -410,9 +468,23 @@ impl Sink {
         *slot = (*slot).max(next);
     }
 
-    /// Sends the batch's DLQ records, writes its rows, then commits its
-    /// offsets. Returns false (leaving `pending` as it was, minus DLQ
-    /// records already confirmed) when `give_up` fires first.
+    /// Counts a refused record and queues its DLQ record.
+    fn reject(&self, rejection: Rejection, source: String, original: &[u8], pending: &mut Pending) {
+        tracing::warn!(%source, reason = rejection.reason, detail = %rejection.detail,
+            "rejected record; sent to the dlq");
+        self.metrics
+            .dlq
+            .with_label_values(&[rejection.reason])
+            .inc();
+        if let Some(dlq) = rejection.into_dlq(SERVICE, source, original) {
+            pending.dlq.push_back(dlq);
+        }
+    }
+
+    /// Writes the batch's rows (rows refused for good join its DLQ
+    /// records), sends its DLQ records, then commits its offsets. Returns
+    /// false (leaving `pending` to be flushed again: rows not yet written,
+    /// DLQ records not yet confirmed) when `give_up` fires first.
     async fn flush(
         &self,
         pending: &mut Pending,
@@ -421,8 +493,51 @@ impl Sink {
         if pending.records == 0 {
             return true;
         }
+        self.stall.started();
+        let done = self.flush_inner(pending, give_up).await;
+        self.stall.done();
+        done
+    }
+
+    async fn flush_inner(
+        &self,
+        pending: &mut Pending,
+        give_up: impl std::future::Future<Output = ()>,
+    ) -> bool {
         tokio::pin!(give_up);
         let started = Instant::now();
+        if !pending.batch.is_empty() {
+            let batch = Arc::new(std::mem::take(&mut pending.batch));
+            let written = write_or_split(
+                batch.clone(),
+                |b| self.store.write(b),
+                WRITE_BACKOFF,
+                |e, pause| self.write_failed(e, pause),
+            );
+            let refused = tokio::select! {
+                _ = &mut give_up => {
+                    pending.batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
+                    return false;
+                }
+                refused = written => refused,
+            };
+            self.readiness.set(STORE_DEPENDENCY, true);
+            let mut left_out = [0u64; 3];
+            for r in refused {
+                left_out[r.kind as usize] += 1;
+                self.refused_at_write(&batch, &pending.origins, r, &mut pending.dlq);
+            }
+            let m = &self.metrics;
+            m.written
+                .with_label_values(&["verdict"])
+                .inc_by(batch.verdicts.len() as u64 - left_out[RowKind::Verdict as usize]);
+            m.written
+                .with_label_values(&["release"])
+                .inc_by(batch.releases.len() as u64 - left_out[RowKind::Release as usize]);
+            m.written
+                .with_label_values(&["incident"])
+                .inc_by(batch.incidents.len() as u64 - left_out[RowKind::Incident as usize]);
+        }
         let mut backoff = MIN_BACKOFF;
         while let Some(dlq) = pending.dlq.front() {
             let delivered = tokio::select! {
@@ -442,46 +557,6 @@ impl Sink {
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-        if !pending.batch.is_empty() {
-            let batch = Arc::new(std::mem::take(&mut pending.batch));
-            let mut backoff = MIN_BACKOFF;
-            loop {
-                let attempt = tokio::select! {
-                    _ = &mut give_up => {
-                        pending.batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
-                        return false;
-                    }
-                    result = self.store.write(batch.clone()) => result,
-                };
-                match attempt {
-                    Ok(()) => break,
-                    Err(e) => {
-                        self.metrics.store_errors.inc();
-                        self.readiness.set(STORE_DEPENDENCY, false);
-                        tracing::warn!(error = %e, retry_in = ?backoff, "store write failed; retrying");
-                        tokio::select! {
-                            _ = &mut give_up => {
-                                pending.batch = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
-                                return false;
-                            }
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    }
-                }
-            }
-            self.readiness.set(STORE_DEPENDENCY, true);
-            let m = &self.metrics;
-            m.written
-                .with_label_values(&["verdict"])
-                .inc_by(batch.verdicts.len() as u64);
-            m.written
-                .with_label_values(&["release"])
-                .inc_by(batch.releases.len() as u64);
-            m.written
-                .with_label_values(&["incident"])
-                .inc_by(batch.incidents.len() as u64);
-        }
         self.commit(&pending.offsets);
         self.metrics.batches.inc();
         self.metrics
@@ -490,6 +565,60 @@ impl Sink {
         self.metrics.batch_records.observe(pending.records as f64);
         *pending = Pending::default();
         true
+    }
+
+    /// A transient write failure, about to be retried after `pause`.
+    fn write_failed(&self, e: &StoreError, pause: Duration) {
+        self.metrics.store_errors.inc();
+        self.readiness.set(STORE_DEPENDENCY, false);
+        tracing::warn!(error = %e, retry_in = ?pause, "store write failed; retrying");
+    }
+
+    /// Counts a row the store refused at write time and queues its DLQ
+    /// record (the row as its message's JSON: the original bytes are not
+    /// kept past decoding).
+    fn refused_at_write(
+        &self,
+        batch: &WriteBatch,
+        origins: &Origins,
+        refused: Refused,
+        dlq: &mut std::collections::VecDeque<DlqMessage>,
+    ) {
+        let Refused { kind, index, error } = refused;
+        let (source, original) = match kind {
+            RowKind::Verdict => (
+                origins.verdicts.get(index),
+                batch.verdicts.get(index).and_then(|v| v.encode().ok()),
+            ),
+            RowKind::Release => (
+                origins.releases.get(index),
+                batch
+                    .releases
+                    .get(index)
+                    .map(|r| r.envelope.clone().into_bytes()),
+            ),
+            RowKind::Incident => (
+                origins.incidents.get(index),
+                batch.incidents.get(index).and_then(|i| i.encode().ok()),
+            ),
+        };
+        let source = source
+            .cloned()
+            .unwrap_or_else(|| "kafka:unknown".to_owned());
+        let reason = error.reason();
+        self.metrics
+            .store_refused
+            .with_label_values(&[reason])
+            .inc();
+        self.metrics.dlq.with_label_values(&[reason]).inc();
+        tracing::error!(%source, reason, %error, "the store refused a record for good; sent to the dlq");
+        if let Some(record) = Rejection::new(reason, error.to_string()).into_dlq(
+            SERVICE,
+            source,
+            &original.unwrap_or_default(),
+        ) {
+            dlq.push_back(record);
+        }
     }
 
     /// Delivers one DLQ record; false when Kafka refused it for a reason

@@ -11,7 +11,12 @@
 //!   `window` deliveries in flight. The oldest delivery is awaited first,
 //!   so PUBACKs leave in arrival order, as MQTT requires. A record Kafka
 //!   refuses for good is sent to the DLQ instead, and acknowledged once that
-//!   landed. On shutdown the deliveries in flight are awaited (bounded by a
+//!   landed. A DLQ record Kafka refuses for good (the DLQ topic missing or
+//!   not writable, a size limit below the DLQ cap) is never acknowledged:
+//!   the message stays with the broker (redelivered to the next session),
+//!   the refusal is logged as an error and counted
+//!   ([`Counters::dlq_refused`]), so nothing is lost silently; if it keeps
+//!   happening the bridge's window fills and it stops, loudly. On shutdown the deliveries in flight are awaited (bounded by a
 //!   timeout) and acknowledged; what is left the broker redelivers.
 //! - [`serve`]: the above over a subscription, then its close and the
 //!   producer's flush.
@@ -69,6 +74,9 @@ pub struct Counters {
     pub confirmed: IntCounter,
     /// DLQ records Kafka confirmed.
     pub dlq_confirmed: IntCounter,
+    /// DLQ records Kafka refused for good (their messages are not
+    /// acknowledged).
+    pub dlq_refused: IntCounter,
     /// Deliveries in flight.
     pub in_flight: IntGauge,
 }
@@ -178,8 +186,33 @@ pub async fn run_window<F: Forward>(
     }
 }
 
-/// Acknowledges a delivered message, or sends a record Kafka refused for
-/// good to the DLQ (acknowledging once that delivery completes).
+/// What becomes of a message once its delivery completed.
+#[derive(Debug)]
+enum Settle {
+    /// Kafka holds its record (or its DLQ record): acknowledge it.
+    Ack,
+    /// Kafka refused its record for good: send this rejection to the DLQ.
+    Redirect(Rejection),
+    /// Kafka refused its DLQ record for good: do not acknowledge it (the
+    /// broker keeps it), say so loudly.
+    Withhold(KafkaError),
+}
+
+/// The decision [`finish`] carries out (pure, unit-tested).
+fn settle(dest: Destination, result: Result<(), KafkaError>) -> Settle {
+    match (dest, result) {
+        (_, Ok(())) => Settle::Ack,
+        (Destination::Record, Err(e)) => Settle::Redirect(Rejection::new(
+            "kafka_refused",
+            format!("kafka refused the record: {e}"),
+        )),
+        (Destination::Dlq, Err(e)) => Settle::Withhold(e),
+    }
+}
+
+/// Acknowledges a delivered message, sends a record Kafka refused for good
+/// to the DLQ (acknowledging once that delivery completes), or leaves a
+/// message whose DLQ record Kafka refused unacknowledged.
 async fn finish<F: Forward>(
     forward: &F,
     acker: &Acker,
@@ -189,20 +222,25 @@ async fn finish<F: Forward>(
     pending: &mut FuturesOrdered<Delivery>,
 ) {
     let counters = forward.counters();
-    match (dest, result) {
-        (Destination::Record, Ok(())) => counters.confirmed.inc(),
-        (Destination::Dlq, Ok(())) => counters.dlq_confirmed.inc(),
-        (Destination::Record, Err(e)) => {
-            let rejection =
-                Rejection::new("kafka_refused", format!("kafka refused the record: {e}"));
+    match settle(dest, result) {
+        Settle::Ack => {
+            match dest {
+                Destination::Record => counters.confirmed.inc(),
+                Destination::Dlq => counters.dlq_confirmed.inc(),
+            }
+            acker.ack(&publish).await;
+        }
+        Settle::Redirect(rejection) => {
             pending.push_back(forward.reject(publish, rejection));
             return;
         }
-        (Destination::Dlq, Err(e)) => {
-            tracing::error!(error = %e, "kafka refused a dlq record; acknowledging to unblock the device");
+        Settle::Withhold(e) => {
+            counters.dlq_refused.inc();
+            let topic = String::from_utf8_lossy(&publish.topic);
+            tracing::error!(service = F::SERVICE, error = %e, %topic, bytes = publish.payload.len(),
+                "kafka refused a dlq record for good; the message is left unacknowledged with the broker");
         }
     }
-    acker.ack(&publish).await;
     counters.in_flight.set(gauge(pending.len()));
 }
 
@@ -239,4 +277,42 @@ pub fn reliable_producer(
         shutdown,
     );
     Ok(producer)
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::*;
+
+    fn refused() -> Result<(), KafkaError> {
+        Err(KafkaError::MessageProduction(
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+        ))
+    }
+
+    #[test]
+    fn delivered_messages_are_acknowledged() {
+        assert!(matches!(settle(Destination::Record, Ok(())), Settle::Ack));
+        assert!(matches!(settle(Destination::Dlq, Ok(())), Settle::Ack));
+    }
+
+    #[test]
+    fn a_refused_record_goes_to_the_dlq() {
+        match settle(Destination::Record, refused()) {
+            Settle::Redirect(r) => {
+                assert_eq!(r.reason, "kafka_refused");
+                assert!(r.detail.contains("uthorization"), "{}", r.detail);
+            }
+            other => panic!("expected a redirect, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_dlq_record_is_never_acknowledged() {
+        assert!(matches!(
+            settle(Destination::Dlq, refused()),
+            Settle::Withhold(_)
+        ));
+    }
 }

@@ -4,7 +4,17 @@
 //! Options the operator passes with `--kafka-option` go through unchanged
 //! (security settings), applied last so they win. Connection state feeds
 //! [`Readiness`] under the name `kafka`.
+//!
+//! **Fatal errors.** librdkafka reports an error it cannot recover from
+//! (an idempotent producer that lost its sequence, a fenced producer) as
+//! `Fatal`; the client is unusable from then on. [`watch_connection`] (which
+//! asks the client every few seconds) and every send that meets it record
+//! it ([`fatal_error`]), mark `kafka` down for good and trigger every
+//! shutdown registered with [`stop_on_fatal`], so the service stops with a
+//! non-zero exit and a clear message (the orchestrator restarts it) instead
+//! of retrying on a dead client behind a green `/readyz`.
 
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -22,6 +32,45 @@ use crate::shutdown::Shutdown;
 
 /// Name of the Kafka dependency in `/readyz`.
 pub const DEPENDENCY: &str = "kafka";
+
+/// The first fatal client error of this process, if any.
+static FATAL: OnceLock<String> = OnceLock::new();
+/// Shutdowns to trigger on a fatal client error.
+static ON_FATAL: Mutex<Vec<Shutdown>> = Mutex::new(Vec::new());
+
+/// Makes a fatal Kafka client error (see the module docs) trigger
+/// `shutdown`. Every role registers its own.
+pub fn stop_on_fatal(shutdown: &Shutdown) {
+    if FATAL.get().is_some() {
+        shutdown.trigger();
+    }
+    ON_FATAL
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(shutdown.clone());
+}
+
+/// The fatal Kafka client error this process met, if any: the reason it
+/// stopped (a service's `run` turns it into its error).
+pub fn fatal_error() -> Option<&'static str> {
+    FATAL.get().map(String::as_str)
+}
+
+/// Whether `error` is librdkafka's fatal error (the client is unusable).
+pub fn is_fatal(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal)
+}
+
+/// Records a fatal client error and triggers the registered shutdowns.
+fn fatal(detail: String) {
+    if FATAL.set(detail.clone()).is_ok() {
+        tracing::error!(error = %detail,
+            "fatal kafka client error: the client cannot recover; stopping so the service is restarted");
+    }
+    for shutdown in ON_FATAL.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        shutdown.trigger();
+    }
+}
 
 /// Base configuration: brokers, client id, then the pass-through options.
 pub fn client_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
@@ -115,6 +164,11 @@ impl VigilContext {
 
 impl ClientContext for VigilContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if is_fatal(&error) {
+            self.readiness.set(DEPENDENCY, false);
+            fatal(format!("{error}: {reason}"));
+            return;
+        }
         if matches!(
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::AllBrokersDown)
@@ -266,11 +320,18 @@ where
     let stop = shutdown.clone();
     shutdown.spawn(async move {
         loop {
+            if let Some(error) = client.fatal() {
+                readiness.set(DEPENDENCY, false);
+                fatal(error);
+                break;
+            }
             let probe = client.clone();
             let up = tokio::task::spawn_blocking(move || probe.brokers_reachable())
                 .await
                 .unwrap_or(false);
-            readiness.set(DEPENDENCY, up);
+            // A client that met a fatal error stays down even if a broker
+            // still answers its metadata requests.
+            readiness.set(DEPENDENCY, up && fatal_error().is_none());
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(interval) => {}
@@ -283,6 +344,16 @@ where
 pub trait MetadataProbe {
     /// Blocking metadata request; true when at least one broker answered.
     fn brokers_reachable(&self) -> bool;
+
+    /// The client's fatal error, if it met one (it is unusable then).
+    fn fatal(&self) -> Option<String>;
+}
+
+/// A client's fatal error as text.
+fn fatal_of<C: ClientContext>(client: &rdkafka::client::Client<C>) -> Option<String> {
+    client
+        .fatal_error()
+        .map(|(code, reason)| format!("{code}: {reason}"))
 }
 
 impl<C: ClientContext + 'static> MetadataProbe for rdkafka::producer::FutureProducer<C> {
@@ -293,6 +364,11 @@ impl<C: ClientContext + 'static> MetadataProbe for rdkafka::producer::FutureProd
             .map(|m| !m.brokers().is_empty())
             .unwrap_or(false)
     }
+
+    fn fatal(&self) -> Option<String> {
+        use rdkafka::producer::Producer as _;
+        fatal_of(self.client())
+    }
 }
 
 impl<C: ProducerContext + 'static> MetadataProbe for rdkafka::producer::ThreadedProducer<C> {
@@ -302,6 +378,11 @@ impl<C: ProducerContext + 'static> MetadataProbe for rdkafka::producer::Threaded
             .fetch_metadata(None, Timeout::After(Duration::from_secs(5)))
             .map(|m| !m.brokers().is_empty())
             .unwrap_or(false)
+    }
+
+    fn fatal(&self) -> Option<String> {
+        use rdkafka::producer::Producer as _;
+        fatal_of(self.client())
     }
 }
 
@@ -314,6 +395,11 @@ impl<C: ConsumerContext + 'static> MetadataProbe
             .fetch_metadata(None, Timeout::After(Duration::from_secs(5)))
             .map(|m| !m.brokers().is_empty())
             .unwrap_or(false)
+    }
+
+    fn fatal(&self) -> Option<String> {
+        use rdkafka::consumer::Consumer as _;
+        fatal_of(self.client())
     }
 }
 
@@ -360,6 +446,15 @@ pub fn send_retrying(
                 },
                 Err(e) => e,
             };
+            if is_fatal(&error) {
+                fatal(format!("{error}"));
+            }
+            if fatal_error().is_some() {
+                // The client is dead and the service is stopping: leave
+                // the record undelivered (never acknowledged or
+                // committed) rather than retry for ever.
+                return std::future::pending().await;
+            }
             if policy == RetryPolicy::Retriable && !is_retriable(&error) {
                 return Err(error);
             }
@@ -379,12 +474,82 @@ pub fn is_retriable(error: &KafkaError) -> bool {
     match error.rdkafka_error_code() {
         Some(code) => !matches!(
             code,
-            RDKafkaErrorCode::MessageSizeTooLarge
+            RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::MessageSizeTooLarge
                 | RDKafkaErrorCode::InvalidMessageSize
                 | RDKafkaErrorCode::InvalidMessage
                 | RDKafkaErrorCode::TopicAuthorizationFailed
                 | RDKafkaErrorCode::UnknownTopic
         ),
         None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::producer::{FutureProducer, Producer as _};
+
+    use super::*;
+    use crate::config::KafkaArgs;
+
+    // The fatal state is process-wide: this is the only test that sets it
+    // (nextest runs each test in its own process).
+    #[tokio::test]
+    async fn a_fatal_client_error_marks_kafka_down_and_stops_the_service() {
+        let registry = prometheus::Registry::new();
+        let readiness = Readiness::new(&registry).expect("readiness");
+        readiness.set(DEPENDENCY, true);
+        let shutdown = Shutdown::new();
+        stop_on_fatal(&shutdown);
+        let args = KafkaArgs {
+            kafka_brokers: "127.0.0.1:1".into(),
+            kafka_topic_prefix: "vigil".into(),
+            kafka_options: Vec::new(),
+            kafka_create_topics: false,
+            kafka_partitions: 1,
+            kafka_replication_factor: 1,
+        };
+        let producer: FutureProducer<VigilContext> =
+            producer_config(&args, "fatal-test", &ProducerTuning::default())
+                .create_with_context(VigilContext::new(readiness.clone()))
+                .expect("producer");
+        assert!(fatal_error().is_none());
+        watch_connection(
+            producer.clone(),
+            readiness.clone(),
+            Duration::from_millis(50),
+            &Shutdown::new(),
+        );
+        inject_fatal(&producer);
+        // The connection watch finds it; the shutdown it triggers is the
+        // event to wait for.
+        tokio::time::timeout(Duration::from_secs(10), shutdown.cancelled())
+            .await
+            .expect("a fatal error stops the service within seconds");
+        assert!(!readiness.is_up(DEPENDENCY), "/readyz reports kafka down");
+        let reason = fatal_error().expect("recorded");
+        assert!(reason.contains("injected by a test"), "{reason}");
+        assert!(!is_retriable(&KafkaError::MessageProduction(
+            RDKafkaErrorCode::Fatal
+        )));
+    }
+
+    /// Raises a fatal error in `producer` as librdkafka would.
+    #[allow(unsafe_code)]
+    fn inject_fatal(producer: &FutureProducer<VigilContext>) {
+        let reason = std::ffi::CString::new("injected by a test").expect("no nul");
+        // SAFETY: the client pointer is valid while `producer` lives, and
+        // librdkafka copies the reason string.
+        let code = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                producer.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            )
+        };
+        assert_eq!(
+            code,
+            rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        );
     }
 }

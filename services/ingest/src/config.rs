@@ -30,6 +30,11 @@ pub struct IngestArgs {
     #[arg(long, env = "VIGIL_INGEST_MAX_FUTURE_SKEW_MS", default_value_t = 5 * 60 * 1000, value_parser = parse_millis::<u64>)]
     pub max_future_skew_ms: u64,
 
+    /// Earliest accepted event time, ms since the Unix epoch; earlier
+    /// records go to the DLQ (`timestamp_too_old`). Default 2000-01-01.
+    #[arg(long, env = "VIGIL_INGEST_MIN_TS_MS", default_value_t = vigil_schemas::telemetry::DEFAULT_MIN_TS_MS)]
+    pub min_ts_ms: u64,
+
     /// Most messages received but not yet acknowledged (the MQTT 5 receive
     /// maximum announced to the broker; 1..=65535).
     #[arg(long, env = "VIGIL_INGEST_MAX_IN_FLIGHT", default_value_t = 8192,
@@ -61,6 +66,7 @@ impl IngestArgs {
         TelemetryLimits {
             max_payload_bytes: self.max_payload_bytes,
             max_future_skew_ms: self.max_future_skew_ms,
+            min_ts_ms: self.min_ts_ms,
         }
     }
 }

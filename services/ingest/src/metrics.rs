@@ -13,6 +13,9 @@ pub struct IngestMetrics {
     pub rejected: IntCounterVec,
     /// DLQ records Kafka confirmed.
     pub dlq_produced: IntCounter,
+    /// DLQ records Kafka refused for good; their messages are left
+    /// unacknowledged (the broker keeps them) and this counter alerts.
+    pub dlq_refused: IntCounter,
     /// Messages received and not yet acknowledged.
     pub in_flight: IntGauge,
     /// The configured bound of `in_flight`.
@@ -53,6 +56,10 @@ impl IngestMetrics {
                 "vigil_ingest_dlq_produced_total",
                 "DLQ records confirmed by Kafka",
             )?,
+            dlq_refused: IntCounter::new(
+                "vigil_ingest_dlq_refused_total",
+                "DLQ records Kafka refused for good (their messages are left unacknowledged)",
+            )?,
             in_flight: IntGauge::new(
                 "vigil_ingest_in_flight",
                 "Messages received and not yet acknowledged",
@@ -91,6 +98,7 @@ impl IngestMetrics {
         registry.register(Box::new(m.produced.clone()))?;
         registry.register(Box::new(m.rejected.clone()))?;
         registry.register(Box::new(m.dlq_produced.clone()))?;
+        registry.register(Box::new(m.dlq_refused.clone()))?;
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.in_flight_limit.clone()))?;
         registry.register(Box::new(m.produce_latency.clone()))?;

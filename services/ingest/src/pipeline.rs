@@ -80,6 +80,7 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         counters: Counters {
             confirmed: metrics.produced.clone(),
             dlq_confirmed: metrics.dlq_produced.clone(),
+            dlq_refused: metrics.dlq_refused.clone(),
             in_flight: metrics.in_flight.clone(),
         },
         metrics,

@@ -10,7 +10,11 @@ pub use vigil_service::dlq::Rejection;
 /// Beyond the message's own rules: the device id in the topic must equal the
 /// payload's (a device cannot publish for another; the broker's ACL binds a
 /// device's credentials to its topic), and the event time may not lie more
-/// than the configured skew in the future.
+/// than the configured skew in the future nor before the configured floor
+/// ([`TelemetryLimits::min_ts_ms`], 2000-01-01 by default: a device with no
+/// clock sends 0 or seconds). `seq` and `ts` above `i64::MAX` are refused
+/// by the message's own rules (reason `out_of_range`): the stores could not
+/// hold them, and a `seq` of `u64::MAX` would freeze the device's state.
 pub fn validate(
     topics: &MqttTopics,
     topic: &str,
@@ -42,6 +46,15 @@ pub fn validate(
                 telemetry.ts,
                 telemetry.ts - now_ms,
                 limits.max_future_skew_ms
+            ),
+        });
+    }
+    if telemetry.ts < limits.min_ts_ms {
+        return Err(Rejection {
+            reason: "timestamp_too_old",
+            detail: format!(
+                "ts {} is before the earliest accepted event time {} (ms since the Unix epoch)",
+                telemetry.ts, limits.min_ts_ms
             ),
         });
     }
@@ -112,6 +125,39 @@ mod tests {
             let r = check(topic, payload).expect_err(payload);
             assert_eq!(r.reason, reason, "{payload}: {}", r.detail);
         }
+    }
+
+    #[test]
+    fn seq_and_timestamps_out_of_range_are_rejected() {
+        let record = |seq: &str, ts: &str| {
+            format!(r#"{{"schema":1,"device_id":"d","seq":{seq},"ts":{ts},"metrics":{{"t":1}}}}"#)
+        };
+        let topic = "vigil/devices/d/telemetry";
+        let floor = TelemetryLimits::default().min_ts_ms;
+        for (seq, ts, reason) in [
+            ("9223372036854775808", NOW.to_string(), "out_of_range"),
+            ("18446744073709551615", NOW.to_string(), "out_of_range"),
+            ("-1", NOW.to_string(), "invalid_shape"),
+            ("1", "0".to_owned(), "timestamp_too_old"),
+            ("1", (floor - 1).to_string(), "timestamp_too_old"),
+            ("1", NOW.to_string(), "accepted"),
+            ("1", floor.to_string(), "accepted"),
+            ("9223372036854775807", NOW.to_string(), "accepted"),
+        ] {
+            let payload = record(seq, &ts);
+            match check(topic, &payload) {
+                Ok(_) => assert_eq!(reason, "accepted", "{payload}"),
+                Err(r) => assert_eq!(r.reason, reason, "{payload}: {}", r.detail),
+            }
+        }
+        // The floor is configurable.
+        let limits = TelemetryLimits {
+            min_ts_ms: 0,
+            ..TelemetryLimits::default()
+        };
+        let old = record("1", "5");
+        validate(&MqttTopics::default(), topic, old.as_bytes(), NOW, &limits)
+            .expect("no floor configured");
     }
 
     #[test]

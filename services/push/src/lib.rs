@@ -145,6 +145,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         counters: Counters {
             confirmed: metrics.statuses_bridged.clone(),
             dlq_confirmed: metrics.dlq_produced.clone(),
+            dlq_refused: metrics.dlq_refused.clone(),
             in_flight: metrics.in_flight.clone(),
         },
         metrics,

@@ -25,6 +25,9 @@ pub struct PushMetrics {
     pub statuses_rejected: IntCounterVec,
     /// DLQ records Kafka confirmed.
     pub dlq_produced: IntCounter,
+    /// DLQ records Kafka refused for good; their messages are left
+    /// unacknowledged (the broker keeps them) and this counter alerts.
+    pub dlq_refused: IntCounter,
     /// Status messages received and not yet acknowledged.
     pub in_flight: IntGauge,
     /// Times the status bridge stopped reading from the broker because it
@@ -103,6 +106,10 @@ impl PushMetrics {
                 "vigil_push_dlq_produced_total",
                 "DLQ records confirmed by Kafka",
             )?,
+            dlq_refused: IntCounter::new(
+                "vigil_push_dlq_refused_total",
+                "DLQ records Kafka refused for good (their messages are left unacknowledged)",
+            )?,
             in_flight: IntGauge::new(
                 "vigil_push_statuses_in_flight",
                 "Status messages received and not yet acknowledged",
@@ -171,6 +178,7 @@ impl PushMetrics {
         registry.register(Box::new(m.statuses_bridged.clone()))?;
         registry.register(Box::new(m.statuses_rejected.clone()))?;
         registry.register(Box::new(m.dlq_produced.clone()))?;
+        registry.register(Box::new(m.dlq_refused.clone()))?;
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.read_pauses.clone()))?;
         registry.register(Box::new(m.read_paused.clone()))?;

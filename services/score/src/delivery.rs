@@ -45,6 +45,11 @@ pub fn slot_of(tag: usize) -> usize {
     tag >> 2
 }
 
+/// Whether a produce's tag names a DLQ record.
+pub fn is_dlq(tag: usize) -> bool {
+    tag & 3 == Sink::Dlq as usize
+}
+
 /// A produce that failed and must be sent again (with copies of what was
 /// sent, since librdkafka frees its own).
 #[derive(Debug)]

@@ -407,7 +407,20 @@ impl<P: Produce> Scoring<P> {
     /// wait behind it, so the device's order holds. The offset is never
     /// stored past an undelivered verdict, so the record waits until Kafka
     /// takes it (or shutdown).
+    ///
+    /// A produce Kafka refuses for good (too large, not authorised, unknown
+    /// topic) is never retried: a verdict goes to the DLQ instead (reason
+    /// `kafka_refused`, the verdict as the original, capped), and a DLQ
+    /// record refused for good is logged as an error and counted
+    /// (`vigil_score_records_rejected_total{reason="dlq_refused"}`); either
+    /// way its record is settled and its partition moves on. A fatal
+    /// client error is not "for good": the service is stopping (see
+    /// `vigil_service::kafka`), so the record stays unconfirmed.
     fn retry(&mut self, failed: Failed) {
+        if !kafka::is_retriable(&failed.error) && !kafka::is_fatal(&failed.error) {
+            self.refused_for_good(failed);
+            return;
+        }
         let offset = self
             .ledger
             .offset(delivery::slot_of(failed.tag))
@@ -422,6 +435,47 @@ impl<P: Produce> Scoring<P> {
             Instant::now(),
         );
         tracing::warn!(error = %failed.error, topic = %failed.topic, attempt, "delivery failed; retrying");
+    }
+
+    /// Settles a produce Kafka refused for good (see [`Self::retry`]).
+    fn refused_for_good(&mut self, failed: Failed) {
+        let slot = delivery::slot_of(failed.tag);
+        // A held key's front record: release the key.
+        self.retries.delivered(failed.tag, Instant::now());
+        if delivery::is_dlq(failed.tag) {
+            self.metrics
+                .rejected
+                .with_label_values(&["dlq_refused"])
+                .inc();
+            tracing::error!(error = %failed.error, topic = %failed.topic, bytes = failed.payload.len(),
+                "kafka refused a dlq record for good; dropping it");
+        } else {
+            let offset = self.ledger.offset(slot).unwrap_or(-1);
+            let source = format!("{}@{offset}", failed.topic);
+            let rejection = Rejection::new(
+                "kafka_refused",
+                format!(
+                    "kafka refused the {} record for good: {}",
+                    failed.topic, failed.error
+                ),
+            );
+            self.metrics
+                .rejected
+                .with_label_values(&[rejection.reason])
+                .inc();
+            tracing::error!(%source, detail = %rejection.detail, "sending the refused record to the dlq");
+            if let Some(dlq) =
+                rejection.into_dlq(SERVICE, format!("kafka:{source}"), &failed.payload)
+            {
+                // Started before the failed produce is settled, so the
+                // slot cannot complete in between.
+                self.send(slot, Sink::Dlq, dlq.key.as_bytes(), &dlq.payload);
+            }
+        }
+        let done = self.ledger.delivered(slot);
+        if done > 0 {
+            self.metrics.produced.inc_by(done);
+        }
     }
 
     /// Sends again the held records whose backoff is over.

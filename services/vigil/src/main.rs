@@ -70,7 +70,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let shutdown = Shutdown::new();
         shutdown.trigger_on_signals();
-        match cli.role {
+        vigil_service::kafka::stop_on_fatal(&shutdown);
+        let result = match cli.role {
             Role::Ingest(args) => vigil_ingest::run(*args, shutdown).await,
             Role::Score(args) => vigil_score::run(*args, shutdown).await,
             Role::Train(args) => vigil_train::run(*args, shutdown).await,
@@ -78,6 +79,14 @@ fn main() -> anyhow::Result<()> {
             Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
             Role::Push(args) => vigil_push::run(*args, shutdown).await,
             Role::Api(args) => vigil_api::run(*args, shutdown).await,
+        };
+        // A fatal Kafka client error stopped the role: exit non-zero so
+        // the orchestrator restarts it.
+        match vigil_service::kafka::fatal_error() {
+            Some(error) => Err(anyhow::anyhow!(
+                "stopped on a fatal kafka client error: {error}"
+            )),
+            None => result,
         }
     })
 }

@@ -385,3 +385,124 @@ async fn sigterm_flushes_the_open_batch_and_commits_it() -> anyhow::Result<()> {
     assert_eq!(all_verdicts(&reader.http, "term-1").await?.len(), 50);
     Ok(())
 }
+
+/// `/readyz`'s body.
+async fn readyz(http: &str) -> anyhow::Result<Value> {
+    Ok(reqwest::get(format!("http://{http}/readyz"))
+        .await?
+        .json()
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_store_cannot_hold_goes_to_the_dlq_and_the_rest_is_stored(
+) -> anyhow::Result<()> {
+    let kafka = Tansu::start()?;
+    let brokers = kafka.brokers();
+    let dir = tempfile::tempdir()?;
+    let store = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let audit = start_audit(&brokers, &store, &["--batch-max-ms", "50"]).await?;
+
+    // The verdict that once stopped the sink for good (issue 17): a seq no
+    // signed 64-bit column holds, in the middle of valid traffic, in the
+    // same batch.
+    let mut records: Vec<(String, Vec<u8>)> = (1..=50)
+        .map(|seq| encode(&verdict("poison-ok", seq, 1)))
+        .collect();
+    let poison = Verdict {
+        seq: 1 << 63,
+        ..verdict("poison-bad", 1, 1)
+    };
+    records.insert(25, encode(&poison));
+    produce(&brokers, "vigil.models", vec![release(1)]).await?;
+    produce(&brokers, "vigil.verdicts", records).await?;
+    // And valid records after it, in a later batch.
+    let later: Vec<(String, Vec<u8>)> = (51..=60)
+        .map(|seq| encode(&verdict("poison-ok", seq, 1)))
+        .collect();
+    produce(&brokers, "vigil.verdicts", later).await?;
+
+    eventually(
+        "the 60 valid records stored",
+        Duration::from_secs(60),
+        || async { records_scored(&audit.http).await == 60.0 },
+    )
+    .await
+    .map_err(|e| audit.failure(e))?;
+    assert_eq!(all_verdicts(&audit.http, "poison-ok").await?.len(), 60);
+    assert!(all_verdicts(&audit.http, "poison-bad").await?.is_empty());
+
+    let dlq = read_until(&brokers, "vigil.dlq", Duration::from_secs(30), |r| {
+        !r.is_empty()
+    })
+    .await?;
+    let rejected = DlqRecord::decode(&dlq[0].payload)?;
+    assert_eq!(rejected.service, "audit");
+    assert_eq!(rejected.reason, "out_of_range");
+    assert!(rejected.detail.contains("seq"), "{}", rejected.detail);
+    let original = Verdict::decode(&rejected.original_bytes()?)?;
+    assert_eq!(original.seq, 1 << 63, "the original record is kept");
+    assert_eq!(
+        audit
+            .metric("vigil_audit_store_refused_total{reason=\"out_of_range\"}")
+            .await,
+        1.0
+    );
+    let ready = readyz(&audit.http).await?;
+    assert_eq!(ready["ready"], true, "{ready}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_cannot_write_turns_readyz_red_and_recovers() -> anyhow::Result<()> {
+    let kafka = Tansu::start()?;
+    let brokers = kafka.brokers();
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("audit.db");
+    let store = format!("sqlite://{}", db.display());
+    let audit = start_audit(
+        &brokers,
+        &store,
+        &["--batch-max-ms", "50", "--stall-timeout-secs", "1"],
+    )
+    .await?;
+    assert_eq!(readyz(&audit.http).await?["dependencies"]["sink"], true);
+
+    // Another connection holds the database's write lock: the sink's write
+    // waits in SQLite's busy handler, then fails as busy (a transient error,
+    // retried), until the lock goes.
+    let locker = rusqlite::Connection::open(&db)?;
+    locker.execute_batch("BEGIN EXCLUSIVE")?;
+    let records: Vec<(String, Vec<u8>)> = (1..=20)
+        .map(|seq| encode(&verdict("stalled", seq, 1)))
+        .collect();
+    produce(&brokers, "vigil.verdicts", records).await?;
+    eventually(
+        "/readyz reports the stall",
+        Duration::from_secs(60),
+        || async {
+            matches!(readyz(&audit.http).await, Ok(r)
+            if r["ready"] == false && r["dependencies"]["sink"] == false)
+        },
+    )
+    .await
+    .map_err(|e| audit.failure(e))?;
+    let status = reqwest::get(format!("http://{}/readyz", audit.http))
+        .await?
+        .status();
+    assert_eq!(status, 503);
+
+    // The lock goes: the batch is written and /readyz is green again.
+    locker.execute_batch("ROLLBACK")?;
+    drop(locker);
+    eventually("the sink recovers", Duration::from_secs(60), || async {
+        matches!(readyz(&audit.http).await, Ok(r) if r["ready"] == true)
+    })
+    .await
+    .map_err(|e| audit.failure(e))?;
+    assert_eq!(all_verdicts(&audit.http, "stalled").await?.len(), 20);
+    // (Whether the write failed as busy and was retried, or waited in
+    // SQLite's busy handler until the lock went, depends on timing: the
+    // watchdog reports both.)
+    Ok(())
+}

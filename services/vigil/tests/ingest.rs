@@ -264,6 +264,28 @@ async fn invalid_input_goes_to_the_dlq_and_valid_traffic_flows() -> anyhow::Resu
             .into_bytes(),
             "payload_too_large",
         ),
+        // Poison that once stopped the audit sink (issue 17): numbers the
+        // stores cannot hold, and event times from a device with no clock.
+        (
+            topic("seq-2p63"),
+            format!(r#"{{"schema":1,"device_id":"seq-2p63","seq":9223372036854775808,"ts":{ts},"metrics":{{"x":1}}}}"#).into_bytes(),
+            "out_of_range",
+        ),
+        (
+            topic("seq-max"),
+            format!(r#"{{"schema":1,"device_id":"seq-max","seq":18446744073709551615,"ts":{ts},"metrics":{{"x":1}}}}"#).into_bytes(),
+            "out_of_range",
+        ),
+        (
+            topic("seq-neg"),
+            format!(r#"{{"schema":1,"device_id":"seq-neg","seq":-1,"ts":{ts},"metrics":{{"x":1}}}}"#).into_bytes(),
+            "invalid_shape",
+        ),
+        (
+            topic("ts-zero"),
+            br#"{"schema":1,"device_id":"ts-zero","seq":1,"ts":0,"metrics":{"x":1}}"#.to_vec(),
+            "timestamp_too_old",
+        ),
     ];
     let mut messages = Vec::new();
     for seq in 1..=50 {

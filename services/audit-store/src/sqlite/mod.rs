@@ -70,6 +70,23 @@ fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { what, source }
 }
 
+/// Whether SQLite refused for a reason a retry cannot change (see
+/// [`StoreError::is_permanent`]).
+pub(crate) fn is_permanent(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    match e {
+        rusqlite::Error::SqliteFailure(failure, _) => matches!(
+            failure.code,
+            ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch
+        ),
+        rusqlite::Error::ToSqlConversionFailure(_)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidParameterCount(..)
+        | rusqlite::Error::NulError(_) => true,
+        _ => false,
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating when missing) the database at `path` and brings its
     /// schema up to date, with the default memory settings. Blocking.

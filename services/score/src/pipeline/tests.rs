@@ -2,7 +2,7 @@
 //! every device's verdicts must reach `vigil.verdicts` in the order the
 //! device sent them, failures and retries included.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
@@ -21,6 +21,10 @@ struct Broker {
     log: Vec<(String, Vec<u8>)>,
     /// (device, seq) of verdicts to fail, and how many times.
     fail: HashMap<(String, u64), u32>,
+    /// (device, seq) of verdicts refused for good (too large).
+    refuse: HashSet<(String, u64)>,
+    /// Refuse every DLQ record for good (not authorised).
+    refuse_dlq: bool,
 }
 
 /// A producer that confirms or fails each record at once through the
@@ -41,8 +45,20 @@ impl Produce for FakeProducer {
         tag: usize,
     ) -> Result<(), KafkaError> {
         let mut broker = self.broker.lock().expect("broker lock");
+        let refuse = |code| {
+            let error = KafkaError::MessageProduction(code);
+            self.deliveries
+                .failed(Failed::new(tag, topic, key, payload, error));
+            Ok(())
+        };
+        if topic == "vigil.dlq" && broker.refuse_dlq {
+            return refuse(RDKafkaErrorCode::TopicAuthorizationFailed);
+        }
         if topic == self.verdicts {
             let v = Verdict::decode(payload).expect("a verdict");
+            if broker.refuse.contains(&(v.device_id.clone(), v.seq)) {
+                return refuse(RDKafkaErrorCode::MessageSizeTooLarge);
+            }
             if let Some(left) = broker.fail.get_mut(&(v.device_id, v.seq)) {
                 if *left > 0 {
                     *left -= 1;
@@ -129,4 +145,97 @@ async fn a_failed_delivery_keeps_the_device_order_on_verdicts() {
     assert_eq!(per_device["pump-1"], vec![1, 2, 3, 4, 5, 6]);
     assert_eq!(per_device["pump-2"], vec![1, 2, 3, 4, 5, 6]);
     assert!(broker.fail.values().all(|&left| left == 0));
+}
+
+/// Scores `records` and waits until every one is settled.
+async fn run_through(scoring: &mut Scoring<FakeProducer>, records: &[OwnedMessage]) {
+    for record in records {
+        scoring.process(record).await;
+        scoring.settle();
+    }
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !scoring.ledger.is_empty() {
+            scoring.next_outcomes().await;
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "records still unsettled: an endless retry");
+}
+
+fn setup(configure: impl FnOnce(&mut Broker)) -> (Scoring<FakeProducer>, Arc<Mutex<Broker>>) {
+    let kafka = Flags::parse_from(["test"]).kafka;
+    let deliveries = Arc::new(Deliveries::default());
+    let broker = Arc::new(Mutex::new(Broker::default()));
+    configure(&mut broker.lock().expect("broker lock"));
+    let producer = FakeProducer {
+        broker: broker.clone(),
+        deliveries: deliveries.clone(),
+        verdicts: kafka.topics().verdicts,
+    };
+    (Scoring::for_test(producer, deliveries, kafka), broker)
+}
+
+#[tokio::test]
+async fn a_verdict_kafka_refuses_for_good_goes_to_the_dlq() {
+    let (mut scoring, broker) = setup(|b| {
+        b.refuse.insert(("pump-1".into(), 2));
+    });
+    let records: Vec<OwnedMessage> = (1..=4)
+        .map(|seq| telemetry(seq as i64, "pump-1", seq))
+        .collect();
+    run_through(&mut scoring, &records).await;
+
+    let broker = broker.lock().expect("broker lock");
+    let verdicts: Vec<u64> = broker
+        .log
+        .iter()
+        .filter(|(t, _)| *t == scoring.topics.verdicts)
+        .map(|(_, p)| Verdict::decode(p).expect("a verdict").seq)
+        .collect();
+    assert_eq!(verdicts, vec![1, 3, 4], "the others went on");
+    let dlq: Vec<vigil_schemas::DlqRecord> = broker
+        .log
+        .iter()
+        .filter(|(t, _)| *t == scoring.topics.dlq)
+        .map(|(_, p)| vigil_schemas::DlqRecord::decode(p).expect("a dlq record"))
+        .collect();
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    assert_eq!(dlq[0].reason, "kafka_refused");
+    assert!(
+        dlq[0].detail.contains("too large") || dlq[0].detail.contains("MessageSizeTooLarge"),
+        "{}",
+        dlq[0].detail
+    );
+    let original = Verdict::decode(&dlq[0].original_bytes().expect("base64")).expect("verdict");
+    assert_eq!(original.seq, 2);
+    // Every record settled: the offsets move past the refused one.
+    assert_eq!(
+        scoring.ledger.take_confirmed().collect::<Vec<_>>(),
+        vec![(0, 4)]
+    );
+}
+
+#[tokio::test]
+async fn a_dlq_record_kafka_refuses_for_good_is_counted_not_retried() {
+    let (mut scoring, broker) = setup(|b| b.refuse_dlq = true);
+    let bad = OwnedMessage::new(
+        Some(b"{not json".to_vec()),
+        Some(b"pump-1".to_vec()),
+        "vigil.telemetry".into(),
+        Timestamp::NotAvailable,
+        0,
+        1,
+        None,
+    );
+    run_through(&mut scoring, &[bad, telemetry(2, "pump-1", 1)]).await;
+    assert_eq!(
+        scoring
+            .metrics
+            .rejected
+            .with_label_values(&["dlq_refused"])
+            .get(),
+        1
+    );
+    let broker = broker.lock().expect("broker lock");
+    assert_eq!(broker.log.len(), 1, "the valid record's verdict only");
 }
