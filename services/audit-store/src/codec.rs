@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 use vigil_schemas::{
-    Contribution, Incident, IncidentState, ScoredAt, TrainingWindow, UnscoredReason,
+    Alarm, Contribution, Incident, IncidentState, ScoredAt, TrainingWindow, UnscoredReason,
     ValidationMetrics, Verdict, SCHEMA_VERSION,
 };
 
@@ -19,7 +19,7 @@ use crate::{ModelRecord, StoreError};
 /// The columns of a verdict row, in this order, in every verdict table of
 /// both backends.
 pub const VERDICT_COLUMNS: &str = "device_id, event_ts, seq, model, model_version, ingest_ts, \
-     scored_ts, score, threshold, anomaly, scored_at, unscored, contributions";
+     scored_ts, score, threshold, anomaly, scored_at, unscored, contributions, alarm";
 
 /// A verdict as column values ([`VERDICT_COLUMNS`] order). Borrows the
 /// verdict's strings when written; owns them when read.
@@ -40,6 +40,8 @@ pub struct VerdictRow<'a> {
     pub unscored: Option<Cow<'a, str>>,
     /// Contributions as compact JSON, `None` when there are none.
     pub contributions: Option<String>,
+    /// The verdict's alarm as compact JSON, `None` outside alarms.
+    pub alarm: Option<String>,
 }
 
 impl<'a> VerdictRow<'a> {
@@ -60,6 +62,16 @@ impl<'a> VerdictRow<'a> {
             scored_at: Cow::Borrowed(v.scored_at.as_str()),
             unscored: v.unscored.map(|r| Cow::Borrowed(unscored_name(r))),
             contributions: encode_contributions(&v.contributions)?,
+            alarm: v
+                .alarm
+                .as_ref()
+                .map(|a| {
+                    serde_json::to_string(a).map_err(|e| StoreError::Corrupt {
+                        what: "alarm",
+                        detail: e.to_string(),
+                    })
+                })
+                .transpose()?,
         })
     }
 
@@ -68,7 +80,6 @@ impl<'a> VerdictRow<'a> {
     pub fn decode(self) -> Result<Verdict, StoreError> {
         let version = from_i64("model_version", self.model_version)?;
         Ok(Verdict {
-            alarm: None,
             schema: SCHEMA_VERSION,
             device_id: self.device_id.into_owned(),
             seq: from_i64("seq", self.seq)?,
@@ -86,6 +97,16 @@ impl<'a> VerdictRow<'a> {
             contributions: decode_contributions(self.contributions.as_deref())?,
             scored_at: parse_scored_at(&self.scored_at)?,
             unscored: parse_unscored(self.unscored.as_deref())?,
+            alarm: self
+                .alarm
+                .as_deref()
+                .map(|s| {
+                    serde_json::from_str::<Alarm>(s).map_err(|e| StoreError::Corrupt {
+                        what: "alarm",
+                        detail: format!("{s:?}: {e}"),
+                    })
+                })
+                .transpose()?,
         })
     }
 }

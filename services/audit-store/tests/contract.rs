@@ -29,7 +29,14 @@ const DAY: u64 = 86_400_000;
 
 fn verdict(device: &str, seq: u64, event_ts: u64, version: Option<u64>, anomaly: bool) -> Verdict {
     Verdict {
-        alarm: None,
+        // Anomalous verdicts belong to an alarm opened at the device's
+        // first record: the store keeps it.
+        alarm: anomaly.then(|| vigil_schemas::Alarm {
+            id: vigil_schemas::Alarm::id_for(device, 1),
+            opened_seq: 1,
+            opened_ts: event_ts.saturating_sub(seq),
+            state: vigil_schemas::AlarmState::Ongoing,
+        }),
         schema: 1,
         device_id: device.into(),
         seq,

@@ -130,6 +130,7 @@ mod tests {
 
     fn verdict(seq: u64) -> Verdict {
         Verdict {
+            alarm: None,
             schema: 1,
             device_id: "d".into(),
             seq,

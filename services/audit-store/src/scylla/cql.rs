@@ -9,7 +9,7 @@ pub const AUDIT_CQL: &str = include_str!("../../../../schemas/cql/audit.cql");
 
 /// Columns of a verdict row in `verdicts` / `anomalies`, in bind order.
 pub const DAY_TABLE_COLUMNS: &str = "device_id, day, event_ts, seq, model, model_version, \
-     ingest_ts, scored_ts, score, threshold, anomaly, scored_at, unscored, contributions";
+     ingest_ts, scored_ts, score, threshold, anomaly, scored_at, unscored, contributions, alarm";
 /// Columns read back from any verdict table, in [`VerdictTuple`](super::rows::VerdictTuple) order (the codec's
 /// verdict columns).
 pub const READ_COLUMNS: &str = VERDICT_COLUMNS;
@@ -127,6 +127,19 @@ pub fn ddl_statements() -> Vec<String> {
         .filter(|s| !s.is_empty())
         .collect()
 }
+
+/// Columns added to tables after they were first created (`table`,
+/// `column`, CQL type): a keyspace made by an older build gets them with
+/// `ALTER TABLE … ADD` when they are missing.
+pub const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("verdicts", "alarm", "text"),
+    ("anomalies", "alarm", "text"),
+    ("verdicts_by_record", "alarm", "text"),
+];
+
+/// Whether a column exists (bind: keyspace, table, column).
+pub const SELECT_COLUMN: &str = "SELECT column_name FROM system_schema.columns \
+     WHERE keyspace_name = ? AND table_name = ? AND column_name = ?";
 
 /// `CREATE KEYSPACE IF NOT EXISTS` with the configured replication.
 pub fn create_keyspace(keyspace: &str, replication: &str) -> String {

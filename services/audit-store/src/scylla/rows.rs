@@ -151,6 +151,7 @@ pub(crate) fn verdict_common(v: &Verdict) -> Result<Vec<Option<CqlValue>>, Store
         text(&row.scored_at),
         row.unscored.as_deref().and_then(text),
         row.contributions.map(CqlValue::Text),
+        row.alarm.map(CqlValue::Text),
     ])
 }
 
@@ -278,6 +279,7 @@ pub type VerdictTuple = (
     String,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 /// Maps a verdict row back to the message (through the shared codec).
@@ -296,6 +298,7 @@ pub fn verdict_from_row(row: VerdictTuple) -> Result<Verdict, StoreError> {
         scored_at,
         unscored,
         contributions,
+        alarm,
     ) = row;
     VerdictRow {
         device_id: Cow::Owned(device_id),
@@ -311,6 +314,7 @@ pub fn verdict_from_row(row: VerdictTuple) -> Result<Verdict, StoreError> {
         scored_at: Cow::Owned(scored_at),
         unscored: unscored.map(Cow::Owned),
         contributions,
+        alarm,
     }
     .decode()
 }

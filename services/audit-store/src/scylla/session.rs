@@ -13,7 +13,7 @@ use scylla::policies::retry::DefaultRetryPolicy;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 
-use super::cql::{create_keyspace, ddl_statements, statements};
+use super::cql::{create_keyspace, ddl_statements, statements, ADDED_COLUMNS, SELECT_COLUMN};
 use super::rows::{
     day_of, release_from_row, verdict_from_row, ReleaseTuple, Stmt, VerdictTuple, Write,
     SCORED_SHARDS,
@@ -113,6 +113,24 @@ impl ScyllaStore {
                 .query_unpaged(ddl.as_str(), ())
                 .await
                 .map_err(|e| open(format!("running {ddl:?}: {e}")))?;
+        }
+        for (table, column, kind) in ADDED_COLUMNS {
+            let result = session
+                .query_unpaged(SELECT_COLUMN, (keyspace, table, column))
+                .await
+                .map_err(|e| open(format!("looking up column {table}.{column}: {e}")))?;
+            let found = result
+                .into_rows_result()
+                .map(|rows| rows.rows_num())
+                .unwrap_or(0);
+            if found == 0 {
+                let alter = format!("ALTER TABLE {table} ADD {column} {kind}");
+                session
+                    .query_unpaged(alter.as_str(), ())
+                    .await
+                    .map_err(|e| open(format!("running {alter:?}: {e}")))?;
+                tracing::info!(table, column, "audit store column added");
+            }
         }
         session
             .await_schema_agreement()

@@ -13,7 +13,12 @@ use vigil_schemas::{Contribution, ScoredAt};
 
 fn verdict(anomaly: bool) -> Verdict {
     Verdict {
-        alarm: None,
+        alarm: anomaly.then(|| vigil_schemas::Alarm {
+            id: "pump-0042@1870".into(),
+            opened_seq: 1870,
+            opened_ts: 1_795_446_981_408,
+            state: vigil_schemas::AlarmState::Ongoing,
+        }),
         schema: 1,
         device_id: "pump-0042".into(),
         seq: 1871,
@@ -55,13 +60,13 @@ fn statements_bind_as_many_values_as_they_have_markers() {
     assert_eq!(
         statements::insert_day_row("verdicts"),
         "INSERT INTO verdicts (device_id, day, event_ts, seq, model, model_version, ingest_ts, \
-         scored_ts, score, threshold, anomaly, scored_at, unscored, contributions) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+         scored_ts, score, threshold, anomaly, scored_at, unscored, contributions, alarm) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
     );
     assert_eq!(
         statements::select_day_range("anomalies"),
         "SELECT device_id, event_ts, seq, model, model_version, ingest_ts, scored_ts, score, \
-         threshold, anomaly, scored_at, unscored, contributions FROM anomalies \
+         threshold, anomaly, scored_at, unscored, contributions, alarm FROM anomalies \
          WHERE device_id = ? AND day = ? AND (event_ts, seq, model, model_version) < (?, ?, ?, ?) \
          AND (event_ts) >= (?) LIMIT ?"
     );
@@ -123,6 +128,7 @@ fn rows_map_back_to_the_same_verdict() {
             get_text(10).expect("scored_at"),
             get_text(11),
             get_text(12),
+            get_text(13),
         );
         assert_eq!(verdict_from_row(row).expect("maps"), v);
     }
@@ -193,6 +199,15 @@ fn grouping_keeps_order_and_splits_long_groups() {
 fn ddl_is_plain_idempotent_cql() {
     let ddl = ddl_statements();
     assert_eq!(ddl.len(), 7, "{ddl:#?}");
+    // Columns added after first release exist in the DDL too, so a new
+    // keyspace and a migrated one end up the same.
+    for (table, column, kind) in super::cql::ADDED_COLUMNS {
+        let create = ddl
+            .iter()
+            .find(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {table} (")))
+            .expect("table in the DDL");
+        assert!(create.contains(&format!(" {column} {kind},")), "{create}");
+    }
     for s in &ddl {
         assert!(s.starts_with("CREATE TABLE IF NOT EXISTS "), "{s}");
         assert!(!s.contains("--"), "{s}");

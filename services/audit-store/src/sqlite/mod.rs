@@ -39,12 +39,12 @@ use crate::{
     WriteBatch,
 };
 use sql::{
-    insert_sql, range_sql, record_sql, BUMP_COUNT_SQL, DDL_V1, INSERT_INCIDENT_SQL,
+    insert_sql, range_sql, record_sql, BUMP_COUNT_SQL, DDL_V1, DDL_V2, INSERT_INCIDENT_SQL,
     INSERT_RELEASE_SQL, RELEASE_COLUMNS,
 };
 
 /// Schema version kept in `PRAGMA user_version`; migrations run up to it.
-const SCHEMA: i64 = 1;
+const SCHEMA: i64 = 2;
 /// Read-only connections for queries.
 const READERS: usize = 4;
 /// Prepared statements cached per connection.
@@ -425,9 +425,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current < 1 {
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {DDL_V1} PRAGMA user_version = {SCHEMA}; COMMIT;"
+            "BEGIN IMMEDIATE; {DDL_V1} {DDL_V2} PRAGMA user_version = {SCHEMA}; COMMIT;"
         ))?;
         tracing::info!("audit store schema created (version {SCHEMA})");
+    } else if current < 2 {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {DDL_V2} PRAGMA user_version = 2; COMMIT;"
+        ))?;
+        tracing::info!("audit store schema migrated from version {current} to 2 (alarms)");
     } else if current > SCHEMA {
         tracing::warn!(
             found = current,
@@ -439,7 +444,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The bind values of a verdict row ([`VERDICT_COLUMNS`](crate::codec::VERDICT_COLUMNS) order).
-fn verdict_params<'r>(row: &'r VerdictRow<'_>) -> [&'r dyn rusqlite::ToSql; 13] {
+fn verdict_params<'r>(row: &'r VerdictRow<'_>) -> [&'r dyn rusqlite::ToSql; 14] {
     [
         &row.device_id,
         &row.event_ts,
@@ -454,6 +459,7 @@ fn verdict_params<'r>(row: &'r VerdictRow<'_>) -> [&'r dyn rusqlite::ToSql; 13] 
         &row.scored_at,
         &row.unscored,
         &row.contributions,
+        &row.alarm,
     ]
 }
 
@@ -474,6 +480,7 @@ fn read_verdict(row: &Row<'_>) -> rusqlite::Result<Result<Verdict, StoreError>> 
         scored_at: Cow::Owned(row.get(10)?),
         unscored: row.get::<_, Option<String>>(11)?.map(Cow::Owned),
         contributions: row.get(12)?,
+        alarm: row.get(13)?,
     };
     Ok(columns.decode())
 }
@@ -596,5 +603,55 @@ mod tests {
         let writer = defaults.writer();
         assert_eq!(pragma(&writer, "cache_size"), -64 * 1024);
         assert_eq!(pragma(&writer, "mmap_size"), 256 << 20);
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_and_keeps_alarms_from_then_on() {
+        use vigil_schemas::{Alarm, AlarmState, ScoredAt};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.db");
+        {
+            // A store as version 1 made it, with one verdict in it.
+            let conn = Connection::open(&path).expect("opens");
+            conn.execute_batch(&format!("BEGIN; {DDL_V1} PRAGMA user_version = 1; COMMIT;"))
+                .expect("v1 schema");
+            conn.execute(
+                "INSERT INTO verdicts (device_id, event_ts, seq, model, model_version, ingest_ts, \
+                 scored_ts, score, threshold, anomaly, scored_at, unscored, contributions) \
+                 VALUES ('d', 1000, 1, 'default', 1, NULL, 1001, 0.1, 0.5, 0, 'cloud', NULL, NULL)",
+                [],
+            )
+            .expect("v1 row");
+        }
+        let store = SqliteStore::open(&path).expect("migrates");
+        assert_eq!(pragma(&store.writer(), "user_version"), 2);
+        let old = store.record_blocking("d", 1).expect("reads");
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].alarm, None);
+        let v = Verdict {
+            seq: 2,
+            event_ts: 1001,
+            score: 0.9,
+            anomaly: true,
+            alarm: Some(Alarm {
+                id: Alarm::id_for("d", 2),
+                opened_seq: 2,
+                opened_ts: 1001,
+                state: AlarmState::Opened,
+            }),
+            ..old[0].clone()
+        };
+        assert_eq!(v.scored_at, ScoredAt::Cloud);
+        store
+            .write_blocking(&WriteBatch {
+                verdicts: vec![v.clone()],
+                ..WriteBatch::default()
+            })
+            .expect("writes");
+        assert_eq!(store.record_blocking("d", 2).expect("reads"), vec![v]);
+        // Opening it again changes nothing.
+        drop(store);
+        let again = SqliteStore::open(&path).expect("reopens");
+        assert_eq!(pragma(&again.writer(), "user_version"), 2);
     }
 }

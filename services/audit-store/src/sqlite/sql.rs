@@ -77,10 +77,17 @@ CREATE TABLE IF NOT EXISTS incidents (
 ) WITHOUT ROWID;
 ";
 
+/// DDL of schema version 2: each verdict's alarm (JSON), for stores
+/// created by version 1.
+pub(super) const DDL_V2: &str = "
+ALTER TABLE verdicts ADD COLUMN alarm TEXT;
+ALTER TABLE anomalies ADD COLUMN alarm TEXT;
+";
+
 pub(super) fn insert_sql(table: &str) -> String {
     format!(
         "INSERT INTO {table} ({VERDICT_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
          ON CONFLICT DO NOTHING"
     )
 }
