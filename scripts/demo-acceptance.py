@@ -7,6 +7,15 @@ every record.
 
     scripts/demo-acceptance.py [SECONDS]    (default 270: v1 lands at ~100 s, v2 at ~225 s)
 
+Detection (issue 16), event-wise from model v1 on, as the demo's summary
+counts it: a run of 600 s or more must reach precision >= 0.85 at recall
+>= 0.90 with at most 1 % of normal records flagged (the acceptance
+figure, `scripts/demo-acceptance.py 600`); a shorter run (CI's 270 s),
+most of it under the first model, is held to a looser floor (0.70 /
+0.80 / 1 %) that still fails on the detector the demo had before alarms
+(precision 0.39). training/EVALUATION.md, "Alarms", has the offline
+replay behind both.
+
 Polls the dashboard's JSON API (what the page draws) once a second while
 the demo runs, prints when each thing first showed, and exits 1 naming what
 did not happen in time. Standard library only.
@@ -132,6 +141,16 @@ def main():
         )
         if summary["loss"] != 0 or summary["verdicts"] != summary["records"]:
             failures.append("records without a verdict")
+        floor = (0.85, 0.90, 0.01) if seconds >= 600 else (0.70, 0.80, 0.01)
+        precision = detection.get("precision") or 0.0
+        recall = detection.get("recall") or 0.0
+        flagged = detection.get("normal_flagged", 1.0)
+        print(
+            f"detection: precision {precision:.3f} (>= {floor[0]}), recall {recall:.3f} "
+            f"(>= {floor[1]}), normal records flagged {flagged:.4f} (<= {floor[2]})"
+        )
+        if precision < floor[0] or recall < floor[1] or flagged > floor[2]:
+            failures.append("detection below its floor")
     except (OSError, ValueError, KeyError) as e:
         failures.append(f"no usable summary at {summary_path}: {e}")
     if failures:

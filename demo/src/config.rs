@@ -76,14 +76,14 @@ pub struct DemoArgs {
     #[arg(long, env = "VIGIL_DEMO_TRAIN_WINDOW", default_value = "5m", value_parser = parse_duration)]
     pub train_window: Duration,
 
-    /// Keep the trainer's champion/challenger gate (production's default).
-    /// Off in the demo: its fleet's training window holds injected
-    /// anomalies and no labels, so the gate's false-alarm check can refuse
-    /// a good first model (measured: 1.4 % > 1 % on a 35-s warm-up) and the
-    /// demo would show no model. Without it every training is published
-    /// (`vigil train --force`; the evaluation still runs and is logged).
-    #[arg(long, env = "VIGIL_DEMO_TRAIN_GATE")]
-    pub train_gate: bool,
+    /// Publish every training (`vigil train --force`) instead of passing
+    /// it through the trainer's champion/challenger gate. The gate is on
+    /// by default, as in production: the first model is checked on its
+    /// estimated false-alarm rate, which the anomalies of the unlabelled
+    /// window do not inflate, and each later one against the live model
+    /// on the same holdout.
+    #[arg(long, env = "VIGIL_DEMO_NO_TRAIN_GATE")]
+    pub no_train_gate: bool,
 
     /// Length of the simulated daily cycle, seconds of wall time.
     #[arg(long, env = "VIGIL_DEMO_DAY_SECS", default_value_t = 60.0, value_parser = parse_secs_f64)]

@@ -148,7 +148,7 @@ impl Wiring {
             min_device_records: Some(50),
             max_records: 300_000,
             progress: Some(false),
-            force: !demo.train_gate,
+            force: demo.no_train_gate,
             ..defaults("vigil train")?
         })
     }

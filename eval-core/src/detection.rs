@@ -130,6 +130,7 @@ impl Evaluation {
     /// The figures a release header carries.
     pub fn validation_metrics(&self) -> ValidationMetrics {
         ValidationMetrics {
+            estimated_false_alarm_rate: None,
             expected_false_alarm_rate: None,
             holdout_records: self.records,
             false_alarm_rate: self.false_alarm_rate,

@@ -57,6 +57,7 @@ fn payload() -> ReleasePayload {
                 source: "bench".into(),
             },
             validation: ValidationMetrics {
+                estimated_false_alarm_rate: None,
                 expected_false_alarm_rate: None,
                 holdout_records: 0,
                 false_alarm_rate: 0.0,

@@ -124,6 +124,16 @@ pub struct ValidationMetrics {
     /// trainer's target); absent in releases written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_false_alarm_rate: Option<f64>,
+    /// The false-alarm rate at the threshold estimated on the most recent
+    /// held-out rows (the later half of each device's holdout, never
+    /// fitted), robust to the few percent of anomalies an unlabelled
+    /// window holds: rows above the calibration cut are left out and the
+    /// tail is extrapolated from the 75th and 90th percentiles. Those rows
+    /// also took part in placing the threshold, so it checks that the
+    /// threshold holds at the end of the window. Absent when the holdout
+    /// is too small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_false_alarm_rate: Option<f64>,
     /// Fraction of labelled anomaly events detected, when labels exist.
     #[serde(default)]
     pub detection_rate: Option<f64>,

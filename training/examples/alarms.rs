@@ -5,17 +5,18 @@
 //! record scored by the model live at its tick, counted event-wise as the
 //! demo's summary counts them. Prints one row per alarm policy.
 //!
-//! `cargo run --release -p vigil-training --example alarms`
+//! `cargo run --release -p vigil-training --example alarms [SEED [TICKS]]`
 
 use std::collections::HashMap;
 
 use vigil_fleet_sim::{AnomalyConfig, Fleet, FleetConfig};
 use vigil_model::{Model, Scratch};
 use vigil_schemas::Telemetry;
-use vigil_training::{evaluate_flags, fit, DeviceFlags, EvalOptions, TrainConfig};
+use vigil_training::{
+    evaluate_flags, fit, gate, DeviceFlags, EvalOptions, FleetData, GateConfig, TrainConfig,
+};
 
 const DEVICES: usize = 200;
-const TICKS: u64 = 1_200;
 const WARMUP: u64 = 200;
 const EVERY: u64 = 240;
 const WINDOW: u64 = 600;
@@ -39,6 +40,8 @@ fn ticks(records: &[Telemetry], from: u64, to: u64) -> Vec<Telemetry> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The demo's seed by default; policies were chosen with seed 7.
     let seed: u64 = std::env::args().nth(1).map_or(Ok(0x5EED), |s| s.parse())?;
+    // Ticks simulated: 1,200 = the demo's 10 minutes.
+    let ticks_run: u64 = std::env::args().nth(2).map_or(Ok(1_200), |s| s.parse())?;
     let cfg = FleetConfig {
         devices: DEVICES,
         seed,
@@ -50,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         ..FleetConfig::default()
     };
-    let generated = Fleet::new(cfg)?.generate(TICKS);
+    let generated = Fleet::new(cfg)?.generate(ticks_run);
     let episodes: Vec<vigil_training::Episode> = generated
         .episodes
         .iter()
@@ -65,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The chain: (first tick it scores, model).
     let mut chain: Vec<(u64, Model)> = Vec::new();
     let mut at = WARMUP;
-    while at < TICKS {
+    while at < ticks_run {
         let train = ticks(&all, at.saturating_sub(WINDOW), at);
         let cfg = TrainConfig {
             min_device_records: 20,
@@ -73,9 +76,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..TrainConfig::default()
         };
         let trained = fit(&train, &cfg, |_| {})?;
+        // The trainer's gate on the same window (no labels), against the
+        // model live at that moment.
+        let window = FleetData::new(&train, cfg.holdout_fraction);
+        let decision = gate(
+            &trained.model,
+            chain.last().map(|(_, m)| m),
+            &window,
+            &[],
+            &EvalOptions {
+                holdout_only: true,
+                ..EvalOptions::default()
+            },
+            &GateConfig::default(),
+        );
+        let v = &trained.payload.header.validation;
         println!(
-            "model from tick {at}: holdout FAR {:.4}",
-            trained.holdout.false_alarm_rate
+            "model from tick {at}: holdout flagged {:.4}, estimated FAR {:?}; gate: {}",
+            v.false_alarm_rate, v.estimated_false_alarm_rate, decision.reason
         );
         chain.push((at, trained.model));
         at += EVERY;

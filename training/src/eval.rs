@@ -128,16 +128,33 @@ pub fn gate(
         };
     }
     let Some(live) = live else {
-        let accepted = cand.false_alarm_rate <= cfg.max_false_alarm_rate;
+        // Without labels every holdout record counts as normal, so the
+        // anomalies of an unlabelled window raise the flagged fraction; the
+        // release's estimate on held-out rows, robust to them, is the rate
+        // to check then (`ValidationMetrics::estimated_false_alarm_rate`).
+        let estimated = candidate
+            .payload()
+            .header
+            .validation
+            .estimated_false_alarm_rate
+            .filter(|_| episodes.is_empty());
+        let (rate, what) = match estimated {
+            Some(rate) => (
+                rate,
+                "estimated false-alarm rate (held-out rows, unlabelled)",
+            ),
+            None => (cand.false_alarm_rate, "false-alarm rate"),
+        };
+        let accepted = rate <= cfg.max_false_alarm_rate;
         let reason = if accepted {
             format!(
-                "no live model; candidate false-alarm rate {:.5} within {:.5}",
-                cand.false_alarm_rate, cfg.max_false_alarm_rate
+                "no live model; candidate {what} {rate:.5} within {:.5}",
+                cfg.max_false_alarm_rate
             )
         } else {
             format!(
-                "no live model, but candidate false-alarm rate {:.5} exceeds {:.5}",
-                cand.false_alarm_rate, cfg.max_false_alarm_rate
+                "no live model, but candidate {what} {rate:.5} exceeds {:.5}",
+                cfg.max_false_alarm_rate
             )
         };
         return GateDecision {

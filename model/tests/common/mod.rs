@@ -48,6 +48,7 @@ pub fn payload(version: u64) -> ReleasePayload {
                 source: "test".into(),
             },
             validation: ValidationMetrics {
+                estimated_false_alarm_rate: None,
                 expected_false_alarm_rate: None,
                 holdout_records: 1,
                 false_alarm_rate: 0.001,

@@ -25,6 +25,8 @@ const nf = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 const num = (v) => (v == null || Number.isNaN(v) ? '–' : nf.format(v));
 const fixed = (v, d = 2) => (v == null ? '–' : Number(v).toFixed(d));
 const pct = (v) => (v == null ? '–' : `${(v * 100).toFixed(1)}%`);
+// Rates near the 0.1 % a model is calibrated for need two decimals.
+const pctFine = (v) => (v == null ? '–' : `${(v * 100).toFixed(2)}%`);
 const msv = (v) => (v == null ? '–' : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v} ms`);
 const pad2 = (n) => String(n).padStart(2, '0');
 function clock(ts) {
@@ -377,7 +379,7 @@ async function viewModels(view) {
       <td class="muted">${rel.published_ts ? ago(rel.published_ts) : '–'}</td>
       <td class="num">${fixed(rel.threshold, 3)}</td>
       <td>${tr ? `${num(tr.records)} records · ${num(tr.devices)} devices<br><span class="muted">${esc(tr.source)}</span>` : '<span class="muted">release not on the log</span>'}</td>
-      <td>${v ? `${v.expected_false_alarm_rate != null ? `false alarms expected <b>${pct(v.expected_false_alarm_rate)}</b> · holdout flagged <b>${pct(v.false_alarm_rate)}</b>` : `false alarms <b>${pct(v.false_alarm_rate)}</b>`}${v.detection_rate != null ? ` · detection <b>${pct(v.detection_rate)}</b>` : ''}<br><span class="muted">${num(v.holdout_records)} holdout records</span>` : '–'}</td>
+      <td>${v ? `${v.expected_false_alarm_rate != null ? `false alarms expected <b>${pctFine(v.expected_false_alarm_rate)}</b>${v.estimated_false_alarm_rate != null ? ` · validated <b>${pctFine(v.estimated_false_alarm_rate)}</b>` : ''}<br><span class="muted">holdout records flagged ${pct(v.false_alarm_rate)} (anomalies included)</span>` : `false alarms <b>${pct(v.false_alarm_rate)}</b>`}${v.detection_rate != null ? ` · detection <b>${pct(v.detection_rate)}</b>` : ''}<br><span class="muted">${num(v.holdout_records)} holdout records</span>` : '–'}</td>
       <td style="min-width:180px"><div class="bar" style="height:10px"><span style="width:${cw}%;background:var(--cloud)"></span><span style="left:${cw}%;width:${ew}%;background:var(--edge)"></span></div>
         <span class="muted">${ro.cloud_devices} cloud · ${ro.edge_devices} edge devices · ${ro.cloud_partitions} scorer partitions</span></td>
       <td class="mono muted" title="${esc(rel.payload_sha256 || '')}">${esc(rel.key_id || '')}${rel.payload_sha256 ? ` · ${esc(rel.payload_sha256.slice(0, 10))}…` : ''}</td>

@@ -84,6 +84,7 @@ fn release(model: &str, version: u64) -> ReleaseRow {
             source: "kafka:vigil.telemetry".into(),
         },
         validation: ValidationMetrics {
+            estimated_false_alarm_rate: None,
             expected_false_alarm_rate: None,
             holdout_records: 200_000,
             false_alarm_rate: 0.001,

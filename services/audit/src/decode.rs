@@ -185,6 +185,7 @@ mod tests {
                 source: "test".into(),
             },
             validation: ValidationMetrics {
+                estimated_false_alarm_rate: None,
                 expected_false_alarm_rate: None,
                 holdout_records: 5,
                 false_alarm_rate: 0.01,

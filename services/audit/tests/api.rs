@@ -184,6 +184,7 @@ async fn records_name_every_model_version_and_models_count_them() {
                 source: "test".into(),
             },
             validation: ValidationMetrics {
+                estimated_false_alarm_rate: None,
                 expected_false_alarm_rate: None,
                 holdout_records: 2,
                 false_alarm_rate: 0.0,

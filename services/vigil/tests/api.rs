@@ -101,6 +101,7 @@ fn release() -> ModelRelease {
             source: "kafka:vigil.telemetry".into(),
         },
         validation: ValidationMetrics {
+            estimated_false_alarm_rate: None,
             expected_false_alarm_rate: None,
             holdout_records: 2_400,
             false_alarm_rate: 0.004,

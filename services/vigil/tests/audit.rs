@@ -64,6 +64,7 @@ fn release(version: u64) -> (String, Vec<u8>) {
             source: "test".into(),
         },
         validation: ValidationMetrics {
+            estimated_false_alarm_rate: None,
             expected_false_alarm_rate: None,
             holdout_records: 100,
             false_alarm_rate: 0.01,

@@ -288,6 +288,7 @@ fn release(version: u64) -> ModelRelease {
             source: "kafka:vigil.telemetry".into(),
         },
         validation: ValidationMetrics {
+            estimated_false_alarm_rate: None,
             expected_false_alarm_rate: None,
             holdout_records: 1_000,
             false_alarm_rate: 0.01,
