@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use vigil_model::{sign, verify, Model, Scorer, SigningKey};
-use vigil_schemas::{Message, ScoredAt, Telemetry};
+use vigil_schemas::{AlarmState, Message, ScoredAt, Telemetry};
 
 fn model() -> Arc<vigil_model::VerifiedModel> {
     let key = SigningKey::from_bytes(&[5; 32]);
@@ -73,9 +73,25 @@ proptest! {
         for r in &records {
             let v = scorer.score(r, None, 0, ScoredAt::Cloud);
             prop_assert!((0.0..=1.0).contains(&v.score));
-            prop_assert_eq!(v.anomaly, v.score >= v.threshold);
+            let is_new = last.get(r.device_id.as_str()).is_none_or(|s| r.seq > *s);
+            // Alarms: anomalous exactly while one is open; it opens at or
+            // above the threshold and closes below it; a replayed record
+            // moves no alarm and is judged by its own score.
+            match &v.alarm {
+                Some(a) => {
+                    prop_assert!(is_new);
+                    prop_assert_eq!(v.anomaly, a.state != AlarmState::Closed);
+                    match a.state {
+                        AlarmState::Opened => prop_assert!(v.score >= v.threshold && a.opened_seq == r.seq),
+                        AlarmState::Closed => prop_assert!(v.score < v.threshold),
+                        AlarmState::Ongoing => prop_assert!(a.opened_seq < r.seq),
+                    }
+                }
+                None if is_new => prop_assert!(!v.anomaly),
+                None => prop_assert_eq!(v.anomaly, v.score >= v.threshold),
+            }
             // Only records new for their device belong to the stored stream.
-            if last.get(r.device_id.as_str()).is_none_or(|s| r.seq > *s) {
+            if is_new {
                 last.insert(&r.device_id, r.seq);
                 streamed.entry(r.device_id.clone()).or_default().push(v.score.to_bits());
                 fresh.push(r);
@@ -104,7 +120,8 @@ proptest! {
 /// Verdict bytes for a fixed stream and model, hashed. The same digest on
 /// every platform (x86-64, aarch64, armv7 under qemu) shows that the edge
 /// and the cloud print identical verdicts. If the feature or detector
-/// arithmetic changes on purpose, update the digest.
+/// arithmetic changes on purpose, update the digest (last: 2026-12-05,
+/// verdicts carry alarms).
 #[test]
 fn golden_verdict_digest() {
     let mut scorer = Scorer::new("default", 64);
@@ -124,4 +141,4 @@ fn golden_verdict_digest() {
     );
 }
 
-const GOLDEN: &str = "b93fc247ad90a55a29fbaabb5e22ed5c8c6970aa38517e4215d6db76df93e330";
+const GOLDEN: &str = "b201856fee9b1ab7c0cd21a84e24707be436669eec644e9dbb403958ab28f3df";

@@ -420,27 +420,38 @@ fn configure(conn: &Connection, cache_mib: Option<u32>, mmap_mib: u32) -> rusqli
     Ok(())
 }
 
-/// Runs the DDL of every schema version newer than the file's.
+/// Runs the DDL of every schema version newer than the file's. The version
+/// is read under the write lock (`BEGIN IMMEDIATE`), so two processes
+/// opening a new store at once (the audit sink and the dashboard) do not
+/// both run a version's DDL.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if current < 1 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {DDL_V1} {DDL_V2} PRAGMA user_version = {SCHEMA}; COMMIT;"
-        ))?;
-        tracing::info!("audit store schema created (version {SCHEMA})");
-    } else if current < 2 {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {DDL_V2} PRAGMA user_version = 2; COMMIT;"
-        ))?;
-        tracing::info!("audit store schema migrated from version {current} to 2 (alarms)");
-    } else if current > SCHEMA {
-        tracing::warn!(
-            found = current,
-            supported = SCHEMA,
-            "audit store schema is newer than this build; reading it as version {SCHEMA}"
-        );
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current < 1 {
+            conn.execute_batch(&format!(
+                "{DDL_V1} {DDL_V2} PRAGMA user_version = {SCHEMA};"
+            ))?;
+            tracing::info!("audit store schema created (version {SCHEMA})");
+        } else if current < 2 {
+            conn.execute_batch(&format!("{DDL_V2} PRAGMA user_version = 2;"))?;
+            tracing::info!("audit store schema migrated from version {current} to 2 (alarms)");
+        } else if current > SCHEMA {
+            tracing::warn!(
+                found = current,
+                supported = SCHEMA,
+                "audit store schema is newer than this build; reading it as version {SCHEMA}"
+            );
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
-    Ok(())
 }
 
 /// The bind values of a verdict row ([`VERDICT_COLUMNS`](crate::codec::VERDICT_COLUMNS) order).
@@ -653,5 +664,28 @@ mod tests {
         drop(store);
         let again = SqliteStore::open(&path).expect("reopens");
         assert_eq!(pragma(&again.writer(), "user_version"), 2);
+    }
+
+    #[test]
+    fn stores_opened_at_once_on_a_new_file_both_open() {
+        // The demo's audit sink and dashboard open the same new file
+        // together; the schema must be created once, not twice.
+        for round in 0..8 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join(format!("audit-{round}.db"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        SqliteStore::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().expect("no panic").expect("opens");
+            }
+        }
     }
 }
