@@ -78,10 +78,9 @@ pub struct DemoArgs {
 
     /// Publish every training (`vigil train --force`) instead of passing
     /// it through the trainer's champion/challenger gate. The gate is on
-    /// by default, as in production: the first model is checked on its
-    /// estimated false-alarm rate, which the anomalies of the unlabelled
-    /// window do not inflate, and each later one against the live model
-    /// on the same holdout.
+    /// by default, as in production: without labels each model is checked
+    /// on its estimated false-alarm rate, which the anomalies of the
+    /// unlabelled window do not inflate.
     #[arg(long, env = "VIGIL_DEMO_NO_TRAIN_GATE")]
     pub no_train_gate: bool,
 

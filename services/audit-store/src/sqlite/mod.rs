@@ -107,9 +107,7 @@ impl SqliteStore {
         let writer = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         configure(&writer, Some(tuning.cache_mib), tuning.mmap_mib)
             .map_err(|e| open_error(e.to_string()))?;
-        writer
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| open_error(format!("enabling WAL: {e}")))?;
+        enable_wal(&writer).map_err(|e| open_error(format!("enabling WAL: {e}")))?;
         migrate(&writer).map_err(|e| open_error(format!("migrating the schema: {e}")))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -418,6 +416,30 @@ fn configure(conn: &Connection, cache_mib: Option<u32>, mmap_mib: u32) -> rusqli
     conn.pragma_update(None, "mmap_size", i64::from(mmap_mib) << 20)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
+}
+
+/// Switches the file to WAL (it stays so). On a new file another
+/// process may be doing the same at this moment; SQLite answers that with
+/// "database is locked" at once rather than waiting, so the switch is
+/// tried again for up to about two seconds (start-up only).
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut attempt = 0;
+    loop {
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && attempt < 100 =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Runs the DDL of every schema version newer than the file's. The version
