@@ -127,10 +127,9 @@ pub async fn start(
     }
 
     let mut config = from_start::unjoined_config(&args.kafka, "vigil-api");
-    config
-        .set("enable.auto.offset.store", "false")
-        // Anomalies should reach the page within a fraction of a second.
-        .set("fetch.wait.max.ms", "100");
+    // The data path's fetch defaults (vigil_service::kafka): verdicts and
+    // anomalies reach the page within milliseconds.
+    config.set("enable.auto.offset.store", "false");
     let consumer: StreamConsumer<VigilContext> = config
         .create_with_context(VigilContext::new(readiness.clone()))
         .context("creating the dashboard's kafka consumer")?;

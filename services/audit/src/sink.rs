@@ -148,9 +148,7 @@ pub async fn run(args: AuditArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     if let Some(id) = &args.instance_id {
         config.set("group.instance.id", id);
     }
-    for (key, value) in &args.kafka.kafka_options {
-        config.set(key, value);
-    }
+    kafka::apply_operator_options(&mut config, &args.kafka);
     let consumer: Arc<StreamConsumer<AuditContext>> = Arc::new(
         config
             .create_with_context(AuditContext {

@@ -9,36 +9,115 @@ use std::net::SocketAddr;
 use clap::Args;
 pub use vigil_base::config::{parse_key_value, LogArgs, LogFormat, MqttArgs};
 
-/// Kafka connection options.
-#[derive(Debug, Clone, Args)]
+/// Kafka connection options (the flags are declared on [`KafkaFlags`];
+/// an empty `--kafka-option`, or an empty piece of `VIGIL_KAFKA_OPTIONS`,
+/// means no option).
+#[derive(Debug, Clone)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma separated.
-    #[arg(long, env = "VIGIL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
+    /// Prefix of every Kafka topic name.
+    pub kafka_topic_prefix: String,
+    /// Extra librdkafka settings passed through unchanged, applied after
+    /// Vigil's own defaults (see [`crate::kafka`]), so they win.
+    pub kafka_options: Vec<(String, String)>,
+    /// Create missing topics at start-up.
+    pub kafka_create_topics: bool,
+    /// Partitions of topics Vigil creates.
+    pub kafka_partitions: i32,
+    /// Replication factor of topics Vigil creates.
+    pub kafka_replication_factor: i32,
+}
+
+/// The flags of [`KafkaArgs`] as clap parses them.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaFlags {
+    /// Kafka bootstrap servers, comma separated.
+    #[arg(long, env = "VIGIL_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    kafka_brokers: String,
 
     /// Prefix of every Kafka topic name.
     #[arg(long, env = "VIGIL_KAFKA_TOPIC_PREFIX", default_value = vigil_schemas::topics::DEFAULT_KAFKA_PREFIX)]
-    pub kafka_topic_prefix: String,
+    kafka_topic_prefix: String,
 
     /// Extra librdkafka settings passed through unchanged, as KEY=VALUE
-    /// (repeatable; separated by ';' in the environment variable). Use it for
-    /// security options: security.protocol, sasl.mechanism, sasl.username,
-    /// sasl.password, ssl.ca.location, …
-    #[arg(long = "kafka-option", env = "VIGIL_KAFKA_OPTIONS", value_delimiter = ';', value_parser = parse_key_value)]
-    pub kafka_options: Vec<(String, String)>,
+    /// (repeatable; separated by ';' in the environment variable; empty
+    /// means none). They override Vigil's latency defaults (fetch.wait.max.ms,
+    /// linger.ms, …; docs/ARCHITECTURE.md) and carry security options:
+    /// security.protocol, sasl.mechanism, sasl.username, sasl.password,
+    /// ssl.ca.location, …
+    #[arg(long = "kafka-option", env = "VIGIL_KAFKA_OPTIONS", value_delimiter = ';', value_parser = parse_kafka_option)]
+    kafka_options: Vec<KafkaOption>,
 
     /// Create missing topics at start-up (partitions below, replication
     /// factor 1 unless set with --kafka-replication-factor).
     #[arg(long, env = "VIGIL_KAFKA_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub kafka_create_topics: bool,
+    kafka_create_topics: bool,
 
     /// Partitions of topics Vigil creates.
     #[arg(long, env = "VIGIL_KAFKA_PARTITIONS", default_value_t = 6)]
-    pub kafka_partitions: i32,
+    kafka_partitions: i32,
 
     /// Replication factor of topics Vigil creates.
     #[arg(long, env = "VIGIL_KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
-    pub kafka_replication_factor: i32,
+    kafka_replication_factor: i32,
+}
+
+/// One `--kafka-option`: a KEY=VALUE pair, or nothing for an empty one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaOption(Option<(String, String)>);
+
+/// Parses one `--kafka-option`: KEY=VALUE, or blank for none (so
+/// `VIGIL_KAFKA_OPTIONS=""` and a trailing `;` are accepted).
+pub fn parse_kafka_option(s: &str) -> Result<KafkaOption, String> {
+    if s.trim().is_empty() {
+        return Ok(KafkaOption(None));
+    }
+    parse_key_value(s).map(|kv| KafkaOption(Some(kv)))
+}
+
+impl From<KafkaFlags> for KafkaArgs {
+    fn from(flags: KafkaFlags) -> Self {
+        KafkaArgs {
+            kafka_brokers: flags.kafka_brokers,
+            kafka_topic_prefix: flags.kafka_topic_prefix,
+            kafka_options: flags
+                .kafka_options
+                .into_iter()
+                .filter_map(|o| o.0)
+                .collect(),
+            kafka_create_topics: flags.kafka_create_topics,
+            kafka_partitions: flags.kafka_partitions,
+            kafka_replication_factor: flags.kafka_replication_factor,
+        }
+    }
+}
+
+// `KafkaArgs` is flattened into each command through `KafkaFlags`, so its
+// users keep plain pairs while blank options are dropped at parse time.
+impl clap::FromArgMatches for KafkaArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        KafkaFlags::from_arg_matches(matches).map(Into::into)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for KafkaArgs {
+    fn group_id() -> Option<clap::Id> {
+        KafkaFlags::group_id()
+    }
+
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        KafkaFlags::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        KafkaFlags::augment_args_for_update(cmd)
+    }
 }
 
 impl KafkaArgs {
@@ -54,4 +133,45 @@ pub struct HttpArgs {
     /// Address for /healthz, /readyz, /metrics and the service's API.
     #[arg(long, env = "VIGIL_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    #[test]
+    fn blank_kafka_options_mean_none() {
+        let cli = Cli::try_parse_from(["vigil", "--kafka-option", ""]).expect("empty accepted");
+        assert!(cli.kafka.kafka_options.is_empty());
+        let cli = Cli::try_parse_from(["vigil", "--kafka-option", "a=1;;b=2;"]).expect("parses");
+        assert_eq!(
+            cli.kafka.kafka_options,
+            vec![("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        assert!(Cli::try_parse_from(["vigil", "--kafka-option", "novalue"]).is_err());
+    }
+
+    // Environment variables are process-wide: nextest runs each test in a
+    // process of its own, and no other test here reads this one.
+    #[test]
+    fn an_empty_kafka_options_variable_means_none() {
+        std::env::set_var("VIGIL_KAFKA_OPTIONS", "");
+        let cli = Cli::try_parse_from(["vigil"]).expect("empty variable accepted");
+        assert!(cli.kafka.kafka_options.is_empty());
+        std::env::set_var("VIGIL_KAFKA_OPTIONS", "fetch.wait.max.ms=7");
+        let cli = Cli::try_parse_from(["vigil"]).expect("parses");
+        assert_eq!(
+            cli.kafka.kafka_options,
+            vec![("fetch.wait.max.ms".into(), "7".into())]
+        );
+        assert_eq!(cli.kafka.kafka_brokers, "127.0.0.1:9092");
+    }
 }

@@ -23,7 +23,9 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaArgs;
-use crate::kafka::client_config;
+use crate::kafka::{
+    apply_operator_options, client_config, set_all, CONSUMER_DEFAULTS, CONTROL_CONSUMER_DEFAULTS,
+};
 
 /// Why a topic could not be looked up or assigned.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +51,24 @@ fn kafka_err(doing: impl FnOnce() -> String) -> impl FnOnce(KafkaError) -> Topic
 }
 
 /// A consumer configuration for reading without a consumer group: nothing
-/// joins a group and nothing is committed, and no end-of-partition events.
-/// The operator's `--kafka-option`s are applied after these settings.
+/// joins a group and nothing is committed, and no end-of-partition events;
+/// the data path's [`CONSUMER_DEFAULTS`]. The operator's `--kafka-option`s
+/// are applied after these settings.
 pub fn unjoined_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
+    unjoined_config_with(args, client_id, CONSUMER_DEFAULTS)
+}
+
+/// [`unjoined_config`] for a follower of a rarely written topic (model
+/// releases, device statuses): [`CONTROL_CONSUMER_DEFAULTS`] instead.
+pub fn control_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
+    unjoined_config_with(args, client_id, CONTROL_CONSUMER_DEFAULTS)
+}
+
+fn unjoined_config_with(
+    args: &KafkaArgs,
+    client_id: &str,
+    defaults: &[(&str, &str)],
+) -> ClientConfig {
     let mut config = client_config(args, client_id);
     config
         // librdkafka wants a group id even for assign(); nothing joins it
@@ -59,10 +76,9 @@ pub fn unjoined_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
         .set("group.id", format!("{client_id}-unjoined"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
+    set_all(&mut config, defaults);
     // The operator's options win, as everywhere.
-    for (key, value) in &args.kafka_options {
-        config.set(key, value);
-    }
+    apply_operator_options(&mut config, args);
     config
 }
 

@@ -5,6 +5,15 @@
 //! (security settings), applied last so they win. Connection state feeds
 //! [`Readiness`] under the name `kafka`.
 //!
+//! **Latency defaults.** Every client Vigil runs gets its Kafka tuning
+//! from here: [`CLIENT_DEFAULTS`], [`CONSUMER_DEFAULTS`] (or
+//! [`CONTROL_CONSUMER_DEFAULTS`] for readers of rarely written topics) and
+//! [`DEFAULT_LINGER_MS`] for producers. They are chosen for milliseconds
+//! from device to verdict at moderate rates without costing throughput
+//! under a backlog (figures in BENCHMARKS.md, issue 19; the reasoning in
+//! docs/ARCHITECTURE.md). `--kafka-option` / `VIGIL_KAFKA_OPTIONS`
+//! overrides any of them.
+//!
 //! **Fatal errors.** librdkafka reports an error it cannot recover from
 //! (an idempotent producer that lost its sequence, a fenced producer) as
 //! `Fatal`; the client is unusable from then on. [`watch_connection`] (which
@@ -72,13 +81,60 @@ fn fatal(detail: String) {
     }
 }
 
-/// Base configuration: brokers, client id, then the pass-through options.
-pub fn client_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &args.kafka_brokers)
-        .set("client.id", client_id)
-        .set_log_level(RDKafkaLogLevel::Warning);
+/// Settings of every client: requests go out at once rather than waiting
+/// for Nagle's algorithm to coalesce them with the next ones.
+pub const CLIENT_DEFAULTS: &[(&str, &str)] = &[("socket.nagle.disable", "true")];
+
+/// Settings of every consumer on the data path (telemetry, verdicts,
+/// anomalies: score, audit, the dashboard, the load generator).
+///
+/// - `fetch.wait.max.ms=1`: how long the broker may hold a fetch when
+///   fewer than `fetch.min.bytes` are available. Apache Kafka answers as
+///   soon as `fetch.min.bytes` are there, so there it only bounds how often
+///   an idle consumer asks again; tansu holds *every* fetch for the whole
+///   wait, so there it is added to each hop (librdkafka's default, 500 ms,
+///   was ~97 % of the end-to-end latency). Under a backlog a fetch still
+///   returns up to `fetch.max.bytes`, so the short wait costs no
+///   throughput.
+/// - `fetch.min.bytes=1`: answer with the first record (librdkafka's
+///   default, stated so an operator's override is visible next to it).
+/// - `fetch.queue.backoff.ms=10`: when the consumer's prefetch queue is
+///   full, ask again after 10 ms instead of librdkafka's 1 s, so a scorer
+///   working through a backlog does not drain the queue and then sit idle.
+pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("fetch.wait.max.ms", "1"),
+    ("fetch.min.bytes", "1"),
+    ("fetch.queue.backoff.ms", "10"),
+];
+
+/// Settings of consumers that follow rarely written topics off the data
+/// path (model releases, device statuses): a release reaching the scorers
+/// within ~100 ms is plenty, and an idle 1-ms fetch loop on tansu would
+/// cost CPU for nothing.
+pub const CONTROL_CONSUMER_DEFAULTS: &[(&str, &str)] =
+    &[("fetch.wait.max.ms", "100"), ("fetch.min.bytes", "1")];
+
+/// Default `linger.ms` of every producer (each service's `--linger-ms`;
+/// a `linger.ms` in `--kafka-option` wins over both): how long a record
+/// may wait for others to share its batch. Measured on tansu at 10,000
+/// msg/s, each batch costs the broker enough that *shorter* lingers are
+/// slower end to end (p50 ~300 ms at 1 ms, ~150 ms at 2 ms, ~75 ms at
+/// 5 ms, ~42 ms at 20 ms, ~80 ms at 50 ms; BENCHMARKS.md, issue 19), and at
+/// 1,000 msg/s 20 ms was no slower than 5 ms. On Apache Kafka, where a
+/// batch is cheap, `linger.ms=5` saves up to 15 ms per producer hop at
+/// low rates.
+pub const DEFAULT_LINGER_MS: u64 = 20;
+
+/// Sets `settings` on `config`.
+pub fn set_all(config: &mut ClientConfig, settings: &[(&str, &str)]) {
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+}
+
+/// Applies the operator's `--kafka-option`s to `config`: call it after any
+/// setting of Vigil's own, so the operator's win.
+pub fn apply_operator_options(config: &mut ClientConfig, args: &KafkaArgs) {
     for (key, value) in &args.kafka_options {
         config.set(key, value);
         if key == "debug" {
@@ -86,6 +142,18 @@ pub fn client_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
             config.set_log_level(RDKafkaLogLevel::Debug);
         }
     }
+}
+
+/// Base configuration: brokers, client id, [`CLIENT_DEFAULTS`], then the
+/// pass-through options.
+pub fn client_config(args: &KafkaArgs, client_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &args.kafka_brokers)
+        .set("client.id", client_id)
+        .set_log_level(RDKafkaLogLevel::Warning);
+    set_all(&mut config, CLIENT_DEFAULTS);
+    apply_operator_options(&mut config, args);
     config
 }
 
@@ -107,7 +175,7 @@ impl Default for ProducerTuning {
     fn default() -> Self {
         Self {
             compression: "lz4".into(),
-            linger_ms: 5,
+            linger_ms: DEFAULT_LINGER_MS,
             max_queued_messages: 100_000,
             message_timeout_ms: 0,
         }
@@ -127,13 +195,12 @@ pub fn producer_config(args: &KafkaArgs, client_id: &str, tuning: &ProducerTunin
             tuning.max_queued_messages.to_string(),
         )
         .set("message.timeout.ms", tuning.message_timeout_ms.to_string());
-    for (key, value) in &args.kafka_options {
-        config.set(key, value);
-    }
+    apply_operator_options(&mut config, args);
     config
 }
 
-/// A manually committing consumer configuration in `group_id`.
+/// A manually committing consumer configuration in `group_id`, with
+/// [`CONSUMER_DEFAULTS`].
 pub fn consumer_config(args: &KafkaArgs, client_id: &str, group_id: &str) -> ClientConfig {
     let mut config = client_config(args, client_id);
     config
@@ -142,9 +209,8 @@ pub fn consumer_config(args: &KafkaArgs, client_id: &str, group_id: &str) -> Cli
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
-    for (key, value) in &args.kafka_options {
-        config.set(key, value);
-    }
+    set_all(&mut config, CONSUMER_DEFAULTS);
+    apply_operator_options(&mut config, args);
     config
 }
 
@@ -532,6 +598,46 @@ mod tests {
         assert!(!is_retriable(&KafkaError::MessageProduction(
             RDKafkaErrorCode::Fatal
         )));
+    }
+
+    fn args(options: &[(&str, &str)]) -> KafkaArgs {
+        KafkaArgs {
+            kafka_brokers: "127.0.0.1:1".into(),
+            kafka_topic_prefix: "vigil".into(),
+            kafka_options: options
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            kafka_create_topics: false,
+            kafka_partitions: 1,
+            kafka_replication_factor: 1,
+        }
+    }
+
+    #[test]
+    fn latency_defaults_apply_and_the_operator_overrides_them() {
+        let plain = args(&[]);
+        let consumer = consumer_config(&plain, "c", "g");
+        assert_eq!(consumer.get("fetch.wait.max.ms"), Some("1"));
+        assert_eq!(consumer.get("fetch.queue.backoff.ms"), Some("10"));
+        assert_eq!(consumer.get("socket.nagle.disable"), Some("true"));
+        let control = crate::from_start::control_config(&plain, "c");
+        assert_eq!(control.get("fetch.wait.max.ms"), Some("100"));
+        let data = crate::from_start::unjoined_config(&plain, "c");
+        assert_eq!(data.get("fetch.wait.max.ms"), Some("1"));
+        let producer = producer_config(&plain, "p", &ProducerTuning::default());
+        assert_eq!(producer.get("linger.ms"), Some("20"));
+
+        let tuned = args(&[("fetch.wait.max.ms", "500"), ("linger.ms", "5")]);
+        for config in [
+            consumer_config(&tuned, "c", "g"),
+            crate::from_start::control_config(&tuned, "c"),
+            crate::from_start::unjoined_config(&tuned, "c"),
+        ] {
+            assert_eq!(config.get("fetch.wait.max.ms"), Some("500"));
+        }
+        let producer = producer_config(&tuned, "p", &ProducerTuning::default());
+        assert_eq!(producer.get("linger.ms"), Some("5"));
     }
 
     /// Raises a fatal error in `producer` as librdkafka would.

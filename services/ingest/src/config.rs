@@ -52,7 +52,7 @@ pub struct IngestArgs {
     pub compression: String,
 
     /// Kafka producer linger, ms: how long to wait to fill a batch.
-    #[arg(long, env = "VIGIL_INGEST_LINGER_MS", default_value_t = 5, value_parser = parse_millis::<u64>)]
+    #[arg(long, env = "VIGIL_INGEST_LINGER_MS", default_value_t = vigil_service::kafka::DEFAULT_LINGER_MS, value_parser = parse_millis::<u64>)]
     pub linger_ms: u64,
 
     /// On shutdown, how long to wait for in-flight deliveries, seconds.

@@ -71,7 +71,7 @@ pub struct PushArgs {
     pub device_capacity: usize,
 
     /// Kafka producer linger, ms.
-    #[arg(long, env = "VIGIL_PUSH_LINGER_MS", default_value_t = 5, value_parser = parse_millis::<u64>)]
+    #[arg(long, env = "VIGIL_PUSH_LINGER_MS", default_value_t = vigil_service::kafka::DEFAULT_LINGER_MS, value_parser = parse_millis::<u64>)]
     pub linger_ms: u64,
 
     /// On shutdown, how long to wait for in-flight deliveries, seconds.

@@ -88,8 +88,7 @@ struct Started {
 
 async fn open(args: &KafkaArgs) -> anyhow::Result<Started> {
     let topic = args.topics().device_status;
-    let mut config = from_start::unjoined_config(args, "vigil-push-view");
-    config.set("fetch.wait.max.ms", "100");
+    let config = from_start::control_config(args, "vigil-push-view");
     tokio::task::spawn_blocking(move || -> anyhow::Result<Started> {
         let consumer: StreamConsumer = config
             .create()

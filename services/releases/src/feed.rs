@@ -53,9 +53,8 @@ pub async fn follow(
     shutdown: &Shutdown,
 ) -> Result<mpsc::Receiver<FeedEvent>, ReleasesError> {
     let topic = args.topics().models;
-    let mut config = from_start::unjoined_config(args, client_id);
     // A new release should reach scorers within a fraction of a second.
-    config.set("fetch.wait.max.ms", "100");
+    let config = from_start::control_config(args, client_id);
     let (consumer, ends) = tokio::task::spawn_blocking(
         move || -> Result<(StreamConsumer, EndOffsets), ReleasesError> {
             let consumer: StreamConsumer = config.create().map_err(ReleasesError::Consumer)?;

@@ -64,7 +64,7 @@ pub struct ScoreArgs {
     pub compression: String,
 
     /// Producer linger, ms.
-    #[arg(long, env = "VIGIL_SCORE_LINGER_MS", default_value_t = 5, value_parser = parse_millis::<u64>)]
+    #[arg(long, env = "VIGIL_SCORE_LINGER_MS", default_value_t = vigil_service::kafka::DEFAULT_LINGER_MS, value_parser = parse_millis::<u64>)]
     pub linger_ms: u64,
 
     /// How often stored offsets are committed, ms.

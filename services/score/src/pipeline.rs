@@ -121,9 +121,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     if let Some(id) = &args.instance_id {
         config.set("group.instance.id", id);
     }
-    for (k, v) in &args.kafka.kafka_options {
-        config.set(k, v);
-    }
+    kafka::apply_operator_options(&mut config, &args.kafka);
     let consumer: StreamConsumer<ScoreContext> = config
         .create_with_context(context)
         .context("creating the telemetry consumer")?;
