@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 
-use vigil_fleet_sim::{AnomalyConfig, Fleet, FleetConfig};
+mod common;
+
+use common::ticks;
 use vigil_model::{Model, Scratch};
 use vigil_schemas::Telemetry;
 use vigil_training::{
@@ -24,47 +26,12 @@ const WINDOW: u64 = 600;
 /// A device and its `(seq, score, threshold)` rows from v1 on.
 type Scored = (String, Vec<(u64, f64, f64)>);
 
-fn ticks(records: &[Telemetry], from: u64, to: u64) -> Vec<Telemetry> {
-    let mut seen: HashMap<&str, u64> = HashMap::new();
-    records
-        .iter()
-        .filter(|r| {
-            let tick = seen.entry(r.device_id.as_str()).or_insert(0);
-            *tick += 1;
-            (from..to).contains(&(*tick - 1))
-        })
-        .cloned()
-        .collect()
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The demo's seed by default; policies were chosen with seed 7.
     let seed: u64 = std::env::args().nth(1).map_or(Ok(0x5EED), |s| s.parse())?;
     // Ticks simulated: 1,200 = the demo's 10 minutes.
     let ticks_run: u64 = std::env::args().nth(2).map_or(Ok(1_200), |s| s.parse())?;
-    let cfg = FleetConfig {
-        devices: DEVICES,
-        seed,
-        interval_ms: 500,
-        day_ms: 60_000,
-        anomalies: AnomalyConfig {
-            rate_per_device_day: 0.2,
-            ..AnomalyConfig::default()
-        },
-        ..FleetConfig::default()
-    };
-    let generated = Fleet::new(cfg)?.generate(ticks_run);
-    let episodes: Vec<vigil_training::Episode> = generated
-        .episodes
-        .iter()
-        .map(|e| vigil_training::Episode {
-            device_id: e.device_id.clone(),
-            kind: e.kind.as_str().to_owned(),
-            first_seq: e.first_seq,
-            last_seq: e.last_seq,
-        })
-        .collect();
-    let all: Vec<Telemetry> = generated.records.into_iter().map(|r| r.telemetry).collect();
+    let (all, episodes) = common::demo_fleet(DEVICES, seed, 0.2, 60_000, ticks_run)?;
     // The chain: (first tick it scores, model).
     let mut chain: Vec<(u64, Model)> = Vec::new();
     let mut at = WARMUP;
@@ -214,7 +181,7 @@ fn diagnose(scored: &[Scored], episodes: &[vigil_training::Episode], chain: &[(u
         let eps: Vec<_> = episodes.iter().filter(|e| &e.device_id == device).collect();
         let first = rows.first().map_or(0, |r| r.0);
         let mut prev = false;
-        for (i, &(seq, score, thr)) in rows.iter().enumerate() {
+        for &(seq, score, thr) in rows {
             let flag = score >= thr;
             let inside = eps
                 .iter()
@@ -237,7 +204,6 @@ fn diagnose(scored: &[Scored], episodes: &[vigil_training::Episode], chain: &[(u
                 };
                 *by_distance.entry(bucket).or_default() += 1;
                 scores.push(score);
-                let _ = i;
             }
             prev = flag;
         }

@@ -16,7 +16,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use vigil_fleet_sim::{AnomalyConfig, Fleet, FleetConfig};
+mod common;
+
+use common::ticks;
 use vigil_model::Scratch;
 use vigil_schemas::Telemetry;
 use vigil_training::{evaluate, fit, Calibration, Episode, EvalOptions, FleetData, TrainConfig};
@@ -24,49 +26,12 @@ use vigil_training::{evaluate, fit, Calibration, Episode, EvalOptions, FleetData
 const DEVICES: usize = 180;
 const TICKS: u64 = 1_800;
 
+/// The fleet of every case here: seed 7, `DEVICES` × `TICKS`.
 fn fleet(
     rate: f64,
     day_ms: u64,
 ) -> Result<(Vec<Telemetry>, Vec<Episode>), Box<dyn std::error::Error>> {
-    let cfg = FleetConfig {
-        devices: DEVICES,
-        seed: 7,
-        interval_ms: 500,
-        day_ms,
-        anomalies: AnomalyConfig {
-            rate_per_device_day: rate,
-            ..AnomalyConfig::default()
-        },
-        ..FleetConfig::default()
-    };
-    let generated = Fleet::new(cfg)?.generate(TICKS);
-    let episodes = generated
-        .episodes
-        .iter()
-        .map(|e| Episode {
-            device_id: e.device_id.clone(),
-            kind: e.kind.as_str().to_owned(),
-            first_seq: e.first_seq,
-            last_seq: e.last_seq,
-        })
-        .collect();
-    let records = generated.records.into_iter().map(|r| r.telemetry).collect();
-    Ok((records, episodes))
-}
-
-/// Records of ticks `from..to` (a record's tick is its position in its
-/// device's stream; seqs start at a per-device base).
-fn ticks(records: &[Telemetry], from: u64, to: u64) -> Vec<Telemetry> {
-    let mut seen: HashMap<&str, u64> = HashMap::new();
-    records
-        .iter()
-        .filter(|r| {
-            let tick = seen.entry(r.device_id.as_str()).or_insert(0);
-            *tick += 1;
-            (from..to).contains(&(*tick - 1))
-        })
-        .cloned()
-        .collect()
+    common::demo_fleet(DEVICES, 7, rate, day_ms, TICKS)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

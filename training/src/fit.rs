@@ -350,52 +350,53 @@ fn typical_interval(data: &FleetData<'_>) -> f64 {
     median(&mut per_device).unwrap_or(1000.0).max(1.0)
 }
 
-/// Training feature rows (row-major, `dim` wide): each device's training
-/// part after warm-up, every `stride`-th row.
-fn training_rows(
+/// Feature rows (row-major, `dim` wide), from one extraction of each
+/// device's whole stream (a record's features depend only on the records
+/// before it, so the training part's rows are the same as extracting it
+/// alone). Rows of a state younger than warm-up are left out.
+struct FeatureRows {
+    /// Each device's training part, every `stride`-th row.
+    train: Vec<f64>,
+    /// The earlier half of each device's holdout part.
+    held_earlier: Vec<f64>,
+    /// The later half of each device's holdout part.
+    held_later: Vec<f64>,
+}
+
+fn feature_rows(
     data: &FleetData<'_>,
     extractor: &vigil_model::Extractor,
     stride: usize,
-) -> Vec<f64> {
-    let dim = extractor.dim();
-    let warmup = extractor.spec().warmup as usize;
-    let parts = map_devices(&data.devices, |series| {
-        let mut rows = Vec::new();
-        extractor.extract_series(
-            series.records[..series.holdout_start].iter().copied(),
-            &mut rows,
-        );
-        let mut kept = Vec::new();
-        for (i, row) in rows.chunks_exact(dim).enumerate().skip(warmup) {
-            if i % stride == 0 {
-                kept.extend_from_slice(row);
-            }
-        }
-        kept
-    });
-    parts.concat()
-}
-
-/// Holdout feature rows (row-major), split in time: each device's
-/// holdout part, state built from its first record, rows of a state younger
-/// than warm-up left out; every device's earlier and later halves.
-fn holdout_rows(data: &FleetData<'_>, extractor: &vigil_model::Extractor) -> (Vec<f64>, Vec<f64>) {
+) -> FeatureRows {
     let dim = extractor.dim();
     let warmup = extractor.spec().warmup as usize;
     let parts = map_devices(&data.devices, |series| {
         let mut rows = Vec::new();
         extractor.extract_series(series.records.iter().copied(), &mut rows);
-        let from = (series.holdout_start.max(warmup) * dim).min(rows.len());
-        let held = &rows[from..];
+        let split = (series.holdout_start * dim).min(rows.len());
+        let (train_part, held) = rows.split_at(split);
+        let mut train = Vec::new();
+        for (i, row) in train_part.chunks_exact(dim).enumerate().skip(warmup) {
+            if i % stride == 0 {
+                train.extend_from_slice(row);
+            }
+        }
+        let young = (warmup.saturating_sub(series.holdout_start) * dim).min(held.len());
+        let held = &held[young..];
         let mid = held.len() / dim / 2 * dim;
-        (held[..mid].to_vec(), held[mid..].to_vec())
+        (train, held[..mid].to_vec(), held[mid..].to_vec())
     });
-    let (mut calibrate, mut validate) = (Vec::new(), Vec::new());
-    for (c, v) in parts {
-        calibrate.extend(c);
-        validate.extend(v);
+    let mut out = FeatureRows {
+        train: Vec::new(),
+        held_earlier: Vec::new(),
+        held_later: Vec::new(),
+    };
+    for (train, earlier, later) in parts {
+        out.train.extend(train);
+        out.held_earlier.extend(earlier);
+        out.held_later.extend(later);
     }
-    (calibrate, validate)
+    out
 }
 
 /// The false-alarm rate a raw-score threshold `x` gives on `raws`,
@@ -579,7 +580,11 @@ pub fn fit(
         .map(|d| d.holdout_start.saturating_sub(cfg.warmup as usize))
         .sum();
     let stride = warm_rows.div_ceil(cfg.max_fit_rows).max(1);
-    let rows = training_rows(&data, &extractor, stride);
+    let FeatureRows {
+        train: rows,
+        held_earlier,
+        held_later,
+    } = feature_rows(&data, &extractor, stride);
     let n = rows.len() / dim;
     progress(Progress::Extracted { rows: n });
     let needed = dim * MIN_ROWS_PER_FEATURE;
@@ -684,8 +689,7 @@ pub fn fit(
     // scores its holdout higher than its training rows; the larger of the
     // two keeps the realised rate near the target (training/EVALUATION.md,
     // "Calibration out of sample").
-    let (earlier, later) = holdout_rows(&data, &extractor);
-    let calibrate = [earlier, later.clone()].concat();
+    let calibrate = [held_earlier.as_slice(), held_later.as_slice()].concat();
     let as_matrix = |rows: Vec<f64>| -> Result<Option<Array2<f64>>, TrainError> {
         let n = rows.len() / dim;
         if n < dim * 10 {
@@ -712,7 +716,7 @@ pub fn fit(
     // holds at the end of the window (a drift there raises it), not an
     // independent validation (one was tried and cost precision: halving
     // the calibration rows made it noisier, training/EVALUATION.md).
-    let estimated_far = match as_matrix(later)? {
+    let estimated_far = match as_matrix(held_later)? {
         Some(held) => tail_probability(raw_scores(&detector, &held)?, raw_scale, target),
         None => None,
     };

@@ -332,34 +332,45 @@ fn the_gate_prefers_a_model_that_is_not_worse() {
 /// misses most of the test's; the trimmed calibration keeps detecting
 /// (EVALUATION.md, "Under the demo's conditions": recall 0.16 vs 0.94 on
 /// 180 devices).
-#[test]
-fn trimmed_calibration_survives_anomalies_in_the_training_data() {
-    use vigil_fleet_sim::AnomalyConfig;
-    use vigil_training::{evaluate, Calibration, Episode, EvalOptions};
+/// A fleet under the demo's conditions (a record every 500 ms, a 60-s
+/// simulated day, 0.2 anomaly episodes per device-day): its records and
+/// the episodes' ground truth.
+fn demo_like_fleet(
+    devices: usize,
+    seed: u64,
+    ticks: u64,
+) -> (Vec<Telemetry>, Vec<vigil_training::Episode>) {
     let generated = Fleet::new(FleetConfig {
-        devices: 60,
-        seed: 7,
+        devices,
+        seed,
         interval_ms: 500,
         day_ms: 60_000,
-        anomalies: AnomalyConfig {
+        anomalies: vigil_fleet_sim::AnomalyConfig {
             rate_per_device_day: 0.2,
-            ..AnomalyConfig::default()
+            ..vigil_fleet_sim::AnomalyConfig::default()
         },
         ..FleetConfig::default()
     })
     .expect("valid fleet config")
-    .generate(1_200);
-    let episodes: Vec<Episode> = generated
+    .generate(ticks);
+    let episodes = generated
         .episodes
         .iter()
-        .map(|e| Episode {
+        .map(|e| vigil_training::Episode {
             device_id: e.device_id.clone(),
             kind: e.kind.as_str().to_owned(),
             first_seq: e.first_seq,
             last_seq: e.last_seq,
         })
         .collect();
-    let all: Vec<Telemetry> = generated.records.into_iter().map(|r| r.telemetry).collect();
+    let records = generated.records.into_iter().map(|r| r.telemetry).collect();
+    (records, episodes)
+}
+
+#[test]
+fn trimmed_calibration_survives_anomalies_in_the_training_data() {
+    use vigil_training::{evaluate, Calibration, EvalOptions};
+    let (all, episodes) = demo_like_fleet(60, 7, 1_200);
     // Train on each device's first half (anomalies included), evaluate on
     // its second half with state built from the start.
     let mut per_device: HashMap<&str, u64> = HashMap::new();
@@ -409,32 +420,8 @@ fn trimmed_calibration_survives_anomalies_in_the_training_data() {
 /// the model then gives on the next two minutes stays low.
 #[test]
 fn a_first_model_on_a_young_unlabelled_window_passes_the_gate_and_holds() {
-    use vigil_fleet_sim::AnomalyConfig;
-    use vigil_training::{evaluate, gate, Episode, EvalOptions, GateConfig};
-    let generated = Fleet::new(FleetConfig {
-        devices: 80,
-        seed: 11,
-        interval_ms: 500,
-        day_ms: 60_000,
-        anomalies: AnomalyConfig {
-            rate_per_device_day: 0.2,
-            ..AnomalyConfig::default()
-        },
-        ..FleetConfig::default()
-    })
-    .expect("valid fleet config")
-    .generate(440);
-    let episodes: Vec<Episode> = generated
-        .episodes
-        .iter()
-        .map(|e| Episode {
-            device_id: e.device_id.clone(),
-            kind: e.kind.as_str().to_owned(),
-            first_seq: e.first_seq,
-            last_seq: e.last_seq,
-        })
-        .collect();
-    let all: Vec<Telemetry> = generated.records.into_iter().map(|r| r.telemetry).collect();
+    use vigil_training::{evaluate, gate, EvalOptions, GateConfig};
+    let (all, episodes) = demo_like_fleet(80, 11, 440);
     let tick_of = |records: &[Telemetry]| {
         let mut n: HashMap<String, u64> = HashMap::new();
         records
