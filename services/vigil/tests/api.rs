@@ -592,6 +592,34 @@ async fn dashboard_page_in_headless_chromium() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Finds `css` (waiting up to 20 s) and applies `read` to it; when the
+/// read fails (the dashboard redraws its lists and charts on every refresh,
+/// so an element found a moment ago may have been replaced: "stale element
+/// reference"), finds it again, at most five times.
+async fn read_fresh<T, F, Fut>(
+    browser: &fantoccini::Client,
+    css: &str,
+    read: F,
+) -> anyhow::Result<T>
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+{
+    let mut last = None;
+    for _ in 0..5 {
+        let element = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(fantoccini::Locator::Css(css))
+            .await?;
+        match read(element).await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("{css}: not read"), anyhow::Error::from))
+}
+
 async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()> {
     use fantoccini::Locator;
     let wait = Duration::from_secs(20);
@@ -624,14 +652,12 @@ async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()
     stack
         .send("vigil.anomalies", "pump-0002", &live.encode()?)
         .await?;
-    let item = browser
-        .wait()
-        .at_most(wait)
-        .for_element(Locator::Css(
-            "#feed li[data-device='pump-0002'][data-seq='88']",
-        ))
-        .await?;
-    let text = item.text().await?;
+    let text = read_fresh(
+        browser,
+        "#feed li[data-device='pump-0002'][data-seq='88']",
+        |item| async move { item.text().await },
+    )
+    .await?;
     assert!(
         text.contains("0.93"),
         "the feed item shows the score: {text}"
@@ -643,22 +669,19 @@ async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()
 
     // Clicking a device opens its view, with the score chart drawn from
     // its verdicts and anomaly markers on it.
-    browser
-        .find(Locator::Css("#devices tr[data-device='pump-0002'] a"))
-        .await?
-        .click()
-        .await?;
-    let chart = browser
-        .wait()
-        .at_most(wait)
-        .for_element(Locator::Css("svg#score-chart"))
-        .await?;
-    let points: u64 = chart
-        .attr("data-points")
-        .await?
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or(0);
+    read_fresh(
+        browser,
+        "#devices tr[data-device='pump-0002'] a",
+        |link| async move { link.click().await.map(|_| ()) },
+    )
+    .await?;
+    let points: u64 = read_fresh(browser, "svg#score-chart", |chart| async move {
+        chart.attr("data-points").await
+    })
+    .await?
+    .unwrap_or_default()
+    .parse()
+    .unwrap_or(0);
     assert!(
         points >= HISTORY,
         "the chart has the device's verdicts: {points}"
@@ -675,11 +698,7 @@ async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()
         .find_all(Locator::Css("svg#score-chart path"))
         .await?;
     assert!(paths.len() >= 2, "score and threshold lines");
-    let title = browser
-        .find(Locator::Css("#device-title"))
-        .await?
-        .text()
-        .await?;
+    let title = read_fresh(browser, "#device-title", |t| async move { t.text().await }).await?;
     assert!(title.contains("pump-0002"), "{title}");
     browser
         .wait()
