@@ -27,6 +27,7 @@
 
 pub mod bootstrap;
 pub mod bridge;
+pub mod broker_auth;
 pub mod config;
 pub mod dlq;
 pub mod from_start;

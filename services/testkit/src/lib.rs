@@ -112,6 +112,9 @@ pub struct Mosquitto {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Configuration lines that refuse anonymous clients and load users
+    /// and ACLs (see [`Mosquitto::start_with_auth`]).
+    auth: Option<String>,
 }
 
 impl Mosquitto {
@@ -119,6 +122,17 @@ impl Mosquitto {
     /// sessions (so a test's crash-and-restart loses nothing in the broker)
     /// and keeps its state on disk across [`Mosquitto::restart`].
     pub fn start() -> Result<Self> {
+        Self::start_inner(None)
+    }
+
+    /// As [`Mosquitto::start`], with `auth`, configuration lines in place
+    /// of `allow_anonymous true` (for example the dynamic-security plugin
+    /// and its file, which must be readable by the broker's user).
+    pub fn start_with_auth(auth: &str) -> Result<Self> {
+        Self::start_inner(Some(auth.to_owned()))
+    }
+
+    fn start_inner(auth: Option<String>) -> Result<Self> {
         let dir = tempfile::tempdir().context("creating mosquitto dir")?;
         // Mosquitto started as root switches to the `mosquitto` user; let it
         // write its persistence file here.
@@ -131,6 +145,7 @@ impl Mosquitto {
             child: None,
             port: free_port()?,
             dir,
+            auth,
         };
         broker.launch()?;
         Ok(broker)
@@ -158,7 +173,7 @@ impl Mosquitto {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\n\
-                 allow_anonymous true\n\
+                 {access}\
                  persistence true\n\
                  persistence_location {dir}/\n\
                  autosave_interval 1\n\
@@ -170,6 +185,7 @@ impl Mosquitto {
                  log_type warning\n\
                  {extra}",
                 extra = if verbose { "log_type all\n" } else { "" },
+                access = self.auth.as_deref().unwrap_or("allow_anonymous true\n"),
                 port = self.port,
                 dir = self.dir.path().display(),
                 log = log.display(),

@@ -2,6 +2,7 @@
 //! so one container image serves them all. This file only parses flags,
 //! sets up logging and the shutdown signal, and calls the role's `run`.
 
+mod devices;
 mod models;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,9 @@ enum Role {
     /// Operator commands on model releases: keygen, list, show, verify,
     /// export, score.
     Models(models::ModelsArgs),
+    /// Broker credentials: the Mosquitto password file and ACL, one user
+    /// per device (init, add, remove, list).
+    Devices(devices::DevicesArgs),
     /// Keep every verdict, anomaly and model release (from vigil.verdicts,
     /// vigil.anomalies, vigil.models, vigil.incidents) in the audit store,
     /// committing offsets only after durable writes, and serve the query
@@ -76,6 +80,7 @@ fn main() -> anyhow::Result<()> {
             Role::Score(args) => vigil_score::run(*args, shutdown).await,
             Role::Train(args) => vigil_train::run(*args, shutdown).await,
             Role::Models(args) => models::run(args).await,
+            Role::Devices(args) => devices::run(args),
             Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
             Role::Push(args) => vigil_push::run(*args, shutdown).await,
             Role::Api(args) => vigil_api::run(*args, shutdown).await,
