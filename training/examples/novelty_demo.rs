@@ -57,6 +57,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut out = Vec::new();
         let mut seen: Vec<&Telemetry> = Vec::new();
         let mut nov: Vec<Option<(Vec<MetricNovelty>, Vec<NoveltyState>)>> = vec![None; ws.len()];
+        // Novelty of the normalised features (innovation, level) on a fixed
+        // range of ±4 sd: stationary by construction, no warm-up.
+        let fixed = vigil_model::novelty::ChannelRange {
+            low: -4.0,
+            width: 8.0,
+        };
+        let feature_fit = MetricNovelty {
+            value: fixed,
+            smooth: fixed,
+        };
+        let mut feature_states: Vec<NoveltyState> = (0..metrics.len() * 2)
+            .map(|_| NoveltyState::new(&config))
+            .collect();
         for (tick, r) in records.iter().enumerate() {
             let tick = tick as u64;
             let Some((_, model)) = chain.iter().rev().find(|(from, _)| *from <= tick) else {
@@ -65,6 +78,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let s = model.score_record(&mut state, r, &mut scratch);
             seen.push(r);
             let mut ns = Vec::new();
+            let f = scratch.features();
+            let mut fp = 1.0f64;
+            for j in 0..metrics.len() {
+                for (k, idx) in [j * 4, j * 4 + 3].into_iter().enumerate() {
+                    fp = fp.min(feature_states[j * 2 + k].observe(&config, &feature_fit, f[idx]));
+                }
+            }
+            let feature_novelty = novelty_score(&config, fp);
             for (k, &w) in ws.iter().enumerate() {
                 let value = |t: &Telemetry, m: &str| t.metrics.get(m).copied().unwrap_or(f64::NAN);
                 if seen.len() < w {
@@ -97,6 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 ns.push(novelty_score(&config, p));
             }
+            ns.push(feature_novelty);
             out.push((r.seq, r.ts, s.score.score, model.threshold(), ns));
         }
         rows_by_device.push(((*device).to_owned(), out));
@@ -104,7 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = AlarmPolicy::default();
     println!("| variant | event precision | recall | normal flagged | alarm events (true/false) |");
     println!("|---|---|---|---|---|");
-    for variant in 0..(1 + 2 * ws.len()) {
+    for variant in 0..(3 + 2 * ws.len()) {
         let devices: Vec<DeviceFlags> = rows_by_device
             .iter()
             .map(|(device, rows)| {
@@ -112,10 +134,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let flags = rows
                     .iter()
                     .map(|(seq, ts, pca, thr, ns)| {
+                        let fnov = ns[ws.len()];
                         let score = match variant {
                             0 => *pca,
                             v if v <= ws.len() => pca.max(ns[v - 1]),
-                            v => ns[v - 1 - ws.len()],
+                            v if v <= 2 * ws.len() => ns[v - 1 - ws.len()],
+                            v if v == 2 * ws.len() + 1 => pca.max(fnov),
+                            _ => fnov,
                         };
                         let step = track.step(&policy, *seq, *ts, score, *thr);
                         (*seq, step.anomaly)
@@ -132,7 +157,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let name = match variant {
             0 => "pca".to_owned(),
             v if v <= ws.len() => format!("max(pca, novelty W={})", ws[v - 1]),
-            v => format!("novelty alone W={}", ws[v - 1 - ws.len()]),
+            v if v <= 2 * ws.len() => format!("novelty alone W={}", ws[v - 1 - ws.len()]),
+            v if v == 2 * ws.len() + 1 => "max(pca, feature novelty)".to_owned(),
+            _ => "feature novelty alone".to_owned(),
         };
         println!(
             "| {name} | {:.3} | {:.3} | {:.4} | {}/{} |",
