@@ -47,7 +47,7 @@ pub use report::{Report, REPORT_SCHEMA};
 
 use progress::{Counters, Progress};
 use publish::{Connection, Settings};
-use report::{Detection, LostRecord, Percentiles, RunSummary, VerdictCounts};
+use report::{Detection, Hops, LostRecord, Percentiles, RunSummary, VerdictCounts};
 use seqset::SeqSet;
 use source::{Prepared, Roster, Truth};
 use tally::Tally;
@@ -254,6 +254,7 @@ pub async fn run_draining(
         verdicts: None,
         latency_ms: None,
         scored_latency_ms: None,
+        hops_ms: None,
         detection: None,
     };
     if let Some((tally, undecodable)) = &measured {
@@ -373,6 +374,14 @@ fn measured_fields(
     if !tally.latency_ms.is_empty() {
         report.latency_ms = Some(Percentiles::of(&tally.latency_ms, 1.0));
         report.scored_latency_ms = Some(Percentiles::of(&tally.scored_latency_ms, 1.0));
+        let [to_ingest, to_scored, to_read] = &tally.hops_ms;
+        if !to_ingest.is_empty() {
+            report.hops_ms = Some(Hops {
+                event_to_ingest: Percentiles::of(to_ingest, 1.0),
+                ingest_to_scored: Percentiles::of(to_scored, 1.0),
+                scored_to_read: Percentiles::of(to_read, 1.0),
+            });
+        }
     }
     if fleet {
         let evaluation = tally.detection(sent_seqs, &roster.ids, truth);

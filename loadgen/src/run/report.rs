@@ -72,6 +72,9 @@ pub struct Report {
     pub latency_ms: Option<Percentiles>,
     /// Scorer's scored_ts − intended send time, ms.
     pub scored_latency_ms: Option<Percentiles>,
+    /// Where the time goes, hop by hop (verdicts with `ingest_ts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hops_ms: Option<Hops>,
     /// Detection quality against the injected anomalies.
     pub detection: Option<Detection>,
 }
@@ -117,6 +120,19 @@ pub struct VerdictCounts {
     pub unscored: u64,
     /// Counted verdicts scored on the device.
     pub edge: u64,
+}
+
+/// Latency by hop, ms. Each is a difference of two clocks: the device's
+/// (`ts`, for the first hop) and the services' (`ingest_ts`, `scored_ts`),
+/// and the load generator's read time; on one machine they are one clock.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Hops {
+    /// `ingest_ts − ts`: MQTT publish, broker, ingest's receive.
+    pub event_to_ingest: Percentiles,
+    /// `scored_ts − ingest_ts`: Kafka produce and fetch, scoring.
+    pub ingest_to_scored: Percentiles,
+    /// Read time − `scored_ts`: verdict produce and the reader's fetch.
+    pub scored_to_read: Percentiles,
 }
 
 /// Latency percentiles, ms.
@@ -311,6 +327,18 @@ impl Report {
                 l.p50, l.p90, l.p99, l.p999, l.max, l.count
             );
         }
+        if let Some(h) = &self.hops_ms {
+            let _ = writeln!(
+                s,
+                "hops       p50/p99 ms: event→ingest {:.0}/{:.0}  ingest→scored {:.0}/{:.0}  scored→read {:.0}/{:.0}",
+                h.event_to_ingest.p50,
+                h.event_to_ingest.p99,
+                h.ingest_to_scored.p50,
+                h.ingest_to_scored.p99,
+                h.scored_to_read.p50,
+                h.scored_to_read.p99
+            );
+        }
         if let Some(d) = &self.detection {
             let _ = writeln!(
                 s,
@@ -411,6 +439,11 @@ mod tests {
             verdicts: None,
             latency_ms: Some(latency),
             scored_latency_ms: Some(latency),
+            hops_ms: Some(Hops {
+                event_to_ingest: latency,
+                ingest_to_scored: latency,
+                scored_to_read: latency,
+            }),
             detection: Some(Detection {
                 episodes: 2,
                 detected: 1,

@@ -70,6 +70,9 @@ pub struct Tally {
     pub latency_ms: Histogram<u64>,
     /// Scorer's `scored_ts` − record ts, ms.
     pub scored_latency_ms: Histogram<u64>,
+    /// The hops of the verdicts that carry `ingest_ts`: event → ingest,
+    /// ingest → scored, scored → read back, ms.
+    pub hops_ms: [Histogram<u64>; 3],
     /// Verdicts read (all of them).
     pub received: u64,
     /// Distinct records of this run verdicted.
@@ -116,6 +119,7 @@ impl Tally {
                 .collect(),
             latency_ms: histogram()?,
             scored_latency_ms: histogram()?,
+            hops_ms: [histogram()?, histogram()?, histogram()?],
             received: 0,
             distinct: 0,
             duplicates: 0,
@@ -165,6 +169,12 @@ impl Tally {
             .saturating_record(read_ms.saturating_sub(v.event_ts));
         self.scored_latency_ms
             .saturating_record(v.scored_ts.saturating_sub(v.event_ts));
+        if let Some(ingested) = v.ingest_ts {
+            let [to_ingest, to_scored, to_read] = &mut self.hops_ms;
+            to_ingest.saturating_record(ingested.saturating_sub(v.event_ts));
+            to_scored.saturating_record(v.scored_ts.saturating_sub(ingested));
+            to_read.saturating_record(read_ms.saturating_sub(v.scored_ts));
+        }
         self.first_ms.get_or_insert(read_ms);
         self.last_ms = Some(self.last_ms.map_or(read_ms, |l| l.max(read_ms)));
         if let Some(points) = self.plots.get_mut(device as usize) {
@@ -379,6 +389,11 @@ mod tests {
         assert_eq!(h.value_at_quantile(0.99), 990);
         assert_eq!(h.max(), 1000);
         assert_eq!(t.scored_latency_ms.max(), 2);
+        // Hops: ingest 1 ms after ts, scored 1 ms later, read the rest.
+        let [to_ingest, to_scored, to_read] = &t.hops_ms;
+        assert_eq!((to_ingest.len(), to_ingest.max()), (1000, 1));
+        assert_eq!(to_scored.max(), 1);
+        assert_eq!(to_read.max(), 998);
         // A clock that reads before ts clamps to 0 instead of wrapping.
         let mut t = Tally::new(&r, 0, 0).expect("tally");
         t.add(&verdict("d0", 1, 10_000, false), 9_000);

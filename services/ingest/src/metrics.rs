@@ -22,6 +22,9 @@ pub struct IngestMetrics {
     pub in_flight_limit: IntGauge,
     /// Time from produce call to Kafka's confirmation.
     pub produce_latency: Histogram,
+    /// First hop of a record: from its event time (`ts`) to ingest
+    /// receiving it (`ingest_ts`). Includes the device's clock offset.
+    pub event_to_ingest: Histogram,
     /// Produce attempts repeated after a failed delivery.
     pub produce_retries: IntCounter,
     /// MQTT connection losses.
@@ -75,6 +78,13 @@ impl IngestMetrics {
                 )
                 .buckets(vigil_service::metrics::latency_buckets()),
             )?,
+            event_to_ingest: Histogram::with_opts(
+                HistogramOpts::new(
+                    "vigil_ingest_event_to_ingest_seconds",
+                    "Hop 1: record event time to ingest receiving it (ingest_ts - ts; device clock included)",
+                )
+                .buckets(vigil_service::metrics::latency_buckets()),
+            )?,
             produce_retries: IntCounter::new(
                 "vigil_ingest_produce_retries_total",
                 "Produce attempts repeated after a failed delivery",
@@ -102,6 +112,7 @@ impl IngestMetrics {
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.in_flight_limit.clone()))?;
         registry.register(Box::new(m.produce_latency.clone()))?;
+        registry.register(Box::new(m.event_to_ingest.clone()))?;
         registry.register(Box::new(m.produce_retries.clone()))?;
         registry.register(Box::new(m.mqtt_disconnects.clone()))?;
         Ok(m)

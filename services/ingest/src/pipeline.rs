@@ -138,6 +138,11 @@ impl Forward for Pipeline {
         ) {
             Ok(mut telemetry) => {
                 telemetry.ingest_ts = Some(now);
+                if now >= telemetry.ts {
+                    self.metrics
+                        .event_to_ingest
+                        .observe((now - telemetry.ts) as f64 / 1000.0);
+                }
                 match telemetry.encode() {
                     Ok(bytes) => {
                         let key = telemetry.device_id;

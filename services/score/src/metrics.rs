@@ -35,6 +35,9 @@ pub struct ScoreMetrics {
     pub scoring_latency: Histogram,
     /// From the record's event time to its verdict.
     pub end_to_end_latency: Histogram,
+    /// Hop 2: from ingest receiving the record (`ingest_ts`) to its
+    /// verdict (`scored_ts`): Kafka produce, fetch and scoring.
+    pub ingest_to_scored: Histogram,
     /// Consumer lag, by partition of vigil.telemetry.
     pub lag: IntGaugeVec,
     /// Records replayed to rebuild per-device state.
@@ -101,6 +104,13 @@ impl ScoreMetrics {
                 )
                 .buckets(vigil_service::metrics::latency_buckets()),
             )?,
+            ingest_to_scored: Histogram::with_opts(
+                HistogramOpts::new(
+                    "vigil_score_ingest_to_scored_seconds",
+                    "Hop 2: ingest receiving a record to its verdict (scored_ts - ingest_ts)",
+                )
+                .buckets(vigil_service::metrics::latency_buckets()),
+            )?,
             lag: IntGaugeVec::new(
                 Opts::new(
                     "vigil_score_consumer_lag",
@@ -132,6 +142,7 @@ impl ScoreMetrics {
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.scoring_latency.clone()))?;
         registry.register(Box::new(m.end_to_end_latency.clone()))?;
+        registry.register(Box::new(m.ingest_to_scored.clone()))?;
         registry.register(Box::new(m.lag.clone()))?;
         registry.register(Box::new(m.replayed.clone()))?;
         registry.register(Box::new(m.devices.clone()))?;

@@ -562,6 +562,11 @@ impl<P: Produce> Scoring<P> {
                         .end_to_end_latency
                         .observe((now - record.ts) as f64 / 1000.0);
                 }
+                if let Some(ingested) = record.ingest_ts.filter(|&t| now >= t) {
+                    self.metrics
+                        .ingest_to_scored
+                        .observe((now - ingested) as f64 / 1000.0);
+                }
                 let mut buf = std::mem::take(&mut self.buf);
                 buf.clear();
                 // The same bytes as `Message::encode` (compact JSON of the

@@ -43,6 +43,17 @@ fn assert_complete(report: &Report, scored: bool) {
     );
     let latency = report.latency_ms.as_ref().map(|l| l.count);
     assert_eq!(latency, report.verdicted);
+    // Every verdict went through ingest, so every one has its hops; the
+    // hops add up to the whole (one clock here, ms rounding aside).
+    let hops = report.hops_ms.as_ref().expect("hops in the report");
+    assert_eq!(Some(hops.event_to_ingest.count), report.verdicted);
+    let whole = report.latency_ms.as_ref().map_or(0.0, |l| l.max);
+    assert!(
+        hops.event_to_ingest.p50 + hops.ingest_to_scored.p50 + hops.scored_to_read.p50
+            <= whole + 3.0,
+        "{}",
+        report.summary()
+    );
     let by_kind = report.detection.as_ref().map(|d| &d.by_kind);
     if !scored {
         assert_eq!(

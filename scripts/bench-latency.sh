@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Publish → verdict latency, hop by hop (issue 19; BENCHMARKS.md, "Latency
+# defaults"): Mosquitto + tansu (memory://) on loopback, `vigil ingest` and
+# `vigil score` with their defaults, a model trained on a warm-up fleet,
+# then RUNS measured runs of 1,000 devices at RATE msg/s for SECS s.
+# Prints each run's summary (latency, hops, loss) and the load average.
+#
+#   scripts/bench-latency.sh [RATE] [SECS] [RUNS]      # defaults 10000 30 3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate=${1:-10000}
+secs=${2:-30}
+runs=${3:-3}
+export PATH="$HOME/.cargo/bin:$PATH"
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release -q -p vigil -p vigil-loadgen
+bin=$target/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mqtt_port=$(free_port)
+kafka_port=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$mqtt_port" > "$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 &
+pids+=($!)
+(cd "$work" && exec tansu broker --listener-url "tcp://127.0.0.1:$kafka_port" \
+    --advertised-listener-url "tcp://127.0.0.1:$kafka_port" --storage-engine memory://tansu/ \
+    > "$work/tansu.log" 2>&1) &
+pids+=($!)
+export VIGIL_MQTT_URL="mqtt://127.0.0.1:$mqtt_port" VIGIL_KAFKA_BROKERS="127.0.0.1:$kafka_port"
+for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$kafka_port") 2>/dev/null && break; sleep 0.1; done
+"$bin/vigil" models keygen --out "$work/keys" > /dev/null
+ingest_http=127.0.0.1:$(free_port)
+VIGIL_HTTP_ADDR=$ingest_http "$bin/vigil" ingest > "$work/ingest.log" 2>&1 &
+pids+=($!)
+until curl -fs "http://$ingest_http/readyz" >/dev/null 2>&1; do sleep 0.2; done
+"$bin/vigil-loadgen" run --publish-only --device-prefix warm --devices 1000 --rate "$rate" \
+    --count 200000 --day-secs 60 --anomaly-rate 0 --progress none > "$work/warm.txt"
+"$bin/vigil" train --once --force --signing-key "$work/keys/signing.key" > "$work/train.log" 2>&1
+VIGIL_HTTP_ADDR=127.0.0.1:$(free_port) "$bin/vigil" score --verify-key "$work/keys/verify.pub" > "$work/score.log" 2>&1 &
+pids+=($!)
+# Let the scorer drain the warm-up before measuring.
+sleep 10
+for i in $(seq "$runs"); do
+    "$bin/vigil-loadgen" run --device-prefix "r$i" --devices 1000 --rate "$rate" --duration "$secs" \
+        --day-secs 60 --anomaly-rate 2 --drain-timeout 60 --progress none --report "$work/run$i.json" \
+        | grep -E "^(latency|hops|loss|sent|verdicts)" || true
+    echo "run $i load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+done
