@@ -12,7 +12,12 @@ use clap::{Args, ValueEnum};
 pub struct MqttArgs {
     /// MQTT broker URL: mqtt://[user[:password]@]host[:port], or mqtts://
     /// for TLS (rustls).
-    #[arg(long, env = "VIGIL_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
+    #[arg(
+        long,
+        env = "VIGIL_MQTT_URL",
+        hide_env_values = true,
+        default_value = "mqtt://127.0.0.1:1883"
+    )]
     pub mqtt_url: String,
 
     /// MQTT client id. Keep it stable across restarts (the broker finds a

@@ -45,7 +45,10 @@ pub mod table;
 pub use alarm::{AlarmPolicy, AlarmPolicyError, AlarmStep, AlarmTrack};
 pub use detector::{Detector, Score};
 pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
-pub use keys::{key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys, KeyError};
+pub use keys::{
+    check_private_key_file, key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys,
+    KeyError,
+};
 pub use model::{Model, ModelError, RecordScore, Scratch};
 pub use novelty::{MetricNovelty, NoveltyConfig, NoveltyState};
 pub use payload::{ReleasePayload, PAYLOAD_FORMAT};

@@ -89,7 +89,7 @@ pub struct ApiArgs {
     /// or `scylla://host:9042/keyspace`, as `vigil audit` writes it): a
     /// device's older verdicts, or a device not seen since the dashboard
     /// started. Unset: only what the dashboard read from Kafka.
-    #[arg(long, env = "VIGIL_AUDIT_STORE")]
+    #[arg(long, env = "VIGIL_AUDIT_STORE", hide_env_values = true)]
     pub audit_store: Option<String>,
 
     /// How far back device history is read from the audit store, seconds.

@@ -25,6 +25,7 @@ pub struct AuditArgs {
     #[arg(
         long,
         env = "VIGIL_AUDIT_STORE",
+        hide_env_values = true,
         default_value = "sqlite://vigil-audit.db"
     )]
     pub store: String,

@@ -46,7 +46,7 @@ pub struct KafkaFlags {
     /// linger.ms, …; docs/ARCHITECTURE.md) and carry security options:
     /// security.protocol, sasl.mechanism, sasl.username, sasl.password,
     /// ssl.ca.location, …
-    #[arg(long = "kafka-option", env = "VIGIL_KAFKA_OPTIONS", value_delimiter = ';', value_parser = parse_kafka_option)]
+    #[arg(long = "kafka-option", env = "VIGIL_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ';', value_parser = parse_kafka_option)]
     kafka_options: Vec<KafkaOption>,
 
     /// Create missing topics at start-up (partitions below, replication

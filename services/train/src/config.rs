@@ -41,9 +41,15 @@ pub struct TrainArgs {
     #[arg(long, env = "VIGIL_MODEL", default_value = "default")]
     pub model: String,
 
-    /// ed25519 private key file releases are signed with.
+    /// ed25519 private key file releases are signed with. Refused when
+    /// its group or others may read it, unless --allow-shared-key-file.
     #[arg(long, env = "VIGIL_SIGNING_KEY")]
     pub signing_key: PathBuf,
+
+    /// Accept a signing key file its group may read (a Kubernetes secret
+    /// mounted read-only for the pod's fsGroup).
+    #[arg(long, env = "VIGIL_ALLOW_SHARED_KEY_FILE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_shared_key_file: bool,
 
     /// Train once, publish (or refuse) and exit: 0 when a release was
     /// published, 1 otherwise (for a Kubernetes CronJob). Without it the

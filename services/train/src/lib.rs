@@ -73,6 +73,9 @@ pub enum Outcome {
 /// Runs `vigil train` (see the crate docs).
 pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     args.validate()?;
+    if !args.allow_shared_key_file {
+        vigil_model::check_private_key_file(&args.signing_key)?;
+    }
     let key = vigil_model::load_signing_key(&args.signing_key)?;
     if let Some(out) = &args.out {
         return train_to_file(&args, &key, out).await;

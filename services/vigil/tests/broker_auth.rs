@@ -319,3 +319,29 @@ fn the_cli_issues_credentials() -> Result<()> {
     assert!(!run(&["devices", "list"])?.lines().any(|l| l == "pump-1"));
     Ok(())
 }
+
+#[test]
+fn secrets_in_the_environment_stay_out_of_help() -> Result<()> {
+    let vigil = env!("CARGO_BIN_EXE_vigil");
+    for role in ["ingest", "score", "audit", "api", "push", "train"] {
+        let out = std::process::Command::new(vigil)
+            .args([role, "--help"])
+            .env("VIGIL_KAFKA_OPTIONS", "sasl.password=hunter2")
+            .env("VIGIL_MQTT_URL", "mqtt://dev:hunter2@127.0.0.1:1883")
+            .env("VIGIL_MQTT_PASSWORD", "hunter2")
+            .env(
+                "VIGIL_AUDIT_STORE",
+                "scylla://u:hunter2@127.0.0.1:9042/vigil",
+            )
+            .output()
+            .context("vigil --help")?;
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{role}: {help}");
+        assert!(help.contains("VIGIL_KAFKA_OPTIONS"), "{role}: {help}");
+        assert!(
+            !help.contains("hunter2"),
+            "{role} --help shows a secret:\n{help}"
+        );
+    }
+    Ok(())
+}

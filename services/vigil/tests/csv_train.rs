@@ -204,3 +204,30 @@ fn without_a_holdout_or_with_too_few_rows_nothing_is_written_and_the_error_says_
     }
     assert!(!d.join("short.json").exists());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_signing_key_others_can_read_is_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    ok(&vigil(d, &["models", "keygen", "--out", "keys"]), "keygen");
+    write_csv(&d.join("pump.csv"));
+    std::fs::set_permissions(
+        d.join("keys/signing.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let out = train(d, "shared.json", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("readable by others") && stderr.contains("mode 644"),
+        "{stderr}"
+    );
+    assert!(!d.join("shared.json").exists());
+    ok(
+        &train(d, "shared.json", &["--allow-shared-key-file"]),
+        "--allow-shared-key-file",
+    );
+}
