@@ -130,14 +130,50 @@ pub async fn load(args: &KafkaArgs, timeout: Duration) -> Result<Vec<Published>,
 }
 
 /// Highest version any decodable envelope of `model` carries, verified or
-/// not: the next release must be above it, so versions never repeat even
-/// after a key rotation or a tampered record.
+/// not (what `vigil models list` shows as newest).
 pub fn max_version(list: &[Published], model: &str) -> Option<u64> {
     list.iter()
         .filter_map(Published::name_version)
         .filter(|(name, _)| *name == model)
         .map(|(_, v)| v)
         .max()
+}
+
+/// Why no next version can be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NextVersionError {
+    #[error("model {model}: version {version} is the largest there is; no release can follow it")]
+    Overflow { model: String, version: u64 },
+}
+
+/// The version the trainer gives its next release of `model`: one above
+/// the highest release that verifies with `key` (1 when none does). An
+/// envelope that does not verify — forged, garbage, another key's — does
+/// not move it, so a forged `u64::MAX` cannot block every future release;
+/// such envelopes are returned, with their versions, to be reported.
+pub fn next_version(
+    list: &[Published],
+    model: &str,
+    key: &VerifyingKey,
+) -> Result<(u64, Vec<(u64, ReleaseError)>), NextVersionError> {
+    let mut highest = 0u64;
+    let mut ignored = Vec::new();
+    for release in list.iter().filter_map(|p| p.release.as_ref().ok()) {
+        if release.model != model {
+            continue;
+        }
+        match vigil_model::verify(release, key) {
+            Ok(_) => highest = highest.max(release.version),
+            Err(e) => ignored.push((release.version, e)),
+        }
+    }
+    let next = highest
+        .checked_add(1)
+        .ok_or_else(|| NextVersionError::Overflow {
+            model: model.to_owned(),
+            version: highest,
+        })?;
+    Ok((next, ignored))
 }
 
 /// What happened to one release offered to a [`Lineage`].

@@ -4,9 +4,11 @@
 //! 1. **Data**: a window of `vigil.telemetry` replayed by timestamp
 //!    (`--window`, `--until`), or a CSV file (`--csv`); optional labels
 //!    (`--labels`) make the evaluation report detection rate and delay.
-//! 2. **Version**: the next one after the highest published for the model
-//!    (read from `vigil.models`), so versions strictly increase even when
-//!    releases were tampered with or signed by another key.
+//! 2. **Version**: one above the highest release of the model on
+//!    `vigil.models` that verifies with this trainer's key: a forged or
+//!    garbage envelope (say, a claimed `u64::MAX`) does not move it (it is
+//!    logged), and the largest version refuses to overflow. (With one key
+//!    per installation; key rotation is not built yet.)
 //! 3. **Fit** with `vigil-training` (linfa PCA on the shared features);
 //!    too little data is refused with the counts.
 //! 4. **Gate** (champion/challenger): the candidate and the live release
@@ -256,7 +258,15 @@ pub async fn train_once(
     }
     let log =
         vigil_releases::load(&args.kafka, Duration::from_secs(args.kafka_timeout_secs)).await?;
-    let version = vigil_releases::max_version(&log, &args.model).map_or(1, |v| v + 1);
+    let (version, ignored) = vigil_releases::next_version(&log, &args.model, &key.verifying_key())?;
+    for (claimed, why) in &ignored {
+        tracing::warn!(
+            model = %args.model,
+            claimed_version = claimed,
+            reason = why.reason(),
+            "a release on vigil.models does not verify with this trainer's key; its version is ignored"
+        );
+    }
     let mut lineage = Lineage::new(args.model.clone(), key.verifying_key());
     for p in &log {
         let Ok(release) = &p.release else { continue };
