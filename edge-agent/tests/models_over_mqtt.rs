@@ -127,6 +127,14 @@ async fn releases_are_verified_hot_swapped_and_refused() -> anyhow::Result<()> {
     })
     .await?;
 
+    // Issue 18: the older v1 retained last, then a restart with the
+    // broker up: the agent starts on its persisted v2 and refuses v1.
+    common::publish(broker.port(), model_topic, common::bytes(&v1), true).await?;
+    assert_eq!(agent.terminate(), Some(0), "{}", agent.log_tail());
+    let mut agent = common::Agent::start(state.path(), &args, true)?;
+    agent.wait_for(&["scoring with the persisted release", "version=2"], WAIT)?;
+    agent.wait_for(&["release rejected", "reason=\"older_version\""], WAIT)?;
+
     // A clean stop exits 0; the next start, with the broker gone, scores
     // with the persisted v2.
     assert_eq!(agent.terminate(), Some(0), "{}", agent.log_tail());

@@ -32,6 +32,14 @@ pub struct PushArgs {
     #[arg(long, env = "VIGIL_VERIFY_KEY")]
     pub verify_key: PathBuf,
 
+    /// Folder where the newest accepted release of each model is kept
+    /// (`<model>.release.json`) and read back at start-up, so that a
+    /// restart never goes back to an older release, even after compaction
+    /// left one last on vigil.models. Unset: nothing is kept (the live
+    /// release is whatever the log says at start-up).
+    #[arg(long, env = "VIGIL_RELEASE_DIR", value_name = "DIR")]
+    pub release_dir: Option<PathBuf>,
+
     /// Shared-subscription group of the status bridge: replicas in one
     /// group split the devices' status messages between them.
     #[arg(long, env = "VIGIL_PUSH_GROUP", default_value = "vigil-push")]

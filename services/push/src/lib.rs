@@ -108,6 +108,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         models: args.models.clone(),
         key,
         settle: Duration::from_millis(args.retained_settle_ms),
+        release_dir: args.release_dir.clone(),
     };
     if let Err(e) = mirror::start(
         mirror_config,

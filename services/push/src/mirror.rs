@@ -72,6 +72,8 @@ pub struct MirrorConfig {
     pub key: VerifyingKey,
     /// How long to wait for retained messages after subscribing.
     pub settle: Duration,
+    /// Where accepted releases are kept across restarts.
+    pub release_dir: Option<std::path::PathBuf>,
 }
 
 /// One model's mirror state.
@@ -104,7 +106,11 @@ pub async fn start(
 ) -> anyhow::Result<()> {
     let (tx, events) = mpsc::channel(64);
     for model in &cfg.models {
-        let mut feed_events = follow(&cfg.kafka, model, cfg.key, shutdown).await?;
+        let kept = cfg
+            .release_dir
+            .as_deref()
+            .map(|dir| vigil_releases::kept::KeptRelease::in_dir(dir, model));
+        let mut feed_events = follow(&cfg.kafka, model, cfg.key, kept, shutdown).await?;
         let tx = tx.clone();
         let model = model.clone();
         shutdown.spawn(async move {
@@ -166,12 +172,13 @@ async fn follow(
     kafka: &KafkaArgs,
     model: &str,
     key: VerifyingKey,
+    kept: Option<vigil_releases::kept::KeptRelease>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<mpsc::Receiver<FeedEvent>> {
     let mut backoff = Duration::from_millis(500);
     let client_id = format!("vigil-push-models-{model}");
     loop {
-        match feed::follow(kafka, model, key, &client_id, shutdown).await {
+        match feed::follow(kafka, model, key, &client_id, kept.clone(), shutdown).await {
             Ok(events) => return Ok(events),
             Err(e) => tracing::warn!(model, error = %format!("{e:#}"),
                 "cannot follow the model log yet; retrying"),

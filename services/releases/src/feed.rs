@@ -18,7 +18,8 @@ use vigil_service::config::KafkaArgs;
 use vigil_service::from_start::{self, EndOffsets, Follow, Next};
 use vigil_service::Shutdown;
 
-use crate::{Lineage, Offer, ReleasesError};
+use crate::kept::KeptRelease;
+use crate::{decode_envelope, Lineage, Offer, ReleasesError};
 
 /// Events a feed reports, in log order.
 #[derive(Debug)]
@@ -44,14 +45,27 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_CHECK: Duration = Duration::from_millis(250);
 
 /// Starts following `model` releases signed by `key`. Events arrive on the
-/// returned channel until shutdown.
+/// returned channel until shutdown. With `kept`, the release kept there is
+/// offered first (reported at partition -1, offset -1), each release
+/// accepted afterwards is kept there, and the log's copy of the kept
+/// release is passed over silently.
 pub async fn follow(
     args: &KafkaArgs,
     model: &str,
     key: VerifyingKey,
     client_id: &str,
+    kept: Option<KeptRelease>,
     shutdown: &Shutdown,
 ) -> Result<mpsc::Receiver<FeedEvent>, ReleasesError> {
+    let mut lineage = Lineage::new(model, key);
+    let mut first = None;
+    let mut kept_signature = None;
+    if let Some(k) = &kept {
+        if let Some(release) = k.load(model, &key)? {
+            kept_signature = Some((release.version, release.signature.clone()));
+            first = Some(lineage.offer(&release));
+        }
+    }
     let topic = args.topics().models;
     // A new release should reach scorers within a fraction of a second.
     let config = from_start::control_config(args, client_id);
@@ -66,7 +80,16 @@ pub async fn follow(
     .map_err(|_| ReleasesError::Panicked("model feed set-up"))??;
 
     let (tx, rx) = mpsc::channel(64);
-    let mut lineage = Lineage::new(model, key);
+    if let Some(offer) = first {
+        let _ = tx
+            .send(FeedEvent::Offer {
+                partition: -1,
+                offset: -1,
+                published_ms: None,
+                offer,
+            })
+            .await;
+    }
     let stop = shutdown.clone();
     shutdown.spawn(async move {
         let mut log = Follow::new(consumer, ends, IDLE_CHECK);
@@ -76,12 +99,32 @@ pub async fn follow(
                 next = log.next() => next,
             };
             let event = match next {
-                Next::Record(m) => FeedEvent::Offer {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    published_ms: m.timestamp().to_millis(),
-                    offer: lineage.offer_bytes(m.payload()),
-                },
+                Next::Record(m) => {
+                    let offer = match m.payload().map(decode_envelope) {
+                        // The log's copy of the release kept on disk.
+                        Some(Ok(r))
+                            if kept_signature
+                                .as_ref()
+                                .is_some_and(|(v, s)| *v == r.version && *s == r.signature) =>
+                        {
+                            continue
+                        }
+                        Some(Ok(r)) => lineage.offer(&r),
+                        None => lineage.offer_bytes(None),
+                        Some(Err(e)) => Offer::Rejected(e),
+                    };
+                    if let (Offer::Accepted(_), Some(k), Some(bytes)) = (&offer, &kept, m.payload()) {
+                        if let Err(e) = k.store(bytes) {
+                            tracing::error!(error = %e, "cannot keep the accepted release; a restart may go back to an older one");
+                        }
+                    }
+                    FeedEvent::Offer {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        published_ms: m.timestamp().to_millis(),
+                        offer,
+                    }
+                }
                 Next::CaughtUp => FeedEvent::CaughtUp,
                 Next::Failed(e) => {
                     tracing::warn!(error = %e, "model feed: kafka error; continuing");

@@ -6,8 +6,9 @@
 //!   in log order; one is accepted only when it verifies against the
 //!   configured key and is newer than the one accepted before it. The
 //!   newest accepted release is *live*.
-//! - [`feed::ModelFeed`] follows the topic for a scorer: it verifies off
-//!   the hot path and hands over each newly accepted model.
+//! - [`feed::follow`] follows the topic for a scorer or `vigil push`: it
+//!   verifies off the hot path and hands over each newly accepted model,
+//!   starting from the release it kept on disk ([`kept`]) when it has one.
 //! - [`publish`] writes a signed release.
 //! - [`ReleasesError`]: what can go wrong, as one typed enum.
 //!
@@ -15,6 +16,7 @@
 //! binary; they are not part of it, so the scorer does not link them.
 
 pub mod feed;
+pub mod kept;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +43,9 @@ pub enum ReleasesError {
     /// The feed's consumer could not be created.
     #[error("creating the model feed consumer: {0}")]
     Consumer(#[source] KafkaError),
+    /// The release kept on disk cannot be read or is not usable.
+    #[error(transparent)]
+    Kept(#[from] crate::kept::KeptError),
     /// A blocking Kafka task panicked.
     #[error("{0} panicked")]
     Panicked(&'static str),

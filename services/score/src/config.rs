@@ -23,6 +23,14 @@ pub struct ScoreArgs {
     #[arg(long, env = "VIGIL_VERIFY_KEY")]
     pub verify_key: PathBuf,
 
+    /// Folder where the newest accepted release of each model is kept
+    /// (`<model>.release.json`) and read back at start-up, so that a
+    /// restart never goes back to an older release, even after compaction
+    /// left one last on vigil.models. Unset: nothing is kept (the live
+    /// release is whatever the log says at start-up).
+    #[arg(long, env = "VIGIL_RELEASE_DIR", value_name = "DIR")]
+    pub release_dir: Option<PathBuf>,
+
     /// Kafka consumer group of the scorers; replicas in one group split
     /// the partitions of vigil.telemetry.
     #[arg(long, env = "VIGIL_SCORE_GROUP", default_value = "vigil-score")]

@@ -186,11 +186,16 @@ async fn follow_models(
 ) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
     let mut backoff = Duration::from_millis(500);
     let mut events = loop {
+        let kept = args
+            .release_dir
+            .as_deref()
+            .map(|dir| vigil_releases::kept::KeptRelease::in_dir(dir, &args.model));
         match feed::follow(
             &args.kafka,
             &args.model,
             key,
             "vigil-score-models",
+            kept,
             shutdown,
         )
         .await

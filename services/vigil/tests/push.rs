@@ -143,9 +143,18 @@ impl Drop for Agent {
 }
 
 async fn start_push(mqtt: &Mosquitto, brokers: &str, keys: &Keys) -> anyhow::Result<VigilProcess> {
+    start_push_with(mqtt, brokers, keys, &[]).await
+}
+
+async fn start_push_with(
+    mqtt: &Mosquitto,
+    brokers: &str,
+    keys: &Keys,
+    extra: &[&str],
+) -> anyhow::Result<VigilProcess> {
     let url = mqtt.url();
     let verify = keys.verify.display().to_string();
-    let push = VigilProcess::start(&[
+    let mut args = vec![
         "push",
         "--mqtt-url",
         &url,
@@ -161,8 +170,9 @@ async fn start_push(mqtt: &Mosquitto, brokers: &str, keys: &Keys) -> anyhow::Res
         "300",
         "--kafka-option",
         "topic.metadata.refresh.interval.ms=1000",
-    ])
-    .await?;
+    ];
+    args.extend_from_slice(extra);
+    let push = VigilProcess::start(&args).await?;
     push.wait_ready().await?;
     Ok(push)
 }
@@ -608,5 +618,50 @@ async fn retained_release_never_regresses_and_replicas_share_the_view() -> anyho
             .ok_or_else(|| anyhow::anyhow!("device endpoint"))?;
         assert_eq!(code, 404);
     }
+    Ok(())
+}
+
+/// Issue 18: push restarted where the model log offers only an older
+/// release (compaction can leave one last) keeps mirroring the newer one
+/// it kept in `--release-dir`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_push_keeps_its_newer_release_when_the_log_offers_an_older_one(
+) -> anyhow::Result<()> {
+    const TOPIC: &str = "vigil/models/default";
+    let keys = keys()?;
+    let kept = tempfile::tempdir()?;
+    let dir = kept.path().display().to_string();
+    let v2 = release(&keys.signing, 2, 51)?;
+    let v3 = release(&keys.signing, 3, 52)?;
+    {
+        let mqtt = Mosquitto::start()?;
+        let kafka = Tansu::start()?;
+        let brokers = kafka.brokers();
+        common::create_topics(&brokers).await?;
+        publish_release(&brokers, v3.encode()?).await?;
+        let mut push = start_push_with(&mqtt, &brokers, &keys, &["--release-dir", &dir]).await?;
+        rollout_until(&push, "v3 live", |m| m["live_version"] == 3).await?;
+        push.terminate();
+    }
+    let mqtt = Mosquitto::start()?;
+    let kafka = Tansu::start()?;
+    let brokers = kafka.brokers();
+    common::create_topics(&brokers).await?;
+    publish_release(&brokers, v2.encode()?).await?;
+    let push = start_push_with(&mqtt, &brokers, &keys, &["--release-dir", &dir]).await?;
+    eventually("v3 retained from the kept release", WAIT, || async {
+        retained(mqtt.port(), TOPIC)
+            .await
+            .is_ok_and(|r| r.version == 3)
+    })
+    .await
+    .map_err(|e| push.failure(e))?;
+    let older = r#"vigil_push_releases_rejected_total{reason="older_version"}"#;
+    eventually("the log's v2 refused as older", WAIT, || async {
+        metric(&push, older).await >= 1.0
+    })
+    .await
+    .map_err(|e| push.failure(e))?;
+    assert_eq!(rollout(&push).await["live_version"], 3);
     Ok(())
 }

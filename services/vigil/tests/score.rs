@@ -701,3 +701,53 @@ async fn post_score_gives_the_stream_s_score_and_rejects_bad_input() -> anyhow::
     assert_eq!(response.status(), 400);
     Ok(())
 }
+
+/// Issue 18: a scorer restarted after compaction left an older signed
+/// release last on vigil.models stays on the newer one it kept. The
+/// compacted log is a fresh broker holding only the older release (and a
+/// tombstone), which is what compaction can leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_scorer_keeps_its_newer_release_when_the_log_offers_an_older_one(
+) -> anyhow::Result<()> {
+    let (_kafka, brokers, keys) = setup().await?;
+    let kept = tempfile::tempdir()?;
+    let dir = path(kept.path());
+    let mut sim = fleet(20, 500, 500, &[], 0.0);
+    let training = sim_records(&mut sim, 300);
+    let v1 = release(&keys.signing, &training, 1)?;
+    let v2 = release(&keys.signing, &training, 2)?;
+    publish(&brokers, v2.encode()?).await?;
+    let mut scorer = start_scorer(&brokers, &keys, &["--release-dir", &dir]).await?;
+    metric_reaches(&scorer, "vigil_score_model_version", 2.0).await?;
+    scorer.terminate();
+
+    let (_compacted, brokers, _) = setup().await?;
+    publish(&brokers, v1.encode()?).await?;
+    {
+        use rdkafka::producer::FutureRecord;
+        let tombstone = FutureRecord::<str, [u8]>::to(MODELS).key("default");
+        common::producer(&brokers)?
+            .send(tombstone, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    let scorer = start_scorer(&brokers, &keys, &["--release-dir", &dir]).await?;
+    metric_reaches(&scorer, "vigil_score_model_version", 2.0).await?;
+    metric_reaches(
+        &scorer,
+        "vigil_score_releases_total{outcome=\"older_version\"}",
+        1.0,
+    )
+    .await?;
+    let records = sim_records(&mut sim, 20);
+    produce_all(&brokers, TELEMETRY, &keyed(&records)).await?;
+    let all = verdicts_for(&brokers, &keys_of(&records), Duration::from_secs(60))
+        .await
+        .map_err(|e| scorer.failure(e))?;
+    assert!(all.iter().all(|v| v.model_version == Some(2)));
+    // Without the folder the same log makes v1 live: what the kept
+    // release prevents.
+    let plain = start_scorer(&brokers, &keys, &[]).await?;
+    metric_reaches(&plain, "vigil_score_model_version", 1.0).await?;
+    Ok(())
+}
