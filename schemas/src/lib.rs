@@ -33,7 +33,9 @@ pub mod verdict;
 
 pub use codec::{DecodeError, Message};
 pub use dlq::DlqRecord;
-pub use incident::{Incident, IncidentState};
+pub use incident::{
+    ActionKind, ActionRecord, ActionStatus, Incident, IncidentState, ModelRef, Severity,
+};
 pub use release::{ModelRelease, ReleaseHeader, TrainingWindow, ValidationMetrics};
 pub use rules::ValidationError;
 pub use status::{DeviceState, DeviceStatus};
