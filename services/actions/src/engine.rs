@@ -116,6 +116,8 @@ pub struct Engine {
     open: HashMap<String, Open>,
     /// The latest resolved incident per device.
     done: HashMap<String, (Incident, u64)>,
+    /// Resolved incidents with actions still pending, by incident id.
+    settling: HashMap<String, Incident>,
     /// When each (device, rule) last sent something, wall ms.
     fired: HashMap<(String, String), u64>,
     tokens: f64,
@@ -131,6 +133,7 @@ impl Engine {
             config,
             open: HashMap::new(),
             done: HashMap::new(),
+            settling: HashMap::new(),
             fired: HashMap::new(),
             tokens,
             refilled_at: 0,
@@ -161,6 +164,16 @@ impl Engine {
         }
         let stamp = self.tick_clock();
         if event.state == IncidentState::Resolved {
+            if event
+                .actions
+                .iter()
+                .any(|a| a.status == ActionStatus::Pending)
+            {
+                self.settling
+                    .insert(event.incident_id.clone(), event.clone());
+            } else {
+                self.settling.remove(&event.incident_id);
+            }
             if self
                 .open
                 .get(&device)
@@ -227,9 +240,11 @@ impl Engine {
                 steps.push(step(emit(&mut o.incident, "recovered", now), Vec::new()));
             }
         }
-        for (d, _) in self.done.values_mut() {
-            if interrupt(d) {
-                steps.push(step(emit(d, "recovered", now), Vec::new()));
+        for (_, mut d) in std::mem::take(&mut self.settling) {
+            if interrupt(&mut d) {
+                let event = emit(&mut d, "recovered", now);
+                self.sync_done(&event);
+                steps.push(step(event, Vec::new()));
             }
         }
         while self.open.len() > self.config.max_open {
@@ -393,6 +408,20 @@ impl Engine {
         let jobs = self.decide(&mut o.incident, When::Resolve, rules, now);
         let event = emit(&mut o.incident, reason, now);
         let stamp = self.tick_clock();
+        if o.incident
+            .actions
+            .iter()
+            .any(|a| a.status == ActionStatus::Pending)
+        {
+            if self.settling.len() >= self.config.max_open.max(1) {
+                tracing::warn!("too many resolved incidents wait for action outcomes; the oldest outcomes will not be recorded");
+                if let Some(k) = self.settling.keys().next().cloned() {
+                    self.settling.remove(&k);
+                }
+            }
+            self.settling
+                .insert(o.incident.incident_id.clone(), o.incident.clone());
+        }
         self.done.insert(device.to_owned(), (o.incident, stamp));
         self.bound_done();
         vec![step(event, jobs)]
@@ -547,23 +576,47 @@ impl Engine {
 
     /// Records an action's outcome; the event that says so.
     pub fn outcome(&mut self, o: Outcome, now: u64) -> Option<Step> {
-        let incident = match self.open.get_mut(&o.device_id) {
-            Some(open) if open.incident.incident_id == o.incident_id => &mut open.incident,
-            _ => match self.done.get_mut(&o.device_id) {
-                Some((d, _)) if d.incident_id == o.incident_id => d,
-                _ => {
-                    tracing::warn!(incident = %o.incident_id, action = %o.action_id,
-                        "outcome of an action whose incident is no longer held; not recorded");
-                    return None;
-                }
-            },
+        let apply = |incident: &mut Incident, o: Outcome| -> Option<Incident> {
+            let record = incident.actions.iter_mut().find(|a| a.id == o.action_id)?;
+            record.status = o.status;
+            record.attempts = o.attempts;
+            record.detail = o.detail;
+            record.ts = now;
+            Some(emit(incident, "action", now))
         };
-        let record = incident.actions.iter_mut().find(|a| a.id == o.action_id)?;
-        record.status = o.status;
-        record.attempts = o.attempts;
-        record.detail = o.detail;
-        record.ts = now;
-        Some(step(emit(incident, "action", now), Vec::new()))
+        if let Some(open) = self
+            .open
+            .get_mut(&o.device_id)
+            .filter(|open| open.incident.incident_id == o.incident_id)
+        {
+            return apply(&mut open.incident, o).map(|e| step(e, Vec::new()));
+        }
+        let Some(mut incident) = self.settling.remove(&o.incident_id) else {
+            tracing::warn!(incident = %o.incident_id, action = %o.action_id,
+                "outcome of an action whose incident is no longer held; not recorded");
+            return None;
+        };
+        let event = apply(&mut incident, o);
+        if incident
+            .actions
+            .iter()
+            .any(|a| a.status == ActionStatus::Pending)
+        {
+            self.settling.insert(incident.incident_id.clone(), incident);
+        }
+        let event = event?;
+        self.sync_done(&event);
+        Some(step(event, Vec::new()))
+    }
+
+    /// Keeps the device's latest resolved incident equal to `event` when
+    /// it is that incident.
+    fn sync_done(&mut self, event: &Incident) {
+        if let Some((d, _)) = self.done.get_mut(&event.device_id) {
+            if d.incident_id == event.incident_id {
+                *d = event.clone();
+            }
+        }
     }
 
     /// Resolves incidents whose quiet period has passed on the wall clock

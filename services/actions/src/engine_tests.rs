@@ -325,3 +325,30 @@ url = "http://127.0.0.1:9/"
     assert_eq!(resolved[0].jobs.len(), 1);
     assert_eq!(resolved[0].jobs[0].rule, "done");
 }
+
+#[test]
+fn outcomes_of_an_incident_resolved_before_them_are_recorded() {
+    let r = rules(ON_OPEN);
+    let mut e = engine(10);
+    let mut steps = feed(&mut e, &r, &episode("d", 10, 11), 1);
+    steps.extend(e.verdict(&v("d", 30, None), &r, 2));
+    steps.extend(feed(&mut e, &r, &episode("d", 40, 41), 3));
+    let first = &steps[0].jobs[0];
+    assert_eq!(first.incident.incident_id, "d:10");
+    let recorded = e
+        .outcome(
+            Outcome {
+                device_id: "d".into(),
+                incident_id: "d:10".into(),
+                action_id: first.action_id.clone(),
+                status: ActionStatus::Sent,
+                attempts: 1,
+                detail: None,
+            },
+            4,
+        )
+        .expect("the resolved incident still takes its outcomes");
+    assert_eq!(recorded.event.state, IncidentState::Resolved);
+    assert_eq!(recorded.event.reason.as_deref(), Some("action"));
+    assert_eq!(recorded.event.actions[0].status, ActionStatus::Sent);
+}
