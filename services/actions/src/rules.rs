@@ -597,3 +597,31 @@ backoff = "10ms"
         }
     }
 }
+
+#[cfg(test)]
+mod deploy_tests {
+    use super::Rules;
+
+    #[test]
+    fn the_shipped_rules_files_are_valid() {
+        let compose = include_str!("../../../deploy/actions-rules.toml");
+        assert_eq!(
+            Rules::parse(compose)
+                .expect("deploy/actions-rules.toml")
+                .rules
+                .len(),
+            1
+        );
+        // The ConfigMap's rules.toml: the block under `rules.toml: |`.
+        let manifest = include_str!("../../../deploy/k8s/actions.yaml");
+        let block: String = manifest
+            .lines()
+            .skip_while(|l| !l.contains("rules.toml: |"))
+            .skip(1)
+            .take_while(|l| l.starts_with("    ") || l.is_empty())
+            .map(|l| format!("{}\n", l.get(4..).unwrap_or_default()))
+            .collect();
+        let rules = Rules::parse(&block).expect("deploy/k8s/actions.yaml rules");
+        assert_eq!(rules.rules.len(), 2);
+    }
+}
