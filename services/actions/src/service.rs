@@ -147,6 +147,10 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         "incidents read back from {}",
         topics.incidents
     );
+    // Before the role reports ready, so a SIGHUP after that reloads rather
+    // than ends the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
     boot.readiness.set(RECOVERED, true);
 
     let (outcome_tx, mut outcomes) = mpsc::channel(WINDOW);
@@ -202,8 +206,6 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     metrics.open.set(engine.open_count() as i64);
 
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("listening for SIGHUP")?;
     let mut expiry = tokio::time::interval(EXPIRY_TICK);
     expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -421,3 +421,70 @@ async fn crash_restart_repeats_no_transition_command_or_webhook() -> Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_rules_and_keeps_them_when_the_file_is_invalid() -> Result<()> {
+    let tansu = Tansu::start()?;
+    let mosquitto = Mosquitto::start()?;
+    let mut tap = CommandTap::start(mosquitto.port()).await?;
+    let dir = tempfile::tempdir()?;
+    let rules = dir.path().join("rules.toml");
+    let write = |command: &str| {
+        std::fs::write(
+            &rules,
+            format!("[[rule]]\nname = \"r\"\n[[rule.command]]\nname = \"{command}\"\n"),
+        )
+    };
+    write("first")?;
+    let http = format!("127.0.0.1:{}", free_port()?);
+    let shutdown = Shutdown::new();
+    let role = tokio::spawn(vigil_actions::run(
+        parse(&args(&tansu.brokers(), mosquitto.port(), &rules, &http)),
+        shutdown.clone(),
+    ));
+    wait_ready(&http).await?;
+    let producer = producer(&tansu.brokers())?;
+    let base = vigil_service::now_ms();
+    let episode = |device: &str| records(device, base, 0, 20, &[(5, 8)]);
+    let reloads = |outcome: &'static str| {
+        let http = http.clone();
+        async move {
+            vigil_testkit::clients::scrape(
+                &http,
+                &format!("vigil_actions_rules_reloads_total{{outcome=\"{outcome}\"}}"),
+            )
+            .await
+            .ok()
+            .flatten()
+                == Some(1.0)
+        }
+    };
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+    };
+
+    produce(&producer, &episode("dev-1")).await?;
+    let got = tap.take(1, WAIT).await?;
+    assert_eq!(got[0].1["command"], "first");
+
+    write("second")?;
+    hup()?;
+    vigil_testkit::clients::eventually("rules reloaded", WAIT, || reloads("ok")).await?;
+    produce(&producer, &episode("dev-2")).await?;
+    let got = tap.take(1, WAIT).await?;
+    assert_eq!(got[0].1["command"], "second");
+
+    std::fs::write(&rules, "[[rule]]\nname = \"r\"\nwhen = \"sometimes\"\n")?;
+    hup()?;
+    vigil_testkit::clients::eventually("bad rules refused", WAIT, || reloads("refused")).await?;
+    produce(&producer, &episode("dev-3")).await?;
+    let got = tap.take(1, WAIT).await?;
+    assert_eq!(got[0].1["command"], "second", "the rules in force stayed");
+    assert_eq!(got[0].0, "vigil/devices/dev-3/commands");
+
+    shutdown.trigger();
+    tokio::time::timeout(WAIT, role).await???;
+    Ok(())
+}
