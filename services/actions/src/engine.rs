@@ -81,6 +81,9 @@ pub struct Step {
     pub event: Incident,
     /// Actions to carry out once the event is written.
     pub jobs: Vec<Job>,
+    /// Actions the event records as not sent (suppressed, cooldown, rate
+    /// limited), for the metrics.
+    pub skipped: Vec<(ActionKind, ActionStatus)>,
 }
 
 /// The result of an action, from the dispatcher.
@@ -405,7 +408,7 @@ impl Engine {
         };
         o.incident.state = IncidentState::Resolved;
         o.incident.resolve_after = None;
-        let jobs = self.decide(&mut o.incident, When::Resolve, rules, now);
+        let (jobs, skipped) = self.decide(&mut o.incident, When::Resolve, rules, now);
         let event = emit(&mut o.incident, reason, now);
         let stamp = self.tick_clock();
         if o.incident
@@ -424,7 +427,10 @@ impl Engine {
         }
         self.done.insert(device.to_owned(), (o.incident, stamp));
         self.bound_done();
-        vec![step(event, jobs)]
+        vec![Step {
+            skipped,
+            ..step(event, jobs)
+        }]
     }
 
     fn bound_done(&mut self) {
@@ -452,12 +458,15 @@ impl Engine {
         let Some(mut o) = self.open.remove(device) else {
             return Vec::new();
         };
-        let jobs = self.decide(&mut o.incident, when, rules, now);
-        let out = match (reason, jobs.is_empty()) {
+        let (jobs, skipped) = self.decide(&mut o.incident, when, rules, now);
+        let out = match (reason, jobs.is_empty() && skipped.is_empty()) {
             (None, true) => Vec::new(),
             (reason, _) => {
                 let event = emit(&mut o.incident, reason.unwrap_or("action"), now);
-                vec![step(event, jobs)]
+                vec![Step {
+                    skipped,
+                    ..step(event, jobs)
+                }]
             }
         };
         self.open.insert(device.to_owned(), o);
@@ -467,8 +476,15 @@ impl Engine {
     /// Fires the rules of kind `when` that hold for `incident` and have not
     /// fired on it yet: records their actions in it and returns the jobs
     /// to carry out.
-    fn decide(&mut self, incident: &mut Incident, when: When, rules: &Rules, now: u64) -> Vec<Job> {
+    fn decide(
+        &mut self,
+        incident: &mut Incident,
+        when: When,
+        rules: &Rules,
+        now: u64,
+    ) -> (Vec<Job>, Vec<(ActionKind, ActionStatus)>) {
         let mut jobs = Vec::new();
+        let mut skipped = Vec::new();
         let suppressed = rules
             .suppressed(&incident.device_id, now)
             .map(str::to_owned);
@@ -533,7 +549,9 @@ impl Engine {
                     ts: now,
                     detail,
                 });
-                if status == ActionStatus::Pending {
+                if status != ActionStatus::Pending {
+                    skipped.push((kind, status));
+                } else {
                     sent_any = true;
                     incident.action = Some(target);
                     jobs.push((id, rule.name.clone(), job));
@@ -544,7 +562,8 @@ impl Engine {
             }
         }
         self.bound_fired(rules, now);
-        jobs.into_iter()
+        let jobs = jobs
+            .into_iter()
             .map(|(action_id, rule, kind)| Job {
                 action_id,
                 rule,
@@ -552,7 +571,8 @@ impl Engine {
                 incident: Incident::default(),
                 kind,
             })
-            .collect()
+            .collect();
+        (jobs, skipped)
     }
 
     fn bound_fired(&mut self, rules: &Rules, now: u64) {
@@ -676,7 +696,11 @@ fn step(event: Incident, mut jobs: Vec<Job>) -> Step {
     for job in &mut jobs {
         job.incident = event.clone();
     }
-    Step { event, jobs }
+    Step {
+        event,
+        jobs,
+        skipped: Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -352,3 +352,17 @@ fn outcomes_of_an_incident_resolved_before_them_are_recorded() {
     assert_eq!(recorded.event.reason.as_deref(), Some("action"));
     assert_eq!(recorded.event.actions[0].status, ActionStatus::Sent);
 }
+
+#[test]
+fn actions_not_sent_are_reported_for_the_metrics() {
+    let r = rules(
+        "[[suppress]]\ndevices = \"m*\"\n[[rule]]\nname = \"r\"\n[[rule.command]]\nname = \"c\"\n",
+    );
+    let mut e = engine(10);
+    let steps = feed(&mut e, &r, &episode("m1", 10, 11), 1);
+    assert_eq!(
+        steps[0].skipped,
+        vec![(ActionKind::Command, ActionStatus::Suppressed)]
+    );
+    assert!(steps[0].jobs.is_empty());
+}

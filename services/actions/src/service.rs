@@ -334,6 +334,16 @@ impl Writer {
                 vigil_schemas::IncidentState::Resolved => "resolved",
             };
             self.metrics.events.with_label_values(&[state]).inc();
+            for (kind, status) in &step.skipped {
+                let kind = match kind {
+                    vigil_schemas::ActionKind::Command => "command",
+                    vigil_schemas::ActionKind::Webhook => "webhook",
+                };
+                self.metrics
+                    .actions
+                    .with_label_values(&[kind, status.as_str()])
+                    .inc();
+            }
             match step.event.encode() {
                 Ok(bytes) => sends.push(kafka::send_retrying(
                     &self.producer,
