@@ -13,6 +13,11 @@
 //! process group. Cloud commands are not debounced. Triggers wait in a
 //! bounded queue and run one at a time, so a storm of anomalies or commands
 //! never forks a storm of processes.
+//!
+//! Each cloud command ends in a [`CommandResult`] (ok, failed or refused,
+//! exit status, duration, the command's `command_id` and `incident_id`
+//! when it had them) that the uplink publishes on
+//! `vigil/devices/{id}/command-results`.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -21,6 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use vigil_schemas::{CommandOutcome, CommandResult};
 
 use crate::status::Stats;
 
@@ -51,14 +58,56 @@ pub struct ActionConfig {
     pub debounce: Duration,
 }
 
+/// Results waiting to be published.
+pub const RESULT_QUEUE: usize = 16;
+
+/// The result of cloud command `payload` (its JSON, for the ids) named
+/// `name` on `device_id`.
+pub fn command_result(
+    device_id: &str,
+    name: &str,
+    payload: &[u8],
+    status: CommandOutcome,
+    ran: Option<&Execution>,
+    detail: Option<String>,
+) -> CommandResult {
+    #[derive(serde::Deserialize, Default)]
+    struct Ids {
+        #[serde(default)]
+        command_id: Option<String>,
+        #[serde(default)]
+        incident_id: Option<String>,
+    }
+    let ids: Ids = serde_json::from_slice(payload).unwrap_or_default();
+    CommandResult {
+        schema: 1,
+        device_id: device_id.to_owned(),
+        command: name.to_owned(),
+        command_id: ids.command_id,
+        incident_id: ids.incident_id,
+        status,
+        exit_status: ran.and_then(|r| r.exit_status),
+        duration_ms: ran.map_or(0, |r| r.duration_ms),
+        ts: vigil_base::now_ms(),
+        detail,
+    }
+}
+
 /// Runs triggers until `shutdown` (the running action is allowed to finish
-/// within its timeout).
+/// within its timeout); the result of each cloud command goes to
+/// `results` (dropped with a warning when that queue is full).
 pub async fn run(
     config: ActionConfig,
     mut triggers: mpsc::Receiver<Trigger>,
+    results: mpsc::Sender<CommandResult>,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
+    let report = |result: CommandResult| {
+        if results.try_send(result).is_err() {
+            tracing::warn!("command result queue full; a result is not published");
+        }
+    };
     let mut last_anomaly_action: Option<Instant> = None;
     loop {
         let trigger = tokio::select! {
@@ -68,7 +117,7 @@ pub async fn run(
                 None => return,
             },
         };
-        let (command, payload, env) = match trigger {
+        let (command, payload, env, name) = match trigger {
             Trigger::Anomaly(verdict) => {
                 let Some(command) = &config.on_anomaly else {
                     continue;
@@ -83,12 +132,21 @@ pub async fn run(
                     command.clone(),
                     verdict,
                     vec![("VIGIL_TRIGGER", "anomaly".to_owned())],
+                    None,
                 )
             }
             Trigger::Command { name, payload } => {
                 let Some(command) = config.on_command.as_ref().or(config.on_anomaly.as_ref())
                 else {
                     tracing::warn!(command = %name, "cloud command received but no --command-handler or --action-command is configured; ignored");
+                    report(command_result(
+                        &config.device_id,
+                        &name,
+                        &payload,
+                        CommandOutcome::Refused,
+                        None,
+                        Some("no command handler is configured on the device".into()),
+                    ));
                     continue;
                 };
                 (
@@ -96,17 +154,45 @@ pub async fn run(
                     payload,
                     vec![
                         ("VIGIL_TRIGGER", "command".to_owned()),
-                        ("VIGIL_COMMAND", name),
+                        ("VIGIL_COMMAND", name.clone()),
                     ],
+                    Some(name),
                 )
             }
         };
         Stats::bump(&stats.actions_run);
-        if let Err(why) = execute(&command, &payload, &env, &config).await {
+        let ran = execute(&command, &payload, &env, &config).await;
+        if let Some(why) = &ran.error {
             Stats::bump(&stats.actions_failed);
             tracing::warn!(command = %command, why, "local action failed");
         }
+        if let Some(name) = name {
+            let status = if ran.error.is_none() {
+                CommandOutcome::Ok
+            } else {
+                CommandOutcome::Failed
+            };
+            report(command_result(
+                &config.device_id,
+                &name,
+                &payload,
+                status,
+                Some(&ran),
+                ran.error.clone(),
+            ));
+        }
     }
+}
+
+/// How a shell command ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// Its exit status, when it exited by itself.
+    pub exit_status: Option<i32>,
+    /// How long it ran, ms.
+    pub duration_ms: u64,
+    /// Why it did not succeed, if it did not.
+    pub error: Option<String>,
 }
 
 async fn execute(
@@ -114,9 +200,28 @@ async fn execute(
     stdin: &[u8],
     env: &[(&str, String)],
     config: &ActionConfig,
-) -> Result<(), String> {
+) -> Execution {
     let started = Instant::now();
-    let mut child = tokio::process::Command::new("/bin/sh")
+    let (exit_status, error) = run_shell(command, stdin, env, config).await;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if error.is_none() {
+        tracing::info!(command, elapsed_ms = duration_ms, "local action ran");
+    }
+    Execution {
+        exit_status,
+        duration_ms,
+        error,
+    }
+}
+
+/// Runs `command`: its exit status (when it exited) and the error, if any.
+async fn run_shell(
+    command: &str,
+    stdin: &[u8],
+    env: &[(&str, String)],
+    config: &ActionConfig,
+) -> (Option<i32>, Option<String>) {
+    let spawned = tokio::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(command)
         .env("VIGIL_DEVICE_ID", &config.device_id)
@@ -125,8 +230,11 @@ async fn execute(
         // Its own process group, so a timeout kills what it started too.
         .process_group(0)
         .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("starting /bin/sh: {e}"))?;
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => return (None, Some(format!("starting /bin/sh: {e}"))),
+    };
     let outcome = tokio::time::timeout(config.timeout, async {
         if let Some(mut input) = child.stdin.take() {
             // A command that does not read its stdin is fine.
@@ -137,16 +245,9 @@ async fn execute(
     })
     .await;
     match outcome {
-        Ok(Ok(status)) if status.success() => {
-            tracing::info!(
-                command,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "local action ran"
-            );
-            Ok(())
-        }
-        Ok(Ok(status)) => Err(format!("exited with {status}")),
-        Ok(Err(e)) => Err(format!("waiting for it: {e}")),
+        Ok(Ok(status)) if status.success() => (status.code(), None),
+        Ok(Ok(status)) => (status.code(), Some(format!("exited with {status}"))),
+        Ok(Err(e)) => (None, Some(format!("waiting for it: {e}"))),
         Err(_) => {
             if let Some(pid) = child
                 .id()
@@ -155,7 +256,10 @@ async fn execute(
                 let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
             let _ = child.kill().await;
-            Err(format!("still running after {:?}; killed", config.timeout))
+            (
+                None,
+                Some(format!("still running after {:?}; killed", config.timeout)),
+            )
         }
     }
 }
@@ -173,7 +277,7 @@ mod tests {
                 dir.display()
             )),
             on_command: Some(format!(
-                "echo \"$VIGIL_COMMAND\" >> {}/commands.log; [ \"$VIGIL_COMMAND\" != slow ] || sleep 5",
+                "echo \"$VIGIL_COMMAND\" >> {}/commands.log; [ \"$VIGIL_COMMAND\" != slow ] || sleep 5; [ \"$VIGIL_COMMAND\" != fail ] || exit 3",
                 dir.display()
             )),
             timeout: Duration::from_millis(timeout_ms),
@@ -186,10 +290,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel(ACTION_QUEUE);
+        let (results_tx, mut results) = mpsc::channel(RESULT_QUEUE);
         let shutdown = CancellationToken::new();
         let runner = tokio::spawn(run(
             config(dir.path(), 60_000, 500),
             rx,
+            results_tx,
             Arc::clone(&stats),
             shutdown.clone(),
         ));
@@ -198,10 +304,13 @@ mod tests {
                 .await
                 .expect("send");
         }
-        for name in ["slow", "reboot"] {
+        for name in ["slow", "reboot", "fail"] {
             tx.send(Trigger::Command {
                 name: name.into(),
-                payload: b"{}".to_vec(),
+                payload: format!(
+                    r#"{{"command":"{name}","command_id":"i:1/r/{name}","incident_id":"i:1"}}"#
+                )
+                .into_bytes(),
             })
             .await
             .expect("send");
@@ -215,10 +324,68 @@ mod tests {
             "only the first anomaly acted"
         );
         let commands = std::fs::read_to_string(dir.path().join("commands.log")).expect("ran");
-        assert_eq!(commands, "slow\nreboot\n");
+        assert_eq!(commands, "slow\nreboot\nfail\n");
         let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(get(&stats.actions_run), 3);
+        assert_eq!(get(&stats.actions_run), 4);
         assert_eq!(get(&stats.actions_skipped), 2);
-        assert_eq!(get(&stats.actions_failed), 1, "the slow command was killed");
+        assert_eq!(
+            get(&stats.actions_failed),
+            2,
+            "the slow command was killed, fail failed"
+        );
+        let mut got = Vec::new();
+        while let Ok(r) = results.try_recv() {
+            got.push(r);
+        }
+        let summary: Vec<_> = got
+            .iter()
+            .map(|r| (r.command.as_str(), r.status, r.exit_status))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("slow", CommandOutcome::Failed, None),
+                ("reboot", CommandOutcome::Ok, Some(0)),
+                ("fail", CommandOutcome::Failed, Some(3)),
+            ]
+        );
+        assert_eq!(got[1].command_id.as_deref(), Some("i:1/r/reboot"));
+        assert_eq!(got[1].incident_id.as_deref(), Some("i:1"));
+        assert!(got[0].duration_ms >= 500, "killed at its timeout");
+        assert!(got[0]
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("killed")));
+    }
+
+    #[tokio::test]
+    async fn a_command_without_a_handler_is_refused() {
+        let (tx, rx) = mpsc::channel(ACTION_QUEUE);
+        let (results_tx, mut results) = mpsc::channel(RESULT_QUEUE);
+        let config = ActionConfig {
+            device_id: "dev-1".into(),
+            on_anomaly: None,
+            on_command: None,
+            timeout: Duration::from_secs(1),
+            debounce: Duration::from_secs(1),
+        };
+        let runner = tokio::spawn(run(
+            config,
+            rx,
+            results_tx,
+            Arc::new(Stats::default()),
+            CancellationToken::new(),
+        ));
+        tx.send(Trigger::Command {
+            name: "reboot".into(),
+            payload: br#"{"command":"reboot","command_id":"x"}"#.to_vec(),
+        })
+        .await
+        .expect("send");
+        drop(tx);
+        runner.await.expect("runner ends");
+        let r = results.try_recv().expect("a result");
+        assert_eq!(r.status, CommandOutcome::Refused);
+        assert_eq!(r.command_id.as_deref(), Some("x"));
     }
 }

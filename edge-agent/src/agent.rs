@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use vigil_schemas::topics::DeviceChannel;
 
-use crate::action::{self, ActionConfig, ACTION_QUEUE};
+use crate::action::{self, ActionConfig, ACTION_QUEUE, RESULT_QUEUE};
 use crate::config::RunArgs;
 use crate::models::ModelStore;
 use crate::queue::{Queue, QueueLimits};
@@ -36,7 +36,7 @@ use crate::record::UplinkRecord;
 use crate::sampler::{lock, Sampler, SamplerConfig};
 use crate::sources::Source;
 use crate::status::Stats;
-use crate::uplink::{mqtt_options, Uplink, UplinkConfig};
+use crate::uplink::{mqtt_options, ActionLink, Uplink, UplinkConfig};
 
 /// Runs the agent until `shutdown` is cancelled.
 pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -88,6 +88,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let wake = Arc::new(Notify::new());
     let (model_tx, model_rx) = watch::channel(store.current());
     let (action_tx, action_rx) = mpsc::channel(ACTION_QUEUE);
+    let (result_tx, result_rx) = mpsc::channel(RESULT_QUEUE);
     let topics = args.mqtt.topics();
 
     let sampler = Sampler::new(
@@ -126,7 +127,10 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         Arc::clone(&stats),
         store,
         model_tx,
-        action_tx,
+        ActionLink {
+            triggers: action_tx,
+            results: result_rx,
+        },
     );
     let actions = ActionConfig {
         device_id,
@@ -141,6 +145,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let acting = tokio::spawn(action::run(
         actions,
         action_rx,
+        result_tx,
         Arc::clone(&stats),
         shutdown.child_token(),
     ));

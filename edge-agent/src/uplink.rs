@@ -48,9 +48,9 @@ use tokio_util::sync::CancellationToken;
 use vigil_base::mqtt::{ClientSettings, MqttConfigError};
 use vigil_model::VerifiedModel;
 use vigil_schemas::topics::DeviceChannel;
-use vigil_schemas::{DeviceState, Message, MqttTopics};
+use vigil_schemas::{CommandOutcome, CommandResult, DeviceState, Message, MqttTopics};
 
-use crate::action::Trigger;
+use crate::action::{self, Trigger};
 use crate::config::{ConfigError, RunArgs};
 use crate::models::ModelStore;
 use crate::queue::{Position, Queue, ReadRecord, Reader};
@@ -127,6 +127,8 @@ enum Sent {
     Record(Position),
     /// The retained status.
     Status,
+    /// A command result (at most once: not queued on disk).
+    CommandResult,
 }
 
 /// A record whose messages are out, not all acknowledged.
@@ -226,6 +228,16 @@ impl Backoff {
     }
 }
 
+/// The uplink's link to the action runner: cloud commands go out on
+/// `triggers`, their results come back on `results`.
+#[derive(Debug)]
+pub struct ActionLink {
+    /// Where cloud commands are handed to the action runner.
+    pub triggers: mpsc::Sender<Trigger>,
+    /// Results of those commands, to publish.
+    pub results: mpsc::Receiver<CommandResult>,
+}
+
 /// The uplink task.
 #[derive(Debug)]
 pub struct Uplink {
@@ -236,9 +248,11 @@ pub struct Uplink {
     store: ModelStore,
     models: watch::Sender<Option<Arc<VerifiedModel>>>,
     actions: mpsc::Sender<Trigger>,
+    results: mpsc::Receiver<CommandResult>,
     model_topic: String,
     commands_topic: String,
     status_topic: String,
+    results_topic: String,
 }
 
 impl Uplink {
@@ -251,11 +265,18 @@ impl Uplink {
         stats: Arc<Stats>,
         store: ModelStore,
         models: watch::Sender<Option<Arc<VerifiedModel>>>,
-        actions: mpsc::Sender<Trigger>,
+        actions: ActionLink,
     ) -> Uplink {
+        let ActionLink {
+            triggers: actions,
+            results,
+        } = actions;
         let model_topic = cfg.topics.model(&cfg.model);
         let commands_topic = cfg.topics.device(&cfg.device_id, DeviceChannel::Commands);
         let status_topic = cfg.topics.device(&cfg.device_id, DeviceChannel::Status);
+        let results_topic = cfg
+            .topics
+            .device(&cfg.device_id, DeviceChannel::CommandResults);
         Uplink {
             cfg,
             queue,
@@ -264,9 +285,11 @@ impl Uplink {
             store,
             models,
             actions,
+            results,
             model_topic,
             commands_topic,
             status_topic,
+            results_topic,
         }
     }
 
@@ -310,6 +333,7 @@ impl Uplink {
                 _ = self.wake.notified(), if window_open => {}
                 _ = sleep_for(token_wait), if token_wait.is_some() => {}
                 _ = status_timer.tick() => self.report(&client, connection.as_mut()),
+                Some(result) = self.results.recv() => self.publish_result(&client, connection.as_mut(), &result),
             }
         }
         self.stop(&client, &mut eventloop, connection).await;
@@ -516,8 +540,19 @@ impl Uplink {
                         name: cmd.command,
                         payload: publish.payload.to_vec(),
                     };
-                    if self.actions.try_send(trigger).is_err() {
+                    if let Err(e) = self.actions.try_send(trigger) {
                         tracing::warn!("action queue full; cloud command dropped");
+                        if let Trigger::Command { name, payload } = e.into_inner() {
+                            let refused = action::command_result(
+                                &self.cfg.device_id,
+                                &name,
+                                &payload,
+                                CommandOutcome::Refused,
+                                None,
+                                Some("the device's action queue is full".into()),
+                            );
+                            self.publish_result(client, c, &refused);
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e,
@@ -541,6 +576,35 @@ impl Uplink {
             QoS::AtLeastOnce,
             true,
         )
+    }
+
+    /// Publishes a command result when connected (QoS 1); a result made
+    /// while offline is dropped with a warning (results are not queued on
+    /// disk; the cloud marks a command without a result by its timeout).
+    fn publish_result(
+        &mut self,
+        client: &AsyncClient,
+        c: Option<&mut Connection>,
+        result: &CommandResult,
+    ) {
+        let Some(c) = c else {
+            tracing::warn!(command = %result.command, "offline; the command's result is not published");
+            return;
+        };
+        match result.encode() {
+            Ok(bytes) => {
+                match client.try_publish(self.results_topic.clone(), QoS::AtLeastOnce, false, bytes)
+                {
+                    Ok(()) => {
+                        c.unassigned.push_back(Sent::CommandResult);
+                        tracing::info!(command = %result.command, status = result.status.as_str(),
+                        "command result published");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "publishing a command result failed"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "encoding a command result failed"),
+        }
     }
 
     /// Writes status.json and, when connected, publishes the retained

@@ -46,6 +46,13 @@ async fn anomalies_run_the_action_and_cloud_commands_the_handler() -> anyhow::Re
     ]));
     let mut agent = common::Agent::start(&dir.path().join("state"), &args, true)?;
     agent.wait_for(&["connected to the broker"], WAIT)?;
+    let mut results = common::Subscriber::start(
+        broker.port(),
+        "results-tap",
+        &format!("vigil/devices/{DEVICE}/command-results"),
+        true,
+    )
+    .await?;
 
     agent.feed(&common::json_lines(&common::faulty_fleet(1, 400, 3)))?;
     agent.wait_for(&["local action ran"], WAIT)?;
@@ -65,7 +72,7 @@ async fn anomalies_run_the_action_and_cloud_commands_the_handler() -> anyhow::Re
     common::publish(
         broker.port(),
         &format!("vigil/devices/{DEVICE}/commands"),
-        br#"{"command":"reduce-speed","incident_id":"x:1"}"#.to_vec(),
+        br#"{"command":"reduce-speed","command_id":"x:1/r/0","incident_id":"x:1"}"#.to_vec(),
         false,
     )
     .await?;
@@ -88,6 +95,15 @@ async fn anomalies_run_the_action_and_cloud_commands_the_handler() -> anyhow::Re
         std::fs::read_to_string(out.join("commands"))?,
         format!("reduce-speed {DEVICE}\n")
     );
+    // The outcome comes back on the device's command-results topic.
+    results.until(WAIT, |m| !m.is_empty()).await?;
+    let result = vigil_schemas::CommandResult::decode(&results.messages[0].1)?;
+    assert_eq!(result.device_id, DEVICE);
+    assert_eq!(result.command, "reduce-speed");
+    assert_eq!(result.command_id.as_deref(), Some("x:1/r/0"));
+    assert_eq!(result.incident_id.as_deref(), Some("x:1"));
+    assert_eq!(result.status, vigil_schemas::CommandOutcome::Ok);
+    assert_eq!(result.exit_status, Some(0));
     assert_eq!(agent.terminate(), Some(0), "{}", agent.log_tail());
     Ok(())
 }

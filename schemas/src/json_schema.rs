@@ -5,7 +5,10 @@
 
 use schemars::{schema_for, JsonSchema, Schema};
 
-use crate::{DeviceStatus, DlqRecord, Incident, ModelRelease, ReleaseHeader, Telemetry, Verdict};
+use crate::{
+    CommandResult, DeviceStatus, DlqRecord, Incident, ModelRelease, ReleaseHeader, Telemetry,
+    Verdict,
+};
 
 /// `(file name, schema)` for every public message type.
 pub fn all() -> Vec<(&'static str, Schema)> {
@@ -19,6 +22,10 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         ),
         ("device-status.json", titled::<DeviceStatus>("DeviceStatus")),
         ("incident.json", titled::<Incident>("Incident")),
+        (
+            "command-result.json",
+            titled::<CommandResult>("CommandResult"),
+        ),
         ("dlq-record.json", titled::<DlqRecord>("DlqRecord")),
     ]
 }

@@ -10,7 +10,7 @@
 //! Layout:
 //! - [`topics`]: default Kafka and MQTT topic names, with a configurable prefix.
 //! - [`telemetry`], [`verdict`], [`release`], [`status`], [`incident`],
-//!   [`dlq`]: one message type each.
+//!   [`command`], [`dlq`]: one message type each.
 //! - [`rules`]: the field rules (id and name limits, [`ValidationError`])
 //!   the codec and every message type share.
 //! - [`codec`]: the one decode path every message uses, with typed errors that
@@ -21,6 +21,7 @@
 //! (fields may be added, never renamed) but reject unknown schema versions.
 
 pub mod codec;
+pub mod command;
 pub mod dlq;
 pub mod incident;
 pub mod json_schema;
@@ -32,8 +33,11 @@ pub mod topics;
 pub mod verdict;
 
 pub use codec::{DecodeError, Message};
+pub use command::{CommandOutcome, CommandResult};
 pub use dlq::DlqRecord;
-pub use incident::{Incident, IncidentState};
+pub use incident::{
+    ActionKind, ActionRecord, ActionStatus, Incident, IncidentState, ModelRef, Severity,
+};
 pub use release::{ModelRelease, ReleaseHeader, TrainingWindow, ValidationMetrics};
 pub use rules::ValidationError;
 pub use status::{DeviceState, DeviceStatus};

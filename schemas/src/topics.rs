@@ -66,6 +66,8 @@ pub enum DeviceChannel {
     Status,
     /// Cloud → device commands (QoS 1).
     Commands,
+    /// Device → cloud results of those commands (QoS 1).
+    CommandResults,
 }
 
 impl DeviceChannel {
@@ -75,6 +77,7 @@ impl DeviceChannel {
             DeviceChannel::Verdicts => "verdicts",
             DeviceChannel::Status => "status",
             DeviceChannel::Commands => "commands",
+            DeviceChannel::CommandResults => "command-results",
         }
     }
 }

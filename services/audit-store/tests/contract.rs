@@ -405,6 +405,7 @@ async fn incidents_are_kept<S: Store>(store: S) {
         model: "default".into(),
         model_version: Some(2),
         action: None,
+        ..Incident::default()
     };
     let events = vec![
         event(IncidentState::Opened, T0),

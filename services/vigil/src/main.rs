@@ -62,6 +62,9 @@ enum Role {
     /// pipeline health) and its JSON/SSE API, reading the topics without a
     /// consumer group.
     Api(Box<vigil_api::ApiArgs>),
+    /// Group alarms into incidents (vigil.incidents) and act on them by
+    /// rules: commands to devices over MQTT, webhooks, suppressions.
+    Actions(Box<vigil_actions::ActionsArgs>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
             Role::Push(args) => vigil_push::run(*args, shutdown).await,
             Role::Api(args) => vigil_api::run(*args, shutdown).await,
+            Role::Actions(args) => vigil_actions::run(*args, shutdown).await,
         };
         // A fatal Kafka client error stopped the role: exit non-zero so
         // the orchestrator restarts it.
