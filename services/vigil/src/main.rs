@@ -3,6 +3,7 @@
 //! sets up logging and the shutdown signal, and calls the role's `run`.
 
 mod models;
+mod probe;
 
 use clap::{Parser, Subcommand};
 use vigil_service::config::LogArgs;
@@ -58,6 +59,9 @@ enum Role {
     /// pipeline health) and its JSON/SSE API, reading the topics without a
     /// consumer group.
     Api(Box<vigil_api::ApiArgs>),
+    /// Health check without curl: GET a plain http:// URL, exit 0 on a
+    /// 2xx answer within --timeout, 1 with the reason otherwise.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
             Role::Push(args) => vigil_push::run(*args, shutdown).await,
             Role::Api(args) => vigil_api::run(*args, shutdown).await,
+            Role::Probe(args) => probe::run(&args),
         };
         // A fatal Kafka client error stopped the role: exit non-zero so
         // the orchestrator restarts it.
