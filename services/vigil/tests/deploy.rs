@@ -359,7 +359,7 @@ fn prometheus_rule_has_the_groups_of_the_rules_file() {
         .expect("a PrometheusRule");
     assert_eq!(
         rule["spec"]["groups"], rules["groups"],
-        "deploy/k8s/monitoring.yaml differs from deploy/prometheus/vigil.rules.yml"
+        "deploy/k8s/operators/monitoring.yaml differs from deploy/prometheus/vigil.rules.yml"
     );
     let text = std::fs::read_to_string(repo_root().join("deploy/prometheus/vigil.rules.yml"))
         .expect("rules");
@@ -745,4 +745,92 @@ services:
 #[should_panic(expected = "uses vigil_score_made_up_total, which no service exports")]
 fn seeded_defect_a_metric_no_service_exports_is_caught() {
     assert_metrics_exported("seeded", "rate(vigil_score_made_up_total[5m])");
+}
+
+/// The output of `kubectl kustomize DIR`, or `None` (saying so) where
+/// kubectl is missing; scripts/deploy-check.sh installs it in CI.
+fn kustomize(dir: &Path) -> Option<Vec<Value>> {
+    let out = match std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            println!("skipped: kubectl kustomize {}: {e}", dir.display());
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    Some(
+        serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|doc| Value::deserialize(doc).expect("kustomize output is YAML"))
+            .collect(),
+    )
+}
+
+#[test]
+fn every_rendered_kustomization_has_none_of_the_known_defects() {
+    let root = repo_root().join("deploy/k8s");
+    let mut dirs = vec![root.clone()];
+    let mut overlays: Vec<PathBuf> = std::fs::read_dir(root.join("overlays"))
+        .expect("deploy/k8s/overlays")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    overlays.sort();
+    dirs.extend(overlays);
+    assert!(
+        dirs.len() >= 4,
+        "deploy/k8s, dev, production, without-operators"
+    );
+    for dir in dirs {
+        let Some(docs) = kustomize(&dir) else {
+            return;
+        };
+        let what = |check: &str| format!("{} ({check})", dir.display());
+        assert!(
+            docs.iter()
+                .all(|d| d["metadata"]["namespace"] == "vigil" || d["kind"] == "Namespace"),
+            "{}",
+            what("every object in namespace vigil")
+        );
+        for doc in &docs {
+            assert_none(
+                &what("restricted"),
+                deploy_checks::restricted_violations(doc),
+            );
+            assert_none(
+                &what("secrets readable"),
+                deploy_checks::unreadable_secret_violations(doc),
+            );
+            if let Some(pod) = deploy_checks::pod_spec(doc) {
+                for c in pod["containers"].as_sequence().into_iter().flatten() {
+                    let image = c["image"].as_str().unwrap_or_default();
+                    assert!(
+                        image.contains("/vigil:"),
+                        "{}: image {image:?}",
+                        what("images: applied")
+                    );
+                }
+            }
+        }
+        assert_none(
+            &what("kafka configuration"),
+            deploy_checks::kafka_config_violations(&docs, &creates_topics),
+        );
+        assert_none(
+            &what("workloads"),
+            deploy_checks::workload_shape_violations(&docs),
+        );
+        assert_none(
+            &what("autoscalers"),
+            deploy_checks::autoscaler_violations(&docs),
+        );
+    }
 }
