@@ -184,23 +184,6 @@ async fn compose_services_run_natively_in_order_and_lose_nothing() -> anyhow::Re
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // vigil.incidents belongs to the actions role, not in the compose file
-    // yet; create it as that role would, so the audit sink finds all the
-    // topics it reads.
-    let kafka_args = vigil_service::config::KafkaArgs {
-        kafka_brokers: kafka.brokers(),
-        kafka_topic_prefix: "vigil.".into(),
-        kafka_options: Vec::new(),
-        kafka_create_topics: true,
-        kafka_partitions: 6,
-        kafka_replication_factor: 1,
-    };
-    vigil_service::kafka::ensure_topics(
-        &kafka_args,
-        &[vigil_service::kafka::TopicSpec::delete("vigil.incidents")],
-    )
-    .await?;
-
     // What stands in for the non-Vigil services the Vigil ones depend on.
     let stand_ins: BTreeSet<&str> = ["kafka", "mosquitto", "scylla", "keys"].into();
     let is_vigil = |s: &Value| s["image"].as_str().is_some_and(|i| i.starts_with("vigil:"));
