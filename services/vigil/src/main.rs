@@ -4,6 +4,7 @@
 
 mod devices;
 mod models;
+mod probe;
 
 use clap::{Parser, Subcommand};
 use vigil_service::config::LogArgs;
@@ -65,6 +66,9 @@ enum Role {
     /// Group alarms into incidents (vigil.incidents) and act on them by
     /// rules: commands to devices over MQTT, webhooks, suppressions.
     Actions(Box<vigil_actions::ActionsArgs>),
+    /// Health check without curl: GET a plain http:// URL, exit 0 on a
+    /// 2xx answer within --timeout, 1 with the reason otherwise.
+    Probe(probe::ProbeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             Role::Push(args) => vigil_push::run(*args, shutdown).await,
             Role::Api(args) => vigil_api::run(*args, shutdown).await,
             Role::Actions(args) => vigil_actions::run(*args, shutdown).await,
+            Role::Probe(args) => probe::run(&args),
         };
         // A fatal Kafka client error stopped the role: exit non-zero so
         // the orchestrator restarts it.

@@ -3,9 +3,14 @@
 //! variable given to it turned into its flag, is accepted by `vigil`
 //! (unknown flags, unknown variables and invalid values fail here rather
 //! than in a cluster), and every Kubernetes workload probes `/healthz` and
-//! `/readyz` on the port the service listens on.
+//! `/readyz` on the port the service listens on. Then the checks of
+//! `deploy_checks` on the real files (restricted Pod Security, readable
+//! keys, the whole Kafka configuration, StatefulSets, autoscalers, the
+//! compose defects), and each check on a seeded broken manifest, so a
+//! check that no longer catches its defect fails here too.
 
 mod common;
+mod deploy_checks;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,7 +56,8 @@ fn env_flags(role: &[String]) -> BTreeMap<String, String> {
             flag = rest.split([' ', '=']).next().map(str::to_owned);
         }
         if let Some(start) = line.find("[env: ") {
-            let name = line[start + 6..].split('=').next().unwrap_or_default();
+            // `[env: NAME=value]`, or `[env: NAME]` where values are hidden.
+            let name = line[start + 6..].split(['=', ']']).next().unwrap_or_default();
             if let Some(f) = &flag {
                 map.insert(name.to_owned(), f.clone());
             }
@@ -161,39 +167,45 @@ fn is_shared_compose_var(name: &str) -> bool {
             | "VIGIL_LOG_FORMAT"
             | "VIGIL_LOG"
             | "VIGIL_KAFKA_PARTITIONS"
+            | "VIGIL_KAFKA_REPLICATION_FACTOR"
     )
 }
 
 #[test]
 fn kubernetes_workloads_run_commands_vigil_accepts_and_probe_health() {
-    let dir = repo_root().join("deploy/k8s");
-    let mut docs = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("deploy/k8s") {
-        let path = entry.expect("dir entry").path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            docs.extend(load(&path).into_iter().map(|d| (path.clone(), d)));
-        }
-    }
-    let config: BTreeMap<String, String> = docs
+    let docs = k8s_docs();
+    // Each ConfigMap's variables, by name.
+    let maps: BTreeMap<String, BTreeMap<String, String>> = docs
         .iter()
-        .find(|(_, d)| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "vigil-config")
-        .and_then(|(_, d)| d["data"].as_mapping())
-        .expect("ConfigMap vigil-config")
-        .iter()
-        .map(|(k, v)| (scalar(k), scalar(v)))
+        .filter(|(_, d)| d["kind"] == "ConfigMap")
+        .map(|(_, d)| {
+            let data = d["data"]
+                .as_mapping()
+                .map(|m| m.iter().map(|(k, v)| (scalar(k), scalar(v))).collect())
+                .unwrap_or_default();
+            (scalar(&d["metadata"]["name"]), data)
+        })
         .collect();
+    let config = maps.get("vigil-config").expect("ConfigMap vigil-config");
     let http_port: u64 = config["VIGIL_HTTP_ADDR"]
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
         .expect("VIGIL_HTTP_ADDR has a port");
 
-    let mut used: BTreeMap<String, bool> = config.keys().map(|k| (k.clone(), false)).collect();
+    // Variables only: a ConfigMap may also hold a mounted file (the
+    // actions rules).
+    let mut used: BTreeMap<String, bool> = maps
+        .values()
+        .flat_map(|m| m.keys())
+        .filter(|k| k.starts_with("VIGIL_"))
+        .map(|k| (k.clone(), false))
+        .collect();
     let mut checked = 0;
     for (path, doc) in &docs {
         let kind = doc["kind"].as_str().unwrap_or_default();
         let pod = match kind {
-            "Deployment" | "StatefulSet" => &doc["spec"]["template"]["spec"],
+            "Deployment" | "StatefulSet" | "Job" => &doc["spec"]["template"]["spec"],
             "CronJob" => &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"],
             _ => continue,
         };
@@ -216,15 +228,15 @@ fn kubernetes_workloads_run_commands_vigil_accepts_and_probe_health() {
                         .collect()
                 })
                 .unwrap_or_default();
-            let uses_config = container["envFrom"].as_sequence().is_some_and(|l| {
-                l.iter()
-                    .any(|e| e["configMapRef"]["name"] == "vigil-config")
-            });
-            let shared = if uses_config {
-                config.clone()
-            } else {
-                BTreeMap::new()
-            };
+            let mut shared = BTreeMap::new();
+            for from in container["envFrom"].as_sequence().into_iter().flatten() {
+                if let Some(name) = from["configMapRef"]["name"].as_str() {
+                    let map = maps
+                        .get(name)
+                        .unwrap_or_else(|| panic!("{what}: no ConfigMap {name}"));
+                    shared.extend(map.clone());
+                }
+            }
             check_command(&what, &args, &env, &shared);
             let flags = env_flags(&role_of(&args));
             for name in shared.keys() {
@@ -234,7 +246,7 @@ fn kubernetes_workloads_run_commands_vigil_accepts_and_probe_health() {
             }
             checked += 1;
 
-            if kind != "CronJob" {
+            if kind != "CronJob" && kind != "Job" {
                 let port = &container["ports"][0]["containerPort"];
                 assert_eq!(port.as_u64(), Some(http_port), "{what}: containerPort");
                 assert_eq!(
@@ -257,4 +269,572 @@ fn kubernetes_workloads_run_commands_vigil_accepts_and_probe_health() {
         unused.is_empty(),
         "ConfigMap variables no workload reads: {unused:?}"
     );
+}
+
+/// Every YAML document under `deploy/k8s` (base, top level, overlays)
+/// with its file, less the kustomization files.
+fn k8s_docs() -> Vec<(PathBuf, Value)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Value)>) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml")
+                && !path.ends_with("kustomization.yaml")
+            {
+                out.extend(load(&path).into_iter().map(|d| (path.clone(), d)));
+            }
+        }
+    }
+    let mut docs = Vec::new();
+    walk(&repo_root().join("deploy/k8s"), &mut docs);
+    docs
+}
+
+fn docs_only(docs: Vec<(PathBuf, Value)>) -> Vec<Value> {
+    docs.into_iter().map(|(_, d)| d).collect()
+}
+
+/// Whether `vigil ROLE` creates Kafka topics (has VIGIL_KAFKA_CREATE_TOPICS).
+fn creates_topics(role: &str) -> bool {
+    env_flags(&[role.to_owned()]).contains_key("VIGIL_KAFKA_CREATE_TOPICS")
+}
+
+fn assert_none(what: &str, violations: Vec<String>) {
+    assert!(
+        violations.is_empty(),
+        "{what}:\n  {}",
+        violations.join("\n  ")
+    );
+}
+
+#[test]
+fn kubernetes_files_have_none_of_the_known_defects() {
+    let docs = docs_only(k8s_docs());
+    let workloads = docs.iter().filter(|d| deploy_checks::pod_spec(d).is_some());
+    assert!(workloads.count() >= 7, "workloads in deploy/k8s");
+    for doc in &docs {
+        assert_none("restricted", deploy_checks::restricted_violations(doc));
+        assert_none(
+            "secrets readable",
+            deploy_checks::unreadable_secret_violations(doc),
+        );
+    }
+    assert_none(
+        "kafka configuration",
+        deploy_checks::kafka_config_violations(&docs, &creates_topics),
+    );
+    assert_none("workloads", deploy_checks::workload_shape_violations(&docs));
+    assert_none("autoscalers", deploy_checks::autoscaler_violations(&docs));
+    let scalers: Vec<String> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ScaledObject" || d["kind"] == "HorizontalPodAutoscaler")
+        .map(deploy_checks::name_of)
+        .collect();
+    assert_eq!(
+        scalers.len(),
+        2,
+        "a KEDA ScaledObject and the CPU fallback: {scalers:?}"
+    );
+    // The trainer's key is mounted, and so checked above.
+    let trainers = docs.iter().filter(|d| {
+        deploy_checks::pod_spec(d).is_some_and(|p| {
+            p["volumes"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|v| v["secret"]["items"][0]["key"] == "signing.key")
+        })
+    });
+    assert_eq!(trainers.count(), 2, "the first-model Job and the CronJob");
+}
+
+#[test]
+fn prometheus_rule_has_the_groups_of_the_rules_file() {
+    let rules = load(&repo_root().join("deploy/prometheus/vigil.rules.yml")).remove(0);
+    let docs = docs_only(k8s_docs());
+    let rule = docs
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("a PrometheusRule");
+    assert_eq!(
+        rule["spec"]["groups"], rules["groups"],
+        "deploy/k8s/operators/monitoring.yaml differs from deploy/prometheus/vigil.rules.yml"
+    );
+    let text = std::fs::read_to_string(repo_root().join("deploy/prometheus/vigil.rules.yml"))
+        .expect("rules");
+    let named = assert_metrics_exported("vigil.rules.yml", &text);
+    assert!(named >= 8, "only {named} metric names in the rules");
+}
+
+/// Every `vigil_*` metric name in the source of every service, as quoted
+/// in its registration.
+fn exported_metrics() -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut all = String::new();
+    for entry in std::fs::read_dir(repo_root().join("services"))
+        .expect("services")
+        .flatten()
+    {
+        walk(&entry.path().join("src"), &mut all);
+    }
+    all
+}
+
+/// Asserts that every `vigil_*` name in `text` (histogram suffixes
+/// dropped) is a metric a service registers; returns how many there were.
+fn assert_metrics_exported(what: &str, text: &str) -> usize {
+    let exported = exported_metrics();
+    let mut named = 0;
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("vigil_") && word.len() > "vigil_".len() {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
+                .unwrap_or(word);
+            named += 1;
+            assert!(
+                exported.contains(&format!("\"{base}\"")),
+                "{what} uses {word}, which no service exports"
+            );
+        }
+    }
+    named
+}
+
+#[test]
+fn grafana_dashboards_use_the_provisioned_datasource_and_exported_metrics() {
+    let provisioned =
+        load(&repo_root().join("deploy/grafana/provisioning/datasources/prometheus.yml")).remove(0);
+    let uid = scalar(&provisioned["datasources"][0]["uid"]);
+    let dir = repo_root().join("deploy/grafana/dashboards");
+    let mut dashboards = 0;
+    for entry in std::fs::read_dir(&dir)
+        .expect("deploy/grafana/dashboards")
+        .flatten()
+    {
+        let path = entry.path();
+        let text = std::fs::read_to_string(&path).expect("dashboard");
+        let dash: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let panels = dash["panels"].as_array().expect("panels");
+        assert!(
+            panels.len() >= 8,
+            "{}: {} panels",
+            path.display(),
+            panels.len()
+        );
+        for panel in panels {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                assert_eq!(
+                    target["datasource"]["uid"],
+                    uid,
+                    "{}: panel {} queries another datasource",
+                    path.display(),
+                    panel["title"]
+                );
+            }
+        }
+        let named = assert_metrics_exported(&path.display().to_string(), &text);
+        assert!(named >= 20, "{}: only {named} metric names", path.display());
+        dashboards += 1;
+    }
+    assert!(dashboards >= 1, "no dashboard in deploy/grafana/dashboards");
+}
+
+#[test]
+fn compose_file_has_none_of_the_known_defects() {
+    let compose = load(&repo_root().join("docker-compose.yml")).remove(0);
+    assert_none("compose", deploy_checks::compose_violations(&compose));
+    // The health checks run `vigil probe` on the port the service serves.
+    let services = compose["services"].as_mapping().expect("services");
+    let mut probed = 0;
+    for (name, s) in services {
+        let test = strings(&s["healthcheck"]["test"]);
+        if test.get(1).is_some_and(|c| c.ends_with("/vigil")) {
+            let port = s["environment"]["VIGIL_HTTP_ADDR"]
+                .as_str()
+                .and_then(|a| a.rsplit(':').next())
+                .expect("VIGIL_HTTP_ADDR");
+            assert_eq!(
+                test[2..],
+                [
+                    "probe".to_owned(),
+                    format!("http://127.0.0.1:{port}/readyz")
+                ],
+                "{name:?}: health check"
+            );
+            let (code, _, err) =
+                common::run_vigil(&[&test[2], &test[3], "--help"], None).expect("vigil runs");
+            assert_eq!(code, 0, "{name:?}: {err}");
+            probed += 1;
+        }
+    }
+    assert!(
+        probed >= 6,
+        "only {probed} services probed with vigil probe"
+    );
+}
+
+#[test]
+fn dockerfile_syntax_line_comes_first_and_it_has_a_healthcheck() {
+    let text = std::fs::read_to_string(repo_root().join("deploy/Dockerfile")).expect("Dockerfile");
+    assert!(
+        text.starts_with("# syntax="),
+        "the # syntax line must be the first line"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("HEALTHCHECK")
+            || l.contains("CMD [\"/usr/local/bin/vigil\", \"probe\"")),
+        "no HEALTHCHECK with vigil probe"
+    );
+}
+
+/// Parses one YAML document.
+fn yaml(text: &str) -> Value {
+    let mut value: Value = serde_yaml_ng::from_str(text).expect("test YAML");
+    value.apply_merge().expect("merge keys");
+    value
+}
+
+/// The trainer as it was: the key 0400 (root's), the pod user 10001
+/// without fsGroup, and none of the restricted fields.
+const OLD_TRAIN_JOB: &str = r#"
+kind: Job
+metadata: {name: train}
+spec:
+  template:
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 10001}
+      containers:
+        - name: train
+          args: ["train", "--once"]
+          envFrom: [{configMapRef: {name: vigil-config}}]
+          volumeMounts: [{name: keys, mountPath: /etc/vigil/keys, readOnly: true}]
+      volumes:
+        - name: keys
+          secret: {secretName: vigil-keys, defaultMode: 256}
+"#;
+
+#[test]
+fn seeded_defect_unreadable_key_is_caught() {
+    let broken = yaml(OLD_TRAIN_JOB);
+    let found = deploy_checks::unreadable_secret_violations(&broken);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("not readable by user Some(10001)"),
+        "{found:?}"
+    );
+    // 0440 alone is not enough without fsGroup (the files are root's
+    // group), and enough with it.
+    let mut fixed = broken.clone();
+    fixed["spec"]["template"]["spec"]["volumes"][0]["secret"]["defaultMode"] = 0o440.into();
+    assert_eq!(deploy_checks::unreadable_secret_violations(&fixed).len(), 1);
+    fixed["spec"]["template"]["spec"]["securityContext"]["fsGroup"] = 10001.into();
+    assert_none("fixed", deploy_checks::unreadable_secret_violations(&fixed));
+}
+
+#[test]
+fn seeded_defect_missing_restricted_fields_are_caught() {
+    let found = deploy_checks::restricted_violations(&yaml(OLD_TRAIN_JOB));
+    for field in [
+        "seccompProfile",
+        "allowPrivilegeEscalation",
+        "drop ALL",
+        "readOnlyRootFilesystem",
+        "emptyDir on /tmp",
+    ] {
+        assert!(
+            found.iter().any(|v| v.contains(field)),
+            "{field} not reported: {found:?}"
+        );
+    }
+    let host_path = yaml(
+        r#"
+kind: Deployment
+metadata: {name: x}
+spec:
+  template:
+    spec:
+      hostNetwork: true
+      containers: [{name: x}]
+      volumes: [{name: h, hostPath: {path: /}}]
+"#,
+    );
+    let found = deploy_checks::restricted_violations(&host_path);
+    assert!(found.iter().any(|v| v.contains("hostNetwork")), "{found:?}");
+    assert!(found.iter().any(|v| v.contains("hostPath")), "{found:?}");
+    assert!(
+        found.iter().any(|v| v.contains("runAsNonRoot")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn seeded_defect_dashboard_without_kafka_config_is_caught() {
+    let docs = vec![
+        yaml(
+            r#"
+kind: ConfigMap
+metadata: {name: vigil-kafka}
+data: {VIGIL_KAFKA_BROKERS: "k:9092", VIGIL_KAFKA_PARTITIONS: "12", VIGIL_KAFKA_REPLICATION_FACTOR: "3", VIGIL_KAFKA_OPTIONS: ""}
+"#,
+        ),
+        // The dashboard as it was: only the brokers.
+        yaml(
+            r#"
+kind: Deployment
+metadata: {name: vigil-api}
+spec:
+  template:
+    spec:
+      containers:
+        - name: api
+          args: ["api"]
+          env:
+            - name: VIGIL_KAFKA_BROKERS
+              valueFrom: {configMapKeyRef: {name: vigil-config, key: VIGIL_KAFKA_BROKERS}}
+"#,
+        ),
+    ];
+    let found = deploy_checks::kafka_config_violations(&docs, &creates_topics);
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("no envFrom ConfigMap vigil-kafka")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("sets VIGIL_KAFKA_BROKERS itself")),
+        "{found:?}"
+    );
+    // A role that does not create topics is not held to it, and a
+    // ConfigMap without the partitions is caught.
+    let found = deploy_checks::kafka_config_violations(&docs[..1], &creates_topics);
+    assert_none("ConfigMap alone", found);
+    let mut thin = docs[0].clone();
+    thin["data"]
+        .as_mapping_mut()
+        .expect("data")
+        .remove("VIGIL_KAFKA_PARTITIONS");
+    let found = deploy_checks::kafka_config_violations(&[thin], &creates_topics);
+    assert_eq!(found, ["ConfigMap/vigil-kafka: no VIGIL_KAFKA_PARTITIONS"]);
+}
+
+#[test]
+fn seeded_defect_ingest_as_deployment_and_plain_audit_service_are_caught() {
+    let mut docs = docs_only(k8s_docs());
+    for doc in docs.iter_mut() {
+        if doc["kind"] == "StatefulSet" && doc["metadata"]["name"] == "vigil-ingest" {
+            doc["kind"] = "Deployment".into();
+        }
+        if doc["kind"] == "Service" && doc["metadata"]["name"] == "vigil-audit-pods" {
+            doc["spec"]
+                .as_mapping_mut()
+                .expect("spec")
+                .remove("clusterIP");
+        }
+        if doc["kind"] == "PodDisruptionBudget" && doc["metadata"]["name"] == "vigil-push" {
+            doc["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] = "other".into();
+        }
+    }
+    let found = deploy_checks::workload_shape_violations(&docs);
+    assert!(
+        found
+            .iter()
+            .any(|v| v.starts_with("ingest: a Some(\"Deployment\")")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("vigil-audit-pods is not headless")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|v| v == "push: no PodDisruptionBudget"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn seeded_defect_autoscaler_beyond_the_partitions_is_caught() {
+    let mut docs = docs_only(k8s_docs());
+    for doc in docs.iter_mut() {
+        if doc["kind"] == "ScaledObject" {
+            doc["spec"]["maxReplicaCount"] = 48.into();
+            doc["spec"]["triggers"][0]["metadata"]["bootstrapServers"] = "elsewhere:9092".into();
+        }
+    }
+    let found = deploy_checks::autoscaler_violations(&docs);
+    assert!(
+        found.iter().any(|v| v.contains("beyond 12 partitions")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|v| v.contains("bootstrapServers")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn seeded_defects_in_compose_are_caught() {
+    let old = yaml(
+        r#"
+x-vigil: &vigil
+  image: vigil:latest
+  volumes: ["keys:/keys:ro"]
+services:
+  kafka:
+    image: apache/kafka:3.9.0
+    environment: {KAFKA_ADVERTISED_LISTENERS: "PLAINTEXT://kafka:9092"}
+    ports: ["9092:9092"]
+    volumes: ["kafka-data:/var/lib/kafka/data"]
+    healthcheck: {test: ["CMD", "true"]}
+  ingest:
+    <<: *vigil
+    command: ["ingest"]
+    environment: {VIGIL_KAFKA_BROKERS: "kafka:9092"}
+    ports: ["8081:8080"]
+  train:
+    <<: *vigil
+    command: ["train"]
+    environment: {VIGIL_SIGNING_KEY: /keys/signing.key}
+    healthcheck: {test: ["CMD", "true"]}
+  loadgen:
+    <<: *vigil
+    entrypoint: ["/usr/local/bin/vigil-loadgen"]
+    depends_on: {train: {condition: service_started}}
+"#,
+    );
+    let found = deploy_checks::compose_violations(&old);
+    for expected in [
+        "ingest: mounts the signing key volume keys",
+        "loadgen: mounts the signing key volume keys",
+        "kafka: port",
+        "ingest: port",
+        "ingest: no health check",
+        "ingest: no VIGIL_KAFKA_PARTITIONS",
+        "loadgen: depends on",
+        "kafka: no volume at its log directory /tmp/kraft-combined-logs",
+        "kafka: no listener advertised for the host",
+    ] {
+        assert!(
+            found.iter().any(|v| v.starts_with(expected)),
+            "{expected:?} not reported: {found:#?}"
+        );
+    }
+    assert!(
+        !found.iter().any(|v| v.starts_with("train: mounts")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "uses vigil_score_made_up_total, which no service exports")]
+fn seeded_defect_a_metric_no_service_exports_is_caught() {
+    assert_metrics_exported("seeded", "rate(vigil_score_made_up_total[5m])");
+}
+
+/// The output of `kubectl kustomize DIR`, or `None` (saying so) where
+/// kubectl is missing; scripts/deploy-check.sh installs it in CI.
+fn kustomize(dir: &Path) -> Option<Vec<Value>> {
+    let out = match std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            println!("skipped: kubectl kustomize {}: {e}", dir.display());
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    Some(
+        serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|doc| Value::deserialize(doc).expect("kustomize output is YAML"))
+            .collect(),
+    )
+}
+
+#[test]
+fn every_rendered_kustomization_has_none_of_the_known_defects() {
+    let root = repo_root().join("deploy/k8s");
+    let mut dirs = vec![root.clone()];
+    let mut overlays: Vec<PathBuf> = std::fs::read_dir(root.join("overlays"))
+        .expect("deploy/k8s/overlays")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    overlays.sort();
+    dirs.extend(overlays);
+    assert!(
+        dirs.len() >= 4,
+        "deploy/k8s, dev, production, without-operators"
+    );
+    for dir in dirs {
+        let Some(docs) = kustomize(&dir) else {
+            return;
+        };
+        let what = |check: &str| format!("{} ({check})", dir.display());
+        assert!(
+            docs.iter()
+                .all(|d| d["metadata"]["namespace"] == "vigil" || d["kind"] == "Namespace"),
+            "{}",
+            what("every object in namespace vigil")
+        );
+        for doc in &docs {
+            assert_none(
+                &what("restricted"),
+                deploy_checks::restricted_violations(doc),
+            );
+            assert_none(
+                &what("secrets readable"),
+                deploy_checks::unreadable_secret_violations(doc),
+            );
+            if let Some(pod) = deploy_checks::pod_spec(doc) {
+                for c in pod["containers"].as_sequence().into_iter().flatten() {
+                    let image = c["image"].as_str().unwrap_or_default();
+                    assert!(
+                        image.contains("/vigil:"),
+                        "{}: image {image:?}",
+                        what("images: applied")
+                    );
+                }
+            }
+        }
+        assert_none(
+            &what("kafka configuration"),
+            deploy_checks::kafka_config_violations(&docs, &creates_topics),
+        );
+        assert_none(
+            &what("workloads"),
+            deploy_checks::workload_shape_violations(&docs),
+        );
+        assert_none(
+            &what("autoscalers"),
+            deploy_checks::autoscaler_violations(&docs),
+        );
+    }
 }
