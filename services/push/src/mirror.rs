@@ -48,6 +48,7 @@ use vigil_service::config::{KafkaArgs, MqttArgs};
 use vigil_service::{mqtt, Readiness, Shutdown};
 
 use crate::api::{lock, SharedRollout};
+use crate::known::KnownReleases;
 use crate::metrics::PushMetrics;
 
 /// Name of the models connection in `/readyz`.
@@ -72,6 +73,9 @@ pub struct MirrorConfig {
     pub key: VerifyingKey,
     /// How long to wait for retained messages after subscribing.
     pub settle: Duration,
+    /// Where the versions read from the log are recorded for the verdict
+    /// bridge.
+    pub known: KnownReleases,
 }
 
 /// One model's mirror state.
@@ -147,6 +151,7 @@ pub async fn start(
         client,
         key: cfg.key,
         settle: cfg.settle,
+        known: cfg.known,
         models,
         settled: false,
         connected: false,
@@ -188,6 +193,7 @@ struct Mirror {
     client: AsyncClient,
     key: VerifyingKey,
     settle: Duration,
+    known: KnownReleases,
     models: HashMap<String, ModelMirror>,
     /// The broker had time to send its retained messages on this
     /// connection.
@@ -299,6 +305,7 @@ impl Mirror {
         match event {
             FeedEvent::CaughtUp => {
                 m.caught_up = true;
+                self.known.read_to_end(model);
                 tracing::info!(model, live = ?m.live.as_ref().map(|l| l.version()), "model log read");
                 if self.models.values().all(|m| m.caught_up) {
                     self.readiness.set(MODELS_DEPENDENCY, true);
@@ -309,9 +316,11 @@ impl Mirror {
                 offset,
                 published_ms,
                 offer,
+                claimed,
             } => match offer {
                 Offer::Accepted(release) => {
                     let version = release.version();
+                    self.known.accept(model, version);
                     tracing::info!(model, version, partition, offset, "release verified");
                     self.metrics
                         .live_version
@@ -322,6 +331,9 @@ impl Mirror {
                 }
                 Offer::OtherModel => {}
                 Offer::Rejected(e) => {
+                    if let Some((name, version)) = &claimed {
+                        self.known.refuse(name, *version, e.reason());
+                    }
                     self.metrics
                         .releases_rejected
                         .with_label_values(&[e.reason()])

@@ -33,6 +33,10 @@ pub enum FeedEvent {
         published_ms: Option<i64>,
         /// What the lineage made of it.
         offer: Offer,
+        /// Model name and version the envelope claims, when it decodes
+        /// (also for a refused release: a follower can tell "published
+        /// but refused" from "never published").
+        claimed: Option<(String, u64)>,
     },
     /// Everything present at start-up has been read.
     CaughtUp,
@@ -81,6 +85,10 @@ pub async fn follow(
                     offset: m.offset(),
                     published_ms: m.timestamp().to_millis(),
                     offer: lineage.offer_bytes(m.payload()),
+                    claimed: m
+                        .payload()
+                        .and_then(|b| crate::decode_envelope(b).ok())
+                        .map(|r| (r.model, r.version)),
                 },
                 Next::CaughtUp => FeedEvent::CaughtUp,
                 Next::Failed(e) => {

@@ -229,6 +229,7 @@ async fn follow_models(
                     offset,
                     published_ms,
                     offer,
+                    ..
                 } => match offer {
                     Offer::Accepted(model) => {
                         metrics.releases.with_label_values(&["accepted"]).inc();
