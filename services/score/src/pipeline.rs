@@ -22,6 +22,7 @@ use crate::api::{self, ScoreRequest};
 use crate::config::ScoreArgs;
 use crate::context::{Fresh, ScoreContext};
 use crate::delivery::{self, Deliveries, Failed, Ledger, Outcomes, Produce, ProduceContext, Sink};
+use crate::edge::{Decision, DevicePatterns, EdgeRecords};
 use crate::metrics::{ScoreMetrics, LATENCY_SAMPLE};
 use crate::replay::{self, ReplayRequest};
 use crate::retry::Retries;
@@ -47,6 +48,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     readiness.register(kafka::DEPENDENCY);
     readiness.register(MODELS);
     let metrics = ScoreMetrics::register(&registry)?;
+    let edge = EdgeRecords::register(DevicePatterns::parse(&args.shadow_edge), &registry)?;
     let (api_tx, api_rx) = mpsc::channel(args.api_queue);
     HttpServer::start(
         args.http.http_addr,
@@ -132,6 +134,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let mut scoring = Scoring {
         scorer: Scorer::new(args.model.clone(), args.device_capacity),
+        edge,
         models: model_rx,
         producer: producer.clone(),
         deliveries,
@@ -275,6 +278,8 @@ const CONSUME_BATCH: usize = 512;
 /// The scoring loop's state: one per process, owned by its task.
 struct Scoring<P = ThreadedProducer<ProduceContext>> {
     scorer: Scorer,
+    /// What to do with records an edge agent scored.
+    edge: EdgeRecords,
     models: watch::Receiver<Option<Arc<VerifiedModel>>>,
     producer: P,
     deliveries: Arc<Deliveries>,
@@ -549,11 +554,19 @@ impl<P: Produce> Scoring<P> {
         let slot = self.ledger.open(partition, offset);
         let payload = message.payload().unwrap_or_default();
         match Telemetry::decode_limited(payload, MAX_RECORD_BYTES) {
-            Ok(record) => {
+            Ok(record) => 'scored: {
+                let shadow = match self.edge.decide(&record) {
+                    Decision::Skip => break 'scored,
+                    Decision::Cloud => None,
+                    Decision::Shadow(edge) => Some(edge),
+                };
                 let now = now_ms();
                 let verdict = self
                     .scorer
                     .score(&record, record.ingest_ts, now, ScoredAt::Cloud);
+                if let Some(edge) = shadow {
+                    self.edge.compare(edge, &verdict);
+                }
                 match verdict.model_version {
                     Some(_) => self.metrics.scored.inc(),
                     None => self.metrics.unscored.inc(),
@@ -573,7 +586,9 @@ impl<P: Produce> Scoring<P> {
                         // vigil.anomalies carries the verdicts in alarm
                         // (the contract: anomaly = true); the one that
                         // closes an alarm is on vigil.verdicts only.
-                        if verdict.anomaly {
+                        // A shadow verdict is for comparison: the edge's
+                        // is the one acted on.
+                        if verdict.anomaly && shadow.is_none() {
                             self.metrics.anomalies.inc();
                             self.send(slot, Sink::Anomalies, key, &buf);
                         }
@@ -694,6 +709,8 @@ impl<P: Produce> Scoring<P> {
         let registry = prometheus::Registry::new();
         Self {
             scorer: Scorer::new("default", 1024),
+            edge: EdgeRecords::register(DevicePatterns::default(), &registry)
+                .expect("metrics register once"),
             models: watch::channel(None).1,
             producer,
             deliveries,
