@@ -11,13 +11,16 @@
 //!
 //! `--shadow-edge PATTERN` (device-id globs, `*` matches any run of
 //! characters, comma separated) scores the matching devices' edge-scored
-//! records anyway and compares: the cloud verdict goes to `vigil.verdicts`
-//! (`scored_at = cloud`, kept apart from the edge one in the audit store)
-//! but not to `vigil.anomalies`, since the edge's decision is the one acted
-//! on; every comparison is counted in `vigil_score_shadow_records_total`
-//! and every disagreement about `anomaly` in
-//! `vigil_score_shadow_disagreements_total`, both by model and the edge's
-//! model version, so a stale or tampered edge model shows up.
+//! records anyway (so the cloud's per-device state follows them too) and
+//! compares the cloud's decision with the edge's: every comparison is
+//! counted in `vigil_score_shadow_records_total` and every disagreement
+//! about `anomaly` in `vigil_score_shadow_disagreements_total`, both by
+//! model and the edge's model version, so a stale or tampered edge model
+//! shows up; disagreements are logged (rate-limited). The shadow verdict
+//! itself is not published: the record keeps one decision, the edge's, on
+//! `vigil.verdicts`, and the audit store's identity `(device_id, seq,
+//! model, model_version)` never has to hold two verdicts of one version
+//! for one record.
 
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use vigil_schemas::{EdgeScored, Telemetry, Verdict};
@@ -29,8 +32,7 @@ pub enum Decision<'a> {
     Cloud,
     /// Edge-scored: leave it.
     Skip,
-    /// Edge-scored and shadowed: score it, compare, publish the verdict
-    /// to vigil.verdicts only.
+    /// Edge-scored and shadowed: score it and compare, publish nothing.
     Shadow(&'a EdgeScored),
 }
 
@@ -131,15 +133,24 @@ impl EdgeRecords {
         }
     }
 
-    /// Counts the comparison of the edge's decision with the cloud's
-    /// `verdict`; true when they disagree.
-    pub fn compare(&self, edge: &EdgeScored, verdict: &Verdict) -> bool {
+    /// Counts the comparison of the edge's decision about `device`'s
+    /// record with the cloud's `verdict`; true when they disagree.
+    pub fn compare(&self, device: &str, edge: &EdgeScored, verdict: &Verdict) -> bool {
         let version = edge.model_version.to_string();
         let labels = [edge.model.as_str(), version.as_str()];
         self.shadowed.with_label_values(&labels).inc();
         let disagree = verdict.model_version.is_some() && verdict.anomaly != edge.anomaly;
         if disagree {
-            self.disagreements.with_label_values(&labels).inc();
+            let counter = self.disagreements.with_label_values(&labels);
+            counter.inc();
+            // The first few, then one in a thousand.
+            let n = counter.get();
+            if n <= 10 || n % 1000 == 0 {
+                tracing::warn!(device, seq = verdict.seq, model = %edge.model,
+                    edge_version = edge.model_version, edge_anomaly = edge.anomaly,
+                    cloud_version = ?verdict.model_version, cloud_anomaly = verdict.anomaly,
+                    disagreements = n, "edge and cloud disagree about a record");
+            }
         }
         disagree
     }
@@ -196,9 +207,9 @@ mod tests {
             vigil_model::Scorer::new("default", 4).score(&shadowed, None, 9, ScoredAt::Cloud);
         verdict.model_version = Some(3);
         verdict.anomaly = false;
-        assert!(policy.compare(edge, &verdict));
+        assert!(policy.compare("shadow-1", edge, &verdict));
         verdict.anomaly = true;
-        assert!(!policy.compare(edge, &verdict));
+        assert!(!policy.compare("shadow-1", edge, &verdict));
         assert_eq!(policy.skipped.get(), 1);
         assert_eq!(
             policy.shadowed.with_label_values(&["default", "3"]).get(),

@@ -565,7 +565,10 @@ impl<P: Produce> Scoring<P> {
                     .scorer
                     .score(&record, record.ingest_ts, now, ScoredAt::Cloud);
                 if let Some(edge) = shadow {
-                    self.edge.compare(edge, &verdict);
+                    // Compared and counted, not published: the edge's
+                    // verdict is the record's one decision.
+                    self.edge.compare(&record.device_id, edge, &verdict);
+                    break 'scored;
                 }
                 match verdict.model_version {
                     Some(_) => self.metrics.scored.inc(),
@@ -586,9 +589,7 @@ impl<P: Produce> Scoring<P> {
                         // vigil.anomalies carries the verdicts in alarm
                         // (the contract: anomaly = true); the one that
                         // closes an alarm is on vigil.verdicts only.
-                        // A shadow verdict is for comparison: the edge's
-                        // is the one acted on.
-                        if verdict.anomaly && shadow.is_none() {
+                        if verdict.anomaly {
                             self.metrics.anomalies.inc();
                             self.send(slot, Sink::Anomalies, key, &buf);
                         }
