@@ -211,13 +211,15 @@ fn range_query(
                 })?;
                 after.replace(cursor).is_some()
             }
-            _ => return Err(ApiError {
-                status: StatusCode::BAD_REQUEST,
-                message: format!(
+            _ => {
+                return Err(ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!(
                     "unknown query parameter {name:?}; expected from, to, limit, cursor, scored_at"
                 ),
-                parameter: None,
-            }),
+                    parameter: None,
+                })
+            }
         };
         if seen {
             let name: &'static str = match name.as_str() {
