@@ -264,12 +264,13 @@ impl Sampler {
 
         let send_verdict =
             self.cfg.verdicts == VerdictMode::All || verdict.anomaly || verdict.alarm.is_some();
-        // A record scored here whose verdict goes up says so, and the
-        // cloud does not score it again (vigil_schemas::EdgeScored).
-        if let (true, Some(version)) = (send_verdict, verdict.model_version) {
+        // A record whose verdict goes up says so, and the cloud does not
+        // score it again (vigil_schemas::EdgeScored): one decision per
+        // record, also before the first model (an unscored verdict).
+        if send_verdict {
             telemetry.edge = Some(EdgeScored {
                 model: verdict.model.clone(),
-                model_version: version,
+                model_version: verdict.model_version,
                 anomaly: verdict.anomaly,
             });
         }

@@ -55,11 +55,11 @@ pub struct Telemetry {
     /// ingest; devices leave it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingest_ts: Option<u64>,
-    /// Set by an edge agent that scored this record itself with a model
-    /// release: its verdict is on `vigil/devices/{id}/verdicts` and is the
-    /// decision about the record, so the cloud scorer does not score it
-    /// again (unless told to shadow-score the device). Absent: the cloud
-    /// scores the record.
+    /// Set by an edge agent that decided about this record itself and
+    /// sends its verdict up (`vigil/devices/{id}/verdicts`): that verdict
+    /// is the decision about the record, so the cloud scorer does not
+    /// score it again (unless told to shadow-score the device). Absent:
+    /// the cloud scores the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edge: Option<EdgeScored>,
 }
@@ -70,8 +70,9 @@ pub struct Telemetry {
 pub struct EdgeScored {
     /// Model name.
     pub model: String,
-    /// Model version the agent scored with.
-    pub model_version: u64,
+    /// Model version the agent scored with; null when it had no model yet
+    /// (its verdict says `unscored: no_model`).
+    pub model_version: Option<u64>,
     /// Whether the agent's verdict says the device is in alarm.
     pub anomaly: bool,
 }

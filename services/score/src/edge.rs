@@ -1,13 +1,14 @@
-//! Records an edge agent scored itself: one decision per record.
+//! Records an edge agent decided about itself: one decision per record.
 //!
-//! An agent that scored a record with a model release and sends its
-//! verdict up marks the telemetry ([`EdgeScored`]); its verdict reaches
-//! `vigil.verdicts` through `vigil push`'s verdict bridge and is *the*
-//! decision about the record. By default the scorer therefore leaves such
-//! records alone: no second verdict, no state update
-//! (`vigil_score_edge_records_skipped_total`). Records the agent did not
-//! score (no model yet, or verdicts sent only for anomalies) carry no
-//! mark and are scored here as usual.
+//! An agent that sends a record's verdict up marks the telemetry
+//! ([`EdgeScored`]; also before its first model, when the verdict says
+//! `unscored: no_model`); its verdict reaches `vigil.verdicts` through
+//! `vigil push`'s verdict bridge and is *the* decision about the record.
+//! By default the scorer therefore leaves such records alone: no second
+//! verdict, no state update (`vigil_score_edge_records_skipped_total`).
+//! Records whose verdict the agent keeps to itself (`--verdicts
+//! anomalies` and a calm record) carry no mark and are scored here as
+//! usual.
 //!
 //! `--shadow-edge PATTERN` (device-id globs, `*` matches any run of
 //! characters, comma separated) scores the matching devices' edge-scored
@@ -136,10 +137,15 @@ impl EdgeRecords {
     /// Counts the comparison of the edge's decision about `device`'s
     /// record with the cloud's `verdict`; true when they disagree.
     pub fn compare(&self, device: &str, edge: &EdgeScored, verdict: &Verdict) -> bool {
-        let version = edge.model_version.to_string();
+        let version = edge
+            .model_version
+            .map_or_else(|| "none".to_owned(), |v| v.to_string());
         let labels = [edge.model.as_str(), version.as_str()];
         self.shadowed.with_label_values(&labels).inc();
-        let disagree = verdict.model_version.is_some() && verdict.anomaly != edge.anomaly;
+        // Only two decisions disagree; an unscored side made none.
+        let disagree = edge.model_version.is_some()
+            && verdict.model_version.is_some()
+            && verdict.anomaly != edge.anomaly;
         if disagree {
             let counter = self.disagreements.with_label_values(&labels);
             counter.inc();
@@ -186,7 +192,7 @@ mod tests {
         let mut t = Telemetry::new(device, 1, 5, BTreeMap::from([("t".to_owned(), 1.0)]));
         t.edge = edge.map(|anomaly| EdgeScored {
             model: "default".into(),
-            model_version: 3,
+            model_version: Some(3),
             anomaly,
         });
         t

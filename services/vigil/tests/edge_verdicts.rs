@@ -8,15 +8,16 @@
 //! - verdicts naming a release never published or refused, sent on another
 //!   device's topic or claiming the cloud scored them land in the DLQ
 //!   with their reason, and are counted;
-//! - an agent cut off from the broker, then reconnected: its buffered
-//!   verdicts are all audited, once.
+//! - an agent cut off from the broker (its link closed, the broker and
+//!   the cloud untouched), then reconnected: its buffered verdicts are all
+//!   audited, once.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::edge::Agent;
+use common::edge::{Agent, Link};
 use common::{new_keys, path, produce_all, Keys, VigilProcess};
 use serde_json::Value;
 use vigil_fleet_sim::{Fleet, FleetConfig};
@@ -88,6 +89,12 @@ async fn start_audit(brokers: &str, store: &str) -> anyhow::Result<VigilProcess>
     .await?;
     audit.wait_ready().await?;
     Ok(audit)
+}
+
+/// The model version of the edge verdict for `seq` (None: unscored, or
+/// no such verdict).
+fn edge_version(edge: &[Verdict], seq: u64) -> Option<Option<u64>> {
+    edge.iter().find(|v| v.seq == seq).map(|v| v.model_version)
 }
 
 /// Verdicts of `device` on a topic, decoded.
@@ -223,7 +230,8 @@ async fn a_live_agents_verdicts_are_bridged_audited_and_not_scored_again() -> an
         agent.log_text()
     );
 
-    // The cloud scorer saw every edge-scored record and left it alone.
+    // Every record says the edge decided about it, and the cloud scorer
+    // read every one and left it alone.
     let telemetry = read_until(&brokers, "vigil.telemetry", WAIT, |records| {
         let seqs: BTreeSet<u64> = records
             .iter()
@@ -237,43 +245,37 @@ async fn a_live_agents_verdicts_are_bridged_audited_and_not_scored_again() -> an
     let marked: BTreeSet<u64> = telemetry
         .iter()
         .filter_map(|r| Telemetry::decode(&r.payload).ok())
-        .filter(|t| t.device_id == DEVICE && t.edge.is_some())
+        .filter(|t| t.device_id == DEVICE)
+        .filter(|t| t.edge.as_ref().map(|e| e.model_version) == edge_version(&edge, t.seq))
         .map(|t| t.seq)
         .collect();
-    assert_eq!(
-        marked, scored,
-        "the telemetry says which records the edge scored"
-    );
-    let marked_count = marked.len() as f64;
+    assert_eq!(marked, seqs, "each record names the edge's decision");
     eventually(
-        "the scorer skipped every edge-scored record",
+        "the scorer skipped every record of the edge agent",
         WAIT,
-        || async { score.metric("vigil_score_edge_records_skipped_total").await >= marked_count },
+        || async { score.metric("vigil_score_edge_records_skipped_total").await >= SAMPLES as f64 },
     )
     .await
     .map_err(|e| score.failure(e))?;
-    // Unscored records (before the model arrived) get their cloud verdict;
-    // reading up to those shows the scorer's output for this device.
-    let unscored = SAMPLES - scored.len() as u64;
     let verdicts = read_until(&brokers, "vigil.verdicts", WAIT, |records| {
-        let cloud: BTreeSet<u64> = verdicts_of(records, DEVICE)
-            .iter()
-            .filter(|v| v.scored_at == ScoredAt::Cloud)
-            .map(|v| v.seq)
-            .collect();
-        cloud.len() as u64 >= unscored
+        verdicts_of(records, DEVICE).len() as u64 >= SAMPLES
     })
-    .await
-    .map_err(|e| score.failure(e))?;
+    .await?;
     let second: Vec<u64> = verdicts_of(&verdicts, DEVICE)
         .iter()
-        .filter(|v| v.scored_at == ScoredAt::Cloud && scored.contains(&v.seq))
+        .filter(|v| v.scored_at == ScoredAt::Cloud)
         .map(|v| v.seq)
         .collect();
     assert!(
         second.is_empty(),
-        "cloud verdicts for edge-scored records: {second:?}"
+        "cloud verdicts for the edge agent's records: {second:?}"
     );
+    for counter in [
+        "vigil_score_records_scored_total",
+        "vigil_score_records_unscored_total",
+    ] {
+        assert_eq!(score.metric(counter).await, 0.0, "{counter}");
+    }
 
     // Anomalies the edge flagged are on vigil.anomalies too.
     let flagged: BTreeSet<u64> = edge.iter().filter(|v| v.anomaly).map(|v| v.seq).collect();
@@ -415,10 +417,11 @@ async fn verdicts_for_unpublished_releases_or_other_devices_go_to_the_dlq() -> a
 async fn an_agent_cut_off_then_back_has_its_buffered_verdicts_audited_once() -> anyhow::Result<()> {
     const DEVICE: &str = "edge-offline-1";
     const SAMPLES: u64 = 400;
-    let mut mqtt = Mosquitto::start()?;
+    let mqtt = Mosquitto::start()?;
     let kafka = Tansu::start()?;
     let brokers = kafka.brokers();
     common::create_topics(&brokers).await?;
+    let mut link = Link::start(mqtt.port()).await?;
     let keys = new_keys()?;
     let v1 = release(&keys.signing, 1)?;
     publish_release(&brokers, &v1).await?;
@@ -433,7 +436,7 @@ async fn an_agent_cut_off_then_back_has_its_buffered_verdicts_audited_once() -> 
     let samples = SAMPLES.to_string();
     let agent = Agent::start_with(
         DEVICE,
-        &mqtt.url(),
+        &link.url(),
         &keys.verify,
         &[
             "--interval-ms",
@@ -445,18 +448,31 @@ async fn an_agent_cut_off_then_back_has_its_buffered_verdicts_audited_once() -> 
         ],
     )?;
     agent.seq_reached(50, WAIT).await?;
-    mqtt.stop();
-    // The agent keeps sampling into its queue while the broker is gone.
+    link.cut().await;
+    // The agent keeps sampling into its queue while it is cut off.
     agent.seq_reached(SAMPLES, WAIT).await?;
-    mqtt.restart()?;
+    link.restore().await?;
 
     let http = audit.http.clone();
-    eventually("every buffered verdict audited", WAIT, || {
+    let audited_all = eventually("every buffered verdict audited", WAIT, || {
         let http = http.clone();
         async move { audited_edge_seqs(&http, DEVICE).await.len() as u64 == SAMPLES }
     })
-    .await
-    .map_err(|e| push.failure(audit.failure(e)))?;
+    .await;
+    if let Err(e) = audited_all {
+        let got = audited_edge_seqs(&audit.http, DEVICE).await.len();
+        let bridged = push.metric("vigil_push_edge_verdicts_bridged_total").await;
+        let tail: String = agent
+            .log_text()
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(push.failure(audit.failure(anyhow::anyhow!(
+            "{e}: {got} audited, {bridged} bridged\nagent (last lines first):\n{tail}"
+        ))));
+    }
     let rows = audited_edge_seqs(&audit.http, DEVICE).await;
     assert_eq!(
         rows.keys().copied().collect::<Vec<_>>(),
