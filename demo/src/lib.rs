@@ -24,6 +24,7 @@
 
 pub mod brokers;
 pub mod config;
+pub mod edge_audit;
 pub mod fleet;
 pub mod memory;
 pub mod roles;
@@ -243,8 +244,18 @@ async fn run_stack(
         .fleet
         .context("fleet task panicked")?
         .context("running the fleet")?;
+    // The audit sink has stopped: every edge verdict it will write is in
+    // the store.
+    let edge_audit = match edge_audit::check(&dir.join("audit.db"), &edge).await {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot check the edge verdicts in the audit store");
+            None
+        }
+    };
     let mut summary = Summary::new(ended.stopped_by, devices, report, cloud, edge);
     summary.memory = mem;
+    summary.edge_audit = edge_audit;
     Ok(summary)
 }
 

@@ -84,6 +84,9 @@ pub struct Summary {
     pub models: Models,
     /// The edge agents' own verdicts, as published over MQTT.
     pub edge: EdgeView,
+    /// Edge verdicts published (seen over MQTT) against those the audit
+    /// store holds at the end (None: the store could not be read).
+    pub edge_audit: Option<crate::edge_audit::EdgeAudit>,
     /// The services' counters at the end (their /metrics).
     pub services: Cloud,
     /// Memory at the end of the run, before the services stop, KiB
@@ -134,6 +137,7 @@ impl Summary {
                 edge_devices_by_version: edge.devices_by_version(),
             },
             edge,
+            edge_audit: None,
             services,
             memory: crate::memory::Sample::default(),
             data_dir: None,
@@ -178,6 +182,12 @@ impl Summary {
             self.edge.verdicts,
             self.edge.anomalies
         );
+        if let Some(a) = &self.edge_audit {
+            out += &format!(
+                "\n  edge verdicts published {} | audited {} | missing {}",
+                a.published, a.audited, a.missing
+            );
+        }
         out
     }
 }

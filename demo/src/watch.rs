@@ -5,7 +5,7 @@
 //! (`vigil/devices/+/verdicts`), counted by model version. The cloud side
 //! is read from the services' own /metrics.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,7 +50,21 @@ pub struct EdgeView {
     pub verdicts_by_version: BTreeMap<String, u64>,
     /// Messages on the watched topics that did not decode.
     pub undecodable: u64,
+    /// Distinct verdicts (device, seq) the agents published (a verdict
+    /// sent again after a lost acknowledgement counts once).
+    pub published: u64,
+    /// Seqs of the verdicts seen, per device, for `published` and the
+    /// audit check at the end (at most [`MAX_TRACKED`] in all).
+    #[serde(skip)]
+    pub seqs: HashMap<String, HashSet<u64>>,
+    /// Verdicts not tracked because [`MAX_TRACKED`] was reached (then the
+    /// audit check is partial).
+    pub untracked: u64,
 }
+
+/// Most verdict seqs tracked for the audit check (a 10-minute default
+/// demo publishes about 25,000).
+pub const MAX_TRACKED: u64 = 5_000_000;
 
 impl EdgeView {
     /// Devices per reported model version ("none" for no model yet).
@@ -60,6 +74,24 @@ impl EdgeView {
             *out.entry(version_label(*v)).or_insert(0) += 1;
         }
         out
+    }
+
+    /// Counts `verdict` once per (device, seq).
+    fn track(&mut self, verdict: &Verdict) {
+        if let Some(seqs) = self.seqs.get_mut(&verdict.device_id) {
+            if seqs.contains(&verdict.seq) {
+                return;
+            }
+        }
+        if self.published >= MAX_TRACKED {
+            self.untracked += 1;
+            return;
+        }
+        self.published += 1;
+        self.seqs
+            .entry(verdict.device_id.clone())
+            .or_default()
+            .insert(verdict.seq);
     }
 
     /// Records `version` as pushed unless it is not newer than the last.
@@ -138,6 +170,7 @@ pub async fn start(
                         match Verdict::decode(&p.payload) {
                             Ok(verdict) => {
                                 v.verdicts += 1;
+                                v.track(&verdict);
                                 v.anomalies += u64::from(verdict.anomaly);
                                 *v.verdicts_by_version
                                     .entry(version_label(verdict.model_version))

@@ -156,6 +156,18 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         "edge devices not on v2 or later\n{context}"
     );
     assert!(n("/edge/verdicts") > 0, "{context}");
+    // Every edge verdict published reached the audit store, and the
+    // dashboard's Fleet header counted the edge agents as edge.
+    assert!(n("/edge_audit/published") > 0, "{context}");
+    assert_eq!(
+        n("/edge_audit/audited"),
+        n("/edge_audit/published"),
+        "{context}"
+    );
+    assert_eq!(
+        seen.edge_counted, edge_devices,
+        "the Fleet header's edge count: {seen:?}\n{context}"
+    );
 }
 
 /// Ctrl-C stops publishing but still waits for the verdicts in flight, so
@@ -240,6 +252,9 @@ fn ctrl_c_waits_for_the_verdicts_in_flight() {
 struct Seen {
     /// Most devices `/api/overview` listed.
     devices: usize,
+    /// Most devices the Fleet header (`/api/overview` counts) said were
+    /// scored at the edge.
+    edge_counted: u64,
     /// Most entries the anomaly feed (`/api/anomalies`) held.
     anomalies: usize,
     /// Per model version, the most devices (cloud + edge) `/api/models`
@@ -256,10 +271,12 @@ fn watch_dashboard(port: u16, done: &AtomicBool) -> Seen {
     let mut poll = 0;
     while !done.load(Ordering::Relaxed) {
         poll += 1;
-        if let Some(list) =
-            get(port, "/api/overview").and_then(|v| v["devices"].as_array().cloned())
-        {
-            seen.devices = seen.devices.max(list.len());
+        if let Some(overview) = get(port, "/api/overview") {
+            if let Some(list) = overview["devices"].as_array() {
+                seen.devices = seen.devices.max(list.len());
+            }
+            let edge = overview["counts"]["edge"].as_u64().unwrap_or(0);
+            seen.edge_counted = seen.edge_counted.max(edge);
         }
         if let Some(list) = get(port, "/api/anomalies").and_then(|v| v.as_array().cloned()) {
             seen.anomalies = seen.anomalies.max(list.len());

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use vigil_model::{Scorer, VerifiedModel};
-use vigil_schemas::{Message, ScoredAt, Telemetry, SCHEMA_VERSION};
+use vigil_schemas::{EdgeScored, Message, ScoredAt, Telemetry, SCHEMA_VERSION};
 
 use crate::action::Trigger;
 use crate::config::{TelemetryMode, VerdictMode};
@@ -110,6 +110,7 @@ impl Summary {
             metrics,
             tags: Some(tags),
             ingest_ts: None,
+            edge: None,
         })
     }
 }
@@ -237,7 +238,7 @@ impl Sampler {
             }
         }
         let now = crate::now_ms();
-        let telemetry = Telemetry {
+        let mut telemetry = Telemetry {
             schema: SCHEMA_VERSION,
             device_id: self.cfg.device_id.clone(),
             seq: self.next_seq,
@@ -245,6 +246,7 @@ impl Sampler {
             metrics: sample.metrics,
             tags: sample.tags,
             ingest_ts: None,
+            edge: None,
         };
         if let Err(e) = telemetry.check() {
             Stats::bump(&self.stats.invalid_samples);
@@ -260,6 +262,18 @@ impl Sampler {
         Stats::bump(&self.stats.samples);
         self.stats.seq.store(telemetry.seq, Ordering::Relaxed);
 
+        let send_verdict =
+            self.cfg.verdicts == VerdictMode::All || verdict.anomaly || verdict.alarm.is_some();
+        // A record whose verdict goes up says so, and the cloud does not
+        // score it again (vigil_schemas::EdgeScored): one decision per
+        // record, also before the first model (an unscored verdict).
+        if send_verdict {
+            telemetry.edge = Some(EdgeScored {
+                model: verdict.model.clone(),
+                model_version: verdict.model_version,
+                anomaly: verdict.anomaly,
+            });
+        }
         let mut messages = Vec::with_capacity(2);
         if self.cfg.telemetry == TelemetryMode::Every {
             if let Ok(bytes) = telemetry.encode() {
@@ -283,7 +297,7 @@ impl Sampler {
         {
             Stats::bump(&self.stats.actions_skipped);
         }
-        if self.cfg.verdicts == VerdictMode::All || verdict.anomaly || verdict.alarm.is_some() {
+        if send_verdict {
             messages.push((self.cfg.verdicts_topic.clone(), verdict_json));
         }
         if !messages.is_empty() {

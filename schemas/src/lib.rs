@@ -41,7 +41,7 @@ pub use incident::{
 pub use release::{ModelRelease, ReleaseHeader, TrainingWindow, ValidationMetrics};
 pub use rules::ValidationError;
 pub use status::{DeviceState, DeviceStatus};
-pub use telemetry::{Telemetry, TelemetryLimits};
+pub use telemetry::{EdgeScored, Telemetry, TelemetryLimits};
 pub use topics::{KafkaTopics, MqttTopics};
 pub use verdict::{Alarm, AlarmState, Contribution, ScoredAt, UnscoredReason, Verdict};
 

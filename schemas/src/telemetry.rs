@@ -55,6 +55,26 @@ pub struct Telemetry {
     /// ingest; devices leave it out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingest_ts: Option<u64>,
+    /// Set by an edge agent that decided about this record itself and
+    /// sends its verdict up (`vigil/devices/{id}/verdicts`): that verdict
+    /// is the decision about the record, so the cloud scorer does not
+    /// score it again (unless told to shadow-score the device). Absent:
+    /// the cloud scores the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<EdgeScored>,
+}
+
+/// What an edge agent decided about a record it scored itself (carried on
+/// the telemetry, so a shadow-scoring cloud can compare without a join).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EdgeScored {
+    /// Model name.
+    pub model: String,
+    /// Model version the agent scored with; null when it had no model yet
+    /// (its verdict says `unscored: no_model`).
+    pub model_version: Option<u64>,
+    /// Whether the agent's verdict says the device is in alarm.
+    pub anomaly: bool,
 }
 
 impl Telemetry {
@@ -73,6 +93,7 @@ impl Telemetry {
             metrics,
             tags: None,
             ingest_ts: None,
+            edge: None,
         }
     }
 }

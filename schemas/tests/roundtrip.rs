@@ -29,7 +29,7 @@ prop_compose! {
         tags in prop::option::of(prop::collection::btree_map("[a-z]{1,8}", ".{0,20}", 0..4)),
         ingest_ts in prop::option::of(any::<u64>()),
     ) -> Telemetry {
-        Telemetry { schema: 1, device_id, seq, ts, metrics, tags, ingest_ts }
+        Telemetry { schema: 1, device_id, seq, ts, metrics, tags, ingest_ts, edge: None }
     }
 }
 

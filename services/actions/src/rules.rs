@@ -613,7 +613,7 @@ mod deploy_tests {
             1
         );
         // The ConfigMap's rules.toml: the block under `rules.toml: |`.
-        let manifest = include_str!("../../../deploy/k8s/actions.yaml");
+        let manifest = include_str!("../../../deploy/k8s/base/actions.yaml");
         let block: String = manifest
             .lines()
             .skip_while(|l| !l.contains("rules.toml: |"))

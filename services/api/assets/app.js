@@ -334,7 +334,7 @@ async function viewDevice(view, id) {
   const shares = d.contributions.map((c) => `<div class="item"><span class="name" title="${esc(c.metric)}">${esc(c.metric)}</span>
       <div class="bar bad"><span style="width:${(c.share * 100).toFixed(1)}%"></span></div><span class="num">${pct(c.share)}</span></div>`).join('');
   const recent = d.anomalies_recent.map((a) => `<tr><td class="muted">${clock(a.event_ts)}</td><td>#${a.seq}</td>
-      <td class="num"><b class="err">${fixed(a.score)}</b></td><td class="num">${fixed(a.threshold)}</td><td>${version(a.model_version)}</td>
+      <td class="num"><b class="err">${fixed(a.score)}</b></td><td class="num">${fixed(a.threshold)}</td><td>${version(a.model_version)} ${where(a.scored_at)}</td>
       <td>${esc((a.contributions || []).slice(0, 3).map((c) => `${c.metric} ${Math.round(c.share * 100)}%`).join(', '))}</td></tr>`).join('');
   const st = d.device_status;
   view.innerHTML = `

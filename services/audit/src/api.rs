@@ -3,8 +3,8 @@
 //!
 //! | route | answers |
 //! |---|---|
-//! | `GET /v1/devices/{id}/verdicts?from=&to=&limit=&cursor=` | a device's verdicts in `[from, to)`, newest first |
-//! | `GET /v1/devices/{id}/anomalies?from=&to=&limit=&cursor=` | its anomalous verdicts with contributions |
+//! | `GET /v1/devices/{id}/verdicts?from=&to=&limit=&cursor=&scored_at=` | a device's verdicts in `[from, to)`, newest first |
+//! | `GET /v1/devices/{id}/anomalies?from=&to=&limit=&cursor=&scored_at=` | its anomalous verdicts with contributions |
 //! | `GET /v1/devices/{id}/incidents?limit=` | its incident events, newest first |
 //! | `GET /v1/records/{device_id}/{seq}` | every verdict of one record, with model name and version |
 //! | `GET /v1/models` | every release with the records it scored |
@@ -15,7 +15,9 @@
 //! Times are ms since the Unix epoch or RFC 3339 (`2026-11-23T10:00:00Z`,
 //! any offset). `from` defaults to the epoch, `to` to the end of time,
 //! `limit` to 100 (at most 1000). `cursor` is the `next_cursor` of the
-//! previous page. Bad parameters get 400 with `{"error", "parameter"}`
+//! previous page. `scored_at=cloud|edge` keeps only the verdicts made
+//! there (filtered as pages are read, so a filtered page may hold fewer
+//! than `limit` rows and still have a `next_cursor`). Bad parameters get 400 with `{"error", "parameter"}`
 //! naming the parameter; an unknown device is an empty list.
 
 use std::sync::{Arc, OnceLock};
@@ -26,10 +28,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use vigil_schemas::{Incident, Verdict};
+use vigil_schemas::{Incident, ScoredAt, Verdict};
 
 use crate::metrics::AuditMetrics;
-use crate::store::{AnyStore, Cursor, ModelSummary, RangeQuery, Store, StoreError, MAX_PAGE};
+use crate::store::{AnyStore, Cursor, ModelSummary, Page, RangeQuery, Store, StoreError, MAX_PAGE};
 
 /// The committed OpenAPI description, served as is.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -166,8 +168,18 @@ pub fn parse_limit(value: &str) -> Result<usize, ApiError> {
     usize::try_from(n).map_err(|_| bad())
 }
 
-/// The query parameters of a range query, checked.
-fn range_query(device_id: String, params: Vec<(String, String)>) -> Result<RangeQuery, ApiError> {
+/// Store pages one filtered request reads at most before it answers
+/// with what it found and a cursor to go on from (bounds the work of a
+/// filter that matches little).
+const MAX_FILTERED_READS: usize = 16;
+
+/// The query parameters of a range query, checked, and its `scored_at`
+/// filter.
+fn range_query(
+    device_id: String,
+    params: Vec<(String, String)>,
+) -> Result<(RangeQuery, Option<ScoredAt>), ApiError> {
+    let mut scored_at = None;
     let mut from = None;
     let mut to = None;
     let mut limit = None;
@@ -177,6 +189,19 @@ fn range_query(device_id: String, params: Vec<(String, String)>) -> Result<Range
             "from" => from.replace(parse_time("from", &value)?).is_some(),
             "to" => to.replace(parse_time("to", &value)?).is_some(),
             "limit" => limit.replace(parse_limit(&value)?).is_some(),
+            "scored_at" => {
+                let at = match value.as_str() {
+                    "cloud" => ScoredAt::Cloud,
+                    "edge" => ScoredAt::Edge,
+                    _ => {
+                        return Err(ApiError::bad(
+                            "scored_at",
+                            format!("scored_at must be cloud or edge, not {value:?}"),
+                        ))
+                    }
+                };
+                scored_at.replace(at).is_some()
+            }
             "cursor" => {
                 let cursor = Cursor::decode(&value).map_err(|e| {
                     ApiError::bad(
@@ -190,8 +215,8 @@ fn range_query(device_id: String, params: Vec<(String, String)>) -> Result<Range
                 return Err(ApiError {
                     status: StatusCode::BAD_REQUEST,
                     message: format!(
-                        "unknown query parameter {name:?}; expected from, to, limit, cursor"
-                    ),
+                    "unknown query parameter {name:?}; expected from, to, limit, cursor, scored_at"
+                ),
                     parameter: None,
                 })
             }
@@ -201,6 +226,7 @@ fn range_query(device_id: String, params: Vec<(String, String)>) -> Result<Range
                 "from" => "from",
                 "to" => "to",
                 "limit" => "limit",
+                "scored_at" => "scored_at",
                 _ => "cursor",
             };
             return Err(ApiError::bad(name, format!("{name} given more than once")));
@@ -214,13 +240,14 @@ fn range_query(device_id: String, params: Vec<(String, String)>) -> Result<Range
             format!("to ({to_ms}) must be later than from ({from_ms})"),
         ));
     }
-    Ok(RangeQuery {
+    let query = RangeQuery {
         device_id,
         from_ms,
         to_ms,
         limit: limit.unwrap_or(DEFAULT_LIMIT),
         after,
-    })
+    };
+    Ok((query, scored_at))
 }
 
 fn store(state: &ApiState) -> Result<&AnyStore, ApiError> {
@@ -267,13 +294,12 @@ async fn range(
     id: String,
     params: Vec<(String, String)>,
 ) -> Result<VerdictPage, ApiError> {
-    let q = range_query(id, params)?;
+    let (q, scored_at) = range_query(id, params)?;
     let store = store(state)?;
     let (device_id, from, to) = (q.device_id.clone(), q.from_ms, q.to_ms);
-    let page = if anomalies {
-        store.device_anomalies(q).await?
-    } else {
-        store.device_verdicts(q).await?
+    let page = match scored_at {
+        None => read_page(store, anomalies, q).await?,
+        Some(at) => filtered(store, anomalies, q, at).await?,
     };
     Ok(VerdictPage {
         device_id,
@@ -281,6 +307,48 @@ async fn range(
         to,
         items: page.items,
         next_cursor: page.next.as_ref().map(Cursor::encode),
+    })
+}
+
+async fn read_page(store: &AnyStore, anomalies: bool, q: RangeQuery) -> Result<Page, StoreError> {
+    if anomalies {
+        store.device_anomalies(q).await
+    } else {
+        store.device_verdicts(q).await
+    }
+}
+
+/// Up to `q.limit` verdicts made `at`, read page by page (at most
+/// [`MAX_FILTERED_READS`] pages); the cursor continues after the last row
+/// examined.
+async fn filtered(
+    store: &AnyStore,
+    anomalies: bool,
+    mut q: RangeQuery,
+    at: ScoredAt,
+) -> Result<Page, StoreError> {
+    let limit = q.limit;
+    let mut items = Vec::new();
+    for _ in 0..MAX_FILTERED_READS {
+        let page = read_page(store, anomalies, q.clone()).await?;
+        for v in page.items {
+            if v.scored_at != at {
+                continue;
+            }
+            items.push(v);
+            if items.len() == limit {
+                let next = items.last().map(Cursor::after);
+                return Ok(Page { items, next });
+            }
+        }
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => return Ok(Page { items, next: None }),
+        }
+    }
+    Ok(Page {
+        items,
+        next: q.after,
     })
 }
 
@@ -482,11 +550,15 @@ mod tests {
                 .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
                 .collect()
         };
-        let q = range_query("d".into(), p(&[])).expect("defaults");
+        let (q, at) = range_query("d".into(), p(&[])).expect("defaults");
         assert_eq!(
-            (q.from_ms, q.to_ms, q.limit),
-            (0, END_OF_TIME, DEFAULT_LIMIT)
+            (q.from_ms, q.to_ms, q.limit, at),
+            (0, END_OF_TIME, DEFAULT_LIMIT, None)
         );
+        let (_, at) = range_query("d".into(), p(&[("scored_at", "edge")])).expect("edge");
+        assert_eq!(at, Some(ScoredAt::Edge));
+        let e = range_query("d".into(), p(&[("scored_at", "fog")])).expect_err("fog");
+        assert_eq!(e.parameter, Some("scored_at"));
         let e = range_query("d".into(), p(&[("from", "10"), ("to", "10")])).expect_err("empty");
         assert_eq!(e.parameter, Some("to"));
         let e = range_query("d".into(), p(&[("cursor", "%%")])).expect_err("cursor");

@@ -165,6 +165,60 @@ async fn pages_follow_cursors_and_accept_rfc3339() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdicts_filter_by_where_they_were_scored_across_pages() {
+    let api = start().await;
+    // Seqs 1..=40: the multiples of 3 scored in the cloud, the rest at the
+    // edge.
+    let rows: Vec<Verdict> = (1..=40)
+        .map(|s| Verdict {
+            scored_at: if s % 3 == 0 {
+                ScoredAt::Cloud
+            } else {
+                ScoredAt::Edge
+            },
+            ..verdict("mixed-1", s, 1)
+        })
+        .collect();
+    api.store
+        .write(Arc::new(WriteBatch {
+            verdicts: rows,
+            ..WriteBatch::default()
+        }))
+        .await
+        .expect("write");
+    for (at, want) in [
+        (
+            "cloud",
+            (1..=40).filter(|s| s % 3 == 0).rev().collect::<Vec<u64>>(),
+        ),
+        ("edge", (1..=40).filter(|s| s % 3 != 0).rev().collect()),
+    ] {
+        let mut path = format!("/v1/devices/mixed-1/verdicts?limit=4&scored_at={at}");
+        let mut seqs = Vec::new();
+        loop {
+            let (status, body) = get(&api, &path).await;
+            assert_eq!(status, 200, "{body}");
+            for item in body["items"].as_array().expect("items") {
+                assert_eq!(item["scored_at"], at);
+                seqs.push(item["seq"].as_u64().expect("seq"));
+            }
+            match body["next_cursor"].as_str() {
+                Some(c) => {
+                    path = format!("/v1/devices/mixed-1/verdicts?limit=4&scored_at={at}&cursor={c}")
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seqs, want, "{at}");
+    }
+    let (status, body) = get(&api, "/v1/devices/mixed-1/verdicts?scored_at=both").await;
+    assert_eq!(
+        (status, body["parameter"].as_str()),
+        (400, Some("scored_at"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_name_every_model_version_and_models_count_them() {
     let api = start().await;
     let release = |version: u64| ReleaseRow {

@@ -7,8 +7,9 @@
 //! publish only on `vigil/devices/<id>/{telemetry,verdicts,status,
 //! command-results}` and subscribe only to `vigil/devices/<id>/commands`
 //! and the retained releases under `vigil/models/#`. Service users get what their role needs
-//! and nothing more (only ingest subscribes to telemetry and edge verdicts,
-//! so only it can join the telemetry share group; only push writes
+//! and nothing more (only ingest subscribes to telemetry, so only it can
+//! join the telemetry share group; push subscribes to the agents' statuses
+//! and verdicts and is the only one to write
 //! `vigil/models/#`; only actions writes commands). A gateway user publishes
 //! telemetry for many devices at once (the load generator and the demo's
 //! simulated fleet, or a protocol gateway in front of devices that cannot
@@ -64,10 +65,10 @@ pub enum BrokerAuthError {
 /// The broker users of Vigil's own services.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceUsers {
-    /// `vigil ingest`: subscribes to telemetry and edge verdicts (share
-    /// group).
+    /// `vigil ingest`: subscribes to telemetry (share group).
     pub ingest: String,
-    /// `vigil push`: writes retained releases, reads device statuses.
+    /// `vigil push`: writes retained releases, reads device statuses and
+    /// edge verdicts.
     pub push: String,
     /// `vigil actions`: writes commands, reads command results.
     pub actions: String,
@@ -141,9 +142,10 @@ pub fn roles(topics: &Topics, users: &ServiceUsers) -> Vec<(String, Vec<Value>)>
             sub(format!("{p}devices/+/{channel}")),
         ]
     };
-    let mut ingest = both("telemetry");
-    ingest.extend(both("verdicts"));
+    let ingest = both("telemetry");
+    // Push bridges the edge agents' statuses and verdicts.
     let mut push = both("status");
+    push.extend(both("verdicts"));
     push.push(send(format!("{p}models/#")));
     push.push(sub(format!("{p}models/#")));
     let mut actions = both("command-results");

@@ -49,6 +49,23 @@ pub struct PushArgs {
     #[arg(long, env = "VIGIL_PUSH_MAX_STATUS_BYTES", default_value_t = 16 * 1024)]
     pub max_status_bytes: usize,
 
+    /// Largest accepted edge verdict payload, bytes; larger ones go to the
+    /// DLQ.
+    #[arg(long, env = "VIGIL_PUSH_MAX_VERDICT_BYTES", default_value_t = 64 * 1024)]
+    pub max_verdict_bytes: usize,
+
+    /// Most edge verdict messages received but not yet acknowledged (the
+    /// MQTT 5 receive maximum of the verdict bridge; 1..=65535).
+    #[arg(long, env = "VIGIL_PUSH_VERDICTS_MAX_IN_FLIGHT", default_value_t = 4096,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub verdicts_max_in_flight: u16,
+
+    /// How long an edge verdict naming a model version newer than any this
+    /// replica has read waits for the model log to bring it before it goes
+    /// to the DLQ (`unknown_model_version`), ms.
+    #[arg(long, env = "VIGIL_PUSH_RELEASE_WAIT_MS", default_value_t = 5000, value_parser = parse_millis::<u64>)]
+    pub release_wait_ms: u64,
+
     /// Most status messages received but not yet acknowledged (the MQTT 5
     /// receive maximum announced to the broker; 1..=65535).
     #[arg(long, env = "VIGIL_PUSH_MAX_IN_FLIGHT", default_value_t = 1024,

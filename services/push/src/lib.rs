@@ -6,6 +6,8 @@
 //! vigil-edge ──retained status──► $share/<group>/vigil/devices/+/status ──► bridge ──► vigil.device-status (key=device_id)
 //!                                                                              └─────► vigil.dlq (invalid)
 //! vigil.device-status ──(no group, every replica reads it all)──► rollout view ──► GET /v1/rollout, /v1/devices/{id}/status
+//! vigil-edge ──verdicts──► $share/<group>/vigil/devices/+/verdicts ──► verdict bridge ──► vigil.verdicts (+ vigil.anomalies)
+//!                                                                          └─────────► vigil.dlq (invalid, unpublished release)
 //! ```
 //!
 //! - [`mirror`]: the newest verified release of each model, retained on
@@ -13,6 +15,9 @@
 //! - [`bridge`]: device statuses from MQTT to Kafka, validated,
 //!   acknowledged only after Kafka confirmed them (the pattern of
 //!   `vigil ingest`).
+//! - [`verdicts`]: edge agents' verdicts from MQTT to `vigil.verdicts`
+//!   and `vigil.anomalies`, checked against the releases really published
+//!   ([`known`]).
 //! - [`view`] and [`rollout`]: the rollout view, built from the
 //!   device-status log so that every replica sees the whole fleet.
 //! - [`api`]: the HTTP routes of the view.
@@ -26,10 +31,12 @@
 pub mod api;
 pub mod bridge;
 pub mod config;
+pub mod known;
 pub mod metrics;
 pub mod mirror;
 pub mod rollout;
 pub mod validate;
+pub mod verdicts;
 pub mod view;
 
 use std::sync::{Arc, Mutex};
@@ -44,7 +51,8 @@ use vigil_service::{bootstrap, mqtt, Bootstrap, Shutdown};
 
 pub use config::PushArgs;
 
-use crate::metrics::PushMetrics;
+use crate::known::KnownReleases;
+use crate::metrics::{PushMetrics, VerdictMetrics};
 use crate::rollout::Rollout;
 
 /// Runs push until `shutdown`, then drains the statuses in flight (bounded
@@ -66,6 +74,8 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     ])?;
     let readiness = boot.readiness.clone();
     let metrics = PushMetrics::register(&boot.registry)?;
+    let verdict_metrics = VerdictMetrics::register(&boot.registry)?;
+    let known = KnownReleases::new(&args.models);
     let rollout = Arc::new(Mutex::new(Rollout::new(
         args.device_capacity,
         args.offline_after_ms,
@@ -78,18 +88,21 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let specs = [
         TopicSpec::compact(&kafka_topics.models),
         TopicSpec::compact(&kafka_topics.device_status),
+        TopicSpec::delete(&kafka_topics.verdicts),
+        TopicSpec::delete(&kafka_topics.anomalies),
         TopicSpec::delete(&kafka_topics.dlq),
     ];
     if !bootstrap::ensure_topics(&args.kafka, &specs, &shutdown).await {
         return Ok(());
     }
     let window = usize::from(args.max_in_flight);
+    let verdict_window = usize::from(args.verdicts_max_in_flight);
     let producer = vigil_service::bridge::reliable_producer(
         &args.kafka,
         "vigil-push",
         "lz4",
         args.linger_ms,
-        window,
+        window + verdict_window * 2,
         &readiness,
         &shutdown,
     )?;
@@ -109,6 +122,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         key,
         settle: Duration::from_millis(args.retained_settle_ms),
         release_dir: args.release_dir.clone(),
+        known: known.clone(),
     };
     if let Err(e) = mirror::start(
         mirror_config,
@@ -127,6 +141,33 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
 
     let mqtt_topics = args.mqtt.topics();
+    let verdict_bridge = verdicts::VerdictBridge {
+        producer: producer.clone(),
+        counters: Counters {
+            confirmed: verdict_metrics.bridged.clone(),
+            dlq_confirmed: metrics.dlq_produced.clone(),
+            dlq_refused: metrics.dlq_refused.clone(),
+            in_flight: verdict_metrics.in_flight.clone(),
+        },
+        metrics: verdict_metrics,
+        push_metrics: metrics.clone(),
+        mqtt_topics: mqtt_topics.clone(),
+        max_bytes: args.max_verdict_bytes,
+        topics: verdicts::VerdictTopics {
+            verdicts: Arc::from(kafka_topics.verdicts.as_str()),
+            anomalies: Arc::from(kafka_topics.anomalies.as_str()),
+            dlq: Arc::from(kafka_topics.dlq.as_str()),
+        },
+        known,
+        release_wait: Duration::from_millis(args.release_wait_ms),
+    };
+    let verdicts_task = verdicts::spawn(
+        verdict_bridge,
+        &args,
+        readiness.clone(),
+        metrics.mqtt_disconnects.with_label_values(&["verdicts"]),
+        &shutdown,
+    )?;
     let options = mqtt::options(&args.mqtt, "push")?;
     let max_packet = args.max_status_bytes.saturating_mul(2).max(64 * 1024);
     let subscription = Subscription::start(
@@ -164,6 +205,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         Duration::from_secs(args.shutdown_timeout_secs),
     )
     .await;
+    let _ = verdicts_task.await;
     bootstrap::stop(&shutdown, "push").await;
     Ok(())
 }

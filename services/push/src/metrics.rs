@@ -202,3 +202,78 @@ impl PushMetrics {
         }
     }
 }
+
+/// Metrics of the edge-verdict bridge (see [`crate::verdicts`]).
+#[derive(Debug, Clone)]
+pub struct VerdictMetrics {
+    /// Edge verdict messages received over MQTT (including redeliveries).
+    pub received: IntCounter,
+    /// Edge verdicts Kafka confirmed on vigil.verdicts (and, when
+    /// anomalous, on vigil.anomalies).
+    pub bridged: IntCounter,
+    /// Of those, anomalous ones (also on vigil.anomalies).
+    pub anomalies: IntCounter,
+    /// Edge verdicts refused, by reason; each also went to the DLQ.
+    pub rejected: IntCounterVec,
+    /// Verdicts naming a version newer than any read yet, held until the
+    /// model log brought it or `--release-wait-ms` passed.
+    pub release_waits: IntCounter,
+    /// Verdict messages received and not yet acknowledged.
+    pub in_flight: IntGauge,
+    /// Times the verdict bridge stopped reading from the broker.
+    pub read_pauses: IntCounter,
+    /// 1 while the verdict bridge is not reading from the broker.
+    pub read_paused: IntGauge,
+}
+
+impl VerdictMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            received: IntCounter::new(
+                "vigil_push_edge_verdicts_received_total",
+                "Edge verdict messages received over MQTT",
+            )?,
+            bridged: IntCounter::new(
+                "vigil_push_edge_verdicts_bridged_total",
+                "Edge verdicts confirmed by Kafka on the verdicts topic (anomalous ones also on the anomalies topic)",
+            )?,
+            anomalies: IntCounter::new(
+                "vigil_push_edge_anomalies_bridged_total",
+                "Anomalous edge verdicts confirmed by Kafka on the anomalies topic",
+            )?,
+            rejected: IntCounterVec::new(
+                Opts::new(
+                    "vigil_push_edge_verdicts_rejected_total",
+                    "Edge verdicts refused and sent to the DLQ, by reason",
+                ),
+                &["reason"],
+            )?,
+            release_waits: IntCounter::new(
+                "vigil_push_edge_verdict_release_waits_total",
+                "Edge verdicts held until the model log brought the version they name",
+            )?,
+            in_flight: IntGauge::new(
+                "vigil_push_edge_verdicts_in_flight",
+                "Edge verdict messages received and not yet acknowledged",
+            )?,
+            read_pauses: IntCounter::new(
+                "vigil_push_verdict_read_pauses_total",
+                "Times the verdict bridge stopped reading from the broker because it held as many messages as it may",
+            )?,
+            read_paused: IntGauge::new(
+                "vigil_push_verdict_read_paused",
+                "1 while the verdict bridge is not reading from the broker (saturated)",
+            )?,
+        };
+        registry.register(Box::new(m.received.clone()))?;
+        registry.register(Box::new(m.bridged.clone()))?;
+        registry.register(Box::new(m.anomalies.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
+        registry.register(Box::new(m.release_waits.clone()))?;
+        registry.register(Box::new(m.in_flight.clone()))?;
+        registry.register(Box::new(m.read_pauses.clone()))?;
+        registry.register(Box::new(m.read_paused.clone()))?;
+        Ok(m)
+    }
+}

@@ -48,6 +48,7 @@ use vigil_service::config::{KafkaArgs, MqttArgs};
 use vigil_service::{mqtt, Readiness, Shutdown};
 
 use crate::api::{lock, SharedRollout};
+use crate::known::KnownReleases;
 use crate::metrics::PushMetrics;
 
 /// Name of the models connection in `/readyz`.
@@ -74,6 +75,9 @@ pub struct MirrorConfig {
     pub settle: Duration,
     /// Where accepted releases are kept across restarts.
     pub release_dir: Option<std::path::PathBuf>,
+    /// Where the versions read from the log are recorded for the verdict
+    /// bridge.
+    pub known: KnownReleases,
 }
 
 /// One model's mirror state.
@@ -153,6 +157,7 @@ pub async fn start(
         client,
         key: cfg.key,
         settle: cfg.settle,
+        known: cfg.known,
         models,
         settled: false,
         connected: false,
@@ -195,6 +200,7 @@ struct Mirror {
     client: AsyncClient,
     key: VerifyingKey,
     settle: Duration,
+    known: KnownReleases,
     models: HashMap<String, ModelMirror>,
     /// The broker had time to send its retained messages on this
     /// connection.
@@ -306,6 +312,7 @@ impl Mirror {
         match event {
             FeedEvent::CaughtUp => {
                 m.caught_up = true;
+                self.known.read_to_end(model);
                 tracing::info!(model, live = ?m.live.as_ref().map(|l| l.version()), "model log read");
                 if self.models.values().all(|m| m.caught_up) {
                     self.readiness.set(MODELS_DEPENDENCY, true);
@@ -316,9 +323,11 @@ impl Mirror {
                 offset,
                 published_ms,
                 offer,
+                claimed,
             } => match offer {
                 Offer::Accepted(release) => {
                     let version = release.version();
+                    self.known.accept(model, version);
                     tracing::info!(model, version, partition, offset, "release verified");
                     self.metrics
                         .live_version
@@ -329,6 +338,9 @@ impl Mirror {
                 }
                 Offer::OtherModel => {}
                 Offer::Rejected(e) => {
+                    if let Some((name, version)) = &claimed {
+                        self.known.refuse(name, *version, e.reason());
+                    }
                     self.metrics
                         .releases_rejected
                         .with_label_values(&[e.reason()])

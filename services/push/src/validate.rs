@@ -1,8 +1,10 @@
-//! What the status bridge accepts. Pure functions, no I/O.
+//! What the status and verdict bridges accept. Pure functions, no I/O.
 
 use vigil_schemas::topics::DeviceChannel;
-use vigil_schemas::{DeviceStatus, Message, MqttTopics};
+use vigil_schemas::{DeviceStatus, Message, MqttTopics, ScoredAt, Verdict};
 pub use vigil_service::dlq::Rejection;
+
+use crate::known::{Known, Lookup};
 
 /// What to write to `vigil.device-status` for one MQTT status message.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,87 @@ pub fn validate(
         });
     }
     Ok(Accepted::Status(status))
+}
+
+/// Decodes and checks one edge verdict received on `topic`: the message's
+/// own rules (schema version, device id, score, alarm), the device in the
+/// topic is the payload's, and the verdict says it was scored at the edge
+/// (a device cannot pass a decision off as the cloud's). Whether it names
+/// a published release is [`check_release`]'s.
+pub fn validate_verdict(
+    topics: &MqttTopics,
+    topic: &str,
+    payload: &[u8],
+    max_bytes: usize,
+) -> Result<Verdict, Rejection> {
+    let Some(topic_device) = topics.device_id_of(topic, DeviceChannel::Verdicts) else {
+        return Err(Rejection::new(
+            "bad_topic",
+            format!("topic {topic:?} is not a device verdicts topic"),
+        ));
+    };
+    let verdict = Verdict::decode_limited(payload, max_bytes).map_err(|e| Rejection {
+        reason: e.reason(),
+        detail: format!("{topic}: {e}"),
+    })?;
+    if verdict.device_id != topic_device {
+        return Err(Rejection::new(
+            "device_mismatch",
+            format!(
+                "payload device_id {:?} differs from topic device {topic_device:?}",
+                verdict.device_id
+            ),
+        ));
+    }
+    if verdict.scored_at != ScoredAt::Edge {
+        return Err(Rejection::new(
+            "not_edge_scored",
+            format!(
+                "a verdict on {topic} must say scored_at \"edge\", not {:?}",
+                verdict.scored_at.as_str()
+            ),
+        ));
+    }
+    Ok(verdict)
+}
+
+/// Whether `verdict`'s model and version name a release the model log
+/// holds and verified, as far as `known` read it. An unscored verdict (no
+/// model yet, `model_version: null`) names no release and passes when its
+/// model is one push follows. `Ok(false)`: not known yet, the model's log
+/// was not read to its end.
+pub fn check_release(verdict: &Verdict, known: &Known) -> Result<bool, Rejection> {
+    let name = &verdict.model;
+    let Some(version) = verdict.model_version else {
+        return if known.follows(name) {
+            Ok(true)
+        } else {
+            Err(unknown_model(name))
+        };
+    };
+    match known.lookup(name, version) {
+        Lookup::Published => Ok(true),
+        Lookup::NotRead => Ok(false),
+        Lookup::UnknownModel => Err(unknown_model(name)),
+        Lookup::Refused(reason) => Err(Rejection::new(
+            "refused_model_version",
+            format!("model {name:?} version {version} is on the model log but was refused ({reason}); no device should score with it"),
+        )),
+        Lookup::Unknown { newest } => Err(Rejection::new(
+            "unknown_model_version",
+            format!(
+                "model {name:?} version {version} was never published (newest published: {})",
+                newest.map_or_else(|| "none".to_owned(), |v| v.to_string())
+            ),
+        )),
+    }
+}
+
+fn unknown_model(name: &str) -> Rejection {
+    Rejection::new(
+        "unknown_model",
+        format!("model {name:?} is not one of the models vigil push follows (--model)"),
+    )
 }
 
 #[cfg(test)]
@@ -122,5 +205,76 @@ mod tests {
         );
         let r = check("vigil/devices/d/status", &big).expect_err("too large");
         assert_eq!(r.reason, "payload_too_large");
+    }
+
+    fn verdict(device: &str, version: &str, scored_at: &str) -> String {
+        format!(
+            r#"{{"schema":1,"device_id":"{device}","seq":4,"event_ts":1795446981908,"scored_ts":1795446981910,"model":"default","model_version":{version},"score":0.2,"threshold":0.8,"anomaly":false,"scored_at":"{scored_at}"}}"#
+        )
+    }
+
+    fn check_verdict(topic: &str, payload: &str) -> Result<Verdict, Rejection> {
+        validate_verdict(&MqttTopics::default(), topic, payload.as_bytes(), 64 * 1024)
+    }
+
+    #[test]
+    fn accepts_an_edge_verdict() {
+        let v = check_verdict(
+            "vigil/devices/pump-1/verdicts",
+            &verdict("pump-1", "3", "edge"),
+        )
+        .expect("valid");
+        assert_eq!((v.seq, v.model_version), (4, Some(3)));
+    }
+
+    #[test]
+    fn rejects_verdicts_with_specific_reasons() {
+        let t = "vigil/devices/pump-1/verdicts";
+        for (topic, payload, reason) in [
+            (t, verdict("pump-2", "3", "edge"), "device_mismatch"),
+            (t, verdict("pump-1", "3", "cloud"), "not_edge_scored"),
+            (t, r#"{"schema":1,"#.to_owned(), "malformed_json"),
+            (
+                t,
+                verdict("pump-1", "3", "edge").replace(r#""schema":1"#, r#""schema":4"#),
+                "unknown_schema",
+            ),
+            (
+                "vigil/devices/pump-1/status",
+                verdict("pump-1", "3", "edge"),
+                "bad_topic",
+            ),
+        ] {
+            let r = check_verdict(topic, &payload).expect_err(&payload);
+            assert_eq!(r.reason, reason, "{payload}: {}", r.detail);
+        }
+    }
+
+    #[test]
+    fn a_verdict_must_name_a_published_release() {
+        let scored =
+            check_verdict("vigil/devices/d/verdicts", &verdict("d", "3", "edge")).expect("valid");
+        let unscored = check_verdict("vigil/devices/d/verdicts", &verdict("d", "null", "edge"))
+            .expect("valid");
+        let mut known = Known::new(&["default".to_owned()]);
+        assert_eq!(
+            check_release(&scored, &known),
+            Ok(false),
+            "log not read yet"
+        );
+        known.read_to_end("default");
+        let reason = |k: &Known| check_release(&scored, k).map_err(|r| r.reason);
+        assert_eq!(reason(&known), Err("unknown_model_version"));
+        known.refuse("default", 3, "bad_signature");
+        assert_eq!(reason(&known), Err("refused_model_version"));
+        known.accept("default", 3);
+        assert_eq!(check_release(&scored, &known), Ok(true));
+        assert_eq!(check_release(&unscored, &known), Ok(true));
+        let other = Known::new(&["other".to_owned()]);
+        assert_eq!(reason(&other), Err("unknown_model"));
+        assert_eq!(
+            check_release(&unscored, &other).map_err(|r| r.reason),
+            Err("unknown_model")
+        );
     }
 }

@@ -34,6 +34,10 @@ pub enum FeedEvent {
         published_ms: Option<i64>,
         /// What the lineage made of it.
         offer: Offer,
+        /// Model name and version the envelope claims, when it decodes
+        /// (also for a refused release: a follower can tell "published
+        /// but refused" from "never published").
+        claimed: Option<(String, u64)>,
     },
     /// Everything present at start-up has been read.
     CaughtUp,
@@ -63,7 +67,10 @@ pub async fn follow(
     if let Some(k) = &kept {
         if let Some(release) = k.load(model, &key)? {
             kept_signature = Some((release.version, release.signature.clone()));
-            first = Some(lineage.offer(&release));
+            first = Some((
+                lineage.offer(&release),
+                (release.model.clone(), release.version),
+            ));
         }
     }
     let topic = args.topics().models;
@@ -80,13 +87,14 @@ pub async fn follow(
     .map_err(|_| ReleasesError::Panicked("model feed set-up"))??;
 
     let (tx, rx) = mpsc::channel(64);
-    if let Some(offer) = first {
+    if let Some((offer, claimed)) = first {
         let _ = tx
             .send(FeedEvent::Offer {
                 partition: -1,
                 offset: -1,
                 published_ms: None,
                 offer,
+                claimed: Some(claimed),
             })
             .await;
     }
@@ -100,7 +108,12 @@ pub async fn follow(
             };
             let event = match next {
                 Next::Record(m) => {
-                    let offer = match m.payload().map(decode_envelope) {
+                    let decoded = m.payload().map(decode_envelope);
+                    let claimed = match &decoded {
+                        Some(Ok(r)) => Some((r.model.clone(), r.version)),
+                        _ => None,
+                    };
+                    let offer = match decoded {
                         // The log's copy of the release kept on disk.
                         Some(Ok(r))
                             if kept_signature
@@ -123,6 +136,7 @@ pub async fn follow(
                         offset: m.offset(),
                         published_ms: m.timestamp().to_millis(),
                         offer,
+                        claimed,
                     }
                 }
                 Next::CaughtUp => FeedEvent::CaughtUp,

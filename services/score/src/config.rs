@@ -84,6 +84,13 @@ pub struct ScoreArgs {
     #[arg(long, env = "VIGIL_SCORE_API_QUEUE", default_value_t = 256)]
     pub api_queue: usize,
 
+    /// Devices whose edge-scored records are scored here too and compared
+    /// with the edge's decision (shadow mode): comma-separated device-id
+    /// globs, `*` matching any run of characters (`edge-*`, `*`). Empty:
+    /// records an edge agent scored are not scored again.
+    #[arg(long, env = "VIGIL_SCORE_SHADOW_EDGE", default_value = "")]
+    pub shadow_edge: String,
+
     /// On shutdown, how long to wait for in-flight verdicts, seconds.
     #[arg(long, env = "VIGIL_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = parse_secs::<u64>)]
     pub shutdown_timeout_secs: u64,

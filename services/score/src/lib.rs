@@ -14,6 +14,8 @@
 //! - [`config`]: flags and environment variables.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`api`]: `POST /v1/score`.
+//! - [`edge`]: records an edge agent scored itself are left alone (one
+//!   decision per record), or shadow-scored and compared.
 //! - `delivery.rs`: the ledger of produces awaiting confirmation.
 //! - `retry.rs`: failed produces, held per device key so order holds.
 //!
@@ -55,6 +57,7 @@ pub mod api;
 pub mod config;
 mod context;
 mod delivery;
+pub mod edge;
 pub mod metrics;
 mod pipeline;
 mod replay;

@@ -22,6 +22,7 @@ use crate::api::{self, ScoreRequest};
 use crate::config::ScoreArgs;
 use crate::context::{Fresh, ScoreContext};
 use crate::delivery::{self, Deliveries, Failed, Ledger, Outcomes, Produce, ProduceContext, Sink};
+use crate::edge::{Decision, DevicePatterns, EdgeRecords};
 use crate::metrics::{ScoreMetrics, LATENCY_SAMPLE};
 use crate::replay::{self, ReplayRequest};
 use crate::retry::Retries;
@@ -47,6 +48,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     readiness.register(kafka::DEPENDENCY);
     readiness.register(MODELS);
     let metrics = ScoreMetrics::register(&registry)?;
+    let edge = EdgeRecords::register(DevicePatterns::parse(&args.shadow_edge), &registry)?;
     let (api_tx, api_rx) = mpsc::channel(args.api_queue);
     HttpServer::start(
         args.http.http_addr,
@@ -132,6 +134,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let mut scoring = Scoring {
         scorer: Scorer::new(args.model.clone(), args.device_capacity),
+        edge,
         models: model_rx,
         producer: producer.clone(),
         deliveries,
@@ -234,6 +237,7 @@ async fn follow_models(
                     offset,
                     published_ms,
                     offer,
+                    ..
                 } => match offer {
                     Offer::Accepted(model) => {
                         metrics.releases.with_label_values(&["accepted"]).inc();
@@ -279,6 +283,8 @@ const CONSUME_BATCH: usize = 512;
 /// The scoring loop's state: one per process, owned by its task.
 struct Scoring<P = ThreadedProducer<ProduceContext>> {
     scorer: Scorer,
+    /// What to do with records an edge agent scored.
+    edge: EdgeRecords,
     models: watch::Receiver<Option<Arc<VerifiedModel>>>,
     producer: P,
     deliveries: Arc<Deliveries>,
@@ -553,11 +559,22 @@ impl<P: Produce> Scoring<P> {
         let slot = self.ledger.open(partition, offset);
         let payload = message.payload().unwrap_or_default();
         match Telemetry::decode_limited(payload, MAX_RECORD_BYTES) {
-            Ok(record) => {
+            Ok(record) => 'scored: {
+                let shadow = match self.edge.decide(&record) {
+                    Decision::Skip => break 'scored,
+                    Decision::Cloud => None,
+                    Decision::Shadow(edge) => Some(edge),
+                };
                 let now = now_ms();
                 let verdict = self
                     .scorer
                     .score(&record, record.ingest_ts, now, ScoredAt::Cloud);
+                if let Some(edge) = shadow {
+                    // Compared and counted, not published: the edge's
+                    // verdict is the record's one decision.
+                    self.edge.compare(&record.device_id, edge, &verdict);
+                    break 'scored;
+                }
                 match verdict.model_version {
                     Some(_) => self.metrics.scored.inc(),
                     None => self.metrics.unscored.inc(),
@@ -703,6 +720,8 @@ impl<P: Produce> Scoring<P> {
         let registry = prometheus::Registry::new();
         Self {
             scorer: Scorer::new("default", 1024),
+            edge: EdgeRecords::register(DevicePatterns::default(), &registry)
+                .expect("metrics register once"),
             models: watch::channel(None).1,
             producer,
             deliveries,

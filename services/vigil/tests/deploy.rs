@@ -57,7 +57,10 @@ fn env_flags(role: &[String]) -> BTreeMap<String, String> {
         }
         if let Some(start) = line.find("[env: ") {
             // `[env: NAME=value]`, or `[env: NAME]` where values are hidden.
-            let name = line[start + 6..].split(['=', ']']).next().unwrap_or_default();
+            let name = line[start + 6..]
+                .split(['=', ']'])
+                .next()
+                .unwrap_or_default();
             if let Some(f) = &flag {
                 map.insert(name.to_owned(), f.clone());
             }

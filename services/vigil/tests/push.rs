@@ -10,10 +10,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::edge::Agent;
 use common::{produce_all, VigilProcess};
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
@@ -73,73 +73,6 @@ fn release(key: &SigningKey, version: u64, seed: u64) -> anyhow::Result<ModelRel
 
 async fn publish_release(brokers: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
     produce_all(brokers, MODELS, &[("default".to_owned(), bytes)]).await
-}
-
-/// The `vigil-edge` binary beside the `vigil` binary under test.
-fn edge_binary() -> anyhow::Result<PathBuf> {
-    let bin = Path::new(env!("CARGO_BIN_EXE_vigil")).with_file_name("vigil-edge");
-    anyhow::ensure!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p vigil-edge --features sim` (the workspace test run does)",
-        bin.display()
-    );
-    Ok(bin)
-}
-
-/// A running `vigil-edge` agent, killed when dropped.
-struct Agent {
-    child: Option<Child>,
-    log: PathBuf,
-    _state: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start(device: &str, mqtt_url: &str, verify: &Path) -> anyhow::Result<Agent> {
-        let state = tempfile::tempdir()?;
-        let log = state.path().join("agent.log");
-        let file = std::fs::File::create(&log)?;
-        let child = Command::new(edge_binary()?)
-            .arg("run")
-            .arg("--state-dir")
-            .arg(state.path().join("state"))
-            .args(["--device-id", device, "--mqtt-url", mqtt_url])
-            .arg("--verify-key")
-            .arg(verify)
-            .args(["--source", "sim", "--interval-ms", "500"])
-            .args(["--status-interval-ms", "500", "--reconnect-max-ms", "1000"])
-            .env("VIGIL_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()?;
-        Ok(Agent {
-            child: Some(child),
-            log,
-            _state: state,
-        })
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM; returns the exit code.
-    fn terminate(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        child.wait().ok()?.code()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 async fn start_push(mqtt: &Mosquitto, brokers: &str, keys: &Keys) -> anyhow::Result<VigilProcess> {

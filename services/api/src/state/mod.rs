@@ -264,7 +264,10 @@ impl State {
                     if v.anomaly {
                         s.anomalies += 1;
                     }
-                    if s.e2e.len() < LATENCY_SAMPLES_PER_SEC {
+                    // An edge verdict is made where the sample is taken;
+                    // its delay to here is the uplink's (an outage, a
+                    // backlog), not the pipeline's scoring latency.
+                    if v.scored_at == ScoredAt::Cloud && s.e2e.len() < LATENCY_SAMPLES_PER_SEC {
                         s.e2e.push(ms32(v.scored_ts.saturating_sub(v.event_ts)));
                     }
                     if let Some(ingest) = v.ingest_ts {

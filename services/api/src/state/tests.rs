@@ -400,6 +400,17 @@ fn pipeline_latency_percentiles_and_rates() {
     old.scored_ts = NOW - (WINDOW_SECS + 5) * 1_000;
     s.apply_verdict(&old, 0, false, NOW);
     assert_eq!(s.pipeline(NOW).e2e_latency_ms.samples, 1_000);
+    // An edge verdict buffered through an outage counts as a verdict, not
+    // as scoring latency.
+    let mut edge = verdict("edge-1", 1, 0.1, Some(1));
+    edge.scored_at = ScoredAt::Edge;
+    edge.scored_ts = NOW - 2_000;
+    edge.event_ts = edge.scored_ts;
+    s.apply_verdict(&edge, 0, false, NOW);
+    let p = s.pipeline(NOW);
+    assert_eq!(p.e2e_latency_ms.samples, 1_000);
+    assert_eq!(p.e2e_latency_ms.max, Some(100));
+    assert!(p.verdicts_per_sec > 100.0, "{}", p.verdicts_per_sec);
 }
 
 #[test]

@@ -1,0 +1,181 @@
+//! A live `vigil-edge` agent for the `vigil` binary's integration tests
+//! (the binary beside `vigil`, built with `--features vigil-edge/sim`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use vigil_testkit::clients::eventually;
+
+/// The `vigil-edge` binary beside the `vigil` binary under test.
+pub fn edge_binary() -> anyhow::Result<PathBuf> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_vigil")).with_file_name("vigil-edge");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p vigil-edge --features sim` (the workspace test run does)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// A running `vigil-edge` agent, killed when dropped.
+pub struct Agent {
+    child: Option<Child>,
+    log: PathBuf,
+    state: tempfile::TempDir,
+}
+
+impl Agent {
+    /// A simulated device sampling every 500 ms.
+    pub fn start(device: &str, mqtt_url: &str, verify: &Path) -> anyhow::Result<Agent> {
+        Self::start_with(device, mqtt_url, verify, &["--interval-ms", "500"])
+    }
+
+    /// A simulated device with `extra` options (`--interval-ms` among
+    /// them).
+    pub fn start_with(
+        device: &str,
+        mqtt_url: &str,
+        verify: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Agent> {
+        let state = tempfile::tempdir()?;
+        let log = state.path().join("agent.log");
+        let file = std::fs::File::create(&log)?;
+        let child = Command::new(edge_binary()?)
+            .arg("run")
+            .arg("--state-dir")
+            .arg(state.path().join("state"))
+            .args(["--device-id", device, "--mqtt-url", mqtt_url])
+            .arg("--verify-key")
+            .arg(verify)
+            .args(["--source", "sim"])
+            .args(["--status-interval-ms", "500", "--reconnect-max-ms", "1000"])
+            .args(extra)
+            .env("VIGIL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()?;
+        Ok(Agent {
+            child: Some(child),
+            log,
+            state,
+        })
+    }
+
+    /// Everything the agent logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the agent's `status.json` says it took sample `seq`.
+    pub async fn seq_reached(&self, seq: u64, timeout: Duration) -> anyhow::Result<()> {
+        let path = self.state.path().join("state").join("status.json");
+        eventually("the agent's status.json reaches the seq", timeout, || {
+            let path = path.clone();
+            async move {
+                std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v["seq"].as_u64())
+                    .is_some_and(|s| s >= seq)
+            }
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", self.log_text()))
+    }
+
+    /// SIGTERM; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().ok()?.code()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A TCP relay between a device and the broker that the test can cut and
+/// restore: the device's network outage, with the broker (and every other
+/// client's session) left running.
+pub struct Link {
+    port: u16,
+    broker: u16,
+    up: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio_util::sync::CancellationToken,
+    )>,
+}
+
+impl Link {
+    /// A relay on a free loopback port to the broker on `broker`, up.
+    pub async fn start(broker: u16) -> anyhow::Result<Link> {
+        let mut link = Link {
+            port: vigil_testkit::free_port()?,
+            broker,
+            up: None,
+        };
+        link.restore().await?;
+        Ok(link)
+    }
+
+    /// `mqtt://` URL of the relay.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Closes the listener and every relayed connection.
+    pub async fn cut(&mut self) {
+        if let Some((task, stop)) = self.up.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again and relays new connections.
+    pub async fn restore(&mut self) -> anyhow::Result<()> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let broker = self.broker;
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut relays = tokio::task::JoinSet::new();
+            loop {
+                let accepted = tokio::select! {
+                    _ = token.cancelled() => break,
+                    a = listener.accept() => a,
+                };
+                let Ok((mut device, _)) = accepted else {
+                    continue;
+                };
+                let token = token.clone();
+                relays.spawn(async move {
+                    let Ok(mut upstream) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", broker)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut device, &mut upstream) => {}
+                    }
+                });
+            }
+            // Dropping the set aborts the relays: both sides see the
+            // connection close.
+            relays.shutdown().await;
+        });
+        self.up = Some((task, stop));
+        Ok(())
+    }
+}
