@@ -24,6 +24,7 @@
 //! Both are killed when dropped, and (through `PR_SET_PDEATHSIG`) when the
 //! demo itself dies, so no broker outlives it.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use tokio::process::{Child, Command};
+use vigil_service::broker_auth::{self, BrokerDir, Credentials, ServiceUsers};
 
 /// How long a broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,8 +89,10 @@ impl Broker {
         Self::launch("tansu", command, port, log).await
     }
 
-    /// Starts Mosquitto with its persistence in `dir`.
-    pub async fn mosquitto(dir: &Path) -> anyhow::Result<Self> {
+    /// Starts Mosquitto with its persistence in `dir`; `access` is the
+    /// configuration that admits clients (the dynamic-security plugin and
+    /// its file, [`vigil_service::broker_auth::BrokerDir::mosquitto_conf`]).
+    pub async fn mosquitto(dir: &Path, access: &str) -> anyhow::Result<Self> {
         let bin = find_binary(
             "VIGIL_MOSQUITTO_BIN",
             "mosquitto",
@@ -113,7 +117,7 @@ impl Broker {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\n\
-                 allow_anonymous true\n\
+                 {access}\
                  persistence true\n\
                  persistence_location {dir}/\n\
                  autosave_interval 30\n\
@@ -264,4 +268,104 @@ fn find_binary(
         }
     }
     bail!("{name} not found (set {env} or install it: {install})")
+}
+
+/// The demo broker's users and what Mosquitto needs to admit them.
+#[derive(Debug, Clone)]
+pub struct MqttUsers {
+    /// `vigil ingest`.
+    pub ingest: Credentials,
+    /// `vigil push`.
+    pub push: Credentials,
+    /// `vigil actions`.
+    pub actions: Credentials,
+    /// The simulated cloud-scored fleet (one gateway for all its devices).
+    pub gateway: Credentials,
+    /// The demo's own view of the edge agents (reads only).
+    pub observer: Credentials,
+    /// Each edge agent's own credentials, by device id.
+    pub devices: HashMap<String, Credentials>,
+    /// Mosquitto configuration lines: no anonymous clients, the
+    /// dynamic-security plugin with the demo's file.
+    pub access: String,
+}
+
+/// Enrols the demo's services and edge devices in `dir` (Mosquitto's
+/// dynamic-security file and each user's credentials, as `vigil devices`
+/// does): anonymous clients are refused and each device may act only as
+/// itself. Existing service passwords are kept (a kept `--data-dir`).
+pub fn enrol(dir: &Path, edge_devices: &[String]) -> anyhow::Result<MqttUsers> {
+    let plugin = broker_auth::find_dynsec_plugin().context(
+        "Mosquitto's dynamic-security plugin (mosquitto_dynamic_security.so) was not found; \
+         it ships with Mosquitto 2 (Debian: package mosquitto); set VIGIL_MOSQUITTO_DYNSEC to its path",
+    )?;
+    let broker = BrokerDir::new(dir);
+    let users = ServiceUsers::default();
+    let topics = vigil_schemas::MqttTopics::default();
+    broker
+        .init(&topics, &users)
+        .context("writing the demo broker's users")?;
+    let mut devices = HashMap::new();
+    for id in edge_devices {
+        devices.insert(id.clone(), broker.add_device(id, &topics, &users)?);
+    }
+    // The broker, started as root, reads the file as its own user.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let get = |user: &str| broker.credentials(user);
+    Ok(MqttUsers {
+        ingest: get(&users.ingest)?,
+        push: get(&users.push)?,
+        actions: get(&users.actions)?,
+        gateway: get(&users.gateway)?,
+        observer: get(&users.observer)?,
+        devices,
+        access: broker.mosquitto_conf(&plugin),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
+
+    /// Whether the broker on `port` admits these credentials.
+    async fn admitted(port: u16, id: &str, who: Option<&Credentials>) -> bool {
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        if let Some(c) = who {
+            options.set_credentials(c.username.clone(), c.password.clone());
+        }
+        let (_client, mut events) = AsyncClient::new(options, 8);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => return true,
+                Ok(Ok(_)) => {}
+                Ok(Err(ConnectionError::ConnectionRefused(_))) | Ok(Err(_)) | Err(_) => {
+                    return false
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_demo_broker_refuses_anonymous_clients_and_admits_enrolled_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let users = enrol(&tmp.path().join("auth"), &["edge-00000".to_owned()]).unwrap();
+        let mut broker = Broker::mosquitto(&tmp.path().join("mqtt"), &users.access)
+            .await
+            .unwrap();
+        let port = broker.port();
+        assert!(!admitted(port, "anonymous", None).await);
+        let mut wrong = users.gateway.clone();
+        wrong.password.push('x');
+        assert!(!admitted(port, "wrong", Some(&wrong)).await);
+        assert!(admitted(port, "fleet", Some(&users.gateway)).await);
+        assert!(admitted(port, "edge", Some(&users.devices["edge-00000"])).await);
+        broker.stop().await;
+    }
 }

@@ -11,6 +11,7 @@
 //!   model it receives on the retained `vigil/models/{model}` topic,
 //!   queues on disk, and sends telemetry and verdicts up over MQTT.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vigil_edge::config::{RunArgs as EdgeArgs, SourceKind};
 use vigil_loadgen::run::{ProgressMode, Report, RunArgs};
+use vigil_service::broker_auth::Credentials;
 
 use crate::config::DemoArgs;
 use crate::{roles, services};
@@ -34,8 +36,19 @@ pub const CLOUD_PREFIX: &str = "pump";
 /// Prefix of edge device ids.
 pub const EDGE_PREFIX: &str = "edge";
 
-/// The load generator's arguments for the cloud-scored part of the fleet.
-pub fn loadgen_args(demo: &DemoArgs, mqtt_url: &str, kafka: &str) -> anyhow::Result<RunArgs> {
+/// The id of edge agent `i`.
+pub fn edge_device_id(i: u32) -> String {
+    format!("{EDGE_PREFIX}-{i:05}")
+}
+
+/// The load generator's arguments for the cloud-scored part of the fleet,
+/// publishing as the broker's gateway user `gateway`.
+pub fn loadgen_args(
+    demo: &DemoArgs,
+    mqtt_url: &str,
+    gateway: &Credentials,
+    kafka: &str,
+) -> anyhow::Result<RunArgs> {
     let devices = demo.cloud_devices();
     let duration = demo
         .duration
@@ -43,6 +56,8 @@ pub fn loadgen_args(demo: &DemoArgs, mqtt_url: &str, kafka: &str) -> anyhow::Res
     let mut args: RunArgs = roles::defaults("vigil-loadgen run")?;
     args.mqtt.mqtt_url = mqtt_url.to_owned();
     args.mqtt.mqtt_client_id = Some("vigil-demo-fleet".to_owned());
+    args.mqtt.mqtt_username = Some(gateway.username.clone());
+    args.mqtt.mqtt_password = Some(gateway.password.clone());
     args.kafka.kafka_brokers = kafka.to_owned();
     args.kafka.kafka_options.push((
         "queued.max.messages.kbytes".to_owned(),
@@ -74,21 +89,28 @@ pub async fn run_cloud(
     vigil_loadgen::run::run_draining(config, publishing, abort).await
 }
 
-/// Starts `count` edge agents; they run until `stop`.
+/// Starts an edge agent for each enrolled device (`edge-00000`, …, each
+/// with its own broker credentials); they run until `stop`.
 pub fn start_edge(
     demo: &DemoArgs,
-    count: u32,
+    devices: &HashMap<String, Credentials>,
     mqtt_url: &str,
     verify_key: &Path,
     state_root: &Path,
     stop: &CancellationToken,
 ) -> anyhow::Result<JoinSet<(String, anyhow::Result<()>)>> {
     let mut agents = JoinSet::new();
-    for i in 0..count {
-        let id = format!("{EDGE_PREFIX}-{i:05}");
+    let mut ids: Vec<&String> = devices.keys().collect();
+    ids.sort();
+    for (i, id) in ids.into_iter().enumerate() {
+        let i = i as u32;
+        let id = id.clone();
+        let credentials = &devices[&id];
         let mut run: EdgeArgs = roles::defaults("vigil-edge run")?;
         run.device_id = Some(id.clone());
         run.mqtt.mqtt_url = mqtt_url.to_owned();
+        run.mqtt.mqtt_username = Some(credentials.username.clone());
+        run.mqtt.mqtt_password = Some(credentials.password.clone());
         run.verify_key = Some(verify_key.to_owned());
         run.state_dir = state_root.join(&id);
         run.source = SourceKind::Sim;

@@ -110,8 +110,12 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
         vigil_model::keygen(&keys).context("generating the release signing keys")?;
     }
 
+    let edge_ids: Vec<String> = (0..args.edge_devices())
+        .map(fleet::edge_device_id)
+        .collect();
+    let users = brokers::enrol(&dir.join("mqtt-auth"), &edge_ids)?;
     let kafka = Broker::tansu(&dir.join("kafka")).await?;
-    let mqtt = match Broker::mosquitto(&dir.join("mqtt")).await {
+    let mqtt = match Broker::mosquitto(&dir.join("mqtt"), &users.access).await {
         Ok(m) => m,
         Err(e) => {
             kafka.stop().await;
@@ -124,6 +128,7 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
         &dir,
         &signing_key,
         &verify_key,
+        &users,
         &mut brokers,
         &shutdown,
         started,
@@ -165,13 +170,15 @@ async fn run_stack(
     dir: &Path,
     signing_key: &Path,
     verify_key: &Path,
+    users: &brokers::MqttUsers,
     brokers: &mut Brokers,
     shutdown: &Shutdown,
     started: Instant,
 ) -> anyhow::Result<Summary> {
     let kafka_brokers = format!("127.0.0.1:{}", brokers.kafka.port());
     let mqtt_url = format!("mqtt://127.0.0.1:{}", brokers.mqtt.port());
-    let wiring = Wiring::new(&kafka_brokers, &mqtt_url, dir, signing_key, verify_key)?;
+    let wiring =
+        Wiring::new(&kafka_brokers, &mqtt_url, dir, signing_key, verify_key)?.with_users(users);
     create_topics(&wiring.kafka, args.kafka_retention, shutdown).await;
 
     let (exits_tx, mut exits) = mpsc::channel(16);
@@ -189,12 +196,18 @@ async fn run_stack(
 
     let edge_view: watch::SharedEdgeView = Arc::default();
     let watch_shutdown = Shutdown::new();
-    watch::start(&wiring.mqtt, MODEL, Arc::clone(&edge_view), &watch_shutdown).await?;
+    watch::start(
+        &wiring.mqtt_with(&users.observer),
+        MODEL,
+        Arc::clone(&edge_view),
+        &watch_shutdown,
+    )
+    .await?;
 
     let edge_stop = CancellationToken::new();
     let edge_agents = fleet::start_edge(
         args,
-        args.edge_devices(),
+        &users.devices,
         &mqtt_url,
         verify_key,
         &dir.join("edge"),
@@ -205,7 +218,7 @@ async fn run_stack(
     let publishing = CancellationToken::new();
     let abort = CancellationToken::new();
     let task = tokio::spawn(fleet::run_cloud(
-        fleet::loadgen_args(args, &mqtt_url, &kafka_brokers)?,
+        fleet::loadgen_args(args, &mqtt_url, &users.gateway, &kafka_brokers)?,
         publishing.clone(),
         abort.clone(),
     ));

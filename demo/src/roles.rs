@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, FromArgMatches};
+use vigil_service::broker_auth::Credentials;
 use vigil_service::config::{HttpArgs, KafkaArgs, MqttArgs};
 
 use crate::config::DemoArgs;
@@ -49,6 +50,8 @@ pub struct Wiring {
     verify_key: PathBuf,
     /// The audit store's URI (written by `audit`, read by the dashboard).
     audit_store: String,
+    /// The broker users, once enrolled ([`Wiring::with_users`]).
+    users: Option<crate::brokers::MqttUsers>,
 }
 
 impl Wiring {
@@ -85,14 +88,39 @@ impl Wiring {
             signing_key: signing_key.to_owned(),
             verify_key: verify_key.to_owned(),
             audit_store: audit_store_uri(&dir.join("audit.db")),
+            users: None,
         })
     }
 
-    /// MQTT as the service `client_id` connects.
-    fn mqtt_as(&self, client_id: &str) -> MqttArgs {
+    /// The same wiring, each MQTT service connecting as its broker user.
+    pub fn with_users(mut self, users: &crate::brokers::MqttUsers) -> Self {
+        self.users = Some(users.clone());
+        self
+    }
+
+    /// MQTT as `user` connects.
+    pub fn mqtt_with(&self, user: &Credentials) -> MqttArgs {
+        MqttArgs {
+            mqtt_username: Some(user.username.clone()),
+            mqtt_password: Some(user.password.clone()),
+            ..self.mqtt.clone()
+        }
+    }
+
+    /// MQTT as the service `client_id` connects, as the broker user
+    /// `pick` chooses (when users are enrolled).
+    fn mqtt_as(
+        &self,
+        client_id: &str,
+        pick: fn(&crate::brokers::MqttUsers) -> &Credentials,
+    ) -> MqttArgs {
+        let base = match &self.users {
+            Some(users) => self.mqtt_with(pick(users)),
+            None => self.mqtt.clone(),
+        };
         MqttArgs {
             mqtt_client_id: Some(client_id.to_owned()),
-            ..self.mqtt.clone()
+            ..base
         }
     }
 
@@ -122,7 +150,7 @@ impl Wiring {
     /// `vigil ingest`.
     pub fn ingest(&self, http_addr: SocketAddr) -> anyhow::Result<vigil_ingest::IngestArgs> {
         Ok(vigil_ingest::IngestArgs {
-            mqtt: self.mqtt_as("vigil-demo-ingest"),
+            mqtt: self.mqtt_as("vigil-demo-ingest", |u| &u.ingest),
             kafka: self.kafka.clone(),
             http: HttpArgs { http_addr },
             ..defaults("vigil ingest")?
@@ -156,7 +184,7 @@ impl Wiring {
     /// `vigil push` for the demo's model.
     pub fn push(&self, http_addr: SocketAddr) -> anyhow::Result<vigil_push::PushArgs> {
         Ok(vigil_push::PushArgs {
-            mqtt: self.mqtt_as("vigil-demo-push"),
+            mqtt: self.mqtt_as("vigil-demo-push", |u| &u.push),
             kafka: self.kafka.clone(),
             http: HttpArgs { http_addr },
             models: vec![MODEL.to_owned()],

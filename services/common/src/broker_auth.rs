@@ -77,6 +77,9 @@ pub struct ServiceUsers {
     pub gateway: String,
     /// May change clients on a running broker (the plugin's control topic).
     pub admin: String,
+    /// Reads device statuses, edge verdicts and releases, publishes
+    /// nothing (dashboards, the demo's edge view, monitoring).
+    pub observer: String,
 }
 
 impl Default for ServiceUsers {
@@ -87,19 +90,21 @@ impl Default for ServiceUsers {
             actions: "vigil-actions".into(),
             gateway: "vigil-gateway".into(),
             admin: "vigil-admin".into(),
+            observer: "vigil-observer".into(),
         }
     }
 }
 
 impl ServiceUsers {
     /// Every service user name.
-    pub fn names(&self) -> [&str; 5] {
+    pub fn names(&self) -> [&str; 6] {
         [
             &self.ingest,
             &self.push,
             &self.actions,
             &self.gateway,
             &self.admin,
+            &self.observer,
         ]
     }
 }
@@ -151,6 +156,11 @@ pub fn roles(topics: &Topics, users: &ServiceUsers) -> Vec<(String, Vec<Value>)>
     let mut actions = both("command-results");
     actions.push(send(format!("{p}devices/+/commands")));
     let gateway = vec![send(format!("{p}devices/+/telemetry"))];
+    let observer = vec![
+        sub(format!("{p}devices/+/status")),
+        sub(format!("{p}devices/+/verdicts")),
+        sub(format!("{p}models/#")),
+    ];
     let control = "$CONTROL/dynamic-security/#".to_owned();
     let admin = vec![
         send(control.clone()),
@@ -163,6 +173,7 @@ pub fn roles(topics: &Topics, users: &ServiceUsers) -> Vec<(String, Vec<Value>)>
         (users.actions.clone(), actions),
         (users.gateway.clone(), gateway),
         (users.admin.clone(), admin),
+        (users.observer.clone(), observer),
     ]
 }
 
@@ -572,7 +583,7 @@ mod tests {
         let users = ServiceUsers::default();
         let topics = Topics::default();
         let first = dir.init(&topics, &users).unwrap();
-        assert_eq!(first.len(), 5);
+        assert_eq!(first.len(), 6);
         // Again: nobody's password changes.
         assert!(dir.init(&topics, &users).unwrap().is_empty());
         let pump = dir.add_device("pump-7", &topics, &users).unwrap();
@@ -588,7 +599,7 @@ mod tests {
             .render()
             .contains("vigil-device:pump-7"));
         assert!(dir.remove("pump-7", &topics, &users).unwrap());
-        assert_eq!(dir.users().unwrap().len(), 5);
+        assert_eq!(dir.users().unwrap().len(), 6);
         assert!(!dir
             .file(&topics, &users)
             .unwrap()
