@@ -356,7 +356,7 @@ mod tests {
     async fn the_demo_broker_refuses_anonymous_clients_and_admits_enrolled_ones() {
         let tmp = tempfile::tempdir().unwrap();
         let users = enrol(&tmp.path().join("auth"), &["edge-00000".to_owned()]).unwrap();
-        let mut broker = Broker::mosquitto(&tmp.path().join("mqtt"), &users.access)
+        let broker = Broker::mosquitto(&tmp.path().join("mqtt"), &users.access)
             .await
             .unwrap();
         let port = broker.port();

@@ -122,13 +122,12 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
             return Err(e);
         }
     };
-    let mut brokers = Brokers { kafka, mqtt };
+    let mut brokers = Brokers { kafka, mqtt, users };
     let result = run_stack(
         &args,
         &dir,
         &signing_key,
         &verify_key,
-        &users,
         &mut brokers,
         &shutdown,
         started,
@@ -154,6 +153,8 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
 struct Brokers {
     kafka: Broker,
     mqtt: Broker,
+    /// Who the MQTT broker admits, and as what.
+    users: brokers::MqttUsers,
 }
 
 impl Brokers {
@@ -170,11 +171,11 @@ async fn run_stack(
     dir: &Path,
     signing_key: &Path,
     verify_key: &Path,
-    users: &brokers::MqttUsers,
     brokers: &mut Brokers,
     shutdown: &Shutdown,
     started: Instant,
 ) -> anyhow::Result<Summary> {
+    let users = &brokers.users.clone();
     let kafka_brokers = format!("127.0.0.1:{}", brokers.kafka.port());
     let mqtt_url = format!("mqtt://127.0.0.1:{}", brokers.mqtt.port());
     let wiring =
