@@ -34,6 +34,12 @@ pub struct MqttArgs {
     #[arg(long, env = "VIGIL_MQTT_PASSWORD", hide_env_values = true)]
     pub mqtt_password: Option<String>,
 
+    /// File with the MQTT user name and password as `vigil devices`
+    /// writes them (`VIGIL_MQTT_USERNAME=…` and `VIGIL_MQTT_PASSWORD=…`
+    /// lines), for a mounted secret; the flags above win over it.
+    #[arg(long, env = "VIGIL_MQTT_CREDENTIALS_FILE", value_name = "FILE")]
+    pub mqtt_credentials_file: Option<PathBuf>,
+
     /// PEM file of the CA that signs the broker's certificate (mqtts://);
     /// the system's roots are used when unset.
     #[arg(long, env = "VIGIL_MQTT_CA_FILE", value_name = "FILE")]

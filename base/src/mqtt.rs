@@ -94,6 +94,33 @@ pub enum MqttConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("reading --mqtt-credentials-file / VIGIL_MQTT_CREDENTIALS_FILE {}: {why}", path.display())]
+    CredentialsFile { path: PathBuf, why: String },
+}
+
+/// The user name and password of a credentials file (`KEY=value` lines,
+/// `#` comments; `VIGIL_MQTT_USERNAME` required, `VIGIL_MQTT_PASSWORD`
+/// optional).
+pub fn read_credentials_file(path: &Path) -> Result<(String, String), MqttConfigError> {
+    let fail = |why: String| MqttConfigError::CredentialsFile {
+        path: path.to_owned(),
+        why,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let mut username = None;
+    let mut password = None;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.split_once('=') {
+            Some(("VIGIL_MQTT_USERNAME", v)) => username = Some(v.to_owned()),
+            Some(("VIGIL_MQTT_PASSWORD", v)) => password = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    let username = username.ok_or_else(|| fail("no VIGIL_MQTT_USERNAME= line".into()))?;
+    Ok((username, password.unwrap_or_default()))
 }
 
 /// The client settings [`MqttArgs`] fix, whichever rumqttc client uses
@@ -131,8 +158,19 @@ impl ClientSettings {
             url: args.mqtt_url.clone(),
             why,
         })?;
-        let username = args.mqtt_username.clone().or(url.username);
-        let password = args.mqtt_password.clone().or(url.password);
+        let (file_user, file_password) = match &args.mqtt_credentials_file {
+            Some(path) => {
+                let (u, p) = read_credentials_file(path)?;
+                (Some(u), Some(p))
+            }
+            None => (None, None),
+        };
+        let username = args.mqtt_username.clone().or(file_user).or(url.username);
+        let password = args
+            .mqtt_password
+            .clone()
+            .or(file_password)
+            .or(url.password);
         let tls = if url.tls {
             Some(tls_transport(args.mqtt_ca_file.as_deref())?)
         } else {
@@ -222,5 +260,40 @@ mod tests {
             ClientSettings::from_args(&Cli::parse_from(["test", "--mqtt-url", "http://x"]).mqtt)
                 .expect_err("http");
         assert!(err.to_string().contains("VIGIL_MQTT_URL"), "{err}");
+    }
+
+    #[test]
+    fn a_credentials_file_sits_between_the_flags_and_the_url() {
+        let path = std::env::temp_dir().join(format!("vigil-cred-{}.env", std::process::id()));
+        std::fs::write(
+            &path,
+            "# issued\nVIGIL_MQTT_USERNAME=pump-1\nVIGIL_MQTT_PASSWORD=s3cret\n",
+        )
+        .expect("write");
+        let file = path.display().to_string();
+        let from_file = Cli::parse_from([
+            "test",
+            "--mqtt-url",
+            "mqtt://u:p@h",
+            "--mqtt-credentials-file",
+            &file,
+        ])
+        .mqtt;
+        let c = ClientSettings::from_args(&from_file).expect("valid");
+        assert_eq!(c.credentials, Some(("pump-1".into(), "s3cret".into())));
+        let flag_wins = Cli::parse_from([
+            "test",
+            "--mqtt-credentials-file",
+            &file,
+            "--mqtt-password",
+            "flag",
+        ])
+        .mqtt;
+        let c = ClientSettings::from_args(&flag_wins).expect("valid");
+        assert_eq!(c.credentials, Some(("pump-1".into(), "flag".into())));
+        std::fs::write(&path, "VIGIL_MQTT_PASSWORD=x\n").expect("write");
+        let err = ClientSettings::from_args(&from_file).expect_err("no user");
+        assert!(err.to_string().contains("VIGIL_MQTT_USERNAME"), "{err}");
+        let _ = std::fs::remove_file(&path);
     }
 }
