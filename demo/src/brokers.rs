@@ -303,7 +303,7 @@ pub fn enrol(dir: &Path, edge_devices: &[String]) -> anyhow::Result<MqttUsers> {
     let users = ServiceUsers::default();
     let topics = vigil_schemas::MqttTopics::default();
     broker
-        .init(&topics, &users)
+        .prepare(&topics, &users)
         .context("writing the demo broker's users")?;
     let mut devices = HashMap::new();
     for id in edge_devices {

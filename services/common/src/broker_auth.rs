@@ -401,7 +401,7 @@ impl BrokerDir {
     /// Writes the roles and issues credentials to every service user that
     /// has none yet (existing users keep theirs, so `init` can run again).
     /// Returns the service users' credentials issued now.
-    pub fn init(
+    pub fn prepare(
         &self,
         topics: &Topics,
         users: &ServiceUsers,
@@ -582,10 +582,10 @@ mod tests {
         let dir = BrokerDir::new(tmp.path().join("broker"));
         let users = ServiceUsers::default();
         let topics = Topics::default();
-        let first = dir.init(&topics, &users).unwrap();
+        let first = dir.prepare(&topics, &users).unwrap();
         assert_eq!(first.len(), 6);
         // Again: nobody's password changes.
-        assert!(dir.init(&topics, &users).unwrap().is_empty());
+        assert!(dir.prepare(&topics, &users).unwrap().is_empty());
         let pump = dir.add_device("pump-7", &topics, &users).unwrap();
         assert_eq!(dir.credentials("pump-7").unwrap(), pump);
         let file = dir.file(&topics, &users).unwrap();

@@ -72,7 +72,7 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
         DevicesCommand::Init(arg) => {
             let dir = BrokerDir::new(&arg.broker_dir);
             let topics = topics(&arg);
-            let issued = dir.init(&topics, &users).context("vigil devices init")?;
+            let issued = dir.prepare(&topics, &users).context("vigil devices init")?;
             for c in &issued {
                 println!(
                     "issued {}: {}",

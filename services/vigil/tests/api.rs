@@ -368,8 +368,10 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
     assert_eq!(p["dlq"][0]["reason"], "malformed_json", "{p}");
     assert_eq!(p["dlq_read"], 1, "{p}");
     assert_eq!(p["log"]["dlq_retained"], 1, "{p}");
+    // The three cloud-scored pumps' verdicts; the edge agent's are not a
+    // measure of the pipeline's latency (an uplink outage would count).
     assert!(
-        p["e2e_latency_ms"]["samples"].as_u64() >= Some(HISTORY * 4),
+        p["e2e_latency_ms"]["samples"].as_u64() >= Some(HISTORY * 3),
         "{p}"
     );
     assert!(p["scoring_latency_ms"]["p50"].as_u64().is_some(), "{p}");

@@ -173,7 +173,7 @@ async fn devices_can_only_be_themselves() -> Result<()> {
     let dir = BrokerDir::new(tmp.path().join("broker"));
     let users = ServiceUsers::default();
     let topics = vigil_schemas::MqttTopics::default();
-    dir.init(&topics, &users)?;
+    dir.prepare(&topics, &users)?;
     let pump = dir.add_device("pump-1", &topics, &users)?;
     let valve = dir.add_device("valve-2", &topics, &users)?;
     #[cfg(unix)]

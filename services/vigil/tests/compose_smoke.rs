@@ -242,9 +242,27 @@ async fn compose_services_run_natively_in_order_and_lose_nothing() -> anyhow::Re
                 }
             }
             let mut env = env_of(service);
+            // Bind mounts of the repository's files (`./deploy/x:/etc/y:ro`)
+            // become the files themselves.
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let binds: Vec<(String, PathBuf)> = service["volumes"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .filter_map(|v| {
+                    let mut parts = v.split(':');
+                    let host = parts.next()?.strip_prefix("./")?;
+                    let inside = parts.next()?;
+                    Some((inside.to_owned(), repo.join(host)))
+                })
+                .collect();
             for value in env.values_mut() {
                 if value.starts_with("/keys/") {
                     *value = value.replacen("/keys", &keys.display().to_string(), 1);
+                }
+                if let Some((_, host)) = binds.iter().find(|(inside, _)| value == inside) {
+                    *value = host.display().to_string();
                 }
             }
             env.insert("VIGIL_KAFKA_BROKERS".into(), kafka.brokers());
