@@ -104,6 +104,10 @@ pub fn mqtt_options(args: &RunArgs) -> Result<MqttOptions, ConfigError> {
             option: "--mqtt-ca-file / VIGIL_MQTT_CA_FILE",
             why: format!("reading {}: {source}", path.display()),
         },
+        MqttConfigError::CredentialsFile { path, why } => ConfigError {
+            option: "--mqtt-credentials-file / VIGIL_MQTT_CREDENTIALS_FILE",
+            why: format!("{}: {why}", path.display()),
+        },
     })?;
     let mut options = MqttOptions::new(args.client_id(), connection.host, connection.port);
     options.set_keep_alive(connection.keep_alive);
