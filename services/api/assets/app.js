@@ -428,6 +428,7 @@ async function viewPipeline(view) {
       ${kpi('Verdicts / s', num(p.verdicts_per_sec))}
       ${kpi('Anomalies / s', num(p.anomalies_per_sec))}
       ${kpi('Event → verdict', msv(p.e2e_latency_ms.p50), `<div class="muted">p90 ${msv(p.e2e_latency_ms.p90)} · p99 ${msv(p.e2e_latency_ms.p99)}</div>`)}
+      ${kpi('Event → ingest', msv(p.ingest_latency_ms.p50), `<div class="muted">p99 ${msv(p.ingest_latency_ms.p99)} · max ${msv(p.ingest_latency_ms.max)}</div>`)}
       ${kpi('Ingest → verdict', msv(p.scoring_latency_ms.p50), `<div class="muted">p99 ${msv(p.scoring_latency_ms.p99)} · max ${msv(p.scoring_latency_ms.max)}</div>`)}
       ${kpi('DLQ retained', num(p.log.dlq_retained), `<div class="muted">${num(p.dlq_read)} read</div>`, p.log.dlq_retained ? 'bad' : '')}
     </div>

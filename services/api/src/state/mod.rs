@@ -274,6 +274,9 @@ impl State {
                         if s.scoring.len() < LATENCY_SAMPLES_PER_SEC {
                             s.scoring.push(ms32(v.scored_ts.saturating_sub(ingest)));
                         }
+                        if s.ingest.len() < LATENCY_SAMPLES_PER_SEC {
+                            s.ingest.push(ms32(ingest.saturating_sub(v.event_ts)));
+                        }
                     }
                 }
             }

@@ -154,6 +154,7 @@ impl State {
         let mut series = Vec::with_capacity(WINDOW_SECS as usize);
         let mut e2e_all = Vec::new();
         let mut scoring_all = Vec::new();
+        let mut ingest_all = Vec::new();
         let (mut recent_v, mut recent_t, mut recent_a) = (0, 0, 0);
         for second in (now + 1).saturating_sub(WINDOW_SECS)..=now {
             let slot = &self.seconds[(second % WINDOW_SECS) as usize];
@@ -163,6 +164,7 @@ impl State {
             if live {
                 e2e_all.extend_from_slice(&e2e);
                 scoring_all.extend_from_slice(&slot.scoring);
+                ingest_all.extend_from_slice(&slot.ingest);
                 // The current second is still filling: average over the
                 // RECENT_SECS complete seconds before it.
                 if second < now && second + RECENT_SECS >= now {
@@ -193,6 +195,7 @@ impl State {
             anomalies_per_sec: per_sec(recent_a),
             e2e_latency_ms: percentiles(e2e_all),
             scoring_latency_ms: percentiles(scoring_all),
+            ingest_latency_ms: percentiles(ingest_all),
             records_read: self.records_read.clone(),
             decode_errors: self.decode_errors.clone(),
             last_decode_error: self.last_decode_error.clone(),

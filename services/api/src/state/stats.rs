@@ -15,6 +15,8 @@ pub(super) struct Second {
     pub(super) e2e: Vec<u32>,
     /// Ingest → scored, ms.
     pub(super) scoring: Vec<u32>,
+    /// Event time → ingest (the MQTT hop), ms.
+    pub(super) ingest: Vec<u32>,
 }
 
 pub(super) fn ms32(ms: u64) -> u32 {

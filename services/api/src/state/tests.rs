@@ -395,6 +395,10 @@ fn pipeline_latency_percentiles_and_rates() {
     assert_eq!(p.e2e_latency_ms.p99, Some(99));
     assert_eq!(p.e2e_latency_ms.max, Some(100));
     assert_eq!(p.scoring_latency_ms.p50, Some(2));
+    // Event → ingest: the whole minus the 2 ms after ingest.
+    assert_eq!(p.ingest_latency_ms.samples, 1_000);
+    assert_eq!(p.ingest_latency_ms.p50, Some(48));
+    assert_eq!(p.ingest_latency_ms.max, Some(98));
     // Verdicts older than the window are not counted in it.
     let mut old = verdict("d0", 1_000_000, 0.1, Some(1));
     old.scored_ts = NOW - (WINDOW_SECS + 5) * 1_000;

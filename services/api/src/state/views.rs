@@ -347,6 +347,8 @@ pub struct PipelineView {
     pub e2e_latency_ms: Percentiles,
     /// Ingest → verdict (Kafka hop plus scoring), over the window.
     pub scoring_latency_ms: Percentiles,
+    /// Event time → ingest (device, MQTT broker, ingest), over the window.
+    pub ingest_latency_ms: Percentiles,
     /// Records the dashboard read, by topic kind.
     pub records_read: BTreeMap<&'static str, u64>,
     /// Records the dashboard could not decode, by topic.
