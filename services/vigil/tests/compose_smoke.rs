@@ -5,8 +5,9 @@
 //! file writes it: `vigil probe …/readyz`), against local stand-ins for
 //! the infrastructure (Mosquitto for `mosquitto`, tansu for `kafka`, the
 //! embedded SQLite store for `scylla`, `vigil models keygen` for `keys`).
-//! Then the load generator runs with its compose command for a minute
-//! (`VIGIL_SMOKE_SECS` to change it): every record it sent has a verdict,
+//! Then the load generator runs with its compose command for 20 s, CI's
+//! quick profile (`VIGIL_SMOKE_SECS=60` for the full minute): every record
+//! it sent has a verdict,
 //! nothing is lost, and no service died. This catches wrong flags,
 //! variables, health checks and start order without Docker.
 
@@ -125,7 +126,7 @@ fn loadgen_args(command: &[String], env: &BTreeMap<String, String>, report: &Pat
         Some("run"),
         "loadgen command"
     );
-    let secs = std::env::var("VIGIL_SMOKE_SECS").unwrap_or_else(|_| "60".into());
+    let secs = std::env::var("VIGIL_SMOKE_SECS").unwrap_or_else(|_| "20".into());
     let mut argv = vec!["vigil-loadgen".to_owned()];
     let mut rest = command[1..].iter();
     while let Some(arg) = rest.next() {
