@@ -194,7 +194,6 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let results_task = results::spawn(
         result_bridge,
         &args,
-        readiness.clone(),
         metrics
             .mqtt_disconnects
             .with_label_values(&["command_results"]),

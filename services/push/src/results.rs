@@ -115,13 +115,19 @@ impl ResultBridge {
 /// `$share/<group>/vigil/devices/+/command-results` on a connection of
 /// its own (client id `<client id>-results`) and bridges until
 /// `shutdown`.
+///
+/// Its connection does not gate push's `/readyz` (the status bridge's
+/// connection to the same broker does): a broker whose ACL does not give
+/// push the command-results topics refuses the subscription (logged as an
+/// error) without taking model mirroring and the other bridges out of
+/// service.
 pub(crate) fn spawn(
     bridge: ResultBridge,
     args: &PushArgs,
-    readiness: Readiness,
     disconnects: prometheus::IntCounter,
     shutdown: &Shutdown,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let readiness = Readiness::new(&prometheus::Registry::new())?;
     let mut options = mqtt::options(&args.mqtt, "push")?;
     let client_id = format!("{}-results", options.client_id());
     options.set_client_id(client_id);
