@@ -26,6 +26,7 @@ pub mod brokers;
 pub mod config;
 pub mod edge_audit;
 pub mod fleet;
+pub mod incidents;
 pub mod memory;
 pub mod roles;
 pub mod services;
@@ -183,7 +184,9 @@ async fn run_stack(
     create_topics(&wiring.kafka, args.kafka_retention, shutdown).await;
 
     let (exits_tx, mut exits) = mpsc::channel(16);
-    let (running, scraper) = start_services(args, &wiring, &exits_tx)?;
+    let receiver = incidents::Receiver::start().await?;
+    let rules = incidents::write_rules(dir, receiver.addr)?;
+    let (running, scraper) = start_services(args, &wiring, &rules, &exits_tx)?;
     // No device publishes before the data path is up: ingest subscribed,
     // the scorer caught up with the model log, the audit store open.
     let path: Vec<&Service> = running
@@ -244,6 +247,14 @@ async fn run_stack(
 
     // The figures as they stand, before anything stops.
     let cloud = scraper.scrape().await;
+    let actions = match running
+        .iter()
+        .find(|s| s.name == "actions")
+        .and_then(|s| s.http)
+    {
+        Some(addr) => incidents::scrape(addr).await,
+        None => String::new(),
+    };
     let mem = memory::Sample::take(brokers.kafka.pid(), brokers.mqtt.pid());
     fleet::stop_edge(edge_agents, &edge_stop, EDGE_STOP_TIMEOUT).await;
     let edge = edge_view.lock().map(|v| v.clone()).unwrap_or_default();
@@ -267,7 +278,13 @@ async fn run_stack(
             None
         }
     };
+    let anomalous = cloud.anomalies + edge.anomalies;
     let mut summary = Summary::new(ended.stopped_by, devices, report, cloud, edge);
+    summary.incidents = Some(incidents::IncidentsSummary::from_metrics(
+        &actions,
+        receiver.deliveries(),
+        anomalous,
+    ));
     summary.memory = mem;
     summary.edge_audit = edge_audit;
     Ok(summary)
@@ -279,6 +296,7 @@ async fn run_stack(
 fn start_services(
     args: &DemoArgs,
     wiring: &Wiring,
+    rules: &Path,
     exits: &mpsc::Sender<services::Exit>,
 ) -> anyhow::Result<(Vec<Service>, status::Scraper)> {
     let mut running = Vec::new();
@@ -323,6 +341,12 @@ fn start_services(
         vigil_push::run(push, sd)
     }));
 
+    let actions_addr = free_addr()?;
+    let actions = wiring.actions(actions_addr, rules)?;
+    running.push(Service::spawn("actions", Some(actions_addr), exits, |sd| {
+        vigil_actions::run(actions, sd)
+    }));
+
     let dashboard = wiring.dashboard(args.http_addr)?;
     running.push(Service::spawn(
         "dashboard",
@@ -338,7 +362,15 @@ fn start_services(
 /// flushes to Kafka, the scorer its verdicts, the audit sink its last
 /// batch.
 async fn stop_in_order(mut running: Vec<Service>) {
-    for name in ["train", "ingest", "score", "push", "dashboard", "audit"] {
+    for name in [
+        "train",
+        "ingest",
+        "score",
+        "push",
+        "actions",
+        "dashboard",
+        "audit",
+    ] {
         if let Some(i) = running.iter().position(|s| s.name == name) {
             running.remove(i).stop().await;
         }

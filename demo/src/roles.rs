@@ -193,6 +193,22 @@ impl Wiring {
         })
     }
 
+    /// `vigil actions` with the rules at `rules` (the demo's default,
+    /// `demo/actions-rules.toml`, with its webhook receiver's address).
+    pub fn actions(
+        &self,
+        http_addr: SocketAddr,
+        rules: &Path,
+    ) -> anyhow::Result<vigil_actions::ActionsArgs> {
+        Ok(vigil_actions::ActionsArgs {
+            mqtt: self.mqtt_as("vigil-demo-actions"),
+            kafka: self.kafka.clone(),
+            http: HttpArgs { http_addr },
+            rules: Some(rules.to_owned()),
+            ..defaults("vigil actions")?
+        })
+    }
+
     /// `vigil api` (the dashboard), topping device pages up from the
     /// demo's audit store.
     pub fn dashboard(&self, http_addr: SocketAddr) -> anyhow::Result<vigil_api::ApiArgs> {

@@ -89,6 +89,8 @@ pub struct Summary {
     pub edge_audit: Option<crate::edge_audit::EdgeAudit>,
     /// The services' counters at the end (their /metrics).
     pub services: Cloud,
+    /// What `vigil actions` did with the anomalies (None: not measured).
+    pub incidents: Option<crate::incidents::IncidentsSummary>,
     /// Memory at the end of the run, before the services stop, KiB
     /// (this process by allocator, and the brokers).
     pub memory: crate::memory::Sample,
@@ -139,6 +141,7 @@ impl Summary {
             edge,
             edge_audit: None,
             services,
+            incidents: None,
             memory: crate::memory::Sample::default(),
             data_dir: None,
             fleet,
@@ -187,6 +190,10 @@ impl Summary {
                 "\n  edge verdicts published {} | audited {} | missing {}",
                 a.published, a.audited, a.missing
             );
+        }
+        if let Some(i) = &self.incidents {
+            out += "\n";
+            out += &i.human();
         }
         out
     }

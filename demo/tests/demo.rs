@@ -168,6 +168,17 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         seen.edge_counted, edge_devices,
         "the Fleet header's edge count: {seen:?}\n{context}"
     );
+    // The anomaly handler grouped the anomalies into far fewer incidents.
+    let opened = n("/incidents/opened");
+    assert!(opened > 0, "no incident opened\n{context}");
+    assert!(
+        opened < n("/incidents/anomalous_verdicts"),
+        "incidents should be far fewer than anomalous verdicts\n{context}"
+    );
+    assert!(
+        n("/incidents/webhook_deliveries/requests") >= n("/incidents/webhook_deliveries/distinct"),
+        "{context}"
+    );
 }
 
 /// Ctrl-C stops publishing but still waits for the verdicts in flight, so

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Message;
+use crate::command::{CommandOutcome, CommandResult};
 use crate::rules::{check_device_id, ValidationError};
 use crate::verdict::{Contribution, ScoredAt};
 
@@ -101,6 +102,13 @@ pub enum ActionStatus {
     /// Recorded as pending when the role stopped without recording an
     /// outcome; not sent again (at most once).
     Interrupted,
+    /// Command: the device ran it and reported success (`result`).
+    Succeeded,
+    /// Command: the device declined to run it (`result` says why).
+    Refused,
+    /// Command: sent, but no result came back from the device within its
+    /// result timeout.
+    TimedOut,
 }
 
 impl ActionStatus {
@@ -116,6 +124,9 @@ impl ActionStatus {
             ActionStatus::Cooldown => "cooldown",
             ActionStatus::RateLimited => "rate_limited",
             ActionStatus::Interrupted => "interrupted",
+            ActionStatus::Succeeded => "succeeded",
+            ActionStatus::Refused => "refused",
+            ActionStatus::TimedOut => "timed_out",
         }
     }
 
@@ -129,7 +140,49 @@ impl ActionStatus {
                 | ActionStatus::Failed
                 | ActionStatus::DeadLettered
                 | ActionStatus::Interrupted
+                | ActionStatus::Succeeded
+                | ActionStatus::Refused
+                | ActionStatus::TimedOut
         )
+    }
+
+    /// The status a command takes when the device reports `outcome`.
+    pub fn of_result(outcome: CommandOutcome) -> Self {
+        match outcome {
+            CommandOutcome::Ok => ActionStatus::Succeeded,
+            CommandOutcome::Failed => ActionStatus::Failed,
+            CommandOutcome::Refused => ActionStatus::Refused,
+        }
+    }
+}
+
+/// What the device reported for a command (from its
+/// [`CommandResult`] on `vigil/devices/{id}/command-results`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ActionResult {
+    /// Ok, failed or refused.
+    pub status: CommandOutcome,
+    /// The handler's exit status, when it exited by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    /// How long the handler ran, ms.
+    pub duration_ms: u64,
+    /// When the device finished it, ms since the Unix epoch (device clock).
+    pub ts: u64,
+    /// Why it failed or was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl From<&CommandResult> for ActionResult {
+    fn from(r: &CommandResult) -> Self {
+        ActionResult {
+            status: r.status,
+            exit_status: r.exit_status,
+            duration_ms: r.duration_ms,
+            ts: r.ts,
+            detail: r.detail.clone(),
+        }
     }
 }
 
@@ -156,6 +209,25 @@ pub struct ActionRecord {
     /// Why it failed, was suppressed, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Command: wall-clock time (ms since the Unix epoch) by which the
+    /// device's result is expected; without one by then the command is
+    /// `timed_out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_due: Option<u64>,
+    /// Command: what the device reported, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ActionResult>,
+}
+
+impl ActionRecord {
+    /// Whether this is a command still waiting for the device's result:
+    /// on its way or sent, with a due time and no result yet.
+    pub fn awaits_result(&self) -> bool {
+        self.kind == ActionKind::Command
+            && self.result.is_none()
+            && self.result_due.is_some()
+            && matches!(self.status, ActionStatus::Pending | ActionStatus::Sent)
+    }
 }
 
 /// One lifecycle event of an incident.

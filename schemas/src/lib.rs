@@ -36,7 +36,8 @@ pub use codec::{DecodeError, Message};
 pub use command::{CommandOutcome, CommandResult};
 pub use dlq::DlqRecord;
 pub use incident::{
-    ActionKind, ActionRecord, ActionStatus, Incident, IncidentState, ModelRef, Severity,
+    ActionKind, ActionRecord, ActionResult, ActionStatus, Incident, IncidentState, ModelRef,
+    Severity,
 };
 pub use release::{ModelRelease, ReleaseHeader, TrainingWindow, ValidationMetrics};
 pub use rules::ValidationError;

@@ -23,6 +23,9 @@ pub struct KafkaTopics {
     pub device_status: String,
     /// Incident lifecycle events, keyed by device_id.
     pub incidents: String,
+    /// Results of cloud commands as devices report them, keyed by
+    /// device_id.
+    pub command_results: String,
     /// Rejected input with the reason and the original bytes, keyed by source.
     pub dlq: String,
 }
@@ -38,6 +41,7 @@ impl KafkaTopics {
             models: name("models"),
             device_status: name("device-status"),
             incidents: name("incidents"),
+            command_results: name("command-results"),
             dlq: name("dlq"),
         }
     }
@@ -142,6 +146,7 @@ mod tests {
         assert_eq!(k.telemetry, "vigil.telemetry");
         assert_eq!(k.device_status, "vigil.device-status");
         assert_eq!(k.dlq, "vigil.dlq");
+        assert_eq!(k.command_results, "vigil.command-results");
         let m = MqttTopics::default();
         assert_eq!(
             m.device("pump-1", DeviceChannel::Telemetry),

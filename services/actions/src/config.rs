@@ -66,6 +66,13 @@ pub struct ActionsArgs {
     #[arg(long, env = "VIGIL_ACTIONS_COMMAND_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub command_timeout: Duration,
 
+    /// How long a device has to report the result of a command on
+    /// `vigil/devices/{id}/command-results` (bridged to
+    /// vigil.command-results) before the command is recorded `timed_out`;
+    /// a command's `result_timeout` in the rules overrides it.
+    #[arg(long, env = "VIGIL_ACTIONS_RESULT_TIMEOUT", default_value = "2m", value_parser = parse_duration)]
+    pub result_timeout: Duration,
+
     /// Webhook deliveries in progress at once.
     #[arg(
         long,

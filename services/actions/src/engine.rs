@@ -24,7 +24,7 @@
 //!   many resolved ones remembered for deduplication; cooldowns are
 //!   forgotten once older than the longest cooldown.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use vigil_schemas::{
@@ -50,6 +50,9 @@ pub struct EngineConfig {
     pub rate_per_sec: f64,
     /// Burst of the token bucket.
     pub burst: f64,
+    /// How long a device has to report a command's result (unless the
+    /// command sets its own `result_timeout`).
+    pub result_timeout: Duration,
 }
 
 /// What an action does, as the dispatcher needs it.
@@ -119,8 +122,12 @@ pub struct Engine {
     open: HashMap<String, Open>,
     /// The latest resolved incident per device.
     done: HashMap<String, (Incident, u64)>,
-    /// Resolved incidents with actions still pending, by incident id.
+    /// Resolved incidents with actions still pending or commands awaiting
+    /// their result, by incident id.
     settling: HashMap<String, Incident>,
+    /// Commands awaiting their result: (due, device, incident id), checked
+    /// lazily (an entry whose command got its result is skipped).
+    due: BTreeSet<(u64, String, String)>,
     /// When each (device, rule) last sent something, wall ms.
     fired: HashMap<(String, String), u64>,
     tokens: f64,
@@ -137,6 +144,7 @@ impl Engine {
             open: HashMap::new(),
             done: HashMap::new(),
             settling: HashMap::new(),
+            due: BTreeSet::new(),
             fired: HashMap::new(),
             tokens,
             refilled_at: 0,
@@ -165,13 +173,10 @@ impl Engine {
                 *at = (*at).max(a.ts);
             }
         }
+        self.track_due(&event);
         let stamp = self.tick_clock();
         if event.state == IncidentState::Resolved {
-            if event
-                .actions
-                .iter()
-                .any(|a| a.status == ActionStatus::Pending)
-            {
+            if unsettled(&event) {
                 self.settling
                     .insert(event.incident_id.clone(), event.clone());
             } else {
@@ -243,11 +248,14 @@ impl Engine {
                 steps.push(step(emit(&mut o.incident, "recovered", now), Vec::new()));
             }
         }
-        for (_, mut d) in std::mem::take(&mut self.settling) {
+        for (id, mut d) in std::mem::take(&mut self.settling) {
             if interrupt(&mut d) {
                 let event = emit(&mut d, "recovered", now);
                 self.sync_done(&event);
                 steps.push(step(event, Vec::new()));
+            }
+            if unsettled(&d) {
+                self.settling.insert(id, d);
             }
         }
         while self.open.len() > self.config.max_open {
@@ -411,11 +419,7 @@ impl Engine {
         let (jobs, skipped) = self.decide(&mut o.incident, When::Resolve, rules, now);
         let event = emit(&mut o.incident, reason, now);
         let stamp = self.tick_clock();
-        if o.incident
-            .actions
-            .iter()
-            .any(|a| a.status == ActionStatus::Pending)
-        {
+        if unsettled(&o.incident) {
             if self.settling.len() >= self.config.max_open.max(1) {
                 tracing::warn!("too many resolved incidents wait for action outcomes; the oldest outcomes will not be recorded");
                 if let Some(k) = self.settling.keys().next().cloned() {
@@ -539,6 +543,19 @@ impl Engine {
                     tracing::warn!(incident = %incident.incident_id, "incident holds the most actions recorded; rule skipped");
                     break;
                 }
+                let result_due = match &job {
+                    JobKind::Command(c) if status == ActionStatus::Pending => {
+                        let wait = c.result_timeout.unwrap_or(self.config.result_timeout);
+                        let due = now.saturating_add(millis(wait));
+                        self.due.insert((
+                            due,
+                            incident.device_id.clone(),
+                            incident.incident_id.clone(),
+                        ));
+                        Some(due)
+                    }
+                    _ => None,
+                };
                 incident.actions.push(ActionRecord {
                     id: id.clone(),
                     rule: rule.name.clone(),
@@ -548,6 +565,8 @@ impl Engine {
                     attempts: 0,
                     ts: now,
                     detail,
+                    result_due,
+                    result: None,
                 });
                 if status != ActionStatus::Pending {
                     skipped.push((kind, status));
@@ -594,39 +613,81 @@ impl Engine {
         }
     }
 
-    /// Records an action's outcome; the event that says so.
+    /// Records an action's outcome (from the dispatcher); the event that
+    /// says so. A command whose device already reported its result keeps
+    /// that result's status.
     pub fn outcome(&mut self, o: Outcome, now: u64) -> Option<Step> {
-        let apply = |incident: &mut Incident, o: Outcome| -> Option<Incident> {
-            let record = incident.actions.iter_mut().find(|a| a.id == o.action_id)?;
-            record.status = o.status;
+        let (device, incident_id) = (o.device_id.clone(), o.incident_id.clone());
+        let found = self.amend(&device, &incident_id, now, |incident| {
+            let Some(record) = incident.actions.iter_mut().find(|a| a.id == o.action_id) else {
+                return false;
+            };
             record.attempts = o.attempts;
+            if record.result.is_some() || record.status == ActionStatus::TimedOut {
+                return false;
+            }
+            record.status = o.status;
             record.detail = o.detail;
             record.ts = now;
-            Some(emit(incident, "action", now))
-        };
-        if let Some(open) = self
-            .open
-            .get_mut(&o.device_id)
-            .filter(|open| open.incident.incident_id == o.incident_id)
-        {
-            return apply(&mut open.incident, o).map(|e| step(e, Vec::new()));
-        }
-        let Some(mut incident) = self.settling.remove(&o.incident_id) else {
+            true
+        });
+        if found.is_none() {
             tracing::warn!(incident = %o.incident_id, action = %o.action_id,
                 "outcome of an action whose incident is no longer held; not recorded");
-            return None;
-        };
-        let event = apply(&mut incident, o);
-        if incident
-            .actions
-            .iter()
-            .any(|a| a.status == ActionStatus::Pending)
-        {
-            self.settling.insert(incident.incident_id.clone(), incident);
         }
-        let event = event?;
-        self.sync_done(&event);
-        Some(step(event, Vec::new()))
+        found.flatten()
+    }
+
+    /// Applies `change` to the incident `incident_id` of `device` wherever
+    /// it is held (open, resolved with actions outstanding, or the
+    /// device's latest resolved one) and emits an `action` event when it
+    /// says something changed. `None`: the incident is not held.
+    fn amend(
+        &mut self,
+        device: &str,
+        incident_id: &str,
+        now: u64,
+        change: impl FnOnce(&mut Incident) -> bool,
+    ) -> Option<Option<Step>> {
+        if let Some(open) = self
+            .open
+            .get_mut(device)
+            .filter(|open| open.incident.incident_id == incident_id)
+        {
+            let changed = change(&mut open.incident);
+            return Some(
+                changed.then(|| step(emit(&mut open.incident, "action", now), Vec::new())),
+            );
+        }
+        if let Some(mut incident) = self.settling.remove(incident_id) {
+            let event = change(&mut incident).then(|| emit(&mut incident, "action", now));
+            if unsettled(&incident) {
+                self.settling.insert(incident.incident_id.clone(), incident);
+            }
+            if let Some(e) = &event {
+                self.sync_done(e);
+            }
+            return Some(event.map(|e| step(e, Vec::new())));
+        }
+        let (done, _) = self
+            .done
+            .get_mut(device)
+            .filter(|(d, _)| d.incident_id == incident_id)?;
+        let changed = change(done);
+        Some(changed.then(|| step(emit(done, "action", now), Vec::new())))
+    }
+
+    /// Notes the commands of `incident` that await a result.
+    fn track_due(&mut self, incident: &Incident) {
+        for a in incident.actions.iter().filter(|a| a.awaits_result()) {
+            if let Some(due) = a.result_due {
+                self.due.insert((
+                    due,
+                    incident.device_id.clone(),
+                    incident.incident_id.clone(),
+                ));
+            }
+        }
     }
 
     /// Keeps the device's latest resolved incident equal to `event` when
@@ -640,8 +701,10 @@ impl Engine {
     }
 
     /// Resolves incidents whose quiet period has passed on the wall clock
-    /// (devices that went silent after their alarm closed).
+    /// (devices that went silent after their alarm closed), and marks
+    /// commands whose result is overdue `timed_out`.
     pub fn expire(&mut self, rules: &Rules, now: u64) -> Vec<Step> {
+        let mut steps = self.time_out(now);
         let due: Vec<String> = self
             .open
             .iter()
@@ -650,19 +713,32 @@ impl Engine {
             })
             .map(|(d, _)| d.clone())
             .collect();
-        due.iter()
-            .flat_map(|d| self.resolve(d, "quiet", rules, now))
-            .collect()
+        steps.extend(
+            due.iter()
+                .flat_map(|d| self.resolve(d, "quiet", rules, now)),
+        );
+        steps
     }
 
     /// The earliest wall-clock time [`Engine::expire`] has work, if any.
     pub fn next_expiry(&self) -> Option<u64> {
+        let results = self.due.first().map(|(t, _, _)| *t);
         self.open
             .values()
             .filter(|o| o.alarm.is_none())
             .filter_map(|o| o.incident.resolve_after)
+            .chain(results)
             .min()
     }
+}
+
+/// Whether a resolved incident still expects news of its actions: one
+/// pending, or a command awaiting the device's result.
+fn unsettled(incident: &Incident) -> bool {
+    incident
+        .actions
+        .iter()
+        .any(|a| a.status == ActionStatus::Pending || a.awaits_result())
 }
 
 fn millis(d: Duration) -> u64 {
@@ -702,6 +778,10 @@ fn step(event: Incident, mut jobs: Vec<Job>) -> Step {
         skipped: Vec::new(),
     }
 }
+
+#[path = "results.rs"]
+mod results;
+pub use results::Unjoined;
 
 #[cfg(test)]
 #[path = "engine_tests.rs"]

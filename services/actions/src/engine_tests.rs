@@ -4,18 +4,20 @@
 use super::*;
 use vigil_schemas::{AlarmState, Contribution, ScoredAt, Severity};
 
-const QUIET: u64 = 5_000;
+pub(super) const QUIET: u64 = 5_000;
+pub(super) const RESULT_TIMEOUT: u64 = 60_000;
 
-fn engine(max_open: usize) -> Engine {
+pub(super) fn engine(max_open: usize) -> Engine {
     Engine::new(EngineConfig {
         quiet: Duration::from_millis(QUIET),
         max_open,
         rate_per_sec: 100.0,
         burst: 100.0,
+        result_timeout: Duration::from_millis(RESULT_TIMEOUT),
     })
 }
 
-fn rules(text: &str) -> Rules {
+pub(super) fn rules(text: &str) -> Rules {
     Rules::parse(text).expect("valid rules")
 }
 
@@ -32,7 +34,7 @@ url = "http://127.0.0.1:9/"
 
 /// A verdict of `device` at `seq` (event time `seq * 1000`), in the alarm
 /// opened at `opened` when given.
-fn v(device: &str, seq: u64, alarm: Option<(u64, AlarmState)>) -> Verdict {
+pub(super) fn v(device: &str, seq: u64, alarm: Option<(u64, AlarmState)>) -> Verdict {
     let anomaly = matches!(alarm, Some((_, AlarmState::Opened | AlarmState::Ongoing)));
     Verdict {
         schema: 1,
@@ -62,18 +64,18 @@ fn v(device: &str, seq: u64, alarm: Option<(u64, AlarmState)>) -> Verdict {
 }
 
 /// One episode: alarm opened at `from`, ongoing to `to`, closed at `to + 1`.
-fn episode(device: &str, from: u64, to: u64) -> Vec<Verdict> {
+pub(super) fn episode(device: &str, from: u64, to: u64) -> Vec<Verdict> {
     let mut out = vec![v(device, from, Some((from, AlarmState::Opened)))];
     out.extend((from + 1..=to).map(|s| v(device, s, Some((from, AlarmState::Ongoing)))));
     out.push(v(device, to + 1, Some((from, AlarmState::Closed))));
     out
 }
 
-fn feed(e: &mut Engine, r: &Rules, verdicts: &[Verdict], now: u64) -> Vec<Step> {
+pub(super) fn feed(e: &mut Engine, r: &Rules, verdicts: &[Verdict], now: u64) -> Vec<Step> {
     verdicts.iter().flat_map(|x| e.verdict(x, r, now)).collect()
 }
 
-fn states(steps: &[Step]) -> Vec<(IncidentState, String)> {
+pub(super) fn states(steps: &[Step]) -> Vec<(IncidentState, String)> {
     steps
         .iter()
         .map(|s| (s.event.state, s.event.reason.clone().unwrap_or_default()))
@@ -254,6 +256,7 @@ fn the_rate_limit_and_the_capacity_bound_hold() {
         max_open: 3,
         rate_per_sec: 0.0,
         burst: 2.0,
+        result_timeout: Duration::from_millis(RESULT_TIMEOUT),
     });
     let mut steps = Vec::new();
     for d in 0..5 {

@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! vigil.anomalies, vigil.verdicts ─► engine (incidents per device) ─► vigil.incidents
-//!                                        │ rules (TOML, SIGHUP reload)
-//!                                        ▼
+//! vigil.command-results ───────────────►  │ rules (TOML, SIGHUP reload)
+//!                                         ▼
 //!                     vigil/devices/{id}/commands (MQTT QoS 1) · webhooks (HTTP POST) ─► vigil.dlq
 //! ```
 //!
@@ -14,6 +14,9 @@
 //! - [`rules`]: the rules file: matching, actions, suppressions.
 //! - [`engine`]: incidents from verdicts, rules fired once per incident,
 //!   cooldowns, the rate limit, recovery from the topic.
+//! - `engine::results` ([`engine::Unjoined`]): devices' command results
+//!   (`vigil.command-results`) joined to their commands' action records,
+//!   overdue ones marked `timed_out`.
 //! - [`summary`]: counts, top metrics, models and severity of an incident.
 //! - [`dispatch`]: sending commands and webhooks, outcomes back.
 //! - [`service`]: the run loop; [`run`] is the entry point.

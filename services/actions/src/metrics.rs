@@ -26,6 +26,10 @@ pub struct ActionsMetrics {
     pub reloads: IntCounterVec,
     /// Retried Kafka deliveries.
     pub kafka_retries: IntCounter,
+    /// Command results read from vigil.command-results, by what became of
+    /// them: the outcome joined (ok, failed, refused), `duplicate`
+    /// (already recorded), or why it was not joined.
+    pub results: IntCounterVec,
 }
 
 impl ActionsMetrics {
@@ -80,6 +84,13 @@ impl ActionsMetrics {
                 "vigil_actions_kafka_retries_total",
                 "Retried Kafka deliveries",
             )?,
+            results: IntCounterVec::new(
+                Opts::new(
+                    "vigil_actions_command_results_total",
+                    "Command results read, by what became of them (ok, failed, refused, duplicate, or why not joined)",
+                ),
+                &["outcome"],
+            )?,
         };
         registry.register(Box::new(m.consumed.clone()))?;
         registry.register(Box::new(m.rejected.clone()))?;
@@ -90,6 +101,7 @@ impl ActionsMetrics {
         registry.register(Box::new(m.webhook_attempts.clone()))?;
         registry.register(Box::new(m.reloads.clone()))?;
         registry.register(Box::new(m.kafka_retries.clone()))?;
+        registry.register(Box::new(m.results.clone()))?;
         Ok(m)
     }
 }

@@ -25,6 +25,8 @@
 //! [[rule.command]]                  # to vigil/devices/{id}/commands, QoS 1
 //! name = "throttle"
 //! params = { level = 2 }
+//! result_timeout = "2m"             # the device's result is due within
+//!                                   # (default --result-timeout)
 //!
 //! [[rule.webhook]]                  # HTTP POST, JSON body
 //! name = "pager"
@@ -95,6 +97,10 @@ pub struct CommandAction {
     /// Parameters, passed as given.
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
+    /// How long the device has to report its result before the command is
+    /// recorded `timed_out`; `--result-timeout` when absent.
+    #[serde(default, deserialize_with = "duration_opt")]
+    pub result_timeout: Option<Duration>,
 }
 
 /// A webhook delivery.
@@ -503,6 +509,7 @@ cooldown = "10m"
 [[rule.command]]
 name = "throttle"
 params = { level = 2, mode = "eco" }
+result_timeout = "90s"
 
 [[rule.webhook]]
 name = "pager"
@@ -537,6 +544,10 @@ backoff = "10ms"
         let rules = Rules::parse(GOOD).expect("valid");
         let rule = &rules.rules[0];
         assert_eq!(rule.cooldown, Duration::from_secs(600));
+        assert_eq!(
+            rule.commands[0].result_timeout,
+            Some(Duration::from_secs(90))
+        );
         assert_eq!(rule.webhooks[0].format, WebhookFormat::Alertmanager);
         assert_eq!(rule.webhooks[0].timeout, Duration::from_secs(5));
         assert!(rule.matches(&incident()));

@@ -36,7 +36,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::Message as _;
 use tokio::sync::mpsc;
 use vigil_schemas::topics::MqttTopics;
-use vigil_schemas::{Incident, Message as _, Verdict};
+use vigil_schemas::{CommandResult, Incident, Message as _, Verdict};
 use vigil_service::bootstrap::{self, Bootstrap};
 use vigil_service::dlq::{kafka_source, Rejection};
 use vigil_service::from_start::{self, TopicError};
@@ -51,6 +51,8 @@ use crate::rules::Rules;
 
 /// Name in `/readyz` of the read-back of `vigil.incidents` at start-up.
 pub const RECOVERED: &str = "recovered";
+/// Topic kind of vigil.command-results (metrics label).
+const RESULTS: &str = "command_results";
 /// Writes (and the records behind them) waiting for Kafka at once.
 const WINDOW: usize = 1024;
 /// How often the wall-clock quiet periods are checked.
@@ -89,6 +91,7 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         TopicSpec::delete(&topics.verdicts),
         TopicSpec::delete(&topics.anomalies),
         TopicSpec::delete(&topics.incidents),
+        TopicSpec::delete(&topics.command_results),
         TopicSpec::delete(&topics.dlq),
     ];
     if !bootstrap::ensure_topics(&args.kafka, &specs, &shutdown).await {
@@ -116,6 +119,7 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         max_open: args.max_open_incidents,
         rate_per_sec: args.max_actions_per_sec,
         burst: args.action_burst,
+        result_timeout: args.result_timeout,
     });
     let (kafka_args, incidents_topic, timeout, recovered) = (
         args.kafka.clone(),
@@ -186,11 +190,12 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             .context("creating the kafka consumer")?,
     );
     consumer
-        .subscribe(&[&topics.anomalies, &topics.verdicts])
-        .context("subscribing to the verdict topics")?;
+        .subscribe(&[&topics.anomalies, &topics.verdicts, &topics.command_results])
+        .context("subscribing to the verdict and command-result topics")?;
     let kinds: HashMap<String, &'static str> = [
         (topics.anomalies.clone(), "anomalies"),
         (topics.verdicts.clone(), "verdicts"),
+        (topics.command_results.clone(), RESULTS),
     ]
     .into();
 
@@ -263,6 +268,21 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
                     metrics.consumed.with_label_values(&[kind]).inc();
                     let offset = Some((topic.clone(), m.partition(), m.offset()));
                     let payload = m.payload().unwrap_or_default();
+                    if kind == RESULTS {
+                        match CommandResult::decode_limited(payload, args.max_payload_bytes) {
+                            Ok(r) => {
+                                let step = join_result(&mut engine, &r, &metrics);
+                                out.steps(step.into_iter().collect(), offset);
+                            }
+                            Err(e) => {
+                                let rejection = Rejection::from(e);
+                                metrics.rejected.with_label_values(&[rejection.reason]).inc();
+                                let source = kafka_source(&topic, m.partition(), m.offset());
+                                out.reject(rejection, source, payload, offset);
+                            }
+                        }
+                        continue;
+                    }
                     match Verdict::decode_limited(payload, args.max_payload_bytes) {
                         Ok(v) => {
                             let steps = engine.verdict(&v, &rules, now_ms());
@@ -295,6 +315,30 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     bootstrap::stop(&shutdown, "actions").await;
     Ok(())
+}
+
+/// Joins a device's command result to its incident (see
+/// [`Engine::command_result`]), counting what became of it.
+fn join_result(engine: &mut Engine, r: &CommandResult, metrics: &ActionsMetrics) -> Option<Step> {
+    match engine.command_result(r, now_ms()) {
+        Ok(Some(step)) => {
+            metrics
+                .results
+                .with_label_values(&[r.status.as_str()])
+                .inc();
+            Some(step)
+        }
+        Ok(None) => {
+            metrics.results.with_label_values(&["duplicate"]).inc();
+            None
+        }
+        Err(why) => {
+            tracing::info!(device = %r.device_id, command_id = ?r.command_id, ?why,
+                "a command result that matches no command of a held incident; not recorded");
+            metrics.results.with_label_values(&[why.reason()]).inc();
+            None
+        }
+    }
 }
 
 /// Writes events (and DLQ records) in order, each followed by its jobs

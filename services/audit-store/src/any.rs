@@ -7,7 +7,10 @@ use vigil_schemas::{Incident, Verdict};
 
 use crate::scylla::{ScyllaOptions, ScyllaStore};
 use crate::sqlite::SqliteStore;
-use crate::{ModelDetail, ModelSummary, Page, RangeQuery, Store, StoreError, StoreUri, WriteBatch};
+use crate::{
+    IncidentQuery, ModelDetail, ModelSummary, Page, RangeQuery, Store, StoreError, StoreUri,
+    WriteBatch,
+};
 
 /// The store chosen at start-up by `VIGIL_AUDIT_STORE`.
 #[derive(Debug, Clone)]
@@ -59,6 +62,9 @@ impl Store for AnyStore {
         limit: usize,
     ) -> Result<Vec<Incident>, StoreError> {
         dispatch!(self, s => s.device_incidents(device_id, limit))
+    }
+    async fn incidents(&self, query: IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        dispatch!(self, s => s.incidents(query))
     }
 }
 

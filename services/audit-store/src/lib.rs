@@ -25,6 +25,10 @@
 //! a different decision and is kept beside the first. Unscored verdicts
 //! (no model yet) are stored with version 0, which no release can have
 //! (versions start at 1). Model releases are keyed by `(model, version)`.
+//! Incident events are kept whole (`(device_id, ts, incident_id, state)`),
+//! and each incident's latest event also in a table of incidents as they
+//! stand: the event with the highest `ts` wins (an incident's events have
+//! strictly increasing `ts`), whatever order they are written in.
 //!
 //! **Pagination.** Range queries return rows newest first, ordered by
 //! `(event_ts, seq, model, model_version)` descending, and a [`Cursor`]
@@ -48,7 +52,9 @@ use vigil_schemas::{Incident, Verdict};
 
 pub use any::AnyStore;
 pub use cursor::{Cursor, CursorError};
-pub use types::{ModelDetail, ModelRecord, ModelSummary, Page, RangeQuery, ReleaseRow, WriteBatch};
+pub use types::{
+    IncidentQuery, ModelDetail, ModelRecord, ModelSummary, Page, RangeQuery, ReleaseRow, WriteBatch,
+};
 pub use uri::{SqliteTuning, StoreUri, StoreUriError};
 
 /// Most rows one range query returns (the API's `limit` bound).
@@ -160,5 +166,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         device_id: String,
         limit: usize,
+    ) -> impl Future<Output = Result<Vec<Incident>, StoreError>> + Send;
+
+    /// Incidents as they stand (the latest event of each, whatever order
+    /// the events were written in), filtered by `query`, most recently
+    /// active first.
+    fn incidents(
+        &self,
+        query: IncidentQuery,
     ) -> impl Future<Output = Result<Vec<Incident>, StoreError>> + Send;
 }

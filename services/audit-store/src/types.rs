@@ -89,6 +89,32 @@ impl WriteBatch {
     }
 }
 
+/// Which incidents [`Store::incidents`](crate::Store::incidents) lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentQuery {
+    /// Only open (`Some(false)`: opened or updated) or only resolved
+    /// (`Some(true)`) incidents; any when `None`.
+    pub resolved: Option<bool>,
+    /// Only this device's.
+    pub device_id: Option<String>,
+    /// Only incidents whose latest event is at or after this time, ms since
+    /// the Unix epoch (the API bounds how far back it goes).
+    pub since_ms: u64,
+    /// Most incidents to return (1..=[`MAX_PAGE`](crate::MAX_PAGE)).
+    pub limit: usize,
+}
+
+impl IncidentQuery {
+    /// Whether `i` (an incident's latest event) passes the filters.
+    pub fn admits(&self, i: &vigil_schemas::Incident) -> bool {
+        i.ts >= self.since_ms
+            && self.device_id.as_ref().is_none_or(|d| *d == i.device_id)
+            && self
+                .resolved
+                .is_none_or(|r| r == (i.state == vigil_schemas::IncidentState::Resolved))
+    }
+}
+
 /// A device's rows in `[from_ms, to_ms)`, newest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeQuery {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use vigil_audit_store::scylla::{Consistency, ScyllaOptions, ScyllaStore};
 use vigil_audit_store::sqlite::SqliteStore;
 use vigil_audit_store::{
-    Cursor, ModelRecord, RangeQuery, ReleaseRow, Store, StoreUri, WriteBatch, MAX_PAGE,
+    Cursor, IncidentQuery, ModelRecord, RangeQuery, ReleaseRow, Store, StoreUri, WriteBatch,
+    MAX_PAGE,
 };
 use vigil_schemas::{
     Contribution, Incident, IncidentState, ScoredAt, TrainingWindow, UnscoredReason,
@@ -436,6 +437,96 @@ async fn incidents_are_kept<S: Store>(store: S) {
     );
 }
 
+/// Incidents stand as their latest event (by `ts`, whatever the write
+/// order, across day boundaries), filtered by state, device and time.
+async fn incidents_stand_as_their_latest_event<S: Store>(store: S) {
+    let event = |device: &str, first: u64, state, ts| Incident {
+        schema: 1,
+        incident_id: Incident::id_for(device, first),
+        device_id: device.into(),
+        state,
+        ts,
+        opened_ts: ts,
+        first_seq: first,
+        last_seq: first,
+        model: "default".into(),
+        ..Incident::default()
+    };
+    // Newest first, so the older events arrive after the one that wins.
+    let a = [
+        event("std-a", 5, IncidentState::Resolved, T0 + DAY + 5),
+        event("std-a", 5, IncidentState::Updated, T0 + 10),
+        event("std-a", 5, IncidentState::Opened, T0),
+    ];
+    let b = event("std-b", 7, IncidentState::Opened, T0 + DAY + 1);
+    let c = event("std-a", 1, IncidentState::Resolved, T0 - 2 * DAY + 10);
+    for batch in [vec![a[0].clone(), b.clone(), c.clone()], a[1..].to_vec()] {
+        store
+            .write(Arc::new(WriteBatch {
+                incidents: batch,
+                ..WriteBatch::default()
+            }))
+            .await
+            .expect("write");
+    }
+    let list = |resolved: Option<bool>, device: Option<&str>, since_ms: u64, limit: usize| {
+        let q = IncidentQuery {
+            resolved,
+            device_id: device.map(str::to_owned),
+            since_ms,
+            limit,
+        };
+        let store = &store;
+        async move {
+            store
+                .incidents(q)
+                .await
+                .expect("incidents")
+                .into_iter()
+                .map(|i| (i.incident_id, i.state))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (ida, idb, idc) = (
+        a[0].incident_id.clone(),
+        b.incident_id.clone(),
+        c.incident_id.clone(),
+    );
+    assert_eq!(
+        list(None, None, T0, 10).await,
+        vec![
+            (ida.clone(), IncidentState::Resolved),
+            (idb.clone(), IncidentState::Opened)
+        ]
+    );
+    assert_eq!(
+        list(Some(false), None, T0, 10).await,
+        vec![(idb.clone(), IncidentState::Opened)]
+    );
+    assert_eq!(
+        list(Some(true), None, T0, 10).await,
+        vec![(ida.clone(), IncidentState::Resolved)]
+    );
+    assert_eq!(
+        list(None, Some("std-a"), T0 - 3 * DAY, 10).await,
+        vec![
+            (ida.clone(), IncidentState::Resolved),
+            (idc, IncidentState::Resolved)
+        ]
+    );
+    assert_eq!(
+        list(None, None, T0, 1).await,
+        vec![(ida, IncidentState::Resolved)]
+    );
+    assert!(list(None, Some("nobody"), T0, 10).await.is_empty());
+    // Every event is still kept.
+    let events = store
+        .device_incidents("std-a".into(), 10)
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 4);
+}
+
 // ---- backends ---------------------------------------------------------
 
 async fn sqlite_store() -> (Arc<SqliteStore>, tempfile::TempDir) {
@@ -507,4 +598,5 @@ contract!(
     limit_and_next_cursor,
     model_releases_and_scored_counts,
     incidents_are_kept,
+    incidents_stand_as_their_latest_event,
 );

@@ -6,6 +6,7 @@
 //! | `GET /v1/devices/{id}/verdicts?from=&to=&limit=&cursor=&scored_at=` | a device's verdicts in `[from, to)`, newest first |
 //! | `GET /v1/devices/{id}/anomalies?from=&to=&limit=&cursor=&scored_at=` | its anomalous verdicts with contributions |
 //! | `GET /v1/devices/{id}/incidents?limit=` | its incident events, newest first |
+//! | `GET /v1/incidents?state=&device=&since=&limit=` | incidents as they stand (each one's latest event), most recently active first |
 //! | `GET /v1/records/{device_id}/{seq}` | every verdict of one record, with model name and version |
 //! | `GET /v1/models` | every release with the records it scored |
 //! | `GET /v1/models/{name}` | one model's releases, newest first |
@@ -19,6 +20,10 @@
 //! there (filtered as pages are read, so a filtered page may hold fewer
 //! than `limit` rows and still have a `next_cursor`). Bad parameters get 400 with `{"error", "parameter"}`
 //! naming the parameter; an unknown device is an empty list.
+//!
+//! `/v1/incidents`: `state` is `open` (opened or updated) or `resolved`;
+//! `since` (default 7 days ago, at most 31 days back: the Scylla store
+//! scans a partition per day) keeps the incidents with an event since.
 
 use std::sync::{Arc, OnceLock};
 
@@ -31,7 +36,9 @@ use serde::Serialize;
 use vigil_schemas::{Incident, ScoredAt, Verdict};
 
 use crate::metrics::AuditMetrics;
-use crate::store::{AnyStore, Cursor, ModelSummary, Page, RangeQuery, Store, StoreError, MAX_PAGE};
+use crate::store::{
+    AnyStore, Cursor, IncidentQuery, ModelSummary, Page, RangeQuery, Store, StoreError, MAX_PAGE,
+};
 
 /// The committed OpenAPI description, served as is.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -52,6 +59,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/models/{name}",
     "/v1/models/{name}/{version}",
     "/v1/openapi.json",
+    "/v1/incidents",
 ];
 
 /// What the handlers share.
@@ -87,6 +95,7 @@ pub fn router(state: ApiState) -> Router {
         .route(ROUTES[5], get(model))
         .route(ROUTES[6], get(model_version))
         .route(ROUTES[7], get(openapi))
+        .route(ROUTES[8], get(incidents))
         .with_state(state)
 }
 
@@ -403,6 +412,87 @@ async fn device_incidents(
     }
     .await;
     answer(&state, "device_incidents", result)
+}
+
+/// How far back `/v1/incidents` looks by default, ms.
+const INCIDENTS_DEFAULT_SPAN: u64 = 7 * 86_400_000;
+/// How far back it may look, ms.
+const INCIDENTS_MAX_SPAN: u64 = 31 * 86_400_000;
+
+#[derive(Debug, Serialize)]
+struct Incidents {
+    items: Vec<Incident>,
+}
+
+/// The query of `/v1/incidents` from its parameters, at `now` (ms).
+pub fn incident_query(params: &[(String, String)], now: u64) -> Result<IncidentQuery, ApiError> {
+    let bad = |parameter: &'static str, message: String| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        message,
+        parameter: Some(parameter),
+    };
+    let earliest = now.saturating_sub(INCIDENTS_MAX_SPAN);
+    let mut q = IncidentQuery {
+        resolved: None,
+        device_id: None,
+        since_ms: now.saturating_sub(INCIDENTS_DEFAULT_SPAN),
+        limit: DEFAULT_LIMIT,
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "state" => {
+                q.resolved = match value.as_str() {
+                    "open" => Some(false),
+                    "resolved" => Some(true),
+                    other => {
+                        return Err(bad(
+                            "state",
+                            format!("state {other:?}: expected open or resolved"),
+                        ))
+                    }
+                }
+            }
+            "device" => {
+                if value.is_empty() {
+                    return Err(bad("device", "device is empty".into()));
+                }
+                q.device_id = Some(value.clone());
+            }
+            "since" => {
+                q.since_ms = parse_time("since", value)?;
+                if q.since_ms < earliest {
+                    return Err(bad(
+                        "since",
+                        format!("since {value:?} is more than 31 days back (at most {earliest})"),
+                    ));
+                }
+            }
+            "limit" => q.limit = parse_limit(value)?,
+            _ => {
+                return Err(ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!(
+                        "unknown query parameter {name:?}; expected state, device, since, limit"
+                    ),
+                    parameter: None,
+                })
+            }
+        }
+    }
+    Ok(q)
+}
+
+async fn incidents(
+    State(state): State<ApiState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let result = async {
+        let q = incident_query(&params, vigil_service::now_ms())?;
+        let items = store(&state)?.incidents(q).await?;
+        Ok(Incidents { items })
+    }
+    .await;
+    answer(&state, "incidents", result)
 }
 
 #[derive(Debug, Serialize)]

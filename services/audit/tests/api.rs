@@ -324,3 +324,76 @@ async fn openapi_describes_exactly_the_routes_served() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_are_listed_as_they_stand_with_filters() {
+    use vigil_schemas::{Incident, IncidentState};
+    let api = start().await;
+    let now = vigil_service::now_ms();
+    let event = |device: &str, state, ts| Incident {
+        schema: 1,
+        incident_id: Incident::id_for(device, 1),
+        device_id: device.into(),
+        state,
+        ts,
+        opened_ts: ts,
+        model: "default".into(),
+        ..Incident::default()
+    };
+    let incidents = vec![
+        event("inc-a", IncidentState::Opened, now - 5_000),
+        event("inc-a", IncidentState::Resolved, now - 1_000),
+        event("inc-b", IncidentState::Updated, now - 2_000),
+        // Older than the default window (7 days).
+        event("inc-c", IncidentState::Opened, now - 8 * 86_400_000),
+    ];
+    api.store
+        .write(Arc::new(WriteBatch {
+            incidents,
+            ..WriteBatch::default()
+        }))
+        .await
+        .expect("write");
+    let ids = |v: &Value| -> Vec<(String, String)> {
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                (
+                    i["device_id"].as_str().unwrap_or_default().to_owned(),
+                    i["state"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let pair = |d: &str, s: &str| (d.to_owned(), s.to_owned());
+    let (status, all) = get(&api, "/v1/incidents").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(
+        ids(&all),
+        vec![pair("inc-a", "resolved"), pair("inc-b", "updated")]
+    );
+    let (_, open) = get(&api, "/v1/incidents?state=open").await;
+    assert_eq!(ids(&open), vec![pair("inc-b", "updated")]);
+    let (_, resolved) = get(&api, "/v1/incidents?state=resolved&device=inc-a").await;
+    assert_eq!(ids(&resolved), vec![pair("inc-a", "resolved")]);
+    let since = now - 10 * 86_400_000;
+    let (_, c) = get(&api, &format!("/v1/incidents?device=inc-c&since={since}")).await;
+    assert_eq!(ids(&c), vec![pair("inc-c", "opened")]);
+    let (_, one) = get(&api, "/v1/incidents?limit=1").await;
+    assert_eq!(ids(&one), vec![pair("inc-a", "resolved")]);
+    for (path, parameter) in [
+        ("/v1/incidents?state=closed", "state"),
+        ("/v1/incidents?since=1", "since"),
+        ("/v1/incidents?since=soon", "since"),
+        ("/v1/incidents?limit=0", "limit"),
+    ] {
+        let (status, body) = get(&api, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["parameter"], parameter, "{path}: {body}");
+    }
+    // The device route still lists every event.
+    let (_, events) = get(&api, "/v1/devices/inc-a/incidents").await;
+    assert_eq!(events["items"].as_array().map(Vec::len), Some(2));
+}

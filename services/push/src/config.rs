@@ -60,6 +60,17 @@ pub struct PushArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub verdicts_max_in_flight: u16,
 
+    /// Largest accepted command result payload, bytes; larger ones go to
+    /// the DLQ.
+    #[arg(long, env = "VIGIL_PUSH_MAX_RESULT_BYTES", default_value_t = 16 * 1024)]
+    pub max_result_bytes: usize,
+
+    /// Most command result messages received but not yet acknowledged
+    /// (the MQTT 5 receive maximum of the result bridge; 1..=65535).
+    #[arg(long, env = "VIGIL_PUSH_RESULTS_MAX_IN_FLIGHT", default_value_t = 256,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub results_max_in_flight: u16,
+
     /// How long an edge verdict naming a model version newer than any this
     /// replica has read waits for the model log to bring it before it goes
     /// to the DLQ (`unknown_model_version`), ms.

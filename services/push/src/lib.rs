@@ -8,6 +8,8 @@
 //! vigil.device-status ──(no group, every replica reads it all)──► rollout view ──► GET /v1/rollout, /v1/devices/{id}/status
 //! vigil-edge ──verdicts──► $share/<group>/vigil/devices/+/verdicts ──► verdict bridge ──► vigil.verdicts (+ vigil.anomalies)
 //!                                                                          └─────────► vigil.dlq (invalid, unpublished release)
+//! vigil-edge ──command results──► $share/<group>/vigil/devices/+/command-results ──► result bridge ──► vigil.command-results
+//!                                                                                        └──────────► vigil.dlq (invalid)
 //! ```
 //!
 //! - [`mirror`]: the newest verified release of each model, retained on
@@ -18,6 +20,8 @@
 //! - [`verdicts`]: edge agents' verdicts from MQTT to `vigil.verdicts`
 //!   and `vigil.anomalies`, checked against the releases really published
 //!   ([`known`]).
+//! - [`results`]: devices' results of cloud commands from MQTT to
+//!   `vigil.command-results`, for `vigil actions`.
 //! - [`view`] and [`rollout`]: the rollout view, built from the
 //!   device-status log so that every replica sees the whole fleet.
 //! - [`api`]: the HTTP routes of the view.
@@ -34,6 +38,7 @@ pub mod config;
 pub mod known;
 pub mod metrics;
 pub mod mirror;
+pub mod results;
 pub mod rollout;
 pub mod validate;
 pub mod verdicts;
@@ -52,7 +57,7 @@ use vigil_service::{bootstrap, mqtt, Bootstrap, Shutdown};
 pub use config::PushArgs;
 
 use crate::known::KnownReleases;
-use crate::metrics::{PushMetrics, VerdictMetrics};
+use crate::metrics::{PushMetrics, ResultMetrics, VerdictMetrics};
 use crate::rollout::Rollout;
 
 /// Runs push until `shutdown`, then drains the statuses in flight (bounded
@@ -75,6 +80,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let readiness = boot.readiness.clone();
     let metrics = PushMetrics::register(&boot.registry)?;
     let verdict_metrics = VerdictMetrics::register(&boot.registry)?;
+    let result_metrics = ResultMetrics::register(&boot.registry)?;
     let known = KnownReleases::new(&args.models);
     let rollout = Arc::new(Mutex::new(Rollout::new(
         args.device_capacity,
@@ -90,6 +96,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         TopicSpec::compact(&kafka_topics.device_status),
         TopicSpec::delete(&kafka_topics.verdicts),
         TopicSpec::delete(&kafka_topics.anomalies),
+        TopicSpec::delete(&kafka_topics.command_results),
         TopicSpec::delete(&kafka_topics.dlq),
     ];
     if !bootstrap::ensure_topics(&args.kafka, &specs, &shutdown).await {
@@ -97,12 +104,13 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     let window = usize::from(args.max_in_flight);
     let verdict_window = usize::from(args.verdicts_max_in_flight);
+    let result_window = usize::from(args.results_max_in_flight);
     let producer = vigil_service::bridge::reliable_producer(
         &args.kafka,
         "vigil-push",
         "lz4",
         args.linger_ms,
-        window + verdict_window * 2,
+        window + verdict_window * 2 + result_window,
         &readiness,
         &shutdown,
     )?;
@@ -168,6 +176,29 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         metrics.mqtt_disconnects.with_label_values(&["verdicts"]),
         &shutdown,
     )?;
+    let result_bridge = results::ResultBridge {
+        producer: producer.clone(),
+        counters: Counters {
+            confirmed: result_metrics.bridged.clone(),
+            dlq_confirmed: metrics.dlq_produced.clone(),
+            dlq_refused: metrics.dlq_refused.clone(),
+            in_flight: result_metrics.in_flight.clone(),
+        },
+        metrics: result_metrics,
+        push_metrics: metrics.clone(),
+        mqtt_topics: mqtt_topics.clone(),
+        max_bytes: args.max_result_bytes,
+        results_topic: Arc::from(kafka_topics.command_results.as_str()),
+        dlq_topic: Arc::from(kafka_topics.dlq.as_str()),
+    };
+    let results_task = results::spawn(
+        result_bridge,
+        &args,
+        metrics
+            .mqtt_disconnects
+            .with_label_values(&["command_results"]),
+        &shutdown,
+    )?;
     let options = mqtt::options(&args.mqtt, "push")?;
     let max_packet = args.max_status_bytes.saturating_mul(2).max(64 * 1024);
     let subscription = Subscription::start(
@@ -206,6 +237,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     )
     .await;
     let _ = verdicts_task.await;
+    let _ = results_task.await;
     bootstrap::stop(&shutdown, "push").await;
     Ok(())
 }

@@ -277,3 +277,62 @@ impl VerdictMetrics {
         Ok(m)
     }
 }
+
+/// Metrics of the command-result bridge (see [`crate::results`]).
+#[derive(Debug, Clone)]
+pub struct ResultMetrics {
+    /// Command results received over MQTT (including redeliveries).
+    pub received: IntCounter,
+    /// Command results Kafka confirmed on vigil.command-results.
+    pub bridged: IntCounter,
+    /// Command results refused, by reason; each also went to the DLQ.
+    pub rejected: IntCounterVec,
+    /// Result messages received and not yet acknowledged.
+    pub in_flight: IntGauge,
+    /// Times the result bridge stopped reading from the broker.
+    pub read_pauses: IntCounter,
+    /// 1 while the result bridge is not reading from the broker.
+    pub read_paused: IntGauge,
+}
+
+impl ResultMetrics {
+    /// Creates and registers the metrics.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            received: IntCounter::new(
+                "vigil_push_command_results_received_total",
+                "Command results received over MQTT",
+            )?,
+            bridged: IntCounter::new(
+                "vigil_push_command_results_bridged_total",
+                "Command results confirmed by Kafka on the command-results topic",
+            )?,
+            rejected: IntCounterVec::new(
+                Opts::new(
+                    "vigil_push_command_results_rejected_total",
+                    "Command results refused and sent to the DLQ, by reason",
+                ),
+                &["reason"],
+            )?,
+            in_flight: IntGauge::new(
+                "vigil_push_command_results_in_flight",
+                "Command result messages received and not yet acknowledged",
+            )?,
+            read_pauses: IntCounter::new(
+                "vigil_push_result_read_pauses_total",
+                "Times the result bridge stopped reading from the broker because it held as many messages as it may",
+            )?,
+            read_paused: IntGauge::new(
+                "vigil_push_result_read_paused",
+                "1 while the result bridge is not reading from the broker (saturated)",
+            )?,
+        };
+        registry.register(Box::new(m.received.clone()))?;
+        registry.register(Box::new(m.bridged.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
+        registry.register(Box::new(m.in_flight.clone()))?;
+        registry.register(Box::new(m.read_pauses.clone()))?;
+        registry.register(Box::new(m.read_paused.clone()))?;
+        Ok(m)
+    }
+}

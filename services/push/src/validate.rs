@@ -1,7 +1,8 @@
-//! What the status and verdict bridges accept. Pure functions, no I/O.
+//! What the status, verdict and command-result bridges accept. Pure
+//! functions, no I/O.
 
 use vigil_schemas::topics::DeviceChannel;
-use vigil_schemas::{DeviceStatus, Message, MqttTopics, ScoredAt, Verdict};
+use vigil_schemas::{CommandResult, DeviceStatus, Message, MqttTopics, ScoredAt, Verdict};
 pub use vigil_service::dlq::Rejection;
 
 use crate::known::{Known, Lookup};
@@ -99,6 +100,37 @@ pub fn validate_verdict(
         ));
     }
     Ok(verdict)
+}
+
+/// Decodes and checks one command result received on `topic`: the
+/// message's own rules (schema version, device id) and the device in the
+/// topic is the payload's (a device cannot report for another).
+pub fn validate_result(
+    topics: &MqttTopics,
+    topic: &str,
+    payload: &[u8],
+    max_bytes: usize,
+) -> Result<CommandResult, Rejection> {
+    let Some(topic_device) = topics.device_id_of(topic, DeviceChannel::CommandResults) else {
+        return Err(Rejection::new(
+            "bad_topic",
+            format!("topic {topic:?} is not a device command-results topic"),
+        ));
+    };
+    let result = CommandResult::decode_limited(payload, max_bytes).map_err(|e| Rejection {
+        reason: e.reason(),
+        detail: format!("{topic}: {e}"),
+    })?;
+    if result.device_id != topic_device {
+        return Err(Rejection::new(
+            "device_mismatch",
+            format!(
+                "payload device_id {:?} differs from topic device {topic_device:?}",
+                result.device_id
+            ),
+        ));
+    }
+    Ok(result)
 }
 
 /// Whether `verdict`'s model and version name a release the model log
@@ -246,6 +278,34 @@ mod tests {
             ),
         ] {
             let r = check_verdict(topic, &payload).expect_err(&payload);
+            assert_eq!(r.reason, reason, "{payload}: {}", r.detail);
+        }
+    }
+
+    #[test]
+    fn command_results_are_checked_like_the_other_device_messages() {
+        let body = |device: &str| {
+            format!(
+                r#"{{"schema":1,"device_id":"{device}","command":"throttle","command_id":"pump-1:4/cool/0","status":"ok","exit_status":0,"duration_ms":12,"ts":5}}"#
+            )
+        };
+        let check = |topic: &str, payload: &str| {
+            validate_result(&MqttTopics::default(), topic, payload.as_bytes(), 16 * 1024)
+        };
+        let t = "vigil/devices/pump-1/command-results";
+        let r = check(t, &body("pump-1")).expect("valid");
+        assert_eq!(r.command_id.as_deref(), Some("pump-1:4/cool/0"));
+        for (topic, payload, reason) in [
+            (t, body("pump-2"), "device_mismatch"),
+            (t, r#"{"schema":1,"#.to_owned(), "malformed_json"),
+            (
+                t,
+                body("pump-1").replace(r#""schema":1"#, r#""schema":9"#),
+                "unknown_schema",
+            ),
+            ("vigil/devices/pump-1/verdicts", body("pump-1"), "bad_topic"),
+        ] {
+            let r = check(topic, &payload).expect_err(&payload);
             assert_eq!(r.reason, reason, "{payload}: {}", r.detail);
         }
     }

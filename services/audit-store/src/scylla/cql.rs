@@ -69,6 +69,14 @@ pub mod statements {
     pub const INSERT_INCIDENT: &str = "INSERT INTO incidents (device_id, ts, incident_id, state, \
          body) VALUES (?, ?, ?, ?, ?) USING TTL ?";
 
+    /// Upsert of an incident's latest event of a day (markers after the
+    /// values: TTL, then the write timestamp, µs).
+    pub const INSERT_INCIDENT_DAY: &str = "INSERT INTO incidents_by_day (day, incident_id, \
+         device_id, state, ts, body) VALUES (?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?";
+
+    /// The incidents of one day partition.
+    pub const SELECT_INCIDENT_DAY: &str = "SELECT body FROM incidents_by_day WHERE day = ?";
+
     /// One day partition of a device, strictly below a position and at or
     /// above a time: a multi-column slice on the descending clustering key.
     pub fn select_day_range(table: &str) -> String {

@@ -55,6 +55,8 @@ pub enum Stmt {
     Release,
     /// Into `incidents`.
     Incident,
+    /// Into `incidents_by_day`.
+    IncidentDay,
 }
 
 /// The partition a write lands in: table plus partition key values.
@@ -72,6 +74,8 @@ pub enum PartitionKey {
     Release(String),
     /// `incidents (device_id)`.
     Incident(String),
+    /// `incidents_by_day (day)`.
+    IncidentDay(i32),
 }
 
 /// One row to write.
@@ -247,21 +251,47 @@ pub fn release_write(r: &ReleaseRow) -> Result<Write, StoreError> {
     })
 }
 
-/// The row an incident event writes.
-pub fn incident_write(i: &Incident, ttl_secs: u32) -> Result<Write, StoreError> {
+/// The rows an incident event writes: the event, and the incident as it
+/// stands in the day of the event (written at the event's time, so a newer
+/// event is never overwritten by an older one).
+pub fn incident_writes(i: &Incident, ttl_secs: u32) -> Result<[Write; 2], StoreError> {
     let body = incident_body(i)?;
-    Ok(Write {
-        key: PartitionKey::Incident(i.device_id.clone()),
-        stmt: Stmt::Incident,
-        values: vec![
-            text(&i.device_id),
-            big("ts", i.ts)?,
-            text(&i.incident_id),
-            text(state_name(i.state)),
-            Some(CqlValue::Text(body)),
-            ttl_value(ttl_secs),
-        ],
-    })
+    let micros =
+        i.ts.checked_mul(1000)
+            .and_then(|m| i64::try_from(m).ok())
+            .ok_or(StoreError::OutOfRange {
+                field: "ts",
+                value: i.ts,
+                max: i64::MAX / 1000,
+            })?;
+    Ok([
+        Write {
+            key: PartitionKey::Incident(i.device_id.clone()),
+            stmt: Stmt::Incident,
+            values: vec![
+                text(&i.device_id),
+                big("ts", i.ts)?,
+                text(&i.incident_id),
+                text(state_name(i.state)),
+                Some(CqlValue::Text(body.clone())),
+                ttl_value(ttl_secs),
+            ],
+        },
+        Write {
+            key: PartitionKey::IncidentDay(day_of(i.ts)),
+            stmt: Stmt::IncidentDay,
+            values: vec![
+                Some(CqlValue::Int(day_of(i.ts))),
+                text(&i.incident_id),
+                text(&i.device_id),
+                text(state_name(i.state)),
+                big("ts", i.ts)?,
+                Some(CqlValue::Text(body)),
+                ttl_value(ttl_secs),
+                Some(CqlValue::BigInt(micros)),
+            ],
+        },
+    ])
 }
 
 /// A verdict row as the driver reads it ([`READ_COLUMNS`](super::cql::READ_COLUMNS) order).

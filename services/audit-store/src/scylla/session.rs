@@ -32,6 +32,7 @@ pub(super) struct Prepared {
     pub(super) scored: PreparedStatement,
     pub(super) release: PreparedStatement,
     pub(super) incident: PreparedStatement,
+    pub(super) incident_day: PreparedStatement,
     pub(super) verdict_range: PreparedStatement,
     pub(super) anomaly_range: PreparedStatement,
     pub(super) device_days: PreparedStatement,
@@ -41,6 +42,7 @@ pub(super) struct Prepared {
     pub(super) model_releases: PreparedStatement,
     pub(super) release_one: PreparedStatement,
     pub(super) incidents: PreparedStatement,
+    pub(super) incidents_of_day: PreparedStatement,
 }
 
 impl Prepared {
@@ -53,6 +55,7 @@ impl Prepared {
             Stmt::Scored => &self.scored,
             Stmt::Release => &self.release,
             Stmt::Incident => &self.incident,
+            Stmt::IncidentDay => &self.incident_day,
         }
     }
 }
@@ -163,6 +166,7 @@ impl ScyllaStore {
             scored: prepare(s::INSERT_SCORED.into(), true).await?,
             release: prepare(s::insert_release(), true).await?,
             incident: prepare(s::INSERT_INCIDENT.into(), true).await?,
+            incident_day: prepare(s::INSERT_INCIDENT_DAY.into(), true).await?,
             verdict_range: prepare(s::select_day_range("verdicts"), true).await?,
             anomaly_range: prepare(s::select_day_range("anomalies"), true).await?,
             device_days: prepare(s::SELECT_DEVICE_DAYS.into(), true).await?,
@@ -172,6 +176,7 @@ impl ScyllaStore {
             model_releases: prepare(s::select_model_releases(), true).await?,
             release_one: prepare(s::select_release(), true).await?,
             incidents: prepare(s::SELECT_INCIDENTS.into(), true).await?,
+            incidents_of_day: prepare(s::SELECT_INCIDENT_DAY.into(), true).await?,
         })
     }
 

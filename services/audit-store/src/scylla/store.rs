@@ -7,12 +7,14 @@ use futures::{StreamExt, TryStreamExt};
 use vigil_schemas::{Incident, Verdict};
 
 use super::rows::{
-    group_by_partition, incident_write, release_write, verdict_from_row, verdict_writes,
+    day_of, group_by_partition, incident_writes, release_write, verdict_from_row, verdict_writes,
     VerdictTuple, MAX_BATCH_STATEMENTS,
 };
 use super::{scylla_err, ScyllaStore};
 use crate::codec::{envelope_json, incident_from_body, stored_version, to_i64};
-use crate::{ModelDetail, ModelSummary, Page, RangeQuery, Store, StoreError, WriteBatch};
+use crate::{
+    IncidentQuery, ModelDetail, ModelSummary, Page, RangeQuery, Store, StoreError, WriteBatch,
+};
 
 /// Requests (batches or single statements) in flight per `write`.
 const WRITE_CONCURRENCY: usize = 64;
@@ -27,7 +29,7 @@ impl Store for ScyllaStore {
             writes.push(release_write(r)?);
         }
         for i in &batch.incidents {
-            writes.push(incident_write(i, self.ttl_secs)?);
+            writes.extend(incident_writes(i, self.ttl_secs)?);
         }
         let groups = group_by_partition(writes, MAX_BATCH_STATEMENTS, |w| w.key.clone());
         futures::stream::iter(groups.into_iter().map(|group| self.send(group)))
@@ -123,6 +125,39 @@ impl Store for ScyllaStore {
             let (body,) = row.map_err(|e| scylla_err("reading an incident row")(&e))?;
             out.push(incident_from_body(&body)?);
         }
+        Ok(out)
+    }
+
+    /// Scans the day partitions from `since_ms`'s day to tomorrow (the API
+    /// bounds how far back), keeps each incident's newest event, filters
+    /// and orders like the SQLite store.
+    async fn incidents(&self, query: IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        let first = day_of(query.since_ms);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let last = day_of(now).saturating_add(1).max(first);
+        let mut newest: std::collections::HashMap<String, Incident> =
+            std::collections::HashMap::new();
+        for day in first..=last {
+            let result = cql!(
+                "listing incidents of a day",
+                self.session
+                    .execute_unpaged(&self.prepared.incidents_of_day, (day,))
+                    .await
+            )?;
+            let rows = cql!("listing incidents of a day", result.into_rows_result())?;
+            for row in cql!("listing incidents of a day", rows.rows::<(String,)>())? {
+                let (body,) = row.map_err(|e| scylla_err("reading an incident row")(&e))?;
+                let i = incident_from_body(&body)?;
+                if newest.get(&i.incident_id).is_none_or(|old| old.ts < i.ts) {
+                    newest.insert(i.incident_id.clone(), i);
+                }
+            }
+        }
+        let mut out: Vec<Incident> = newest.into_values().filter(|i| query.admits(i)).collect();
+        out.sort_by(|a, b| (b.ts, &b.incident_id).cmp(&(a.ts, &a.incident_id)));
+        out.truncate(query.limit);
         Ok(out)
     }
 }

@@ -35,16 +35,16 @@ use crate::codec::{
     ReleaseColumns, VerdictRow,
 };
 use crate::{
-    Cursor, ModelDetail, ModelSummary, Page, RangeQuery, SqliteTuning, Store, StoreError,
-    WriteBatch,
+    Cursor, IncidentQuery, ModelDetail, ModelSummary, Page, RangeQuery, SqliteTuning, Store,
+    StoreError, WriteBatch,
 };
 use sql::{
-    insert_sql, range_sql, record_sql, BUMP_COUNT_SQL, DDL_V1, DDL_V2, INSERT_INCIDENT_SQL,
-    INSERT_RELEASE_SQL, RELEASE_COLUMNS,
+    insert_sql, range_sql, record_sql, BUMP_COUNT_SQL, DDL_V1, DDL_V2, DDL_V3, INSERT_INCIDENT_SQL,
+    INSERT_RELEASE_SQL, RELEASE_COLUMNS, SELECT_LATEST_INCIDENTS_SQL, UPSERT_LATEST_INCIDENT_SQL,
 };
 
 /// Schema version kept in `PRAGMA user_version`; migrations run up to it.
-const SCHEMA: i64 = 2;
+const SCHEMA: i64 = 3;
 /// Read-only connections for queries.
 const READERS: usize = 4;
 /// Prepared statements cached per connection.
@@ -216,17 +216,30 @@ impl SqliteStore {
             let mut incident = tx
                 .prepare_cached(INSERT_INCIDENT_SQL)
                 .map_err(sql("preparing the incident insert"))?;
+            let mut latest = tx
+                .prepare_cached(UPSERT_LATEST_INCIDENT_SQL)
+                .map_err(sql("preparing the latest-incident upsert"))?;
             for i in &batch.incidents {
                 let body = incident_body(i)?;
+                let ts = to_i64("ts", i.ts)?;
                 incident
                     .execute(params![
                         i.device_id,
-                        to_i64("ts", i.ts)?,
+                        ts,
                         i.incident_id,
                         state_name(i.state),
                         body
                     ])
                     .map_err(sql("inserting an incident"))?;
+                latest
+                    .execute(params![
+                        i.incident_id,
+                        i.device_id,
+                        state_name(i.state),
+                        ts,
+                        body
+                    ])
+                    .map_err(sql("upserting an incident's latest event"))?;
             }
         }
         tx.commit().map_err(sql("committing"))
@@ -371,6 +384,30 @@ impl SqliteStore {
         }))
     }
 
+    fn latest_incidents_blocking(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached(SELECT_LATEST_INCIDENTS_SQL)
+            .map_err(sql("preparing the incidents query"))?;
+        let rows = stmt
+            .query_map(
+                params![
+                    q.device_id,
+                    to_i64("since", q.since_ms)?,
+                    q.resolved.map(i64::from),
+                    to_i64("limit", q.limit as u64)?
+                ],
+                |row| row.get::<_, String>(0),
+            )
+            .map_err(sql("listing incidents as they stand"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let body = row.map_err(sql("reading an incident row"))?;
+            out.push(incident_from_body(&body)?);
+        }
+        Ok(out)
+    }
+
     fn incidents_blocking(
         &self,
         device_id: &str,
@@ -452,12 +489,17 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if current < 1 {
             conn.execute_batch(&format!(
-                "{DDL_V1} {DDL_V2} PRAGMA user_version = {SCHEMA};"
+                "{DDL_V1} {DDL_V2} {DDL_V3} PRAGMA user_version = {SCHEMA};"
             ))?;
             tracing::info!("audit store schema created (version {SCHEMA})");
-        } else if current < 2 {
-            conn.execute_batch(&format!("{DDL_V2} PRAGMA user_version = 2;"))?;
-            tracing::info!("audit store schema migrated from version {current} to 2 (alarms)");
+        } else if current < SCHEMA {
+            if current < 2 {
+                conn.execute_batch(DDL_V2)?;
+            }
+            conn.execute_batch(&format!("{DDL_V3} PRAGMA user_version = {SCHEMA};"))?;
+            tracing::info!(
+                "audit store schema migrated from version {current} to {SCHEMA} (alarms, incidents as they stand)"
+            );
         } else if current > SCHEMA {
             tracing::warn!(
                 found = current,
@@ -598,6 +640,10 @@ impl Store for Arc<SqliteStore> {
     ) -> Result<Vec<Incident>, StoreError> {
         blocking(self, move |s| s.incidents_blocking(&device_id, limit)).await
     }
+
+    async fn incidents(&self, query: IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        blocking(self, move |s| s.latest_incidents_blocking(&query)).await
+    }
 }
 
 #[cfg(test)]
@@ -657,7 +703,7 @@ mod tests {
             .expect("v1 row");
         }
         let store = SqliteStore::open(&path).expect("migrates");
-        assert_eq!(pragma(&store.writer(), "user_version"), 2);
+        assert_eq!(pragma(&store.writer(), "user_version"), SCHEMA);
         let old = store.record_blocking("d", 1).expect("reads");
         assert_eq!(old.len(), 1);
         assert_eq!(old[0].alarm, None);
@@ -685,7 +731,55 @@ mod tests {
         // Opening it again changes nothing.
         drop(store);
         let again = SqliteStore::open(&path).expect("reopens");
-        assert_eq!(pragma(&again.writer(), "user_version"), 2);
+        assert_eq!(pragma(&again.writer(), "user_version"), SCHEMA);
+    }
+
+    #[test]
+    fn a_version_2_store_gets_its_incidents_as_they_stand() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.db");
+        let event = |state, ts| Incident {
+            schema: 1,
+            incident_id: "d:1".into(),
+            device_id: "d".into(),
+            state,
+            ts,
+            ..Incident::default()
+        };
+        {
+            let conn = Connection::open(&path).expect("opens");
+            conn.execute_batch(&format!(
+                "BEGIN; {DDL_V1} {DDL_V2} PRAGMA user_version = 2; COMMIT;"
+            ))
+            .expect("v2 schema");
+            for (state, ts) in [
+                (vigil_schemas::IncidentState::Opened, 10_i64),
+                (vigil_schemas::IncidentState::Resolved, 30),
+            ] {
+                let e = event(state, ts.unsigned_abs());
+                conn.execute(
+                    INSERT_INCIDENT_SQL,
+                    params![
+                        "d",
+                        ts,
+                        "d:1",
+                        state_name(state),
+                        incident_body(&e).expect("body")
+                    ],
+                )
+                .expect("v2 row");
+            }
+        }
+        let store = SqliteStore::open(&path).expect("migrates");
+        assert_eq!(pragma(&store.writer(), "user_version"), SCHEMA);
+        let q = IncidentQuery {
+            resolved: None,
+            device_id: None,
+            since_ms: 0,
+            limit: 10,
+        };
+        let got = store.latest_incidents_blocking(&q).expect("reads");
+        assert_eq!(got, vec![event(vigil_schemas::IncidentState::Resolved, 30)]);
     }
 
     #[test]

@@ -84,6 +84,34 @@ ALTER TABLE verdicts ADD COLUMN alarm TEXT;
 ALTER TABLE anomalies ADD COLUMN alarm TEXT;
 ";
 
+/// DDL of schema version 3: each incident's latest event, filled from the
+/// events already stored.
+pub(super) const DDL_V3: &str = "
+CREATE TABLE IF NOT EXISTS incident_latest (
+    incident_id TEXT NOT NULL PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS incident_latest_ts ON incident_latest (ts);
+CREATE INDEX IF NOT EXISTS incident_latest_device ON incident_latest (device_id, ts);
+INSERT INTO incident_latest (incident_id, device_id, state, ts, body)
+    SELECT incident_id, device_id, state, ts, body FROM incidents WHERE true
+    ON CONFLICT (incident_id) DO UPDATE SET device_id = excluded.device_id,
+        state = excluded.state, ts = excluded.ts, body = excluded.body
+    WHERE excluded.ts > incident_latest.ts;
+";
+
+/// Upsert of an incident's latest event: a newer `ts` wins.
+pub(super) const UPSERT_LATEST_INCIDENT_SQL: &str =
+    "INSERT INTO incident_latest (incident_id, device_id, state, ts, body)      VALUES (?1, ?2, ?3, ?4, ?5)      ON CONFLICT (incident_id) DO UPDATE SET device_id = excluded.device_id,          state = excluded.state, ts = excluded.ts, body = excluded.body      WHERE excluded.ts > incident_latest.ts";
+
+/// Incidents as they stand: ?1 device or NULL, ?2 since, ?3 1 (resolved),
+/// 0 (open) or NULL, ?4 limit.
+pub(super) const SELECT_LATEST_INCIDENTS_SQL: &str =
+    "SELECT body FROM incident_latest      WHERE (?1 IS NULL OR device_id = ?1) AND ts >= ?2        AND (?3 IS NULL OR (state = 'resolved') = ?3)      ORDER BY ts DESC, incident_id DESC LIMIT ?4";
+
 pub(super) fn insert_sql(table: &str) -> String {
     format!(
         "INSERT INTO {table} ({VERDICT_COLUMNS}) \
