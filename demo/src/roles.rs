@@ -201,7 +201,7 @@ impl Wiring {
         rules: &Path,
     ) -> anyhow::Result<vigil_actions::ActionsArgs> {
         Ok(vigil_actions::ActionsArgs {
-            mqtt: self.mqtt_as("vigil-demo-actions"),
+            mqtt: self.mqtt_as("vigil-demo-actions", |u| &u.actions),
             kafka: self.kafka.clone(),
             http: HttpArgs { http_addr },
             rules: Some(rules.to_owned()),

@@ -9,7 +9,7 @@
 //! and the retained releases under `vigil/models/#`. Service users get what their role needs
 //! and nothing more (only ingest subscribes to telemetry, so only it can
 //! join the telemetry share group; push subscribes to the agents' statuses
-//! and verdicts and is the only one to write
+//! verdicts and command results and is the only one to write
 //! `vigil/models/#`; only actions writes commands). A gateway user publishes
 //! telemetry for many devices at once (the load generator and the demo's
 //! simulated fleet, or a protocol gateway in front of devices that cannot
@@ -67,10 +67,10 @@ pub enum BrokerAuthError {
 pub struct ServiceUsers {
     /// `vigil ingest`: subscribes to telemetry (share group).
     pub ingest: String,
-    /// `vigil push`: writes retained releases, reads device statuses and
-    /// edge verdicts.
+    /// `vigil push`: writes retained releases, reads device statuses, edge
+    /// verdicts and command results.
     pub push: String,
-    /// `vigil actions`: writes commands, reads command results.
+    /// `vigil actions`: writes commands.
     pub actions: String,
     /// Publishes telemetry for many devices (load generator, simulated
     /// fleets, protocol gateways).
@@ -151,10 +151,11 @@ pub fn roles(topics: &Topics, users: &ServiceUsers) -> Vec<(String, Vec<Value>)>
     // Push bridges the edge agents' statuses and verdicts.
     let mut push = both("status");
     push.extend(both("verdicts"));
+    push.extend(both("command-results"));
     push.push(send(format!("{p}models/#")));
     push.push(sub(format!("{p}models/#")));
-    let mut actions = both("command-results");
-    actions.push(send(format!("{p}devices/+/commands")));
+    // Actions reads the results from Kafka (push bridges them).
+    let actions = vec![send(format!("{p}devices/+/commands"))];
     let gateway = vec![send(format!("{p}devices/+/telemetry"))];
     let observer = vec![
         sub(format!("{p}devices/+/status")),
