@@ -199,20 +199,16 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             .with_label_values(&["command_results"]),
         &shutdown,
     )?;
-    let options = mqtt::options(&args.mqtt, "push")?;
-    let max_packet = args.max_status_bytes.saturating_mul(2).max(64 * 1024);
-    let subscription = Subscription::start(
-        options,
-        SubscriptionConfig {
-            filter: mqtt_topics.shared(&args.group, DeviceChannel::Status),
-            window: args.max_in_flight,
-            session_expiry_secs: args.session_expiry_secs,
-            max_packet_bytes: u32::try_from(max_packet).unwrap_or(u32::MAX),
-            label: "status",
-        },
-        readiness.clone(),
-        metrics.subscription(),
-    );
+    let (options, config) = bridge_subscription(
+        &args,
+        "",
+        DeviceChannel::Status,
+        args.max_in_flight,
+        args.max_status_bytes,
+        "status",
+    )?;
+    let subscription =
+        Subscription::start(options, config, readiness.clone(), metrics.subscription());
     let pipeline = bridge::Pipeline {
         producer: producer.clone(),
         counters: Counters {
@@ -240,4 +236,34 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let _ = results_task.await;
     bootstrap::stop(&shutdown, "push").await;
     Ok(())
+}
+
+/// The MQTT client options and shared subscription of one of push's
+/// bridges: `channel` of every device in push's share group, on a
+/// connection of its own (client id `<client id><suffix>`, the status
+/// bridge's with no suffix), `window` messages in flight, packets up to
+/// twice `max_payload` (at least 64 KiB) so an oversized payload reaches
+/// the validator and the DLQ instead of being cut by the client.
+pub(crate) fn bridge_subscription(
+    args: &config::PushArgs,
+    suffix: &str,
+    channel: DeviceChannel,
+    window: u16,
+    max_payload: usize,
+    label: &'static str,
+) -> anyhow::Result<(rumqttc::v5::MqttOptions, SubscriptionConfig)> {
+    let mut options = mqtt::options(&args.mqtt, "push")?;
+    if !suffix.is_empty() {
+        let client_id = format!("{}{suffix}", options.client_id());
+        options.set_client_id(client_id);
+    }
+    let config = SubscriptionConfig {
+        filter: args.mqtt.topics().shared(&args.group, channel),
+        window,
+        session_expiry_secs: args.session_expiry_secs,
+        max_packet_bytes: u32::try_from(max_payload.saturating_mul(2).max(64 * 1024))
+            .unwrap_or(u32::MAX),
+        label,
+    };
+    Ok((options, config))
 }

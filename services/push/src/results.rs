@@ -26,8 +26,8 @@ use vigil_schemas::topics::DeviceChannel;
 use vigil_schemas::MqttTopics;
 use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
 use vigil_service::kafka::{self, VigilContext};
-use vigil_service::subscription::{Subscription, SubscriptionConfig, SubscriptionMetrics};
-use vigil_service::{mqtt, Readiness, Shutdown};
+use vigil_service::subscription::{Subscription, SubscriptionMetrics};
+use vigil_service::{Readiness, Shutdown};
 
 use crate::config::PushArgs;
 use crate::metrics::{PushMetrics, ResultMetrics};
@@ -128,20 +128,14 @@ pub(crate) fn spawn(
     shutdown: &Shutdown,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let readiness = Readiness::new(&prometheus::Registry::new())?;
-    let mut options = mqtt::options(&args.mqtt, "push")?;
-    let client_id = format!("{}-results", options.client_id());
-    options.set_client_id(client_id);
-    let config = SubscriptionConfig {
-        filter: args
-            .mqtt
-            .topics()
-            .shared(&args.group, DeviceChannel::CommandResults),
-        window: args.results_max_in_flight,
-        session_expiry_secs: args.session_expiry_secs,
-        max_packet_bytes: u32::try_from(args.max_result_bytes.saturating_mul(2).max(64 * 1024))
-            .unwrap_or(u32::MAX),
-        label: "command_results",
-    };
+    let (options, config) = crate::bridge_subscription(
+        args,
+        "-results",
+        DeviceChannel::CommandResults,
+        args.results_max_in_flight,
+        args.max_result_bytes,
+        "command_results",
+    )?;
     let window = usize::from(args.results_max_in_flight);
     let drain = Duration::from_secs(args.shutdown_timeout_secs);
     let shutdown = shutdown.clone();

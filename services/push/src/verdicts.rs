@@ -49,8 +49,8 @@ use vigil_schemas::{MqttTopics, Verdict};
 use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
 use vigil_service::dlq::Rejection;
 use vigil_service::kafka::{self, VigilContext};
-use vigil_service::subscription::{Subscription, SubscriptionConfig, SubscriptionMetrics};
-use vigil_service::{mqtt, Readiness, Shutdown};
+use vigil_service::subscription::{Subscription, SubscriptionMetrics};
+use vigil_service::{Readiness, Shutdown};
 
 use crate::config::PushArgs;
 use crate::known::{Known, KnownReleases, Lookup};
@@ -231,20 +231,14 @@ pub(crate) fn spawn(
     disconnects: prometheus::IntCounter,
     shutdown: &Shutdown,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut options = mqtt::options(&args.mqtt, "push")?;
-    let client_id = format!("{}-verdicts", options.client_id());
-    options.set_client_id(client_id);
-    let config = SubscriptionConfig {
-        filter: args
-            .mqtt
-            .topics()
-            .shared(&args.group, DeviceChannel::Verdicts),
-        window: args.verdicts_max_in_flight,
-        session_expiry_secs: args.session_expiry_secs,
-        max_packet_bytes: u32::try_from(args.max_verdict_bytes.saturating_mul(2).max(64 * 1024))
-            .unwrap_or(u32::MAX),
-        label: "verdicts",
-    };
+    let (options, config) = crate::bridge_subscription(
+        args,
+        "-verdicts",
+        DeviceChannel::Verdicts,
+        args.verdicts_max_in_flight,
+        args.max_verdict_bytes,
+        "verdicts",
+    )?;
     let window = usize::from(args.verdicts_max_in_flight);
     let drain = Duration::from_secs(args.shutdown_timeout_secs);
     let shutdown = shutdown.clone();
