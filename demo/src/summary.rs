@@ -36,10 +36,18 @@ pub struct Latency {
 /// anomalies (event-wise; see loadgen/REPORT.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct DetectionSummary {
-    /// Anomaly episodes injected into the sent records.
+    /// Anomaly episodes injected wholly after the first model and before
+    /// the end (see loadgen/REPORT.md).
     pub injected: u64,
     /// Of those, flagged by at least one verdict.
     pub detected: u64,
+    /// Episodes the run's edges cut (begun before the first model or still
+    /// running at the end): not in recall.
+    pub cut_episodes: u64,
+    /// Of those, flagged in their scored part.
+    pub cut_detected: u64,
+    /// Per anomaly kind: (episodes, detected).
+    pub by_kind: BTreeMap<String, (u64, u64)>,
     pub precision: Option<f64>,
     pub recall: Option<f64>,
     /// Alarm events that matched no injected episode.
@@ -128,6 +136,13 @@ impl Summary {
             detection: fleet.detection.as_ref().map(|d| DetectionSummary {
                 injected: d.episodes,
                 detected: d.detected,
+                cut_episodes: d.cut_episodes,
+                cut_detected: d.cut_detected,
+                by_kind: d
+                    .by_kind
+                    .iter()
+                    .map(|(k, v)| (k.clone(), (v.episodes, v.detected)))
+                    .collect(),
                 precision: d.precision,
                 recall: d.recall,
                 false_alarm_events: d.false_alarm_events,
@@ -169,6 +184,17 @@ impl Summary {
                 opt(d.precision),
                 opt(d.recall),
                 d.normal_flagged * 100.0
+            );
+            let kinds: Vec<String> = d
+                .by_kind
+                .iter()
+                .map(|(k, (n, found))| format!("{k} {found}/{n}"))
+                .collect();
+            out += &format!(
+                "  detected by kind: {}; cut by the run's edges (not in recall): {} of {} detected\n",
+                kinds.join(", "),
+                d.cut_detected,
+                d.cut_episodes
             );
         }
         let versions: Vec<String> = self

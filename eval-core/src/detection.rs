@@ -13,8 +13,13 @@
 //!   alarms). Per kind, a kind's flagged episode records against *all*
 //!   false alarms: the precision the detector would have if that kind were
 //!   the only one.
-//! - **recall** (per kind and overall) is the episode detection rate;
-//!   **F1** combines it with precision.
+//! - **recall** (per kind and overall) is the episode detection rate over
+//!   the episodes whose every record was in the counted range; **F1**
+//!   combines it with precision. An episode the range cuts (it began
+//!   before the first counted record, say before a model existed, or was
+//!   still running at the last) is reported apart as a *cut* episode: a
+//!   drift stopped ten records in cannot be judged. Its flagged records
+//!   still count as true alarms.
 //! - **alarm events**: a run of consecutive flagged records of one device.
 //!   One that touches an episode is a true alarm event (of that episode's
 //!   kind), one that touches only a grace period is neither, any other is a
@@ -105,10 +110,15 @@ pub struct Evaluation {
     pub false_alarm_rate: f64,
     /// Flagged records after an episode, within the grace period.
     pub flagged_in_grace: u64,
-    /// Labelled episodes that overlap the counted records.
+    /// Labelled episodes wholly inside the counted records.
     pub episodes: u64,
     /// Of those, detected.
     pub detected: u64,
+    /// Labelled episodes the counted range cuts (partly counted); not in
+    /// `episodes` nor in recall.
+    pub cut_episodes: u64,
+    /// Of those, detected in their counted part.
+    pub cut_detected: u64,
     /// Overall precision (None without labels).
     pub precision: Option<f64>,
     /// detected / episodes (None without labels).
@@ -180,6 +190,8 @@ pub struct Tally {
     kind_records: HashMap<String, (u64, u64, u64)>,
     /// (kind, first flag delay) per counted episode
     episodes: Vec<(String, Option<u64>)>,
+    /// (episodes cut by the counted range, of those detected)
+    cut: (u64, u64),
 }
 
 /// Where an alarm event in progress has been so far.
@@ -279,15 +291,20 @@ impl<'e> DeviceTally<'e> {
         }
     }
 
-    /// Ends the device: episodes overlapping the counted seqs
-    /// `counted` (first..=last) are counted, detected or not.
+    /// Ends the device: episodes wholly inside the counted seqs `counted`
+    /// (first..=last) are counted, detected or not; those it cuts are
+    /// counted apart.
     pub fn finish(mut self, counted: Option<(u64, u64)>) -> Tally {
         self.close_alarm();
+        let Some((from, to)) = counted else {
+            return self.tally;
+        };
         for (e, flag) in self.episodes.iter().zip(self.first_flag) {
-            let overlaps =
-                counted.is_some_and(|(from, to)| e.last_seq >= from && e.first_seq <= to);
-            if overlaps {
+            if e.first_seq >= from && e.last_seq <= to {
                 self.tally.episodes.push((e.kind.clone(), flag));
+            } else if e.last_seq >= from && e.first_seq <= to {
+                self.tally.cut.0 += 1;
+                self.tally.cut.1 += u64::from(flag.is_some());
             }
         }
         self.tally
@@ -354,6 +371,8 @@ pub fn merge(tallies: impl IntoIterator<Item = Tally>, labelled: bool) -> Evalua
         ev.false_alarms += t.false_alarms;
         ev.flagged_in_grace += t.in_grace;
         ev.false_alarm_events += t.false_alarm_events;
+        ev.cut_episodes += t.cut.0;
+        ev.cut_detected += t.cut.1;
         for (kind, (recs, flagged, events)) in t.kind_records {
             let k = kinds.entry(kind).or_default();
             k.records += recs;
@@ -478,5 +497,22 @@ mod tests {
         device.sent = Some((1, 20));
         let ev = evaluate_flags(&[device], &eps, &opts);
         assert_eq!(ev.episodes, 0, "not sent, not counted");
+    }
+
+    #[test]
+    fn episodes_the_range_cuts_are_counted_apart() {
+        // One before the range's start, one across its end, one inside.
+        let eps = [
+            episode("a", "drift", 5, 14),
+            episode("a", "drift", 55, 70),
+            episode("a", "spike", 30, 30),
+        ];
+        let mut device = flags("a", 60, &[12, 30]);
+        device.flags.retain(|&(s, _)| s >= 10);
+        let ev = evaluate_flags(&[device], &eps, &EvalOptions::default());
+        assert_eq!((ev.episodes, ev.detected), (1, 1), "only the spike is whole");
+        assert_eq!((ev.cut_episodes, ev.cut_detected), (2, 1));
+        assert_eq!(ev.detection_rate, Some(1.0));
+        assert_eq!(ev.alarm_events, 2, "a flag on a cut episode is a true alarm");
     }
 }

@@ -2,6 +2,14 @@
 //! novelty (ranges from each device's first W records) combined with the
 //! release's score by max, through the release's alarm policy.
 //!
+//! The last two variants calibrate the novelty alert level per release:
+//! the release trained at tick `at` takes, over every device's records of
+//! its training window (ticks `at − 600 .. at`, after the device's first W
+//! records), the surprise in bits at the target false-alarm rate,
+//! extrapolated from the 75th and 90th percentiles as the PCA threshold is
+//! (`fit.rs`, trimmed calibration), and alerts at the larger of that and
+//! the fixed level.
+//!
 //! `cargo run --release -p vigil-training --example novelty_demo [SEED [TICKS]]`
 
 use std::collections::HashMap;
@@ -18,6 +26,23 @@ const DEVICES: usize = 200;
 const WARMUP: u64 = 200;
 const EVERY: u64 = 240;
 const WINDOW: u64 = 600;
+/// The W whose novelty is also run with a calibrated alert level.
+const CALIBRATED_W: usize = 150;
+/// The release's target false-alarm rate.
+const TARGET: f64 = 0.001;
+
+/// `v`'s value at the `1 - target` quantile, extrapolated from the 75th and
+/// 90th percentiles (the trainer's trimmed calibration, on bits).
+fn tail_bits(v: &mut [f64], target: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
+    let (q75, q90) = (q(0.75), q(0.90));
+    let beta = (q90 - q75).max(0.0) / (0.25_f64 / 0.10).ln();
+    Some(q90 + beta * (0.10 / target).ln())
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = std::env::args().nth(1).map_or(Ok(0x5EED), |s| s.parse())?;
@@ -51,6 +76,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // (device, rows of (seq, ts, pca, novelty per W))
     let ws = [100usize, 150, 300];
     let mut rows_by_device = Vec::new();
+    // Surprise bits (W = CALIBRATED_W) of every device's records, by tick.
+    let mut by_tick: Vec<Vec<f64>> = vec![Vec::new(); ticks_run as usize];
     for (device, records) in &by_device {
         let mut state = chain[0].1.extractor().new_state();
         let mut scratch = Scratch::default();
@@ -78,6 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let s = model.score_record(&mut state, r, &mut scratch);
             seen.push(r);
             let mut ns = Vec::new();
+            let mut raw: Option<f64> = None;
             let f = scratch.features();
             let mut fp = 1.0f64;
             for j in 0..metrics.len() {
@@ -116,26 +144,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for (j, m) in metrics.iter().enumerate() {
                     p = p.min(states[j].observe(&config, &fits[j], value(r, m)));
                 }
+                if w == CALIBRATED_W {
+                    raw = Some(p);
+                }
                 ns.push(novelty_score(&config, p));
             }
             ns.push(feature_novelty);
-            out.push((r.seq, r.ts, s.score.score, model.threshold(), ns));
+            if let Some(p) = raw {
+                by_tick[tick as usize].push(-p.max(f64::MIN_POSITIVE).log2());
+            }
+            out.push((r.seq, r.ts, s.score.score, model.threshold(), ns, raw, tick));
         }
         rows_by_device.push(((*device).to_owned(), out));
     }
+    // Per release: the alert level in bits over its training window.
+    let fixed_bits = f64::from(config.alarm_bits * config.resolutions.len() as u32);
+    let levels: Vec<(u64, f64)> = chain
+        .iter()
+        .map(|(at, _)| {
+            let mut bits: Vec<f64> = by_tick
+                [at.saturating_sub(WINDOW) as usize..(*at as usize).min(by_tick.len())]
+                .iter()
+                .flatten()
+                .copied()
+                .collect();
+            let level = tail_bits(&mut bits, TARGET).unwrap_or(fixed_bits);
+            eprintln!("release at tick {at}: {} rows, calibrated {level:.1} bits, fixed {fixed_bits}", bits.len());
+            (*at, level.max(fixed_bits))
+        })
+        .collect();
+    let calibrated = |tick: u64, p: f64| -> f64 {
+        let level = levels
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= tick)
+            .map_or(fixed_bits, |l| l.1);
+        let at = (-level).exp2();
+        at / (at + p)
+    };
     let policy = AlarmPolicy::default();
     println!("| variant | event precision | recall | normal flagged | alarm events (true/false) |");
     println!("|---|---|---|---|---|");
-    for variant in 0..(3 + 2 * ws.len()) {
+    for variant in 0..(5 + 2 * ws.len()) {
         let devices: Vec<DeviceFlags> = rows_by_device
             .iter()
             .map(|(device, rows)| {
                 let mut track = AlarmTrack::default();
                 let flags = rows
                     .iter()
-                    .map(|(seq, ts, pca, thr, ns)| {
+                    .map(|(seq, ts, pca, thr, ns, raw, tick)| {
                         let fnov = ns[ws.len()];
+                        let cal = raw.map_or(0.0, |p| calibrated(*tick, p));
                         let score = match variant {
+                            v if v == 2 * ws.len() + 3 => pca.max(cal),
+                            v if v == 2 * ws.len() + 4 => cal,
                             0 => *pca,
                             v if v <= ws.len() => pca.max(ns[v - 1]),
                             v if v <= 2 * ws.len() => ns[v - 1 - ws.len()],
@@ -159,7 +221,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             v if v <= ws.len() => format!("max(pca, novelty W={})", ws[v - 1]),
             v if v <= 2 * ws.len() => format!("novelty alone W={}", ws[v - 1 - ws.len()]),
             v if v == 2 * ws.len() + 1 => "max(pca, feature novelty)".to_owned(),
-            _ => "feature novelty alone".to_owned(),
+            v if v == 2 * ws.len() + 2 => "feature novelty alone".to_owned(),
+            v if v == 2 * ws.len() + 3 => format!("max(pca, calibrated novelty W={CALIBRATED_W})"),
+            _ => format!("calibrated novelty alone W={CALIBRATED_W}"),
         };
         println!(
             "| {name} | {:.3} | {:.3} | {:.4} | {}/{} |",

@@ -168,10 +168,17 @@ impl Percentiles {
 /// consecutive flagged records is one alarm event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
-    /// Injected episodes overlapping the sent records.
+    /// Injected episodes wholly inside the scored records.
     pub episodes: u64,
     /// Of those, detected.
     pub detected: u64,
+    /// Episodes the scored range cuts (begun before the first model, or
+    /// still running at the end); not in recall.
+    #[serde(default)]
+    pub cut_episodes: u64,
+    /// Of those, detected in their scored part.
+    #[serde(default)]
+    pub cut_detected: u64,
     /// True alarm events / all alarm events (outside grace periods).
     pub precision: Option<f64>,
     /// detected / episodes.
@@ -219,6 +226,8 @@ impl Detection {
         Self {
             episodes: ev.episodes,
             detected: ev.detected,
+            cut_episodes: ev.cut_episodes,
+            cut_detected: ev.cut_detected,
             precision: ev.event_precision,
             recall: ev.detection_rate,
             f1: ev.event_f1(),
@@ -342,9 +351,11 @@ impl Report {
         if let Some(d) = &self.detection {
             let _ = writeln!(
                 s,
-                "detection  {} of {} episodes; precision {}  recall {}  F1 {}; {} false alarms ({} per device-hour); mean delay {} records",
+                "detection  {} of {} episodes (and {} of {} cut by the run's edges); precision {}  recall {}  F1 {}; {} false alarms ({} per device-hour); mean delay {} records",
                 d.detected,
                 d.episodes,
+                d.cut_detected,
+                d.cut_episodes,
                 opt(d.precision, 3),
                 opt(d.recall, 3),
                 opt(d.f1, 3),
@@ -447,6 +458,8 @@ mod tests {
             detection: Some(Detection {
                 episodes: 2,
                 detected: 1,
+                cut_episodes: 1,
+                cut_detected: 0,
                 precision: Some(1.0),
                 recall: Some(0.5),
                 f1: Some(2.0 / 3.0),
