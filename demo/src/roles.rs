@@ -129,7 +129,7 @@ impl Wiring {
     pub fn audit(&self, http_addr: SocketAddr) -> anyhow::Result<vigil_audit::AuditArgs> {
         Ok(vigil_audit::AuditArgs {
             kafka: self.kafka.clone(),
-            http: HttpArgs { http_addr },
+            http: HttpArgs::at(http_addr),
             store: self.audit_store.clone(),
             verify_key: Some(self.verify_key.clone()),
             ..defaults("vigil audit")?
@@ -140,7 +140,7 @@ impl Wiring {
     pub fn score(&self, http_addr: SocketAddr) -> anyhow::Result<vigil_score::ScoreArgs> {
         Ok(vigil_score::ScoreArgs {
             kafka: self.kafka.clone(),
-            http: HttpArgs { http_addr },
+            http: HttpArgs::at(http_addr),
             model: MODEL.to_owned(),
             verify_key: self.verify_key.clone(),
             ..defaults("vigil score")?
@@ -152,7 +152,7 @@ impl Wiring {
         Ok(vigil_ingest::IngestArgs {
             mqtt: self.mqtt_as("vigil-demo-ingest", |u| &u.ingest),
             kafka: self.kafka.clone(),
-            http: HttpArgs { http_addr },
+            http: HttpArgs::at(http_addr),
             ..defaults("vigil ingest")?
         })
     }
@@ -165,7 +165,7 @@ impl Wiring {
     ) -> anyhow::Result<vigil_train::TrainArgs> {
         Ok(vigil_train::TrainArgs {
             kafka: self.kafka.clone(),
-            http: HttpArgs { http_addr },
+            http: HttpArgs::at(http_addr),
             model: MODEL.to_owned(),
             signing_key: self.signing_key.clone(),
             interval: demo.retrain_every,
@@ -186,7 +186,7 @@ impl Wiring {
         Ok(vigil_push::PushArgs {
             mqtt: self.mqtt_as("vigil-demo-push", |u| &u.push),
             kafka: self.kafka.clone(),
-            http: HttpArgs { http_addr },
+            http: HttpArgs::at(http_addr),
             models: vec![MODEL.to_owned()],
             verify_key: self.verify_key.clone(),
             ..defaults("vigil push")?
@@ -203,7 +203,7 @@ impl Wiring {
         Ok(vigil_actions::ActionsArgs {
             mqtt: self.mqtt_as("vigil-demo-actions", |u| &u.actions),
             kafka: self.kafka.clone(),
-            http: HttpArgs { http_addr },
+            http: HttpArgs::at(http_addr),
             rules: Some(rules.to_owned()),
             ..defaults("vigil actions")?
         })
@@ -214,7 +214,7 @@ impl Wiring {
     pub fn dashboard(&self, http_addr: SocketAddr) -> anyhow::Result<vigil_api::ApiArgs> {
         Ok(vigil_api::ApiArgs {
             kafka: self.kafka.clone(),
-            http: HttpArgs { http_addr },
+            http: HttpArgs::at(http_addr),
             audit_store: Some(self.audit_store.clone()),
             ..defaults("vigil api")?
         })

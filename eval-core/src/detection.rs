@@ -510,9 +510,16 @@ mod tests {
         let mut device = flags("a", 60, &[12, 30]);
         device.flags.retain(|&(s, _)| s >= 10);
         let ev = evaluate_flags(&[device], &eps, &EvalOptions::default());
-        assert_eq!((ev.episodes, ev.detected), (1, 1), "only the spike is whole");
+        assert_eq!(
+            (ev.episodes, ev.detected),
+            (1, 1),
+            "only the spike is whole"
+        );
         assert_eq!((ev.cut_episodes, ev.cut_detected), (2, 1));
         assert_eq!(ev.detection_rate, Some(1.0));
-        assert_eq!(ev.alarm_events, 2, "a flag on a cut episode is a true alarm");
+        assert_eq!(
+            ev.alarm_events, 2,
+            "a flag on a cut episode is a true alarm"
+        );
     }
 }

@@ -169,7 +169,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .copied()
                 .collect();
             let level = tail_bits(&mut bits, TARGET).unwrap_or(fixed_bits);
-            eprintln!("release at tick {at}: {} rows, calibrated {level:.1} bits, fixed {fixed_bits}", bits.len());
+            eprintln!(
+                "release at tick {at}: {} rows, calibrated {level:.1} bits, fixed {fixed_bits}",
+                bits.len()
+            );
             (*at, level.max(fixed_bits))
         })
         .collect();

@@ -84,7 +84,7 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         RECOVERED,
     ])?;
     let metrics = ActionsMetrics::register(&boot.registry)?;
-    boot.serve(args.http.http_addr, axum::Router::new(), &shutdown)
+    boot.serve(&args.http, axum::Router::new(), &shutdown)
         .await?;
     let topics = args.kafka.topics();
     let specs = [

@@ -55,7 +55,7 @@ pub async fn run(args: ApiArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let server = boot
         .serve(
-            args.http.http_addr,
+            &args.http,
             http::router(
                 state.clone(),
                 events.clone(),

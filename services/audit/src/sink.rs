@@ -116,7 +116,7 @@ pub async fn run(args: AuditArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let metrics = AuditMetrics::register(&registry)?;
     let slot: Arc<OnceLock<AnyStore>> = Arc::default();
     HttpServer::start(
-        args.http.http_addr,
+        &args.http,
         readiness.clone(),
         registry,
         api::router(ApiState::new(slot.clone(), metrics.clone())),

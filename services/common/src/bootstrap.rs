@@ -8,18 +8,16 @@
 //! ```text
 //! let boot = Bootstrap::new(&[mqtt::DEPENDENCY, kafka::DEPENDENCY])?;
 //! let metrics = RoleMetrics::register(&boot.registry)?;
-//! boot.serve(args.http.http_addr, routes, &shutdown).await?;
+//! boot.serve(&args.http, routes, &shutdown).await?;
 //! if !bootstrap::ensure_topics(&args.kafka, &specs, &shutdown).await { … }
 //! … the role's own work …
 //! bootstrap::stop(&shutdown, "role").await;
 //! ```
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use prometheus::Registry;
 
-use crate::config::KafkaArgs;
+use crate::config::{HttpArgs, KafkaArgs};
 use crate::health::{HttpServer, Readiness};
 use crate::kafka::{self, TopicSpec};
 use crate::shutdown::Shutdown;
@@ -53,12 +51,12 @@ impl Bootstrap {
     /// until shutdown.
     pub async fn serve(
         &self,
-        addr: SocketAddr,
+        http: &HttpArgs,
         routes: Router,
         shutdown: &Shutdown,
     ) -> anyhow::Result<HttpServer> {
         HttpServer::start(
-            addr,
+            http,
             self.readiness.clone(),
             self.registry.clone(),
             routes,

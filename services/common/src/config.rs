@@ -133,6 +133,35 @@ pub struct HttpArgs {
     /// Address for /healthz, /readyz, /metrics and the service's API.
     #[arg(long, env = "VIGIL_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+    /// File of API tokens (`SCOPES TOKEN` per line; `vigil tokens new`
+    /// writes one). The service's API then needs a token; /healthz,
+    /// /readyz and /metrics stay open. Without it, an API on a
+    /// non-loopback address refuses to start.
+    #[arg(long, env = "VIGIL_API_TOKENS_FILE")]
+    pub api_tokens_file: Option<std::path::PathBuf>,
+    /// Serve the API without tokens on a non-loopback address.
+    #[arg(long, env = "VIGIL_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+}
+
+impl HttpArgs {
+    /// `addr` with no tokens (open on loopback, refused elsewhere).
+    pub fn at(http_addr: SocketAddr) -> Self {
+        Self {
+            http_addr,
+            api_tokens_file: None,
+            insecure_no_auth: false,
+        }
+    }
+
+    /// Who may call the service's own routes.
+    pub fn access(&self) -> anyhow::Result<crate::http_auth::Access> {
+        crate::http_auth::access(
+            self.http_addr,
+            self.api_tokens_file.as_deref(),
+            self.insecure_no_auth,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use prometheus::{IntGaugeVec, Opts, Registry};
 
+use crate::config::HttpArgs;
+use crate::http_auth::{protect, Access};
 use crate::shutdown::Shutdown;
 
 /// Connection state of the dependencies a service needs to do its work.
@@ -101,12 +103,16 @@ impl HttpServer {
     /// Binds `addr` and serves until `shutdown`. Binding errors are returned
     /// here, before anything runs, so a taken port fails start-up clearly.
     pub async fn start(
-        addr: SocketAddr,
+        http: &HttpArgs,
         readiness: Readiness,
         registry: Registry,
         routes: Router,
         shutdown: &Shutdown,
     ) -> anyhow::Result<Self> {
+        let addr = http.http_addr;
+        let access = http.access()?;
+        let protected = matches!(access, Access::Tokens(_));
+        let routes = protect(routes, &access);
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             anyhow::anyhow!("binding the HTTP server to {addr} (VIGIL_HTTP_ADDR): {e}")
         })?;
@@ -129,7 +135,7 @@ impl HttpServer {
                 tracing::error!(error = %e, "http server failed");
             }
         });
-        tracing::info!(%local_addr, "serving /healthz, /readyz, /metrics");
+        tracing::info!(%local_addr, api_tokens = protected, "serving /healthz, /readyz, /metrics");
         Ok(Self { local_addr })
     }
 }
@@ -177,7 +183,7 @@ mod tests {
         readiness.register("mqtt");
         let shutdown = Shutdown::new();
         let server = HttpServer::start(
-            "127.0.0.1:0".parse().expect("addr"),
+            &HttpArgs::at("127.0.0.1:0".parse().expect("addr")),
             readiness.clone(),
             registry,
             Router::new(),

@@ -32,6 +32,7 @@ pub mod config;
 pub mod dlq;
 pub mod from_start;
 pub mod health;
+pub mod http_auth;
 pub mod kafka;
 pub mod memory;
 pub mod metrics;

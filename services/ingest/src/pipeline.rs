@@ -41,7 +41,7 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let readiness = boot.readiness.clone();
     let metrics = IngestMetrics::register(&boot.registry)?;
     metrics.in_flight_limit.set(i64::from(args.max_in_flight));
-    boot.serve(args.http.http_addr, axum::Router::new(), &shutdown)
+    boot.serve(&args.http, axum::Router::new(), &shutdown)
         .await?;
 
     let kafka_topics = args.kafka.topics();

@@ -87,7 +87,7 @@ pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         args.offline_after_ms,
         &args.models,
     )));
-    boot.serve(args.http.http_addr, api::router(rollout.clone()), &shutdown)
+    boot.serve(&args.http, api::router(rollout.clone()), &shutdown)
         .await?;
 
     let kafka_topics = args.kafka.topics();

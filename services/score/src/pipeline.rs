@@ -51,7 +51,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let edge = EdgeRecords::register(DevicePatterns::parse(&args.shadow_edge), &registry)?;
     let (api_tx, api_rx) = mpsc::channel(args.api_queue);
     HttpServer::start(
-        args.http.http_addr,
+        &args.http,
         readiness.clone(),
         registry,
         api::router(api_tx, metrics.clone()),

@@ -86,7 +86,7 @@ pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let readiness = boot.readiness.clone();
     let metrics = TrainMetrics::register(&boot.registry)?;
     if !args.once {
-        boot.serve(args.http.http_addr, axum::Router::new(), &shutdown)
+        boot.serve(&args.http, axum::Router::new(), &shutdown)
             .await?;
     }
     let topics = args.kafka.topics();

@@ -5,6 +5,7 @@
 mod devices;
 mod models;
 mod probe;
+mod tokens;
 
 use clap::{Parser, Subcommand};
 use vigil_service::config::LogArgs;
@@ -50,6 +51,9 @@ enum Role {
     /// Broker credentials: the Mosquitto password file and ACL, one user
     /// per device (init, add, remove, list).
     Devices(devices::DevicesArgs),
+    /// API tokens for the services' HTTP APIs (VIGIL_API_TOKENS_FILE):
+    /// `new --out FILE` writes a read and a read,score token.
+    Tokens(tokens::TokensArgs),
     /// Keep every verdict, anomaly and model release (from vigil.verdicts,
     /// vigil.anomalies, vigil.models, vigil.incidents) in the audit store,
     /// committing offsets only after durable writes, and serve the query
@@ -88,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             Role::Train(args) => vigil_train::run(*args, shutdown).await,
             Role::Models(args) => models::run(args).await,
             Role::Devices(args) => devices::run(args),
+            Role::Tokens(args) => tokens::run(args),
             Role::Audit(args) => vigil_audit::run(*args, shutdown).await,
             Role::Push(args) => vigil_push::run(*args, shutdown).await,
             Role::Api(args) => vigil_api::run(*args, shutdown).await,

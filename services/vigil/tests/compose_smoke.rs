@@ -4,7 +4,8 @@
 //! services it depends on to pass their own health check, run as the
 //! file writes it: `vigil probe …/readyz`), against local stand-ins for
 //! the infrastructure (Mosquitto for `mosquitto`, tansu for `kafka`, the
-//! embedded SQLite store for `scylla`, `vigil models keygen` for `keys`).
+//! embedded SQLite store for `scylla`, `vigil models keygen` and `vigil
+//! tokens new` for `keys`).
 //! Then the load generator runs with its compose command for 20 s, CI's
 //! quick profile (`VIGIL_SMOKE_SECS=60` for the full minute): every record
 //! it sent has a verdict,
@@ -184,6 +185,22 @@ async fn compose_services_run_natively_in_order_and_lose_nothing() -> anyhow::Re
         "keygen: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // … and the API tokens with `vigil tokens new`.
+    assert!(
+        keys_cmd.contains("vigil tokens new --out /tokens/"),
+        "keys: {keys_cmd}"
+    );
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir_all(&tokens)?;
+    let out = Command::new(&bin)
+        .args(["tokens", "new", "--out"])
+        .arg(tokens.join("api-tokens"))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "tokens: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // What stands in for the non-Vigil services the Vigil ones depend on.
     let stand_ins: BTreeSet<&str> = ["kafka", "mosquitto", "scylla", "keys"].into();
@@ -261,6 +278,9 @@ async fn compose_services_run_natively_in_order_and_lose_nothing() -> anyhow::Re
             for value in env.values_mut() {
                 if value.starts_with("/keys/") {
                     *value = value.replacen("/keys", &keys.display().to_string(), 1);
+                }
+                if value.starts_with("/tokens/") {
+                    *value = value.replacen("/tokens", &tokens.display().to_string(), 1);
                 }
                 if let Some((_, host)) = binds.iter().find(|(inside, _)| value == inside) {
                     *value = host.display().to_string();
