@@ -5,7 +5,8 @@
 //! injected anomalies, and at least two model versions were rolled out to
 //! the scorer and the edge devices. While it runs, the dashboard's API is
 //! polled as the browser polls it: it must list the fleet, anomalies in the
-//! live feed, and v1 and then v2 running on devices.
+//! live feed, and v1 and then v2 running on devices. The edge agents
+//! answer the rules' commands: no result comes back refused or failed.
 //!
 //! The warm-up and retraining interval are shortened so that v1 and v2
 //! both happen within the two minutes.
@@ -179,6 +180,18 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         n("/incidents/webhook_deliveries/requests") >= n("/incidents/webhook_deliveries/distinct"),
         "{context}"
     );
+    // The edge agents answer commands with the demo's handler: every
+    // result that came back is `ok`, none refused for want of a handler
+    // or failed.
+    let results = &summary["incidents"]["results"];
+    assert!(results.is_object(), "{context}");
+    for outcome in ["refused", "failed"] {
+        assert_eq!(
+            results[outcome].as_u64().unwrap_or(0),
+            0,
+            "command results {outcome}\n{context}"
+        );
+    }
 }
 
 /// Ctrl-C stops publishing but still waits for the verdicts in flight, so
