@@ -5,7 +5,7 @@
 //! injected anomalies, and at least two model versions were rolled out to
 //! the scorer and the edge devices. While it runs, the dashboard's API is
 //! polled as the browser polls it: it must list the fleet, anomalies in the
-//! live feed, and v1 and then v2 running on devices. The edge agents
+//! live feed, incidents, and v1 and then v2 running on devices. The edge agents
 //! answer the rules' commands: no result comes back refused or failed.
 //!
 //! The warm-up and retraining interval are shortened so that v1 and v2
@@ -176,6 +176,11 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         opened < n("/incidents/anomalous_verdicts"),
         "incidents should be far fewer than anomalous verdicts\n{context}"
     );
+    // The dashboard showed them (from the audit store).
+    assert!(
+        seen.incidents > 0,
+        "the dashboard never listed an incident: {seen:?}\n{context}"
+    );
     assert!(
         n("/incidents/webhook_deliveries/requests") >= n("/incidents/webhook_deliveries/distinct"),
         "{context}"
@@ -286,6 +291,8 @@ struct Seen {
     running: BTreeMap<u64, u64>,
     /// Per model version, the poll at which devices first ran it.
     first_running: BTreeMap<u64, usize>,
+    /// Most incidents the Incidents page's API (`/api/incidents`) listed.
+    incidents: usize,
 }
 
 /// Polls the dashboard's API (plain HTTP/1.0 on loopback) every second
@@ -301,6 +308,11 @@ fn watch_dashboard(port: u16, done: &AtomicBool) -> Seen {
             }
             let edge = overview["counts"]["edge"].as_u64().unwrap_or(0);
             seen.edge_counted = seen.edge_counted.max(edge);
+        }
+        if let Some(listed) =
+            get(port, "/api/incidents?limit=50").and_then(|v| v["items"].as_array().map(Vec::len))
+        {
+            seen.incidents = seen.incidents.max(listed);
         }
         if let Some(list) = get(port, "/api/anomalies").and_then(|v| v.as_array().cloned()) {
             seen.anomalies = seen.anomalies.max(list.len());
