@@ -190,6 +190,15 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
     // or failed.
     let results = &summary["incidents"]["results"];
     assert!(results.is_object(), "{context}");
+    // A command sent in the run's last second may have no result yet;
+    // of two or more, one at least came back.
+    let sent = summary
+        .pointer("/incidents/actions/command~1sent")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if sent >= 2 {
+        assert!(results["ok"].as_u64() >= Some(1), "{context}");
+    }
     for outcome in ["refused", "failed"] {
         assert_eq!(
             results[outcome].as_u64().unwrap_or(0),
