@@ -9,7 +9,11 @@
 //!   ([`vigil_edge::agent::run`], the device binary's own code path) with
 //!   the simulated source. Each scores its samples on the device with the
 //!   model it receives on the retained `vigil/models/{model}` topic,
-//!   queues on disk, and sends telemetry and verdicts up over MQTT.
+//!   queues on disk, and sends telemetry and verdicts up over MQTT. Each
+//!   agent answers the cloud's commands with [`command_handler`]: it
+//!   acknowledges the demo rules' commands (`throttle`, `recalibrate`,
+//!   `reduce-load`) by appending them to `commands.jsonl` in its state
+//!   directory, so their results come back `ok` onto the incident.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -119,6 +123,7 @@ pub fn start_edge(
         run.sim_day_ms = (demo.day_secs * 1000.0).round() as u64;
         run.interval_ms = demo.device_interval_ms;
         run.status_interval_ms = EDGE_STATUS_INTERVAL_MS;
+        run.command_handler = Some(command_handler(&run.state_dir.join(COMMAND_LOG)));
         let token = stop.child_token();
         agents.spawn(async move {
             let result = vigil_edge::agent::run(run, token).await;
@@ -126,6 +131,33 @@ pub fn start_edge(
         });
     }
     Ok(agents)
+}
+
+/// The file in an agent's state directory where its handler records the
+/// commands it acknowledged, one JSON document a line.
+pub const COMMAND_LOG: &str = "commands.jsonl";
+
+/// Commands the demo's agents acknowledge; any other fails (exit 64), so
+/// a rule naming a command the device does not know shows `failed`.
+pub const KNOWN_COMMANDS: [&str; 3] = ["throttle", "recalibrate", "reduce-load"];
+
+/// The shell command (`/bin/sh -c`, the agent's `--command-handler`) the
+/// demo's edge agents run for a cloud command: a known command is
+/// acknowledged by appending its JSON (stdin: name, parameters, ids) to
+/// `log`; an unknown one exits 64 with a message on stderr. Harmless: it
+/// writes nothing but that file.
+pub fn command_handler(log: &Path) -> String {
+    format!(
+        "case \"$VIGIL_COMMAND\" in {known}) cat >> {log} ;; \
+         *) echo \"vigil-demo: $VIGIL_DEVICE_ID does not know command $VIGIL_COMMAND\" >&2; exit 64 ;; esac",
+        known = KNOWN_COMMANDS.join("|"),
+        log = shell_quoted(&log.to_string_lossy()),
+    )
+}
+
+/// `s` as one single-quoted shell word.
+fn shell_quoted(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Stops the edge agents and waits for them to flush their queues.
@@ -150,5 +182,55 @@ pub async fn stop_edge(
     if drained.is_err() {
         tracing::warn!("edge agents did not stop within {timeout:?}; abandoned");
         agents.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `handler` as the agent does: `/bin/sh -c`, the command JSON on
+    /// stdin, `VIGIL_COMMAND` set; its exit code.
+    fn run(handler: &str, command: &str) -> Option<i32> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(handler)
+            .env("VIGIL_COMMAND", command)
+            .env("VIGIL_DEVICE_ID", "edge-00001")
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sh starts");
+        let json = format!("{{\"command\":\"{command}\",\"params\":{{\"level\":2}}}}\n");
+        // A handler that does not read its stdin closes the pipe: as the
+        // agent does, the write's error is not the handler's outcome.
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(json.as_bytes());
+        child.wait().expect("sh ends").code()
+    }
+
+    #[test]
+    fn the_handler_acknowledges_known_commands_and_fails_others() {
+        // A path a shell would split or unquote if it were not quoted.
+        let dir = tempfile::tempdir().expect("dir");
+        let state = dir.path().join("it's a dir");
+        std::fs::create_dir(&state).expect("created");
+        let log = state.join(COMMAND_LOG);
+        let handler = command_handler(&log);
+        assert_eq!(run(&handler, "throttle"), Some(0));
+        assert_eq!(run(&handler, "reduce-load"), Some(0));
+        assert_eq!(run(&handler, "reboot"), Some(64));
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+            .expect("log written")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        let names: Vec<&str> = lines.iter().filter_map(|l| l["command"].as_str()).collect();
+        assert_eq!(names, ["throttle", "reduce-load"]);
+        assert_eq!(lines[0]["params"]["level"], 2);
     }
 }

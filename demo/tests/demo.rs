@@ -5,7 +5,8 @@
 //! injected anomalies, and at least two model versions were rolled out to
 //! the scorer and the edge devices. While it runs, the dashboard's API is
 //! polled as the browser polls it: it must list the fleet, anomalies in the
-//! live feed, and v1 and then v2 running on devices.
+//! live feed, incidents, and v1 and then v2 running on devices. The edge agents
+//! answer the rules' commands: no result comes back refused or failed.
 //!
 //! The warm-up and retraining interval are shortened so that v1 and v2
 //! both happen within the two minutes.
@@ -175,10 +176,36 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         opened < n("/incidents/anomalous_verdicts"),
         "incidents should be far fewer than anomalous verdicts\n{context}"
     );
+    // The dashboard showed them (from the audit store).
+    assert!(
+        seen.incidents > 0,
+        "the dashboard never listed an incident: {seen:?}\n{context}"
+    );
     assert!(
         n("/incidents/webhook_deliveries/requests") >= n("/incidents/webhook_deliveries/distinct"),
         "{context}"
     );
+    // The edge agents answer commands with the demo's handler: every
+    // result that came back is `ok`, none refused for want of a handler
+    // or failed.
+    let results = &summary["incidents"]["results"];
+    assert!(results.is_object(), "{context}");
+    // A command sent in the run's last second may have no result yet;
+    // of two or more, one at least came back.
+    let sent = summary
+        .pointer("/incidents/actions/command~1sent")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if sent >= 2 {
+        assert!(results["ok"].as_u64() >= Some(1), "{context}");
+    }
+    for outcome in ["refused", "failed"] {
+        assert_eq!(
+            results[outcome].as_u64().unwrap_or(0),
+            0,
+            "command results {outcome}\n{context}"
+        );
+    }
 }
 
 /// Ctrl-C stops publishing but still waits for the verdicts in flight, so
@@ -273,6 +300,8 @@ struct Seen {
     running: BTreeMap<u64, u64>,
     /// Per model version, the poll at which devices first ran it.
     first_running: BTreeMap<u64, usize>,
+    /// Most incidents the Incidents page's API (`/api/incidents`) listed.
+    incidents: usize,
 }
 
 /// Polls the dashboard's API (plain HTTP/1.0 on loopback) every second
@@ -288,6 +317,11 @@ fn watch_dashboard(port: u16, done: &AtomicBool) -> Seen {
             }
             let edge = overview["counts"]["edge"].as_u64().unwrap_or(0);
             seen.edge_counted = seen.edge_counted.max(edge);
+        }
+        if let Some(listed) =
+            get(port, "/api/incidents?limit=50").and_then(|v| v["items"].as_array().map(Vec::len))
+        {
+            seen.incidents = seen.incidents.max(listed);
         }
         if let Some(list) = get(port, "/api/anomalies").and_then(|v| v.as_array().cloned()) {
             seen.anomalies = seen.anomalies.max(list.len());

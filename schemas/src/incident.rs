@@ -293,6 +293,11 @@ pub struct Incident {
     /// opens, while no alarm is open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolve_after: Option<u64>,
+    /// When the incident resolved: the `ts` of its first `resolved` event
+    /// (later `resolved` events, recording outcomes of its actions, keep
+    /// it). Absent while open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_ts: Option<u64>,
     /// Metrics that contributed most over the incident (mean share over
     /// its anomalous records), largest first.
     #[serde(default)]

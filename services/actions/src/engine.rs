@@ -764,6 +764,9 @@ fn emit(incident: &mut Incident, reason: &str, now: u64) -> Incident {
         }
     }
     incident.ts = now.max(incident.ts + 1);
+    if incident.state == IncidentState::Resolved && incident.resolved_ts.is_none() {
+        incident.resolved_ts = Some(incident.ts);
+    }
     incident.reason = Some(reason.to_owned());
     incident.clone()
 }

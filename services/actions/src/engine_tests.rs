@@ -354,6 +354,16 @@ fn outcomes_of_an_incident_resolved_before_them_are_recorded() {
     assert_eq!(recorded.event.state, IncidentState::Resolved);
     assert_eq!(recorded.event.reason.as_deref(), Some("action"));
     assert_eq!(recorded.event.actions[0].status, ActionStatus::Sent);
+    // The resolution time is the resolving event's, kept by the later one.
+    let resolving = steps
+        .iter()
+        .map(|s| &s.event)
+        .find(|i| i.incident_id == "d:10" && i.state == IncidentState::Resolved)
+        .expect("d:10 resolved");
+    assert_eq!(resolving.resolved_ts, Some(resolving.ts));
+    assert!(recorded.event.ts > resolving.ts);
+    assert_eq!(recorded.event.resolved_ts, Some(resolving.ts));
+    assert!(steps[0].event.resolved_ts.is_none(), "not while open");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 // binary embeds this file and serves it, so the page works offline.
 //
 // Views (hash routes): #/ fleet and live anomaly feed, #/device/ID one
-// device, #/models releases and rollout, #/pipeline health. Each view
+// device, #/incidents open and recent incidents with their actions (from
+// the audit store), #/models releases and rollout, #/pipeline health. Each view
 // reloads its JSON from /api/... every REFRESH_MS; anomalies arrive live
 // over server-sent events (/api/events) and are prepended to the feed.
 'use strict';
@@ -230,6 +231,7 @@ let loading = false;
 function parseRoute() {
   const h = location.hash.replace(/^#\/?/, '');
   if (h.startsWith('device/')) return { name: 'device', id: decodeURIComponent(h.slice(7)) };
+  if (h === 'incidents') return { name: 'incidents' };
   if (h === 'models') return { name: 'models' };
   if (h === 'pipeline') return { name: 'pipeline' };
   return { name: 'fleet' };
@@ -240,9 +242,11 @@ function kpi(label, value, extra = '', cls = '') {
 }
 
 async function viewFleet(view, first) {
-  const [o, p, a] = await Promise.all([
+  const [o, p, a, inc] = await Promise.all([
     api('/api/overview?limit=500'), api('/api/pipeline'),
     first ? api('/api/anomalies?limit=200') : Promise.resolve([]),
+    // The count only; the Fleet page still shows when the store fails.
+    api('/api/incidents?state=open&limit=0').catch(() => null),
   ]);
   for (const x of a.slice().reverse()) addToFeed(x);
   const c = o.counts;
@@ -265,6 +269,7 @@ async function viewFleet(view, first) {
     <div class="kpis">
       ${kpi('Devices', num(c.total), `<div class="muted">${num(c.ok)} ok · ${num(c.stale)} stale · ${num(c.offline)} offline</div>`)}
       ${kpi('Anomalous now', num(c.anomalous), '', c.anomalous ? 'bad' : '')}
+      ${openIncidentsKpi(inc)}
       ${kpi('Verdicts / s', num(p.verdicts_per_sec), sparkline(series.map((s) => s.verdicts)))}
       ${kpi('Anomalies / s', num(p.anomalies_per_sec), sparkline(series.map((s) => s.anomalies), { color: 'var(--bad)' }))}
       ${kpi('Event → verdict p99', msv(p.e2e_latency_ms.p99), sparkline(series.map((s) => s.e2e_p99_ms), { color: 'var(--threshold)' }))}
@@ -293,6 +298,7 @@ async function viewFleet(view, first) {
 
 async function viewDevice(view, id) {
   let d;
+  const incidents = api(`/api/incidents?device=${encodeURIComponent(id)}&limit=50`).catch((e) => ({ error: e.message }));
   try {
     d = await api(`/api/devices/${encodeURIComponent(id)}`);
   } catch (e) {
@@ -361,9 +367,133 @@ async function viewDevice(view, id) {
       <section class="panel"><h2>Recent anomalies</h2>
         ${recent ? `<div class="scroll" style="max-height:260px"><table><thead><tr><th>Time</th><th>Seq</th><th class="num">Score</th><th class="num">Thr.</th><th>Model</th><th>Top metrics</th></tr></thead><tbody>${recent}</tbody></table></div>` : '<div class="empty">None.</div>'}</section>
     </div>
+    <section class="panel" style="margin-top:16px"><h2>Incidents</h2>
+      ${incidentPanel(await incidents, 'device-incidents', `No incident on ${esc(id)} in the last 7 days.`)}
+    </section>
     <section class="panel" style="margin-top:16px"><h2>Telemetry</h2>
       ${metrics.length ? `<div class="metrics">${metricCards}</div>` : '<div class="empty">No telemetry read for this device (is --read-telemetry on?).</div>'}
     </section>`;
+  bindIncidentRows(view);
+}
+
+// -------------------------------------------------------------- incidents
+// Incidents as they stand (each one's latest event), from the audit store
+// through /api/incidents. A row opens its timeline (alarms, actions and
+// their results, resolution); which rows are open survives the refreshes.
+const expanded = new Set();
+const NO_STORE = 'Incidents are read from the audit store: start the dashboard with --audit-store (VIGIL_AUDIT_STORE).';
+
+function openIncidentsKpi(inc) {
+  if (!inc) return kpi('Open incidents', '–', '<div class="muted">audit store not answering</div>');
+  if (!inc.available) return kpi('Open incidents', '–', '<div class="muted">no audit store</div>');
+  const n = `${num(inc.open)}${inc.open_capped ? '+' : ''}`;
+  return kpi('Open incidents', `<a id="open-incidents" href="#/incidents" data-open="${inc.open}">${n}</a>`,
+    '<div class="muted">last 7 days</div>', inc.open ? 'bad' : '');
+}
+
+const ACT_GOOD = new Set(['succeeded', 'delivered', 'sent']);
+const ACT_BAD = new Set(['failed', 'refused', 'timed_out', 'dead_lettered', 'interrupted']);
+const actPill = (status) => `<span class="pill act-${ACT_GOOD.has(status) ? 'good' : ACT_BAD.has(status) ? 'bad' : 'other'}">${esc(status.replace('_', ' '))}</span>`;
+const sevPill = (sev) => `<span class="pill sev-${esc(sev)}">${esc(sev)}</span>`;
+const statePill = (i) => `<span class="pill ${i.state === 'resolved' ? 'resolved' : 'open'}">${i.state === 'resolved' ? 'resolved' : 'open'}</span>`;
+const duration = (ms) => (ms < 60000 ? `${Math.round(ms / 1000)} s` : ms < 3600000 ? `${Math.round(ms / 60000)} min` : `${(ms / 3600000).toFixed(1)} h`);
+
+function resultText(r) {
+  if (!r) return '';
+  const exit = r.exit_status != null ? `exit ${r.exit_status}, ` : '';
+  return `${esc(r.status)} (${exit}${msv(r.duration_ms)})${r.detail ? ` · ${esc(r.detail)}` : ''}`;
+}
+
+function actionsCell(i) {
+  if (!i.actions.length) return '<span class="muted">none</span>';
+  return i.actions.map((a) => `<div class="act" data-action="${esc(a.id)}" data-status="${esc(a.status)}" title="rule ${esc(a.rule)}">${esc(a.kind)} ${esc(a.target)}
+    ${actPill(a.status)}${a.result ? ` <span class="muted">${a.result.exit_status != null ? `exit ${a.result.exit_status}` : esc(a.result.status)}</span>` : ''}</div>`).join('');
+}
+
+function timeline(i) {
+  const steps = [[i.opened_ts, `opened on record #${i.first_seq} (alarm ${esc(i.alarms[0] || '–')})`]];
+  for (const alarm of i.alarms.slice(1)) steps.push([null, `alarm ${esc(alarm)} joined it`]);
+  for (const a of i.actions) {
+    steps.push([a.ts, `${esc(a.kind)} <b>${esc(a.rule)}</b> → ${esc(a.target)}: ${actPill(a.status)}${a.attempts > 1 ? ` after ${a.attempts} attempts` : ''}${a.detail ? ` <span class="muted">${esc(a.detail)}</span>` : ''}`]);
+    if (a.result) steps.push([a.result.ts, `result of <b>${esc(a.rule)}</b>: ${resultText(a.result)}`]);
+  }
+  if (i.closed_ts) steps.push([i.closed_ts, `alarm closed on record #${i.closed_seq}`]);
+  if (i.resolved_ts) steps.push([i.resolved_ts, 'resolved']);
+  else if (i.state !== 'resolved') steps.push([i.ts, `still open (latest event: ${esc(i.reason || i.state)}, revision ${i.revision})`]);
+  return `<ol class="timeline">${steps.map(([ts, what]) => `<li><span class="muted">${ts ? date(ts) : ''}</span> ${what}</li>`).join('')}</ol>`;
+}
+
+function incidentRows(items) {
+  const now = Date.now();
+  return items.map((i) => {
+    const models = (i.models || []).map((m) => `${esc(m.model)} ${version(m.version)}`).join(', ') || `${esc(i.model)} ${version(i.model_version)}`;
+    const top = (i.top_metrics || []).slice(0, 3).map((c) => `${esc(c.metric)} ${Math.round(c.share * 100)}%`).join(', ');
+    const open = expanded.has(i.incident_id);
+    return `<tr class="row incident" data-incident="${esc(i.incident_id)}" data-state="${esc(i.state)}">
+      <td class="mono">${esc(i.incident_id)}</td>
+      <td>${deviceLink(i.device_id)} ${(i.scored_at || []).map(where).join(' ')}</td>
+      <td>${statePill(i)}</td>
+      <td>${sevPill(i.severity)}</td>
+      <td class="muted">${date(i.opened_ts)}</td>
+      <td class="muted" title="${esc(date(i.ts))}">${ago(i.ts, now)}</td>
+      <td class="muted">${i.resolved_ts ? date(i.resolved_ts) : '–'}</td>
+      <td class="num">${duration(Math.max(i.last_ts, i.closed_ts || 0) - i.opened_ts)}</td>
+      <td class="num">${num(i.anomalies)} <span class="muted">max ${fixed(i.max_score)}</span></td>
+      <td>${models}</td>
+      <td>${top || '<span class="muted">–</span>'}</td>
+      <td class="actions">${actionsCell(i)}</td>
+    </tr>${open ? `<tr class="detail" data-timeline="${esc(i.incident_id)}"><td colspan="12">${timeline(i)}</td></tr>` : ''}`;
+  }).join('');
+}
+
+function incidentTable(items, id) {
+  return `<div class="scroll"><table id="${id}" class="incidents"><thead><tr><th>Incident</th><th>Device</th><th>State</th><th>Severity</th>
+    <th>Opened</th><th>Updated</th><th>Resolved</th><th class="num">Duration</th><th class="num">Anomalies</th><th>Models</th><th>Top metrics</th><th>Actions → results</th></tr></thead>
+    <tbody>${incidentRows(items)}</tbody></table></div>`;
+}
+
+// The panel for an /api/incidents answer (or {error}).
+function incidentPanel(inc, id, none) {
+  if (inc.error) return `<div class="empty err">Cannot read incidents: ${esc(inc.error)}</div>`;
+  if (!inc.available) return `<div class="empty">${NO_STORE}</div>`;
+  return inc.items.length ? incidentTable(inc.items, id) : `<div class="empty">${none}</div>`;
+}
+
+function bindIncidentRows(view) {
+  view.querySelectorAll('tr.incident').forEach((tr) => tr.addEventListener('click', (e) => {
+    if (e.target.closest('a')) return;
+    const id = tr.dataset.incident;
+    if (expanded.has(id)) expanded.delete(id); else expanded.add(id);
+    refresh();
+  }));
+}
+
+async function viewIncidents(view) {
+  const inc = await api('/api/incidents?limit=200');
+  const items = inc.items || [];
+  const open = items.filter((i) => i.state !== 'resolved');
+  const resolved = items.filter((i) => i.state === 'resolved');
+  const actions = items.flatMap((i) => i.actions);
+  const count = (pred) => actions.filter(pred).length;
+  const commands = actions.filter((a) => a.kind === 'command');
+  const byStatus = {};
+  for (const a of commands) byStatus[a.status] = (byStatus[a.status] || 0) + 1;
+  const scrollTop = view.querySelector('.scroll')?.scrollTop || 0;
+  view.innerHTML = `<h1>Incidents</h1>
+    <p class="sub">Alarms grouped per device by <code>vigil actions</code>, as the audit store holds them (last 7 days, most recently active first); click one for its timeline.</p>
+    ${inc.available ? `<div class="kpis">
+      ${kpi('Open', `${num(inc.open)}${inc.open_capped ? '+' : ''}`, '', inc.open ? 'bad' : '')}
+      ${kpi('Resolved (listed)', num(resolved.length))}
+      ${kpi('Commands', num(commands.length), `<div class="muted" id="command-results">${Object.entries(byStatus).map(([s, n]) => `${esc(s.replace('_', ' '))} ${n}`).join(' · ') || 'none sent'}</div>`)}
+      ${kpi('Webhooks delivered', num(count((a) => a.kind === 'webhook' && a.status === 'delivered')), `<div class="muted">${num(count((a) => a.status === 'dead_lettered'))} dead-lettered</div>`)}
+    </div>` : ''}
+    <section class="panel"><h2>Open <span class="muted">(${open.length})</span></h2>
+      ${incidentPanel({ ...inc, items: open }, 'open-incidents-table', 'No open incident.')}</section>
+    <section class="panel" style="margin-top:16px"><h2>Recently resolved <span class="muted">(${resolved.length})</span></h2>
+      ${incidentPanel({ ...inc, items: resolved }, 'resolved-incidents-table', 'No incident resolved in the last 7 days.')}</section>`;
+  const scroll = view.querySelector('.scroll');
+  if (scroll) scroll.scrollTop = scrollTop;
+  bindIncidentRows(view);
 }
 
 async function viewModels(view) {
@@ -458,6 +588,7 @@ async function refresh(first = false) {
     pendingCharts = [];
     if (route.name === 'fleet') await viewFleet(view, first);
     else if (route.name === 'device') await viewDevice(view, route.id);
+    else if (route.name === 'incidents') await viewIncidents(view);
     else if (route.name === 'models') await viewModels(view);
     else await viewPipeline(view);
     drawCharts(view);

@@ -7,6 +7,7 @@
 //! | `GET /api/overview?limit=N` | fleet counts and the device table |
 //! | `GET /api/devices/{id}` | one device: scores, thresholds, telemetry, anomalies, contributions (older verdicts from the audit store when `VIGIL_AUDIT_STORE` is set) |
 //! | `GET /api/anomalies?limit=N` | the anomaly feed, newest first |
+//! | `GET /api/incidents?state=&device=&limit=N` | incidents from the audit store, most recently active first, and the open count ([`crate::incidents`]) |
 //! | `GET /api/models` | releases, provenance, validation, rollout |
 //! | `GET /api/pipeline` | throughput, latency, consumer lag, DLQ, errors |
 //! | `GET /api/events` | server-sent events: `hello`, then `anomaly`, `status`, `model`; `resync` when the client fell behind |
@@ -73,6 +74,11 @@ impl History {
             window_ms: window_secs.saturating_mul(1_000),
         })
     }
+
+    /// The store (read only).
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
 }
 
 /// What the handlers share.
@@ -109,6 +115,7 @@ pub fn router(
         .route("/api/overview", get(overview))
         .route("/api/devices/{id}", get(device))
         .route("/api/anomalies", get(anomalies))
+        .route("/api/incidents", get(incidents))
         .route("/api/models", get(models))
         .route("/api/pipeline", get(pipeline))
         .route("/api/events", get(live_feed))
@@ -192,6 +199,10 @@ async fn device(State(app): State<App>, Path(id): Path<String>) -> Response {
 async fn anomalies(State(app): State<App>, Query(q): Query<Limit>) -> Response {
     let limit = q.limit.unwrap_or(DEFAULT_ANOMALIES);
     Json(app.with(|s| s.anomalies(limit))).into_response()
+}
+
+async fn incidents(State(app): State<App>, Query(q): Query<crate::incidents::Params>) -> Response {
+    crate::incidents::list(app.history.as_ref(), q).await
 }
 
 async fn models(State(app): State<App>) -> Response {

@@ -22,6 +22,8 @@
 //! - [`http`]: the routes, the live feed and the embedded page; with
 //!   `VIGIL_AUDIT_STORE` set, device pages are completed from the audit
 //!   store (read only: queries, never writes).
+//! - [`incidents`]: incidents and the open count, read from the audit
+//!   store (`VIGIL_AUDIT_STORE`).
 //! - [`metrics`]: the service's Prometheus metrics.
 //!
 //! The dashboard only observes: it joins no consumer group and commits
@@ -30,6 +32,7 @@
 
 pub mod config;
 pub mod http;
+pub mod incidents;
 pub mod lag;
 pub mod metrics;
 pub mod reader;

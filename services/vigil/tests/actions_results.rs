@@ -3,7 +3,8 @@
 //! device opens an incident in `vigil actions`, the rule's command reaches
 //! the agent, its `--command-handler` runs, `vigil push` bridges the
 //! result to `vigil.command-results`, and the result (status, exit status,
-//! duration) is on the incident; a command to a device that never answers
+//! duration) is on the incident, which resolves, the only incident of the
+//! device (one per episode); a command to a device that never answers
 //! is marked `timed_out`; a result published on another device's topic
 //! lands in the DLQ with its reason.
 
@@ -15,7 +16,7 @@ use common::edge::Agent;
 use common::{new_keys, path, produce_all, VigilProcess};
 use vigil_schemas::{
     ActionStatus, Alarm, AlarmState, CommandOutcome, CommandResult, Contribution, DlqRecord,
-    Incident, Message, ScoredAt, Verdict,
+    Incident, IncidentState, Message, ScoredAt, Verdict,
 };
 use vigil_testkit::clients::{eventually, publish_all, read_until};
 use vigil_testkit::{Mosquitto, Tansu};
@@ -223,6 +224,42 @@ result_timeout = "1s"
         serde_json::from_slice(&std::fs::read(out.with_extension("json"))?)?;
     assert_eq!(sent["command_id"], action.id.as_str());
     assert_eq!(sent["params"]["level"], 2);
+
+    // The episode's incident resolves (the quiet period passed on the wall
+    // clock), and it is the only incident the device got: one opening,
+    // one resolution (later resolved events only record outcomes).
+    let resolved = incident_when(&brokers, &live_id, |i| {
+        i.state == IncidentState::Resolved && i.actions.first().is_some_and(|a| a.result.is_some())
+    })
+    .await
+    .map_err(|e| actions.failure(e))?;
+    assert_eq!(resolved.actions[0].status, ActionStatus::Succeeded);
+    // Read up to that event: the device's events share its partition, so
+    // every earlier one is read too.
+    let seen = |records: &[vigil_testkit::clients::Record]| {
+        records.iter().any(|r| {
+            Incident::decode(&r.payload)
+                .is_ok_and(|i| i.incident_id == live_id && i.revision == resolved.revision)
+        })
+    };
+    let events: Vec<Incident> = read_until(&brokers, "vigil.incidents", WAIT, seen)
+        .await?
+        .iter()
+        .filter_map(|r| Incident::decode(&r.payload).ok())
+        .filter(|i| i.device_id == LIVE)
+        .collect();
+    let opened: Vec<&str> = events
+        .iter()
+        .filter(|i| i.state == IncidentState::Opened)
+        .map(|i| i.incident_id.as_str())
+        .collect();
+    assert_eq!(opened, [live_id.as_str()], "one incident for the episode");
+    let resolutions = events
+        .iter()
+        .filter(|i| i.state == IncidentState::Resolved && i.reason.as_deref() != Some("action"))
+        .count();
+    assert_eq!(resolutions, 1, "{events:?}");
+    assert!(resolved.resolved_ts.is_some_and(|t| t <= resolved.ts));
 
     // The result as bridged, keyed by the device.
     let bridged = read_until(&brokers, "vigil.command-results", WAIT, |r| !r.is_empty()).await?;

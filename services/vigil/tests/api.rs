@@ -1,8 +1,10 @@
 //! `vigil api` (the live dashboard) against a real tansu broker: verdicts,
 //! anomalies, telemetry, device status, a model release and a DLQ record
 //! produced with rdkafka; the built binary serving the JSON views and the
-//! live feed; and the page itself in headless Chromium (Debian's
-//! `chromium` + `chromium-driver`, driven over WebDriver with fantoccini).
+//! live feed; incidents from an audit store (the Incidents page, the
+//! Fleet page's open count, the device page's list); and the page itself
+//! in headless Chromium (Debian's `chromium` + `chromium-driver`, driven
+//! over WebDriver with fantoccini).
 
 mod common;
 
@@ -18,8 +20,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use vigil_schemas::{
-    Contribution, DeviceState, DeviceStatus, DlqRecord, Message, ModelRelease, ReleaseHeader,
-    ScoredAt, Telemetry, TrainingWindow, ValidationMetrics, Verdict,
+    ActionKind, ActionRecord, ActionResult, ActionStatus, CommandOutcome, Contribution,
+    DeviceState, DeviceStatus, DlqRecord, Incident, IncidentState, Message, ModelRef, ModelRelease,
+    ReleaseHeader, ScoredAt, Severity, Telemetry, TrainingWindow, ValidationMetrics, Verdict,
 };
 use vigil_testkit::clients::eventually;
 use vigil_testkit::Tansu;
@@ -120,6 +123,107 @@ fn release() -> ModelRelease {
         signature: "AAAA".into(),
         payload: serde_json::value::RawValue::from_string(payload).expect("raw json"),
     }
+}
+
+/// The open incident of the edge device: its command ran (exit 0).
+const OPEN_INCIDENT: &str = "edge-0001:30";
+/// A resolved incident of a cloud-scored pump, with a webhook delivered.
+const RESOLVED_INCIDENT: &str = "pump-0001:30";
+
+/// The incidents the browser test puts in the audit store, each as its
+/// events (the store keeps the newest as the incident's state).
+fn incidents() -> Vec<Incident> {
+    let now = now_ms();
+    let base = |device: &str, at: ScoredAt| Incident {
+        schema: 1,
+        incident_id: Incident::id_for(device, 30),
+        device_id: device.into(),
+        state: IncidentState::Opened,
+        ts: now - 9_000,
+        opened_ts: now - 10_000,
+        first_seq: 30,
+        last_seq: 31,
+        anomalies: 2,
+        max_score: 0.93,
+        model: "default".into(),
+        model_version: Some(1),
+        severity: Severity::High,
+        last_ts: now - 9_750,
+        alarms: vec![format!("{device}@30")],
+        top_metrics: vec![Contribution {
+            metric: "temperature_c".into(),
+            share: 0.7,
+        }],
+        models: vec![ModelRef {
+            model: "default".into(),
+            version: Some(1),
+        }],
+        scored_at: vec![at],
+        ..Incident::default()
+    };
+    let opened = base(EDGE_DEVICE, ScoredAt::Edge);
+    let mut commanded = opened.clone();
+    commanded.state = IncidentState::Updated;
+    commanded.revision = 1;
+    commanded.ts = now - 8_000;
+    commanded.reason = Some("action".into());
+    commanded.actions = vec![ActionRecord {
+        id: format!("{OPEN_INCIDENT}/throttle-edge/0"),
+        rule: "throttle-edge".into(),
+        kind: ActionKind::Command,
+        target: "throttle".into(),
+        status: ActionStatus::Succeeded,
+        attempts: 1,
+        ts: now - 8_500,
+        detail: None,
+        result_due: Some(now + 20_000),
+        result: Some(ActionResult {
+            status: CommandOutcome::Ok,
+            exit_status: Some(0),
+            duration_ms: 12,
+            ts: now - 8_000,
+            detail: None,
+        }),
+    }];
+    let pump = base(CLOUD_DEVICES[0], ScoredAt::Cloud);
+    let mut resolved = pump.clone();
+    resolved.state = IncidentState::Resolved;
+    resolved.revision = 1;
+    resolved.ts = now - 5_000;
+    resolved.resolved_ts = Some(now - 5_000);
+    resolved.reason = Some("quiet".into());
+    resolved.closed_seq = Some(32);
+    resolved.closed_ts = Some(now - 9_500);
+    resolved.actions = vec![ActionRecord {
+        id: format!("{RESOLVED_INCIDENT}/notify/0"),
+        rule: "notify".into(),
+        kind: ActionKind::Webhook,
+        target: "pager".into(),
+        status: ActionStatus::Delivered,
+        attempts: 1,
+        ts: now - 9_000,
+        detail: None,
+        result_due: None,
+        result: None,
+    }];
+    vec![opened, commanded, pump, resolved]
+}
+
+/// An audit store (SQLite, in `dir`) holding `verdicts` and `incidents`;
+/// its URI.
+fn audit_store(
+    dir: &std::path::Path,
+    verdicts: Vec<Verdict>,
+    incidents: Vec<Incident>,
+) -> anyhow::Result<String> {
+    let db = dir.join("audit.db");
+    let store = vigil_audit::store::sqlite::SqliteStore::open(&db)?;
+    store.write_blocking(&vigil_audit::store::WriteBatch {
+        verdicts,
+        incidents,
+        ..Default::default()
+    })?;
+    Ok(format!("sqlite://{}", db.display()))
 }
 
 /// A broker, `vigil api` on it, and a producer.
@@ -277,17 +381,10 @@ fn commit_zero_as_scorer(brokers: &str) -> anyhow::Result<()> {
 async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result<()> {
     // An audit store with the history of a device that sends no more.
     let audit = tempfile::tempdir()?;
-    let db = audit.path().join("audit.db");
-    let store = vigil_audit::store::sqlite::SqliteStore::open(&db)?;
     let archived: Vec<Verdict> = (1..=10)
         .map(|seq| verdict("archived-0001", seq, seq == 7, ScoredAt::Cloud))
         .collect();
-    store.write_blocking(&vigil_audit::store::WriteBatch {
-        verdicts: archived,
-        ..Default::default()
-    })?;
-    drop(store);
-    let store_uri = format!("sqlite://{}", db.display());
+    let store_uri = audit_store(audit.path(), archived, incidents())?;
 
     let stack = Stack::start(&["--audit-store", &store_uri]).await?;
     stack.seed().await?;
@@ -327,6 +424,45 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
     assert_eq!(old["status"], "stale", "{old}");
     assert_eq!(old["points"].as_array().map(Vec::len), Some(10), "{old}");
     assert_eq!(old["anomalies_recent"][0]["seq"], 7, "{old}");
+
+    // Incidents from the audit store: each as its newest event, the open
+    // count, by device and by state.
+    let all = stack.get("/api/incidents").await?;
+    assert_eq!(all["available"], true, "{all}");
+    assert_eq!(all["open"], 1, "{all}");
+    let ids: Vec<&str> = all["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["incident_id"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        ids,
+        [RESOLVED_INCIDENT, OPEN_INCIDENT],
+        "most recently active first"
+    );
+    assert_eq!(
+        all["items"][1]["actions"][0]["status"], "succeeded",
+        "{all}"
+    );
+    let edge = stack.get("/api/incidents?device=edge-0001").await?;
+    assert_eq!(edge["items"].as_array().map(Vec::len), Some(1), "{edge}");
+    let resolved = stack.get("/api/incidents?state=resolved&limit=0").await?;
+    assert_eq!(
+        resolved["items"].as_array().map(Vec::len),
+        Some(0),
+        "{resolved}"
+    );
+    assert_eq!(resolved["open"], 1, "{resolved}");
+    let bad = reqwest::get(format!(
+        "http://{}/api/incidents?state=closed",
+        stack.api.http
+    ))
+    .await?;
+    assert_eq!(bad.status(), 400);
 
     // The feed: 8 anomalies (2 per device), each once although every one
     // was read from both vigil.verdicts and vigil.anomalies.
@@ -446,6 +582,12 @@ async fn json_views_show_the_fleet_and_anomalies_arrive_live() -> anyhow::Result
     ])
     .await?;
     second.wait_ready().await?;
+    // Without an audit store there are no incidents to show, and it says so.
+    let none: Value = reqwest::get(format!("http://{}/api/incidents", second.http))
+        .await?
+        .json()
+        .await?;
+    assert_eq!(none["available"], false, "{none}");
     let url = format!("http://{}/api/overview", second.http);
     eventually(
         "a restarted dashboard backfills the fleet",
@@ -541,7 +683,9 @@ async fn dashboard_page_in_headless_chromium() -> anyhow::Result<()> {
         return Ok(());
     };
 
-    let stack = Stack::start(&[]).await?;
+    let audit = tempfile::tempdir()?;
+    let store_uri = audit_store(audit.path(), Vec::new(), incidents())?;
+    let stack = Stack::start(&["--audit-store", &store_uri]).await?;
     stack.seed().await?;
     stack.wait_seeded().await?;
 
@@ -664,6 +808,14 @@ async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()
         text.contains("0.93"),
         "the feed item shows the score: {text}"
     );
+    // The Fleet page counts the open incidents.
+    let open = read_fresh(
+        browser,
+        "#open-incidents",
+        |a| async move { a.text().await },
+    )
+    .await?;
+    assert_eq!(open.trim(), "1", "open incidents on the Fleet page");
     let dir = artifact_dir()?;
     let fleet_png = dir.join("dashboard-fleet.png");
     std::fs::write(&fleet_png, browser.screenshot().await?)?;
@@ -710,6 +862,82 @@ async fn drive(browser: &fantoccini::Client, stack: &Stack) -> anyhow::Result<()
     let device_png = dir.join("dashboard-device.png");
     std::fs::write(&device_png, browser.screenshot().await?)?;
     println!("screenshot: {}", device_png.display());
+
+    // The edge device's page lists its incident.
+    browser
+        .goto(&format!("{base}#/device/{EDGE_DEVICE}"))
+        .await?;
+    let row = read_fresh(
+        browser,
+        &format!("#device-incidents tr[data-incident='{OPEN_INCIDENT}']"),
+        |tr| async move { tr.text().await },
+    )
+    .await?;
+    assert!(row.contains("succeeded"), "the device's incident: {row}");
+
+    // The Incidents page: the open one (with its command's result) and
+    // the resolved one, each with device, severity, times, model, top
+    // metrics and actions; a click opens an incident's timeline.
+    browser.goto(&format!("{base}#/incidents")).await?;
+    let open_row = read_fresh(
+        browser,
+        &format!("#open-incidents-table tr[data-incident='{OPEN_INCIDENT}']"),
+        |tr| async move { tr.text().await },
+    )
+    .await?;
+    for shown in [
+        EDGE_DEVICE,
+        "high",
+        "default v1",
+        "temperature_c 70%",
+        "command throttle",
+        "succeeded",
+        "exit 0",
+    ] {
+        assert!(
+            open_row.contains(shown),
+            "{shown:?} not in the open incident's row: {open_row}"
+        );
+    }
+    let resolved_row = read_fresh(
+        browser,
+        &format!("#resolved-incidents-table tr[data-incident='{RESOLVED_INCIDENT}']"),
+        |tr| async move { tr.text().await },
+    )
+    .await?;
+    for shown in ["pump-0001", "resolved", "webhook pager", "delivered"] {
+        assert!(
+            resolved_row.contains(shown),
+            "{shown:?} not in the resolved incident's row: {resolved_row}"
+        );
+    }
+    let listed = browser.find_all(Locator::Css("tr.incident")).await?;
+    assert_eq!(listed.len(), 2, "each incident listed once");
+    read_fresh(
+        browser,
+        &format!("tr[data-incident='{OPEN_INCIDENT}'] td.mono"),
+        |td| async move { td.click().await.map(|_| ()) },
+    )
+    .await?;
+    let steps = read_fresh(
+        browser,
+        &format!("tr[data-timeline='{OPEN_INCIDENT}']"),
+        |tr| async move { tr.text().await },
+    )
+    .await?;
+    for shown in [
+        "opened on record #30",
+        "command throttle-edge",
+        "result of throttle-edge: ok (exit 0",
+    ] {
+        assert!(
+            steps.contains(shown),
+            "{shown:?} not in the timeline: {steps}"
+        );
+    }
+    let incidents_png = dir.join("dashboard-incidents.png");
+    std::fs::write(&incidents_png, browser.screenshot().await?)?;
+    println!("screenshot: {}", incidents_png.display());
 
     // The models and pipeline views render too.
     browser.goto(&format!("{base}#/models")).await?;
