@@ -1,6 +1,7 @@
 //! Fuzzing the edge agent's decoders of outside bytes (issue 17): queue
 //! records, the queue's segment scan and state file (what a power cut or a
-//! bad flash leaves on disk), cloud commands, and model releases — the
+//! bad flash leaves on disk), samples as JSON lines (the stdin source),
+//! cloud commands, and model releases — the
 //! envelope, and the signed payload (mutated, then signed again, so the
 //! mutations reach the payload's parser and the model compiler).
 //!
@@ -204,6 +205,48 @@ proptest! {
         prop_assert!(queue.is_empty(), "{} records after everything was acknowledged", queue.len());
         let last = queue.last_record().map_err(|e| fail("last record", e))?;
         prop_assert_eq!(last.as_deref(), Some(&b"after-open"[..]));
+    }
+}
+
+// ---- samples as JSON lines (the stdin source) ------------------------------
+
+const SAMPLE_LINE: &str =
+    r#"{"metrics":{"temperature_c":61.5,"rpm":1480},"ts":1795446981908,"tags":{"site":"a"}}"#;
+
+proptest! {
+    #![proptest_config(config(4))]
+
+    /// Any stream of lines: the source never panics, skips what is not a
+    /// sample, returns one sample per good line, and ends.
+    #[test]
+    fn line_source_reads_any_stream(lines in prop::collection::vec(
+        prop_oneof![
+            3 => inputs(SAMPLE_LINE.as_bytes().to_vec()).prop_map(|i| i.bytes()),
+            1 => Just(SAMPLE_LINE.as_bytes().to_vec()),
+            1 => Just(vec![b'x'; vigil_edge::sources::MAX_LINE_BYTES + 1]),
+        ],
+        0..12,
+    )) {
+        let mut stream = Vec::new();
+        for line in &lines {
+            stream.extend(line.iter().copied().filter(|b| *b != b'\n'));
+            stream.push(b'\n');
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(|e| fail("runtime", e))?;
+        let samples = runtime.block_on(async {
+            let mut source = vigil_edge::sources::LineSource::new(&stream[..], "fuzz");
+            let mut samples = Vec::new();
+            while let Some(sample) = source.next().await? {
+                samples.push(sample);
+            }
+            Ok::<_, vigil_edge::sources::SourceError>(samples)
+        }).map_err(|e| fail("read", e))?;
+        prop_assert!(samples.len() <= lines.len());
+        let good = lines.iter().filter(|l| l.as_slice() == SAMPLE_LINE.as_bytes()).count();
+        prop_assert!(samples.len() >= good, "{} samples for {} good lines", samples.len(), good);
+        for s in &samples {
+            prop_assert!(s.metrics.values().all(|v| v.is_finite()));
+        }
     }
 }
 
