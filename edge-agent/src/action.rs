@@ -61,6 +61,58 @@ pub struct ActionConfig {
 /// Results waiting to be published.
 pub const RESULT_QUEUE: usize = 16;
 
+/// Largest cloud command accepted.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Why a cloud command's payload was ignored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("cloud command of {0} bytes is larger than {MAX_COMMAND_BYTES} bytes")]
+    TooLarge(usize),
+    #[error("cloud command is not a JSON object with a \"command\" string: {0}")]
+    NotACommand(String),
+    #[error("cloud command name {0:?} is empty or holds control characters")]
+    BadName(String),
+}
+
+impl CommandError {
+    /// Short, stable code for logs and tests.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CommandError::TooLarge(_) => "too_large",
+            CommandError::NotACommand(_) => "not_a_command",
+            CommandError::BadName(_) => "bad_name",
+        }
+    }
+}
+
+/// The name of the cloud command in `payload` (a JSON object with a
+/// `"command"` string; other fields are the handler's). The name becomes
+/// `VIGIL_COMMAND` in the handler's environment, so it must be non-empty
+/// and free of control characters (a NUL cannot be passed there at all).
+pub fn parse_command(payload: &[u8]) -> Result<String, CommandError> {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return Err(CommandError::TooLarge(payload.len()));
+    }
+    // An object, not any JSON a derived struct would take (`["x"]` reads
+    // as a struct too: found by fuzzing).
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(payload).map_err(|e| CommandError::NotACommand(e.to_string()))?;
+    let command = match object.get("command") {
+        Some(serde_json::Value::String(name)) => name.clone(),
+        Some(other) => {
+            return Err(CommandError::NotACommand(format!(
+                "\"command\" is {other}, not a string"
+            )))
+        }
+        None => return Err(CommandError::NotACommand("no \"command\" field".into())),
+    };
+    if command.is_empty() || command.chars().any(char::is_control) {
+        return Err(CommandError::BadName(command));
+    }
+    Ok(command)
+}
+
 /// The result of cloud command `payload` (its JSON, for the ids) named
 /// `name` on `device_id`.
 pub fn command_result(
@@ -267,6 +319,25 @@ async fn run_shell(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_are_parsed_with_a_specific_reason() {
+        assert_eq!(
+            parse_command(br#"{"command":"throttle","rpm":900}"#),
+            Ok("throttle".to_owned())
+        );
+        let reason = |b: &[u8]| parse_command(b).map_err(|e| e.reason());
+        assert_eq!(reason(b"not json"), Err("not_a_command"));
+        assert_eq!(reason(br#"{"command":7}"#), Err("not_a_command"));
+        assert_eq!(reason(br#"["throttle"]"#), Err("not_a_command"));
+        assert_eq!(reason(br#"{"command":""}"#), Err("bad_name"));
+        // A NUL cannot go into VIGIL_COMMAND: once a handler that never
+        // started.
+        assert_eq!(reason(br#"{"command":"a\u0000b"}"#), Err("bad_name"));
+        let mut big = br#"{"command":"x","pad":""#.to_vec();
+        big.resize(MAX_COMMAND_BYTES + 1, b'a');
+        assert_eq!(reason(&big), Err("too_large"));
+    }
 
     fn config(dir: &std::path::Path, debounce_ms: u64, timeout_ms: u64) -> ActionConfig {
         ActionConfig {

@@ -60,8 +60,6 @@ use crate::status::{self, Stats};
 
 /// Largest MQTT packet accepted or sent (a release is at most 64 KiB).
 const MAX_PACKET: usize = 256 * 1024;
-/// Largest cloud command accepted.
-const MAX_COMMAND_BYTES: usize = 64 * 1024;
 /// First reconnect delay; doubles per failure up to the configured maximum.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// How long a clean stop waits for outstanding acknowledgements.
@@ -525,23 +523,12 @@ impl Uplink {
             }
         } else if publish.topic == self.commands_topic {
             Stats::bump(&self.stats.commands);
-            #[derive(serde::Deserialize)]
-            struct Command {
-                command: String,
-            }
-            if publish.payload.len() > MAX_COMMAND_BYTES {
-                tracing::warn!(
-                    bytes = publish.payload.len(),
-                    "cloud command larger than {MAX_COMMAND_BYTES} bytes; ignored"
-                );
-                return;
-            }
-            match serde_json::from_slice::<Command>(&publish.payload) {
-                Ok(cmd) if cmd.command == "status" => self.report(client, c),
-                Ok(cmd) => {
-                    tracing::info!(command = %cmd.command, "cloud command received");
+            match action::parse_command(&publish.payload) {
+                Ok(name) if name == "status" => self.report(client, c),
+                Ok(name) => {
+                    tracing::info!(command = %name, "cloud command received");
                     let trigger = Trigger::Command {
-                        name: cmd.command,
+                        name,
                         payload: publish.payload.to_vec(),
                     };
                     if let Err(e) = self.actions.try_send(trigger) {
@@ -559,8 +546,7 @@ impl Uplink {
                         }
                     }
                 }
-                Err(e) => tracing::warn!(error = %e,
-                    "cloud command is not a JSON object with a \"command\" string; ignored"),
+                Err(e) => tracing::warn!(reason = e.reason(), error = %e, "cloud command ignored"),
             }
         }
     }

@@ -88,6 +88,14 @@ pub trait Message: Serialize + DeserializeOwned {
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let message: Self =
             serde_json::from_slice(bytes).map_err(|e| classify::<Self>(bytes, e))?;
+        // A derived struct also reads a JSON array (its fields in order);
+        // the contract is an object (found by fuzzing).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(DecodeError::InvalidShape {
+                kind: Self::KIND,
+                detail: "a JSON array where an object belongs".into(),
+            });
+        }
         if message.schema() != SCHEMA_VERSION {
             return Err(DecodeError::UnknownSchema {
                 found: message.schema().to_string(),
@@ -140,6 +148,17 @@ fn classify<M: Message>(bytes: &[u8], e: serde_json::Error) -> DecodeError {
             };
         }
     }
+    // serde reports the first problem it meets, and its reports do not
+    // always say which kind it is: a shape error (`"x"}`: a string where
+    // an object belongs) can hide that the bytes are not JSON at all, and
+    // a null where an enum belongs is reported as a syntax error ("expected
+    // value") in valid JSON. Whether the bytes are JSON decides.
+    let json = serde_json::from_slice::<serde::de::IgnoredAny>(bytes);
+    let is_json = json.is_ok();
+    let e = match json {
+        Err(syntax) if e.is_data() && !syntax.is_data() => syntax,
+        _ => e,
+    };
     let (line, column) = (e.line(), e.column());
     let offset = byte_offset(bytes, line, column);
     let message = e.to_string();
@@ -157,7 +176,7 @@ fn classify<M: Message>(bytes: &[u8], e: serde_json::Error) -> DecodeError {
             column,
         };
     }
-    if e.is_data() {
+    if e.is_data() || is_json {
         return DecodeError::InvalidShape {
             kind: M::KIND,
             detail: message,

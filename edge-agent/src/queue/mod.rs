@@ -63,12 +63,17 @@ use serde::{Deserialize, Serialize};
 mod segment;
 
 use segment::{
-    create_segment, read_record, remove_file, scan_segment, segment_path, RecordError, Segment,
+    create_segment, read_record, remove_file, scan_segment, segment_file_name, segment_path,
+    RecordError, Segment,
 };
 pub use segment::{MAGIC, RECORD_HEADER};
 use segment::{MAGIC_LEN, SEGMENT_SUFFIX};
 
 const STATE_FILE: &str = "state";
+/// Largest record number a segment name or the saved head may hold
+/// (`i64::MAX`: 290 million years of records at 1 kHz), so that record
+/// numbers never overflow; larger ones are damage.
+const MAX_RECORD_NUMBER: u64 = i64::MAX as u64;
 /// Smallest accepted `max_bytes`.
 pub const MIN_MAX_BYTES: u64 = 64 * 1024;
 const MIN_SEGMENT: u64 = 4 * 1024;
@@ -151,7 +156,7 @@ impl Position {
 
     /// A queue-wide record number (dense within a segment).
     pub fn record(&self) -> u64 {
-        self.segment + self.index
+        self.segment.saturating_add(self.index)
     }
 
     fn key(&self) -> (u64, u64) {
@@ -231,6 +236,15 @@ impl Queue {
         let state_path = dir.join(STATE_FILE);
         let state = match fs::read(&state_path) {
             Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
+                Ok(s)
+                    if s.head.is_some_and(|h| {
+                        h.segment > MAX_RECORD_NUMBER || h.index > MAX_RECORD_NUMBER
+                    }) =>
+                {
+                    tracing::warn!(path = %state_path.display(), head = ?s.head,
+                        "queue state file names a head out of range; starting from the oldest record (some may be sent twice)");
+                    State { head: None, ..s }
+                }
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(path = %state_path.display(), error = %e,
@@ -248,9 +262,19 @@ impl Queue {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             if let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) {
+                // Only the names this queue writes: 20 digits (`+1.seg`
+                // or `1.seg` would parse to a segment whose file has
+                // another name), and a record number that leaves room to
+                // count on (found by fuzzing: a segment named u64::MAX
+                // overflowed the next record number).
                 match stem.parse::<u64>() {
-                    Ok(first) => firsts.push(first),
-                    Err(_) => {
+                    Ok(first)
+                        if first <= MAX_RECORD_NUMBER
+                            && name.as_ref() == segment_file_name(first).as_str() =>
+                    {
+                        firsts.push(first)
+                    }
+                    _ => {
                         tracing::warn!(file = %name, "ignoring a file that is not a queue segment")
                     }
                 }

@@ -28,8 +28,12 @@ pub(super) struct Segment {
     pub(super) last_offset: Option<u64>,
 }
 
+pub(super) fn segment_file_name(first: u64) -> String {
+    format!("{first:020}{SEGMENT_SUFFIX}")
+}
+
 pub(super) fn segment_path(dir: &Path, first: u64) -> PathBuf {
-    dir.join(format!("{first:020}{SEGMENT_SUFFIX}"))
+    dir.join(segment_file_name(first))
 }
 
 pub(super) fn create_segment(dir: &Path, first: u64) -> Result<Segment, QueueError> {
