@@ -333,6 +333,7 @@ fn kubernetes_files_have_none_of_the_known_defects() {
     );
     assert_none("workloads", deploy_checks::workload_shape_violations(&docs));
     assert_none("autoscalers", deploy_checks::autoscaler_violations(&docs));
+    assert_none("API tokens", deploy_checks::api_token_violations(&docs));
     let scalers: Vec<String> = docs
         .iter()
         .filter(|d| d["kind"] == "ScaledObject" || d["kind"] == "HorizontalPodAutoscaler")
@@ -640,6 +641,38 @@ spec:
 }
 
 #[test]
+fn seeded_defect_a_pod_without_the_api_tokens_is_caught() {
+    let mut docs = docs_only(k8s_docs());
+    assert_none("API tokens", deploy_checks::api_token_violations(&docs));
+    for doc in docs.iter_mut() {
+        if doc["kind"] == "StatefulSet" && doc["metadata"]["name"] == "vigil-score" {
+            let mounts = doc["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+                .as_sequence_mut()
+                .expect("mounts");
+            mounts.retain(|m| m["name"] != "api-tokens");
+        }
+    }
+    let found = deploy_checks::api_token_violations(&docs);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("vigil-score"), "{found:?}");
+    // Without the file on a non-loopback address every role would refuse
+    // to start.
+    for doc in docs.iter_mut() {
+        if doc["kind"] == "ConfigMap" && doc["metadata"]["name"] == "vigil-config" {
+            doc["data"]
+                .as_mapping_mut()
+                .expect("data")
+                .remove("VIGIL_API_TOKENS_FILE");
+        }
+    }
+    let found = deploy_checks::api_token_violations(&docs);
+    assert!(
+        found.iter().any(|v| v.contains("without VIGIL_API_TOKENS_FILE")),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn seeded_defect_ingest_as_deployment_and_plain_audit_service_are_caught() {
     let mut docs = docs_only(k8s_docs());
     for doc in docs.iter_mut() {
@@ -838,6 +871,10 @@ fn every_rendered_kustomization_has_none_of_the_known_defects() {
         assert_none(
             &what("autoscalers"),
             deploy_checks::autoscaler_violations(&docs),
+        );
+        assert_none(
+            &what("API tokens"),
+            deploy_checks::api_token_violations(&docs),
         );
     }
 }

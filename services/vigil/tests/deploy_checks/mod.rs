@@ -299,6 +299,69 @@ pub fn kafka_config_violations(
     bad
 }
 
+/// API tokens: the ConfigMap `vigil-config` names `VIGIL_API_TOKENS_FILE`
+/// when `VIGIL_HTTP_ADDR` is not a loopback address (else every role
+/// refuses to start), and every container reading that ConfigMap mounts
+/// the Secret `vigil-api-tokens` at the file's folder.
+pub fn api_token_violations(docs: &[Value]) -> Vec<String> {
+    let mut bad = Vec::new();
+    let Some(config) = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "vigil-config")
+    else {
+        return vec!["no ConfigMap vigil-config".into()];
+    };
+    let addr = config["data"]["VIGIL_HTTP_ADDR"].as_str().unwrap_or("127.0.0.1:8080");
+    let loopback = addr.starts_with("127.") || addr.starts_with("[::1]");
+    let Some(file) = config["data"]["VIGIL_API_TOKENS_FILE"].as_str() else {
+        if !loopback {
+            bad.push(format!(
+                "ConfigMap/vigil-config: VIGIL_HTTP_ADDR {addr} without VIGIL_API_TOKENS_FILE"
+            ));
+        }
+        return bad;
+    };
+    let folder = file.rsplit_once('/').map_or("", |(d, _)| d);
+    for doc in docs {
+        let Some(pod) = pod_spec(doc) else { continue };
+        let tokens_volumes: Vec<&str> = pod["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["secret"]["secretName"] == "vigil-api-tokens")
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        for c in containers(pod) {
+            let reads_config = c["envFrom"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|e| e["configMapRef"]["name"] == "vigil-config");
+            if !reads_config {
+                continue;
+            }
+            let mounted = c["volumeMounts"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|m| {
+                    m["mountPath"] == folder
+                        && m["name"]
+                            .as_str()
+                            .is_some_and(|n| tokens_volumes.contains(&n))
+                });
+            if !mounted {
+                bad.push(format!(
+                    "{} container {}: VIGIL_API_TOKENS_FILE {file} but no Secret vigil-api-tokens mounted at {folder}",
+                    name_of(doc),
+                    c["name"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    bad
+}
+
 /// Workload kinds by component label, and StatefulSets without labels or
 /// a headless governing Service, and components without a disruption
 /// budget: ingest, push, score and audit must be StatefulSets (stable
