@@ -23,6 +23,7 @@ did not happen in time. Standard library only.
 """
 
 import json
+import secrets
 import os
 import signal
 import socket
@@ -45,9 +46,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+# The run's API token (`--api-token`): the dashboard's API needs it.
+TOKEN = secrets.token_urlsafe(24)
+
+
 def get(port, path):
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        with urllib.request.urlopen(request, timeout=5) as r:
             return json.load(r)
     except (OSError, ValueError):
         return None
@@ -64,6 +72,7 @@ def main():
         os.path.join(root, "scripts", "demo.sh"),
         "--duration", f"{seconds}s",
         "--http-addr", f"127.0.0.1:{port}",
+        "--api-token", TOKEN,
         "--summary", summary_path,
     ]
     print("running:", " ".join(cmd), f"(log: {log_path})", flush=True)

@@ -101,6 +101,11 @@ pub struct DemoArgs {
     #[arg(long, env = "VIGIL_DEMO_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
+    /// The API token of this run (every service's API needs it; the
+    /// dashboard's login link carries it). A new random one by default.
+    #[arg(long, env = "VIGIL_DEMO_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
     /// Keep the state (keys, Kafka log, MQTT sessions, audit store, edge
     /// queues) in this directory instead of a temporary one that is
     /// removed at exit.

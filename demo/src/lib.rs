@@ -179,6 +179,11 @@ async fn run_stack(
     let users = &brokers.users.clone();
     let kafka_brokers = format!("127.0.0.1:{}", brokers.kafka.port());
     let mqtt_url = format!("mqtt://127.0.0.1:{}", brokers.mqtt.port());
+    let token = args
+        .api_token
+        .clone()
+        .unwrap_or_else(vigil_service::http_auth::new_token);
+    roles::write_api_tokens(dir, &token)?;
     let wiring =
         Wiring::new(&kafka_brokers, &mqtt_url, dir, signing_key, verify_key)?.with_users(users);
     create_topics(&wiring.kafka, args.kafka_retention, shutdown).await;
@@ -232,7 +237,7 @@ async fn run_stack(
         task,
     };
 
-    banner(args, dir, &running, &kafka_brokers, &mqtt_url);
+    banner(args, dir, &running, &kafka_brokers, &mqtt_url, &token);
     let devices = (args.cloud_devices(), args.edge_devices());
     let watching = Watching {
         args,
@@ -506,10 +511,11 @@ async fn create_topics(kafka: &KafkaArgs, retention: Duration, shutdown: &Shutdo
     vigil_service::kafka::ensure_topics_retrying(kafka, &specs, shutdown).await;
 }
 
-fn banner(args: &DemoArgs, dir: &Path, running: &[Service], kafka: &str, mqtt: &str) {
+fn banner(args: &DemoArgs, dir: &Path, running: &[Service], kafka: &str, mqtt: &str, token: &str) {
     let dashboard = running.iter().find(|s| s.name == "dashboard");
     match dashboard.and_then(|d| d.http) {
-        Some(addr) => println!("dashboard: http://{addr}/"),
+        // The link sets the token's cookie and opens the dashboard.
+        Some(addr) => println!("dashboard: http://{addr}/login?token={token}"),
         None => println!(
             "dashboard: not started (would be http://{}/); audit API below",
             args.http_addr
@@ -527,7 +533,7 @@ fn banner(args: &DemoArgs, dir: &Path, running: &[Service], kafka: &str, mqtt: &
         .and_then(|s| s.http)
     {
         println!(
-            "  audit API: http://{audit}/v1/models  http://{audit}/v1/devices/{}-00000/anomalies",
+            "  audit API: curl -H 'Authorization: Bearer {token}' http://{audit}/v1/models  (or …/v1/devices/{}-00000/anomalies)",
             fleet::CLOUD_PREFIX
         );
     }

@@ -52,6 +52,8 @@ pub struct Wiring {
     audit_store: String,
     /// The broker users, once enrolled ([`Wiring::with_users`]).
     users: Option<crate::brokers::MqttUsers>,
+    /// The API tokens file every service's HTTP API checks.
+    api_tokens: PathBuf,
 }
 
 impl Wiring {
@@ -88,6 +90,7 @@ impl Wiring {
             signing_key: signing_key.to_owned(),
             verify_key: verify_key.to_owned(),
             audit_store: audit_store_uri(&dir.join("audit.db")),
+            api_tokens: dir.join(API_TOKENS_FILE),
             users: None,
         })
     }
@@ -96,6 +99,15 @@ impl Wiring {
     pub fn with_users(mut self, users: &crate::brokers::MqttUsers) -> Self {
         self.users = Some(users.clone());
         self
+    }
+
+    /// A service's HTTP server on `http_addr`, its API behind the demo's
+    /// token.
+    pub fn http(&self, http_addr: SocketAddr) -> HttpArgs {
+        HttpArgs {
+            api_tokens_file: Some(self.api_tokens.clone()),
+            ..HttpArgs::at(http_addr)
+        }
     }
 
     /// MQTT as `user` connects.
@@ -129,7 +141,7 @@ impl Wiring {
     pub fn audit(&self, http_addr: SocketAddr) -> anyhow::Result<vigil_audit::AuditArgs> {
         Ok(vigil_audit::AuditArgs {
             kafka: self.kafka.clone(),
-            http: HttpArgs::at(http_addr),
+            http: self.http(http_addr),
             store: self.audit_store.clone(),
             verify_key: Some(self.verify_key.clone()),
             ..defaults("vigil audit")?
@@ -140,7 +152,7 @@ impl Wiring {
     pub fn score(&self, http_addr: SocketAddr) -> anyhow::Result<vigil_score::ScoreArgs> {
         Ok(vigil_score::ScoreArgs {
             kafka: self.kafka.clone(),
-            http: HttpArgs::at(http_addr),
+            http: self.http(http_addr),
             model: MODEL.to_owned(),
             verify_key: self.verify_key.clone(),
             ..defaults("vigil score")?
@@ -152,7 +164,7 @@ impl Wiring {
         Ok(vigil_ingest::IngestArgs {
             mqtt: self.mqtt_as("vigil-demo-ingest", |u| &u.ingest),
             kafka: self.kafka.clone(),
-            http: HttpArgs::at(http_addr),
+            http: self.http(http_addr),
             ..defaults("vigil ingest")?
         })
     }
@@ -165,7 +177,7 @@ impl Wiring {
     ) -> anyhow::Result<vigil_train::TrainArgs> {
         Ok(vigil_train::TrainArgs {
             kafka: self.kafka.clone(),
-            http: HttpArgs::at(http_addr),
+            http: self.http(http_addr),
             model: MODEL.to_owned(),
             signing_key: self.signing_key.clone(),
             interval: demo.retrain_every,
@@ -186,7 +198,7 @@ impl Wiring {
         Ok(vigil_push::PushArgs {
             mqtt: self.mqtt_as("vigil-demo-push", |u| &u.push),
             kafka: self.kafka.clone(),
-            http: HttpArgs::at(http_addr),
+            http: self.http(http_addr),
             models: vec![MODEL.to_owned()],
             verify_key: self.verify_key.clone(),
             ..defaults("vigil push")?
@@ -203,7 +215,7 @@ impl Wiring {
         Ok(vigil_actions::ActionsArgs {
             mqtt: self.mqtt_as("vigil-demo-actions", |u| &u.actions),
             kafka: self.kafka.clone(),
-            http: HttpArgs::at(http_addr),
+            http: self.http(http_addr),
             rules: Some(rules.to_owned()),
             ..defaults("vigil actions")?
         })
@@ -214,7 +226,7 @@ impl Wiring {
     pub fn dashboard(&self, http_addr: SocketAddr) -> anyhow::Result<vigil_api::ApiArgs> {
         Ok(vigil_api::ApiArgs {
             kafka: self.kafka.clone(),
-            http: HttpArgs::at(http_addr),
+            http: self.http(http_addr),
             audit_store: Some(self.audit_store.clone()),
             ..defaults("vigil api")?
         })
@@ -225,6 +237,34 @@ impl Wiring {
 /// file: a 16 MiB writer cache (the service's default is 64) and no memory
 /// map (the default maps 256 MiB per connection, and every mapped page a
 /// query touches counts as the demo's resident memory).
+/// The demo's API tokens file, in its data directory.
+pub const API_TOKENS_FILE: &str = "api-tokens";
+
+/// Writes `dir`'s API tokens file: `token` with both scopes.
+pub fn write_api_tokens(dir: &Path, token: &str) -> anyhow::Result<()> {
+    vigil_service::http_auth::Tokens::parse(&format!("read,score {token}"))
+        .map_err(|e| anyhow::anyhow!("--api-token: {e}"))?;
+    let path = dir.join(API_TOKENS_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::io::Write::write_all(
+        &mut file,
+        format!("# the demo's API token\nread,score {token}\n").as_bytes(),
+    )?;
+    Ok(())
+}
+
 fn audit_store_uri(path: &Path) -> String {
     format!("sqlite://{}?cache_mib=16&mmap_mib=0", path.display())
 }

@@ -47,6 +47,8 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
             "10s",
             "--http-addr",
             &format!("127.0.0.1:{port}"),
+            "--api-token",
+            TOKEN,
             "--summary",
         ])
         .arg(&summary_path)
@@ -65,6 +67,11 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
     let output = child.wait_with_output().expect("vigil-demo runs");
     done.store(true, Ordering::Relaxed);
     let seen = watcher.join().expect("dashboard watcher");
+    // The dashboard's API needs the run's token; the login link the demo
+    // prints sets it (a cookie) and opens the page.
+    let (without, login) = seen.auth.clone().expect("the dashboard answered");
+    assert!(without.contains(" 401 "), "without a token: {without}");
+    assert!(login.contains(" 303 "), "the login link: {login}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -73,6 +80,12 @@ fn two_minute_demo_loses_nothing_measures_detection_and_rolls_out_two_models() {
         output.status
     );
     assert!(stdout.contains("records"), "no status lines:\n{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "dashboard: http://127.0.0.1:{port}/login?token={TOKEN}"
+        )),
+        "no login link:\n{stdout}"
+    );
     assert!(
         seen.devices > 0 && seen.anomalies > 0,
         "the dashboard at 127.0.0.1:{port} never listed devices and anomalies: {seen:?}\nstdout:\n{stdout}"
@@ -302,6 +315,9 @@ struct Seen {
     first_running: BTreeMap<u64, usize>,
     /// Most incidents the Incidents page's API (`/api/incidents`) listed.
     incidents: usize,
+    /// Status lines of `/api/overview` without the token and of the login
+    /// link, once the dashboard answered.
+    auth: Option<(String, String)>,
 }
 
 /// Polls the dashboard's API (plain HTTP/1.0 on loopback) every second
@@ -311,6 +327,12 @@ fn watch_dashboard(port: u16, done: &AtomicBool) -> Seen {
     let mut poll = 0;
     while !done.load(Ordering::Relaxed) {
         poll += 1;
+        if seen.auth.is_none() && get(port, "/api/overview").is_some() {
+            seen.auth = Some((
+                status_line(port, "/api/overview", None),
+                status_line(port, &format!("/login?token={TOKEN}"), None),
+            ));
+        }
         if let Some(overview) = get(port, "/api/overview") {
             if let Some(list) = overview["devices"].as_array() {
                 seen.devices = seen.devices.max(list.len());
@@ -347,11 +369,35 @@ fn watch_dashboard(port: u16, done: &AtomicBool) -> Seen {
     seen
 }
 
+/// The first line of the answer to `GET path`, with `token` if given.
+fn status_line(port: u16, path: &str, token: Option<&str>) -> String {
+    let answer = || -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n").as_bytes())
+            .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.lines().next().map(str::to_owned)
+    };
+    answer().unwrap_or_default()
+}
+
+/// The API token the two-minute run is given (`--api-token`).
+const TOKEN: &str = "demo-test-token-0123456789";
+
 fn get(port: u16, path: &str) -> Option<Value> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .write_all(
+            format!(
+                "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
         .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;

@@ -667,7 +667,9 @@ fn seeded_defect_a_pod_without_the_api_tokens_is_caught() {
     }
     let found = deploy_checks::api_token_violations(&docs);
     assert!(
-        found.iter().any(|v| v.contains("without VIGIL_API_TOKENS_FILE")),
+        found
+            .iter()
+            .any(|v| v.contains("without VIGIL_API_TOKENS_FILE")),
         "{found:?}"
     );
 }

@@ -311,7 +311,9 @@ pub fn api_token_violations(docs: &[Value]) -> Vec<String> {
     else {
         return vec!["no ConfigMap vigil-config".into()];
     };
-    let addr = config["data"]["VIGIL_HTTP_ADDR"].as_str().unwrap_or("127.0.0.1:8080");
+    let addr = config["data"]["VIGIL_HTTP_ADDR"]
+        .as_str()
+        .unwrap_or("127.0.0.1:8080");
     let loopback = addr.starts_with("127.") || addr.starts_with("[::1]");
     let Some(file) = config["data"]["VIGIL_API_TOKENS_FILE"].as_str() else {
         if !loopback {
