@@ -63,7 +63,7 @@ impl Case {
         match self {
             Case::Kill(role) => format!("`kill -9` of `vigil {role}`, started again at once"),
             Case::TansuOutage => format!(
-                "tansu (SQLite engine) stopped {} s, started again on its data",
+                "tansu stopped {} s, started again on its data",
                 profile.outage.as_secs()
             ),
             Case::MosquittoRestart => {
@@ -134,12 +134,15 @@ impl Outcome {
 
 /// Runs one case on a fresh stack.
 pub async fn run_case(case: Case, profile: &Profile, bin: &Path) -> Result<Outcome> {
-    // Only a broker that restarts needs its data on disk; the in-memory
-    // engine is faster everywhere else.
-    let storage = if case == Case::TansuOutage {
-        TansuStorage::Sqlite
-    } else {
-        TansuStorage::Memory
+    // A broker that restarts needs its data on disk, and so does a
+    // consumer group resuming from committed offsets: tansu 0.6's memory
+    // engine then delivers some records twice and others never
+    // (docs/ARCHITECTURE.md, "Tests against real brokers"; one verdict
+    // missing from the audit store after `kill-audit` on it). The
+    // in-memory engine is faster everywhere else.
+    let storage = match case {
+        Case::TansuOutage | Case::Kill("score" | "audit") => TansuStorage::Sqlite,
+        _ => TansuStorage::Memory,
     };
     let mut stack = Stack::start(bin, storage).await?;
     let report_dir = stack.dir().to_owned();
