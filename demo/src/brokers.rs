@@ -112,7 +112,9 @@ impl Broker {
         let log = dir.join("mosquitto.log");
         // Bounded queues for offline sessions (a stopped edge agent's
         // commands), MQTT 5 flow control left to the clients' Receive
-        // Maximum.
+        // Maximum; state saved every 30 s and at shutdown. The settings
+        // are explained in RELIABILITY.md, "Broker settings that keep
+        // data".
         std::fs::write(
             &conf,
             format!(

@@ -154,6 +154,7 @@ fn kafka_args(brokers: &str) -> KafkaArgs {
         kafka_create_topics: true,
         kafka_partitions: 3,
         kafka_replication_factor: 1,
+        kafka_min_insync_replicas: None,
     }
 }
 

@@ -185,11 +185,13 @@ pub async fn run_draining(
     let mut truth: Vec<Truth> = Vec::new();
     let mut lag = hdrhistogram::Histogram::<u64>::new_with_max(3_600_000_000, 3)?;
     let (mut sent, mut acked, mut rejected, mut errors, mut silent) = (0, 0, 0, 0, 0);
+    let mut unrouted = 0;
     for o in outcomes {
         sent += o.sent;
         silent += o.silent_slots;
         acked += o.acked;
         rejected += o.rejected;
+        unrouted += o.unrouted;
         errors += o.errors;
         lag.add(&o.lag_us)
             .map_err(|e| anyhow::anyhow!("merging send lag: {e:?}"))?;
@@ -239,6 +241,7 @@ pub async fn run_draining(
         silent_slots: silent,
         acked,
         rejected,
+        unrouted,
         publish_errors: errors,
         offered_rate,
         achieved_rate,

@@ -50,6 +50,9 @@ struct Shared {
     acked: AtomicU64,
     /// Publishes the broker refused (a PUBACK with an error reason).
     rejected: AtomicU64,
+    /// Publishes acknowledged with "no matching subscribers" (the
+    /// broker dropped them: nothing subscribed to the topic then).
+    unrouted: AtomicU64,
     /// Connection errors.
     errors: AtomicU64,
     /// Set by the sender when done: the number of publishes to wait for.
@@ -69,6 +72,8 @@ pub struct Outcome {
     pub acked: u64,
     /// PUBACKs with an error reason.
     pub rejected: u64,
+    /// PUBACKs saying "no matching subscribers".
+    pub unrouted: u64,
     /// Connection errors (each followed by a reconnect).
     pub errors: u64,
     /// Sent seqs by device index.
@@ -232,6 +237,7 @@ impl Connection {
             silent_slots: plan.silent_slots(),
             acked: shared.acked.load(Ordering::SeqCst),
             rejected: shared.rejected.load(Ordering::SeqCst),
+            unrouted: shared.unrouted.load(Ordering::SeqCst),
             errors: shared.errors.load(Ordering::SeqCst),
             sent_seqs,
             truth,
@@ -283,12 +289,18 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::PubAck(puback))) => {
-                if !matches!(
-                    puback.reason,
-                    PubAckReason::Success | PubAckReason::NoMatchingSubscribers
-                ) {
-                    shared.rejected.fetch_add(1, Ordering::Relaxed);
-                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                match puback.reason {
+                    PubAckReason::Success => {}
+                    // Accepted, and dropped: nothing was subscribed. Vigil
+                    // always subscribes, so this is a broker that lost its
+                    // subscriptions (RELIABILITY.md, "Mosquitto restart").
+                    PubAckReason::NoMatchingSubscribers => {
+                        shared.unrouted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        shared.rejected.fetch_add(1, Ordering::Relaxed);
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 ack(&shared);
             }

@@ -41,6 +41,10 @@ pub struct Report {
     pub acked: u64,
     /// PUBACKs with an error reason.
     pub rejected: u64,
+    /// PUBACKs saying "no matching subscribers": the broker dropped the
+    /// message (counted in `acked` too).
+    #[serde(default)]
+    pub unrouted: u64,
     /// MQTT connection errors.
     pub publish_errors: u64,
     /// Intended messages per second.
@@ -282,6 +286,13 @@ impl Report {
             "published  {} sent, {} acked, {} rejected, {} connection errors in {:.1} s",
             self.sent, self.acked, self.rejected, self.publish_errors, self.publish_seconds
         );
+        if self.unrouted > 0 {
+            let _ = writeln!(
+                s,
+                "           {} acknowledged with \"no matching subscribers\": dropped by the broker",
+                self.unrouted
+            );
+        }
         if self.silent_slots > 0 {
             let _ = writeln!(
                 s,
@@ -432,6 +443,7 @@ mod tests {
             silent_slots: 0,
             acked: 100,
             rejected: 0,
+            unrouted: 0,
             publish_errors: 0,
             offered_rate: 100.0,
             achieved_rate: 99.5,

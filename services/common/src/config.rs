@@ -27,6 +27,9 @@ pub struct KafkaArgs {
     pub kafka_partitions: i32,
     /// Replication factor of topics Vigil creates.
     pub kafka_replication_factor: i32,
+    /// `min.insync.replicas` of topics Vigil creates (`None`: the
+    /// broker's default).
+    pub kafka_min_insync_replicas: Option<i32>,
 }
 
 /// The flags of [`KafkaArgs`] as clap parses them.
@@ -49,8 +52,8 @@ pub struct KafkaFlags {
     #[arg(long = "kafka-option", env = "VIGIL_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ';', value_parser = parse_kafka_option)]
     kafka_options: Vec<KafkaOption>,
 
-    /// Create missing topics at start-up (partitions below, replication
-    /// factor 1 unless set with --kafka-replication-factor).
+    /// Create missing topics at start-up (partitions, replication factor
+    /// and min.insync.replicas below; existing topics are left as they are).
     #[arg(long, env = "VIGIL_KAFKA_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
     kafka_create_topics: bool,
 
@@ -58,9 +61,19 @@ pub struct KafkaFlags {
     #[arg(long, env = "VIGIL_KAFKA_PARTITIONS", default_value_t = 6)]
     kafka_partitions: i32,
 
-    /// Replication factor of topics Vigil creates.
-    #[arg(long, env = "VIGIL_KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
+    /// Replication factor of topics Vigil creates. 1 suits a single
+    /// broker (tests, the demo); production: 3 (docs/ARCHITECTURE.md,
+    /// "Broker settings that keep data").
+    #[arg(long, env = "VIGIL_KAFKA_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     kafka_replication_factor: i32,
+
+    /// `min.insync.replicas` of topics Vigil creates: how many replicas
+    /// must have a record before Kafka confirms it to Vigil's producers
+    /// (all idempotent, so acks=all). Unset: the broker's default (1).
+    /// Production: 2 with a replication factor of 3, so one broker may be
+    /// down and no confirmed record lives on a single disk.
+    #[arg(long, env = "VIGIL_KAFKA_MIN_INSYNC_REPLICAS", value_parser = clap::value_parser!(i32).range(1..))]
+    kafka_min_insync_replicas: Option<i32>,
 }
 
 /// One `--kafka-option`: a KEY=VALUE pair, or nothing for an empty one.
@@ -89,6 +102,7 @@ impl From<KafkaFlags> for KafkaArgs {
             kafka_create_topics: flags.kafka_create_topics,
             kafka_partitions: flags.kafka_partitions,
             kafka_replication_factor: flags.kafka_replication_factor,
+            kafka_min_insync_replicas: flags.kafka_min_insync_replicas,
         }
     }
 }
@@ -97,7 +111,20 @@ impl From<KafkaFlags> for KafkaArgs {
 // users keep plain pairs while blank options are dropped at parse time.
 impl clap::FromArgMatches for KafkaArgs {
     fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        KafkaFlags::from_arg_matches(matches).map(Into::into)
+        let flags = KafkaFlags::from_arg_matches(matches)?;
+        match flags.kafka_min_insync_replicas {
+            // Kafka would accept such a topic and then refuse every
+            // acks=all write to it (NOT_ENOUGH_REPLICAS).
+            Some(n) if n > flags.kafka_replication_factor => Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--kafka-min-insync-replicas {n} is above --kafka-replication-factor {}: \
+                     no write could ever be confirmed\n",
+                    flags.kafka_replication_factor
+                ),
+            )),
+            _ => Ok(flags.into()),
+        }
     }
 
     fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
@@ -186,6 +213,26 @@ mod tests {
             vec![("a".into(), "1".into()), ("b".into(), "2".into())]
         );
         assert!(Cli::try_parse_from(["vigil", "--kafka-option", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn min_insync_replicas_is_set_and_may_not_exceed_the_replication_factor() {
+        let cli = Cli::try_parse_from(["vigil"]).expect("defaults");
+        assert_eq!(cli.kafka.kafka_replication_factor, 1);
+        assert_eq!(cli.kafka.kafka_min_insync_replicas, None);
+        let cli = Cli::try_parse_from([
+            "vigil",
+            "--kafka-replication-factor",
+            "3",
+            "--kafka-min-insync-replicas",
+            "2",
+        ])
+        .expect("production settings");
+        assert_eq!(cli.kafka.kafka_min_insync_replicas, Some(2));
+        let refused = Cli::try_parse_from(["vigil", "--kafka-min-insync-replicas", "2"])
+            .expect_err("2 of 1 replica can never be in sync");
+        assert!(refused.to_string().contains("above"), "{refused}");
+        assert!(Cli::try_parse_from(["vigil", "--kafka-replication-factor", "0"]).is_err());
     }
 
     // Environment variables are process-wide: nextest runs each test in a

@@ -319,6 +319,7 @@ pub async fn ensure_topics(args: &KafkaArgs, topics: &[TopicSpec]) -> Result<(),
         .iter()
         .map(|t| t.retention_ms.map(|ms| ms.to_string()))
         .collect();
+    let min_insync = args.kafka_min_insync_replicas.map(|n| n.to_string());
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .zip(&retention)
@@ -331,6 +332,9 @@ pub async fn ensure_topics(args: &KafkaArgs, topics: &[TopicSpec]) -> Result<(),
             .set("cleanup.policy", t.cleanup_policy);
             if let Some(ms) = retention {
                 topic = topic.set("retention.ms", ms);
+            }
+            if let Some(n) = &min_insync {
+                topic = topic.set("min.insync.replicas", n);
             }
             topic
         })
@@ -574,6 +578,7 @@ mod tests {
             kafka_create_topics: false,
             kafka_partitions: 1,
             kafka_replication_factor: 1,
+            kafka_min_insync_replicas: None,
         };
         let producer: FutureProducer<VigilContext> =
             producer_config(&args, "fatal-test", &ProducerTuning::default())
@@ -611,6 +616,7 @@ mod tests {
             kafka_create_topics: false,
             kafka_partitions: 1,
             kafka_replication_factor: 1,
+            kafka_min_insync_replicas: None,
         }
     }
 

@@ -185,6 +185,7 @@ async fn loadgen_through_ingest_loses_nothing() -> anyhow::Result<()> {
         kafka_create_topics: true,
         kafka_partitions: 6,
         kafka_replication_factor: 1,
+        kafka_min_insync_replicas: None,
     };
     vigil_service::kafka::ensure_topics(
         &kafka_args,
