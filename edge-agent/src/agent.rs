@@ -12,8 +12,10 @@
 //! initial) model is verified and the queue opened and checked before any
 //! network activity, so the device scores and buffers from its first
 //! sample even when the broker is unreachable. `seq` continues from the
-//! last record in the queue, so a restart (also after `kill -9`) neither
-//! reuses nor skips a sequence number that went up.
+//! last record in the queue after a clean stop or a process crash, and
+//! above the durable reservation after a reboot ([`crate::seq`]), so no
+//! sequence number that may have gone up is ever used again, even when a
+//! power cut lost the queue's unsynced tail.
 //!
 //! Shutdown (SIGTERM/SIGINT): sampling stops, the uplink publishes the
 //! offline status and waits briefly for outstanding acknowledgements, the
@@ -34,6 +36,7 @@ use crate::models::ModelStore;
 use crate::queue::{Queue, QueueLimits};
 use crate::record::UplinkRecord;
 use crate::sampler::{lock, Sampler, SamplerConfig};
+use crate::seq::{read_boot_id, SeqReservation};
 use crate::sources::Source;
 use crate::status::Stats;
 use crate::uplink::{mqtt_options, ActionLink, Uplink, UplinkConfig};
@@ -57,12 +60,30 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     let limits = QueueLimits::new(args.queue_max_bytes)?;
     let (queue, report) =
         Queue::open(&args.state_dir.join("queue"), limits).context("opening the uplink queue")?;
-    let last_seq = match queue.last_record()? {
+    let last_queued = match queue.last_record()? {
         Some(bytes) => UplinkRecord::decode(&bytes)
             .map(|r| r.seq)
             .context("decoding the last queued record to recover seq")?,
         None => 0,
     };
+    let (seqs, resume) = SeqReservation::open(
+        &args.state_dir,
+        args.seq_block,
+        last_queued,
+        read_boot_id(&args.boot_id_file),
+    )
+    .context("opening the sequence-number reservation")?;
+    let last_seq = resume.last_seq;
+    if resume.skipped > 0 {
+        tracing::warn!(
+            last_queued,
+            resumes_at = last_seq + 1,
+            skipped = resume.skipped,
+            "the previous run did not stop cleanly and the device rebooted since: \
+             seq resumes above its durable reservation, so no number that may have \
+             been sent before a power loss is used again"
+        );
+    }
     tracing::info!(
         device_id = %device_id,
         backlog = report.records,
@@ -109,7 +130,8 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         Arc::clone(&wake),
         Arc::clone(&stats),
         action_tx.clone(),
-    );
+    )
+    .with_reservation(seqs);
     let uplink = Uplink::new(
         UplinkConfig {
             device_id: device_id.clone(),

@@ -199,6 +199,17 @@ pub struct RunArgs {
     #[arg(long, env = "VIGIL_EDGE_QUEUE_FSYNC_MS", default_value_t = 1000, value_parser = parse_millis::<u64>)]
     pub queue_fsync_ms: u64,
 
+    /// Sequence numbers reserved per durable write of `{state_dir}/seq.json`
+    /// (so that none is reused after a power loss): a larger block means
+    /// fewer flash writes and a larger gap in `seq` after a power cut.
+    #[arg(long, env = "VIGIL_EDGE_SEQ_BLOCK", default_value_t = 1000)]
+    pub seq_block: u64,
+
+    /// Where this boot's id is read (a crash without a reboot resumes
+    /// `seq` with no gap); tests point it at a file to simulate a reboot.
+    #[arg(long, env = "VIGIL_EDGE_BOOT_ID_FILE", default_value = crate::seq::BOOT_ID_PATH, hide = true)]
+    pub boot_id_file: PathBuf,
+
     /// Most uplink messages per second (drains a backlog without
     /// stampeding the broker when a fleet reconnects at once).
     #[arg(long, env = "VIGIL_EDGE_DRAIN_RATE", default_value_t = 200)]
@@ -339,6 +350,12 @@ impl RunArgs {
         if self.queue_fsync_ms == 0 {
             return Err(bad(
                 "--queue-fsync-ms / VIGIL_EDGE_QUEUE_FSYNC_MS",
+                "must be at least 1",
+            ));
+        }
+        if self.seq_block == 0 {
+            return Err(bad(
+                "--seq-block / VIGIL_EDGE_SEQ_BLOCK",
                 "must be at least 1",
             ));
         }

@@ -10,7 +10,8 @@
 //!   validation.
 //! - [`sources`]: host sensors (/proc, /sys), a simulated device (cargo
 //!   feature `sim`, off by default), JSON lines, CSV.
-//! - [`sampler`]: stamps, scores and queues each sample.
+//! - [`sampler`]: stamps, scores and queues each sample; [`seq`]: the
+//!   durable sequence-number reservation that survives power loss.
 //! - [`queue`]: the on-disk store-and-forward queue (checksummed, bounded,
 //!   crash-safe); [`record`]: what one queue record holds.
 //! - [`uplink`]: MQTT: drains the queue with acknowledgements and a rate
@@ -39,6 +40,7 @@ pub mod queue;
 pub mod record;
 pub mod sampler;
 pub mod score;
+pub mod seq;
 pub mod sources;
 pub mod status;
 pub mod uplink;

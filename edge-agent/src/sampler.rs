@@ -8,6 +8,10 @@
 //! and an outage, a crash or a reboot changes only when records arrive,
 //! never which or in what order.
 //!
+//! A sequence number is used only once [`SeqReservation`] holds it
+//! durably (one write per block), so a power cut never leads to a number
+//! being used twice.
+//!
 //! Model swaps happen between two samples (`Scorer::install`), so each
 //! verdict is produced entirely by one model and names its version.
 
@@ -24,6 +28,7 @@ use crate::action::Trigger;
 use crate::config::{TelemetryMode, VerdictMode};
 use crate::queue::Queue;
 use crate::record::UplinkRecord;
+use crate::seq::SeqReservation;
 use crate::sources::{Sample, Source};
 use crate::status::Stats;
 
@@ -126,8 +131,10 @@ pub struct Sampler {
     stats: Arc<Stats>,
     actions: mpsc::Sender<Trigger>,
     next_seq: u64,
+    seqs: Option<SeqReservation>,
     summary: Summary,
     invalid_logged: u64,
+    reserve_logged: u64,
 }
 
 /// Locks the queue; a poisoned lock (a panic while holding it) still
@@ -163,9 +170,19 @@ impl Sampler {
             stats,
             actions,
             next_seq,
+            seqs: None,
             summary: Summary::default(),
             invalid_logged: 0,
+            reserve_logged: 0,
         }
+    }
+
+    /// Uses sequence numbers only once `seqs` holds them durably (the
+    /// agent always does; without it, as in unit tests, numbers are not
+    /// protected against power loss).
+    pub fn with_reservation(mut self, seqs: SeqReservation) -> Sampler {
+        self.seqs = Some(seqs);
+        self
     }
 
     /// Samples until the source ends, the seq limit is reached or
@@ -222,6 +239,13 @@ impl Sampler {
         if let Some(summary) = self.summary.take(&self.cfg.device_id) {
             self.enqueue_summary(summary);
         }
+        // No number past this one is used in this run: the next start
+        // continues right after it, reboot or not.
+        let last_used = self.next_seq - 1;
+        if let Some(Err(e)) = self.seqs.as_mut().map(|s| s.close(last_used)) {
+            tracing::warn!(error = %e, last_used,
+                "could not record the last seq used; the next start may skip up to a block");
+        }
         self.stats.sampling.store(false, Ordering::Relaxed);
     }
 
@@ -254,6 +278,17 @@ impl Sampler {
             if self.invalid_logged < 10 {
                 self.invalid_logged += 1;
                 tracing::warn!(error = %e, "sample refused; not scored");
+            }
+            return;
+        }
+        if let Some(Err(e)) = self.seqs.as_mut().map(|s| s.take(telemetry.seq)) {
+            // Without a durable reservation the number could be reused
+            // after a power loss: the sample is not taken.
+            Stats::bump(&self.stats.enqueue_failures);
+            if self.reserve_logged < 10 {
+                self.reserve_logged += 1;
+                tracing::error!(seq = telemetry.seq, error = %e,
+                    "could not reserve sequence numbers durably; sample not taken");
             }
             return;
         }

@@ -9,7 +9,7 @@ use crate::scylla::{ScyllaOptions, ScyllaStore};
 use crate::sqlite::SqliteStore;
 use crate::{
     IncidentQuery, ModelDetail, ModelSummary, Page, RangeQuery, Store, StoreError, StoreUri,
-    WriteBatch,
+    WriteBatch, Written,
 };
 
 /// The store chosen at start-up by `VIGIL_AUDIT_STORE`.
@@ -31,7 +31,7 @@ macro_rules! dispatch {
 }
 
 impl Store for AnyStore {
-    async fn write(&self, batch: Arc<WriteBatch>) -> Result<(), StoreError> {
+    async fn write(&self, batch: Arc<WriteBatch>) -> Result<Written, StoreError> {
         dispatch!(self, s => s.write(batch))
     }
     async fn device_verdicts(&self, query: RangeQuery) -> Result<Page, StoreError> {

@@ -1,8 +1,11 @@
 //! Opaque pagination cursors.
 //!
 //! A cursor is the position of the last row a page returned:
-//! `(event_ts, seq, model, model_version)`, the order range queries sort by
-//! (descending). It travels as URL-safe base64 of a small versioned text,
+//! `(event_ts, seq, model, model_version, scored_at)`, the order range
+//! queries sort by (descending). Tokens of the older format `c1` (before
+//! `scored_at` joined the key) are still read, as `scored_at = ""`: below
+//! every stored value, so the next page starts after every row of that
+//! position, as it did then. It travels as URL-safe base64 of a small versioned text,
 //! so clients treat it as an opaque token and the store can change its
 //! layout later (a new version prefix) without breaking old tokens
 //! silently: an unknown or damaged token is a typed error the API turns
@@ -12,7 +15,9 @@ use base64::Engine as _;
 use vigil_schemas::Verdict;
 
 /// Format tag of the cursors this build writes.
-const VERSION: &str = "c1";
+const VERSION: &str = "c2";
+/// Format tag of the cursors older builds wrote (no `scored_at`).
+const VERSION_1: &str = "c1";
 /// Field separator (a control character no number contains; the model
 /// name comes last, so it may contain anything).
 const SEP: char = '\u{1f}';
@@ -31,6 +36,8 @@ pub struct Cursor {
     pub model: String,
     /// Model version (0 for unscored).
     pub model_version: u64,
+    /// Where the row was scored (`cloud`, `edge`; empty in a `c1` token).
+    pub scored_at: String,
 }
 
 /// Why a cursor token was refused.
@@ -54,14 +61,15 @@ impl Cursor {
             seq: v.seq,
             model: v.model.clone(),
             model_version: crate::codec::stored_version(v),
+            scored_at: v.scored_at.as_str().to_owned(),
         }
     }
 
     /// The opaque token.
     pub fn encode(&self) -> String {
         let text = format!(
-            "{VERSION}{SEP}{}{SEP}{}{SEP}{}{SEP}{}",
-            self.event_ts, self.seq, self.model_version, self.model
+            "{VERSION}{SEP}{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}",
+            self.event_ts, self.seq, self.model_version, self.scored_at, self.model
         );
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
     }
@@ -75,10 +83,11 @@ impl Cursor {
             .decode(token)
             .map_err(|_| CursorError::NotBase64)?;
         let text = String::from_utf8(bytes).map_err(|_| CursorError::UnknownFormat)?;
-        let mut parts = text.splitn(5, SEP);
-        if parts.next() != Some(VERSION) {
-            return Err(CursorError::UnknownFormat);
-        }
+        let (mut parts, with_place) = match text.split_once(SEP) {
+            Some((VERSION, rest)) => (rest.splitn(5, SEP), true),
+            Some((VERSION_1, rest)) => (rest.splitn(4, SEP), false),
+            _ => return Err(CursorError::UnknownFormat),
+        };
         let mut number = |what: &'static str| -> Result<u64, CursorError> {
             parts
                 .next()
@@ -88,6 +97,14 @@ impl Cursor {
         let event_ts = number("event time")?;
         let seq = number("seq")?;
         let model_version = number("model version")?;
+        let scored_at = if with_place {
+            match parts.next() {
+                Some(at @ ("cloud" | "edge")) => at.to_owned(),
+                _ => return Err(CursorError::Damaged("scored_at")),
+            }
+        } else {
+            String::new()
+        };
         let model = parts
             .next()
             .filter(|m| !m.is_empty())
@@ -98,6 +115,7 @@ impl Cursor {
             seq,
             model,
             model_version,
+            scored_at,
         })
     }
 }
@@ -114,6 +132,7 @@ mod tests {
                 seq: u64::MAX,
                 model: model.into(),
                 model_version: 7,
+                scored_at: "edge".into(),
             };
             let token = c.encode();
             assert!(token
@@ -128,6 +147,21 @@ mod tests {
         assert_eq!(Cursor::decode("***"), Err(CursorError::NotBase64));
         assert_eq!(Cursor::decode("aGVsbG8"), Err(CursorError::UnknownFormat));
         let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        // A token of the older format reads as below every place.
+        assert_eq!(
+            Cursor::decode(&b64("c1\u{1f}5\u{1f}6\u{1f}7\u{1f}m")),
+            Ok(Cursor {
+                event_ts: 5,
+                seq: 6,
+                model: "m".into(),
+                model_version: 7,
+                scored_at: String::new(),
+            })
+        );
+        assert_eq!(
+            Cursor::decode(&b64("c2\u{1f}5\u{1f}6\u{1f}7\u{1f}moon\u{1f}m")),
+            Err(CursorError::Damaged("scored_at"))
+        );
         assert_eq!(
             Cursor::decode(&b64("c1\u{1f}x\u{1f}1\u{1f}1\u{1f}m")),
             Err(CursorError::Damaged("event time"))

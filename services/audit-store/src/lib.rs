@@ -16,7 +16,11 @@
 //! - [`cursor`], [`uri`]: page cursors and store URIs.
 //!
 //! **Identity of a row.** A verdict is keyed by `(device_id, seq, model,
-//! model_version)`: one record scored by one model version is one decision.
+//! model_version, scored_at)`: one record scored by one model version in
+//! one place (the cloud or the edge) is one decision. Where it was scored is
+//! part of the key so that a device scored on the edge *and* shadow-scored
+//! in the cloud (`vigil score --shadow-edge`) keeps both verdicts, even
+//! with the same model version.
 //! Scoring is deterministic (the edge agent and the cloud produce
 //! byte-identical verdicts for the same input and model), so a replay or a
 //! duplicate of that decision carries nothing new and is written over
@@ -24,14 +28,21 @@
 //! model change, or on the edge and in the cloud with different models) is
 //! a different decision and is kept beside the first. Unscored verdicts
 //! (no model yet) are stored with version 0, which no release can have
-//! (versions start at 1). Model releases are keyed by `(model, version)`.
+//! (versions start at 1).
+//!
+//! **Conflicts are never silent.** A verdict whose key is stored already
+//! with a *different event time* is another record under a reused `seq`
+//! (an edge device that lost its state, a misconfigured source), not a
+//! replay: the stored row stays, the new one is not written, and
+//! [`Store::write`] returns it as a [`Conflict`], which `vigil audit`
+//! counts (`vigil_audit_conflicts_total`) and logs. Model releases are keyed by `(model, version)`.
 //! Incident events are kept whole (`(device_id, ts, incident_id, state)`),
 //! and each incident's latest event also in a table of incidents as they
 //! stand: the event with the highest `ts` wins (an incident's events have
 //! strictly increasing `ts`), whatever order they are written in.
 //!
 //! **Pagination.** Range queries return rows newest first, ordered by
-//! `(event_ts, seq, model, model_version)` descending, and a [`Cursor`]
+//! `(event_ts, seq, model, model_version, scored_at)` descending, and a [`Cursor`]
 //! holding the last row's position. The next page is "strictly after that
 //! position" (keyset pagination), not an offset, so rows written meanwhile
 //! never shift a page: a page never repeats or skips a row that existed
@@ -53,7 +64,8 @@ use vigil_schemas::{Incident, Verdict};
 pub use any::AnyStore;
 pub use cursor::{Cursor, CursorError};
 pub use types::{
-    IncidentQuery, ModelDetail, ModelRecord, ModelSummary, Page, RangeQuery, ReleaseRow, WriteBatch,
+    Conflict, IncidentQuery, ModelDetail, ModelRecord, ModelSummary, Page, RangeQuery, ReleaseRow,
+    WriteBatch, Written,
 };
 pub use uri::{SqliteTuning, StoreUri, StoreUriError};
 
@@ -122,8 +134,13 @@ impl StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Upserts a batch. Returns once the rows are durable (SQLite: the
     /// transaction committed and synced; Scylla: acknowledged at the
-    /// configured consistency), so the caller may commit Kafka offsets.
-    fn write(&self, batch: Arc<WriteBatch>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// configured consistency), so the caller may commit Kafka offsets,
+    /// with the verdicts left out as [`Conflict`]s (the caller counts and
+    /// logs them).
+    fn write(
+        &self,
+        batch: Arc<WriteBatch>,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send;
 
     /// A device's verdicts in a time range, newest first.
     fn device_verdicts(

@@ -89,6 +89,53 @@ impl WriteBatch {
     }
 }
 
+/// A verdict whose key matched a stored row that is a *different* record:
+/// same `(device_id, seq, model, model_version, scored_at)`, another event
+/// time. The stored row is kept and the new one is not written; the sink
+/// counts and logs it (a device that reused a sequence number, e.g. after
+/// losing its state). A replayed duplicate (same event time) is not a
+/// conflict, whatever its scoring or ingest times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The device.
+    pub device_id: String,
+    /// The reused sequence number.
+    pub seq: u64,
+    /// Model name.
+    pub model: String,
+    /// Stored model version (0: unscored).
+    pub model_version: u64,
+    /// `cloud` or `edge`.
+    pub scored_at: String,
+    /// Event time of the row kept.
+    pub stored_event_ts: u64,
+    /// Event time of the row refused.
+    pub refused_event_ts: u64,
+}
+
+impl Conflict {
+    /// The conflict of `refused` with a stored row of event time `stored`,
+    /// if the two are different records.
+    pub fn between(refused: &Verdict, stored_event_ts: u64) -> Option<Self> {
+        (stored_event_ts != refused.event_ts).then(|| Conflict {
+            device_id: refused.device_id.clone(),
+            seq: refused.seq,
+            model: refused.model.clone(),
+            model_version: crate::codec::stored_version(refused),
+            scored_at: refused.scored_at.as_str().to_owned(),
+            stored_event_ts,
+            refused_event_ts: refused.event_ts,
+        })
+    }
+}
+
+/// What a write did beyond storing the batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Verdicts not written because their key holds a different record.
+    pub conflicts: Vec<Conflict>,
+}
+
 /// Which incidents [`Store::incidents`](crate::Store::incidents) lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentQuery {

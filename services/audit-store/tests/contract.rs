@@ -200,6 +200,100 @@ async fn versions_are_kept_apart<S: Store>(store: S) {
         .is_empty());
 }
 
+/// A record scored on the edge and shadow-scored in the cloud by the same
+/// version keeps both verdicts: the lookup, the range (also a page at a
+/// time) and the anomalies name each; neither is a conflict; the version's
+/// scored count counts the record once.
+async fn edge_and_cloud_verdicts_are_kept_apart<S: Store>(store: S) {
+    let cloud = verdict("shadow-1", 5, T0 + 70, Some(1), true);
+    let edge = Verdict {
+        scored_at: ScoredAt::Edge,
+        score: 0.91,
+        ..cloud.clone()
+    };
+    let written = store
+        .write(Arc::new(WriteBatch {
+            verdicts: vec![edge.clone(), cloud.clone(), edge.clone()],
+            releases: vec![release("default", 1)],
+            ..WriteBatch::default()
+        }))
+        .await
+        .expect("writes");
+    assert!(written.conflicts.is_empty(), "{:?}", written.conflicts);
+    let rows = store.record("shadow-1".into(), 5).await.expect("lookup");
+    assert_eq!(rows, vec![cloud.clone(), edge.clone()], "cloud before edge");
+    let whole = all_pages(&store, range("shadow-1", T0, T0 + DAY, 100), false).await;
+    assert_eq!(
+        whole,
+        vec![edge.clone(), cloud.clone()],
+        "newest first, edge above cloud"
+    );
+    let one_by_one = all_pages(&store, range("shadow-1", T0, T0 + DAY, 1), false).await;
+    assert_eq!(one_by_one, whole, "a page of one row walks both");
+    let anomalies = all_pages(&store, range("shadow-1", T0, T0 + DAY, 1), true).await;
+    assert_eq!(anomalies, whole);
+    let detail = store
+        .model_version("default".into(), 1)
+        .await
+        .expect("lookup")
+        .expect("stored");
+    assert_eq!(detail.summary.records_scored, 1, "one record, scored twice");
+}
+
+/// A verdict whose key is stored with another event time is a different
+/// record under a reused seq: it is returned as a conflict and not written
+/// (the stored row and its anomaly row stay as they were); a replay of the
+/// stored record with other scoring times is not a conflict.
+async fn a_different_record_under_a_stored_key_is_a_conflict<S: Store>(store: S) {
+    let first = verdict("reuse-1", 9, T0 + 100, Some(1), true);
+    write(&store, vec![first.clone()]).await;
+    let replay = Verdict {
+        scored_ts: first.scored_ts + 60_000,
+        ingest_ts: Some(first.event_ts + 50_000),
+        ..first.clone()
+    };
+    let other = Verdict {
+        event_ts: T0 + 5_000,
+        score: 0.99,
+        ..first.clone()
+    };
+    let fresh = verdict("reuse-1", 10, T0 + 6_000, Some(1), false);
+    let written = store
+        .write(Arc::new(WriteBatch {
+            verdicts: vec![replay, other.clone(), fresh.clone()],
+            ..WriteBatch::default()
+        }))
+        .await
+        .expect("writes");
+    assert_eq!(written.conflicts.len(), 1, "{:?}", written.conflicts);
+    let c = &written.conflicts[0];
+    assert_eq!(
+        (
+            c.device_id.as_str(),
+            c.seq,
+            c.model_version,
+            c.scored_at.as_str()
+        ),
+        ("reuse-1", 9, 1, "cloud")
+    );
+    assert_eq!(
+        (c.stored_event_ts, c.refused_event_ts),
+        (first.event_ts, other.event_ts)
+    );
+    assert_eq!(
+        store.record("reuse-1".into(), 9).await.expect("lookup"),
+        vec![first.clone()]
+    );
+    let rows = all_pages(&store, range("reuse-1", T0, T0 + DAY, 100), false).await;
+    assert_eq!(
+        rows,
+        vec![fresh, first.clone()],
+        "the rest of the batch is written"
+    );
+    let anomalies = all_pages(&store, range("reuse-1", T0, T0 + DAY, 100), true).await;
+    assert_eq!(anomalies, vec![first]);
+}
+
 /// Ranges are [from, to), newest first, and only the device's own rows.
 async fn ranges_are_half_open_and_newest_first<S: Store>(store: S) {
     let rows: Vec<Verdict> = (0..50)
@@ -592,6 +686,8 @@ macro_rules! contract {
 contract!(
     replays_create_no_rows,
     versions_are_kept_apart,
+    edge_and_cloud_verdicts_are_kept_apart,
+    a_different_record_under_a_stored_key_is_a_conflict,
     ranges_are_half_open_and_newest_first,
     unknown_device_is_empty,
     pagination_is_stable_under_concurrent_writes,

@@ -24,6 +24,10 @@ pub struct AuditMetrics {
     /// Records the store can never hold (a value out of its range, a row
     /// it refuses), by reason; each also goes to the DLQ.
     pub store_refused: IntCounterVec,
+    /// Verdicts left out because their key holds a different record (same
+    /// device, seq, model, version and place; another event time), each
+    /// also logged.
+    pub conflicts: IntCounter,
     /// Consumer lag summed over assigned partitions, records (from
     /// librdkafka's statistics).
     pub lag: IntGauge,
@@ -89,6 +93,10 @@ impl AuditMetrics {
                 ),
                 &["reason"],
             )?,
+            conflicts: IntCounter::new(
+                "vigil_audit_conflicts_total",
+                "Verdicts not written because their key holds a different record (a reused seq)",
+            )?,
             lag: IntGauge::new(
                 "vigil_audit_consumer_lag",
                 "Consumer lag summed over assigned partitions, records",
@@ -113,6 +121,7 @@ impl AuditMetrics {
         registry.register(Box::new(m.store_errors.clone()))?;
         registry.register(Box::new(m.dlq.clone()))?;
         registry.register(Box::new(m.store_refused.clone()))?;
+        registry.register(Box::new(m.conflicts.clone()))?;
         registry.register(Box::new(m.lag.clone()))?;
         registry.register(Box::new(m.commits.clone()))?;
         registry.register(Box::new(m.api_requests.clone()))?;

@@ -64,6 +64,8 @@ use crate::write::{write_or_split, Backoff, Refused, RowKind};
 const SERVICE: &str = "audit";
 /// Name of the store dependency in `/readyz`.
 pub const STORE_DEPENDENCY: &str = "store";
+/// Conflicting verdicts logged one by one per batch (the rest are counted).
+const CONFLICTS_LOGGED: usize = 10;
 pub use crate::stall::PROGRESS_DEPENDENCY;
 /// How often the Kafka connection is probed for `/readyz`.
 const KAFKA_PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -508,7 +510,7 @@ impl Sink {
             let batch = Arc::new(std::mem::take(&mut pending.batch));
             let written = write_or_split(
                 batch.clone(),
-                |b| self.store.write(b),
+                |b| self.write_counting_conflicts(b),
                 WRITE_BACKOFF,
                 |e, pause| self.write_failed(e, pause),
             );
@@ -563,6 +565,34 @@ impl Sink {
         self.metrics.batch_records.observe(pending.records as f64);
         *pending = Pending::default();
         true
+    }
+
+    /// Writes a batch; counts and logs the verdicts the store left out as
+    /// conflicts (a different record under a stored key: never a silent
+    /// drop).
+    async fn write_counting_conflicts(&self, batch: Arc<WriteBatch>) -> Result<(), StoreError> {
+        let written = self.store.write(batch).await?;
+        let conflicts = written.conflicts;
+        self.metrics.conflicts.inc_by(conflicts.len() as u64);
+        for c in conflicts.iter().take(CONFLICTS_LOGGED) {
+            tracing::warn!(
+                device_id = %c.device_id,
+                seq = c.seq,
+                model = %c.model,
+                model_version = c.model_version,
+                scored_at = %c.scored_at,
+                stored_event_ts = c.stored_event_ts,
+                refused_event_ts = c.refused_event_ts,
+                "verdict conflicts with the stored one (same key, another record: a reused seq); the stored one is kept"
+            );
+        }
+        if conflicts.len() > CONFLICTS_LOGGED {
+            tracing::warn!(
+                more = conflicts.len() - CONFLICTS_LOGGED,
+                "more conflicting verdicts in this batch (counted in vigil_audit_conflicts_total)"
+            );
+        }
+        Ok(())
     }
 
     /// A transient write failure, about to be retried after `pause`.

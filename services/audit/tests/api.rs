@@ -219,6 +219,53 @@ async fn verdicts_filter_by_where_they_were_scored_across_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_and_a_shadow_cloud_verdict_of_one_record_are_both_answered() {
+    let api = start().await;
+    // The edge scored record 4 with v1 and the cloud shadow-scored it with
+    // v1 too (`vigil score --shadow-edge`): two decisions, two rows.
+    let edge = verdict("shadow-2", 4, 1);
+    let cloud = Verdict {
+        scored_at: ScoredAt::Cloud,
+        score: 0.75,
+        ..edge.clone()
+    };
+    api.store
+        .write(Arc::new(WriteBatch {
+            verdicts: vec![edge, cloud],
+            ..WriteBatch::default()
+        }))
+        .await
+        .expect("write");
+    let places = |body: &Value, list: &str| -> Vec<(String, f64)> {
+        body[list]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|v| {
+                (
+                    v["scored_at"].as_str().unwrap_or_default().to_owned(),
+                    v["score"].as_f64().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let (status, body) = get(&api, "/v1/records/shadow-2/4").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        places(&body, "verdicts"),
+        vec![("cloud".into(), 0.75), ("edge".into(), 0.5)]
+    );
+    let (status, body) = get(&api, "/v1/devices/shadow-2/verdicts").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        places(&body, "items"),
+        vec![("edge".into(), 0.5), ("cloud".into(), 0.75)]
+    );
+    let (_, body) = get(&api, "/v1/devices/shadow-2/verdicts?scored_at=cloud").await;
+    assert_eq!(places(&body, "items"), vec![("cloud".into(), 0.75)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_name_every_model_version_and_models_count_them() {
     let api = start().await;
     let release = |version: u64| ReleaseRow {

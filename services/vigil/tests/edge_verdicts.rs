@@ -9,8 +9,12 @@
 //!   device's topic or claiming the cloud scored them land in the DLQ
 //!   with their reason, and are counted;
 //! - an agent cut off from the broker (its link closed, the broker and
-//!   the cloud untouched), then reconnected: its buffered verdicts are all
-//!   audited, once.
+//!   the cloud untouched) for `VIGIL_EDGE_OUTAGE_SECS` (3 s by default,
+//!   60 in the acceptance run), then reconnected: its buffered verdicts are
+//!   all audited, once;
+//! - an agent power-cut (`kill -9`, its unsynced queue tail cut off, a new
+//!   boot id) and restarted: every verdict published before the cut and
+//!   after it is stored once, and no sequence number names two records.
 
 mod common;
 
@@ -413,10 +417,25 @@ async fn verdicts_for_unpublished_releases_or_other_devices_go_to_the_dlq() -> a
     Ok(())
 }
 
+/// Length of the offline test's outage: `VIGIL_EDGE_OUTAGE_SECS` (the
+/// acceptance run uses 60), 3 s by default to keep the suite short.
+fn outage() -> Duration {
+    let secs = std::env::var("VIGIL_EDGE_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(3);
+    Duration::from_secs(secs.max(1))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_cut_off_then_back_has_its_buffered_verdicts_audited_once() -> anyhow::Result<()> {
     const DEVICE: &str = "edge-offline-1";
-    const SAMPLES: u64 = 400;
+    const INTERVAL_MS: u64 = 10;
+    const BEFORE: u64 = 50;
+    let outage = outage();
+    // Samples while cut off: the outage at the sampling interval.
+    let samples = BEFORE + outage.as_millis() as u64 / INTERVAL_MS;
+    let wait = WAIT + outage * 2;
     let mqtt = Mosquitto::start()?;
     let kafka = Tansu::start()?;
     let brokers = kafka.brokers();
@@ -433,30 +452,41 @@ async fn an_agent_cut_off_then_back_has_its_buffered_verdicts_audited_once() -> 
     let push = start_push(&mqtt, &brokers, &keys, &[]).await?;
     let audit = start_audit(&brokers, &store).await?;
 
-    let samples = SAMPLES.to_string();
+    let stop = samples.to_string();
+    let interval = INTERVAL_MS.to_string();
     let agent = Agent::start_with(
         DEVICE,
         &link.url(),
         &keys.verify,
         &[
             "--interval-ms",
-            "5",
+            &interval,
             "--stop-after-seq",
-            &samples,
+            &stop,
+            "--drain-rate",
+            "2000",
             "--initial-model",
             &path(&model),
         ],
     )?;
-    agent.seq_reached(50, WAIT).await?;
+    agent.seq_reached(BEFORE, wait).await?;
     link.cut().await;
-    // The agent keeps sampling into its queue while it is cut off.
-    agent.seq_reached(SAMPLES, WAIT).await?;
+    let cut_at = std::time::Instant::now();
+    // The agent keeps sampling into its queue while it is cut off, for
+    // the whole outage (the sampling interval paces it).
+    agent.seq_reached(samples, wait).await?;
+    let offline = cut_at.elapsed();
     link.restore().await?;
+    eprintln!("outage {offline:?} (asked {outage:?}), {samples} samples");
+    assert!(
+        offline >= outage.mul_f64(0.9),
+        "outage too short: {offline:?}"
+    );
 
     let http = audit.http.clone();
-    let audited_all = eventually("every buffered verdict audited", WAIT, || {
+    let audited_all = eventually("every buffered verdict audited", wait, || {
         let http = http.clone();
-        async move { audited_edge_seqs(&http, DEVICE).await.len() as u64 == SAMPLES }
+        async move { audited_edge_seqs(&http, DEVICE).await.len() as u64 == samples }
     })
     .await;
     if let Err(e) = audited_all {
@@ -476,11 +506,183 @@ async fn an_agent_cut_off_then_back_has_its_buffered_verdicts_audited_once() -> 
     let rows = audited_edge_seqs(&audit.http, DEVICE).await;
     assert_eq!(
         rows.keys().copied().collect::<Vec<_>>(),
-        (1..=SAMPLES).collect::<Vec<_>>()
+        (1..=samples).collect::<Vec<_>>()
     );
     assert!(
         rows.values().all(|&n| n == 1),
         "each verdict once: {rows:?}"
     );
+    assert_eq!(audit.metric("vigil_audit_conflicts_total").await, 0.0);
+    Ok(())
+}
+
+/// (seq → event times) of `device`'s edge verdicts on `vigil.verdicts`.
+fn bridged_edge(records: &[Record], device: &str) -> BTreeMap<u64, BTreeSet<u64>> {
+    let mut out: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    for v in verdicts_of(records, device) {
+        if v.scored_at == ScoredAt::Edge {
+            out.entry(v.seq).or_default().insert(v.event_ts);
+        }
+    }
+    out
+}
+
+/// (seq → event times) of `device`'s edge verdicts in the audit store.
+async fn audited_edge(http: &str, device: &str) -> BTreeMap<u64, Vec<u64>> {
+    let mut out: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for v in audited(http, device).await.unwrap_or_default() {
+        if v["scored_at"] == "edge" {
+            if let (Some(seq), Some(ts)) = (v["seq"].as_u64(), v["event_ts"].as_u64()) {
+                out.entry(seq).or_default().push(ts);
+            }
+        }
+    }
+    out
+}
+
+/// The edge power cut: an agent whose queue is never fsynced (so any
+/// unsynced tail may vanish) is `kill -9`ed after its verdicts reached
+/// the audit store, its newest queue segment is cut in half (what the
+/// power loss takes: records already sent among them), and it starts
+/// again after a "reboot" (a new boot id). Every verdict published before
+/// the cut and every one after it is stored once; no sequence number names
+/// two records (before the reservation, the agent took the lost numbers
+/// again and the store dropped the new verdicts as duplicates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_power_cut_no_seq_is_reused_and_every_verdict_is_stored_once() -> anyhow::Result<()>
+{
+    const DEVICE: &str = "edge-powercut-1";
+    const AFTER: u64 = 60;
+    let mqtt = Mosquitto::start()?;
+    let kafka = Tansu::start()?;
+    let brokers = kafka.brokers();
+    common::create_topics(&brokers).await?;
+    let keys = new_keys()?;
+    let v1 = release(&keys.signing, 1)?;
+    publish_release(&brokers, &v1).await?;
+    let dir = tempfile::tempdir()?;
+    let model = dir.path().join("v1.json");
+    std::fs::write(&model, v1.encode()?)?;
+    let boot_id = dir.path().join("boot_id");
+    std::fs::write(&boot_id, "boot-1\n")?;
+    let store = format!("sqlite://{}", dir.path().join("audit.db").display());
+    let push = start_push(&mqtt, &brokers, &keys, &[]).await?;
+    let audit = start_audit(&brokers, &store).await?;
+    let url = mqtt.url();
+    let (model_arg, boot_arg) = (path(&model), path(&boot_id));
+    let mut args = vec![
+        "--interval-ms",
+        "10",
+        "--queue-fsync-ms",
+        "3600000",
+        "--seq-block",
+        "100",
+        "--initial-model",
+        &model_arg,
+        "--boot-id-file",
+        &boot_arg,
+    ];
+    let mut agent = Agent::start_with(DEVICE, &url, &keys.verify, &args)?;
+
+    // Verdicts are in the store: they were sent, acknowledged, bridged.
+    let http = audit.http.clone();
+    eventually("the first verdicts audited", WAIT, || {
+        let http = http.clone();
+        async move { audited_edge(&http, DEVICE).await.len() >= 120 }
+    })
+    .await
+    .map_err(|e| audit.failure(e))?;
+    agent.kill9();
+    let state = agent.state_dir();
+    let mut segments: Vec<_> = std::fs::read_dir(state.join("queue"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    let newest = segments
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("no queue segment"))?;
+    let len = std::fs::metadata(newest)?.len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(newest)?
+        .set_len(len / 2)?;
+    let reservation: Value = serde_json::from_slice(&std::fs::read(state.join("seq.json"))?)?;
+    let reserved = reservation["reserved_through"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no reservation: {reservation}"))?;
+
+    // The reboot, then sampling resumes above the reservation.
+    std::fs::write(&boot_id, "boot-2\n")?;
+    let last = (reserved + AFTER).to_string();
+    args.extend(["--stop-after-seq", &last]);
+    agent.restart_with(DEVICE, &url, &keys.verify, &args)?;
+    agent.seq_reached(reserved + AFTER, WAIT).await?;
+
+    // Everything published, before the cut and after, is on the log; the
+    // store holds each of them once, with the same event time.
+    let published = read_until(&brokers, "vigil.verdicts", WAIT, |records| {
+        bridged_edge(records, DEVICE).contains_key(&(reserved + AFTER))
+    })
+    .await
+    .map_err(|e| push.failure(e))?;
+    let published = bridged_edge(&published, DEVICE);
+    let reused: Vec<u64> = published
+        .iter()
+        .filter(|(_, ts)| ts.len() > 1)
+        .map(|(seq, _)| *seq)
+        .collect();
+    assert!(reused.is_empty(), "seqs naming two records: {reused:?}");
+    let after: Vec<u64> = published
+        .keys()
+        .copied()
+        .filter(|s| *s > reserved)
+        .collect();
+    assert_eq!(after, (reserved + 1..=reserved + AFTER).collect::<Vec<_>>());
+    let before = published.len() - after.len();
+    assert!(before >= 120, "{before} verdicts published before the cut");
+    // The cut took records that had been sent: the queue's last record
+    // after it is below the highest seq published before it.
+    let log = agent.log_text();
+    let last_queued: u64 = log
+        .split("last_queued=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no last_queued in the log:\n{log}"))?;
+    let sent_before = published.keys().filter(|s| **s <= reserved).max().copied();
+    assert!(
+        sent_before.is_some_and(|s| s > last_queued),
+        "the cut lost no sent record: last queued {last_queued}, sent up to {sent_before:?}"
+    );
+    let expected: BTreeMap<u64, Vec<u64>> = published
+        .into_iter()
+        .map(|(seq, ts)| (seq, ts.into_iter().collect()))
+        .collect();
+    let http = audit.http.clone();
+    let want = expected.clone();
+    let stored = eventually("every published verdict audited", WAIT, || {
+        let (http, want) = (http.clone(), want.clone());
+        async move { audited_edge(&http, DEVICE).await == want }
+    })
+    .await;
+    if let Err(e) = stored {
+        let got = audited_edge(&audit.http, DEVICE).await;
+        let missing: Vec<_> = expected.keys().filter(|s| !got.contains_key(s)).collect();
+        return Err(audit.failure(anyhow::anyhow!(
+            "{e}: {} stored, {} published; missing {missing:?}",
+            got.len(),
+            expected.len()
+        )));
+    }
+    assert_eq!(audit.metric("vigil_audit_conflicts_total").await, 0.0);
+    assert!(
+        agent
+            .log_text()
+            .contains("seq resumes above its durable reservation"),
+        "{}",
+        agent.log_text()
+    );
+    eprintln!("power cut: {before} verdicts before, {AFTER} after, resumed above {reserved}");
     Ok(())
 }

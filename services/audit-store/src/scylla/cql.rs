@@ -82,8 +82,8 @@ pub mod statements {
     pub fn select_day_range(table: &str) -> String {
         format!(
             "SELECT {READ_COLUMNS} FROM {table} WHERE device_id = ? AND day = ? \
-             AND (event_ts, seq, model, model_version) < (?, ?, ?, ?) AND (event_ts) >= (?) \
-             LIMIT ?"
+             AND (event_ts, seq, model, model_version, scored_at) < (?, ?, ?, ?, ?) \
+             AND (event_ts) >= (?) LIMIT ?"
         )
     }
 
@@ -95,6 +95,11 @@ pub mod statements {
     pub fn select_record() -> String {
         format!("SELECT {READ_COLUMNS} FROM verdicts_by_record WHERE device_id = ? AND seq = ?")
     }
+
+    /// The event time of the stored verdict with a key (the conflict
+    /// check before a write).
+    pub const SELECT_STORED_EVENT_TS: &str = "SELECT event_ts FROM verdicts_by_record \
+         WHERE device_id = ? AND seq = ? AND model = ? AND model_version = ? AND scored_at = ?";
 
     /// Records one shard of a version scored.
     pub const COUNT_SCORED: &str = "SELECT COUNT(*) FROM scored_records \
@@ -144,6 +149,15 @@ pub const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     ("anomalies", "alarm", "text"),
     ("verdicts_by_record", "alarm", "text"),
 ];
+
+/// Tables whose key must hold `scored_at` (schema version 2); a keyspace
+/// made by an older build has it as a plain column and is refused.
+pub const KEYED_BY_PLACE: [&str; 3] = ["verdicts", "anomalies", "verdicts_by_record"];
+
+/// The kind of a column (`partition_key`, `clustering`, `regular`; bind:
+/// keyspace, table, column).
+pub const SELECT_COLUMN_KIND: &str = "SELECT kind FROM system_schema.columns \
+     WHERE keyspace_name = ? AND table_name = ? AND column_name = ?";
 
 /// Whether a column exists (bind: keyspace, table, column).
 pub const SELECT_COLUMN: &str = "SELECT column_name FROM system_schema.columns \

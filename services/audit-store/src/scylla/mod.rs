@@ -5,6 +5,12 @@
 //!   ScyllaDB 5+), run statement by statement at start-up after `CREATE
 //!   KEYSPACE IF NOT EXISTS` with the configured replication; every
 //!   statement is `IF NOT EXISTS`, so migration is idempotent.
+//! - **Conflicts.** Upserts would silently write a different record over
+//!   a stored one with the same key (a reused `seq`), so each verdict's key
+//!   is read in `verdicts_by_record` first: a stored row with another event
+//!   time makes the verdict a [`Conflict`](crate::Conflict), left out and
+//!   returned. The cost is one single-partition read per verdict (at the
+//!   write consistency, concurrently); a replay of the same record passes.
 //! - **Writes.** Prepared statements only, marked idempotent (every insert
 //!   is an upsert of the same values), so the driver may retry them. Each
 //!   verdict becomes rows in several tables; the rows are grouped by

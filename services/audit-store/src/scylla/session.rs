@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
+use futures::{StreamExt as _, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -12,15 +12,19 @@ use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::DefaultRetryPolicy;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
+use vigil_schemas::Verdict;
 
-use super::cql::{create_keyspace, ddl_statements, statements, ADDED_COLUMNS, SELECT_COLUMN};
+use super::cql::{
+    create_keyspace, ddl_statements, statements, ADDED_COLUMNS, KEYED_BY_PLACE, SELECT_COLUMN,
+    SELECT_COLUMN_KIND,
+};
 use super::rows::{
     day_of, release_from_row, verdict_from_row, ReleaseTuple, Stmt, VerdictTuple, Write,
     SCORED_SHARDS,
 };
 use super::{scylla_err, ScyllaOptions};
-use crate::codec::{from_i64, to_i64};
-use crate::{ModelRecord, ModelSummary, Page, RangeQuery, StoreError};
+use crate::codec::{from_i64, stored_version, to_i64};
+use crate::{Conflict, ModelRecord, ModelSummary, Page, RangeQuery, StoreError};
 
 /// Prepared statements, prepared once at connect.
 #[derive(Debug)]
@@ -37,6 +41,7 @@ pub(super) struct Prepared {
     pub(super) anomaly_range: PreparedStatement,
     pub(super) device_days: PreparedStatement,
     pub(super) record: PreparedStatement,
+    pub(super) stored_event_ts: PreparedStatement,
     pub(super) count_scored: PreparedStatement,
     pub(super) all_releases: PreparedStatement,
     pub(super) model_releases: PreparedStatement,
@@ -135,6 +140,25 @@ impl ScyllaStore {
                 tracing::info!(table, column, "audit store column added");
             }
         }
+        for table in KEYED_BY_PLACE {
+            let result = session
+                .query_unpaged(SELECT_COLUMN_KIND, (keyspace, table, "scored_at"))
+                .await
+                .map_err(|e| open(format!("looking up the key of {table}: {e}")))?;
+            let kind = result
+                .into_rows_result()
+                .ok()
+                .and_then(|rows| rows.maybe_first_row::<(String,)>().ok().flatten())
+                .map(|(k,)| k);
+            if kind.as_deref() != Some("clustering") {
+                return Err(open(format!(
+                    "table {keyspace}.{table} was created by an older build: scored_at is not part of its key \
+                     (kind {kind:?}), so an edge and a cloud verdict of one record would overwrite each other. \
+                     CQL cannot change a primary key: migrate the rows into a new keyspace \
+                     (services/audit/README.md, \"Scylla schema version 2\") or point --store at a new one"
+                )));
+            }
+        }
         session
             .await_schema_agreement()
             .await
@@ -171,6 +195,7 @@ impl ScyllaStore {
             anomaly_range: prepare(s::select_day_range("anomalies"), true).await?,
             device_days: prepare(s::SELECT_DEVICE_DAYS.into(), true).await?,
             record: prepare(s::select_record(), true).await?,
+            stored_event_ts: prepare(s::SELECT_STORED_EVENT_TS.into(), true).await?,
             count_scored: prepare(s::COUNT_SCORED.into(), true).await?,
             all_releases: prepare(s::select_all_releases(), true).await?,
             model_releases: prepare(s::select_model_releases(), true).await?,
@@ -240,15 +265,22 @@ impl ScyllaStore {
             .collect::<Result<_, _>>()
             .map_err(|e| scylla_err("reading device days")(&e))?;
         days.sort_unstable_by(|a, b| b.cmp(a));
-        let (bound_ts, bound_seq, bound_model, bound_version) = match &q.after {
+        let (bound_ts, bound_seq, bound_model, bound_version, bound_at) = match &q.after {
             Some(c) => (
                 to_i64("cursor event_ts", c.event_ts)?,
                 to_i64("cursor seq", c.seq)?,
                 c.model.clone(),
                 to_i64("cursor model_version", c.model_version)?,
+                c.scored_at.clone(),
             ),
-            // (to, MIN, "", MIN) is above every row with event_ts < to.
-            None => (to_i64("to", q.to_ms)?, i64::MIN, String::new(), i64::MIN),
+            // (to, MIN, "", MIN, "") is above every row with event_ts < to.
+            None => (
+                to_i64("to", q.to_ms)?,
+                i64::MIN,
+                String::new(),
+                i64::MIN,
+                String::new(),
+            ),
         };
         let from = to_i64("from", q.from_ms)?;
         let mut items = Vec::with_capacity(q.limit + 1);
@@ -266,6 +298,7 @@ impl ScyllaStore {
                             bound_seq,
                             &bound_model,
                             bound_version,
+                            &bound_at,
                             from,
                             i32::try_from(want).unwrap_or(i32::MAX),
                         ),
@@ -282,6 +315,46 @@ impl ScyllaStore {
             }
         }
         Ok(Page::from_rows(items, q.limit))
+    }
+
+    /// The verdicts of `verdicts` whose key holds a different record (a
+    /// read of each key in `verdicts_by_record`, concurrently).
+    pub(super) async fn conflicts(
+        &self,
+        verdicts: &[Verdict],
+        concurrency: usize,
+    ) -> Result<Vec<Option<Conflict>>, StoreError> {
+        let lookups: Vec<_> = verdicts.iter().map(|v| self.conflict_of(v)).collect();
+        futures::stream::iter(lookups)
+            .buffered(concurrency)
+            .try_collect()
+            .await
+    }
+
+    /// Whether `v`'s key holds a different record.
+    async fn conflict_of(&self, v: &Verdict) -> Result<Option<Conflict>, StoreError> {
+        let key = (
+            v.device_id.as_str(),
+            to_i64("seq", v.seq)?,
+            v.model.as_str(),
+            to_i64("model_version", stored_version(v))?,
+            v.scored_at.as_str(),
+        );
+        let result = cql!(
+            "looking up a stored verdict",
+            self.session
+                .execute_unpaged(&self.prepared.stored_event_ts, key)
+                .await
+        )?;
+        let rows = cql!("looking up a stored verdict", result.into_rows_result())?;
+        let stored = cql!(
+            "looking up a stored verdict",
+            rows.maybe_first_row::<(i64,)>()
+        )?;
+        match stored {
+            Some((ts,)) => Ok(Conflict::between(v, from_i64("event_ts", ts)?)),
+            None => Ok(None),
+        }
     }
 
     pub(super) async fn records_scored(

@@ -14,16 +14,25 @@ use super::{scylla_err, ScyllaStore};
 use crate::codec::{envelope_json, incident_from_body, stored_version, to_i64};
 use crate::{
     IncidentQuery, ModelDetail, ModelSummary, Page, RangeQuery, Store, StoreError, WriteBatch,
+    Written,
 };
 
 /// Requests (batches or single statements) in flight per `write`.
 const WRITE_CONCURRENCY: usize = 64;
 
 impl Store for ScyllaStore {
-    async fn write(&self, batch: Arc<WriteBatch>) -> Result<(), StoreError> {
+    async fn write(&self, batch: Arc<WriteBatch>) -> Result<Written, StoreError> {
+        // Upserts would write a different record over the stored one:
+        // read each key first and leave such verdicts out (one
+        // single-partition read per verdict; see the module docs).
+        let found = self.conflicts(&batch.verdicts, WRITE_CONCURRENCY).await?;
+        let mut written = Written::default();
         let mut writes = Vec::with_capacity(batch.verdicts.len() * 4 + batch.releases.len());
-        for v in &batch.verdicts {
-            writes.extend(verdict_writes(v, self.ttl_secs)?);
+        for (v, conflict) in batch.verdicts.iter().zip(found) {
+            match conflict {
+                Some(c) => written.conflicts.push(c),
+                None => writes.extend(verdict_writes(v, self.ttl_secs)?),
+            }
         }
         for r in &batch.releases {
             writes.push(release_write(r)?);
@@ -36,7 +45,7 @@ impl Store for ScyllaStore {
             .buffer_unordered(WRITE_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
-        Ok(())
+        Ok(written)
     }
 
     async fn device_verdicts(&self, query: RangeQuery) -> Result<Page, StoreError> {
@@ -64,6 +73,7 @@ impl Store for ScyllaStore {
             a.model
                 .cmp(&b.model)
                 .then(stored_version(a).cmp(&stored_version(b)))
+                .then(a.scored_at.as_str().cmp(b.scored_at.as_str()))
         });
         Ok(out)
     }

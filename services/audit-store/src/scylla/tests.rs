@@ -67,7 +67,8 @@ fn statements_bind_as_many_values_as_they_have_markers() {
         statements::select_day_range("anomalies"),
         "SELECT device_id, event_ts, seq, model, model_version, ingest_ts, scored_ts, score, \
          threshold, anomaly, scored_at, unscored, contributions, alarm FROM anomalies \
-         WHERE device_id = ? AND day = ? AND (event_ts, seq, model, model_version) < (?, ?, ?, ?) \
+         WHERE device_id = ? AND day = ? \
+         AND (event_ts, seq, model, model_version, scored_at) < (?, ?, ?, ?, ?) \
          AND (event_ts) >= (?) LIMIT ?"
     );
 }
@@ -216,9 +217,22 @@ fn ddl_is_plain_idempotent_cql() {
         }
     }
     assert!(ddl[0].contains(
-        "PRIMARY KEY ((device_id, day), event_ts, seq, model, model_version) ) \
-         WITH CLUSTERING ORDER BY (event_ts DESC, seq DESC, model DESC, model_version DESC)"
+        "PRIMARY KEY ((device_id, day), event_ts, seq, model, model_version, scored_at) ) \
+         WITH CLUSTERING ORDER BY (event_ts DESC, seq DESC, model DESC, model_version DESC, \
+         scored_at DESC)"
     ));
+    // Every table the conflict check and the start-up check name keys
+    // verdicts by where they were scored.
+    for table in super::cql::KEYED_BY_PLACE {
+        let create = ddl
+            .iter()
+            .find(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {table} (")))
+            .expect("table in the DDL");
+        assert!(
+            create.contains("model_version, scored_at)"),
+            "{table}: {create}"
+        );
+    }
     assert_eq!(
         create_keyspace("vigil", &ScyllaOptions::default().replication),
         "CREATE KEYSPACE IF NOT EXISTS vigil WITH replication = \

@@ -2,12 +2,15 @@
 //!
 //! - **Layout for the queries.** `verdicts` and `anomalies` are `WITHOUT
 //!   ROWID` tables clustered by `(device_id, event_ts, seq, model,
-//!   model_version)`, so a device's time range is one contiguous b-tree
-//!   range read backwards (newest first); a unique index on `(device_id,
-//!   seq, model, model_version)` is both the upsert key and the point
-//!   lookup path.
+//!   model_version, scored_at)`, so a device's time range is one contiguous
+//!   b-tree range read backwards (newest first); a unique index on
+//!   `(device_id, seq, model, model_version, scored_at)` is both the upsert
+//!   key and the point lookup path.
 //! - **Idempotent.** Inserts are `ON CONFLICT DO NOTHING`: a replayed
-//!   decision finds its row and changes nothing. The per-version scored
+//!   decision finds its row and changes nothing. An insert that changed
+//!   nothing is checked against the stored row's event time: a different
+//!   one is a [`Conflict`](crate::Conflict), returned to the caller (an
+//!   index point read, only on the duplicate path). The per-version scored
 //!   count is bumped only for rows that were actually new, in the same
 //!   transaction, so it stays exact under replays.
 //! - **Durable, fast.** WAL journal with `synchronous=FULL`: each sink batch
@@ -35,16 +38,17 @@ use crate::codec::{
     ReleaseColumns, VerdictRow,
 };
 use crate::{
-    Cursor, IncidentQuery, ModelDetail, ModelSummary, Page, RangeQuery, SqliteTuning, Store,
-    StoreError, WriteBatch,
+    Conflict, Cursor, IncidentQuery, ModelDetail, ModelSummary, Page, RangeQuery, SqliteTuning,
+    Store, StoreError, WriteBatch, Written,
 };
 use sql::{
-    insert_sql, range_sql, record_sql, BUMP_COUNT_SQL, DDL_V1, DDL_V2, DDL_V3, INSERT_INCIDENT_SQL,
-    INSERT_RELEASE_SQL, RELEASE_COLUMNS, SELECT_LATEST_INCIDENTS_SQL, UPSERT_LATEST_INCIDENT_SQL,
+    ddl_v4, insert_sql, range_sql, record_sql, BUMP_COUNT_SQL, DDL_V1, DDL_V2, DDL_V3,
+    INSERT_INCIDENT_SQL, INSERT_RELEASE_SQL, RELEASE_COLUMNS, SCORED_ELSEWHERE_SQL,
+    SELECT_LATEST_INCIDENTS_SQL, STORED_EVENT_TS_SQL, UPSERT_LATEST_INCIDENT_SQL,
 };
 
 /// Schema version kept in `PRAGMA user_version`; migrations run up to it.
-const SCHEMA: i64 = 3;
+const SCHEMA: i64 = 4;
 /// Read-only connections for queries.
 const READERS: usize = 4;
 /// Prepared statements cached per connection.
@@ -149,8 +153,10 @@ impl SqliteStore {
         self.readers[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `batch` in one transaction (blocking).
-    pub fn write_blocking(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+    /// Writes `batch` in one transaction (blocking); returns the verdicts
+    /// left out as conflicts.
+    pub fn write_blocking(&self, batch: &WriteBatch) -> Result<Written, StoreError> {
+        let mut written = Written::default();
         let mut conn = self.writer();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -162,14 +168,45 @@ impl SqliteStore {
             let mut anomaly = tx
                 .prepare_cached(&insert_sql("anomalies"))
                 .map_err(sql("preparing the anomaly insert"))?;
+            let mut stored_ts = tx
+                .prepare_cached(STORED_EVENT_TS_SQL)
+                .map_err(sql("preparing the stored-row lookup"))?;
+            let mut elsewhere = tx
+                .prepare_cached(SCORED_ELSEWHERE_SQL)
+                .map_err(sql("preparing the scored-elsewhere lookup"))?;
             let mut new_rows: HashMap<(&str, u64), u64> = HashMap::new();
             for v in &batch.verdicts {
                 let row = VerdictRow::encode(v)?;
+                let key = params![
+                    row.device_id,
+                    row.seq,
+                    row.model,
+                    row.model_version,
+                    row.scored_at
+                ];
                 let inserted = verdict
                     .execute(verdict_params(&row))
                     .map_err(sql("inserting a verdict"))?;
                 if inserted > 0 {
-                    *new_rows.entry((&v.model, stored_version(v))).or_default() += 1;
+                    let counted: bool = elsewhere
+                        .query_row(key, |r| r.get(0))
+                        .map_err(sql("looking up the record's other verdicts"))?;
+                    if !counted {
+                        *new_rows.entry((&v.model, stored_version(v))).or_default() += 1;
+                    }
+                } else {
+                    let stored: Option<i64> = stored_ts
+                        .query_row(key, |r| r.get(0))
+                        .optional()
+                        .map_err(sql("looking up the stored verdict"))?;
+                    let conflict = stored
+                        .map(|ts| from_i64("event_ts", ts))
+                        .transpose()?
+                        .and_then(|ts| Conflict::between(v, ts));
+                    if let Some(c) = conflict {
+                        written.conflicts.push(c);
+                        continue;
+                    }
                 }
                 if v.anomaly {
                     anomaly
@@ -242,7 +279,8 @@ impl SqliteStore {
                     .map_err(sql("upserting an incident's latest event"))?;
             }
         }
-        tx.commit().map_err(sql("committing"))
+        tx.commit().map_err(sql("committing"))?;
+        Ok(written)
     }
 
     /// Inserts many verdicts in one transaction without per-version counts
@@ -286,6 +324,7 @@ impl SqliteStore {
                     seq: 0,
                     model: String::new(),
                     model_version: 0,
+                    scored_at: String::new(),
                 },
                 top,
             ),
@@ -304,6 +343,7 @@ impl SqliteStore {
                     to_i64("cursor seq", bound.seq)?,
                     bound.model,
                     to_i64("cursor model_version", bound.model_version)?,
+                    bound.scored_at,
                     to_i64("limit", q.limit as u64 + 1)?,
                 ],
                 read_verdict,
@@ -489,16 +529,20 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if current < 1 {
             conn.execute_batch(&format!(
-                "{DDL_V1} {DDL_V2} {DDL_V3} PRAGMA user_version = {SCHEMA};"
+                "{DDL_V1} {DDL_V2} {DDL_V3} {} PRAGMA user_version = {SCHEMA};",
+                ddl_v4()
             ))?;
             tracing::info!("audit store schema created (version {SCHEMA})");
         } else if current < SCHEMA {
             if current < 2 {
                 conn.execute_batch(DDL_V2)?;
             }
-            conn.execute_batch(&format!("{DDL_V3} PRAGMA user_version = {SCHEMA};"))?;
+            if current < 3 {
+                conn.execute_batch(DDL_V3)?;
+            }
+            conn.execute_batch(&format!("{} PRAGMA user_version = {SCHEMA};", ddl_v4()))?;
             tracing::info!(
-                "audit store schema migrated from version {current} to {SCHEMA} (alarms, incidents as they stand)"
+                "audit store schema migrated from version {current} to {SCHEMA} (alarms, incidents as they stand, verdicts keyed by where they were scored)"
             );
         } else if current > SCHEMA {
             tracing::warn!(
@@ -601,7 +645,7 @@ where
 }
 
 impl Store for Arc<SqliteStore> {
-    async fn write(&self, batch: Arc<WriteBatch>) -> Result<(), StoreError> {
+    async fn write(&self, batch: Arc<WriteBatch>) -> Result<Written, StoreError> {
         blocking(self, move |s| s.write_blocking(&batch)).await
     }
 

@@ -103,6 +103,58 @@ INSERT INTO incident_latest (incident_id, device_id, state, ts, body)
     WHERE excluded.ts > incident_latest.ts;
 ";
 
+/// The verdict tables keyed with where each verdict was made (schema
+/// version 4): `{table}` rebuilt with `scored_at` in its primary key and
+/// unique index, rows copied. SQLite cannot change the primary key of a
+/// table in place, hence create, copy, drop, rename. `{table}` is
+/// `verdicts` or `anomalies`.
+fn ddl_v4_table(table: &str) -> String {
+    format!(
+        "
+CREATE TABLE {table}_v4 (
+    device_id TEXT NOT NULL,
+    event_ts INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    model_version INTEGER NOT NULL,
+    ingest_ts INTEGER,
+    scored_ts INTEGER NOT NULL,
+    score REAL NOT NULL,
+    threshold REAL NOT NULL,
+    anomaly INTEGER NOT NULL,
+    scored_at TEXT NOT NULL,
+    unscored TEXT,
+    contributions TEXT,
+    alarm TEXT,
+    PRIMARY KEY (device_id, event_ts, seq, model, model_version, scored_at)
+) WITHOUT ROWID;
+INSERT INTO {table}_v4 ({VERDICT_COLUMNS}) SELECT {VERDICT_COLUMNS} FROM {table};
+DROP TABLE {table};
+ALTER TABLE {table}_v4 RENAME TO {table};
+CREATE UNIQUE INDEX {table}_by_record
+    ON {table} (device_id, seq, model, model_version, scored_at);
+"
+    )
+}
+
+/// DDL of schema version 4 (see [`ddl_v4_table`]).
+pub(super) fn ddl_v4() -> String {
+    format!("{}{}", ddl_v4_table("verdicts"), ddl_v4_table("anomalies"))
+}
+
+/// The event time of the stored verdict with a key: ?1 device, ?2 seq,
+/// ?3 model, ?4 version, ?5 scored_at.
+pub(super) const STORED_EVENT_TS_SQL: &str =
+    "SELECT event_ts FROM verdicts INDEXED BY verdicts_by_record \
+     WHERE device_id = ?1 AND seq = ?2 AND model = ?3 AND model_version = ?4 AND scored_at = ?5";
+
+/// Whether the record was scored by that version somewhere else too (the
+/// scored count counts records, not places): ?1 device, ?2 seq, ?3 model,
+/// ?4 version, ?5 scored_at of the row just inserted.
+pub(super) const SCORED_ELSEWHERE_SQL: &str =
+    "SELECT EXISTS (SELECT 1 FROM verdicts INDEXED BY verdicts_by_record \
+     WHERE device_id = ?1 AND seq = ?2 AND model = ?3 AND model_version = ?4 AND scored_at <> ?5)";
+
 /// Upsert of an incident's latest event: a newer `ts` wins.
 pub(super) const UPSERT_LATEST_INCIDENT_SQL: &str =
     "INSERT INTO incident_latest (incident_id, device_id, state, ts, body)      VALUES (?1, ?2, ?3, ?4, ?5)      ON CONFLICT (incident_id) DO UPDATE SET device_id = excluded.device_id,          state = excluded.state, ts = excluded.ts, body = excluded.body      WHERE excluded.ts > incident_latest.ts";
@@ -124,16 +176,16 @@ pub(super) fn range_sql(table: &str) -> String {
     format!(
         "SELECT {VERDICT_COLUMNS} FROM {table} \
          WHERE device_id = ?1 AND event_ts >= ?2 AND event_ts <= ?3 \
-           AND (event_ts, seq, model, model_version) < (?4, ?5, ?6, ?7) \
-         ORDER BY event_ts DESC, seq DESC, model DESC, model_version DESC \
-         LIMIT ?8"
+           AND (event_ts, seq, model, model_version, scored_at) < (?4, ?5, ?6, ?7, ?8) \
+         ORDER BY event_ts DESC, seq DESC, model DESC, model_version DESC, scored_at DESC \
+         LIMIT ?9"
     )
 }
 
 pub(super) fn record_sql() -> String {
     format!(
         "SELECT {VERDICT_COLUMNS} FROM verdicts INDEXED BY verdicts_by_record \
-         WHERE device_id = ?1 AND seq = ?2 ORDER BY model, model_version"
+         WHERE device_id = ?1 AND seq = ?2 ORDER BY model, model_version, scored_at"
     )
 }
 

@@ -136,6 +136,65 @@ fn a_version_2_store_gets_its_incidents_as_they_stand() {
 }
 
 #[test]
+fn a_version_3_store_keys_its_verdicts_by_where_they_were_scored() {
+    use vigil_schemas::ScoredAt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.db");
+    {
+        // A store as version 3 made it, with a cloud verdict that is also
+        // an anomaly.
+        let conn = Connection::open(&path).expect("opens");
+        conn.execute_batch(&format!(
+            "BEGIN; {DDL_V1} {DDL_V2} {DDL_V3} PRAGMA user_version = 3; COMMIT;"
+        ))
+        .expect("v3 schema");
+        for table in ["verdicts", "anomalies"] {
+            conn.execute(
+                &format!(
+                    "INSERT INTO {table} (device_id, event_ts, seq, model, model_version, \
+                     ingest_ts, scored_ts, score, threshold, anomaly, scored_at, unscored, \
+                     contributions, alarm) VALUES ('d', 1000, 1, 'default', 1, NULL, 1001, \
+                     0.9, 0.5, 1, 'cloud', NULL, NULL, NULL)"
+                ),
+                [],
+            )
+            .expect("v3 row");
+        }
+    }
+    let store = SqliteStore::open(&path).expect("migrates");
+    assert_eq!(pragma(&store.writer(), "user_version"), SCHEMA);
+    let old = store.record_blocking("d", 1).expect("reads");
+    assert_eq!(old.len(), 1, "the old row is kept");
+    assert_eq!(old[0].scored_at, ScoredAt::Cloud);
+    // The edge's verdict of the same record and version is now a row of
+    // its own, in both tables.
+    let edge = Verdict {
+        scored_at: ScoredAt::Edge,
+        ..old[0].clone()
+    };
+    let written = store
+        .write_blocking(&WriteBatch {
+            verdicts: vec![edge.clone()],
+            ..WriteBatch::default()
+        })
+        .expect("writes");
+    assert!(written.conflicts.is_empty());
+    assert_eq!(
+        store.record_blocking("d", 1).expect("reads"),
+        vec![old[0].clone(), edge]
+    );
+    let anomalies: i64 = store
+        .writer()
+        .query_row("SELECT COUNT(*) FROM anomalies", [], |r| r.get(0))
+        .expect("counts");
+    assert_eq!(anomalies, 2);
+    drop(store);
+    let again = SqliteStore::open(&path).expect("reopens");
+    assert_eq!(pragma(&again.writer(), "user_version"), SCHEMA);
+    assert_eq!(again.record_blocking("d", 1).expect("reads").len(), 2);
+}
+
+#[test]
 fn stores_opened_at_once_on_a_new_file_both_open() {
     // The demo's audit sink and dashboard open the same new file
     // together; the schema must be created once, not twice.

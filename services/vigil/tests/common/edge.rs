@@ -41,27 +41,47 @@ impl Agent {
     ) -> anyhow::Result<Agent> {
         let state = tempfile::tempdir()?;
         let log = state.path().join("agent.log");
-        let file = std::fs::File::create(&log)?;
-        let child = Command::new(edge_binary()?)
-            .arg("run")
-            .arg("--state-dir")
-            .arg(state.path().join("state"))
-            .args(["--device-id", device, "--mqtt-url", mqtt_url])
-            .arg("--verify-key")
-            .arg(verify)
-            .args(["--source", "sim"])
-            .args(["--status-interval-ms", "500", "--reconnect-max-ms", "1000"])
-            .args(extra)
-            .env("VIGIL_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()?;
+        let child = spawn(state.path(), &log, device, mqtt_url, verify, extra)?;
         Ok(Agent {
             child: Some(child),
             log,
             state,
         })
+    }
+
+    /// Starts the agent again on the same state directory (after
+    /// [`Agent::kill9`]), its log appended to the same file.
+    pub fn restart_with(
+        &mut self,
+        device: &str,
+        mqtt_url: &str,
+        verify: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<()> {
+        self.kill9();
+        let child = spawn(
+            self.state.path(),
+            &self.log,
+            device,
+            mqtt_url,
+            verify,
+            extra,
+        )?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The agent's `--state-dir`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state.path().join("state")
+    }
+
+    /// SIGKILL, waited for: the process dies between any two instructions.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Everything the agent logged so far.
@@ -94,6 +114,36 @@ impl Agent {
             .status();
         child.wait().ok()?.code()
     }
+}
+
+/// Starts `vigil-edge run` on `{state}/state`, appending its log to `log`.
+fn spawn(
+    state: &Path,
+    log: &Path,
+    device: &str,
+    mqtt_url: &str,
+    verify: &Path,
+    extra: &[&str],
+) -> anyhow::Result<Child> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    Ok(Command::new(edge_binary()?)
+        .arg("run")
+        .arg("--state-dir")
+        .arg(state.join("state"))
+        .args(["--device-id", device, "--mqtt-url", mqtt_url])
+        .arg("--verify-key")
+        .arg(verify)
+        .args(["--source", "sim"])
+        .args(["--status-interval-ms", "500", "--reconnect-max-ms", "1000"])
+        .args(extra)
+        .env("VIGIL_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()?)
 }
 
 impl Drop for Agent {
