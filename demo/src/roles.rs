@@ -244,23 +244,10 @@ pub const API_TOKENS_FILE: &str = "api-tokens";
 pub fn write_api_tokens(dir: &Path, token: &str) -> anyhow::Result<()> {
     vigil_service::http_auth::Tokens::parse(&format!("read,score {token}"))
         .map_err(|e| anyhow::anyhow!("--api-token: {e}"))?;
-    let path = dir.join(API_TOKENS_FILE);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    std::io::Write::write_all(
-        &mut file,
+    vigil_service::broker_auth::write_atomic(
+        &dir.join(API_TOKENS_FILE),
         format!("# the demo's API token\nread,score {token}\n").as_bytes(),
+        0o600,
     )?;
     Ok(())
 }

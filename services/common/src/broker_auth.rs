@@ -544,21 +544,36 @@ pub fn check_device_user(device_id: &str, users: &ServiceUsers) -> Result<(), Br
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder,
-/// with `mode` (unix).
+/// created with `mode` (unix) so a secret is never readable by others,
+/// not even for a moment, and synced before it replaces `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BrokerAuthError> {
+    use std::io::Write as _;
     let io = |source| BrokerAuthError::Io {
         path: path.display().to_string(),
         source,
     };
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io)?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(mode);
     }
     #[cfg(not(unix))]
     let _ = mode;
+    let mut file = options.open(&tmp).map_err(io)?;
+    #[cfg(unix)]
+    {
+        // The process umask may have taken bits away: set them exactly.
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io)?;
+    }
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
 

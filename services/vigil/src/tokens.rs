@@ -5,11 +5,11 @@
 //! file is kept unless `--force`, so an init container can run it on every
 //! start.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use vigil_service::broker_auth::write_atomic;
 use vigil_service::http_auth::{new_token, Tokens};
 
 /// `vigil tokens`.
@@ -50,32 +50,11 @@ pub fn run(args: TokensArgs) -> anyhow::Result<()> {
                  read {read}\n\
                  read,score {score}\n"
             );
-            write_private(&out, &text)?;
+            write_atomic(&out, text.as_bytes(), 0o600)?;
             println!("wrote {}", out.display());
             println!("read token (dashboard, audit API): {read}");
             println!("read,score token (also POST /v1/score): {score}");
             Ok(())
         }
     }
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
 }
