@@ -4,8 +4,10 @@
 //! services it depends on to pass their own health check, run as the
 //! file writes it: `vigil probe …/readyz`), against local stand-ins for
 //! the infrastructure (Mosquitto for `mosquitto`, tansu for `kafka`, the
-//! embedded SQLite store for `scylla`, `vigil models keygen` and `vigil
-//! tokens new` for `keys`).
+//! embedded SQLite store for `scylla`, `vigil models keygen`, `vigil
+//! tokens new` and `vigil devices init` for `keys`; Mosquitto with the
+//! dynamic-security plugin and the users `keys` makes, so every MQTT client
+//! connects with its own credentials).
 //! Then the load generator runs with its compose command for 20 s, CI's
 //! quick profile (`VIGIL_SMOKE_SECS=60` for the full minute): every record
 //! it sent has a verdict,
@@ -161,7 +163,6 @@ fn loadgen_args(command: &[String], env: &BTreeMap<String, String>, report: &Pat
 async fn compose_services_run_natively_in_order_and_lose_nothing() -> anyhow::Result<()> {
     let compose = compose();
     let services = compose["services"].as_mapping().expect("services").clone();
-    let mqtt = Mosquitto::start()?;
     let kafka = Tansu::start()?;
     let dir = tempfile::tempdir()?;
     // The binary under test, copied once: every service and health check
@@ -201,6 +202,42 @@ async fn compose_services_run_natively_in_order_and_lose_nothing() -> anyhow::Re
         "tokens: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // … and the broker's users with `vigil devices init`; Mosquitto loads
+    // them with the dynamic-security plugin, as `deploy/mosquitto.conf`
+    // says, and refuses anonymous clients.
+    assert!(
+        keys_cmd.contains("vigil devices init --broker-dir /broker"),
+        "keys: {keys_cmd}"
+    );
+    let conf = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/mosquitto.conf"),
+    )?;
+    assert!(
+        conf.contains("allow_anonymous false")
+            && conf.contains("plugin_opt_config_file /mosquitto/broker/dynamic-security.json"),
+        "deploy/mosquitto.conf: {conf}"
+    );
+    let broker = dir.path().join("broker");
+    let out = Command::new(&bin)
+        .args(["devices", "init", "--broker-dir"])
+        .arg(&broker)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "devices init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    #[cfg(unix)]
+    {
+        // The broker, started as root, reads the file as its own user.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+    }
+    let plugin = vigil_service::broker_auth::find_dynsec_plugin()
+        .ok_or_else(|| anyhow::anyhow!("Mosquitto's dynamic-security plugin is not installed"))?;
+    let mqtt = Mosquitto::start_with_auth(
+        &vigil_service::broker_auth::BrokerDir::new(&broker).mosquitto_conf(&plugin),
+    )?;
 
     // What stands in for the non-Vigil services the Vigil ones depend on.
     let stand_ins: BTreeSet<&str> = ["kafka", "mosquitto", "scylla", "keys"].into();
@@ -281,6 +318,9 @@ async fn compose_services_run_natively_in_order_and_lose_nothing() -> anyhow::Re
                 }
                 if value.starts_with("/tokens/") {
                     *value = value.replacen("/tokens", &tokens.display().to_string(), 1);
+                }
+                if value.starts_with("/broker/") {
+                    *value = value.replacen("/broker", &broker.display().to_string(), 1);
                 }
                 if let Some((_, host)) = binds.iter().find(|(inside, _)| value == inside) {
                     *value = host.display().to_string();
