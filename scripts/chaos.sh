@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The chaos suite of issue 17 (RELIABILITY.md, "Chaos suite"): for each
-# fault (kill -9 of each role, tansu down 15 s, Mosquitto restarted,
-# poison input) a fresh stack of real Mosquitto, tansu and `vigil` roles
+# fault (none: the baseline, which fails on any duplicate; kill -9 of each
+# role, tansu down 15 s, Mosquitto restarted, poison input) a fresh stack of real Mosquitto, tansu and `vigil` roles
 # under `vigil-loadgen`, every (device_id, seq) counted through to the
 # audit store. The logic is the `chaos` example of services/vigil.
 #

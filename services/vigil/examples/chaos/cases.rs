@@ -25,6 +25,8 @@ const PREFIX: &str = "chaos";
 /// One fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Case {
+    /// Nothing injected: the baseline, where a duplicate is a failure too.
+    NoFault,
     /// `kill -9` of a role, started again at once.
     Kill(&'static str),
     /// tansu stopped for the profile's outage, then started on its data.
@@ -37,7 +39,8 @@ pub enum Case {
 
 impl Case {
     /// Every case, in the order the full profile runs them.
-    pub const ALL: [Case; 8] = [
+    pub const ALL: [Case; 9] = [
+        Case::NoFault,
         Case::Kill("ingest"),
         Case::Kill("score"),
         Case::Kill("audit"),
@@ -51,6 +54,7 @@ impl Case {
     /// The name in the table and on the command line.
     pub fn name(self) -> String {
         match self {
+            Case::NoFault => "no-fault".to_owned(),
             Case::Kill(role) => format!("kill-{role}"),
             Case::TansuOutage => "tansu-outage".to_owned(),
             Case::MosquittoRestart => "mosquitto-restart".to_owned(),
@@ -61,6 +65,7 @@ impl Case {
     /// What the case does, for the table.
     pub fn describe(self, profile: &Profile) -> String {
         match self {
+            Case::NoFault => "none (the baseline: a duplicate fails it too)".to_owned(),
             Case::Kill(role) => format!("`kill -9` of `vigil {role}`, started again at once"),
             Case::TansuOutage => format!(
                 "tansu stopped {} s, started again on its data",
@@ -126,9 +131,11 @@ impl Outcome {
         }
     }
 
-    /// Loss 0 and no error.
+    /// Loss 0 and no error (and, with no fault, no duplicate).
     pub fn passed(&self) -> bool {
-        self.loss == 0 && !self.note.starts_with("error")
+        self.loss == 0
+            && !self.note.starts_with("error")
+            && !(self.case == Case::NoFault && self.duplicates > 0)
     }
 }
 
@@ -279,6 +286,7 @@ async fn inject(
     profile: &Profile,
 ) -> Result<(Option<Duration>, String)> {
     match case {
+        Case::NoFault => Ok((None, String::new())),
         Case::Kill(name) => {
             let role = stack.role(name)?;
             role.kill9();

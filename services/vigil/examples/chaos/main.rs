@@ -70,6 +70,7 @@ impl Profile {
             drain: Duration::from_secs(30),
             audit_timeout: Duration::from_secs(45),
             cases: vec![
+                Case::NoFault,
                 Case::Kill("ingest"),
                 Case::Kill("score"),
                 Case::MosquittoRestart,

@@ -70,6 +70,12 @@ pub fn summary(outcomes: &[Outcome]) -> String {
         .map(|o| {
             if o.loss > 0 {
                 format!("{} (loss {})", o.case.name(), o.loss)
+            } else if !o.note.starts_with("error") {
+                format!(
+                    "{} (duplicates {} with no fault)",
+                    o.case.name(),
+                    o.duplicates
+                )
             } else {
                 format!("{} (error)", o.case.name())
             }
