@@ -167,3 +167,32 @@ async fn send_tombstone(
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
+
+/// Hands a record to Kafka now (so Kafka keeps arrival order) and returns
+/// the future of its confirmed delivery, timed into
+/// `produce_latency` and retried as every push bridge does.
+pub(crate) fn send_timed(
+    producer: &FutureProducer<VigilContext>,
+    metrics: &PushMetrics,
+    topic: Arc<str>,
+    key: String,
+    payload: Arc<[u8]>,
+) -> impl Future<Output = Result<(), KafkaError>> + Send + 'static {
+    let started = Instant::now();
+    let sent = kafka::send_retrying(
+        producer,
+        topic,
+        key,
+        payload,
+        kafka::RetryPolicy::Retriable,
+        metrics.produce_retries.clone(),
+    );
+    let latency = metrics.produce_latency.clone();
+    async move {
+        let result = sent.await;
+        if result.is_ok() {
+            latency.observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+}

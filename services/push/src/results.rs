@@ -18,14 +18,14 @@
 //! result once (it is joined by `command_id`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::producer::FutureProducer;
 use rumqttc::v5::mqttbytes::v5::Publish;
 use vigil_schemas::topics::DeviceChannel;
 use vigil_schemas::MqttTopics;
 use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
-use vigil_service::kafka::{self, VigilContext};
+use vigil_service::kafka::VigilContext;
 use vigil_service::subscription::{Subscription, SubscriptionMetrics};
 use vigil_service::{Readiness, Shutdown};
 
@@ -91,21 +91,10 @@ impl ResultBridge {
         key: String,
         payload: Arc<[u8]>,
     ) -> Delivery {
-        let started = Instant::now();
-        let sent = kafka::send_retrying(
-            &self.producer,
-            topic,
-            key,
-            payload,
-            kafka::RetryPolicy::Retriable,
-            self.push_metrics.produce_retries.clone(),
-        );
-        let latency = self.push_metrics.produce_latency.clone();
+        let sent =
+            crate::bridge::send_timed(&self.producer, &self.push_metrics, topic, key, payload);
         Box::pin(async move {
             let result = sent.await;
-            if result.is_ok() {
-                latency.observe(started.elapsed().as_secs_f64());
-            }
             (publish, dest, result)
         })
     }

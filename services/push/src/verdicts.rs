@@ -40,7 +40,7 @@
 //! but refused (`refused_model_version`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::producer::FutureProducer;
 use rumqttc::v5::mqttbytes::v5::Publish;
@@ -48,7 +48,7 @@ use vigil_schemas::topics::DeviceChannel;
 use vigil_schemas::{MqttTopics, Verdict};
 use vigil_service::bridge::{self, Counters, Delivery, Destination, Forward};
 use vigil_service::dlq::Rejection;
-use vigil_service::kafka::{self, VigilContext};
+use vigil_service::kafka::VigilContext;
 use vigil_service::subscription::{Subscription, SubscriptionMetrics};
 use vigil_service::{Readiness, Shutdown};
 
@@ -142,23 +142,7 @@ impl VerdictBridge {
         payload: Arc<[u8]>,
     ) -> impl std::future::Future<Output = Result<(), rdkafka::error::KafkaError>> + Send + 'static
     {
-        let started = Instant::now();
-        let sent = kafka::send_retrying(
-            &self.producer,
-            topic,
-            key,
-            payload,
-            kafka::RetryPolicy::Retriable,
-            self.push_metrics.produce_retries.clone(),
-        );
-        let latency = self.push_metrics.produce_latency.clone();
-        async move {
-            let result = sent.await;
-            if result.is_ok() {
-                latency.observe(started.elapsed().as_secs_f64());
-            }
-            result
-        }
+        crate::bridge::send_timed(&self.producer, &self.push_metrics, topic, key, payload)
     }
 
     /// Writes the verdict as sent to `vigil.verdicts`, and to
