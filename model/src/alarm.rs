@@ -20,9 +20,37 @@
 //! seed (`training/EVALUATION.md`, "Alarms").
 //!
 //! Replayed records (`seq` not newer than the state's) never move an alarm.
+//!
+//! # Each device's own level
+//!
+//! A model fitted on a short window (a first model on minutes of history,
+//! or 400 rows of one pump) has not seen all of a device's normal
+//! behaviour: a daily cycle longer than the window, a new operating point.
+//! Judged against the training rows alone, such a device scores high on
+//! normal records for as long as the new regime lasts
+//! (`training/EVALUATION.md`, "Small training sets"). So each device
+//! keeps an exponentially weighted level of its own raw scores
+//! (`adapt_rate` per record, each record's contribution capped at the
+//! threshold's raw score, so an anomaly moves it little), and its raw
+//! score is divided by `level / baseline_raw` (never by less than 1)
+//! before the alarm compares it with the threshold. `baseline_raw`, set by
+//! the trainer, is the same level measured over each training device's
+//! rows, at the 90th percentile over devices: a device adjusts its bar
+//! only once its scores run higher than nine in ten training devices' did
+//! (a model of one device: higher than its own did). A device that
+//! settles into a noisier-than-trained regime raises its bar by at most
+//! the threshold's raw score over the baseline; a spike or a step still
+//! stands far above it, and a drift is seen before the level (a window of
+//! about 256 records) has absorbed it. The verdict's `score` stays the
+//! detector's; only the alarm judges the adjusted one (`judged` in
+//! [`crate::RecordScore`]).
 
 use serde::{Deserialize, Serialize};
 use vigil_schemas::{Alarm, AlarmState};
+
+/// The default weight of a record in its device's level of raw scores
+/// (an exponential window of about 256 records).
+pub const ADAPT_RATE: f64 = 1.0 / 256.0;
 
 /// How scores become alarms (signed into a release; releases written
 /// before alarms existed get [`AlarmPolicy::default`]).
@@ -36,6 +64,15 @@ pub struct AlarmPolicy {
     pub settle_records: u32,
     /// Score a young device needs to open an alarm, in [0, 1].
     pub settle_score: f64,
+    /// Weight of each fresh record in the device's level of raw scores
+    /// (see the module docs); 0 turns the adjustment off (releases written
+    /// before it existed).
+    #[serde(default)]
+    pub adapt_rate: f64,
+    /// The level a device's own level is measured against (set by the
+    /// trainer); 0 turns the adjustment off.
+    #[serde(default)]
+    pub baseline_raw: f64,
 }
 
 impl Default for AlarmPolicy {
@@ -44,6 +81,8 @@ impl Default for AlarmPolicy {
             close_after: 4,
             settle_records: 96,
             settle_score: 0.6,
+            adapt_rate: ADAPT_RATE,
+            baseline_raw: 0.0,
         }
     }
 }
@@ -55,6 +94,10 @@ pub enum AlarmPolicyError {
     CloseAfter,
     #[error("alarm policy settle_score {0} is not a number in [0, 1]")]
     SettleScore(f64),
+    #[error("alarm policy adapt_rate {0} is not a number in [0, 1]")]
+    AdaptRate(f64),
+    #[error("alarm policy baseline_raw {0} is not a finite number >= 0")]
+    BaselineRaw(f64),
 }
 
 impl AlarmPolicy {
@@ -66,12 +109,18 @@ impl AlarmPolicy {
         if !(self.settle_score.is_finite() && (0.0..=1.0).contains(&self.settle_score)) {
             return Err(AlarmPolicyError::SettleScore(self.settle_score));
         }
+        if !(self.adapt_rate.is_finite() && (0.0..=1.0).contains(&self.adapt_rate)) {
+            return Err(AlarmPolicyError::AdaptRate(self.adapt_rate));
+        }
+        if !(self.baseline_raw.is_finite() && self.baseline_raw >= 0.0) {
+            return Err(AlarmPolicyError::BaselineRaw(self.baseline_raw));
+        }
         Ok(())
     }
 }
 
 /// One device's alarm bookkeeping (part of its scoring state).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct AlarmTrack {
     /// Records that advanced the device's state (saturating).
     records: u32,
@@ -79,6 +128,9 @@ pub struct AlarmTrack {
     open: Option<(u64, u64)>,
     /// Calm records in a row since the last hot one.
     calm: u32,
+    /// The device's level of raw scores (0 until its first fresh record
+    /// under a policy that adapts).
+    level: f64,
 }
 
 /// What one record did to its device's alarm.
@@ -106,6 +158,26 @@ impl AlarmTrack {
     /// Whether an alarm is open.
     pub fn is_open(&self) -> bool {
         self.open.is_some()
+    }
+
+    /// The divisor of a fresh record's raw score (at least 1), from the
+    /// device's level before this record; then takes `raw`, capped at
+    /// `raw_at_threshold`, into the level. 1 when `policy` does not adapt.
+    pub fn adapt(&mut self, policy: &AlarmPolicy, raw: f64, raw_at_threshold: f64) -> f64 {
+        if policy.adapt_rate <= 0.0 || policy.baseline_raw <= 0.0 {
+            return 1.0;
+        }
+        if self.level <= 0.0 {
+            self.level = policy.baseline_raw;
+        }
+        let divisor = (self.level / policy.baseline_raw).max(1.0);
+        let x = if raw.is_finite() {
+            raw.min(raw_at_threshold)
+        } else {
+            raw_at_threshold
+        };
+        self.level += policy.adapt_rate * (x - self.level);
+        divisor
     }
 
     /// Advances the alarm with a fresh record (`seq`, `ts`) scored `score`
@@ -229,6 +301,7 @@ mod tests {
             settle_records: 3,
             settle_score: 0.8,
             close_after: 1,
+            ..AlarmPolicy::default()
         };
         // Records 0..3 are young: 0.7 does not open, 0.9 does.
         let out = run(&p, &[0.7, 0.9, 0.1, 0.7]);
@@ -237,6 +310,63 @@ mod tests {
         assert_eq!(out[2], (false, Some(AlarmState::Closed)));
         // The fourth record is past the settle period: 0.7 opens.
         assert_eq!(out[3], (true, Some(AlarmState::Opened)));
+    }
+
+    fn adapting(baseline_raw: f64) -> AlarmPolicy {
+        AlarmPolicy {
+            baseline_raw,
+            ..AlarmPolicy::default()
+        }
+    }
+
+    #[test]
+    fn without_a_baseline_or_a_rate_nothing_adapts() {
+        let mut track = AlarmTrack::default();
+        let off = AlarmPolicy::default(); // baseline 0: an untrained policy
+        let zero_rate = AlarmPolicy {
+            adapt_rate: 0.0,
+            ..adapting(10.0)
+        };
+        for _ in 0..1_000 {
+            assert_eq!(track.adapt(&off, 40.0, 50.0), 1.0);
+            assert_eq!(track.adapt(&zero_rate, 40.0, 50.0), 1.0);
+        }
+    }
+
+    #[test]
+    fn a_device_that_runs_hot_raises_its_own_bar_up_to_the_threshold() {
+        let p = adapting(10.0);
+        let mut track = AlarmTrack::default();
+        // At its baseline nothing changes.
+        for _ in 0..2_000 {
+            assert_eq!(track.adapt(&p, 10.0, 50.0), 1.0);
+        }
+        // A new regime three times as noisy: the divisor climbs to ~3.
+        let mut last = 1.0;
+        for _ in 0..2_000 {
+            last = track.adapt(&p, 30.0, 50.0);
+        }
+        assert!((last - 3.0).abs() < 0.01, "divisor {last}");
+        // Scores above the threshold count as the threshold: the divisor
+        // never passes threshold / baseline.
+        for _ in 0..5_000 {
+            last = track.adapt(&p, 1.0e9, 50.0);
+        }
+        assert!(last <= 5.0 && last > 4.9, "divisor {last}");
+        assert!(track.adapt(&p, f64::INFINITY, 50.0) <= 5.0);
+    }
+
+    #[test]
+    fn one_spike_barely_moves_the_level() {
+        let p = adapting(10.0);
+        let mut track = AlarmTrack::default();
+        for _ in 0..500 {
+            track.adapt(&p, 10.0, 50.0);
+        }
+        track.adapt(&p, 1.0e6, 50.0);
+        let after = track.adapt(&p, 10.0, 50.0);
+        // (50 - 10) / 256 / 10 above 1.
+        assert!(after < 1.02, "divisor after one spike {after}");
     }
 
     #[test]
@@ -251,6 +381,20 @@ mod tests {
             ..AlarmPolicy::default()
         };
         assert!(nan.check().is_err());
+        for (rate, baseline) in [
+            (-0.1, 1.0),
+            (1.5, 1.0),
+            (f64::NAN, 1.0),
+            (0.1, -1.0),
+            (0.1, f64::INFINITY),
+        ] {
+            let p = AlarmPolicy {
+                adapt_rate: rate,
+                baseline_raw: baseline,
+                ..AlarmPolicy::default()
+            };
+            assert!(p.check().is_err(), "rate {rate} baseline {baseline}");
+        }
         assert_eq!(AlarmPolicy::default().check(), Ok(()));
     }
 }

@@ -238,6 +238,15 @@ impl Compiled {
         }
     }
 
+    /// The raw score that maps to `score` (in [0, 1)); infinite at 1.
+    pub(crate) fn raw_at(&self, score: f64) -> f64 {
+        if score >= 1.0 {
+            f64::INFINITY
+        } else {
+            self.raw_scale * score / (1.0 - score)
+        }
+    }
+
     /// Maps a raw score into [0, 1].
     pub(crate) fn score(&self, raw: f64) -> Score {
         let s = if raw.is_finite() {

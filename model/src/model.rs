@@ -60,6 +60,10 @@ impl Scratch {
 pub struct RecordScore {
     /// Raw and mapped score.
     pub score: Score,
+    /// The score the alarm judged: `score.score`, or lower when the
+    /// device's own level of scores is above the training rows'
+    /// ([`crate::alarm`], "Each device's own level").
+    pub judged: f64,
     /// The device is in alarm at this record (see [`crate::alarm`]).
     pub anomaly: bool,
     /// What the record did to the device's alarm.
@@ -131,19 +135,24 @@ impl Model {
             .detector
             .score(self.detector.raw(&scratch.features, &mut scratch.z));
         let threshold = self.threshold();
+        let mut judged = score.score;
         let alarm = if fresh {
-            state.alarm.step(
-                &self.payload.alarm,
-                record.seq,
-                record.ts,
-                score.score,
-                threshold,
-            )
+            let policy = &self.payload.alarm;
+            let divisor = state
+                .alarm
+                .adapt(policy, score.raw, self.detector.raw_at(threshold));
+            if divisor > 1.0 {
+                judged = self.detector.score(score.raw / divisor).score;
+            }
+            state
+                .alarm
+                .step(policy, record.seq, record.ts, judged, threshold)
         } else {
             AlarmTrack::stale(score.score, threshold)
         };
         RecordScore {
             score,
+            judged,
             anomaly: alarm.anomaly,
             alarm,
             fresh,

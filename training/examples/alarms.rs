@@ -116,6 +116,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ev.alarm_events,
         ev.false_alarm_events
     );
+    let mut kinds: Vec<_> = ev.by_kind.iter().collect();
+    kinds.sort_by(|a, b| a.0.cmp(b.0));
+    println!(
+        "product recall by kind: {}",
+        kinds
+            .iter()
+            .map(|(k, st)| format!("{k} {}/{}", st.detected, st.episodes))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "product decisions on normal records, by model: {:?}",
         decided
