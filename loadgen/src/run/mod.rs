@@ -250,6 +250,7 @@ pub async fn run_draining(
         verdicted: None,
         lost: None,
         duplicates: None,
+        out_of_order: None,
         unexpected: None,
         lost_examples: Vec::new(),
         verdict_rate: None,
@@ -354,6 +355,7 @@ fn measured_fields(
     report.verdicted = Some(accounting.verdicted);
     report.lost = Some(accounting.lost);
     report.duplicates = Some(accounting.duplicates);
+    report.out_of_order = Some(accounting.out_of_order);
     report.unexpected = Some(accounting.unexpected);
     report.lost_examples = accounting
         .lost_examples

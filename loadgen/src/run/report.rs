@@ -62,6 +62,10 @@ pub struct Report {
     pub lost: Option<u64>,
     /// Extra verdicts of a record already verdicted.
     pub duplicates: Option<u64>,
+    /// Records whose first verdict was read after a later record's of the
+    /// same device (absent in reports written before it was counted).
+    #[serde(default)]
+    pub out_of_order: Option<u64>,
     /// Verdicted records of the run's devices that were never sent.
     pub unexpected: Option<u64>,
     /// The first lost records.
@@ -315,9 +319,10 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "verdicts   {verdicted} verdicted, {} lost, {} duplicates, {} unexpected; {} msg/s; drained in {} s",
+            "verdicts   {verdicted} verdicted, {} lost, {} duplicates, {} out of order, {} unexpected; {} msg/s; drained in {} s",
             self.lost.unwrap_or(0),
             self.duplicates.unwrap_or(0),
+            self.out_of_order.unwrap_or(0),
             self.unexpected.unwrap_or(0),
             opt(self.verdict_rate, 0),
             opt(self.drain_seconds, 1),
@@ -452,6 +457,7 @@ mod tests {
             verdicted: Some(99),
             lost: Some(1),
             duplicates: Some(0),
+            out_of_order: Some(0),
             unexpected: Some(0),
             lost_examples: vec![LostRecord {
                 device_id: "dev-00001".into(),

@@ -58,6 +58,8 @@ struct DeviceVerdicts {
     /// Lowest seq a model scored: detection counts from here on (records
     /// before the first model cannot be judged by one).
     first_scored: Option<u64>,
+    /// Highest seq read so far.
+    highest: Option<u64>,
 }
 
 /// Every verdict read so far.
@@ -79,6 +81,9 @@ pub struct Tally {
     pub distinct: u64,
     /// Verdicts for a record already verdicted.
     pub duplicates: u64,
+    /// First verdicts of a record read after a verdict of a later record
+    /// of the same device (per-device order broken somewhere on the way).
+    pub out_of_order: u64,
     /// Verdicts with an event time before the run started.
     pub stale: u64,
     /// Verdicts of devices that are not the run's, or with a seq the run
@@ -115,6 +120,7 @@ impl Tally {
                     seen: SeqSet::new(lo, hi),
                     flagged: SeqSet::new(lo, hi),
                     first_scored: None,
+                    highest: None,
                 })
                 .collect(),
             latency_ms: histogram()?,
@@ -123,6 +129,7 @@ impl Tally {
             received: 0,
             distinct: 0,
             duplicates: 0,
+            out_of_order: 0,
             stale: 0,
             foreign: 0,
             unscored: 0,
@@ -156,6 +163,10 @@ impl Tally {
             }
             Insert::New => {}
         }
+        if d.highest.is_some_and(|h| v.seq < h) {
+            self.out_of_order += 1;
+        }
+        d.highest = Some(d.highest.map_or(v.seq, |h| h.max(v.seq)));
         if v.anomaly {
             d.flagged.insert(v.seq);
         }
@@ -200,6 +211,7 @@ impl Tally {
     pub fn account(&self, sent: &[SeqSet], ids: &[String]) -> Accounting {
         let mut a = Accounting {
             duplicates: self.duplicates,
+            out_of_order: self.out_of_order,
             ..Accounting::default()
         };
         for (i, sent) in sent.iter().enumerate() {
@@ -272,6 +284,8 @@ pub struct Accounting {
     pub lost: u64,
     /// Extra verdicts of records already verdicted.
     pub duplicates: u64,
+    /// First verdicts read after a later record's of the same device.
+    pub out_of_order: u64,
     /// Verdicted records of this run's devices that were never sent.
     pub unexpected: u64,
     /// The first few lost records, (device_id, seq).
@@ -324,6 +338,25 @@ mod tests {
     }
 
     #[test]
+    fn a_record_read_after_a_later_one_of_its_device_is_out_of_order() {
+        let r = roster(2, 100);
+        let mut t = Tally::new(&r, 1_000, 0).expect("tally");
+        for (device, seq) in [
+            ("d0", 1),
+            ("d0", 3),
+            ("d1", 1),
+            ("d0", 2),
+            ("d0", 3),
+            ("d0", 4),
+        ] {
+            t.add(&verdict(device, seq, 1_000 + seq, false), 1_100);
+        }
+        // d0's 2 after its 3; the second 3 is a duplicate, not disorder.
+        assert_eq!((t.out_of_order, t.duplicates), (1, 1));
+        assert_eq!(t.account(&sent(2, 4, 100), &r.ids).out_of_order, 1);
+    }
+
+    #[test]
     fn loss_duplicates_and_strays_are_told_apart() {
         let r = roster(2, 100);
         let mut t = Tally::new(&r, 1_000, 1).expect("tally");
@@ -357,6 +390,8 @@ mod tests {
         );
         assert_eq!((t.received, t.distinct), (23, 18));
         assert_eq!((t.duplicates, t.stale, t.foreign), (2, 1, 2));
+        // Duplicates are not order violations.
+        assert_eq!(t.out_of_order, 0);
 
         let a = t.account(&sent(2, 10, 100), &r.ids);
         assert_eq!(a.sent, 20);

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Scale-out, shown (issue 19, item 3; BENCHMARKS.md, "Scale-out"):
+# Mosquitto + tansu (memory://) on loopback, INGESTS `vigil ingest`
+# replicas in one shared-subscription group and SCORERS `vigil score`
+# replicas in one consumer group (static membership), a model trained on a
+# warm-up fleet, then one measured run of 1,000 devices at RATE msg/s for
+# SECS s. With JOIN=1 the last scorer starts a third of the way into the
+# run, so the group rebalances under load: the report's loss, duplicates
+# and "out of order" (a record whose first verdict was read after a later
+# record's of the same device) say what the rebalance cost.
+#
+#   scripts/bench-scale.sh [INGESTS] [SCORERS] [RATE] [SECS] [JOIN]   # defaults 1 1 10000 30 0
+#
+# Prints the load generator's summary, each process's CPU seconds and the
+# load average; the JSON report is kept in $OUT (default: a temp file).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ingests=${1:-1}
+scorers=${2:-1}
+rate=${3:-10000}
+secs=${4:-30}
+join=${5:-0}
+export PATH="$HOME/.cargo/bin:$PATH"
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release -q -p vigil -p vigil-loadgen
+bin=$target/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ready() { until curl -fs "http://$1/readyz" >/dev/null 2>&1; do sleep 0.2; done; }
+cpu_secs() { # user+system seconds of a pid
+    awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo "?"
+}
+mqtt_port=$(free_port)
+kafka_port=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$mqtt_port" > "$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 &
+pids+=($!)
+(cd "$work" && exec tansu broker --listener-url "tcp://127.0.0.1:$kafka_port" \
+    --advertised-listener-url "tcp://127.0.0.1:$kafka_port" --storage-engine memory://tansu/ \
+    > "$work/tansu.log" 2>&1) &
+pids+=($!)
+export VIGIL_MQTT_URL="mqtt://127.0.0.1:$mqtt_port" VIGIL_KAFKA_BROKERS="127.0.0.1:$kafka_port"
+for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$kafka_port") 2>/dev/null && break; sleep 0.1; done
+"$bin/vigil" models keygen --out "$work/keys" > /dev/null
+declare -A role
+for i in $(seq "$ingests"); do
+    addr=127.0.0.1:$(free_port)
+    VIGIL_HTTP_ADDR=$addr "$bin/vigil" ingest --mqtt-client-id "bench-ingest-$i" > "$work/ingest$i.log" 2>&1 &
+    pids+=($!)
+    role[$!]="ingest $i"
+    wait_ready "$addr"
+done
+"$bin/vigil-loadgen" run --publish-only --device-prefix warm --devices 1000 --rate 10000 \
+    --count 200000 --day-secs 60 --anomaly-rate 0 --progress none > "$work/warm.txt"
+"$bin/vigil" train --once --force --signing-key "$work/keys/signing.key" > "$work/train.log" 2>&1
+start_scorer() {
+    local addr=127.0.0.1:$(free_port)
+    VIGIL_HTTP_ADDR=$addr "$bin/vigil" score --verify-key "$work/keys/verify.pub" \
+        --instance-id "bench-score-$1" > "$work/score$1.log" 2>&1 &
+    pids+=($!)
+    role[$!]="score $1"
+    wait_ready "$addr"
+}
+first_late=$((scorers + 1))
+[ "$join" = 1 ] && [ "$scorers" -ge 2 ] && first_late=$scorers
+for i in $(seq "$scorers"); do
+    [ "$i" -ge "$first_late" ] || start_scorer "$i"
+done
+# Let the scorers drain the warm-up before measuring.
+sleep 10
+report=${OUT:-$work/run.json}
+"$bin/vigil-loadgen" run --device-prefix run --devices 1000 --rate "$rate" --duration "$secs" \
+    --day-secs 60 --anomaly-rate 2 --drain-timeout 60 --progress none --report "$report" \
+    > "$work/run.txt" &
+loadgen=$!
+if [ "$first_late" -le "$scorers" ]; then
+    sleep $((secs / 3))
+    for i in $(seq "$first_late" "$scorers"); do start_scorer "$i"; echo "scorer $i joined $((secs / 3)) s into the run"; done
+fi
+wait "$loadgen" || true
+grep -E "^(throughput|latency|hops|verdicts|loss)" "$work/run.txt" || cat "$work/run.txt"
+echo "setup: $ingests ingest + $scorers score, $rate msg/s for $secs s, join=$join"
+for pid in "${!role[@]}"; do echo "cpu ${role[$pid]}: $(cpu_secs "$pid") s"; done | sort
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
