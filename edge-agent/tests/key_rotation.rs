@@ -69,11 +69,17 @@ async fn a_ring_takes_the_new_key_keeps_the_old_until_retired() -> anyhow::Resul
     );
     let mut agent = common::Agent::start(state.path(), &args, true)?;
     agent.wait_for(
-        &["persisted release does not verify", "reason=\"retired_key\""],
+        &[
+            "persisted release does not verify",
+            "reason=\"retired_key\"",
+        ],
         WAIT,
     )?;
     let refused = agent.wait_for(&["release rejected", "reason=\"retired_key\""], WAIT)?;
-    assert!(refused.contains(&format!("key {old_id}, which is retired")), "{refused}");
+    assert!(
+        refused.contains(&format!("key {old_id}, which is retired")),
+        "{refused}"
+    );
     // In order on the topic: v5 (old key) is refused before v4 is taken.
     offer(common::release(&old.signing, 5, 35)).await?;
     offer(common::release(&new.signing, 4, 34)).await?;
