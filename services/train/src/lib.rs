@@ -471,3 +471,48 @@ pub(crate) async fn build_release(
         .context("the signed release does not verify")?;
     Ok(Ok(release))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args as _, FromArgMatches as _};
+
+    use super::*;
+
+    fn args(signing: &std::path::Path, ring: &std::path::Path) -> TrainArgs {
+        let command = TrainArgs::augment_args(clap::Command::new("train"));
+        let matches = command
+            .try_get_matches_from([
+                "train".as_ref(),
+                "--signing-key".as_ref(),
+                signing.as_os_str(),
+                "--verify-key".as_ref(),
+                ring.as_os_str(),
+            ])
+            .expect("parses");
+        TrainArgs::from_arg_matches(&matches).expect("train args")
+    }
+
+    #[test]
+    fn the_ring_adds_old_keys_and_a_retired_signing_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = vigil_model::keygen(&dir.path().join("old")).expect("keygen");
+        let new = vigil_model::keygen(&dir.path().join("new")).expect("keygen");
+        let signing = vigil_model::load_signing_key(&new.signing_key).expect("key");
+        let ring = dir.path().join("ring.pub");
+        std::fs::copy(&old.verify_key, &ring).expect("copy");
+        let keys = trainer_ring(&args(&new.signing_key, &ring), &signing).expect("ring");
+        let mut expected = vec![old.key_id.as_str(), new.key_id.as_str()];
+        expected.sort_unstable();
+        assert_eq!(keys.active_ids(), expected);
+
+        let retired = format!(
+            "{}{}{}\n",
+            std::fs::read_to_string(&old.verify_key).expect("read"),
+            vigil_model::keyring::RETIRED_PREFIX,
+            new.key_id
+        );
+        std::fs::write(&ring, retired).expect("write");
+        let e = trainer_ring(&args(&new.signing_key, &ring), &signing).expect_err("retired");
+        assert!(e.to_string().contains("retires"), "{e}");
+    }
+}
