@@ -46,8 +46,9 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     args.validate()?;
     let device_id = args.device_id();
     let key_path = args.verify_key_path()?;
-    let key = vigil_model::load_verify_key(key_path)
+    let key = vigil_model::load_key_ring(key_path)
         .with_context(|| format!("loading --verify-key {}", key_path.display()))?;
+    tracing::info!(verify_keys = %key.summary(), "model releases are verified with");
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating --state-dir {}", args.state_dir.display()))?;
     let store = ModelStore::open(

@@ -35,13 +35,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Err(e) => line(Some(false), "config", e.to_string()),
     }
 
-    let key = match args.verify_key.as_deref().map(vigil_model::load_verify_key) {
+    let key = match args.verify_key.as_deref().map(vigil_model::load_key_ring) {
         Some(Ok(key)) => {
-            line(
-                Some(true),
-                "verify key",
-                format!("key id {}", vigil_model::key_id(&key)),
-            );
+            line(Some(true), "verify key", key.summary());
             Some(key)
         }
         Some(Err(e)) => {

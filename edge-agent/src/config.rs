@@ -90,7 +90,8 @@ pub struct ScoreArgs {
     /// written by `vigil models export`).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// ed25519 public key file that must have signed the release.
+    /// ed25519 public key file that must have signed the release, or a key
+    /// ring (see `run --verify-key`).
     #[arg(long, env = "VIGIL_VERIFY_KEY", value_name = "FILE")]
     pub verify_key: PathBuf,
     /// Set `scored_ts` to each record's event time instead of the clock, so
@@ -130,8 +131,11 @@ pub struct RunArgs {
     #[arg(long, env = "VIGIL_MODEL", default_value = "default")]
     pub model: String,
 
-    /// ed25519 public key file every release must be signed with (required).
-    #[arg(long, env = "VIGIL_VERIFY_KEY", value_name = "FILE")]
+    /// ed25519 public key file every release must be signed with
+    /// (required), or a key ring for key rotation: a file of several
+    /// `vigil-ed25519-public:` lines and `vigil-retired-key-id:` lines, or a
+    /// directory of `*.pub` files.
+    #[arg(long, env = "VIGIL_VERIFY_KEY", value_name = "PATH")]
     pub verify_key: Option<PathBuf>,
 
     /// A release to start from when the state directory holds none (or an

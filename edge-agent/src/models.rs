@@ -3,21 +3,26 @@
 //!
 //! A release arrives as the retained message on `vigil/models/{model}` (or
 //! as `--initial-model`, e.g. baked into the device image). It is accepted
-//! only if it verifies against the configured public key
-//! (`vigil_model::decode_and_verify`: size, key id, checksum, ed25519
-//! signature, payload), names this agent's model, and is strictly newer
+//! only if it verifies against the configured key ring (`--verify-key`:
+//! one public key, or several during a key rotation, with retired key ids
+//! refused as `retired_key`; `vigil_model::decode_and_verify`: size, key
+//! id, checksum, ed25519 signature, payload), names this agent's model, and is strictly newer
 //! than the current one. An accepted release is written to
 //! `{state_dir}/models/{model}.json` atomically (write, fsync, rename,
 //! directory fsync) *before* it is used, so after a power loss the device
 //! scores with either the old or the new release, never a torn one; at
 //! start-up that file is verified again and scoring resumes with it, with no
 //! network. Everything refused is logged with the reason and the current
-//! model stays in place.
+//! model stays in place. A persisted release whose key has since been
+//! retired is not scored with: the agent waits for the retained release
+//! signed by a key still trusted (or takes `--initial-model`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use vigil_model::{check_newer, decode_and_verify, ReleaseError, VerifiedModel, VerifyingKey};
+use vigil_model::{
+    check_newer, decode_and_verify, KeyRing, ReleaseError, VerifiedModel, VerifyKeys,
+};
 use vigil_schemas::release::MAX_RELEASE_BYTES;
 
 use crate::fsutil;
@@ -66,11 +71,17 @@ impl OfferError {
 }
 
 /// Reads and verifies a release file (bounded to the release size limit).
-pub fn load_release(path: &Path, key: &VerifyingKey) -> Result<VerifiedModel, OfferError> {
+pub fn load_release<K: VerifyKeys + ?Sized>(
+    path: &Path,
+    key: &K,
+) -> Result<VerifiedModel, OfferError> {
     read_release(path, key).map(|(m, _)| m)
 }
 
-fn read_release(path: &Path, key: &VerifyingKey) -> Result<(VerifiedModel, Vec<u8>), OfferError> {
+fn read_release<K: VerifyKeys + ?Sized>(
+    path: &Path,
+    key: &K,
+) -> Result<(VerifiedModel, Vec<u8>), OfferError> {
     let bytes =
         fsutil::read_limited(path, MAX_RELEASE_BYTES).map_err(|source| OfferError::Read {
             path: path.to_owned(),
@@ -84,7 +95,7 @@ fn read_release(path: &Path, key: &VerifyingKey) -> Result<(VerifiedModel, Vec<u
 #[derive(Debug)]
 pub struct ModelStore {
     model: String,
-    key: VerifyingKey,
+    key: KeyRing,
     path: PathBuf,
     current: Option<Arc<VerifiedModel>>,
 }
@@ -93,17 +104,18 @@ impl ModelStore {
     /// Opens the store of `model` under `state_dir`: verifies the persisted
     /// release, then `initial` (taken when newer). Problems with either are
     /// logged and leave the agent without that release, never stop it.
+    /// `key` is one `VerifyingKey` or a `KeyRing`.
     pub fn open(
         state_dir: &Path,
         model: &str,
-        key: VerifyingKey,
+        key: impl Into<KeyRing>,
         initial: Option<&Path>,
     ) -> std::io::Result<ModelStore> {
         let dir = state_dir.join("models");
         std::fs::create_dir_all(&dir)?;
         let mut store = ModelStore {
             model: model.to_owned(),
-            key,
+            key: key.into(),
             path: dir.join(format!("{model}.json")),
             current: None,
         };

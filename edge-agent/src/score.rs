@@ -114,7 +114,7 @@ fn trim(line: &[u8]) -> &[u8] {
 /// stdin to stdout.
 pub fn main(args: &crate::config::ScoreArgs) -> anyhow::Result<ScoreSummary> {
     use anyhow::Context as _;
-    let key = vigil_model::load_verify_key(&args.verify_key)
+    let key = vigil_model::load_key_ring(&args.verify_key)
         .with_context(|| format!("loading --verify-key {}", args.verify_key.display()))?;
     let model = crate::models::load_release(&args.model, &key)
         .with_context(|| format!("loading --model {}", args.model.display()))?;

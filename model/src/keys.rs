@@ -161,8 +161,8 @@ fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), KeyError> {
     file.sync_all().map_err(io)
 }
 
-/// The 32 bytes on the one key line of `path`, after `prefix`.
-fn read_key_bytes(path: &Path, prefix: &str) -> Result<[u8; 32], KeyError> {
+/// The text of a key file, at most `limit` bytes of it.
+pub(crate) fn read_key_text(path: &Path, limit: u64) -> Result<String, KeyError> {
     let io = |source| KeyError::Io {
         action: "reading",
         path: path.to_owned(),
@@ -171,23 +171,26 @@ fn read_key_bytes(path: &Path, prefix: &str) -> Result<[u8; 32], KeyError> {
     let mut text = String::new();
     fs::File::open(path)
         .map_err(io)?
-        .take(MAX_KEY_FILE_BYTES)
+        .take(limit)
         .read_to_string(&mut text)
         .map_err(io)?;
+    Ok(text)
+}
+
+/// The lines of a key file that carry something: trimmed, without blank
+/// lines and `#` comments.
+pub(crate) fn key_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// The 32 bytes of one key line of `path` (already trimmed), after `prefix`.
+pub(crate) fn parse_key_line(path: &Path, line: &str, prefix: &str) -> Result<[u8; 32], KeyError> {
     let format = |why: String| KeyError::Format {
         path: path.to_owned(),
         why,
     };
-    let mut lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'));
-    let line = lines
-        .next()
-        .ok_or_else(|| format("it holds no key line".into()))?;
-    if lines.next().is_some() {
-        return Err(format("it holds more than one key line".into()));
-    }
     let digits = line.strip_prefix(prefix).ok_or_else(|| {
         let other = if prefix == SECRET_PREFIX {
             PUBLIC_PREFIX
@@ -213,18 +216,39 @@ fn read_key_bytes(path: &Path, prefix: &str) -> Result<[u8; 32], KeyError> {
         .map_err(|v: Vec<u8>| format(format!("the key is {} bytes, not 32", v.len())))
 }
 
+/// A public key from its 32 bytes, read from `path`.
+pub(crate) fn verifying_key(path: &Path, bytes: &[u8; 32]) -> Result<VerifyingKey, KeyError> {
+    VerifyingKey::from_bytes(bytes).map_err(|e| KeyError::Format {
+        path: path.to_owned(),
+        why: format!("not a valid ed25519 public key: {e}"),
+    })
+}
+
+/// The 32 bytes on the one key line of `path`, after `prefix`.
+fn read_key_bytes(path: &Path, prefix: &str) -> Result<[u8; 32], KeyError> {
+    let text = read_key_text(path, MAX_KEY_FILE_BYTES)?;
+    let format = |why: &str| KeyError::Format {
+        path: path.to_owned(),
+        why: why.to_owned(),
+    };
+    let mut lines = key_lines(&text);
+    let line = lines.next().ok_or_else(|| format("it holds no key line"))?;
+    if lines.next().is_some() {
+        return Err(format("it holds more than one key line"));
+    }
+    parse_key_line(path, line, prefix)
+}
+
 /// Loads `signing.key` (the trainer's private key).
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
     read_key_bytes(path, SECRET_PREFIX).map(|b| SigningKey::from_bytes(&b))
 }
 
-/// Loads `verify.pub` (scorer, edge agent, push).
+/// Loads one `verify.pub`. Consumers load a whole key ring, which may be
+/// this one file: [`crate::keyring::load_key_ring`].
 pub fn load_verify_key(path: &Path) -> Result<VerifyingKey, KeyError> {
     let bytes = read_key_bytes(path, PUBLIC_PREFIX)?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| KeyError::Format {
-        path: path.to_owned(),
-        why: format!("not a valid ed25519 public key: {e}"),
-    })
+    verifying_key(path, &bytes)
 }
 
 #[cfg(test)]

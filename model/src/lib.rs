@@ -20,6 +20,8 @@
 //! - [`release`]: [`sign`], [`verify`], typed errors with stable reason
 //!   codes.
 //! - [`keys`]: key files for `vigil models keygen` and the loaders.
+//! - [`keyring`]: [`KeyRing`], the verify keys of a consumer by key id, with
+//!   retired ids (key rotation).
 //! - [`scorer`]: [`Scorer`], which turns Telemetry into Verdicts and hot-swaps
 //!   models between records.
 //!
@@ -34,6 +36,7 @@
 pub mod alarm;
 pub mod detector;
 pub mod features;
+pub mod keyring;
 pub mod keys;
 pub mod model;
 pub mod novelty;
@@ -45,6 +48,7 @@ pub mod table;
 pub use alarm::{AlarmPolicy, AlarmPolicyError, AlarmStep, AlarmTrack};
 pub use detector::{Detector, Score};
 pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
+pub use keyring::{load_key_ring, KeyRing, KeyStatus};
 pub use keys::{
     check_private_key_file, key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys,
     KeyError,
@@ -52,7 +56,9 @@ pub use keys::{
 pub use model::{Model, ModelError, RecordScore, Scratch};
 pub use novelty::{MetricNovelty, NoveltyConfig, NoveltyState};
 pub use payload::{ReleasePayload, PAYLOAD_FORMAT};
-pub use release::{check_newer, decode_and_verify, sign, verify, ReleaseError, VerifiedModel};
+pub use release::{
+    check_newer, decode_and_verify, sign, verify, ReleaseError, VerifiedModel, VerifyKeys,
+};
 pub use scorer::{InstallError, Installed, Scorer, ScorerStats};
 pub use table::DeviceTable;
 

@@ -4,7 +4,7 @@
 //! bytes (ed25519) and records their sha256; the bytes travel untouched
 //! inside [`ModelRelease::payload`]. A verifier (cloud scorer, edge agent,
 //! `vigil models verify`) checks, in this order: size, envelope schema, key
-//! id, checksum, signature, payload format, payload shape, envelope/payload
+//! id (the key ring must hold it, not retired: [`VerifyKeys`]), checksum, signature, payload format, payload shape, envelope/payload
 //! agreement, payload validity. Only then is the payload compiled into a
 //! [`VerifiedModel`]. Every failure is a [`ReleaseError`] with a stable
 //! [`ReleaseError::reason`] code for metrics and `vigil.dlq`.
@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use vigil_schemas::release::MAX_RELEASE_BYTES;
 use vigil_schemas::{DecodeError, Message, ModelRelease, ReleaseHeader, SCHEMA_VERSION};
 
+use crate::keyring::{KeyRing, KeyStatus};
 use crate::keys::key_id;
 use crate::model::{Model, ModelError};
 use crate::payload::{ReleasePayload, PAYLOAD_FORMAT};
@@ -69,8 +70,10 @@ pub enum ReleaseError {
     UnknownSchema { found: u32, expected: u32 },
     #[error("release payload format {found} is unknown; this build reads {PAYLOAD_FORMAT}")]
     UnknownFormat { found: String },
-    #[error("release signed by key {found}; the configured verify key is {expected}")]
+    #[error("release signed by key {found}, which is not a configured verify key ({expected})")]
     UnknownKey { found: String, expected: String },
+    #[error("release signed by key {key_id}, which is retired")]
+    RetiredKey { key_id: String },
     #[error("release payload sha256 is {actual}; the envelope says {claimed}")]
     BadChecksum { claimed: String, actual: String },
     #[error("release signature does not verify with key {key_id}: {why}")]
@@ -109,6 +112,7 @@ impl ReleaseError {
             | ReleaseError::UnknownFormat { .. } => "unknown_schema",
             ReleaseError::Decode(_) | ReleaseError::Malformed(_) => "malformed",
             ReleaseError::UnknownKey { .. } => "unknown_key",
+            ReleaseError::RetiredKey { .. } => "retired_key",
             ReleaseError::BadChecksum { .. } => "bad_checksum",
             ReleaseError::BadSignature { .. } => "bad_signature",
             ReleaseError::MismatchedEnvelope { .. } => "mismatched_envelope",
@@ -154,12 +158,52 @@ fn encoded_len(release: &ModelRelease) -> Result<usize, ReleaseError> {
         .map_err(|e| ReleaseError::Encode(e.to_string()))
 }
 
+/// The keys a release may be verified with: one [`VerifyingKey`] or a
+/// [`KeyRing`].
+pub trait VerifyKeys {
+    /// The key that must have signed a release carrying `key_id`, or why
+    /// no key may ([`ReleaseError::UnknownKey`], [`ReleaseError::RetiredKey`]).
+    fn key_for(&self, key_id: &str) -> Result<&VerifyingKey, ReleaseError>;
+}
+
+impl VerifyKeys for VerifyingKey {
+    fn key_for(&self, id: &str) -> Result<&VerifyingKey, ReleaseError> {
+        let expected = key_id(self);
+        if id == expected {
+            Ok(self)
+        } else {
+            Err(ReleaseError::UnknownKey {
+                found: id.to_owned(),
+                expected,
+            })
+        }
+    }
+}
+
+impl VerifyKeys for KeyRing {
+    fn key_for(&self, id: &str) -> Result<&VerifyingKey, ReleaseError> {
+        match self.status(id) {
+            KeyStatus::Active(key) => Ok(key),
+            KeyStatus::Retired => Err(ReleaseError::RetiredKey {
+                key_id: id.to_owned(),
+            }),
+            KeyStatus::Unknown => Err(ReleaseError::UnknownKey {
+                found: id.to_owned(),
+                expected: self.summary(),
+            }),
+        }
+    }
+}
+
 /// Decodes release bytes (as read from `vigil.models`, MQTT or a file) and
-/// verifies them with `key`. Oversized input is refused before parsing.
-pub fn decode_and_verify(bytes: &[u8], key: &VerifyingKey) -> Result<VerifiedModel, ReleaseError> {
+/// verifies them with `keys`. Oversized input is refused before parsing.
+pub fn decode_and_verify<K: VerifyKeys + ?Sized>(
+    bytes: &[u8],
+    keys: &K,
+) -> Result<VerifiedModel, ReleaseError> {
     let release =
         ModelRelease::decode_limited(bytes, MAX_RELEASE_BYTES).map_err(ReleaseError::Decode)?;
-    verify(&release, key)
+    verify(&release, keys)
 }
 
 /// Only the format field, to tell "newer payload" from "garbage".
@@ -168,9 +212,12 @@ struct FormatProbe {
     format: Option<serde_json::Value>,
 }
 
-/// Verifies a decoded release with `key` (see the module docs for the order
-/// of checks) and compiles its payload.
-pub fn verify(release: &ModelRelease, key: &VerifyingKey) -> Result<VerifiedModel, ReleaseError> {
+/// Verifies a decoded release with the key `keys` holds for its key id (see
+/// the module docs for the order of checks) and compiles its payload.
+pub fn verify<K: VerifyKeys + ?Sized>(
+    release: &ModelRelease,
+    keys: &K,
+) -> Result<VerifiedModel, ReleaseError> {
     let size = encoded_len(release)?;
     if size > MAX_RELEASE_BYTES {
         return Err(ReleaseError::TooLarge { size });
@@ -181,13 +228,8 @@ pub fn verify(release: &ModelRelease, key: &VerifyingKey) -> Result<VerifiedMode
             expected: SCHEMA_VERSION,
         });
     }
-    let expected = key_id(key);
-    if release.key_id != expected {
-        return Err(ReleaseError::UnknownKey {
-            found: release.key_id.clone(),
-            expected,
-        });
-    }
+    let key = keys.key_for(&release.key_id)?;
+    let expected = release.key_id.clone();
     let bytes = release.payload.get().as_bytes();
     let actual = sha256_hex(bytes);
     if actual != release.payload_sha256 {

@@ -4,7 +4,8 @@
 mod common;
 
 use vigil_model::{
-    check_newer, decode_and_verify, sign, verify, ReleaseError, SigningKey, VerifiedModel,
+    check_newer, decode_and_verify, key_id, sign, verify, KeyRing, ReleaseError, SigningKey,
+    VerifiedModel,
 };
 use vigil_schemas::{Message, ModelRelease};
 
@@ -107,6 +108,53 @@ fn tampered_truncated_foreign_and_mismatched_releases_are_refused() {
     // Oversized input is refused before parsing.
     let huge = vec![b' '; 70 * 1024];
     assert_eq!(reason(decode_and_verify(&huge, &vk)), "too_large");
+}
+
+#[test]
+fn a_key_ring_verifies_each_release_with_the_key_it_names() {
+    let (old, new, stranger) = (key(7), key(8), key(9));
+    let by_old = sign(&common::payload(3), &old).expect("sign");
+    let by_new = sign(&common::payload(4), &new).expect("sign");
+    let by_stranger = sign(&common::payload(5), &stranger).expect("sign");
+    let mut ring = KeyRing::new([old.verifying_key(), new.verifying_key()]);
+
+    // During rotation both keys verify: the new key's release is accepted,
+    // the old key's releases still verify.
+    assert_eq!(verify(&by_new, &ring).expect("new key").version(), 4);
+    assert_eq!(verify(&by_old, &ring).expect("old key").version(), 3);
+    assert_eq!(
+        decode_and_verify(&reencode(&by_new), &ring)
+            .expect("bytes")
+            .version(),
+        4
+    );
+    // A key the ring does not hold.
+    let e = verify(&by_stranger, &ring).expect_err("unknown");
+    assert_eq!(e.reason(), "unknown_key");
+    assert!(
+        e.to_string().contains(&key_id(&stranger.verifying_key())),
+        "{e}"
+    );
+    // A release claiming the new key's id, signed by another key.
+    let mut forged = by_stranger.clone();
+    forged.key_id = by_new.key_id.clone();
+    assert_eq!(reason(verify(&forged, &ring)), "bad_signature");
+
+    // Retiring the old key: its releases are refused with their own reason.
+    ring.retire(&key_id(&old.verifying_key()));
+    let e = verify(&by_old, &ring).expect_err("retired");
+    assert_eq!(e.reason(), "retired_key");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "release signed by key {}, which is retired",
+            key_id(&old.verifying_key())
+        )
+    );
+    assert_eq!(reason(verify(&by_new, &ring)), "ok");
+    // Retiring an id the ring never held refuses it as retired, not unknown.
+    ring.retire(&key_id(&stranger.verifying_key()));
+    assert_eq!(reason(verify(&by_stranger, &ring)), "retired_key");
 }
 
 #[test]

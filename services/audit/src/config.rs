@@ -57,8 +57,9 @@ pub struct AuditArgs {
     #[arg(long, env = "VIGIL_AUDIT_BATCH_MAX_MS", default_value_t = 200, value_parser = parse_millis::<u64>)]
     pub batch_max_ms: u64,
 
-    /// Public key (ed25519, `verify.pub`) to verify model releases with.
-    /// Without it releases are still recorded (checksum and envelope
+    /// Public key (ed25519, `verify.pub`) to verify model releases with, or
+    /// a key ring (a file of several public key and `vigil-retired-key-id:`
+    /// lines, or a directory of `*.pub` files). Without it releases are still recorded (checksum and envelope
     /// checked) with `signature_verified: false`; with it a release whose
     /// signature fails goes to vigil.dlq instead.
     #[arg(long, env = "VIGIL_VERIFY_KEY")]

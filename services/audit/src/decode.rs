@@ -3,7 +3,7 @@
 //! Pure, so every rule is unit-tested without a broker.
 
 use vigil_model::release::sha256_hex;
-use vigil_model::{ReleaseError, VerifyingKey};
+use vigil_model::{KeyRing, ReleaseError};
 use vigil_schemas::release::MAX_RELEASE_BYTES;
 use vigil_schemas::{Incident, Message, ModelRelease, ReleaseHeader, Verdict};
 pub use vigil_service::dlq::Rejection;
@@ -54,8 +54,8 @@ pub enum Decoded {
 pub struct DecodeContext<'a> {
     /// Largest verdict or incident payload accepted.
     pub max_payload_bytes: usize,
-    /// Key to verify releases with, when configured.
-    pub verify_key: Option<&'a VerifyingKey>,
+    /// Keys to verify releases with, when configured.
+    pub verify_key: Option<&'a KeyRing>,
 }
 
 /// Decodes one record's payload. `published_ts` is the record's Kafka
@@ -113,7 +113,7 @@ pub fn decode(
 fn release(
     bytes: &[u8],
     published_ts: u64,
-    key: Option<&VerifyingKey>,
+    key: Option<&KeyRing>,
 ) -> Result<ReleaseRow, ReleaseError> {
     let release =
         ModelRelease::decode_limited(bytes, MAX_RELEASE_BYTES).map_err(ReleaseError::Decode)?;
@@ -240,7 +240,7 @@ mod tests {
     fn a_key_rejects_what_it_did_not_sign() {
         let dir = tempfile::tempdir().expect("dir");
         let keys = vigil_model::keygen(dir.path()).expect("keys");
-        let key = vigil_model::load_verify_key(&keys.verify_key).expect("key");
+        let key = vigil_model::load_key_ring(&keys.verify_key).expect("key");
         let ctx = DecodeContext {
             verify_key: Some(&key),
             ..CTX

@@ -45,7 +45,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
-use vigil_model::VerifyingKey;
+use vigil_model::KeyRing;
 use vigil_schemas::Message as _;
 use vigil_service::dlq::{self, DlqMessage, Rejection};
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
@@ -96,7 +96,7 @@ pub async fn run(args: AuditArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     let verify_key = match &args.verify_key {
         Some(path) => Some(
-            vigil_model::load_verify_key(path)
+            vigil_model::load_key_ring(path)
                 .with_context(|| format!("loading VIGIL_VERIFY_KEY {}", path.display()))?,
         ),
         None => {
@@ -335,7 +335,7 @@ struct Sink {
     max_bytes: usize,
     max_age: Duration,
     max_payload_bytes: usize,
-    verify_key: Option<VerifyingKey>,
+    verify_key: Option<KeyRing>,
     /// Every offset committed so far (after a durable write), for the
     /// final synchronous commit.
     committed: std::sync::Mutex<HashMap<(String, i32), i64>>,

@@ -28,7 +28,9 @@ pub struct PushArgs {
     )]
     pub models: Vec<String>,
 
-    /// ed25519 public key file every mirrored release must verify with.
+    /// ed25519 public key file every mirrored release must verify with, or
+    /// a key ring for key rotation: a file of several public key lines and
+    /// `vigil-retired-key-id:` lines, or a directory of `*.pub` files.
     #[arg(long, env = "VIGIL_VERIFY_KEY")]
     pub verify_key: PathBuf,
 

@@ -64,12 +64,13 @@ use crate::rollout::Rollout;
 /// by `--shutdown-timeout-secs`), acknowledges them and disconnects.
 pub async fn run(args: PushArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     args.validate()?;
-    let key = vigil_model::load_verify_key(&args.verify_key).with_context(|| {
+    let key = vigil_model::load_key_ring(&args.verify_key).with_context(|| {
         format!(
             "--verify-key / VIGIL_VERIFY_KEY {}",
             args.verify_key.display()
         )
     })?;
+    tracing::info!(verify_keys = %key.summary(), "model releases are verified with");
     let boot = Bootstrap::new(&[
         mqtt::DEPENDENCY,
         mirror::MQTT_DEPENDENCY,

@@ -39,7 +39,7 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop};
 use rumqttc::Outgoing;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use vigil_model::{VerifiedModel, VerifyingKey};
+use vigil_model::{KeyRing, VerifiedModel};
 use vigil_releases::feed::{self, FeedEvent};
 use vigil_releases::Offer;
 use vigil_schemas::release::MAX_RELEASE_BYTES;
@@ -69,8 +69,8 @@ pub struct MirrorConfig {
     pub kafka: KafkaArgs,
     /// Models to mirror.
     pub models: Vec<String>,
-    /// Key every release must verify with.
-    pub key: VerifyingKey,
+    /// Keys every release must verify with (the key its key id names).
+    pub key: KeyRing,
     /// How long to wait for retained messages after subscribing.
     pub settle: Duration,
     /// Where accepted releases are kept across restarts.
@@ -114,7 +114,7 @@ pub async fn start(
             .release_dir
             .as_deref()
             .map(|dir| vigil_releases::kept::KeptRelease::in_dir(dir, model));
-        let mut feed_events = follow(&cfg.kafka, model, cfg.key, kept, shutdown).await?;
+        let mut feed_events = follow(&cfg.kafka, model, cfg.key.clone(), kept, shutdown).await?;
         let tx = tx.clone();
         let model = model.clone();
         shutdown.spawn(async move {
@@ -176,14 +176,23 @@ pub async fn start(
 async fn follow(
     kafka: &KafkaArgs,
     model: &str,
-    key: VerifyingKey,
+    key: KeyRing,
     kept: Option<vigil_releases::kept::KeptRelease>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<mpsc::Receiver<FeedEvent>> {
     let mut backoff = Duration::from_millis(500);
     let client_id = format!("vigil-push-models-{model}");
     loop {
-        match feed::follow(kafka, model, key, &client_id, kept.clone(), shutdown).await {
+        match feed::follow(
+            kafka,
+            model,
+            key.clone(),
+            &client_id,
+            kept.clone(),
+            shutdown,
+        )
+        .await
+        {
             Ok(events) => return Ok(events),
             Err(e) => tracing::warn!(model, error = %format!("{e:#}"),
                 "cannot follow the model log yet; retrying"),
@@ -198,7 +207,7 @@ async fn follow(
 
 struct Mirror {
     client: AsyncClient,
-    key: VerifyingKey,
+    key: KeyRing,
     settle: Duration,
     known: KnownReleases,
     models: HashMap<String, ModelMirror>,

@@ -13,12 +13,12 @@ use std::time::Duration;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::Message as _;
 use tokio::sync::mpsc;
-use vigil_model::VerifyingKey;
+use vigil_model::KeyRing;
 use vigil_service::config::KafkaArgs;
 use vigil_service::from_start::{self, EndOffsets, Follow, Next};
 use vigil_service::Shutdown;
 
-use crate::kept::KeptRelease;
+use crate::kept::{KeptError, KeptRelease};
 use crate::{decode_envelope, Lineage, Offer, ReleasesError};
 
 /// Events a feed reports, in log order.
@@ -48,29 +48,43 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often to check progress when no record arrives (compaction gaps).
 const IDLE_CHECK: Duration = Duration::from_millis(250);
 
-/// Starts following `model` releases signed by `key`. Events arrive on the
-/// returned channel until shutdown. With `kept`, the release kept there is
-/// offered first (reported at partition -1, offset -1), each release
-/// accepted afterwards is kept there, and the log's copy of the kept
-/// release is passed over silently.
+/// Starts following `model` releases signed by a key of `keys`. Events
+/// arrive on the returned channel until shutdown. With `kept`, the release
+/// kept there is offered first (reported at partition -1, offset -1), each
+/// release accepted afterwards is kept there, and the log's copy of the
+/// kept release is passed over silently. A kept release signed by a
+/// retired key is reported at -1 as refused (`retired_key`) and not used.
 pub async fn follow(
     args: &KafkaArgs,
     model: &str,
-    key: VerifyingKey,
+    keys: KeyRing,
     client_id: &str,
     kept: Option<KeptRelease>,
     shutdown: &Shutdown,
 ) -> Result<mpsc::Receiver<FeedEvent>, ReleasesError> {
-    let mut lineage = Lineage::new(model, key);
+    let mut lineage = Lineage::new(model, keys);
     let mut first = None;
     let mut kept_signature = None;
     if let Some(k) = &kept {
-        if let Some(release) = k.load(model, &key)? {
-            kept_signature = Some((release.version, release.signature.clone()));
-            first = Some((
-                lineage.offer(&release),
-                (release.model.clone(), release.version),
-            ));
+        match k.load(model, lineage.keys()) {
+            Ok(Some(release)) => {
+                kept_signature = Some((release.version, release.signature.clone()));
+                first = Some((
+                    lineage.offer(&release),
+                    (release.model.clone(), release.version),
+                ));
+            }
+            Ok(None) => {}
+            Err(KeptError::Retired {
+                path,
+                version,
+                error,
+            }) => {
+                tracing::warn!(path = %path.display(), version, error = %error,
+                    "the kept release is signed by a retired key; starting from the log");
+                first = Some((Offer::Rejected(error), (model.to_owned(), version)));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     let topic = args.topics().models;

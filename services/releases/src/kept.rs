@@ -7,11 +7,19 @@
 //! its next start, takes it as live before reading the log: the log can
 //! then only offer something newer. (The edge agent keeps its own the same
 //! way, in its data folder.)
+//!
+//! A kept release signed by a key that has since been retired is not used
+//! ([`KeptError::Retired`]): the consumer starts from the log as if nothing
+//! were kept, takes the newest release of a key still trusted, and keeps
+//! that in its place. Retiring a key is meant for after the new key's first
+//! release reached every consumer (then nothing retired is kept); retiring
+//! it earlier, e.g. because it leaked, deliberately stops serving its
+//! releases.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use vigil_model::{ReleaseError, VerifyingKey};
+use vigil_model::{ReleaseError, VerifyKeys};
 use vigil_schemas::ModelRelease;
 
 use crate::decode_envelope;
@@ -32,6 +40,15 @@ pub enum KeptError {
         "{path}: the kept release is not usable ({reason}); remove the file to start from the log"
     )]
     Unusable { path: PathBuf, reason: String },
+    /// The file is a release of this model signed by a retired key: not
+    /// to be served, nor to hold the high-water mark.
+    #[error("{path}: the kept release v{version} is not used: {error}")]
+    Retired {
+        path: PathBuf,
+        version: u64,
+        #[source]
+        error: ReleaseError,
+    },
 }
 
 /// Where a model's accepted release is kept.
@@ -53,9 +70,13 @@ impl KeptRelease {
         &self.path
     }
 
-    /// The kept release, verified with `key` and checked to be `model`'s;
+    /// The kept release, verified with `keys` and checked to be `model`'s;
     /// None when nothing was kept yet.
-    pub fn load(&self, model: &str, key: &VerifyingKey) -> Result<Option<ModelRelease>, KeptError> {
+    pub fn load<K: VerifyKeys + ?Sized>(
+        &self,
+        model: &str,
+        keys: &K,
+    ) -> Result<Option<ModelRelease>, KeptError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -74,8 +95,15 @@ impl KeptRelease {
         if release.model != model {
             return Err(unusable(format!("it is a release of {:?}", release.model)));
         }
-        vigil_model::verify(&release, key).map_err(|e| unusable(e.to_string()))?;
-        Ok(Some(release))
+        match vigil_model::verify(&release, keys) {
+            Ok(_) => Ok(Some(release)),
+            Err(error @ ReleaseError::RetiredKey { .. }) => Err(KeptError::Retired {
+                path: self.path.clone(),
+                version: release.version,
+                error,
+            }),
+            Err(e) => Err(unusable(e.to_string())),
+        }
     }
 
     /// Keeps `bytes` (a release as published): written to a temporary

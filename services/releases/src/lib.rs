@@ -4,7 +4,7 @@
 //! - [`load`] reads the whole topic once (trainer, `vigil models`).
 //! - [`Lineage`] applies the rule every consumer shares: releases are taken
 //!   in log order; one is accepted only when it verifies against the
-//!   configured key and is newer than the one accepted before it. The
+//!   configured key ring (the key its key id names, not retired) and is newer than the one accepted before it. The
 //!   newest accepted release is *live*.
 //! - [`feed::follow`] follows the topic for a scorer or `vigil push`: it
 //!   verifies off the hot path and hands over each newly accepted model,
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use vigil_model::{ReleaseError, VerifiedModel, VerifyingKey};
+use vigil_model::{KeyRing, ReleaseError, VerifiedModel, VerifyKeys};
 use vigil_schemas::codec::EncodeError;
 use vigil_schemas::release::MAX_RELEASE_BYTES;
 use vigil_schemas::{Message, ModelRelease};
@@ -152,14 +152,16 @@ pub enum NextVersionError {
 }
 
 /// The version the trainer gives its next release of `model`: one above
-/// the highest release that verifies with `key` (1 when none does). An
-/// envelope that does not verify — forged, garbage, another key's — does
-/// not move it, so a forged `u64::MAX` cannot block every future release;
-/// such envelopes are returned, with their versions, to be reported.
-pub fn next_version(
+/// the highest release that verifies with `keys` (1 when none does). An
+/// envelope that does not verify — forged, garbage, another key's, a
+/// retired key's — does not move it, so a forged `u64::MAX` cannot block
+/// every future release; such envelopes are returned, with their versions,
+/// to be reported. During a key rotation `keys` holds the old key too, so
+/// the first release signed by the new key continues the old numbering.
+pub fn next_version<K: VerifyKeys + ?Sized>(
     list: &[Published],
     model: &str,
-    key: &VerifyingKey,
+    keys: &K,
 ) -> Result<(u64, Vec<(u64, ReleaseError)>), NextVersionError> {
     let mut highest = 0u64;
     let mut ignored = Vec::new();
@@ -167,7 +169,7 @@ pub fn next_version(
         if release.model != model {
             continue;
         }
-        match vigil_model::verify(release, key) {
+        match vigil_model::verify(release, keys) {
             Ok(_) => highest = highest.max(release.version),
             Err(e) => ignored.push((release.version, e)),
         }
@@ -197,18 +199,24 @@ pub enum Offer {
 #[derive(Debug)]
 pub struct Lineage {
     model: String,
-    key: VerifyingKey,
+    keys: KeyRing,
     live: Option<Arc<VerifiedModel>>,
 }
 
 impl Lineage {
-    /// A lineage of `model` releases signed by `key`.
-    pub fn new(model: impl Into<String>, key: VerifyingKey) -> Self {
+    /// A lineage of `model` releases signed by a key of `keys` (one
+    /// `VerifyingKey` or a `KeyRing`).
+    pub fn new(model: impl Into<String>, keys: impl Into<KeyRing>) -> Self {
         Lineage {
             model: model.into(),
-            key,
+            keys: keys.into(),
             live: None,
         }
+    }
+
+    /// The keys releases are verified with.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     /// The live release, if any.
@@ -235,7 +243,7 @@ impl Lineage {
         }
         // Signature before version: a forged release is reported as forged,
         // whatever version it claims.
-        let model = match vigil_model::verify(release, &self.key) {
+        let model = match vigil_model::verify(release, &self.keys) {
             Ok(model) => model,
             Err(e) => return Offer::Rejected(e),
         };

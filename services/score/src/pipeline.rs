@@ -42,7 +42,8 @@ const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 /// (bounded by `--shutdown-timeout-secs`) and commits.
 pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     args.validate()?;
-    let key = vigil_model::load_verify_key(&args.verify_key)?;
+    let key = vigil_model::load_key_ring(&args.verify_key)?;
+    tracing::info!(verify_keys = %key.summary(), "model releases are verified with");
     let registry = vigil_service::metrics::registry();
     let readiness = Readiness::new(&registry)?;
     readiness.register(kafka::DEPENDENCY);
@@ -181,7 +182,7 @@ pub async fn run(args: ScoreArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 /// watch channel, metrics and logs. Resolves when the feed caught up.
 async fn follow_models(
     args: &ScoreArgs,
-    key: vigil_model::VerifyingKey,
+    key: vigil_model::KeyRing,
     models: watch::Sender<Option<Arc<VerifiedModel>>>,
     readiness: &Readiness,
     metrics: &ScoreMetrics,
@@ -196,7 +197,7 @@ async fn follow_models(
         match feed::follow(
             &args.kafka,
             &args.model,
-            key,
+            key.clone(),
             "vigil-score-models",
             kept,
             shutdown,

@@ -46,6 +46,15 @@ pub struct TrainArgs {
     #[arg(long, env = "VIGIL_SIGNING_KEY")]
     pub signing_key: PathBuf,
 
+    /// Public keys whose releases count for the next version and the live
+    /// release, besides the signing key's own: during a key rotation, the
+    /// ring holding the previous key, so the first release signed by the
+    /// new key continues its numbering (a file of public key lines and
+    /// `vigil-retired-key-id:` lines, or a directory of `*.pub` files).
+    /// Unset: only releases of the signing key count.
+    #[arg(long, env = "VIGIL_VERIFY_KEY", value_name = "PATH")]
+    pub verify_key: Option<PathBuf>,
+
     /// Accept a signing key file its group may read (a Kubernetes secret
     /// mounted read-only for the pod's fsGroup).
     #[arg(long, env = "VIGIL_ALLOW_SHARED_KEY_FILE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]

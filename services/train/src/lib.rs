@@ -5,14 +5,16 @@
 //!    (`--window`, `--until`), or a CSV file (`--csv`); optional labels
 //!    (`--labels`) make the evaluation report detection rate and delay.
 //! 2. **Version**: one above the highest release of the model on
-//!    `vigil.models` that verifies with this trainer's key: a forged or
-//!    garbage envelope (say, a claimed `u64::MAX`) does not move it (it is
-//!    logged), and the largest version refuses to overflow. (With one key
-//!    per installation; key rotation is not built yet.)
+//!    `vigil.models` that verifies with this trainer's keys (its signing
+//!    key's public half, plus the key ring of `--verify-key` if given: during
+//!    a key rotation the old key, so numbering continues across the switch;
+//!    retired keys' releases do not count): a forged or garbage envelope
+//!    (say, a claimed `u64::MAX`) does not move it (it is logged), and the
+//!    largest version refuses to overflow.
 //! 3. **Fit** with `vigil-training` (linfa PCA on the shared features);
 //!    too little data is refused with the counts.
 //! 4. **Gate** (champion/challenger): the candidate and the live release
-//!    (the newest one that verifies with this key's public half) are
+//!    (the newest one that verifies with those keys) are
 //!    evaluated on the same holdout; the candidate is published only if it
 //!    is not worse beyond the tolerances. `--force` skips the gate.
 //! 5. **Sign and publish** to compacted `vigil.models`, keyed by model name,
@@ -42,7 +44,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::producer::FutureProducer;
-use vigil_model::{Model, SigningKey};
+use vigil_model::{KeyRing, KeyStatus, Model, SigningKey};
 use vigil_releases::{Lineage, Offer};
 use vigil_schemas::{ModelRelease, Telemetry};
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
@@ -79,6 +81,7 @@ pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         vigil_model::check_private_key_file(&args.signing_key)?;
     }
     let key = vigil_model::load_signing_key(&args.signing_key)?;
+    let ring = trainer_ring(&args, &key)?;
     if let Some(out) = &args.out {
         return train_to_file(&args, &key, out).await;
     }
@@ -111,7 +114,7 @@ pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 
     loop {
         let started = Instant::now();
-        let result = train_once(&args, &key, &producer).await;
+        let result = train_once(&args, &key, &ring, &producer).await;
         let outcome_label = match &result {
             Ok(Outcome::Published {
                 version,
@@ -240,10 +243,33 @@ pub(crate) async fn load_data(
     Ok((replayed.records, format!("kafka:{topic}")))
 }
 
-/// One training: data, version, fit, gate, sign, publish.
+/// The keys whose releases count for the trainer: `--verify-key`'s ring
+/// (if any) and the signing key's own public key. A signing key the ring
+/// retires is refused: its releases would be refused everywhere.
+pub fn trainer_ring(args: &TrainArgs, key: &SigningKey) -> anyhow::Result<KeyRing> {
+    let mut ring = match &args.verify_key {
+        Some(path) => vigil_model::load_key_ring(path)
+            .with_context(|| format!("--verify-key / VIGIL_VERIFY_KEY {}", path.display()))?,
+        None => KeyRing::default(),
+    };
+    let own = ring.add(key.verifying_key());
+    if let KeyStatus::Retired = ring.status(&own) {
+        bail!(
+            "the signing key {} has key id {own}, which --verify-key retires: \
+             sign with the new key (see the key rotation procedure)",
+            args.signing_key.display()
+        );
+    }
+    tracing::info!(key_id = %own, verify_keys = %ring.summary(), "signing releases");
+    Ok(ring)
+}
+
+/// One training: data, version, fit, gate, sign, publish. `ring` decides
+/// which releases in the log count ([`trainer_ring`]).
 pub async fn train_once(
     args: &TrainArgs,
     key: &SigningKey,
+    ring: &KeyRing,
     producer: &FutureProducer<VigilContext>,
 ) -> anyhow::Result<Outcome> {
     let bar = progress_bar(args);
@@ -258,16 +284,16 @@ pub async fn train_once(
     }
     let log =
         vigil_releases::load(&args.kafka, Duration::from_secs(args.kafka_timeout_secs)).await?;
-    let (version, ignored) = vigil_releases::next_version(&log, &args.model, &key.verifying_key())?;
+    let (version, ignored) = vigil_releases::next_version(&log, &args.model, ring)?;
     for (claimed, why) in &ignored {
         tracing::warn!(
             model = %args.model,
             claimed_version = claimed,
             reason = why.reason(),
-            "a release on vigil.models does not verify with this trainer's key; its version is ignored"
+            "a release on vigil.models does not verify with this trainer's keys; its version is ignored"
         );
     }
-    let mut lineage = Lineage::new(args.model.clone(), key.verifying_key());
+    let mut lineage = Lineage::new(args.model.clone(), ring.clone());
     for p in &log {
         let Ok(release) = &p.release else { continue };
         if let Offer::Rejected(e) = lineage.offer(release) {
@@ -444,4 +470,49 @@ pub(crate) async fn build_release(
     vigil_model::verify(&release, &key.verifying_key())
         .context("the signed release does not verify")?;
     Ok(Ok(release))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args as _, FromArgMatches as _};
+
+    use super::*;
+
+    fn args(signing: &std::path::Path, ring: &std::path::Path) -> TrainArgs {
+        let command = TrainArgs::augment_args(clap::Command::new("train"));
+        let matches = command
+            .try_get_matches_from([
+                "train".as_ref(),
+                "--signing-key".as_ref(),
+                signing.as_os_str(),
+                "--verify-key".as_ref(),
+                ring.as_os_str(),
+            ])
+            .expect("parses");
+        TrainArgs::from_arg_matches(&matches).expect("train args")
+    }
+
+    #[test]
+    fn the_ring_adds_old_keys_and_a_retired_signing_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let old = vigil_model::keygen(&dir.path().join("old")).expect("keygen");
+        let new = vigil_model::keygen(&dir.path().join("new")).expect("keygen");
+        let signing = vigil_model::load_signing_key(&new.signing_key).expect("key");
+        let ring = dir.path().join("ring.pub");
+        std::fs::copy(&old.verify_key, &ring).expect("copy");
+        let keys = trainer_ring(&args(&new.signing_key, &ring), &signing).expect("ring");
+        let mut expected = vec![old.key_id.as_str(), new.key_id.as_str()];
+        expected.sort_unstable();
+        assert_eq!(keys.active_ids(), expected);
+
+        let retired = format!(
+            "{}{}{}\n",
+            std::fs::read_to_string(&old.verify_key).expect("read"),
+            vigil_model::keyring::RETIRED_PREFIX,
+            new.key_id
+        );
+        std::fs::write(&ring, retired).expect("write");
+        let e = trainer_ring(&args(&new.signing_key, &ring), &signing).expect_err("retired");
+        assert!(e.to_string().contains("retires"), "{e}");
+    }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use vigil_model::{ReleaseError, Scorer, VerifyingKey};
+use vigil_model::{KeyRing, ReleaseError, Scorer};
 use vigil_releases::{Lineage, Offer, Published};
 use vigil_schemas::{Message, ModelRelease, ReleaseHeader, ScoredAt, Telemetry};
 use vigil_service::config::KafkaArgs;
@@ -66,7 +66,9 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
 
-    /// ed25519 public key file releases must verify with.
+    /// ed25519 public key file releases must verify with, or a key ring (a
+    /// file of several public key and `vigil-retired-key-id:` lines, or a
+    /// directory of `*.pub` files).
     #[arg(long, env = "VIGIL_VERIFY_KEY")]
     pub verify_key: Option<PathBuf>,
 
@@ -123,7 +125,7 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub model: PathBuf,
 
-    /// ed25519 public key file the release must verify with.
+    /// ed25519 public key file (or key ring) the release must verify with.
     #[arg(long, env = "VIGIL_VERIFY_KEY")]
     pub verify_key: PathBuf,
 
@@ -188,8 +190,8 @@ pub async fn run(args: ModelsArgs) -> anyhow::Result<()> {
     }
 }
 
-fn load_key(path: Option<&Path>) -> anyhow::Result<Option<VerifyingKey>> {
-    path.map(|p| vigil_model::load_verify_key(p).map_err(anyhow::Error::from))
+fn load_key(path: Option<&Path>) -> anyhow::Result<Option<KeyRing>> {
+    path.map(|p| vigil_model::load_key_ring(p).map_err(anyhow::Error::from))
         .transpose()
 }
 
@@ -223,7 +225,7 @@ async fn list(read: &ReadArgs) -> anyhow::Result<()> {
     names.dedup();
     let mut out = Vec::new();
     for name in names {
-        let (live, rejected) = match key {
+        let (live, rejected) = match &key {
             Some(key) => {
                 let (lineage, _, rejected) = replay(&log, &name, key);
                 (lineage.live().map(|m| m.version()), rejected.len())
@@ -275,8 +277,8 @@ type Replayed = (Lineage, Option<(i32, i64)>, Vec<(i64, ReleaseError)>);
 /// Applies the scorer's accept rule to the log; returns the lineage, the
 /// log position of the live release, and the refused releases of `model`
 /// with their reasons.
-fn replay(log: &[Published], model: &str, key: VerifyingKey) -> Replayed {
-    let mut lineage = Lineage::new(model, key);
+fn replay(log: &[Published], model: &str, key: &KeyRing) -> Replayed {
+    let mut lineage = Lineage::new(model, key.clone());
     let mut live_at = None;
     let mut rejected = Vec::new();
     for p in log {
@@ -299,7 +301,7 @@ fn replay(log: &[Published], model: &str, key: VerifyingKey) -> Replayed {
 fn pick<'a>(
     log: &'a [Published],
     select: &SelectArgs,
-    key: Option<VerifyingKey>,
+    key: Option<&KeyRing>,
 ) -> anyhow::Result<(&'a Published, &'a ModelRelease)> {
     let of_model = |p: &&'a Published| p.name_version().is_some_and(|(n, _)| n == select.model);
     let found = match (select.model_version, key) {
@@ -314,7 +316,7 @@ fn pick<'a>(
                     .rfind(|p| {
                         p.release
                             .as_ref()
-                            .is_ok_and(|r| vigil_model::verify(r, &key).is_ok())
+                            .is_ok_and(|r| vigil_model::verify(r, key).is_ok())
                     })
                     .or_else(|| candidates.next_back()),
                 None => candidates.next_back(),
@@ -356,9 +358,9 @@ struct ShowOutput<'a> {
 async fn show(select: &SelectArgs) -> anyhow::Result<()> {
     let key = load_key(select.read.verify_key.as_deref())?;
     let log = read_log(&select.read).await?;
-    let (published, release) = pick(&log, select, key)?;
-    let verification = match key {
-        Some(key) => match vigil_model::verify(release, &key) {
+    let (published, release) = pick(&log, select, key.as_ref())?;
+    let verification = match &key {
+        Some(key) => match vigil_model::verify(release, key) {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("failed ({}): {e}", e.reason()),
         },
@@ -417,14 +419,15 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let Some(key_path) = args.select.read.verify_key.as_deref() else {
         bail!("vigil models verify needs the public key: --verify-key or VIGIL_VERIFY_KEY");
     };
-    let key = vigil_model::load_verify_key(key_path)?;
+    let key = vigil_model::load_key_ring(key_path)?;
     let (what, result) = match &args.file {
         Some(file) => {
             let bytes = std::fs::read(file)
                 .with_context(|| format!("reading release file {}", file.display()))?;
             (
                 file.display().to_string(),
-                vigil_model::decode_and_verify(&bytes, &key).map(|m| m.version()),
+                vigil_model::decode_and_verify(&bytes, &key)
+                    .map(|m| (m.version(), m.release().key_id.clone())),
             )
         }
         None => {
@@ -439,19 +442,17 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
                 model: args.select.model.clone(),
                 model_version: args.select.model_version,
             };
-            let (_, release) = pick(&log, &select, Some(key))?;
+            let (_, release) = pick(&log, &select, Some(&key))?;
             (
                 format!("{} v{} on the topic", release.model, release.version),
-                vigil_model::verify(release, &key).map(|m| m.version()),
+                vigil_model::verify(release, &key)
+                    .map(|m| (m.version(), m.release().key_id.clone())),
             )
         }
     };
     match result {
-        Ok(version) => {
-            println!(
-                "{what}: ok (version {version}, key {})",
-                vigil_model::key_id(&key)
-            );
+        Ok((version, key_id)) => {
+            println!("{what}: ok (version {version}, key {key_id})");
             Ok(())
         }
         Err(e) => bail!("{what}: does not verify ({}): {e}", e.reason()),
@@ -461,7 +462,7 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
 async fn export(args: &ExportArgs) -> anyhow::Result<()> {
     let key = load_key(args.select.read.verify_key.as_deref())?;
     let log = read_log(&args.select.read).await?;
-    let (_, release) = pick(&log, &args.select, key)?;
+    let (_, release) = pick(&log, &args.select, key.as_ref())?;
     let bytes = release.encode()?;
     vigil_train::write_atomically(&args.out, &bytes)?;
     eprintln!(
@@ -553,7 +554,7 @@ pub fn score_csv(args: &ScoreArgs, mut output: impl Write) -> anyhow::Result<u64
 
 /// A scorer running the release file `args.model`, once it verified.
 fn load_scorer(args: &ScoreArgs) -> anyhow::Result<Scorer> {
-    let key = vigil_model::load_verify_key(&args.verify_key)?;
+    let key = vigil_model::load_key_ring(&args.verify_key)?;
     let bytes = std::fs::read(&args.model)
         .with_context(|| format!("reading release file {}", args.model.display()))?;
     let model = vigil_model::decode_and_verify(&bytes, &key)
