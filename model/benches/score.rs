@@ -44,7 +44,11 @@ fn payload() -> ReleasePayload {
         })
         .collect();
     ReleasePayload {
-        alarm: Default::default(),
+        // A trained release's policy: the device's own level is on.
+        alarm: vigil_model::AlarmPolicy {
+            baseline_raw: 10.0,
+            ..Default::default()
+        },
         header: ReleaseHeader {
             model: "default".into(),
             version: 1,
