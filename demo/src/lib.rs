@@ -110,6 +110,15 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
     if !verify_key.exists() || !signing_key.exists() {
         vigil_model::keygen(&keys).context("generating the release signing keys")?;
     }
+    // The command key pair, separate from the release key: the signing
+    // half only to `vigil actions`, the verify half to the edge agents.
+    let command_keys = CommandKeys {
+        signing: keys.join(vigil_model::command_sig::COMMAND_SIGNING_KEY_FILE),
+        verify: keys.join(vigil_model::command_sig::COMMAND_VERIFY_KEY_FILE),
+    };
+    if !command_keys.signing.exists() || !command_keys.verify.exists() {
+        vigil_model::command_keygen(&keys).context("generating the command signing keys")?;
+    }
 
     let edge_ids: Vec<String> = (0..args.edge_devices())
         .map(fleet::edge_device_id)
@@ -129,6 +138,7 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
         &dir,
         &signing_key,
         &verify_key,
+        &command_keys,
         &mut brokers,
         &shutdown,
         started,
@@ -147,6 +157,13 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
             .with_context(|| format!("writing --summary {}", path.display()))?;
     }
     Ok(summary)
+}
+
+/// The command key pair's files.
+#[derive(Debug)]
+struct CommandKeys {
+    signing: PathBuf,
+    verify: PathBuf,
 }
 
 /// The two broker processes.
@@ -172,6 +189,7 @@ async fn run_stack(
     dir: &Path,
     signing_key: &Path,
     verify_key: &Path,
+    command_keys: &CommandKeys,
     brokers: &mut Brokers,
     shutdown: &Shutdown,
     started: Instant,
@@ -184,8 +202,9 @@ async fn run_stack(
         .clone()
         .unwrap_or_else(vigil_service::http_auth::new_token);
     roles::write_api_tokens(dir, &token)?;
-    let wiring =
-        Wiring::new(&kafka_brokers, &mqtt_url, dir, signing_key, verify_key)?.with_users(users);
+    let wiring = Wiring::new(&kafka_brokers, &mqtt_url, dir, signing_key, verify_key)?
+        .with_users(users)
+        .with_command_signing_key(&command_keys.signing);
     create_topics(&wiring.kafka, args.kafka_retention, shutdown).await;
 
     let (exits_tx, mut exits) = mpsc::channel(16);
@@ -219,6 +238,7 @@ async fn run_stack(
         &users.devices,
         &mqtt_url,
         verify_key,
+        &command_keys.verify,
         &dir.join("edge"),
         &edge_stop,
     )?;

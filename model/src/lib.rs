@@ -20,6 +20,8 @@
 //! - [`release`]: [`sign`], [`verify`], typed errors with stable reason
 //!   codes.
 //! - [`keys`]: key files for `vigil models keygen` and the loaders.
+//! - [`command_sig`]: signed cloud commands (sign, verify, the command
+//!   key pair).
 //! - [`scorer`]: [`Scorer`], which turns Telemetry into Verdicts and hot-swaps
 //!   models between records.
 //!
@@ -32,6 +34,7 @@
 //! the signed payload's parameters back to the same bits).
 
 pub mod alarm;
+pub mod command_sig;
 pub mod detector;
 pub mod features;
 pub mod keys;
@@ -43,6 +46,9 @@ pub mod scorer;
 pub mod table;
 
 pub use alarm::{AlarmPolicy, AlarmPolicyError, AlarmStep, AlarmTrack};
+pub use command_sig::{
+    command_keygen, sign_command, verify_command, CommandRefusal, VerifiedCommand,
+};
 pub use detector::{Detector, Score};
 pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
 pub use keys::{
