@@ -112,11 +112,13 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
     }
     // The command key pair, separate from the release key: the signing
     // half only to `vigil actions`, the verify half to the edge agents.
-    let command_keys = CommandKeys {
-        signing: keys.join(vigil_model::command_sig::COMMAND_SIGNING_KEY_FILE),
-        verify: keys.join(vigil_model::command_sig::COMMAND_VERIFY_KEY_FILE),
+    let key_files = KeyFiles {
+        signing: signing_key,
+        verify: verify_key,
+        command_signing: keys.join(vigil_model::command_sig::COMMAND_SIGNING_KEY_FILE),
+        command_verify: keys.join(vigil_model::command_sig::COMMAND_VERIFY_KEY_FILE),
     };
-    if !command_keys.signing.exists() || !command_keys.verify.exists() {
+    if !key_files.command_signing.exists() || !key_files.command_verify.exists() {
         vigil_model::command_keygen(&keys).context("generating the command signing keys")?;
     }
 
@@ -133,17 +135,7 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
         }
     };
     let mut brokers = Brokers { kafka, mqtt, users };
-    let result = run_stack(
-        &args,
-        &dir,
-        &signing_key,
-        &verify_key,
-        &command_keys,
-        &mut brokers,
-        &shutdown,
-        started,
-    )
-    .await;
+    let result = run_stack(&args, &dir, &key_files, &mut brokers, &shutdown, started).await;
     brokers.mqtt.stop().await;
     brokers.kafka.stop().await;
     let mut summary = result?;
@@ -159,11 +151,13 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
     Ok(summary)
 }
 
-/// The command key pair's files.
+/// The key files: the release pair and the command pair.
 #[derive(Debug)]
-struct CommandKeys {
+struct KeyFiles {
     signing: PathBuf,
     verify: PathBuf,
+    command_signing: PathBuf,
+    command_verify: PathBuf,
 }
 
 /// The two broker processes.
@@ -187,9 +181,7 @@ impl Brokers {
 async fn run_stack(
     args: &DemoArgs,
     dir: &Path,
-    signing_key: &Path,
-    verify_key: &Path,
-    command_keys: &CommandKeys,
+    keys: &KeyFiles,
     brokers: &mut Brokers,
     shutdown: &Shutdown,
     started: Instant,
@@ -202,9 +194,9 @@ async fn run_stack(
         .clone()
         .unwrap_or_else(vigil_service::http_auth::new_token);
     roles::write_api_tokens(dir, &token)?;
-    let wiring = Wiring::new(&kafka_brokers, &mqtt_url, dir, signing_key, verify_key)?
+    let wiring = Wiring::new(&kafka_brokers, &mqtt_url, dir, &keys.signing, &keys.verify)?
         .with_users(users)
-        .with_command_signing_key(&command_keys.signing);
+        .with_command_signing_key(&keys.command_signing);
     create_topics(&wiring.kafka, args.kafka_retention, shutdown).await;
 
     let (exits_tx, mut exits) = mpsc::channel(16);
@@ -237,8 +229,8 @@ async fn run_stack(
         args,
         &users.devices,
         &mqtt_url,
-        verify_key,
-        &command_keys.verify,
+        &keys.verify,
+        &keys.command_verify,
         &dir.join("edge"),
         &edge_stop,
     )?;

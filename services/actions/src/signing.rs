@@ -104,9 +104,20 @@ mod tests {
         let mut first = CommandSigner::new(key.clone(), Duration::from_secs(60));
         let seqs: Vec<u64> = (0..1000).map(|_| first.next_seq()).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-        // A restarted role (a new signer) continues above.
+        // A burst runs ahead of the clock by at most one µs per command,
+        // so a restarted role (a new signer) starts above the last run
+        // once the restart took longer than that lead.
         let mut second = CommandSigner::new(key.clone(), Duration::from_secs(60));
-        assert!(second.next_seq() > seqs[seqs.len() - 1]);
+        let restarted = second.next_seq();
+        let last = seqs[seqs.len() - 1];
+        assert!(
+            restarted + 1000 > last,
+            "lead over the clock {} µs",
+            last - restarted
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        let after_restart = CommandSigner::new(key.clone(), Duration::from_secs(60)).next_seq();
+        assert!(after_restart > last);
 
         let bytes = second.sign("pump-1", br#"{"command":"x"}"#).expect("signs");
         let now = vigil_service::now_ms();
