@@ -100,6 +100,7 @@ pub fn start_edge(
     devices: &HashMap<String, Credentials>,
     mqtt_url: &str,
     verify_key: &Path,
+    command_verify_key: &Path,
     state_root: &Path,
     stop: &CancellationToken,
 ) -> anyhow::Result<JoinSet<(String, anyhow::Result<()>)>> {
@@ -116,6 +117,7 @@ pub fn start_edge(
         run.mqtt.mqtt_username = Some(credentials.username.clone());
         run.mqtt.mqtt_password = Some(credentials.password.clone());
         run.verify_key = Some(verify_key.to_owned());
+        run.command_verify_key = Some(command_verify_key.to_owned());
         run.state_dir = state_root.join(&id);
         run.source = SourceKind::Sim;
         run.sim_seed = demo.seed.wrapping_add(1 + u64::from(i));

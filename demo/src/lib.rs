@@ -110,6 +110,17 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
     if !verify_key.exists() || !signing_key.exists() {
         vigil_model::keygen(&keys).context("generating the release signing keys")?;
     }
+    // The command key pair, separate from the release key: the signing
+    // half only to `vigil actions`, the verify half to the edge agents.
+    let key_files = KeyFiles {
+        signing: signing_key,
+        verify: verify_key,
+        command_signing: keys.join(vigil_model::command_sig::COMMAND_SIGNING_KEY_FILE),
+        command_verify: keys.join(vigil_model::command_sig::COMMAND_VERIFY_KEY_FILE),
+    };
+    if !key_files.command_signing.exists() || !key_files.command_verify.exists() {
+        vigil_model::command_keygen(&keys).context("generating the command signing keys")?;
+    }
 
     let edge_ids: Vec<String> = (0..args.edge_devices())
         .map(fleet::edge_device_id)
@@ -124,16 +135,7 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
         }
     };
     let mut brokers = Brokers { kafka, mqtt, users };
-    let result = run_stack(
-        &args,
-        &dir,
-        &signing_key,
-        &verify_key,
-        &mut brokers,
-        &shutdown,
-        started,
-    )
-    .await;
+    let result = run_stack(&args, &dir, &key_files, &mut brokers, &shutdown, started).await;
     brokers.mqtt.stop().await;
     brokers.kafka.stop().await;
     let mut summary = result?;
@@ -147,6 +149,15 @@ pub async fn run(args: DemoArgs, shutdown: Shutdown) -> anyhow::Result<Summary> 
             .with_context(|| format!("writing --summary {}", path.display()))?;
     }
     Ok(summary)
+}
+
+/// The key files: the release pair and the command pair.
+#[derive(Debug)]
+struct KeyFiles {
+    signing: PathBuf,
+    verify: PathBuf,
+    command_signing: PathBuf,
+    command_verify: PathBuf,
 }
 
 /// The two broker processes.
@@ -170,8 +181,7 @@ impl Brokers {
 async fn run_stack(
     args: &DemoArgs,
     dir: &Path,
-    signing_key: &Path,
-    verify_key: &Path,
+    keys: &KeyFiles,
     brokers: &mut Brokers,
     shutdown: &Shutdown,
     started: Instant,
@@ -184,8 +194,9 @@ async fn run_stack(
         .clone()
         .unwrap_or_else(vigil_service::http_auth::new_token);
     roles::write_api_tokens(dir, &token)?;
-    let wiring =
-        Wiring::new(&kafka_brokers, &mqtt_url, dir, signing_key, verify_key)?.with_users(users);
+    let wiring = Wiring::new(&kafka_brokers, &mqtt_url, dir, &keys.signing, &keys.verify)?
+        .with_users(users)
+        .with_command_signing_key(&keys.command_signing);
     create_topics(&wiring.kafka, args.kafka_retention, shutdown).await;
 
     let (exits_tx, mut exits) = mpsc::channel(16);
@@ -218,7 +229,8 @@ async fn run_stack(
         args,
         &users.devices,
         &mqtt_url,
-        verify_key,
+        &keys.verify,
+        &keys.command_verify,
         &dir.join("edge"),
         &edge_stop,
     )?;

@@ -54,6 +54,9 @@ pub struct Wiring {
     users: Option<crate::brokers::MqttUsers>,
     /// The API tokens file every service's HTTP API checks.
     api_tokens: PathBuf,
+    /// The key `vigil actions` signs commands with
+    /// ([`Wiring::with_command_signing_key`]).
+    command_signing_key: Option<PathBuf>,
 }
 
 impl Wiring {
@@ -92,12 +95,19 @@ impl Wiring {
             audit_store: audit_store_uri(&dir.join("audit.db")),
             api_tokens: dir.join(API_TOKENS_FILE),
             users: None,
+            command_signing_key: None,
         })
     }
 
     /// The same wiring, each MQTT service connecting as its broker user.
     pub fn with_users(mut self, users: &crate::brokers::MqttUsers) -> Self {
         self.users = Some(users.clone());
+        self
+    }
+
+    /// The same wiring, `vigil actions` signing commands with `key`.
+    pub fn with_command_signing_key(mut self, key: &Path) -> Self {
+        self.command_signing_key = Some(key.to_owned());
         self
     }
 
@@ -217,6 +227,7 @@ impl Wiring {
             kafka: self.kafka.clone(),
             http: self.http(http_addr),
             rules: Some(rules.to_owned()),
+            command_signing_key: self.command_signing_key.clone(),
             ..defaults("vigil actions")?
         })
     }

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_schemas::topics::DeviceChannel;
 
 use crate::action::{self, ActionConfig, ACTION_QUEUE, RESULT_QUEUE};
+use crate::commands::CommandGate;
 use crate::config::RunArgs;
 use crate::models::ModelStore;
 use crate::queue::{Queue, QueueLimits};
@@ -51,6 +52,21 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
     tracing::info!(verify_keys = %key.summary(), "model releases are verified with");
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating --state-dir {}", args.state_dir.display()))?;
+    let command_key = match &args.command_verify_key {
+        Some(path) => Some(
+            vigil_model::load_verify_key(path)
+                .with_context(|| format!("loading --command-verify-key {}", path.display()))?,
+        ),
+        None => {
+            tracing::warn!(
+                "no --command-verify-key (VIGIL_EDGE_COMMAND_VERIFY_KEY): \
+                 every cloud command will be refused"
+            );
+            None
+        }
+    };
+    let gate = CommandGate::open(&args.state_dir, &device_id, command_key)
+        .context("reading the command high-water mark")?;
     let store = ModelStore::open(
         &args.state_dir,
         &args.model,
@@ -153,6 +169,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<(
         ActionLink {
             triggers: action_tx,
             results: result_rx,
+            gate,
         },
     );
     let actions = ActionConfig {

@@ -54,6 +54,25 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
 
+    match args
+        .command_verify_key
+        .as_deref()
+        .map(vigil_model::load_verify_key)
+    {
+        Some(Ok(key)) => line(
+            Some(true),
+            "command key",
+            format!("key id {}", vigil_model::key_id(&key)),
+        ),
+        Some(Err(e)) => line(Some(false), "command key", e.to_string()),
+        // Not a failure: an agent without cloud commands is usable.
+        None => line(
+            None,
+            "command key",
+            "--command-verify-key / VIGIL_EDGE_COMMAND_VERIFY_KEY is not set: cloud commands are refused".into(),
+        ),
+    }
+
     match probe_dir(&args.state_dir) {
         Ok(()) => line(
             Some(true),

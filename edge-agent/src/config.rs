@@ -138,6 +138,13 @@ pub struct RunArgs {
     #[arg(long, env = "VIGIL_VERIFY_KEY", value_name = "PATH")]
     pub verify_key: Option<PathBuf>,
 
+    /// ed25519 public key file every cloud command must be signed with
+    /// (`vigil commands keygen` makes the pair: `command-verify.pub`; not
+    /// the release key). Without it every command is refused (reason
+    /// `no_key`).
+    #[arg(long, env = "VIGIL_EDGE_COMMAND_VERIFY_KEY", value_name = "FILE")]
+    pub command_verify_key: Option<PathBuf>,
+
     /// A release to start from when the state directory holds none (or an
     /// older one), e.g. baked into the device image.
     #[arg(long, env = "VIGIL_EDGE_INITIAL_MODEL", value_name = "FILE")]

@@ -17,7 +17,9 @@
 //! - [`uplink`]: MQTT: drains the queue with acknowledgements and a rate
 //!   limit, receives releases and commands, publishes the retained status.
 //! - [`models`]: verifies, persists and hands over pushed releases.
-//! - [`action`]: runs the local corrective action and cloud commands.
+//! - [`commands`]: verifies signed cloud commands and keeps the replay
+//!   high-water mark; [`action`]: runs the local corrective action and
+//!   cloud commands.
 //! - [`status`]: the DeviceStatus and `status.json`.
 //! - [`agent`]: wires them together ([`agent::run`]).
 //! - [`score`]: the offline `vigil-edge score`; [`check`]: `--check`.
@@ -31,6 +33,7 @@
 pub mod action;
 pub mod agent;
 pub mod check;
+pub mod commands;
 pub mod config;
 /// Duration flags (`30s`, `10m`, or a plain number in the flag's unit).
 pub use vigil_base::duration;

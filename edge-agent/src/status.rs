@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::Serialize;
 use vigil_schemas::{DeviceState, DeviceStatus, SCHEMA_VERSION};
 
+use crate::commands::RefusalCounts;
 use crate::queue::Queue;
 
 /// Counters shared by the agent's tasks.
@@ -49,6 +50,9 @@ pub struct Stats {
     pub actions_skipped: AtomicU64,
     /// Cloud commands received.
     pub commands: AtomicU64,
+    /// Cloud commands refused by the gate, per reason
+    /// ([`crate::commands`]).
+    pub commands_refused: RefusalCounts,
     /// Uplink messages acknowledged by the broker.
     pub uplink_acked: AtomicU64,
     /// Last broker acknowledgement, ms since the epoch (0: never).
@@ -133,6 +137,10 @@ pub struct StatusReport<'a> {
     pub actions_skipped: u64,
     /// Cloud commands received.
     pub commands: u64,
+    /// Cloud commands refused (not run), per reason: `no_key`,
+    /// `malformed`, `unsigned`, `foreign_key`, `bad_signature`,
+    /// `wrong_device`, `expired`, `replayed`, `persist_failed`.
+    pub commands_refused: &'a RefusalCounts,
 }
 
 /// Writes `status.json` (atomic rename, no fsync: it is rewritten often and
@@ -156,6 +164,7 @@ pub fn write_report(path: &Path, status: &DeviceStatus, stats: &Stats, queue: &Q
         actions_failed: Stats::get(&stats.actions_failed),
         actions_skipped: Stats::get(&stats.actions_skipped),
         commands: Stats::get(&stats.commands),
+        commands_refused: &stats.commands_refused,
     };
     let result = serde_json::to_vec_pretty(&report)
         .map_err(std::io::Error::other)

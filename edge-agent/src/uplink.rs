@@ -51,6 +51,7 @@ use vigil_schemas::topics::DeviceChannel;
 use vigil_schemas::{CommandOutcome, CommandResult, DeviceState, Message, MqttTopics};
 
 use crate::action::{self, Trigger};
+use crate::commands::CommandGate;
 use crate::config::{ConfigError, RunArgs};
 use crate::models::ModelStore;
 use crate::queue::{Position, Queue, ReadRecord, Reader};
@@ -238,6 +239,8 @@ pub struct ActionLink {
     pub triggers: mpsc::Sender<Trigger>,
     /// Results of those commands, to publish.
     pub results: mpsc::Receiver<CommandResult>,
+    /// What every command passes before it is handed on.
+    pub gate: CommandGate,
 }
 
 /// The uplink task.
@@ -251,6 +254,7 @@ pub struct Uplink {
     models: watch::Sender<Option<Arc<VerifiedModel>>>,
     actions: mpsc::Sender<Trigger>,
     results: mpsc::Receiver<CommandResult>,
+    gate: CommandGate,
     model_topic: String,
     commands_topic: String,
     status_topic: String,
@@ -272,6 +276,7 @@ impl Uplink {
         let ActionLink {
             triggers: actions,
             results,
+            gate,
         } = actions;
         let model_topic = cfg.topics.model(&cfg.model);
         let commands_topic = cfg.topics.device(&cfg.device_id, DeviceChannel::Commands);
@@ -288,6 +293,7 @@ impl Uplink {
             models,
             actions,
             results,
+            gate,
             model_topic,
             commands_topic,
             status_topic,
@@ -523,13 +529,27 @@ impl Uplink {
             }
         } else if publish.topic == self.commands_topic {
             Stats::bump(&self.stats.commands);
-            match action::parse_command(&publish.payload) {
+            // Nothing reaches the handler unverified: the gate checks the
+            // signature, device, deadline and sequence, and makes the new
+            // high-water mark durable first.
+            let body = match self.gate.admit(&publish.payload, crate::now_ms()) {
+                Ok(verified) => {
+                    tracing::debug!(seq = verified.seq, "cloud command verified");
+                    verified.body
+                }
+                Err(e) => {
+                    self.stats.commands_refused.count(e.reason());
+                    tracing::warn!(reason = e.reason(), error = %e, "cloud command refused; not run");
+                    return;
+                }
+            };
+            match action::parse_command(&body) {
                 Ok(name) if name == "status" => self.report(client, c),
                 Ok(name) => {
                     tracing::info!(command = %name, "cloud command received");
                     let trigger = Trigger::Command {
                         name,
-                        payload: publish.payload.to_vec(),
+                        payload: body,
                     };
                     if let Err(e) = self.actions.try_send(trigger) {
                         tracing::warn!("action queue full; cloud command dropped");

@@ -16,6 +16,7 @@ async fn anomalies_run_the_action_and_cloud_commands_the_handler() -> anyhow::Re
     const DEVICE: &str = "edge-actions";
     let broker = Mosquitto::start()?;
     let keys = common::keys();
+    let command_keys = common::command_keys();
     let dir = tempfile::tempdir()?;
     let model = dir.path().join("v1.json");
     std::fs::write(
@@ -43,6 +44,8 @@ async fn anomalies_run_the_action_and_cloud_commands_the_handler() -> anyhow::Re
             "echo \"$VIGIL_COMMAND $VIGIL_DEVICE_ID\" >> {}/commands",
             out.display()
         ),
+        "--command-verify-key",
+        command_keys.verify_path.to_str().expect("utf8"),
     ]));
     let mut agent = common::Agent::start(&dir.path().join("state"), &args, true)?;
     agent.wait_for(&["connected to the broker"], WAIT)?;
@@ -72,7 +75,12 @@ async fn anomalies_run_the_action_and_cloud_commands_the_handler() -> anyhow::Re
     common::publish(
         broker.port(),
         &format!("vigil/devices/{DEVICE}/commands"),
-        br#"{"command":"reduce-speed","command_id":"x:1/r/0","incident_id":"x:1"}"#.to_vec(),
+        common::signed_command(
+            &command_keys.signing,
+            DEVICE,
+            common::now_ms() * 1000,
+            r#"{"command":"reduce-speed","command_id":"x:1/r/0","incident_id":"x:1"}"#,
+        ),
         false,
     )
     .await?;
@@ -84,7 +92,7 @@ async fn anomalies_run_the_action_and_cloud_commands_the_handler() -> anyhow::Re
         false,
     )
     .await?;
-    agent.wait_for(&["cloud command is not a JSON object"], WAIT)?;
+    agent.wait_for(&["cloud command refused", "malformed"], WAIT)?;
     let deadline = std::time::Instant::now() + WAIT;
     while !std::fs::read_to_string(out.join("commands")).is_ok_and(|c| c.contains('\n')) {
         assert!(std::time::Instant::now() < deadline, "handler did not run");

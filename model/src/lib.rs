@@ -22,6 +22,8 @@
 //! - [`keys`]: key files for `vigil models keygen` and the loaders.
 //! - [`keyring`]: [`KeyRing`], the verify keys of a consumer by key id, with
 //!   retired ids (key rotation).
+//! - [`command_sig`]: signed cloud commands (sign, verify, the command
+//!   key pair).
 //! - [`scorer`]: [`Scorer`], which turns Telemetry into Verdicts and hot-swaps
 //!   models between records.
 //!
@@ -34,6 +36,7 @@
 //! the signed payload's parameters back to the same bits).
 
 pub mod alarm;
+pub mod command_sig;
 pub mod detector;
 pub mod features;
 pub mod keyring;
@@ -46,6 +49,9 @@ pub mod scorer;
 pub mod table;
 
 pub use alarm::{AlarmPolicy, AlarmPolicyError, AlarmStep, AlarmTrack};
+pub use command_sig::{
+    command_keygen, sign_command, verify_command, CommandRefusal, VerifiedCommand,
+};
 pub use detector::{Detector, Score};
 pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
 pub use keyring::{load_key_ring, KeyRing, KeyStatus};

@@ -6,8 +6,8 @@
 use schemars::{schema_for, JsonSchema, Schema};
 
 use crate::{
-    CommandResult, DeviceStatus, DlqRecord, Incident, ModelRelease, ReleaseHeader, Telemetry,
-    Verdict,
+    CommandResult, DeviceStatus, DlqRecord, Incident, ModelRelease, ReleaseHeader, SignedCommand,
+    Telemetry, Verdict,
 };
 
 /// `(file name, schema)` for every public message type.
@@ -25,6 +25,10 @@ pub fn all() -> Vec<(&'static str, Schema)> {
         (
             "command-result.json",
             titled::<CommandResult>("CommandResult"),
+        ),
+        (
+            "signed-command.json",
+            titled::<SignedCommand>("SignedCommand"),
         ),
         ("dlq-record.json", titled::<DlqRecord>("DlqRecord")),
     ]

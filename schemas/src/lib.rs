@@ -10,7 +10,7 @@
 //! Layout:
 //! - [`topics`]: default Kafka and MQTT topic names, with a configurable prefix.
 //! - [`telemetry`], [`verdict`], [`release`], [`status`], [`incident`],
-//!   [`command`], [`dlq`]: one message type each.
+//!   [`command`], [`signed_command`], [`dlq`]: one message type each.
 //! - [`rules`]: the field rules (id and name limits, [`ValidationError`])
 //!   the codec and every message type share.
 //! - [`codec`]: the one decode path every message uses, with typed errors that
@@ -27,6 +27,7 @@ pub mod incident;
 pub mod json_schema;
 pub mod release;
 pub mod rules;
+pub mod signed_command;
 pub mod status;
 pub mod telemetry;
 pub mod topics;
@@ -41,6 +42,7 @@ pub use incident::{
 };
 pub use release::{ModelRelease, ReleaseHeader, TrainingWindow, ValidationMetrics};
 pub use rules::ValidationError;
+pub use signed_command::{CommandClaims, SignedCommand, SIGNED_COMMAND_CONTEXT};
 pub use status::{DeviceState, DeviceStatus};
 pub use telemetry::{EdgeScored, Telemetry, TelemetryLimits};
 pub use topics::{KafkaTopics, MqttTopics};

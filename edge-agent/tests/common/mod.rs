@@ -403,3 +403,37 @@ pub fn base_args(device: &str, mqtt_url: &str, verify_key: &Path) -> Vec<String>
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+/// A command key pair on disk (`command-signing.key`,
+/// `command-verify.pub`, by `vigil_model::command_keygen`).
+pub struct CommandKeys {
+    pub dir: tempfile::TempDir,
+    pub signing: SigningKey,
+    pub verify_path: PathBuf,
+}
+
+/// Generates a command key pair.
+pub fn command_keys() -> CommandKeys {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let generated = vigil_model::command_keygen(dir.path()).expect("command keygen");
+    let signing = vigil_model::load_signing_key(&generated.signing_key).expect("load key");
+    CommandKeys {
+        dir,
+        signing,
+        verify_path: generated.verify_key,
+    }
+}
+
+/// Now, ms since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `body` signed for `device` with `seq`, valid for a minute.
+pub fn signed_command(key: &SigningKey, device: &str, seq: u64, body: &str) -> Vec<u8> {
+    let now = now_ms();
+    vigil_model::sign_command(key, device, seq, now, now + 60_000, body.as_bytes())
+        .expect("sign command")
+}

@@ -61,6 +61,24 @@ pub struct ActionsArgs {
     #[arg(long, env = "VIGIL_ACTIONS_BURST", default_value_t = 50.0)]
     pub action_burst: f64,
 
+    /// Private key every command to a device is signed with (the
+    /// `command-signing.key` of `vigil commands keygen`; not the model
+    /// signing key). Required when the rules send commands; without it a
+    /// command is recorded `failed`.
+    #[arg(long, env = "VIGIL_ACTIONS_COMMAND_SIGNING_KEY", value_name = "FILE")]
+    pub command_signing_key: Option<PathBuf>,
+
+    /// Accept a command signing key file its group may read (a Kubernetes
+    /// secret mounted read-only for the pod's fsGroup).
+    #[arg(long, env = "VIGIL_ALLOW_SHARED_KEY_FILE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_shared_key_file: bool,
+
+    /// How long a signed command stays valid: a device refuses it after
+    /// this (its `expires_ts`, absolute, so device clocks must be roughly
+    /// right).
+    #[arg(long, env = "VIGIL_ACTIONS_COMMAND_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub command_ttl: Duration,
+
     /// A command the MQTT broker has not acknowledged within this long is
     /// recorded as failed.
     #[arg(long, env = "VIGIL_ACTIONS_COMMAND_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -108,6 +126,10 @@ impl ActionsArgs {
         anyhow::ensure!(
             self.action_burst.is_finite() && self.action_burst >= 1.0,
             "--action-burst must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.command_ttl.is_zero(),
+            "--command-ttl must be longer than 0"
         );
         anyhow::ensure!(
             self.max_concurrent_webhooks > 0,

@@ -6,8 +6,11 @@
 //!   `failed` when the connection drops before it or it does not arrive
 //!   within `--command-timeout`. Nothing is retransmitted after a
 //!   reconnect: a command goes out at most once (its `command_id`, the
-//!   action id, lets a device drop a repeat anyway). The payload is
-//!   [`command_payload`], the one place where command signing plugs in.
+//!   action id, lets a device drop a repeat anyway). The command JSON is
+//!   [`command_payload`]; what is published is that JSON signed for the
+//!   device ([`crate::signing`]: a `SignedCommand` with an expiry and a
+//!   sequence number). Without a signing key a command is `failed`, not
+//!   sent unsigned.
 //! - **Webhooks** are POSTed with a JSON body (or an Alertmanager alert
 //!   list) and an `Idempotency-Key` header (the action id). A connection
 //!   error, a timeout, 408, 429 and 5xx are retried with doubling pauses
@@ -37,6 +40,7 @@ use vigil_service::{Readiness, Shutdown};
 use crate::engine::{Job, JobKind, Outcome};
 use crate::metrics::ActionsMetrics;
 use crate::rules::{CommandAction, WebhookAction, WebhookFormat};
+use crate::signing::CommandSigner;
 
 /// Name of this role in DLQ records.
 pub const SERVICE: &str = "actions";
@@ -56,6 +60,9 @@ pub struct DispatchConfig {
     pub max_concurrent_webhooks: usize,
     /// `vigil.dlq`.
     pub dlq_topic: Arc<str>,
+    /// Signs every command; `None`: commands fail (nothing goes out
+    /// unsigned).
+    pub signer: Option<CommandSigner>,
 }
 
 /// Hands jobs to the right sender.
@@ -99,6 +106,7 @@ impl Dispatcher {
             client,
             topics: config.topics.clone(),
             timeout: config.command_timeout,
+            signer: config.signer,
             unassigned: VecDeque::new(),
             in_flight: HashMap::new(),
             outcomes: outcomes.clone(),
@@ -193,8 +201,8 @@ fn outcome(job: &Job, status: ActionStatus, attempts: u32, detail: Option<String
 
 /// The JSON a device receives for `command`: what the edge agent reads
 /// (`command`, a string) plus the command id, parameters and the incident
-/// it answers. Signing plugs in here: a signed command would add its
-/// signature over these bytes.
+/// it answers. This is the `body` of the signed command that is published
+/// (and what the device's handler gets on stdin).
 pub fn command_payload(job: &Job, command: &CommandAction) -> Vec<u8> {
     let params: serde_json::Map<String, serde_json::Value> = command
         .params
@@ -227,6 +235,7 @@ struct CommandSender {
     client: AsyncClient,
     topics: MqttTopics,
     timeout: Duration,
+    signer: Option<CommandSigner>,
     /// Handed to the client, packet id not known yet (FIFO: this task is
     /// the only publisher on the client).
     unassigned: VecDeque<Sent>,
@@ -313,7 +322,23 @@ impl CommandSender {
         let topic = self
             .topics
             .device(&job.incident.device_id, DeviceChannel::Commands);
-        let payload = command_payload(&job, command);
+        let body = command_payload(&job, command);
+        let signed = match self.signer.as_mut() {
+            Some(signer) => signer
+                .sign(&job.incident.device_id, &body)
+                .map_err(|e| format!("signing the command failed: {e}")),
+            None => {
+                Err("no --command-signing-key is configured; commands are not sent unsigned".into())
+            }
+        };
+        let payload = match signed {
+            Ok(payload) => payload,
+            Err(why) => {
+                let o = outcome(&job, ActionStatus::Failed, 0, Some(why));
+                self.report(o).await;
+                return;
+            }
+        };
         match self
             .client
             .try_publish(topic, QoS::AtLeastOnce, false, payload)

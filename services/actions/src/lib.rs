@@ -18,7 +18,9 @@
 //!   (`vigil.command-results`) joined to their commands' action records,
 //!   overdue ones marked `timed_out`.
 //! - [`summary`]: counts, top metrics, models and severity of an incident.
-//! - [`dispatch`]: sending commands and webhooks, outcomes back.
+//! - [`dispatch`]: sending commands and webhooks, outcomes back;
+//!   [`signing`]: the signature, deadline and sequence number every
+//!   command carries.
 //! - [`service`]: the run loop; [`run`] is the entry point.
 //! - [`metrics`]: the role's Prometheus metrics.
 //!
@@ -30,6 +32,7 @@ pub mod engine;
 pub mod metrics;
 pub mod rules;
 pub mod service;
+pub mod signing;
 pub mod summary;
 
 pub use config::ActionsArgs;

@@ -48,6 +48,7 @@ use crate::dispatch::{DispatchConfig, Dispatcher, SERVICE};
 use crate::engine::{Engine, EngineConfig, Job, Step};
 use crate::metrics::ActionsMetrics;
 use crate::rules::Rules;
+use crate::signing::CommandSigner;
 
 /// Name in `/readyz` of the read-back of `vigil.incidents` at start-up.
 pub const RECOVERED: &str = "recovered";
@@ -78,6 +79,22 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         }
     };
     tracing::info!(rules = rules.rules.len(), "rules loaded");
+    let signer = match &args.command_signing_key {
+        Some(path) => {
+            let signer = CommandSigner::load(path, args.command_ttl, args.allow_shared_key_file)?;
+            tracing::info!(key_id = %signer.key_id(), ttl = ?args.command_ttl, "commands are signed");
+            Some(signer)
+        }
+        None => {
+            anyhow::ensure!(
+                !sends_commands(&rules),
+                "the rules send commands to devices, and commands must be signed: \
+                 give --command-signing-key / VIGIL_ACTIONS_COMMAND_SIGNING_KEY \
+                 (`vigil commands keygen --out DIR` makes the key pair)"
+            );
+            None
+        }
+    };
     let boot = Bootstrap::new(&[
         kafka::DEPENDENCY,
         vigil_service::mqtt::DEPENDENCY,
@@ -166,6 +183,7 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             command_timeout: args.command_timeout,
             max_concurrent_webhooks: args.max_concurrent_webhooks,
             dlq_topic: topics.dlq.as_str().into(),
+            signer,
         },
         mqtt,
         producer.clone(),
@@ -218,6 +236,10 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             _ = shutdown.cancelled() => break,
             _ = hangup.recv() => match &args.rules {
                 Some(path) => match Rules::load(path) {
+                    Ok(new) if args.command_signing_key.is_none() && sends_commands(&new) => {
+                        tracing::error!("rules file refused: it sends commands and no --command-signing-key is configured; the rules in force stay");
+                        metrics.reloads.with_label_values(&["refused"]).inc();
+                    }
                     Ok(new) => {
                         tracing::info!(rules = new.rules.len(), "rules reloaded");
                         metrics.reloads.with_label_values(&["ok"]).inc();
@@ -315,6 +337,11 @@ pub async fn run(args: ActionsArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     bootstrap::stop(&shutdown, "actions").await;
     Ok(())
+}
+
+/// Whether any rule sends a command to a device.
+fn sends_commands(rules: &Rules) -> bool {
+    rules.rules.iter().any(|r| !r.commands.is_empty())
 }
 
 /// Joins a device's command result to its incident (see

@@ -2,6 +2,7 @@
 //! so one container image serves them all. This file only parses flags,
 //! sets up logging and the shutdown signal, and calls the role's `run`.
 
+mod commands;
 mod devices;
 mod models;
 mod probe;
@@ -48,6 +49,9 @@ enum Role {
     /// Operator commands on model releases: keygen, list, show, verify,
     /// export, score.
     Models(models::ModelsArgs),
+    /// The key pair cloud → device commands are signed with: `keygen
+    /// --out DIR` (separate from the model release key).
+    Commands(commands::CommandsArgs),
     /// Broker credentials: the Mosquitto password file and ACL, one user
     /// per device (init, add, remove, list).
     Devices(devices::DevicesArgs),
@@ -91,6 +95,7 @@ fn main() -> anyhow::Result<()> {
             Role::Score(args) => vigil_score::run(*args, shutdown).await,
             Role::Train(args) => vigil_train::run(*args, shutdown).await,
             Role::Models(args) => models::run(args).await,
+            Role::Commands(args) => commands::run(args),
             Role::Devices(args) => devices::run(args),
             Role::Tokens(args) => tokens::run(args),
             Role::Audit(args) => vigil_audit::run(*args, shutdown).await,

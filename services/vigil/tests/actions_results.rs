@@ -165,6 +165,8 @@ result_timeout = "1s"
         "1s",
         "--commit-interval-ms",
         "100",
+        "--command-signing-key",
+        &path(&keys.command_signing),
     ])
     .await?;
     actions.wait_ready().await?;
@@ -178,7 +180,14 @@ result_timeout = "1s"
         LIVE,
         &url,
         &keys.verify,
-        &["--interval-ms", "500", "--command-handler", &handler],
+        &[
+            "--interval-ms",
+            "500",
+            "--command-handler",
+            &handler,
+            "--command-verify-key",
+            &path(&keys.command_verify),
+        ],
     )?;
     // The agent subscribes to its commands right after connecting, before
     // it publishes anything: once one of its verdicts is bridged, the

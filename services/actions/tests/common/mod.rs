@@ -159,7 +159,50 @@ pub async fn incidents(
     Ok(decode(&records))
 }
 
-/// Commands received on `vigil/devices/+/commands`.
+/// The seed of the command key the tests' `vigil actions` signs with.
+const COMMAND_KEY_SEED: [u8; 32] = [0x5a; 32];
+
+/// Writes the tests' command signing key into `dir` (mode 0600) and
+/// returns its path.
+pub fn command_signing_key(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join("command-signing.key");
+    if !path.exists() {
+        let hex: String = COMMAND_KEY_SEED
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .expect("creating the command key file");
+        writeln!(file, "vigil-ed25519-secret:{hex}").expect("writing the command key");
+    }
+    path
+}
+
+/// The command JSON of a signed command on `topic`, verified as the
+/// device would; an unverifiable one is `{"refused": reason}`.
+fn command_body(topic: &str, payload: &[u8]) -> serde_json::Value {
+    let key = vigil_model::SigningKey::from_bytes(&COMMAND_KEY_SEED).verifying_key();
+    let device = topic
+        .strip_prefix("vigil/devices/")
+        .and_then(|t| t.strip_suffix("/commands"))
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    match vigil_model::verify_command(payload, &key, device, now, None) {
+        Ok(v) => serde_json::from_slice(&v.body).unwrap_or_default(),
+        Err(e) => serde_json::json!({ "refused": e.reason() }),
+    }
+}
+
+/// Commands received on `vigil/devices/+/commands` (verified, unwrapped
+/// to the command JSON the device's handler gets).
 pub struct CommandTap {
     /// (topic, JSON) of each command, in arrival order.
     pub received: mpsc::UnboundedReceiver<(String, serde_json::Value)>,
@@ -192,7 +235,7 @@ impl CommandTap {
             while let Ok(event) = eventloop.poll().await {
                 if let Event::Incoming(Packet::Publish(p)) = event {
                     let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                    let json = serde_json::from_slice(&p.payload).unwrap_or_default();
+                    let json = command_body(&topic, &p.payload);
                     if tx.send((topic, json)).is_err() {
                         break;
                     }
@@ -358,6 +401,10 @@ pub fn args(brokers: &str, mqtt_port: u16, rules: &std::path::Path, http: &str) 
         "100",
         "--instance-id",
         "actions-test",
+        "--command-signing-key",
+        &command_signing_key(rules.parent().unwrap_or(std::path::Path::new(".")))
+            .display()
+            .to_string(),
     ]
     .iter()
     .map(|s| (*s).to_owned())

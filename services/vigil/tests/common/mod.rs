@@ -275,15 +275,22 @@ pub struct Keys {
     _dir: tempfile::TempDir,
     pub signing: PathBuf,
     pub verify: PathBuf,
+    /// The command key pair (`vigil commands keygen`), beside them.
+    pub command_signing: PathBuf,
+    pub command_verify: PathBuf,
 }
 
-/// A fresh ed25519 key pair (signing.key, verify.pub) in a temp dir.
+/// A fresh ed25519 key pair (signing.key, verify.pub) and a command key
+/// pair (command-signing.key, command-verify.pub) in a temp dir.
 pub fn new_keys() -> anyhow::Result<Keys> {
     let dir = tempfile::tempdir()?;
     let generated = vigil_model::keygen(dir.path())?;
+    let commands = vigil_model::command_keygen(dir.path())?;
     Ok(Keys {
         signing: generated.signing_key,
         verify: generated.verify_key,
+        command_signing: commands.signing_key,
+        command_verify: commands.verify_key,
         _dir: dir,
     })
 }
