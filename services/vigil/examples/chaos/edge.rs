@@ -93,13 +93,8 @@ pub async fn power_cut(stack: &Stack, profile: &Profile) -> Result<(u64, Duratio
     // and after it, in the store.
     let expected_after: BTreeSet<u64> = (reserved + 1..=reserved + AFTER).collect();
     let complete = |got: &BTreeSet<u64>| {
-        let before_max = got
-            .range(..=reserved)
-            .next_back()
-            .copied()
-            .unwrap_or(0)
-            .max(taken);
-        (1..=before_max).all(|s| got.contains(&s)) && expected_after.iter().all(|s| got.contains(s))
+        (1..=last_before(got, reserved, taken)).all(|s| got.contains(&s))
+            && expected_after.iter().all(|s| got.contains(s))
     };
     let _ = eventually("every edge verdict audited", profile.audit_timeout, || {
         let done = stored(&stack.store).is_ok_and(|got| complete(&got));
@@ -112,12 +107,7 @@ pub async fn power_cut(stack: &Stack, profile: &Profile) -> Result<(u64, Duratio
     link.cut().await;
 
     let got = stored(&stack.store)?;
-    let before_max = got
-        .range(..=reserved)
-        .next_back()
-        .copied()
-        .unwrap_or(0)
-        .max(taken);
+    let before_max = last_before(&got, reserved, taken);
     let missing_before = (1..=before_max).filter(|s| !got.contains(s)).count() as u64;
     let missing_after = expected_after.iter().filter(|s| !got.contains(s)).count() as u64;
     let audit = stack.role_http("audit")?;
@@ -137,6 +127,13 @@ pub async fn power_cut(stack: &Stack, profile: &Profile) -> Result<(u64, Duratio
         eprintln!("{note}\n{}", agent.log());
     }
     Ok((loss, recovered, note))
+}
+
+/// The last seq taken before the cut: the highest stored at or below the
+/// reservation, or what the agent's status said, whichever is higher.
+fn last_before(got: &BTreeSet<u64>, reserved: u64, taken: u64) -> u64 {
+    let stored = got.range(..=reserved).next_back().copied().unwrap_or(0);
+    stored.max(taken)
 }
 
 /// How to start the agent.
