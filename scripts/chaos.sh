@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The chaos suite of issue 17 (RELIABILITY.md, "Chaos suite"): for each
 # fault (none: the baseline, which fails on any duplicate; kill -9 of each
-# role, tansu down 15 s, Mosquitto restarted, poison input) a fresh stack of real Mosquitto, tansu and `vigil` roles
+# role, tansu down 15 s, Mosquitto restarted, poison input, an edge agent
+# offline 60 s then power-cut) a fresh stack of real Mosquitto, tansu and `vigil` roles
 # under `vigil-loadgen`, every (device_id, seq) counted through to the
 # audit store. The logic is the `chaos` example of services/vigil.
 #
@@ -24,4 +25,6 @@ case " $* " in
     *) [ -z "${VIGIL_CHAOS_QUICK:-}" ] && args+=(--write RELIABILITY.md) ;;
 esac
 cargo build --quiet -p vigil --bin vigil --example chaos
+# The edge case runs the agent beside vigil (its simulated sensor source).
+cargo build --quiet -p vigil-edge --features sim
 exec "$CARGO_TARGET_DIR/debug/examples/chaos" --vigil-bin "$CARGO_TARGET_DIR/debug/vigil" "${args[@]}"

@@ -140,7 +140,9 @@ pub async fn serve<F: Forward>(
 
 /// Runs `forward` over `messages` with at most `window` deliveries in
 /// flight until `shutdown` or the end of `messages`, then waits up to
-/// `drain_timeout` for those in flight.
+/// `drain_timeout` for those in flight. Returns how many messages it left
+/// unacknowledged (in flight at the timeout, or withheld because Kafka
+/// refused their DLQ record).
 pub async fn run_window<F: Forward>(
     forward: &F,
     acker: &Acker,
@@ -148,8 +150,10 @@ pub async fn run_window<F: Forward>(
     window: usize,
     shutdown: &Shutdown,
     drain_timeout: Duration,
-) {
+) -> u64 {
     let window = window.max(1);
+    let withheld_before = forward.counters().dlq_refused.get();
+    let mut left = 0;
     let mut pending: FuturesOrdered<Delivery> = FuturesOrdered::new();
     loop {
         tokio::select! {
@@ -180,10 +184,16 @@ pub async fn run_window<F: Forward>(
                     unacknowledged = pending.len(),
                     "shutdown timeout: leaving messages unacknowledged; the broker redelivers them"
                 );
+                left = pending.len() as u64;
                 break;
             }
         }
     }
+    left + forward
+        .counters()
+        .dlq_refused
+        .get()
+        .saturating_sub(withheld_before)
 }
 
 /// What becomes of a message once its delivery completed.

@@ -147,7 +147,10 @@ pub fn roles(topics: &Topics, users: &ServiceUsers) -> Vec<(String, Vec<Value>)>
             sub(format!("{p}devices/+/{channel}")),
         ]
     };
-    let ingest = both("telemetry");
+    let mut ingest = both("telemetry");
+    // `vigil ingest --adopt-session` publishes a marker to itself here.
+    ingest.push(send(format!("{p}ingest/adopt/+")));
+    ingest.push(sub(format!("{p}ingest/adopt/+")));
     // Push bridges the edge agents' statuses and verdicts.
     let mut push = both("status");
     push.extend(both("verdicts"));

@@ -43,6 +43,21 @@
 //! connection, the client reconnects to the same session, and the broker
 //! redelivers what was not acknowledged: duplicates in Kafka, never a loss.
 //!
+//! # Adopting a departed client's session
+//!
+//! With [`SubscriptionConfig::adopt`] set, the subscription connects as a
+//! client that is gone (a removed replica) to empty its persistent session
+//! instead of joining the group: on CONNACK it unsubscribes the group's
+//! filter (the broker stops routing the group's messages to that session),
+//! subscribes to a marker topic of its own and, once that is acknowledged,
+//! publishes one QoS 1 marker there. The broker queues a client's messages
+//! in order, so when the marker comes back everything the session held
+//! before it has been forwarded; the channel is then closed, and
+//! [`Subscription::finish`] tells whether the session was emptied. A
+//! connection loss ends an adoption (no reconnect): someone else took the
+//! client id, or the broker went away; the session keeps what was not
+//! acknowledged.
+//!
 //! An earlier design dropped messages beyond the bound without a PUBACK
 //! and reconnected to have them redelivered. Against Mosquitto 2.0.11 that
 //! stalled: after a few such reconnects part of the session's queue was
@@ -54,7 +69,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{IntCounter, IntGauge};
-use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, Publish, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ClientError, Event, EventLoop, MqttOptions};
 use rumqttc::Outgoing;
@@ -78,6 +93,35 @@ pub struct SubscriptionConfig {
     pub max_packet_bytes: u32,
     /// Names the subscription in logs ("telemetry", "status").
     pub label: &'static str,
+    /// Empty a departed client's session instead of joining the group
+    /// (see the module docs); `None` for a service's own subscription.
+    pub adopt: Option<Adoption>,
+}
+
+/// The marker an adoption publishes to itself to learn that the session's
+/// queue is empty.
+#[derive(Debug, Clone)]
+pub struct Adoption {
+    /// A topic only this adoption subscribes to.
+    pub marker_topic: String,
+    /// The marker's payload: unique to this attempt, so a marker left in
+    /// the session by an earlier, interrupted attempt is not taken for it.
+    pub marker: Vec<u8>,
+}
+
+/// How a subscription's event-loop task ended (what an adoption reports).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionEnd {
+    /// Messages forwarded to the service (the marker not counted).
+    pub forwarded: u64,
+    /// An adoption's marker came back: everything queued before it was
+    /// forwarded.
+    pub drained: bool,
+    /// Messages that arrived after the marker (not forwarded, not
+    /// acknowledged: they stay in the session).
+    pub late: u64,
+    /// Why the task stopped early, if it did.
+    pub error: Option<String>,
 }
 
 /// The service's metrics this subscription reports to.
@@ -99,7 +143,7 @@ pub struct Subscription {
     client: AsyncClient,
     acks_queued: Arc<AckCount>,
     messages: Option<mpsc::Receiver<Publish>>,
-    task: JoinHandle<()>,
+    task: JoinHandle<SubscriptionEnd>,
     stop: CancellationToken,
 }
 
@@ -131,7 +175,7 @@ impl Subscription {
                 eventloop,
                 client: client.clone(),
                 acks_queued: acks_queued.clone(),
-                tx,
+                tx: Some(tx),
                 readiness,
                 metrics,
                 stop: stop.clone(),
@@ -165,16 +209,27 @@ impl Subscription {
     /// Disconnects cleanly: the PUBACKs already queued leave before the
     /// DISCONNECT. Waits up to five seconds for that, then stops.
     pub async fn close(self) {
+        let _ = self.finish().await;
+    }
+
+    /// As [`Subscription::close`], and says how the event-loop task ended.
+    pub async fn finish(self) -> SubscriptionEnd {
         if let Err(e) = self.client.disconnect().await {
             tracing::debug!(error = %e, "mqtt disconnect request not sent");
         }
         let stop = self.stop.clone();
-        if tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .is_err()
-        {
-            stop.cancel();
-        }
+        let mut task = self.task;
+        let ended = match tokio::time::timeout(Duration::from_secs(5), &mut task).await {
+            Ok(ended) => ended,
+            Err(_) => {
+                stop.cancel();
+                task.await
+            }
+        };
+        ended.unwrap_or_else(|e| SubscriptionEnd {
+            error: Some(format!("subscription task failed: {e}")),
+            ..SubscriptionEnd::default()
+        })
     }
 }
 
@@ -236,19 +291,21 @@ struct Driver {
     eventloop: EventLoop,
     client: AsyncClient,
     acks_queued: Arc<AckCount>,
-    tx: mpsc::Sender<Publish>,
+    /// Dropped once an adoption's marker came back and the overflow is
+    /// empty: the service sees the end of its messages.
+    tx: Option<mpsc::Sender<Publish>>,
     readiness: Readiness,
     metrics: SubscriptionMetrics,
     stop: CancellationToken,
 }
 
 impl Driver {
-    async fn run(self, config: SubscriptionConfig) {
+    async fn run(self, config: SubscriptionConfig) -> SubscriptionEnd {
         let Self {
             mut eventloop,
             client,
             acks_queued,
-            tx,
+            mut tx,
             readiness,
             metrics,
             stop,
@@ -256,6 +313,14 @@ impl Driver {
         let limit = usize::from(config.window.max(1));
         let label = config.label;
         let filter = config.filter;
+        let adopt = config.adopt;
+        // An adoption leaves the service's readiness alone.
+        let ready = |up: bool| {
+            if adopt.is_none() {
+                readiness.set(mqtt::DEPENDENCY, up);
+            }
+        };
+        let mut end = SubscriptionEnd::default();
         let mut overflow: VecDeque<Publish> = VecDeque::new();
         // Reading pauses when the overflow is full and resumes once it is down
         // to half, so a saturated pipeline does not flip the state per message.
@@ -263,6 +328,10 @@ impl Driver {
         // Connected (CONNACK seen); ready only once subscribed as well.
         let mut connected = false;
         loop {
+            if end.drained && overflow.is_empty() && tx.is_some() {
+                // Everything the adopted session held is with the service.
+                tx = None;
+            }
             if !paused && overflow.len() >= limit {
                 paused = true;
                 tracing::debug!(
@@ -281,7 +350,7 @@ impl Driver {
             }
             let event = tokio::select! {
                 _ = stop.cancelled() => break,
-                permit = tx.reserve(), if !overflow.is_empty() => {
+                permit = reserve(tx.as_ref()), if !overflow.is_empty() => {
                     match (permit, overflow.pop_front()) {
                         (Ok(permit), Some(publish)) => permit.send(publish),
                         (Err(_), _) => break,
@@ -296,11 +365,38 @@ impl Driver {
             };
             match event {
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if let Some(adoption) = &adopt {
+                        if publish.topic == adoption.marker_topic.as_bytes() {
+                            // Not the service's: acknowledged here.
+                            acks_queued.add();
+                            if let Err(e) = client.try_ack(&publish) {
+                                acks_queued.sent();
+                                tracing::debug!(error = %e, "cannot acknowledge the marker");
+                            }
+                            if publish.payload == adoption.marker.as_slice() {
+                                end.drained = true;
+                                tracing::info!(
+                                    subscription = label,
+                                    messages = end.forwarded,
+                                    "adopted session emptied"
+                                );
+                            }
+                            continue;
+                        }
+                        if end.drained {
+                            // Cannot happen once unsubscribed; left with
+                            // the broker, and the adoption is not complete.
+                            end.late += 1;
+                            continue;
+                        }
+                    }
+                    end.forwarded += 1;
+                    let Some(sender) = tx.as_ref() else { break };
                     if !overflow.is_empty() {
                         overflow.push_back(publish);
                         continue;
                     }
-                    match tx.try_send(publish) {
+                    match sender.try_send(publish) {
                         Ok(()) => {}
                         Err(mpsc::error::TrySendError::Full(publish)) => {
                             overflow.push_back(publish)
@@ -315,10 +411,23 @@ impl Driver {
                         "mqtt connected"
                     );
                     connected = true;
-                    // Ready once the subscription is acknowledged: until
-                    // then the broker drops what is published to it.
-                    if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                    let requested = match &adopt {
+                        // Ready once the subscription is acknowledged: until
+                        // then the broker drops what is published to it.
+                        None => client.try_subscribe(filter.clone(), QoS::AtLeastOnce),
+                        // Leave the group, then listen for the marker.
+                        Some(adoption) => match client.try_unsubscribe(filter.clone()) {
+                            Ok(()) => client
+                                .try_subscribe(adoption.marker_topic.clone(), QoS::AtLeastOnce),
+                            Err(e) => Err(e),
+                        },
+                    };
+                    if let Err(e) = requested {
                         tracing::error!(error = %e, %filter, "cannot request the subscription");
+                        if adopt.is_some() {
+                            end.error = Some(format!("cannot leave the group: {e}"));
+                            break;
+                        }
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
@@ -327,16 +436,50 @@ impl Driver {
                         .iter()
                         .filter(|code| !matches!(code, SubscribeReasonCode::Success(_)))
                         .collect();
-                    if refused.is_empty() {
-                        tracing::info!(%filter, "subscribed");
-                        readiness.set(mqtt::DEPENDENCY, true);
-                    } else {
-                        tracing::error!(%filter, ?refused, "broker refused the subscription");
-                        readiness.set(mqtt::DEPENDENCY, false);
+                    match (&adopt, refused.is_empty()) {
+                        (None, true) => {
+                            tracing::info!(%filter, "subscribed");
+                            ready(true);
+                        }
+                        (None, false) => {
+                            tracing::error!(%filter, ?refused, "broker refused the subscription");
+                            ready(false);
+                        }
+                        (Some(adoption), true) => {
+                            let marker = adoption.marker.clone();
+                            let topic = adoption.marker_topic.clone();
+                            if let Err(e) =
+                                client.try_publish(topic, QoS::AtLeastOnce, false, marker)
+                            {
+                                end.error = Some(format!("cannot publish the marker: {e}"));
+                                break;
+                            }
+                        }
+                        (Some(adoption), false) => {
+                            end.error = Some(format!(
+                                "the broker refused the marker topic {} ({refused:?}); \
+                                 does this user's ACL allow it?",
+                                adoption.marker_topic
+                            ));
+                            break;
+                        }
                     }
                 }
                 Ok(Event::Outgoing(Outgoing::PubAck(_))) => {
                     acks_queued.sent();
+                }
+                // The only PUBLISH a subscription sends is an adoption's
+                // marker: if the broker did not route it back, it never
+                // comes and the session cannot be known to be empty.
+                Ok(Event::Incoming(Packet::PubAck(ack)))
+                    if adopt.is_some() && ack.reason != PubAckReason::Success =>
+                {
+                    end.error = Some(format!(
+                        "the broker did not deliver the marker ({:?}); does this user's ACL allow \
+                         publishing to it?",
+                        ack.reason
+                    ));
+                    break;
                 }
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                 Ok(_) => {}
@@ -344,7 +487,14 @@ impl Driver {
                     if std::mem::take(&mut connected) {
                         metrics.disconnects.inc();
                     }
-                    readiness.set(mqtt::DEPENDENCY, false);
+                    ready(false);
+                    if adopt.is_some() {
+                        end.error = Some(format!(
+                            "connection lost while adopting the session (another client \
+                             took the client id, or the broker went away): {e}"
+                        ));
+                        break;
+                    }
                     tracing::warn!(subscription = label, error = %e, "mqtt connection lost; reconnecting");
                     tokio::select! {
                         _ = stop.cancelled() => break,
@@ -354,6 +504,17 @@ impl Driver {
             }
         }
         metrics.paused.set(0);
-        readiness.set(mqtt::DEPENDENCY, false);
+        ready(false);
+        end
+    }
+}
+
+/// A permit on `tx`, or never if the channel was closed here.
+async fn reserve(
+    tx: Option<&mpsc::Sender<Publish>>,
+) -> Result<mpsc::Permit<'_, Publish>, mpsc::error::SendError<()>> {
+    match tx {
+        Some(tx) => tx.reserve().await,
+        None => std::future::pending().await,
     }
 }

@@ -55,6 +55,27 @@ pub struct IngestArgs {
     #[arg(long, env = "VIGIL_INGEST_LINGER_MS", default_value_t = vigil_service::kafka::DEFAULT_LINGER_MS, value_parser = parse_millis::<u64>)]
     pub linger_ms: u64,
 
+    /// Take over the persistent session of a departed replica with this
+    /// MQTT client id (repeatable, or comma-separated in the variable):
+    /// connect as it, leave the group, move everything its session holds
+    /// to Kafka, then end the session, so the broker stops routing a share
+    /// of the group's messages to it. Only for replicas that are gone: a
+    /// live one is disconnected (client-id takeover) and the adoption
+    /// fails when it reconnects (nothing is lost either way).
+    #[arg(
+        long = "adopt-session",
+        value_name = "CLIENT_ID",
+        env = "VIGIL_INGEST_ADOPT_SESSIONS",
+        value_delimiter = ','
+    )]
+    pub adopt_sessions: Vec<String>,
+
+    /// Only adopt the `--adopt-session` sessions, without joining the
+    /// group; exit 0 once all are emptied and ended, 1 if one could not be
+    /// (a one-shot job, for example after a scale-down).
+    #[arg(long, env = "VIGIL_INGEST_ADOPT_ONLY", requires = "adopt_sessions")]
+    pub adopt_only: bool,
+
     /// On shutdown, how long to wait for in-flight deliveries, seconds.
     #[arg(long, env = "VIGIL_INGEST_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30, value_parser = parse_secs::<u64>)]
     pub shutdown_timeout_secs: u64,

@@ -13,6 +13,8 @@
 //! - [`pipeline`]: the run loop: MQTT event loop task → bounded window of
 //!   in-order Kafka deliveries → PUBACKs in arrival order.
 //! - [`metrics`]: the service's Prometheus metrics.
+//! - [`adopt`]: `--adopt-session`: taking over a departed replica's
+//!   persistent session so nothing stays stranded in it.
 //!
 //! Delivery guarantee: at-least-once. A message is acknowledged to the MQTT
 //! broker only after Kafka confirmed the write of the record (or of its DLQ
@@ -22,6 +24,7 @@
 //! client, so when Kafka is slow or down ingest stops receiving instead of
 //! buffering, and resumes when deliveries complete.
 
+pub mod adopt;
 pub mod config;
 pub mod metrics;
 pub mod pipeline;

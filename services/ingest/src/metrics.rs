@@ -34,6 +34,13 @@ pub struct IngestMetrics {
     pub mqtt_read_pauses: IntCounter,
     /// 1 while ingest is not reading from the broker.
     pub mqtt_read_paused: IntGauge,
+    /// Departed replicas' sessions emptied and ended (`--adopt-session`).
+    pub sessions_adopted: IntCounter,
+    /// Adoptions that failed (the session was left as it was).
+    pub session_adoptions_failed: IntCounter,
+    /// Messages taken from adopted sessions (each also counted in
+    /// `received`).
+    pub adopted_messages: IntCounter,
 }
 
 impl IngestMetrics {
@@ -101,7 +108,22 @@ impl IngestMetrics {
                 "vigil_ingest_mqtt_read_paused",
                 "1 while ingest is not reading from the broker (saturated)",
             )?,
+            sessions_adopted: IntCounter::new(
+                "vigil_ingest_sessions_adopted_total",
+                "Departed replicas' sessions emptied into Kafka and ended (--adopt-session)",
+            )?,
+            session_adoptions_failed: IntCounter::new(
+                "vigil_ingest_session_adoptions_failed_total",
+                "Session adoptions that failed (the session was left with the broker)",
+            )?,
+            adopted_messages: IntCounter::new(
+                "vigil_ingest_adopted_messages_total",
+                "Messages taken from adopted sessions",
+            )?,
         };
+        registry.register(Box::new(m.sessions_adopted.clone()))?;
+        registry.register(Box::new(m.session_adoptions_failed.clone()))?;
+        registry.register(Box::new(m.adopted_messages.clone()))?;
         registry.register(Box::new(m.mqtt_read_pauses.clone()))?;
         registry.register(Box::new(m.mqtt_read_paused.clone()))?;
         registry.register(Box::new(m.received.clone()))?;

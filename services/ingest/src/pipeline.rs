@@ -30,6 +30,7 @@ use vigil_service::kafka::{self, TopicSpec, VigilContext};
 use vigil_service::subscription::{Subscription, SubscriptionConfig};
 use vigil_service::{bootstrap, mqtt, now_ms, Bootstrap, Shutdown};
 
+use crate::adopt;
 use crate::config::IngestArgs;
 use crate::metrics::IngestMetrics;
 use crate::validate::validate;
@@ -61,43 +62,48 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
         &shutdown,
     )?;
 
-    let mqtt_topics = args.mqtt.topics();
+    let pipeline = Pipeline::new(&args, producer.clone(), metrics.clone());
+    let drain_timeout = Duration::from_secs(args.shutdown_timeout_secs);
+    let adoptions = adopt::all(&args, &pipeline, &readiness, &shutdown);
+    if args.adopt_only {
+        let failed = adoptions.await;
+        let _ = tokio::task::spawn_blocking(move || {
+            rdkafka::producer::Producer::flush(&producer, Duration::from_secs(5))
+        })
+        .await;
+        anyhow::ensure!(
+            failed == 0,
+            "{failed} session(s) could not be adopted; see the log"
+        );
+        return Ok(());
+    }
     let options = mqtt::options(&args.mqtt, Pipeline::SERVICE)?;
     let subscription = Subscription::start(
         options,
         SubscriptionConfig {
-            filter: mqtt_topics.shared(&args.group, DeviceChannel::Telemetry),
+            filter: pipeline
+                .mqtt_topics
+                .shared(&args.group, DeviceChannel::Telemetry),
             window: args.max_in_flight,
             session_expiry_secs: args.session_expiry_secs,
             max_packet_bytes: max_packet_size(args.max_payload_bytes),
             label: "telemetry",
+            adopt: None,
         },
         readiness.clone(),
         metrics.subscription(),
     );
-    let pipeline = Pipeline {
-        producer: producer.clone(),
-        counters: Counters {
-            confirmed: metrics.produced.clone(),
-            dlq_confirmed: metrics.dlq_produced.clone(),
-            dlq_refused: metrics.dlq_refused.clone(),
-            in_flight: metrics.in_flight.clone(),
-        },
-        metrics,
-        mqtt_topics,
-        limits: args.limits(),
-        telemetry_topic: Arc::from(kafka_topics.telemetry.as_str()),
-        dlq_topic: Arc::from(kafka_topics.dlq.as_str()),
-    };
-    bridge::serve(
+    let serving = bridge::serve(
         &pipeline,
         subscription,
         producer,
         window,
         &shutdown,
-        Duration::from_secs(args.shutdown_timeout_secs),
-    )
-    .await;
+        drain_timeout,
+    );
+    // Adoptions run beside the replica's own work; one that fails leaves
+    // the session as it was (logged) and the replica carries on.
+    tokio::join!(serving, adoptions);
     bootstrap::stop(&shutdown, "ingest").await;
     Ok(())
 }
@@ -105,17 +111,17 @@ pub async fn run(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 /// Biggest MQTT packet this client accepts: comfortably above the payload
 /// limit so oversized payloads reach validation (and the DLQ) instead of
 /// breaking the connection.
-fn max_packet_size(max_payload_bytes: usize) -> u32 {
+pub(crate) fn max_packet_size(max_payload_bytes: usize) -> u32 {
     let wanted = max_payload_bytes.saturating_mul(2).max(1024 * 1024);
     u32::try_from(wanted).unwrap_or(u32::MAX)
 }
 
 /// Ingest's handling of one telemetry message.
-struct Pipeline {
+pub(crate) struct Pipeline {
     producer: FutureProducer<VigilContext>,
     counters: Counters,
-    metrics: IngestMetrics,
-    mqtt_topics: MqttTopics,
+    pub(crate) metrics: IngestMetrics,
+    pub(crate) mqtt_topics: MqttTopics,
     limits: TelemetryLimits,
     telemetry_topic: Arc<str>,
     dlq_topic: Arc<str>,
@@ -176,6 +182,28 @@ impl Forward for Pipeline {
 }
 
 impl Pipeline {
+    fn new(
+        args: &IngestArgs,
+        producer: FutureProducer<VigilContext>,
+        metrics: IngestMetrics,
+    ) -> Self {
+        let kafka_topics = args.kafka.topics();
+        Self {
+            producer,
+            counters: Counters {
+                confirmed: metrics.produced.clone(),
+                dlq_confirmed: metrics.dlq_produced.clone(),
+                dlq_refused: metrics.dlq_refused.clone(),
+                in_flight: metrics.in_flight.clone(),
+            },
+            metrics,
+            mqtt_topics: args.mqtt.topics(),
+            limits: args.limits(),
+            telemetry_topic: Arc::from(kafka_topics.telemetry.as_str()),
+            dlq_topic: Arc::from(kafka_topics.dlq.as_str()),
+        }
+    }
+
     /// Enqueues the record now (keeping arrival order in Kafka) and returns
     /// the future of its confirmed delivery, retrying retriable failures.
     fn deliver(

@@ -265,6 +265,7 @@ pub(crate) fn bridge_subscription(
         max_packet_bytes: u32::try_from(max_payload.saturating_mul(2).max(64 * 1024))
             .unwrap_or(u32::MAX),
         label,
+        adopt: None,
     };
     Ok((options, config))
 }

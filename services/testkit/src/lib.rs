@@ -12,6 +12,7 @@
 //! with a message that says how to install it.
 
 pub mod clients;
+pub mod link;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -247,6 +247,22 @@ async fn devices_can_only_be_themselves() -> Result<()> {
         "share group joined by a device: {joined}"
     );
 
+    // `vigil ingest --adopt-session` sends itself a marker under
+    // vigil/ingest/adopt/; only ingest may.
+    let marker = "vigil/ingest/adopt/token-1";
+    assert!(
+        ingest.subscribe(marker).await?,
+        "ingest cannot listen for its marker"
+    );
+    assert!(
+        accepted(port, "vigil-ingest-adopt", &ingest_user, marker, "m").await?,
+        "ingest cannot publish its marker"
+    );
+    assert!(
+        !rogue.subscribe("vigil/ingest/adopt/+").await?,
+        "a device listens to ingest's markers"
+    );
+
     // Releases: push reads vigil/models/#; a device cannot write there.
     let mut push = connect(port, "vigil-push-0", Some(&push_user)).await?;
     assert!(push.subscribe("vigil/models/#").await?);

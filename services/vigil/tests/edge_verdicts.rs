@@ -21,12 +21,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::edge::{Agent, Link};
+use common::edge::Agent;
 use common::{new_keys, path, produce_all, Keys, VigilProcess};
 use serde_json::Value;
 use vigil_fleet_sim::{Fleet, FleetConfig};
 use vigil_schemas::{DlqRecord, Message, ModelRelease, ScoredAt, Telemetry, Verdict};
 use vigil_testkit::clients::{eventually, publish_all, read_until, Record};
+use vigil_testkit::link::Link;
 use vigil_testkit::{Mosquitto, Tansu};
 
 const WAIT: Duration = Duration::from_secs(45);

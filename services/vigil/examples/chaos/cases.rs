@@ -35,11 +35,13 @@ pub enum Case {
     MosquittoRestart,
     /// Poison input among normal traffic.
     Poison,
+    /// An edge agent offline, then power-cut and restarted (`edge`).
+    EdgePowerCut,
 }
 
 impl Case {
     /// Every case, in the order the full profile runs them.
-    pub const ALL: [Case; 9] = [
+    pub const ALL: [Case; 10] = [
         Case::NoFault,
         Case::Kill("ingest"),
         Case::Kill("score"),
@@ -49,6 +51,7 @@ impl Case {
         Case::TansuOutage,
         Case::MosquittoRestart,
         Case::Poison,
+        Case::EdgePowerCut,
     ];
 
     /// The name in the table and on the command line.
@@ -59,6 +62,7 @@ impl Case {
             Case::TansuOutage => "tansu-outage".to_owned(),
             Case::MosquittoRestart => "mosquitto-restart".to_owned(),
             Case::Poison => "poison".to_owned(),
+            Case::EdgePowerCut => "edge-power-cut".to_owned(),
         }
     }
 
@@ -77,6 +81,10 @@ impl Case {
             Case::Poison => format!(
                 "{} poison messages among the traffic (MQTT and straight into `vigil.telemetry`)",
                 poison_mqtt().len() + 1
+            ),
+            Case::EdgePowerCut => format!(
+                "an edge agent offline {} s, then killed (power cut: its buffer unsent, a new boot id) and restarted; its verdicts counted too",
+                profile.edge_offline.as_secs()
             ),
         }
     }
@@ -162,9 +170,9 @@ pub async fn run_case(case: Case, profile: &Profile, bin: &Path) -> Result<Outco
     tokio::time::sleep(profile.fault_at).await;
     let injected = inject(case, &mut stack, profile).await;
     let report = load.await.context("load generator task")??;
-    let (recovery, mut note) = match injected {
+    let (recovery, mut note, edge_loss) = match injected {
         Ok(found) => found,
-        Err(e) => (None, format!("error: {e:#}")),
+        Err(e) => (None, format!("error: {e:#}"), 0),
     };
     let published = report.sent;
     let unacked = report.sent.saturating_sub(report.acked);
@@ -192,7 +200,7 @@ pub async fn run_case(case: Case, profile: &Profile, bin: &Path) -> Result<Outco
     // The audit store is the end of the line: loss is what it lacks. (A
     // verdict the load generator's reader did not see within its drain,
     // say behind a consumer-group rebalance, may still arrive.)
-    let loss = accepted.saturating_sub(audited);
+    let loss = accepted.saturating_sub(audited) + edge_loss;
     if lost_verdicts > 0 && loss == 0 {
         note.push_str(&format!(
             "; {lost_verdicts} verdicts not read back within the {} s drain, all audited",
@@ -279,13 +287,28 @@ fn loadgen_args(stack: &Stack, profile: &Profile, report: &Path) -> RunArgs {
     .run
 }
 
-/// Injects the fault; returns the recovery time and a note.
+/// Injects the fault; returns the recovery time, a note and what the
+/// case lost beyond the load generator's records (the edge agent's).
 async fn inject(
+    case: Case,
+    stack: &mut Stack,
+    profile: &Profile,
+) -> Result<(Option<Duration>, String, u64)> {
+    if case == Case::EdgePowerCut {
+        let (loss, recovered, note) = crate::edge::power_cut(stack, profile).await?;
+        return Ok((Some(recovered), note, loss));
+    }
+    let (recovery, note) = inject_fault(case, stack, profile).await?;
+    Ok((recovery, note, 0))
+}
+
+async fn inject_fault(
     case: Case,
     stack: &mut Stack,
     profile: &Profile,
 ) -> Result<(Option<Duration>, String)> {
     match case {
+        Case::EdgePowerCut => Ok((None, String::new())),
         Case::NoFault => Ok((None, String::new())),
         Case::Kill(name) => {
             let role = stack.role(name)?;

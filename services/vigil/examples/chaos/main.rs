@@ -4,7 +4,7 @@
 //! ingest`, `score`, `audit`, `push` and `train` as child processes — runs
 //! `vigil-loadgen` against it, injects one fault (a role killed with
 //! SIGKILL and restarted, tansu stopped and restarted, Mosquitto
-//! restarted, poison input) and counts every (device_id, seq) through to
+//! restarted, poison input, an edge agent offline then power-cut) and counts every (device_id, seq) through to
 //! the audit store: loss, duplicates and time to recover. The table goes
 //! to stdout and, with `--write FILE`, into FILE between the markers
 //! `<!-- chaos:begin -->` and `<!-- chaos:end -->`. The last line printed
@@ -12,6 +12,7 @@
 //! the exit code is non-zero when any case lost a record or failed.
 
 mod cases;
+mod edge;
 mod stack;
 mod table;
 
@@ -34,6 +35,8 @@ pub struct Profile {
     pub fault_at: Duration,
     /// How long tansu stays down.
     pub outage: Duration,
+    /// How long the edge agent is offline before its power cut.
+    pub edge_offline: Duration,
     /// How long the load generator waits for the last verdicts (records
     /// Mosquitto dropped never get one: a case with drops waits this long).
     pub drain: Duration,
@@ -52,6 +55,7 @@ impl Profile {
             duration: Duration::from_secs(40),
             fault_at: Duration::from_secs(10),
             outage: Duration::from_secs(15),
+            edge_offline: Duration::from_secs(60),
             drain: Duration::from_secs(60),
             audit_timeout: Duration::from_secs(60),
             cases: Case::ALL.to_vec(),
@@ -67,6 +71,7 @@ impl Profile {
             duration: Duration::from_secs(15),
             fault_at: Duration::from_secs(5),
             outage: Duration::from_secs(5),
+            edge_offline: Duration::from_secs(5),
             drain: Duration::from_secs(30),
             audit_timeout: Duration::from_secs(45),
             cases: vec![
@@ -75,6 +80,8 @@ impl Profile {
                 Case::Kill("score"),
                 Case::MosquittoRestart,
                 Case::Poison,
+                // 16 s on this machine, as long as the baseline.
+                Case::EdgePowerCut,
             ],
         }
     }

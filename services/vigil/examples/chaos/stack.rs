@@ -122,6 +122,11 @@ pub struct Stack {
     pub roles: Vec<Role>,
     /// The audit role's SQLite store.
     pub store: PathBuf,
+    /// The model signing key and its verify key (the roles trust it).
+    pub signing_key: PathBuf,
+    pub verify_key: PathBuf,
+    /// The `vigil` binary the roles run.
+    pub bin: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -182,6 +187,9 @@ impl Stack {
                     "chaos-push",
                     "--verify-key",
                     &verify,
+                    // The edge case's agent runs a model of its own.
+                    "--model",
+                    "default,chaos-edge",
                 ]),
             ),
             // A trainer that never finds enough records: it runs, follows
@@ -208,6 +216,9 @@ impl Stack {
             kafka,
             roles,
             store,
+            signing_key: keys.signing_key.clone(),
+            verify_key: keys.verify_key.clone(),
+            bin: bin.to_owned(),
             dir,
         };
         for role in &mut stack.roles {
@@ -230,6 +241,25 @@ impl Stack {
         self.roles
             .iter_mut()
             .find(|r| r.name == name)
+            .with_context(|| format!("no role {name}"))
+    }
+
+    /// The last lines of these roles' logs.
+    pub fn tails(&self, names: &[&str]) -> String {
+        self.roles
+            .iter()
+            .filter(|r| names.contains(&r.name))
+            .map(Role::tail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `127.0.0.1:PORT` of the role called `name`.
+    pub fn role_http(&self, name: &str) -> Result<String> {
+        self.roles
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.http.clone())
             .with_context(|| format!("no role {name}"))
     }
 
