@@ -40,7 +40,10 @@ fn secret_env() -> Vec<(&'static str, String)> {
 fn help_shows_no_secret_from_the_environment() -> anyhow::Result<()> {
     // Each role with the options it takes that can carry a secret.
     let roles: [(&str, &[&str]); 8] = [
-        ("ingest", &["--kafka-option", "--mqtt-password", "--mqtt-url"]),
+        (
+            "ingest",
+            &["--kafka-option", "--mqtt-password", "--mqtt-url"],
+        ),
         ("score", &["--kafka-option"]),
         ("train", &["--kafka-option"]),
         ("audit", &["--kafka-option", "--store", "--scylla-password"]),
@@ -62,7 +65,10 @@ fn help_shows_no_secret_from_the_environment() -> anyhow::Result<()> {
         );
         assert!(out.status.success(), "vigil {role} --help: {text}");
         for option in options {
-            assert!(text.contains(option), "vigil {role} --help lists {option}: {text}");
+            assert!(
+                text.contains(option),
+                "vigil {role} --help lists {option}: {text}"
+            );
         }
         assert!(
             !text.contains(SECRET),
