@@ -70,7 +70,7 @@ pub async fn run(args: ApiArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             &shutdown,
         )
         .await?;
-    tracing::info!(url = %format!("http://{}/", server.local_addr), "dashboard");
+    tracing::info!(url = %format!("{}/", server.base_url()), "dashboard");
 
     reader::start(
         &args,

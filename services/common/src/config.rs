@@ -169,6 +169,30 @@ pub struct HttpArgs {
     /// Serve the API without tokens on a non-loopback address.
     #[arg(long, env = "VIGIL_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
+    /// PEM certificate chain (server certificate first): with
+    /// --http-tls-key, the HTTP server speaks HTTPS only, /healthz,
+    /// /readyz and /metrics included (same listener).
+    #[arg(
+        long,
+        env = "VIGIL_HTTP_TLS_CERT",
+        value_name = "FILE",
+        requires = "http_tls_key"
+    )]
+    pub http_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --http-tls-cert (PKCS#8, PKCS#1 or SEC1).
+    /// Refused when its group or others may read it, unless
+    /// --http-tls-allow-shared-key.
+    #[arg(
+        long,
+        env = "VIGIL_HTTP_TLS_KEY",
+        value_name = "FILE",
+        requires = "http_tls_cert"
+    )]
+    pub http_tls_key: Option<std::path::PathBuf>,
+    /// Accept an --http-tls-key file its group may read (a Kubernetes
+    /// secret mounted read-only for the pod's fsGroup).
+    #[arg(long, env = "VIGIL_HTTP_TLS_ALLOW_SHARED_KEY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub http_tls_allow_shared_key: bool,
 }
 
 impl HttpArgs {
@@ -178,7 +202,24 @@ impl HttpArgs {
             http_addr,
             api_tokens_file: None,
             insecure_no_auth: false,
+            http_tls_cert: None,
+            http_tls_key: None,
+            http_tls_allow_shared_key: false,
         }
+    }
+
+    /// The TLS configuration of the HTTP server: `None` without
+    /// certificate and key (plain HTTP); refused when only one of them is
+    /// set, a file is unreadable or not PEM, the key is readable by others
+    /// or does not match the certificate.
+    pub fn tls(
+        &self,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, crate::http_tls::TlsError> {
+        crate::http_tls::server_config(
+            self.http_tls_cert.as_deref(),
+            self.http_tls_key.as_deref(),
+            self.http_tls_allow_shared_key,
+        )
     }
 
     /// Who may call the service's own routes.
@@ -233,6 +274,40 @@ mod tests {
             .expect_err("2 of 1 replica can never be in sync");
         assert!(refused.to_string().contains("above"), "{refused}");
         assert!(Cli::try_parse_from(["vigil", "--kafka-replication-factor", "0"]).is_err());
+    }
+
+    /// The SASL_SSL example of docs/ARCHITECTURE.md ("Kafka over SASL_SSL"),
+    /// parsed as the environment variable and given to librdkafka: this
+    /// build creates a client with it (SCRAM and TLS compiled in), and
+    /// refuses GSSAPI (no libsasl2), as the docs say.
+    #[test]
+    fn the_documented_sasl_ssl_options_make_a_client() {
+        use rdkafka::producer::BaseProducer;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("kafka-ca.pem");
+        let made = rcgen::generate_simple_self_signed(vec!["kafka".into()]).expect("cert");
+        std::fs::write(&ca, made.cert.pem()).expect("write");
+        let options = format!(
+            "security.protocol=SASL_SSL;sasl.mechanisms=SCRAM-SHA-512;\
+             sasl.username=vigil-score;sasl.password=secret;ssl.ca.location={}",
+            ca.display()
+        );
+        let cli = Cli::try_parse_from(["vigil", "--kafka-option", &options]).expect("parses");
+        assert_eq!(cli.kafka.kafka_options.len(), 5);
+        let config = crate::kafka::producer_config(
+            &cli.kafka,
+            "sasl-ssl-example",
+            &crate::kafka::ProducerTuning::default(),
+        );
+        assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
+        config
+            .create::<BaseProducer>()
+            .expect("librdkafka accepts SASL_SSL with SCRAM-SHA-512");
+
+        let mut gssapi = config.clone();
+        gssapi.set("sasl.mechanisms", "GSSAPI");
+        assert!(gssapi.create::<BaseProducer>().is_err(), "no libsasl2 here");
     }
 
     // Environment variables are process-wide: nextest runs each test in a

@@ -6,6 +6,8 @@
 //! - `GET /metrics`: the Prometheus registry in text format.
 //!
 //! A service adds its own routes by passing a router to [`HttpServer::start`].
+//! With `--http-tls-cert` and `--http-tls-key` the same listener speaks
+//! HTTPS, health endpoints included ([`crate::http_tls`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use prometheus::{IntGaugeVec, Opts, Registry};
 
 use crate::config::HttpArgs;
 use crate::http_auth::{protect, Access};
+use crate::http_tls::TlsListener;
 use crate::shutdown::Shutdown;
 
 /// Connection state of the dependencies a service needs to do its work.
@@ -97,6 +100,8 @@ struct HealthState {
 pub struct HttpServer {
     /// The address actually bound (port 0 resolves here).
     pub local_addr: SocketAddr,
+    /// Whether it speaks HTTPS (`--http-tls-cert`, `--http-tls-key`).
+    pub https: bool,
 }
 
 impl HttpServer {
@@ -111,6 +116,7 @@ impl HttpServer {
     ) -> anyhow::Result<Self> {
         let addr = http.http_addr;
         let access = http.access()?;
+        let tls = http.tls()?;
         let protected = matches!(access, Access::Tokens(_));
         let routes = protect(routes, &access);
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -126,18 +132,42 @@ impl HttpServer {
                 registry,
             })
             .merge(routes);
-        let stop = shutdown.clone();
-        shutdown.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "http server failed");
-            }
-        });
-        tracing::info!(%local_addr, api_tokens = protected, "serving /healthz, /readyz, /metrics");
-        Ok(Self { local_addr })
+        let https = tls.is_some();
+        match tls {
+            Some(config) => spawn_serve(TlsListener::new(listener, config)?, app, shutdown),
+            None => spawn_serve(listener, app, shutdown),
+        }
+        tracing::info!(
+            %local_addr,
+            https,
+            api_tokens = protected,
+            "serving /healthz, /readyz, /metrics"
+        );
+        Ok(Self { local_addr, https })
     }
+
+    /// `http://ADDR` or `https://ADDR`, for links in logs.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown`, then lets the open
+/// connections finish (TLS ones too) before the task ends.
+fn spawn_serve<L>(listener: L, app: Router, shutdown: &Shutdown)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    let stop = shutdown.clone();
+    shutdown.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
 }
 
 async fn healthz() -> &'static str {

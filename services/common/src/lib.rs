@@ -13,6 +13,8 @@
 //! - [`logging`]: `tracing` output, human or JSON (from `vigil-base`).
 //! - [`health`]: readiness of named dependencies and the HTTP server that
 //!   serves `/healthz`, `/readyz`, `/metrics` (and a service's own routes).
+//! - [`http_auth`]: bearer tokens on a role's own routes.
+//! - [`http_tls`]: HTTPS on the same server (rustls, ring).
 //! - [`metrics`]: helpers around the Prometheus registry.
 //! - [`memory`]: heap figures by allocator and the allocator settings.
 //! - [`shutdown`]: the one cancellation signal every task selects on (from
@@ -33,6 +35,7 @@ pub mod dlq;
 pub mod from_start;
 pub mod health;
 pub mod http_auth;
+pub mod http_tls;
 pub mod kafka;
 pub mod memory;
 pub mod metrics;
