@@ -66,6 +66,12 @@ pub struct MqttArgs {
     )]
     pub mqtt_key: Option<PathBuf>,
 
+    /// Accept a --mqtt-key file its group may read (a Kubernetes secret
+    /// mounted for the pod's fsGroup); one others may read is still
+    /// refused.
+    #[arg(long, env = "VIGIL_MQTT_ALLOW_SHARED_KEY_FILE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub mqtt_allow_shared_key_file: bool,
+
     /// MQTT keep-alive interval (`30s`, or plain seconds).
     #[arg(long, env = "VIGIL_MQTT_KEEP_ALIVE_SECS", default_value_t = 30, value_parser = crate::duration::parse_secs::<u64>)]
     pub mqtt_keep_alive_secs: u64,

@@ -193,7 +193,11 @@ impl ClientSettings {
         };
         let tls = if url.tls {
             Some(match client_cert {
-                Some(client) => client_tls_transport(args.mqtt_ca_file.as_deref(), client)?,
+                Some(client) => client_tls_transport(
+                    args.mqtt_ca_file.as_deref(),
+                    client,
+                    args.mqtt_allow_shared_key_file,
+                )?,
                 None => tls_transport(args.mqtt_ca_file.as_deref())?,
             })
         } else if client_cert.is_some() {
@@ -240,10 +244,12 @@ fn cert_error(option: &'static str, why: impl Into<String>) -> MqttConfigError {
 /// presents the client certificate `cert` with its private key `key`
 /// (both PEM). Everything is checked here, before any connection: the
 /// files are readable and hold a certificate and a key, the key matches
-/// the certificate, and the key file is not readable by group or others.
+/// the certificate, and the key file is not readable by others (nor by
+/// its group unless `shared_with_group`).
 pub fn client_tls_transport(
     ca_file: Option<&Path>,
     (cert, key): (&Path, &Path),
+    shared_with_group: bool,
 ) -> Result<Transport, MqttConfigError> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -292,7 +298,7 @@ pub fn client_tls_transport(
             format!("{} holds no PEM CERTIFICATE", cert.display()),
         ));
     }
-    check_private_key_file(key)?;
+    check_private_key_file(key, shared_with_group)?;
     let key_pem = read(KEY_OPTION, key)?;
     let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         cert_error(
@@ -320,22 +326,25 @@ pub fn client_tls_transport(
     Ok(Transport::tls_with_config(config.into()))
 }
 
-/// Refuses a private key file its group or others may access (a key is
-/// a secret: mode 0600 or 0400). Always passes where files have no unix
-/// modes.
-pub fn check_private_key_file(path: &Path) -> Result<(), MqttConfigError> {
+/// Refuses a private key file others may access, or its group unless
+/// `shared_with_group` (a key is a secret: mode 0600 or 0400; 0440 for a
+/// Kubernetes secret read through the pod's fsGroup). Always passes where
+/// files have no unix modes.
+pub fn check_private_key_file(path: &Path, shared_with_group: bool) -> Result<(), MqttConfigError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
         let meta = std::fs::metadata(path)
             .map_err(|e| cert_error(KEY_OPTION, format!("reading {}: {e}", path.display())))?;
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        let forbidden = if shared_with_group { 0o007 } else { 0o077 };
+        if mode & forbidden != 0 {
             return Err(cert_error(
                 KEY_OPTION,
                 format!(
                     "{} has mode {mode:04o}: a private key must not be readable by group or \
-                     others; run `chmod 600 {}`",
+                     others; run `chmod 600 {}` (or set VIGIL_MQTT_ALLOW_SHARED_KEY_FILE=true \
+                     for a file its group must read)",
                     path.display(),
                     path.display()
                 ),
@@ -503,6 +512,32 @@ mod tests {
             std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
             let err = with("mqtts://h", &cert, &key).expect_err("exposed key");
             assert!(err.to_string().contains("chmod 600"), "{err}");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o440)).expect("chmod");
+            assert!(
+                with("mqtts://h", &cert, &key).is_err(),
+                "group-readable key"
+            );
+            let shared = |allow: bool| {
+                let mut args = Cli::parse_from([
+                    "test",
+                    "--mqtt-url",
+                    "mqtts://h",
+                    "--mqtt-ca-file",
+                    &s(&ca),
+                    "--mqtt-cert",
+                    &s(&cert),
+                    "--mqtt-key",
+                    &s(&key),
+                    "--mqtt-allow-shared-key-file",
+                ])
+                .mqtt;
+                args.mqtt_allow_shared_key_file = allow;
+                ClientSettings::from_args(&args).map(|c| c.tls.is_some())
+            };
+            assert!(shared(true).expect("the group may read it when allowed"));
+            assert!(shared(false).is_err());
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+            assert!(shared(true).is_err(), "others may never read it");
         }
         // One without the other is a usage error.
         assert!(Cli::try_parse_from(["test", "--mqtt-cert", &s(&cert)]).is_err());

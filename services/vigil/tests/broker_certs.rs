@@ -49,6 +49,7 @@ fn args(port: u16, client_id: &str, ca: &Path, cert: Option<(&Path, &Path)>) -> 
         mqtt_ca_file: Some(ca.to_owned()),
         mqtt_cert: cert.map(|(c, _)| c.to_owned()),
         mqtt_key: cert.map(|(_, k)| k.to_owned()),
+        mqtt_allow_shared_key_file: false,
         mqtt_keep_alive_secs: 30,
         mqtt_topic_prefix: "vigil/".into(),
     }
@@ -195,20 +196,48 @@ fn set_up(root: &Path) -> Result<Setup> {
     Ok(setup)
 }
 
-/// The listener lines of `deploy/mosquitto-certs.conf`, with this test's
-/// files.
+/// The access lines of `deploy/mosquitto-certs.conf` as shipped, with
+/// this test's files in place of its paths (the test's broker has its own
+/// listener and persistence settings).
 fn broker_conf(setup: &Setup) -> Result<String> {
     let plugin = vigil_service::broker_auth::find_dynsec_plugin()
         .context("Mosquitto's dynamic-security plugin is not installed")?;
-    Ok(format!(
-        "cafile {ca}\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\n\
-         require_certificate true\nuse_identity_as_username true\n\
-         allow_anonymous false\nplugin {plugin}\nplugin_opt_config_file {broker}/dynamic-security.json\n",
-        ca = setup.ca.join("ca.crt").display(),
-        certs = setup.certs.display(),
-        plugin = plugin.display(),
-        broker = setup.broker.display(),
-    ))
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/mosquitto-certs.conf"),
+    )?;
+    let kept = [
+        "listener",
+        "persistence",
+        "autosave",
+        "max_queued",
+        "sys_interval",
+    ];
+    let mut conf = String::new();
+    for line in shipped.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || kept.iter().any(|k| line.starts_with(k)) {
+            continue;
+        }
+        let line = line
+            .replace(
+                "/mosquitto/certs/ca.crt",
+                &setup.ca.join("ca.crt").display().to_string(),
+            )
+            .replace("/mosquitto/certs/", &format!("{}/", setup.certs.display()))
+            .replace(
+                "/mosquitto/broker/",
+                &format!("{}/", setup.broker.display()),
+            )
+            .replace(
+                "/usr/lib/mosquitto_dynamic_security.so",
+                &plugin.display().to_string(),
+            );
+        conf.push_str(&line);
+        conf.push('\n');
+    }
+    for needed in ["require_certificate true", "use_identity_as_username true"] {
+        assert!(conf.contains(needed), "{needed} missing from {conf}");
+    }
+    Ok(conf)
 }
 
 #[tokio::test]
