@@ -123,7 +123,7 @@ impl DeviceCa {
     }
 
     /// Makes the CA key and certificate; refuses to overwrite either.
-    pub fn init(&self) -> Result<Issued, CaError> {
+    pub fn create(&self) -> Result<Issued, CaError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         for path in [self.key_file(), self.cert_file()] {
             if path.exists() {
@@ -233,8 +233,8 @@ mod tests {
     fn a_ca_issues_once_and_guards_its_key() {
         let tmp = tempfile::tempdir().unwrap();
         let ca = DeviceCa::new(tmp.path().join("ca"));
-        ca.init().unwrap();
-        assert!(matches!(ca.init(), Err(CaError::Exists(_))));
+        ca.create().unwrap();
+        assert!(matches!(ca.create(), Err(CaError::Exists(_))));
         let out = tmp.path().join("out");
         let pump = ca.issue_client("pump-1", 30, &out).unwrap();
         let pem = std::fs::read_to_string(&pump.cert).unwrap();

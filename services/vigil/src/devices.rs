@@ -141,7 +141,7 @@ fn run_ca(command: CaCommand) -> anyhow::Result<()> {
     match command {
         CaCommand::Init { dir } => {
             let made = DeviceCa::new(&dir)
-                .init()
+                .create()
                 .context("vigil devices ca init")?;
             println!(
                 "made a CA: {} (keep it secret) and {} (the broker's cafile, the clients' \

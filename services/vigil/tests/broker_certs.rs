@@ -294,7 +294,7 @@ async fn devices_log_in_with_their_certificates_and_only_as_themselves() -> Resu
     // A certificate for the same name from another CA: refused.
     let other = tmp.path().join("other-ca");
     let other_ca = DeviceCa::new(&other);
-    other_ca.init()?;
+    other_ca.create()?;
     let forged = other_ca.issue_client("pump-1", 30, &other)?;
     let impostor = args(
         port,
