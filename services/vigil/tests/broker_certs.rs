@@ -6,7 +6,7 @@
 //! logged in with a certificate) receives; a client without a certificate
 //! and one whose certificate another CA signed are refused; a device's
 //! certificate cannot publish as another device (the ingest user observes
-//! that nothing arrives).
+//! that nothing arrives) nor join the telemetry share group.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -284,6 +284,14 @@ async fn devices_log_in_with_their_certificates_and_only_as_themselves() -> Resu
     publish_once(&pump, "vigil/devices/pump-1/telemetry", "own-2").await?;
     let got = ingest.receive_until("own-2").await?;
     assert_eq!(got, ["own-2"], "a device published as another one");
+
+    // Nor join the telemetry share group (the broker refuses the SUBACK).
+    let mut device = connect(&pump).await?;
+    let joined = device
+        .subscribe("$share/vigil-ingest/vigil/devices/+/telemetry")
+        .await;
+    assert!(joined.is_err(), "a device joined ingest's share group");
+    drop(device);
 
     // No certificate: the TLS handshake (or the broker) refuses.
     let no_cert = args(port, "no-cert", &ca, None);
