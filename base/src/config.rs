@@ -45,6 +45,33 @@ pub struct MqttArgs {
     #[arg(long, env = "VIGIL_MQTT_CA_FILE", value_name = "FILE")]
     pub mqtt_ca_file: Option<PathBuf>,
 
+    /// PEM file of this client's certificate (chain), for brokers that
+    /// require client certificates (mqtts:// only; with --mqtt-key). `vigil
+    /// devices add ID --cert` issues one signed by a local CA.
+    #[arg(
+        long,
+        env = "VIGIL_MQTT_CERT",
+        value_name = "FILE",
+        requires = "mqtt_key"
+    )]
+    pub mqtt_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of --mqtt-cert (PKCS#8, SEC1 or PKCS#1);
+    /// refused when its group or others may read it (mode 0600 or 0400).
+    #[arg(
+        long,
+        env = "VIGIL_MQTT_KEY",
+        value_name = "FILE",
+        requires = "mqtt_cert"
+    )]
+    pub mqtt_key: Option<PathBuf>,
+
+    /// Accept a --mqtt-key file its group may read (a Kubernetes secret
+    /// mounted for the pod's fsGroup); one others may read is still
+    /// refused.
+    #[arg(long, env = "VIGIL_MQTT_ALLOW_SHARED_KEY_FILE", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub mqtt_allow_shared_key_file: bool,
+
     /// MQTT keep-alive interval (`30s`, or plain seconds).
     #[arg(long, env = "VIGIL_MQTT_KEEP_ALIVE_SECS", default_value_t = 30, value_parser = crate::duration::parse_secs::<u64>)]
     pub mqtt_keep_alive_secs: u64,

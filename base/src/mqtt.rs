@@ -1,7 +1,8 @@
 //! What an MQTT client needs from [`MqttArgs`], for rumqttc's v3.1.1
 //! client (the edge agent) and its v5 client (the services) alike: the
 //! parsed `mqtt://` / `mqtts://` URL, credentials (flags over the URL's
-//! user info), keep-alive and the TLS transport (rustls with ring).
+//! user info), keep-alive and the TLS transport (rustls with ring),
+//! with a client certificate for brokers that require one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -96,7 +97,20 @@ pub enum MqttConfigError {
     },
     #[error("reading --mqtt-credentials-file / VIGIL_MQTT_CREDENTIALS_FILE {}: {why}", path.display())]
     CredentialsFile { path: PathBuf, why: String },
+    /// The client certificate or its key cannot be used.
+    #[error("{option}: {why}")]
+    ClientCert {
+        /// The flag and variable at fault.
+        option: &'static str,
+        /// What is wrong.
+        why: String,
+    },
 }
+
+/// `--mqtt-cert / VIGIL_MQTT_CERT`.
+pub const CERT_OPTION: &str = "--mqtt-cert / VIGIL_MQTT_CERT";
+/// `--mqtt-key / VIGIL_MQTT_KEY`.
+pub const KEY_OPTION: &str = "--mqtt-key / VIGIL_MQTT_KEY";
 
 /// The user name and password of a credentials file (`KEY=value` lines,
 /// `#` comments; `VIGIL_MQTT_USERNAME` required, `VIGIL_MQTT_PASSWORD`
@@ -171,8 +185,26 @@ impl ClientSettings {
             .clone()
             .or(file_password)
             .or(url.password);
+        let client_cert = match (&args.mqtt_cert, &args.mqtt_key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            (None, None) => None,
+            (Some(_), None) => return Err(cert_error(KEY_OPTION, "is required with --mqtt-cert")),
+            (None, Some(_)) => return Err(cert_error(CERT_OPTION, "is required with --mqtt-key")),
+        };
         let tls = if url.tls {
-            Some(tls_transport(args.mqtt_ca_file.as_deref())?)
+            Some(match client_cert {
+                Some(client) => client_tls_transport(
+                    args.mqtt_ca_file.as_deref(),
+                    client,
+                    args.mqtt_allow_shared_key_file,
+                )?,
+                None => tls_transport(args.mqtt_ca_file.as_deref())?,
+            })
+        } else if client_cert.is_some() {
+            return Err(cert_error(
+                CERT_OPTION,
+                "a client certificate needs TLS: use an mqtts:// URL",
+            ));
         } else {
             None
         };
@@ -199,6 +231,129 @@ pub fn tls_transport(ca_file: Option<&Path>) -> Result<Transport, MqttConfigErro
         }
         None => Transport::tls_with_default_config(),
     })
+}
+
+fn cert_error(option: &'static str, why: impl Into<String>) -> MqttConfigError {
+    MqttConfigError::ClientCert {
+        option,
+        why: why.into(),
+    }
+}
+
+/// A rustls transport that trusts `ca_file` (or the system's roots) and
+/// presents the client certificate `cert` with its private key `key`
+/// (both PEM). Everything is checked here, before any connection: the
+/// files are readable and hold a certificate and a key, the key matches
+/// the certificate, and the key file is not readable by others (nor by
+/// its group unless `shared_with_group`).
+pub fn client_tls_transport(
+    ca_file: Option<&Path>,
+    (cert, key): (&Path, &Path),
+    shared_with_group: bool,
+) -> Result<Transport, MqttConfigError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|source| MqttConfigError::CaFile {
+                path: path.to_owned(),
+                source,
+            })?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| MqttConfigError::CaFile {
+                    path: path.to_owned(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(MqttConfigError::CaFile {
+                    path: path.to_owned(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "no usable PEM CERTIFICATE in it",
+                    ),
+                });
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+        }
+    }
+    let read = |option: &'static str, path: &Path| {
+        std::fs::read(path)
+            .map_err(|e| cert_error(option, format!("reading {}: {e}", path.display())))
+    };
+    let cert_pem = read(CERT_OPTION, cert)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| cert_error(CERT_OPTION, format!("{}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(cert_error(
+            CERT_OPTION,
+            format!("{} holds no PEM CERTIFICATE", cert.display()),
+        ));
+    }
+    check_private_key_file(key, shared_with_group)?;
+    let key_pem = read(KEY_OPTION, key)?;
+    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        cert_error(
+            KEY_OPTION,
+            format!("{} holds no usable PEM private key: {e}", key.display()),
+        )
+    })?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| cert_error(CERT_OPTION, e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, private)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => cert_error(
+                KEY_OPTION,
+                format!(
+                    "{} is not the private key of the certificate in {}",
+                    key.display(),
+                    cert.display()
+                ),
+            ),
+            other => cert_error(KEY_OPTION, format!("{}: {other}", key.display())),
+        })?;
+    Ok(Transport::tls_with_config(config.into()))
+}
+
+/// Refuses a private key file others may access, or its group unless
+/// `shared_with_group` (a key is a secret: mode 0600 or 0400; 0440 for a
+/// Kubernetes secret read through the pod's fsGroup). Always passes where
+/// files have no unix modes.
+pub fn check_private_key_file(path: &Path, shared_with_group: bool) -> Result<(), MqttConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| cert_error(KEY_OPTION, format!("reading {}: {e}", path.display())))?;
+        let mode = meta.permissions().mode() & 0o777;
+        let forbidden = if shared_with_group { 0o007 } else { 0o077 };
+        if mode & forbidden != 0 {
+            return Err(cert_error(
+                KEY_OPTION,
+                format!(
+                    "{} has mode {mode:04o}: a private key must not be readable by group or \
+                     others; run `chmod 600 {}` (or set VIGIL_MQTT_ALLOW_SHARED_KEY_FILE=true \
+                     for a file its group must read)",
+                    path.display(),
+                    path.display()
+                ),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// rustls needs one process-wide crypto provider; Vigil uses ring.
@@ -295,5 +450,96 @@ mod tests {
         let err = ClientSettings::from_args(&from_file).expect_err("no user");
         assert!(err.to_string().contains("VIGIL_MQTT_USERNAME"), "{err}");
         let _ = std::fs::remove_file(&path);
+    }
+
+    /// A self-signed certificate and its key in `dir`, as `name.crt` and
+    /// `name.key` (mode 0600).
+    fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).expect("write");
+        std::fs::write(&k, key.serialize_pem()).expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        (c, k)
+    }
+
+    #[test]
+    fn client_certificates_are_checked_before_connecting() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = self_signed(tmp.path(), "pump-1");
+        let (ca, other_key) = self_signed(tmp.path(), "other");
+        let s = |p: &Path| p.display().to_string();
+        let with = |url: &str, cert: &Path, key: &Path| {
+            let args = Cli::parse_from([
+                "test",
+                "--mqtt-url",
+                url,
+                "--mqtt-ca-file",
+                &s(&ca),
+                "--mqtt-cert",
+                &s(cert),
+                "--mqtt-key",
+                &s(key),
+            ])
+            .mqtt;
+            ClientSettings::from_args(&args).map(|c| c.tls.is_some())
+        };
+        assert!(with("mqtts://h", &cert, &key).expect("a matching pair"));
+        let err = with("mqtt://h", &cert, &key).expect_err("plain TCP");
+        assert!(err.to_string().contains("mqtts://"), "{err}");
+        let err = with("mqtts://h", &cert, &other_key).expect_err("mismatched");
+        assert!(err.to_string().contains("is not the private key"), "{err}");
+        let err = with("mqtts://h", &tmp.path().join("nope.crt"), &key).expect_err("missing");
+        assert!(err.to_string().contains("VIGIL_MQTT_CERT"), "{err}");
+        let err = with("mqtts://h", &key, &key).expect_err("a key is no certificate");
+        assert!(err.to_string().contains("no PEM CERTIFICATE"), "{err}");
+        let err = with("mqtts://h", &cert, &cert).expect_err("a certificate is no key");
+        assert!(err.to_string().contains("VIGIL_MQTT_KEY"), "{err}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            let err = with("mqtts://h", &cert, &key).expect_err("exposed key");
+            assert!(err.to_string().contains("chmod 600"), "{err}");
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o440)).expect("chmod");
+            assert!(
+                with("mqtts://h", &cert, &key).is_err(),
+                "group-readable key"
+            );
+            let shared = |allow: bool| {
+                let mut args = Cli::parse_from([
+                    "test",
+                    "--mqtt-url",
+                    "mqtts://h",
+                    "--mqtt-ca-file",
+                    &s(&ca),
+                    "--mqtt-cert",
+                    &s(&cert),
+                    "--mqtt-key",
+                    &s(&key),
+                    "--mqtt-allow-shared-key-file",
+                ])
+                .mqtt;
+                args.mqtt_allow_shared_key_file = allow;
+                ClientSettings::from_args(&args).map(|c| c.tls.is_some())
+            };
+            assert!(shared(true).expect("the group may read it when allowed"));
+            assert!(shared(false).is_err());
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+            assert!(shared(true).is_err(), "others may never read it");
+        }
+        // One without the other is a usage error.
+        assert!(Cli::try_parse_from(["test", "--mqtt-cert", &s(&cert)]).is_err());
     }
 }

@@ -107,6 +107,7 @@ pub fn mqtt_options(args: &RunArgs) -> Result<MqttOptions, ConfigError> {
             option: "--mqtt-credentials-file / VIGIL_MQTT_CREDENTIALS_FILE",
             why: format!("{}: {why}", path.display()),
         },
+        MqttConfigError::ClientCert { option, why } => ConfigError { option, why },
     })?;
     let mut options = MqttOptions::new(args.client_id(), connection.host, connection.port);
     options.set_keep_alive(connection.keep_alive);

@@ -276,6 +276,16 @@ impl DynsecFile {
         );
     }
 
+    /// Sets `user` as a client without a password, with role `role`: it
+    /// cannot log in with a password, only with a client certificate whose
+    /// common name is `user` on a listener with `use_identity_as_username`.
+    pub fn set_cert_client(&mut self, user: &str, role: &str) {
+        self.clients.insert(
+            user.to_owned(),
+            json!({ "username": user, "roles": [{ "rolename": role }] }),
+        );
+    }
+
     /// Adds (or replaces) a role of the device kind ([`device_role`]).
     pub fn set_device_role(&mut self, (name, acls): (String, Vec<Value>)) {
         self.device_roles
@@ -397,6 +407,12 @@ impl BrokerDir {
         DynsecFile::load(&self.config_file(), roles(topics, users))
     }
 
+    /// `credentials/`: where issued credentials (and, by default,
+    /// certificates) are written.
+    pub fn credentials_dir(&self) -> std::path::PathBuf {
+        self.dir.join("credentials")
+    }
+
     /// `credentials/<user>.env`.
     pub fn credentials_file(&self, user: &str) -> std::path::PathBuf {
         self.dir.join("credentials").join(format!("{user}.env"))
@@ -444,6 +460,24 @@ impl BrokerDir {
         Ok(issued)
     }
 
+    /// Enrols a device for certificate mode: its role, and a client
+    /// without a password (replacing a password it had). The certificate
+    /// itself comes from [`crate::device_ca::DeviceCa::issue_client`].
+    pub fn add_cert_device(
+        &self,
+        device_id: &str,
+        topics: &Topics,
+        users: &ServiceUsers,
+    ) -> Result<(), BrokerAuthError> {
+        check_device_user(device_id, users)?;
+        let mut file = self.load(topics, users)?;
+        let role = device_role(topics, device_id);
+        file.set_cert_client(device_id, &role.0);
+        file.set_device_role(role);
+        let _ = std::fs::remove_file(self.credentials_file(device_id));
+        file.save(&self.config_file())
+    }
+
     /// Revokes a user's credentials; whether it had any.
     pub fn remove(
         &self,
@@ -454,7 +488,13 @@ impl BrokerDir {
         let mut file = self.load(topics, users)?;
         let had = file.remove(user);
         file.save(&self.config_file())?;
-        let _ = std::fs::remove_file(self.credentials_file(user));
+        for path in [
+            self.credentials_file(user),
+            self.dir.join("credentials").join(format!("{user}.crt")),
+            self.dir.join("credentials").join(format!("{user}.key")),
+        ] {
+            let _ = std::fs::remove_file(path);
+        }
         Ok(had)
     }
 

@@ -24,6 +24,8 @@
 //! - [`from_start`]: reading a topic from its beginning to the end it had
 //!   at the start, without a consumer group.
 //! - [`mqtt`]: MQTT client options from a URL.
+//! - [`broker_auth`]: the broker's users and ACLs (`vigil devices`);
+//!   [`device_ca`]: the local CA of its certificate mode.
 //! - [`subscription`]: a persistent, manually acknowledged, bounded shared
 //!   subscription (the MQTT side of every MQTT → Kafka bridge).
 
@@ -31,6 +33,7 @@ pub mod bootstrap;
 pub mod bridge;
 pub mod broker_auth;
 pub mod config;
+pub mod device_ca;
 pub mod dlq;
 pub mod from_start;
 pub mod health;

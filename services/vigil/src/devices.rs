@@ -6,6 +6,10 @@
 //! |---|---|
 //! | `init --broker-dir DIR` | writes `DIR/dynamic-security.json` with Vigil's roles, issues the service users (ingest, push, actions, gateway, admin) that have no password yet |
 //! | `add ID --broker-dir DIR` | issues (or replaces) device `ID`'s password; `DIR/credentials/ID.env` |
+//! | `add ID --cert --ca-dir CA --broker-dir DIR [--out OUT]` | certificate mode: a client certificate with CN = `ID` signed by the CA (`OUT/ID.crt`, `OUT/ID.key`; `OUT` is `DIR/credentials` by default) and a passwordless broker client |
+//! | `ca init --dir CA` | makes a local CA (`CA/ca.key`, `CA/ca.crt`) |
+//! | `ca server-cert --dir CA --host H… --out OUT` | the broker's certificate (`OUT/server.crt`, `OUT/server.key`) |
+//! | `ca client-cert NAME --dir CA --out OUT` | a client certificate for a service user (`vigil-ingest`, …) |
 //! | `remove ID --broker-dir DIR` | revokes a user |
 //! | `list --broker-dir DIR` | the users with credentials |
 //!
@@ -18,6 +22,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use vigil_service::broker_auth::{BrokerDir, ServiceUsers};
+use vigil_service::device_ca::{DeviceCa, DEFAULT_DAYS};
 
 /// `vigil devices`.
 #[derive(Debug, Args)]
@@ -51,7 +56,17 @@ pub enum DevicesCommand {
         device_id: String,
         #[command(flatten)]
         dir: BrokerDirArg,
+        /// Issue a client certificate (CN = the device id) signed by the CA
+        /// in --ca-dir instead of a password, for a broker in certificate
+        /// mode (deploy/mosquitto-certs.conf).
+        #[arg(long, requires = "ca_dir")]
+        cert: bool,
+        #[command(flatten)]
+        ca: CertOut,
     },
+    /// The local CA of the broker's certificate mode.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Revoke a user's credentials.
     Remove {
         /// The device id (or service user).
@@ -61,6 +76,112 @@ pub enum DevicesCommand {
     },
     /// List the users with credentials.
     List(BrokerDirArg),
+}
+
+/// Where certificates come from and go.
+#[derive(Debug, Clone, Args)]
+pub struct CertOut {
+    /// Folder of the CA (`vigil devices ca init`).
+    #[arg(long, env = "VIGIL_DEVICE_CA_DIR", value_name = "DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// Folder the certificate and its key are written to (the broker
+    /// folder's `credentials/` by default).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Days the certificate is valid.
+    #[arg(long, default_value_t = DEFAULT_DAYS)]
+    pub days: u32,
+}
+
+/// `vigil devices ca …`.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Make a CA: `DIR/ca.key` (mode 0600) and `DIR/ca.crt` (the broker's
+    /// `cafile` and the clients' --mqtt-ca-file). Never overwrites one.
+    Init {
+        /// The CA's folder.
+        #[arg(long, env = "VIGIL_DEVICE_CA_DIR", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Issue the broker's TLS certificate, `OUT/server.crt` and
+    /// `OUT/server.key`, for the names clients connect to.
+    ServerCert {
+        /// The CA's folder.
+        #[arg(long, env = "VIGIL_DEVICE_CA_DIR", value_name = "DIR")]
+        dir: PathBuf,
+        /// Host name or IP address of the broker (repeat for several).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        days: u32,
+    },
+    /// Issue a client certificate with common name NAME (a service user
+    /// such as `vigil-ingest`; devices use `vigil devices add ID --cert`,
+    /// which also enrols them): `OUT/NAME.crt` and `OUT/NAME.key`.
+    ClientCert {
+        /// The common name (the broker user it logs in as).
+        name: String,
+        /// The CA's folder.
+        #[arg(long, env = "VIGIL_DEVICE_CA_DIR", value_name = "DIR")]
+        dir: PathBuf,
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = DEFAULT_DAYS)]
+        days: u32,
+    },
+}
+
+fn run_ca(command: CaCommand) -> anyhow::Result<()> {
+    match command {
+        CaCommand::Init { dir } => {
+            let made = DeviceCa::new(&dir)
+                .create()
+                .context("vigil devices ca init")?;
+            println!(
+                "made a CA: {} (keep it secret) and {} (the broker's cafile, the clients' \
+                 --mqtt-ca-file)",
+                made.key.display(),
+                made.cert.display()
+            );
+        }
+        CaCommand::ServerCert {
+            dir,
+            hosts,
+            out,
+            days,
+        } => {
+            let made = DeviceCa::new(&dir)
+                .issue_server(&hosts, days, &out)
+                .context("vigil devices ca server-cert")?;
+            println!(
+                "issued the broker's certificate: certfile {} keyfile {}",
+                made.cert.display(),
+                made.key.display()
+            );
+        }
+        CaCommand::ClientCert {
+            name,
+            dir,
+            out,
+            days,
+        } => {
+            let made = DeviceCa::new(&dir)
+                .issue_client(&name, days, &out)
+                .with_context(|| format!("vigil devices ca client-cert {name}"))?;
+            println!(
+                "issued {name}: --mqtt-cert {} --mqtt-key {}",
+                made.cert.display(),
+                made.key.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Runs a `vigil devices` command.
@@ -87,7 +208,34 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
                 dir.mosquitto_conf(&plugin)
             );
         }
-        DevicesCommand::Add { device_id, dir } => {
+        DevicesCommand::Add {
+            device_id,
+            dir,
+            cert: true,
+            ca,
+        } => {
+            let broker = BrokerDir::new(&dir.broker_dir);
+            let ca_dir = ca.ca_dir.context("--cert needs --ca-dir")?;
+            let out = ca.out.unwrap_or_else(|| broker.credentials_dir());
+            let context = || format!("vigil devices add {device_id} --cert");
+            // Check the name before issuing anything for it.
+            vigil_service::broker_auth::check_device_user(&device_id, &users)
+                .with_context(context)?;
+            let made = DeviceCa::new(&ca_dir)
+                .issue_client(&device_id, ca.days, &out)
+                .with_context(context)?;
+            broker
+                .add_cert_device(&device_id, &topics(&dir), &users)
+                .with_context(context)?;
+            println!(
+                "issued {device_id}: --mqtt-cert {} --mqtt-key {} --mqtt-ca-file {} \
+                 (restart the broker, or createClient with mosquitto_ctrl)",
+                made.cert.display(),
+                made.key.display(),
+                DeviceCa::new(&ca_dir).cert_file().display()
+            );
+        }
+        DevicesCommand::Add { device_id, dir, .. } => {
             let broker = BrokerDir::new(&dir.broker_dir);
             let c = broker
                 .add_device(&device_id, &topics(&dir), &users)
@@ -108,6 +256,7 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
                 anyhow::bail!("{user} has no credentials in {}", dir.broker_dir.display());
             }
         }
+        DevicesCommand::Ca(command) => run_ca(command)?,
         DevicesCommand::List(dir) => {
             for user in BrokerDir::new(&dir.broker_dir).users()? {
                 println!("{user}");
