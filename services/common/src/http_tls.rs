@@ -291,8 +291,8 @@ mod tests {
         let key = dir.path().join("key.pem");
         let other_key = dir.path().join("other.pem");
         std::fs::write(&cert, made.cert.pem()).expect("write");
-        write_private(&key, &made.key_pair.serialize_pem());
-        write_private(&other_key, &other.key_pair.serialize_pem());
+        write_private(&key, &made.signing_key.serialize_pem());
+        write_private(&other_key, &other.signing_key.serialize_pem());
         Files {
             _dir: dir,
             cert,

@@ -44,7 +44,7 @@ fn pair(dir: &Path, name: &str) -> anyhow::Result<Pair> {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     std::fs::write(&cert, made.cert.pem())?;
-    write_private(&key, &made.key_pair.serialize_pem())?;
+    write_private(&key, &made.signing_key.serialize_pem())?;
     Ok(Pair {
         cert,
         key,
