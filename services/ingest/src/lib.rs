@@ -10,6 +10,8 @@
 //!
 //! - [`config`]: flags and environment variables.
 //! - [`validate`]: what makes a message acceptable (pure, benchmarked).
+//! - [`service`]: [`run`]: endpoints, topics, producer, adoptions, then
+//!   the pipeline until shutdown.
 //! - [`pipeline`]: the run loop: MQTT event loop task → bounded window of
 //!   in-order Kafka deliveries → PUBACKs in arrival order.
 //! - [`metrics`]: the service's Prometheus metrics.
@@ -28,7 +30,8 @@ pub mod adopt;
 pub mod config;
 pub mod metrics;
 pub mod pipeline;
+pub mod service;
 pub mod validate;
 
 pub use config::IngestArgs;
-pub use pipeline::run;
+pub use service::run;

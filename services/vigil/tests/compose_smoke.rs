@@ -186,6 +186,22 @@ async fn compose_services_run_natively_in_order_and_lose_nothing() -> anyhow::Re
         "keygen: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // … the command key pair with `vigil commands keygen` (the signing key
+    // in its own volume, mounted only into actions at /command-keys) …
+    assert!(
+        keys_cmd.contains("vigil commands keygen --out"),
+        "keys: {keys_cmd}"
+    );
+    let command_keys = dir.path().join("command-keys");
+    let out = Command::new(&bin)
+        .args(["commands", "keygen", "--out"])
+        .arg(&command_keys)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "commands keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // … and the API tokens with `vigil tokens new`.
     assert!(
         keys_cmd.contains("vigil tokens new --out /tokens/"),
@@ -315,6 +331,10 @@ async fn compose_services_run_natively_in_order_and_lose_nothing() -> anyhow::Re
             for value in env.values_mut() {
                 if value.starts_with("/keys/") {
                     *value = value.replacen("/keys", &keys.display().to_string(), 1);
+                }
+                if value.starts_with("/command-keys/") {
+                    *value =
+                        value.replacen("/command-keys", &command_keys.display().to_string(), 1);
                 }
                 if value.starts_with("/tokens/") {
                     *value = value.replacen("/tokens", &tokens.display().to_string(), 1);
