@@ -11,31 +11,8 @@ cd "$(dirname "$0")/.."
 rate=${1:-10000}
 secs=${2:-30}
 runs=${3:-3}
-export PATH="$HOME/.cargo/bin:$PATH"
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p vigil -p vigil-loadgen
-bin=$target/release
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-mqtt_port=$(free_port)
-kafka_port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$mqtt_port" > "$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 &
-pids+=($!)
-(cd "$work" && exec tansu broker --listener-url "tcp://127.0.0.1:$kafka_port" \
-    --advertised-listener-url "tcp://127.0.0.1:$kafka_port" --storage-engine memory://tansu/ \
-    > "$work/tansu.log" 2>&1) &
-pids+=($!)
-export VIGIL_MQTT_URL="mqtt://127.0.0.1:$mqtt_port" VIGIL_KAFKA_BROKERS="127.0.0.1:$kafka_port"
-for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$kafka_port") 2>/dev/null && break; sleep 0.1; done
-"$bin/vigil" models keygen --out "$work/keys" > /dev/null
+# shellcheck source=scripts/bench-stack.sh
+source scripts/bench-stack.sh
 ingest_http=127.0.0.1:$(free_port)
 VIGIL_HTTP_ADDR=$ingest_http "$bin/vigil" ingest > "$work/ingest.log" 2>&1 &
 pids+=($!)

@@ -1,0 +1,32 @@
+# Sourced by the benchmark scripts (bench-latency.sh, bench-scale.sh): builds
+# the release binaries, starts Mosquitto (anonymous, loopback, unbounded
+# queues) and tansu (memory://) on free ports, exports VIGIL_MQTT_URL and
+# VIGIL_KAFKA_BROKERS, makes a key pair in $work/keys and stops everything
+# on exit. Defines: bin, work, pids (append the pids you start), free_port,
+# wait_ready ADDR. VIGIL_BENCH_KEEP=1 keeps $work (the logs) and prints it.
+export PATH="$HOME/.cargo/bin:$PATH"
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release -q -p vigil -p vigil-loadgen
+bin=$target/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "${VIGIL_BENCH_KEEP:-0}" = 1 ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ready() { until curl -fs "http://$1/readyz" >/dev/null 2>&1; do sleep 0.2; done; }
+mqtt_port=$(free_port)
+kafka_port=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$mqtt_port" > "$work/mosquitto.conf"
+mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 &
+pids+=($!)
+(cd "$work" && exec tansu broker --listener-url "tcp://127.0.0.1:$kafka_port" \
+    --advertised-listener-url "tcp://127.0.0.1:$kafka_port" --storage-engine memory://tansu/ \
+    > "$work/tansu.log" 2>&1) &
+pids+=($!)
+export VIGIL_MQTT_URL="mqtt://127.0.0.1:$mqtt_port" VIGIL_KAFKA_BROKERS="127.0.0.1:$kafka_port"
+for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$kafka_port") 2>/dev/null && break; sleep 0.1; done
+"$bin/vigil" models keygen --out "$work/keys" > /dev/null
