@@ -13,6 +13,7 @@
 #
 # Prints the load generator's summary, each process's CPU seconds and the
 # load average; the JSON report is kept in $OUT (default: a temp file).
+# LOADGEN_ARGS adds arguments to the measured `vigil-loadgen run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ingests=${1:-1}
@@ -41,6 +42,9 @@ start_scorer() {
     role[$!]="score $1"
     wait_ready "$addr"
 }
+cpu_secs() { # user+system seconds of a pid
+    awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo "?"
+}
 first_late=$((scorers + 1))
 [ "$join" = 1 ] && [ "$scorers" -ge 2 ] && first_late=$scorers
 for i in $(seq "$scorers"); do
@@ -51,7 +55,7 @@ sleep 10
 report=${OUT:-$work/run.json}
 "$bin/vigil-loadgen" run --device-prefix run --devices 1000 --rate "$rate" --duration "$secs" \
     --day-secs 60 --anomaly-rate 2 --drain-timeout 60 --progress none --report "$report" \
-    > "$work/run.txt" &
+    ${LOADGEN_ARGS:-} > "$work/run.txt" 2>&1 &
 loadgen=$!
 if [ "$first_late" -le "$scorers" ]; then
     sleep $((secs / 3))
