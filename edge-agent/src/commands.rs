@@ -53,25 +53,9 @@ pub struct RefusalCounts {
 }
 
 impl RefusalCounts {
-    /// Adds one to the counter of `reason`.
-    pub fn count(&self, reason: &str) {
-        let counter = match reason {
-            NO_KEY => &self.no_key,
-            "malformed" => &self.malformed,
-            "unsigned" => &self.unsigned,
-            "foreign_key" => &self.foreign_key,
-            "bad_signature" => &self.bad_signature,
-            "wrong_device" => &self.wrong_device,
-            "expired" => &self.expired,
-            "replayed" => &self.replayed,
-            _ => &self.persist_failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The count of `reason` (0 for an unknown one).
-    pub fn get(&self, reason: &str) -> u64 {
-        let counter = match reason {
+    /// The counter of `reason`, if it is one.
+    fn counter(&self, reason: &str) -> Option<&AtomicU64> {
+        Some(match reason {
             NO_KEY => &self.no_key,
             "malformed" => &self.malformed,
             "unsigned" => &self.unsigned,
@@ -81,9 +65,22 @@ impl RefusalCounts {
             "expired" => &self.expired,
             "replayed" => &self.replayed,
             "persist_failed" => &self.persist_failed,
-            _ => return 0,
-        };
-        counter.load(Ordering::Relaxed)
+            _ => return None,
+        })
+    }
+
+    /// Adds one to the counter of `reason` (an unknown reason counts as
+    /// `persist_failed`).
+    pub fn count(&self, reason: &str) {
+        self.counter(reason)
+            .unwrap_or(&self.persist_failed)
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count of `reason` (0 for an unknown one).
+    pub fn get(&self, reason: &str) -> u64 {
+        self.counter(reason)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 

@@ -16,6 +16,7 @@
 //!
 //! Sign the payload with `vigil_model::sign`.
 
+mod calibrate;
 pub mod data;
 pub mod eval;
 pub mod fit;
