@@ -17,11 +17,26 @@ pub use vigil_eval_core::{
 use crate::data::{DeviceSeries, FleetData};
 use crate::par::map_devices;
 
+/// Which of a record's results counts as "flagged".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decision {
+    /// The device is in alarm at the record (`RecordScore::anomaly`): what
+    /// a verdict's `anomaly` says. An alarm stays open for the policy's
+    /// `close_after` calm records, which count as flagged too.
+    #[default]
+    Alarm,
+    /// The record's own decision: its judged score (after the device's own
+    /// level) at or above the threshold, without the alarm's hysteresis.
+    /// The measure the synthetic-fleet figures before alarms used.
+    Record,
+}
+
 fn evaluate_device(
     model: &Model,
     series: &DeviceSeries<'_>,
     episodes: &[&Episode],
     opts: &EvalOptions,
+    decision: Decision,
 ) -> Tally {
     let mut tally = DeviceTally::new(episodes, opts);
     let mut state = model.extractor().new_state();
@@ -34,7 +49,11 @@ fn evaluate_device(
     for (i, record) in series.records.iter().enumerate() {
         let result = model.score_record(&mut state, record, &mut scratch);
         if i >= first_counted {
-            tally.record(record.seq, result.anomaly);
+            let flagged = match decision {
+                Decision::Alarm => result.anomaly,
+                Decision::Record => result.judged >= model.threshold(),
+            };
+            tally.record(record.seq, flagged);
         }
     }
     let counted = series
@@ -46,12 +65,24 @@ fn evaluate_device(
 }
 
 /// Scores `data` with `model` and compares with `episodes` (may be empty:
-/// then only the false-alarm rate is meaningful).
+/// then only the false-alarm rate is meaningful). A record counts as
+/// flagged while its device is in alarm ([`Decision::Alarm`]).
 pub fn evaluate(
     model: &Model,
     data: &FleetData<'_>,
     episodes: &[Episode],
     opts: &EvalOptions,
+) -> Evaluation {
+    evaluate_with(model, data, episodes, opts, Decision::Alarm)
+}
+
+/// [`evaluate`] with the record's decision chosen by `decision`.
+pub fn evaluate_with(
+    model: &Model,
+    data: &FleetData<'_>,
+    episodes: &[Episode],
+    opts: &EvalOptions,
+    decision: Decision,
 ) -> Evaluation {
     let by_device = episodes_by_device(episodes);
     let tallies = map_devices(&data.devices, |series| {
@@ -59,7 +90,7 @@ pub fn evaluate(
             .get(series.device_id)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        evaluate_device(model, series, eps, opts)
+        evaluate_device(model, series, eps, opts, decision)
     });
     merge(tallies, !episodes.is_empty())
 }

@@ -27,8 +27,8 @@ pub use data::{
     WideCsvOptions,
 };
 pub use eval::{
-    evaluate, evaluate_flags, gate, DeviceFlags, Episode, EvalOptions, Evaluation, GateConfig,
-    GateDecision, KindStats,
+    evaluate, evaluate_flags, evaluate_with, gate, Decision, DeviceFlags, Episode, EvalOptions,
+    Evaluation, GateConfig, GateDecision, KindStats,
 };
 pub use fit::{
     fit, Calibration, Method, Progress, TrainConfig, TrainError, TrainedModel,
