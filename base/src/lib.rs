@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: flag groups with `VIGIL_*` environment variables (logging,
 //!   MQTT) and small value parsers.
+//! - [`key_file`]: the permission check every private key file passes.
 //! - [`logging`]: `tracing` output on stderr, human or JSON.
 //! - [`mqtt`]: `mqtt://` / `mqtts://` URLs, credentials and the TLS
 //!   transport of an MQTT client.
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod duration;
+pub mod key_file;
 pub mod logging;
 pub mod mqtt;
 pub mod shutdown;

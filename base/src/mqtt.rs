@@ -11,6 +11,7 @@ use std::time::Duration;
 use rumqttc::Transport;
 
 use crate::config::MqttArgs;
+use crate::key_file::{check_key_file, KeyFileRule};
 
 /// A parsed `mqtt://` / `mqtts://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,32 +329,15 @@ pub fn client_tls_transport(
 
 /// Refuses a private key file others may access, or its group unless
 /// `shared_with_group` (a key is a secret: mode 0600 or 0400; 0440 for a
-/// Kubernetes secret read through the pod's fsGroup). Always passes where
-/// files have no unix modes.
+/// Kubernetes secret read through the pod's fsGroup); see
+/// [`crate::key_file`].
 pub fn check_private_key_file(path: &Path, shared_with_group: bool) -> Result<(), MqttConfigError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| cert_error(KEY_OPTION, format!("reading {}: {e}", path.display())))?;
-        let mode = meta.permissions().mode() & 0o777;
-        let forbidden = if shared_with_group { 0o007 } else { 0o077 };
-        if mode & forbidden != 0 {
-            return Err(cert_error(
-                KEY_OPTION,
-                format!(
-                    "{} has mode {mode:04o}: a private key must not be readable by group or \
-                     others; run `chmod 600 {}` (or set VIGIL_MQTT_ALLOW_SHARED_KEY_FILE=true \
-                     for a file its group must read)",
-                    path.display(),
-                    path.display()
-                ),
-            ));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
+    let rule = KeyFileRule::with_override(
+        "MQTT private key file",
+        "--mqtt-allow-shared-key-file / VIGIL_MQTT_ALLOW_SHARED_KEY_FILE=true",
+    )
+    .group_may_read(shared_with_group);
+    check_key_file(path, rule).map_err(|e| cert_error(KEY_OPTION, e.to_string()))
 }
 
 /// rustls needs one process-wide crypto provider; Vigil uses ring.
