@@ -7,6 +7,7 @@
 //! - [`logging`]: `tracing` output on stderr, human or JSON.
 //! - [`mqtt`]: `mqtt://` / `mqtts://` URLs, credentials and the TLS
 //!   transport of an MQTT client.
+//! - [`redact`]: passwords kept out of printed URLs.
 //! - [`shutdown`]: the one cancellation signal every task selects on.
 //!
 //! `vigil-service` (the cloud services' plumbing) re-exports all of it.
@@ -16,6 +17,7 @@ pub mod duration;
 pub mod key_file;
 pub mod logging;
 pub mod mqtt;
+pub mod redact;
 pub mod shutdown;
 
 pub use shutdown::Shutdown;

@@ -12,6 +12,7 @@ use rumqttc::Transport;
 
 use crate::config::MqttArgs;
 use crate::key_file::{check_key_file, KeyFileRule};
+use crate::redact::redact_url;
 
 /// A parsed `mqtt://` / `mqtts://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +33,12 @@ impl MqttUrl {
     /// Parses `mqtt://[user[:password]@]host[:port][/]` (also `tcp://`,
     /// `mqtts://`, `ssl://`). The error says what is wrong, not which
     /// option held it.
-    pub fn parse(url: &str) -> Result<MqttUrl, String> {
-        let (scheme, rest) = url
+    ///
+    /// Errors show the URL with its password replaced by `***`
+    /// ([`redact_url`]).
+    pub fn parse(raw: &str) -> Result<MqttUrl, String> {
+        let url = &redact_url(raw);
+        let (scheme, rest) = raw
             .split_once("://")
             .ok_or_else(|| format!("{url:?} has no scheme; expected mqtt://host:port"))?;
         let tls = match scheme {
@@ -88,6 +93,7 @@ impl MqttUrl {
 /// Why MQTT client settings could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum MqttConfigError {
+    /// `url` has its password replaced by `***`.
     #[error("invalid --mqtt-url / VIGIL_MQTT_URL {url:?}: {why}")]
     Url { url: String, why: String },
     #[error("reading --mqtt-ca-file / VIGIL_MQTT_CA_FILE {}: {source}", path.display())]
@@ -170,7 +176,7 @@ impl ClientSettings {
     /// file.
     pub fn from_args(args: &MqttArgs) -> Result<ClientSettings, MqttConfigError> {
         let url = MqttUrl::parse(&args.mqtt_url).map_err(|why| MqttConfigError::Url {
-            url: args.mqtt_url.clone(),
+            url: redact_url(&args.mqtt_url),
             why,
         })?;
         let (file_user, file_password) = match &args.mqtt_credentials_file {
@@ -372,6 +378,28 @@ mod tests {
             "not a url",
         ] {
             assert!(MqttUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn url_errors_never_show_the_password() {
+        for bad in [
+            "edge:Pa55word@broker:1883",
+            "mqtt://edge:Pa55word@broker:port",
+            "mqtt://edge:Pa55word@broker/path",
+            "mqtt://edge:Pa55/word@broker",
+            "mqtt://edge:Pa55word@[::1",
+            "mqtt://edge:Pa55word@[::1]x",
+            "mqtt://edge:Pa55word@",
+        ] {
+            let why = MqttUrl::parse(bad).expect_err(bad);
+            assert!(!why.contains("Pa55"), "{bad}: {why}");
+            let args = Cli::parse_from(["test", "--mqtt-url", bad]).mqtt;
+            let err = ClientSettings::from_args(&args).expect_err(bad).to_string();
+            assert!(
+                !err.contains("Pa55") && err.contains("edge:***@"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -21,7 +21,10 @@ pub struct AuditArgs {
 
     /// Audit store: `sqlite:///path/audit.db` (embedded, the default;
     /// memory settings as `?cache_mib=64&mmap_mib=256`, the defaults) or
-    /// `scylla://host:9042,host2:9042/keyspace` (ScyllaDB or Cassandra).
+    /// `scylla://host:9042,host2:9042/keyspace` (ScyllaDB or Cassandra;
+    /// TLS as `?tls=1&tls_ca=FILE`, with `&tls_cert=FILE&tls_key=FILE`
+    /// for a client certificate and `&tls_server_name=NAME` when the
+    /// nodes' certificates name a DNS name rather than their IP).
     #[arg(
         long,
         env = "VIGIL_AUDIT_STORE",
@@ -105,6 +108,12 @@ pub struct AuditArgs {
     #[arg(long, env = "VIGIL_AUDIT_SCYLLA_PASSWORD", hide_env_values = true)]
     pub scylla_password: Option<String>,
 
+    /// Scylla/Cassandra: accept a `tls_key` file its group may read (a
+    /// Kubernetes secret mounted read-only for the pod's fsGroup); others
+    /// may never read it.
+    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_TLS_ALLOW_SHARED_KEY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub scylla_tls_allow_shared_key: bool,
+
     /// Create or update the store's schema, then exit (the service also
     /// does this at every start; the migration is idempotent).
     #[arg(long, env = "VIGIL_AUDIT_MIGRATE_ONLY", default_value_t = false)]
@@ -167,6 +176,9 @@ impl AuditArgs {
             ttl_secs: self.ttl_secs,
             request_timeout: Duration::from_millis(self.scylla_timeout_ms.max(1)),
             credentials,
+            tls: None,
+            allow_shared_key: self.scylla_tls_allow_shared_key,
+            ..ScyllaOptions::default()
         })
     }
 

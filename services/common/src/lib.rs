@@ -13,6 +13,7 @@
 //! - [`key_file`]: the permission check of every private key file
 //!   (from `vigil-base`).
 //! - [`logging`]: `tracing` output, human or JSON (from `vigil-base`).
+//! - [`redact`]: passwords kept out of printed URLs (from `vigil-base`).
 //! - [`health`]: readiness of named dependencies and the HTTP server that
 //!   serves `/healthz`, `/readyz`, `/metrics` (and a service's own routes).
 //! - [`http_auth`]: bearer tokens on a role's own routes.
@@ -49,4 +50,4 @@ pub mod subscription;
 
 pub use bootstrap::Bootstrap;
 pub use health::{HttpServer, Readiness};
-pub use vigil_base::{duration, key_file, logging, now_ms, shutdown, Shutdown};
+pub use vigil_base::{duration, key_file, logging, now_ms, redact, shutdown, Shutdown};
