@@ -106,7 +106,7 @@ pub struct AuditArgs {
 
     /// Scylla/Cassandra: password (prefer the environment variable).
     #[arg(long, env = "VIGIL_AUDIT_SCYLLA_PASSWORD", hide_env_values = true)]
-    pub scylla_password: Option<String>,
+    pub scylla_password: Option<Password>,
 
     /// Scylla/Cassandra: accept a `tls_key` file its group may read (a
     /// Kubernetes secret mounted read-only for the pod's fsGroup); others
@@ -137,6 +137,24 @@ pub struct AuditArgs {
     pub stall_timeout_secs: u64,
 }
 
+/// A password: its debug output is `***`, so printing the options never
+/// shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl std::str::FromStr for Password {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Password(s.to_owned()))
+    }
+}
+
 /// A bad option, named.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -165,7 +183,7 @@ impl AuditArgs {
             return Err(ConfigError::Replication(self.scylla_replication.clone()));
         }
         let credentials = match (&self.scylla_username, &self.scylla_password) {
-            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (Some(u), Some(p)) => Some((u.clone(), p.0.clone())),
             (None, None) => None,
             _ => return Err(ConfigError::Credentials),
         };
@@ -254,5 +272,36 @@ mod tests {
         assert!(e.to_string().contains("VIGIL_AUDIT_BATCH_MAX_MS"), "{e}");
         let cli = Cli::try_parse_from(["audit", "--batch-max-records", "0"]);
         assert!(cli.is_err());
+    }
+
+    #[test]
+    fn scylla_tls_and_secrets() {
+        let a = args(&[
+            "--store",
+            "scylla://h:9142/vigil?tls=1&tls_ca=/ca.pem",
+            "--scylla-username",
+            "vigil",
+            "--scylla-password",
+            "Pa55word",
+            "--scylla-tls-allow-shared-key",
+        ]);
+        a.validate().expect("valid");
+        let StoreUri::Scylla { tls: Some(tls), .. } = a.store_uri().expect("uri") else {
+            panic!("TLS on");
+        };
+        assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        let o = a.scylla_options().expect("options");
+        assert!(o.allow_shared_key);
+        assert_eq!(o.credentials, Some(("vigil".into(), "Pa55word".into())));
+        for shown in [format!("{a:?}"), format!("{o:?}")] {
+            assert!(
+                !shown.contains("Pa55") && shown.contains("vigil"),
+                "{shown}"
+            );
+        }
+        let e = args(&["--store", "scylla://h/vigil?tls=1&tls_cafile=/ca.pem"])
+            .validate()
+            .expect_err("unknown option");
+        assert!(e.to_string().contains("tls_cafile"), "{e}");
     }
 }
