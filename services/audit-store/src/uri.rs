@@ -69,7 +69,7 @@ impl ScyllaTls {
     fn parse(uri: &str, query: &str) -> Result<Option<Self>, StoreUriError> {
         let mut on = None;
         let mut tls = ScyllaTls::default();
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: Vec<(&str, &str)> = Vec::new();
         let bad = |key: &str, value: &str, why: &str| StoreUriError::BadTls {
             uri: uri.to_owned(),
             key: key.to_owned(),
@@ -78,10 +78,10 @@ impl ScyllaTls {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if seen.contains(&key) {
+            if seen.iter().any(|(k, _)| *k == key) {
                 return Err(bad(key, value, "is given twice"));
             }
-            seen.push(key);
+            seen.push((key, value));
             let path = |value: &str| {
                 if value.is_empty() {
                     Err(bad(key, value, "needs a file path"))
@@ -118,11 +118,11 @@ impl ScyllaTls {
                 }
             }
         }
-        let settings = seen.iter().find(|k| **k != "tls");
+        let settings = seen.iter().find(|(k, _)| *k != "tls");
         match (on, settings) {
             (Some(true), _) => {}
-            (_, Some(key)) => {
-                return Err(bad(key, "", "needs tls=1 in the same URI"));
+            (_, Some((key, value))) => {
+                return Err(bad(key, value, "needs tls=1 in the same URI"));
             }
             (None | Some(false), None) => return Ok(None),
         }
