@@ -113,7 +113,21 @@ pub struct LogArgs {
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+        // Only the leading name is shown: the rest may be a secret
+        // written with the wrong separator (`sasl.password:…`).
+        _ => {
+            let name: String = s
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                .collect();
+            let hidden = s.trim().len() - name.len();
+            Err(if hidden == 0 {
+                format!("expected KEY=VALUE, got {name:?}")
+            } else {
+                format!("expected KEY=VALUE, got {name:?} and {hidden} more characters (not shown)")
+            })
+        }
     }
 }
 
@@ -130,5 +144,10 @@ mod tests {
         assert_eq!(parse_key_value("a=b=c"), Ok(("a".into(), "b=c".into())));
         assert!(parse_key_value("novalue").is_err());
         assert!(parse_key_value("=x").is_err());
+        let err = parse_key_value("sasl.password:Pa55word").expect_err("no =");
+        assert!(
+            err.contains("sasl.password") && !err.contains("Pa55"),
+            "{err}"
+        );
     }
 }

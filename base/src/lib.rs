@@ -3,17 +3,21 @@
 //!
 //! - [`config`]: flag groups with `VIGIL_*` environment variables (logging,
 //!   MQTT) and small value parsers.
+//! - [`key_file`]: the permission check every private key file passes.
 //! - [`logging`]: `tracing` output on stderr, human or JSON.
 //! - [`mqtt`]: `mqtt://` / `mqtts://` URLs, credentials and the TLS
 //!   transport of an MQTT client.
+//! - [`redact`]: passwords kept out of printed URLs.
 //! - [`shutdown`]: the one cancellation signal every task selects on.
 //!
 //! `vigil-service` (the cloud services' plumbing) re-exports all of it.
 
 pub mod config;
 pub mod duration;
+pub mod key_file;
 pub mod logging;
 pub mod mqtt;
+pub mod redact;
 pub mod shutdown;
 
 pub use shutdown::Shutdown;

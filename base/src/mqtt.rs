@@ -11,6 +11,8 @@ use std::time::Duration;
 use rumqttc::Transport;
 
 use crate::config::MqttArgs;
+use crate::key_file::{check_key_file, KeyFileRule};
+use crate::redact::redact_url;
 
 /// A parsed `mqtt://` / `mqtts://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +33,12 @@ impl MqttUrl {
     /// Parses `mqtt://[user[:password]@]host[:port][/]` (also `tcp://`,
     /// `mqtts://`, `ssl://`). The error says what is wrong, not which
     /// option held it.
-    pub fn parse(url: &str) -> Result<MqttUrl, String> {
-        let (scheme, rest) = url
+    ///
+    /// Errors show the URL with its password replaced by `***`
+    /// ([`redact_url`]).
+    pub fn parse(raw: &str) -> Result<MqttUrl, String> {
+        let url = &redact_url(raw);
+        let (scheme, rest) = raw
             .split_once("://")
             .ok_or_else(|| format!("{url:?} has no scheme; expected mqtt://host:port"))?;
         let tls = match scheme {
@@ -87,6 +93,7 @@ impl MqttUrl {
 /// Why MQTT client settings could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum MqttConfigError {
+    /// `url` has its password replaced by `***`.
     #[error("invalid --mqtt-url / VIGIL_MQTT_URL {url:?}: {why}")]
     Url { url: String, why: String },
     #[error("reading --mqtt-ca-file / VIGIL_MQTT_CA_FILE {}: {source}", path.display())]
@@ -169,7 +176,7 @@ impl ClientSettings {
     /// file.
     pub fn from_args(args: &MqttArgs) -> Result<ClientSettings, MqttConfigError> {
         let url = MqttUrl::parse(&args.mqtt_url).map_err(|why| MqttConfigError::Url {
-            url: args.mqtt_url.clone(),
+            url: redact_url(&args.mqtt_url),
             why,
         })?;
         let (file_user, file_password) = match &args.mqtt_credentials_file {
@@ -328,32 +335,15 @@ pub fn client_tls_transport(
 
 /// Refuses a private key file others may access, or its group unless
 /// `shared_with_group` (a key is a secret: mode 0600 or 0400; 0440 for a
-/// Kubernetes secret read through the pod's fsGroup). Always passes where
-/// files have no unix modes.
+/// Kubernetes secret read through the pod's fsGroup); see
+/// [`crate::key_file`].
 pub fn check_private_key_file(path: &Path, shared_with_group: bool) -> Result<(), MqttConfigError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| cert_error(KEY_OPTION, format!("reading {}: {e}", path.display())))?;
-        let mode = meta.permissions().mode() & 0o777;
-        let forbidden = if shared_with_group { 0o007 } else { 0o077 };
-        if mode & forbidden != 0 {
-            return Err(cert_error(
-                KEY_OPTION,
-                format!(
-                    "{} has mode {mode:04o}: a private key must not be readable by group or \
-                     others; run `chmod 600 {}` (or set VIGIL_MQTT_ALLOW_SHARED_KEY_FILE=true \
-                     for a file its group must read)",
-                    path.display(),
-                    path.display()
-                ),
-            ));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
+    let rule = KeyFileRule::with_override(
+        "MQTT private key file",
+        "--mqtt-allow-shared-key-file / VIGIL_MQTT_ALLOW_SHARED_KEY_FILE=true",
+    )
+    .group_may_read(shared_with_group);
+    check_key_file(path, rule).map_err(|e| cert_error(KEY_OPTION, e.to_string()))
 }
 
 /// rustls needs one process-wide crypto provider; Vigil uses ring.
@@ -388,6 +378,28 @@ mod tests {
             "not a url",
         ] {
             assert!(MqttUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn url_errors_never_show_the_password() {
+        for bad in [
+            "edge:Pa55word@broker:1883",
+            "mqtt://edge:Pa55word@broker:port",
+            "mqtt://edge:Pa55word@broker/path",
+            "mqtt://edge:Pa55/word@broker",
+            "mqtt://edge:Pa55word@[::1",
+            "mqtt://edge:Pa55word@[::1]x",
+            "mqtt://edge:Pa55word@",
+        ] {
+            let why = MqttUrl::parse(bad).expect_err(bad);
+            assert!(!why.contains("Pa55"), "{bad}: {why}");
+            let args = Cli::parse_from(["test", "--mqtt-url", bad]).mqtt;
+            let err = ClientSettings::from_args(&args).expect_err(bad).to_string();
+            assert!(
+                !err.contains("Pa55") && err.contains("edge:***@"),
+                "{bad}: {err}"
+            );
         }
     }
 

@@ -343,7 +343,6 @@ mod tests {
         let made = command_keygen(dir.path()).expect("keygen");
         assert!(made.signing_key.ends_with(COMMAND_SIGNING_KEY_FILE));
         assert!(made.verify_key.ends_with(COMMAND_VERIFY_KEY_FILE));
-        crate::keys::check_private_key_file(&made.signing_key).expect("0600");
         let secret = crate::keys::load_signing_key(&made.signing_key).expect("load");
         let public = crate::keys::load_verify_key(&made.verify_key).expect("load");
         assert_eq!(secret.verifying_key(), public);

@@ -46,36 +46,6 @@ pub enum KeyError {
     Format { path: PathBuf, why: String },
     #[error("reading randomness from /dev/urandom: {0}")]
     Entropy(#[source] std::io::Error),
-    #[error(
-        "private key file {path} is readable by others than its owner (mode {mode:03o}); \
-         chmod 600 it, or allow it explicitly (--allow-shared-key-file) where a group must \
-         read it (a Kubernetes secret mounted with fsGroup)"
-    )]
-    Exposed { path: PathBuf, mode: u32 },
-}
-
-/// Refuses a private key file that its group or others may access
-/// ([`KeyError::Exposed`]). Always passes where files have no unix modes.
-pub fn check_private_key_file(path: &Path) -> Result<(), KeyError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let meta = fs::metadata(path).map_err(|source| KeyError::Io {
-            action: "reading",
-            path: path.to_owned(),
-            source,
-        })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Exposed {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
 
 /// Identifier of a public key: 16 hex digits of its sha256.
@@ -263,16 +233,6 @@ mod tests {
         let public = load_verify_key(&made.verify_key).expect("load public");
         assert_eq!(secret.verifying_key(), public);
         assert_eq!(key_id(&public), made.key_id);
-        check_private_key_file(&made.signing_key).expect("keygen writes 0600");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let shared = dir.path().join("shared.key");
-            fs::copy(&made.signing_key, &shared).expect("copy");
-            fs::set_permissions(&shared, fs::Permissions::from_mode(0o640)).expect("chmod");
-            let e = check_private_key_file(&shared).expect_err("group-readable key");
-            assert!(e.to_string().contains("mode 640"), "{e}");
-        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;

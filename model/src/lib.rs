@@ -55,10 +55,7 @@ pub use command_sig::{
 pub use detector::{Detector, Score};
 pub use features::{DeviceState, Extractor, FeatureSpec, MetricSpec};
 pub use keyring::{load_key_ring, KeyRing, KeyStatus};
-pub use keys::{
-    check_private_key_file, key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys,
-    KeyError,
-};
+pub use keys::{key_id, keygen, load_signing_key, load_verify_key, GeneratedKeys, KeyError};
 pub use model::{Model, ModelError, RecordScore, Scratch};
 pub use novelty::{MetricNovelty, NoveltyConfig, NoveltyState};
 pub use payload::{ReleasePayload, PAYLOAD_FORMAT};

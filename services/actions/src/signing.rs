@@ -23,7 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use vigil_model::command_sig::CommandSignError;
-use vigil_model::{check_private_key_file, key_id, sign_command, SigningKey};
+use vigil_model::{key_id, sign_command, SigningKey};
+use vigil_service::key_file::{check_key_file, KeyFileRule};
 
 /// Signs commands for devices (one sender uses it; a clone continues
 /// the same sequence independently, still above the clock).
@@ -56,9 +57,14 @@ impl CommandSigner {
     /// Loads the private key at `path`, refusing a file its group or
     /// others may read unless `allow_shared`.
     pub fn load(path: &Path, ttl: Duration, allow_shared: bool) -> anyhow::Result<Self> {
-        if !allow_shared {
-            check_private_key_file(path)?;
-        }
+        check_key_file(
+            path,
+            KeyFileRule::with_override(
+                "command signing key file",
+                "--allow-shared-key-file / VIGIL_ALLOW_SHARED_KEY_FILE=true",
+            )
+            .group_may_read(allow_shared),
+        )?;
         let key = vigil_model::load_signing_key(path)
             .with_context(|| format!("loading --command-signing-key {}", path.display()))?;
         Ok(Self::new(key, ttl))

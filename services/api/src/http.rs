@@ -59,12 +59,14 @@ impl History {
     /// Opens the store `uri` names (`VIGIL_AUDIT_STORE`); device pages
     /// read up to `window_secs` of history from it.
     pub async fn open(uri: &str, window_secs: u64) -> anyhow::Result<Self> {
+        // Errors quote the URI with any password hidden.
+        let shown = vigil_service::redact::redact_url(uri);
         let parsed: StoreUri = uri
             .parse()
-            .with_context(|| format!("VIGIL_AUDIT_STORE {uri:?}"))?;
+            .with_context(|| format!("VIGIL_AUDIT_STORE {shown:?}"))?;
         let store = AnyStore::open(&parsed, &ScyllaOptions::default())
             .await
-            .with_context(|| format!("opening the audit store {uri} for device history"))?;
+            .with_context(|| format!("opening the audit store {shown} for device history"))?;
         tracing::info!(
             store = store.kind(),
             "device pages read history from the audit store"
@@ -275,6 +277,18 @@ mod tests {
 
     use super::*;
     use crate::state::{Limits, State};
+
+    #[tokio::test]
+    async fn a_bad_history_store_uri_never_shows_its_password() {
+        for uri in ["scylla://vigil:Pa55word@h/ks", "nope://vigil:Pa55word@h"] {
+            let err = History::open(uri, 60).await.expect_err(uri);
+            let text = format!("{err:#}");
+            assert!(
+                !text.contains("Pa55") && text.contains("vigil:***@"),
+                "{text}"
+            );
+        }
+    }
 
     /// Reads the event stream until `done` holds for what was read.
     async fn read_until(

@@ -80,8 +80,16 @@ impl AnyStore {
                         .map_err(|e| StoreError::Worker(e.to_string()))??;
                 Ok(AnyStore::Sqlite(Arc::new(store)))
             }
-            StoreUri::Scylla { nodes, keyspace } => {
-                let store = ScyllaStore::connect(nodes, keyspace, scylla).await?;
+            StoreUri::Scylla {
+                nodes,
+                keyspace,
+                tls,
+            } => {
+                let options = ScyllaOptions {
+                    tls: tls.clone(),
+                    ..scylla.clone()
+                };
+                let store = ScyllaStore::connect(nodes, keyspace, &options).await?;
                 Ok(AnyStore::Scylla(Arc::new(store)))
             }
         }

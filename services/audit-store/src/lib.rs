@@ -67,7 +67,7 @@ pub use types::{
     Conflict, IncidentQuery, ModelDetail, ModelRecord, ModelSummary, Page, RangeQuery, ReleaseRow,
     WriteBatch, Written,
 };
-pub use uri::{SqliteTuning, StoreUri, StoreUriError};
+pub use uri::{ScyllaTls, SqliteTuning, StoreUri, StoreUriError};
 
 /// Most rows one range query returns (the API's `limit` bound).
 pub const MAX_PAGE: usize = 1000;

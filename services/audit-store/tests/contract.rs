@@ -8,7 +8,10 @@
 //! - `scylla::<case>` runs on the cluster named by `VIGIL_TEST_SCYLLA_URI`
 //!   (`scylla://127.0.0.1:9042/vigil_test`), in a keyspace of its own
 //!   created for the run; without the variable it prints
-//!   `skipped: VIGIL_TEST_SCYLLA_URI not set` and passes.
+//!   `skipped: VIGIL_TEST_SCYLLA_URI not set` and passes. TLS options of
+//!   the URI apply (`scylla://127.0.0.1:9142/vigil_test?tls=1&tls_ca=ca.pem`,
+//!   plus `tls_cert` / `tls_key` for a cluster that requires client
+//!   certificates), so the same cases run over TLS.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -637,7 +640,12 @@ async fn scylla_store() -> Option<ScyllaStore> {
         return None;
     };
     let parsed: StoreUri = uri.parse().expect("VIGIL_TEST_SCYLLA_URI parses");
-    let StoreUri::Scylla { nodes, keyspace } = parsed else {
+    let StoreUri::Scylla {
+        nodes,
+        keyspace,
+        tls,
+    } = parsed
+    else {
         panic!("VIGIL_TEST_SCYLLA_URI must be scylla://host:port/keyspace, got {uri}");
     };
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -650,6 +658,7 @@ async fn scylla_store() -> Option<ScyllaStore> {
     );
     let options = ScyllaOptions {
         consistency: Consistency::One,
+        tls,
         ..ScyllaOptions::default()
     };
     Some(

@@ -21,7 +21,10 @@ pub struct AuditArgs {
 
     /// Audit store: `sqlite:///path/audit.db` (embedded, the default;
     /// memory settings as `?cache_mib=64&mmap_mib=256`, the defaults) or
-    /// `scylla://host:9042,host2:9042/keyspace` (ScyllaDB or Cassandra).
+    /// `scylla://host:9042,host2:9042/keyspace` (ScyllaDB or Cassandra;
+    /// TLS as `?tls=1&tls_ca=FILE`, with `&tls_cert=FILE&tls_key=FILE`
+    /// for a client certificate and `&tls_server_name=NAME` when the
+    /// nodes' certificates name a DNS name rather than their IP).
     #[arg(
         long,
         env = "VIGIL_AUDIT_STORE",
@@ -103,7 +106,13 @@ pub struct AuditArgs {
 
     /// Scylla/Cassandra: password (prefer the environment variable).
     #[arg(long, env = "VIGIL_AUDIT_SCYLLA_PASSWORD", hide_env_values = true)]
-    pub scylla_password: Option<String>,
+    pub scylla_password: Option<Password>,
+
+    /// Scylla/Cassandra: accept a `tls_key` file its group may read (a
+    /// Kubernetes secret mounted read-only for the pod's fsGroup); others
+    /// may never read it.
+    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_TLS_ALLOW_SHARED_KEY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub scylla_tls_allow_shared_key: bool,
 
     /// Create or update the store's schema, then exit (the service also
     /// does this at every start; the migration is idempotent).
@@ -126,6 +135,24 @@ pub struct AuditArgs {
     /// turns green again with the next batch written.
     #[arg(long, env = "VIGIL_AUDIT_STALL_TIMEOUT_SECS", default_value_t = 60, value_parser = parse_secs::<u64>)]
     pub stall_timeout_secs: u64,
+}
+
+/// A password: its debug output is `***`, so printing the options never
+/// shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl std::str::FromStr for Password {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Password(s.to_owned()))
+    }
 }
 
 /// A bad option, named.
@@ -156,7 +183,7 @@ impl AuditArgs {
             return Err(ConfigError::Replication(self.scylla_replication.clone()));
         }
         let credentials = match (&self.scylla_username, &self.scylla_password) {
-            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (Some(u), Some(p)) => Some((u.clone(), p.0.clone())),
             (None, None) => None,
             _ => return Err(ConfigError::Credentials),
         };
@@ -167,6 +194,9 @@ impl AuditArgs {
             ttl_secs: self.ttl_secs,
             request_timeout: Duration::from_millis(self.scylla_timeout_ms.max(1)),
             credentials,
+            tls: None,
+            allow_shared_key: self.scylla_tls_allow_shared_key,
+            ..ScyllaOptions::default()
         })
     }
 
@@ -242,5 +272,36 @@ mod tests {
         assert!(e.to_string().contains("VIGIL_AUDIT_BATCH_MAX_MS"), "{e}");
         let cli = Cli::try_parse_from(["audit", "--batch-max-records", "0"]);
         assert!(cli.is_err());
+    }
+
+    #[test]
+    fn scylla_tls_and_secrets() {
+        let a = args(&[
+            "--store",
+            "scylla://h:9142/vigil?tls=1&tls_ca=/ca.pem",
+            "--scylla-username",
+            "vigil",
+            "--scylla-password",
+            "Pa55word",
+            "--scylla-tls-allow-shared-key",
+        ]);
+        a.validate().expect("valid");
+        let StoreUri::Scylla { tls: Some(tls), .. } = a.store_uri().expect("uri") else {
+            panic!("TLS on");
+        };
+        assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        let o = a.scylla_options().expect("options");
+        assert!(o.allow_shared_key);
+        assert_eq!(o.credentials, Some(("vigil".into(), "Pa55word".into())));
+        for shown in [format!("{a:?}"), format!("{o:?}")] {
+            assert!(
+                !shown.contains("Pa55") && shown.contains("vigil"),
+                "{shown}"
+            );
+        }
+        let e = args(&["--store", "scylla://h/vigil?tls=1&tls_cafile=/ca.pem"])
+            .validate()
+            .expect_err("unknown option");
+        assert!(e.to_string().contains("tls_cafile"), "{e}");
     }
 }

@@ -12,7 +12,7 @@ pub use vigil_base::config::{parse_key_value, LogArgs, LogFormat, MqttArgs};
 /// Kafka connection options (the flags are declared on [`KafkaFlags`];
 /// an empty `--kafka-option`, or an empty piece of `VIGIL_KAFKA_OPTIONS`,
 /// means no option).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma separated.
     pub kafka_brokers: String,
@@ -76,17 +76,32 @@ pub struct KafkaFlags {
     kafka_min_insync_replicas: Option<i32>,
 }
 
-/// One `--kafka-option`: a KEY=VALUE pair, or nothing for an empty one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaOption(Option<(String, String)>);
+/// One `--kafka-option`: a KEY=VALUE pair, nothing for an empty one, or
+/// why it is not KEY=VALUE.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaOption(Result<Option<(String, String)>, String>);
+
+// Values are secrets (`sasl.password`); debug output shows keys only.
+impl std::fmt::Debug for KafkaOption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Ok(Some((key, _))) => write!(f, "KafkaOption({key}=***)"),
+            Ok(None) => f.write_str("KafkaOption(none)"),
+            Err(why) => write!(f, "KafkaOption(bad: {why})"),
+        }
+    }
+}
 
 /// Parses one `--kafka-option`: KEY=VALUE, or blank for none (so
-/// `VIGIL_KAFKA_OPTIONS=""` and a trailing `;` are accepted).
+/// `VIGIL_KAFKA_OPTIONS=""` and a trailing `;` are accepted). It never
+/// fails here: clap would print the whole piece, a password perhaps, so
+/// a malformed one is refused when the flags are collected, by its name
+/// only ([`parse_key_value`]).
 pub fn parse_kafka_option(s: &str) -> Result<KafkaOption, String> {
     if s.trim().is_empty() {
-        return Ok(KafkaOption(None));
+        return Ok(KafkaOption(Ok(None)));
     }
-    parse_key_value(s).map(|kv| KafkaOption(Some(kv)))
+    Ok(KafkaOption(parse_key_value(s).map(Some)))
 }
 
 impl From<KafkaFlags> for KafkaArgs {
@@ -97,7 +112,7 @@ impl From<KafkaFlags> for KafkaArgs {
             kafka_options: flags
                 .kafka_options
                 .into_iter()
-                .filter_map(|o| o.0)
+                .filter_map(|o| o.0.ok().flatten())
                 .collect(),
             kafka_create_topics: flags.kafka_create_topics,
             kafka_partitions: flags.kafka_partitions,
@@ -112,6 +127,17 @@ impl From<KafkaFlags> for KafkaArgs {
 impl clap::FromArgMatches for KafkaArgs {
     fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
         let flags = KafkaFlags::from_arg_matches(matches)?;
+        if let Some(Err(why)) = flags
+            .kafka_options
+            .iter()
+            .map(|o| &o.0)
+            .find(|o| o.is_err())
+        {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--kafka-option / VIGIL_KAFKA_OPTIONS: {why}\n"),
+            ));
+        }
         match flags.kafka_min_insync_replicas {
             // Kafka would accept such a topic and then refuse every
             // acks=all write to it (NOT_ENOUGH_REPLICAS).
@@ -130,6 +156,23 @@ impl clap::FromArgMatches for KafkaArgs {
     fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
         *self = Self::from_arg_matches(matches)?;
         Ok(())
+    }
+}
+
+// `kafka_options` values are secrets (`sasl.password`): debug output
+// shows their keys only.
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let option_keys: Vec<&str> = self.kafka_options.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("KafkaArgs")
+            .field("kafka_brokers", &self.kafka_brokers)
+            .field("kafka_topic_prefix", &self.kafka_topic_prefix)
+            .field("kafka_options (keys)", &option_keys)
+            .field("kafka_create_topics", &self.kafka_create_topics)
+            .field("kafka_partitions", &self.kafka_partitions)
+            .field("kafka_replication_factor", &self.kafka_replication_factor)
+            .field("kafka_min_insync_replicas", &self.kafka_min_insync_replicas)
+            .finish()
     }
 }
 
@@ -254,6 +297,26 @@ mod tests {
             vec![("a".into(), "1".into()), ("b".into(), "2".into())]
         );
         assert!(Cli::try_parse_from(["vigil", "--kafka-option", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn kafka_option_values_are_never_printed() {
+        let err = Cli::try_parse_from(["vigil", "--kafka-option", "acks=all;sasl.password:Pa55"])
+            .expect_err("no =")
+            .to_string();
+        assert!(
+            err.contains("sasl.password")
+                && err.contains("VIGIL_KAFKA_OPTIONS")
+                && !err.contains("Pa55"),
+            "{err}"
+        );
+        let cli =
+            Cli::try_parse_from(["vigil", "--kafka-option", "sasl.password=Pa55"]).expect("parses");
+        let debug = format!("{cli:?}");
+        assert!(
+            debug.contains("sasl.password") && !debug.contains("Pa55"),
+            "{debug}"
+        );
     }
 
     #[test]

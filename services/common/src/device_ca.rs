@@ -19,6 +19,7 @@ use rcgen::{
 };
 
 use crate::broker_auth::{write_atomic, BrokerAuthError};
+use vigil_base::key_file::{check_key_file, KeyFileError, KeyFileRule};
 
 /// Common name of the CA's certificate.
 pub const CA_NAME: &str = "Vigil device CA";
@@ -34,11 +35,8 @@ pub enum CaError {
     Files(#[from] BrokerAuthError),
     #[error("{0} already exists: a CA is never overwritten (move it away first)")]
     Exists(PathBuf),
-    #[error(
-        "{} has mode {mode:04o}: the CA key must not be readable by group or others; \
-         run `chmod 600 {}`", path.display(), path.display()
-    )]
-    Exposed { path: PathBuf, mode: u32 },
+    #[error(transparent)]
+    Exposed(#[from] KeyFileError),
     #[error("{}: {why}", path.display())]
     BadKey { path: PathBuf, why: String },
     #[error("making the certificate: {0}")]
@@ -146,18 +144,7 @@ impl DeviceCa {
     /// The issuer: the CA key (checked for exposure) with its subject.
     fn issuer(&self) -> Result<Issuer<'static, KeyPair>, CaError> {
         let path = self.key_file();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path)
-                .map_err(io(&path))?
-                .permissions()
-                .mode()
-                & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(CaError::Exposed { path, mode });
-            }
-        }
+        check_key_file(&path, KeyFileRule::owner_only("device CA key file"))?;
         let pem = std::fs::read_to_string(&path).map_err(io(&path))?;
         let key = KeyPair::from_pem(&pem).map_err(|e| CaError::BadKey {
             path: path.clone(),

@@ -9,7 +9,8 @@
 //! Start-up refuses, before anything binds: one file without the other,
 //! an unreadable file, a file without a PEM certificate or key, a key
 //! that does not match the certificate, and a key file its group or
-//! others may access (unless `--http-tls-allow-shared-key`).
+//! others may access (the group may read it with `--http-tls-allow-shared-key`;
+//! others never: the check of [`vigil_base::key_file`]).
 //!
 //! [`TlsListener`] does the handshakes off the accept path, so a client
 //! that stalls its handshake holds up nobody else: at most
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use vigil_base::key_file::{check_key_file, KeyFileError, KeyFileRule};
 
 /// Handshakes in progress at once; further connections wait in the
 /// kernel's accept queue.
@@ -61,13 +63,8 @@ pub enum TlsError {
         path: PathBuf,
         why: String,
     },
-    #[error(
-        "HTTP TLS private key file {path} is readable by others than its owner \
-         (mode {mode:03o}); chmod 600 it, or allow it explicitly \
-         (--http-tls-allow-shared-key) where a group must read it (a Kubernetes \
-         secret mounted with fsGroup)"
-    )]
-    SharedKey { path: PathBuf, mode: u32 },
+    #[error(transparent)]
+    SharedKey(#[from] KeyFileError),
     #[error("HTTP TLS private key {key} does not match the certificate {cert}")]
     Mismatch { cert: PathBuf, key: PathBuf },
     #[error("HTTP TLS certificate {cert} with key {key}: {source}")]
@@ -95,9 +92,14 @@ pub fn server_config(
         }
         (Some(cert), Some(key)) => (cert, key),
     };
-    if !allow_shared_key {
-        check_key_mode(key)?;
-    }
+    check_key_file(
+        key,
+        KeyFileRule::with_override(
+            "HTTP TLS private key file",
+            "--http-tls-allow-shared-key / VIGIL_HTTP_TLS_ALLOW_SHARED_KEY=true",
+        )
+        .group_may_read(allow_shared_key),
+    )?;
     let read = |what: &'static str, path: &Path| {
         std::fs::read(path).map_err(|source| TlsError::Read {
             what,
@@ -143,29 +145,6 @@ pub fn server_config(
     // The server speaks HTTP/1.1 only (axum's `http1`).
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(Arc::new(config)))
-}
-
-/// Refuses a key file its group or others may access.
-fn check_key_mode(path: &Path) -> Result<(), TlsError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let meta = std::fs::metadata(path).map_err(|source| TlsError::Read {
-            what: "private key",
-            path: path.to_owned(),
-            source,
-        })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(TlsError::SharedKey {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
 
 /// A TCP listener whose connections come out handshaken (for

@@ -10,7 +10,10 @@
 //!   HTTP and logging, validated once at start-up.
 //! - [`duration`]: the one form of every duration flag (`30s`, `10m`,
 //!   `1h`, or a plain number in the flag's unit; from `vigil-base`).
+//! - [`key_file`]: the permission check of every private key file
+//!   (from `vigil-base`).
 //! - [`logging`]: `tracing` output, human or JSON (from `vigil-base`).
+//! - [`redact`]: passwords kept out of printed URLs (from `vigil-base`).
 //! - [`health`]: readiness of named dependencies and the HTTP server that
 //!   serves `/healthz`, `/readyz`, `/metrics` (and a service's own routes).
 //! - [`http_auth`]: bearer tokens on a role's own routes.
@@ -47,4 +50,4 @@ pub mod subscription;
 
 pub use bootstrap::Bootstrap;
 pub use health::{HttpServer, Readiness};
-pub use vigil_base::{duration, logging, now_ms, shutdown, Shutdown};
+pub use vigil_base::{duration, key_file, logging, now_ms, redact, shutdown, Shutdown};

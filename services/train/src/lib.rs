@@ -48,6 +48,7 @@ use vigil_model::{KeyRing, KeyStatus, Model, SigningKey};
 use vigil_releases::{Lineage, Offer};
 use vigil_schemas::{ModelRelease, Telemetry};
 use vigil_service::kafka::{self, ProducerTuning, TopicSpec, VigilContext};
+use vigil_service::key_file::{check_key_file, KeyFileRule};
 use vigil_service::{bootstrap, now_ms, Bootstrap, Shutdown};
 use vigil_training::{
     Calibration, Episode, EvalOptions, FleetData, GateConfig, Method, Progress, TrainConfig,
@@ -77,9 +78,14 @@ pub enum Outcome {
 /// Runs `vigil train` (see the crate docs).
 pub async fn run(args: TrainArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     args.validate()?;
-    if !args.allow_shared_key_file {
-        vigil_model::check_private_key_file(&args.signing_key)?;
-    }
+    check_key_file(
+        &args.signing_key,
+        KeyFileRule::with_override(
+            "model signing key file",
+            "--allow-shared-key-file / VIGIL_ALLOW_SHARED_KEY_FILE=true",
+        )
+        .group_may_read(args.allow_shared_key_file),
+    )?;
     let key = vigil_model::load_signing_key(&args.signing_key)?;
     let ring = trainer_ring(&args, &key)?;
     if let Some(out) = &args.out {

@@ -226,6 +226,14 @@ fn a_signing_key_others_can_read_is_refused_unless_allowed() {
         "{stderr}"
     );
     assert!(!d.join("shared.json").exists());
+    // The override lets a group read the key, never others.
+    let out = train(d, "shared.json", &["--allow-shared-key-file"]);
+    assert!(!out.status.success(), "others may read it");
+    std::fs::set_permissions(
+        d.join("keys/signing.key"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .expect("chmod");
     ok(
         &train(d, "shared.json", &["--allow-shared-key-file"]),
         "--allow-shared-key-file",

@@ -31,9 +31,14 @@
 //!   (only days that exist, from `device_days`), each a multi-column slice
 //!   on the descending clustering key, until the page is full.
 //!
+//! - **TLS.** `?tls=1&tls_ca=…` on the URI ([`ScyllaTls`]) runs CQL over
+//!   rustls (the driver's `rustls-023` backend), with an optional client
+//!   certificate; the user name and password then travel encrypted.
+//!
 //! Files: [`cql`] (schema and statement text), [`rows`] (partitions,
-//! rows and batches as driver values), `session.rs` (connect, prepare,
-//! send, read), `store.rs` (the [`Store`](crate::Store) impl).
+//! rows and batches as driver values), [`tls`] (the rustls
+//! configuration), `session.rs` (connect, prepare, send, read),
+//! `store.rs` (the [`Store`](crate::Store) impl).
 
 /// A driver error as a [`StoreError`], saying what was being done.
 fn scylla_err(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> StoreError {
@@ -57,16 +62,19 @@ mod session;
 mod store;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::time::Duration;
 
 pub use scylla::statement::Consistency;
 pub use session::ScyllaStore;
 
+use crate::uri::ScyllaTls;
 use crate::StoreError;
 
-/// Options of the Scylla backend (flags of `vigil audit`).
-#[derive(Debug, Clone)]
+/// Options of the Scylla backend (flags of `vigil audit`). Its debug
+/// output leaves the password out.
+#[derive(Clone)]
 pub struct ScyllaOptions {
     /// CQL map literal for `CREATE KEYSPACE … WITH replication = …`.
     pub replication: String,
@@ -78,6 +86,29 @@ pub struct ScyllaOptions {
     pub request_timeout: Duration,
     /// User name and password, when the cluster requires them.
     pub credentials: Option<(String, String)>,
+    /// TLS to every node, from the URI; `None` for plain CQL.
+    pub tls: Option<ScyllaTls>,
+    /// Let the group of the TLS client key file read it
+    /// ([`tls::ALLOW_SHARED_KEY_FLAG`]).
+    pub allow_shared_key: bool,
+    /// Longest a connection to one node may take to open (TCP, TLS and
+    /// the CQL handshake).
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for ScyllaOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScyllaOptions")
+            .field("replication", &self.replication)
+            .field("consistency", &self.consistency)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("request_timeout", &self.request_timeout)
+            .field("username", &self.credentials.as_ref().map(|(u, _)| u))
+            .field("tls", &self.tls)
+            .field("allow_shared_key", &self.allow_shared_key)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 impl Default for ScyllaOptions {
@@ -88,6 +119,9 @@ impl Default for ScyllaOptions {
             ttl_secs: 0,
             request_timeout: Duration::from_secs(10),
             credentials: None,
+            tls: None,
+            allow_shared_key: false,
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -90,7 +90,8 @@ impl ScyllaStore {
         keyspace: &str,
         options: &ScyllaOptions,
     ) -> Result<Self, StoreError> {
-        let uri = format!("scylla://{}/{keyspace}", nodes.join(","));
+        let tls = if options.tls.is_some() { "?tls=1" } else { "" };
+        let uri = format!("scylla://{}/{keyspace}{tls}", nodes.join(","));
         let open = |detail: String| StoreError::Open {
             uri: uri.clone(),
             detail,
@@ -103,9 +104,15 @@ impl ScyllaStore {
             .build();
         let mut builder = SessionBuilder::new()
             .known_nodes(nodes)
+            .connection_timeout(options.connect_timeout)
             .default_execution_profile_handle(profile.into_handle());
         if let Some((user, password)) = &options.credentials {
             builder = builder.user(user, password);
+        }
+        if let Some(tls) = &options.tls {
+            let config = super::tls::client_config(tls, options.allow_shared_key)
+                .map_err(|e| open(format!("TLS: {e}")))?;
+            builder = builder.tls_context(Some(Arc::new(config)));
         }
         let session = builder.build().await.map_err(|e| open(e.to_string()))?;
         session
