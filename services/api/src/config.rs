@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use vigil_audit_store::scylla::{Password, ScyllaOptions};
 use vigil_service::config::{HttpArgs, KafkaArgs};
 use vigil_service::duration::{in_range, parse_millis, parse_secs};
 
@@ -92,6 +93,22 @@ pub struct ApiArgs {
     #[arg(long, env = "VIGIL_AUDIT_STORE", hide_env_values = true)]
     pub audit_store: Option<String>,
 
+    /// Scylla/Cassandra audit store: user name (with
+    /// VIGIL_AUDIT_SCYLLA_PASSWORD), as `vigil audit` takes it. TLS comes
+    /// from the URI's `tls=1&tls_ca=…` options.
+    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_USERNAME")]
+    pub audit_scylla_username: Option<String>,
+
+    /// Scylla/Cassandra audit store: password (prefer the environment
+    /// variable; never printed).
+    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_PASSWORD", hide_env_values = true)]
+    pub audit_scylla_password: Option<Password>,
+
+    /// Scylla/Cassandra audit store: accept a `tls_key` file its group may
+    /// read (others never).
+    #[arg(long, env = "VIGIL_AUDIT_SCYLLA_TLS_ALLOW_SHARED_KEY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub audit_scylla_tls_allow_shared_key: bool,
+
     /// How far back device history is read from the audit store, seconds.
     #[arg(long, env = "VIGIL_API_HISTORY_SECS", default_value_t = 3_600,
           value_parser = |s: &str| in_range(s, parse_secs::<u64>, 1..=86_400 * 365))]
@@ -116,8 +133,69 @@ impl ApiArgs {
         }
     }
 
+    /// How the history reader connects to a Scylla/Cassandra audit store:
+    /// the same credentials and key-file rule as `vigil audit`.
+    pub fn scylla_options(&self) -> anyhow::Result<ScyllaOptions> {
+        let credentials = match (&self.audit_scylla_username, &self.audit_scylla_password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.0.clone())),
+            (None, None) => None,
+            _ => anyhow::bail!(
+                "VIGIL_AUDIT_SCYLLA_USERNAME and VIGIL_AUDIT_SCYLLA_PASSWORD go together"
+            ),
+        };
+        Ok(ScyllaOptions {
+            credentials,
+            allow_shared_key: self.audit_scylla_tls_allow_shared_key,
+            ..ScyllaOptions::default()
+        })
+    }
+
     /// How often lag is measured.
     pub fn lag_interval(&self) -> Duration {
         Duration::from_millis(self.lag_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        api: ApiArgs,
+    }
+
+    fn args(extra: &[&str]) -> ApiArgs {
+        let mut argv = vec!["api"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("parses").api
+    }
+
+    #[test]
+    fn the_history_reader_takes_the_audit_stores_credentials() {
+        let a = args(&[
+            "--audit-scylla-username",
+            "vigil",
+            "--audit-scylla-password",
+            "Pa55word",
+        ]);
+        let options = a.scylla_options().expect("options");
+        assert_eq!(
+            options.credentials,
+            Some(("vigil".to_owned(), "Pa55word".to_owned()))
+        );
+        assert!(!format!("{a:?}").contains("Pa55word"), "{a:?}");
+        assert!(!format!("{options:?}").contains("Pa55word"));
+        assert_eq!(args(&[]).scylla_options().expect("none").credentials, None);
+    }
+
+    #[test]
+    fn a_user_name_without_a_password_is_refused() {
+        let err = args(&["--audit-scylla-username", "vigil"])
+            .scylla_options()
+            .expect_err("half the credentials");
+        assert!(err.to_string().contains("go together"), "{err}");
     }
 }

@@ -58,13 +58,13 @@ pub struct History {
 impl History {
     /// Opens the store `uri` names (`VIGIL_AUDIT_STORE`); device pages
     /// read up to `window_secs` of history from it.
-    pub async fn open(uri: &str, window_secs: u64) -> anyhow::Result<Self> {
+    pub async fn open(uri: &str, scylla: &ScyllaOptions, window_secs: u64) -> anyhow::Result<Self> {
         // Errors quote the URI with any password hidden.
         let shown = vigil_service::redact::redact_url(uri);
         let parsed: StoreUri = uri
             .parse()
             .with_context(|| format!("VIGIL_AUDIT_STORE {shown:?}"))?;
-        let store = AnyStore::open(&parsed, &ScyllaOptions::default())
+        let store = AnyStore::open(&parsed, scylla)
             .await
             .with_context(|| format!("opening the audit store {shown} for device history"))?;
         tracing::info!(
@@ -281,7 +281,9 @@ mod tests {
     #[tokio::test]
     async fn a_bad_history_store_uri_never_shows_its_password() {
         for uri in ["scylla://vigil:Pa55word@h/ks", "nope://vigil:Pa55word@h"] {
-            let err = History::open(uri, 60).await.expect_err(uri);
+            let err = History::open(uri, &ScyllaOptions::default(), 60)
+                .await
+                .expect_err(uri);
             let text = format!("{err:#}");
             assert!(
                 !text.contains("Pa55") && text.contains("vigil:***@"),

@@ -52,7 +52,9 @@ pub async fn run(args: ApiArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let state: state::Shared = Arc::new(Mutex::new(state::State::new(args.limits())));
     let (events, _) = broadcast::channel(args.sse_buffer as usize);
     let history = match &args.audit_store {
-        Some(uri) => Some(http::History::open(uri, args.history_secs).await?),
+        Some(uri) => {
+            Some(http::History::open(uri, &args.scylla_options()?, args.history_secs).await?)
+        }
         None => None,
     };
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use vigil_service::config::{HttpArgs, KafkaArgs};
 
-use crate::store::scylla::{parse_consistency, ScyllaOptions};
+use crate::store::scylla::{parse_consistency, Password, ScyllaOptions};
 use crate::store::{StoreUri, StoreUriError};
 use vigil_service::duration::{parse_millis, parse_secs};
 
@@ -135,24 +135,6 @@ pub struct AuditArgs {
     /// turns green again with the next batch written.
     #[arg(long, env = "VIGIL_AUDIT_STALL_TIMEOUT_SECS", default_value_t = 60, value_parser = parse_secs::<u64>)]
     pub stall_timeout_secs: u64,
-}
-
-/// A password: its debug output is `***`, so printing the options never
-/// shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(pub String);
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
-
-impl std::str::FromStr for Password {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Password(s.to_owned()))
-    }
 }
 
 /// A bad option, named.

@@ -72,6 +72,24 @@ pub use session::ScyllaStore;
 use crate::uri::ScyllaTls;
 use crate::StoreError;
 
+/// A password: its debug output is `***`, so printing the options never
+/// shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl std::str::FromStr for Password {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Password(s.to_owned()))
+    }
+}
+
 /// Options of the Scylla backend (flags of `vigil audit`). Its debug
 /// output leaves the password out.
 #[derive(Clone)]
