@@ -74,8 +74,8 @@ enum Role {
     /// Group alarms into incidents (vigil.incidents) and act on them by
     /// rules: commands to devices over MQTT, webhooks, suppressions.
     Actions(Box<vigil_actions::ActionsArgs>),
-    /// Health check without curl: GET a plain http:// URL, exit 0 on a
-    /// 2xx answer within --timeout, 1 with the reason otherwise.
+    /// Health check without curl: GET an http:// or https:// URL, exit 0
+    /// on a 2xx answer within --timeout, 1 with the reason otherwise.
     Probe(probe::ProbeArgs),
 }
 

@@ -2,21 +2,42 @@
 //! curl. It sends one plain HTTP/1.1 GET over a TCP connection and exits
 //! 0 when the answer's status is 2xx within the timeout, or fails with a
 //! message saying what went wrong (no connection, a timeout, another
-//! status, not HTTP). Only `http://` URLs: the services' health endpoints
-//! are plain HTTP on the pod or container itself.
+//! status, not HTTP).
+//!
+//! `https://` URLs are for a service serving HTTPS (`VIGIL_HTTP_TLS_CERT`),
+//! whose health endpoints are then on TLS too. By default the probe does
+//! not check the server's certificate, as Kubernetes' own HTTPS probes do
+//! not: it asks whether the service in this container answers, not who it
+//! is. `--ca FILE` (with `--server-name` when the certificate names a DNS
+//! name rather than the probed address) checks it.
 
-use std::io::{Read as _, Write as _};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 /// Arguments of `vigil probe`.
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
-    /// The URL to GET, http://HOST[:PORT][/PATH] (for example
+    /// The URL to GET, http[s]://HOST[:PORT][/PATH] (for example
     /// http://127.0.0.1:8080/readyz).
     pub url: String,
+
+    /// https: check the server's certificate against this PEM CA (or the
+    /// certificate itself, when self-signed). Without it the certificate
+    /// is not checked.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+
+    /// https with --ca: the name the certificate must carry (default: the
+    /// URL's host).
+    #[arg(long, requires = "ca")]
+    pub server_name: Option<String>,
 
     /// Seconds to wait for the connection and the status line together.
     #[arg(long, default_value_t = 2.0, value_parser = parse_timeout)]
@@ -39,12 +60,15 @@ struct Target {
     host: String,
     port: u16,
     path: String,
+    tls: bool,
 }
 
 fn parse_url(url: &str) -> anyhow::Result<Target> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("{url}: only http:// URLs can be probed"))?;
+    let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => bail!("{url}: only http:// and https:// URLs can be probed"),
+    };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_owned()),
         Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -68,6 +92,7 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
         Some(p) => p
             .parse::<u16>()
             .map_err(|_| anyhow!("{url}: {p:?} is not a port"))?,
+        None if tls => 443,
         None => 80,
     };
     Ok(Target {
@@ -75,6 +100,7 @@ fn parse_url(url: &str) -> anyhow::Result<Target> {
         host: host.to_owned(),
         port,
         path,
+        tls,
     })
 }
 
@@ -108,12 +134,119 @@ fn connect(target: &Target, url: &str, deadline: Instant) -> anyhow::Result<TcpS
     }
 }
 
+/// How an https probe treats the server's certificate.
+#[derive(Debug, Default)]
+pub(crate) struct TlsCheck {
+    ca: Option<PathBuf>,
+    server_name: Option<String>,
+}
+
+/// Accepts any certificate (the probe's default for https, as Kubernetes'
+/// HTTPS probes): signatures are still checked, so the handshake is a real
+/// one; only the certificate's issuer and name are not.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS session over `tcp` to `target`, as `check` says.
+fn tls_stream(
+    target: &Target,
+    check: &TlsCheck,
+    tcp: TcpStream,
+) -> anyhow::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    // ring, named: every rustls user in Vigil picks it explicitly.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let config = match &check.ca {
+        Some(ca) => {
+            let pem =
+                std::fs::read(ca).with_context(|| format!("reading --ca {}", ca.display()))?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.with_context(|| format!("--ca {}: not PEM", ca.display()))?;
+                roots
+                    .add(cert)
+                    .with_context(|| format!("--ca {}: not a usable certificate", ca.display()))?;
+            }
+            if roots.is_empty() {
+                bail!("--ca {}: no certificate in it", ca.display());
+            }
+            builder.with_root_certificates(roots)
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+    }
+    .with_no_client_auth();
+    let name = check.server_name.as_deref().unwrap_or(&target.host);
+    let server_name = ServerName::try_from(name.to_owned())
+        .map_err(|e| anyhow!("{name:?} is not a server name: {e}"))?;
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), server_name).context("starting TLS")?;
+    Ok(rustls::StreamOwned::new(connection, tcp))
+}
+
 /// The status code and reason of the answer to one GET of `url`.
-fn get_status(url: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+fn get_status(url: &str, timeout: Duration, check: &TlsCheck) -> anyhow::Result<(u16, String)> {
     let target = parse_url(url)?;
     let deadline = Instant::now() + timeout;
-    let mut stream = connect(&target, url, deadline)?;
-    stream.set_write_timeout(Some(remaining(deadline, url, "connecting")?))?;
+    let tcp = connect(&target, url, deadline)?;
+    tcp.set_write_timeout(Some(remaining(deadline, url, "connecting")?))?;
+    let (mut plain, mut secure);
+    let stream: &mut dyn ReadWrite = if target.tls {
+        tcp.set_read_timeout(Some(remaining(deadline, url, "connecting")?))?;
+        secure = tls_stream(&target, check, tcp.try_clone()?)?;
+        &mut secure
+    } else {
+        plain = tcp.try_clone()?;
+        &mut plain
+    };
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vigil-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         target.path, target.authority
@@ -126,7 +259,7 @@ fn get_status(url: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
     let mut head = Vec::with_capacity(256);
     let mut buf = [0_u8; 512];
     while !head.contains(&b'\n') {
-        stream.set_read_timeout(Some(remaining(deadline, url, "waiting for the answer")?))?;
+        tcp.set_read_timeout(Some(remaining(deadline, url, "waiting for the answer")?))?;
         let n = match stream.read(&mut buf) {
             Ok(n) => n,
             Err(e)
@@ -162,9 +295,17 @@ fn get_status(url: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
     }
 }
 
+/// A byte stream, plain or TLS.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
 /// Probes once: `Ok` on a 2xx answer, an error saying why otherwise.
 fn check(args: &ProbeArgs) -> anyhow::Result<(u16, String)> {
-    let (code, reason) = get_status(&args.url, Duration::from_secs_f64(args.timeout))?;
+    let tls = TlsCheck {
+        ca: args.ca.clone(),
+        server_name: args.server_name.clone(),
+    };
+    let (code, reason) = get_status(&args.url, Duration::from_secs_f64(args.timeout), &tls)?;
     if (200..300).contains(&code) {
         Ok((code, reason))
     } else {
@@ -201,11 +342,14 @@ mod tests {
                 authority: "127.0.0.1:8080".into(),
                 host: "127.0.0.1".into(),
                 port: 8080,
-                path: "/readyz".into()
+                path: "/readyz".into(),
+                tls: false,
             }
         );
         let t = parse_url("http://localhost").expect("valid");
         assert_eq!((t.port, t.path.as_str()), (80, "/"));
+        let t = parse_url("https://localhost/healthz").expect("valid");
+        assert_eq!((t.port, t.tls, t.path.as_str()), (443, true, "/healthz"));
         let t = parse_url("http://[::1]:9/x?y=1").expect("valid");
         assert_eq!(
             (t.host.as_str(), t.port, t.path.as_str()),
@@ -218,8 +362,8 @@ mod tests {
     #[test]
     fn bad_urls_are_refused_with_a_reason() {
         for (url, says) in [
-            ("https://127.0.0.1/", "only http://"),
-            ("127.0.0.1:8080", "only http://"),
+            ("ftp://127.0.0.1/", "only http:// and https://"),
+            ("127.0.0.1:8080", "only http:// and https://"),
             ("http://:8080/", "no host"),
             ("http://h:port/", "not a port"),
             ("http://h:70000/", "not a port"),

@@ -2,7 +2,9 @@
 //! `vigil audit --api-only` with a self-signed certificate made here (none
 //! is committed) answers `/healthz` over TLS to a client trusting that
 //! certificate, its query API 401 without a token and 200 with one;
-//! plain HTTP and a client trusting another certificate get nothing; a
+//! plain HTTP and a client trusting another certificate get nothing;
+//! `vigil probe https://…` answers 0 (with and without `--ca`) and 1 with
+//! another CA or over plain HTTP; a
 //! SIGTERM with a TLS connection open still stops it cleanly. Half a
 //! configuration, a key of another certificate and a key others may read
 //! are refused at start.
@@ -198,6 +200,42 @@ async fn the_api_speaks_https_only_and_keeps_its_tokens() -> anyhow::Result<()> 
         "{}",
         server.log_text()
     );
+
+    // `vigil probe`, the containers' health check, speaks HTTPS too: by
+    // default without checking the certificate (as Kubernetes' probes),
+    // with --ca checking it; plain HTTP gets no answer from this server.
+    let url = format!("https://{}/healthz", server.addr);
+    let (code, out, err) = run_vigil(&["probe", &url], None)?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("200"), "{out}");
+    let good_ca = common::path(&good.cert);
+    let checked = [
+        "probe",
+        "--ca",
+        &good_ca,
+        "--server-name",
+        "localhost",
+        &url,
+    ];
+    let (code, out, err) = run_vigil(&checked, None)?;
+    assert_eq!(code, 0, "{out}{err}");
+    let wrong_ca = common::path(&stranger.cert);
+    let (code, _, err) = run_vigil(
+        &[
+            "probe",
+            "--ca",
+            &wrong_ca,
+            "--server-name",
+            "localhost",
+            &url,
+        ],
+        None,
+    )?;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("certificate"), "{err}");
+    let plain = format!("http://{}/healthz", server.addr);
+    let (code, _, err) = run_vigil(&["probe", &plain], None)?;
+    assert_eq!(code, 1, "plain HTTP to an HTTPS server must fail: {err}");
 
     let mut https = Https::connect(&server.addr, &tls).await?;
     assert_eq!(https.get("/healthz", None).await?, 200);
