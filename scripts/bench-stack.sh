@@ -1,4 +1,5 @@
-# Sourced by the benchmark scripts (bench-latency.sh, bench-scale.sh): builds
+# Sourced by the benchmark scripts (bench-latency.sh, bench-scale.sh,
+# bench-sustained.sh): builds
 # the release binaries, starts Mosquitto (anonymous, loopback, unbounded
 # queues) and tansu (memory://) on free ports, exports VIGIL_MQTT_URL and
 # VIGIL_KAFKA_BROKERS, makes a key pair in $work/keys and stops everything

@@ -47,7 +47,7 @@ pub use report::{Report, REPORT_SCHEMA};
 
 use progress::{Counters, Progress};
 use publish::{Connection, Settings};
-use report::{Detection, Hops, LostRecord, Percentiles, RunSummary, VerdictCounts};
+use report::{Detection, Hops, LostRecord, MinuteLatency, Percentiles, RunSummary, VerdictCounts};
 use seqset::SeqSet;
 use source::{Prepared, Roster, Truth};
 use tally::Tally;
@@ -259,6 +259,7 @@ pub async fn run_draining(
         latency_ms: None,
         scored_latency_ms: None,
         hops_ms: None,
+        latency_by_minute_ms: Vec::new(),
         detection: None,
     };
     if let Some((tally, undecodable)) = &measured {
@@ -379,6 +380,13 @@ fn measured_fields(
     if !tally.latency_ms.is_empty() {
         report.latency_ms = Some(Percentiles::of(&tally.latency_ms, 1.0));
         report.scored_latency_ms = Some(Percentiles::of(&tally.scored_latency_ms, 1.0));
+        report.latency_by_minute_ms = tally
+            .by_minute_ms
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(minute, h)| MinuteLatency::of(minute as u64, h))
+            .collect();
         let [to_ingest, to_scored, to_read] = &tally.hops_ms;
         if !to_ingest.is_empty() {
             report.hops_ms = Some(Hops {

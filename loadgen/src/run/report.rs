@@ -83,8 +83,37 @@ pub struct Report {
     /// Where the time goes, hop by hop (verdicts with `ingest_ts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hops_ms: Option<Hops>,
+    /// Verdict read time − intended send time by the minute of the run
+    /// the record was sent in (its `ts`), the first 120 minutes; empty
+    /// when nothing was measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_by_minute_ms: Vec<MinuteLatency>,
     /// Detection quality against the injected anomalies.
     pub detection: Option<Detection>,
+}
+
+/// One minute of the run's latency: the records sent in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MinuteLatency {
+    /// Minutes from the start of the run (0: the first).
+    pub minute: u64,
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl MinuteLatency {
+    /// The figures of minute `minute`'s histogram (ms).
+    pub fn of(minute: u64, h: &Histogram<u64>) -> Self {
+        Self {
+            minute,
+            count: h.len(),
+            p50: h.value_at_quantile(0.5) as f64,
+            p99: h.value_at_quantile(0.99) as f64,
+            max: h.max() as f64,
+        }
+    }
 }
 
 /// The run's settings, for the record.
@@ -364,6 +393,14 @@ impl Report {
                 h.scored_to_read.p99
             );
         }
+        if self.latency_by_minute_ms.len() > 1 {
+            let minutes: Vec<String> = self
+                .latency_by_minute_ms
+                .iter()
+                .map(|m| format!("{}:{:.0}", m.minute + 1, m.p99))
+                .collect();
+            let _ = writeln!(s, "per minute p99 ms: {}", minutes.join("  "));
+        }
         if let Some(d) = &self.detection {
             let _ = writeln!(
                 s,
@@ -473,6 +510,13 @@ mod tests {
                 ingest_to_scored: latency,
                 scored_to_read: latency,
             }),
+            latency_by_minute_ms: vec![MinuteLatency {
+                minute: 0,
+                count: 10,
+                p50: 5.0,
+                p99: 9.0,
+                max: 9.0,
+            }],
             detection: Some(Detection {
                 episodes: 2,
                 detected: 1,
@@ -514,6 +558,7 @@ mod tests {
             assert!(json["latency_ms"][p].is_number(), "latency_ms.{p}");
         }
         assert_eq!(json["latency_ms"]["p50"], 500.0);
+        assert_eq!(json["latency_by_minute_ms"][0]["p99"], 9.0);
         for f in ["precision", "recall", "f1"] {
             assert!(json["detection"][f].is_number(), "detection.{f}");
         }

@@ -24,6 +24,10 @@ use super::source::{Roster, Truth};
 /// Highest latency the histograms hold, ms (an hour; larger values are
 /// clamped to it).
 const MAX_LATENCY_MS: u64 = 3_600_000;
+/// Minutes of the run the per-minute latency breakdown covers (records
+/// sent later are in the whole-run figures only): two hours, at most
+/// ~2 MiB of histograms.
+pub const MAX_MINUTES: usize = 120;
 /// Points kept per plotted device.
 pub const MAX_PLOT_POINTS: usize = 20_000;
 /// Lost records listed by name in the report.
@@ -75,6 +79,9 @@ pub struct Tally {
     /// The hops of the verdicts that carry `ingest_ts`: event → ingest,
     /// ingest → scored, scored → read back, ms.
     pub hops_ms: [Histogram<u64>; 3],
+    /// Read time − record ts, ms, by the minute of the run the record
+    /// was sent in (its `ts`), for the first [`MAX_MINUTES`].
+    pub by_minute_ms: Vec<Histogram<u64>>,
     /// Verdicts read (all of them).
     pub received: u64,
     /// Distinct records of this run verdicted.
@@ -126,6 +133,7 @@ impl Tally {
             latency_ms: histogram()?,
             scored_latency_ms: histogram()?,
             hops_ms: [histogram()?, histogram()?, histogram()?],
+            by_minute_ms: Vec::new(),
             received: 0,
             distinct: 0,
             duplicates: 0,
@@ -138,6 +146,26 @@ impl Tally {
             last_ms: None,
             plots: vec![Vec::new(); plot_devices.min(roster.ids.len())],
         })
+    }
+
+    /// Adds `latency` to the histogram of the run's minute that holds
+    /// `event_ts` (nothing past [`MAX_MINUTES`]).
+    fn record_minute(&mut self, event_ts: u64, latency: u64) {
+        let minute = (event_ts.saturating_sub(self.start_ms) / 60_000) as usize;
+        if minute >= MAX_MINUTES {
+            return;
+        }
+        while self.by_minute_ms.len() <= minute {
+            // Two significant digits (1 %) keep each minute's histogram
+            // at ~16 KiB; creating one with fixed, valid bounds cannot fail.
+            match Histogram::<u64>::new_with_max(MAX_LATENCY_MS, 2) {
+                Ok(h) => self.by_minute_ms.push(h),
+                Err(_) => return,
+            }
+        }
+        if let Some(h) = self.by_minute_ms.get_mut(minute) {
+            h.saturating_record(latency);
+        }
     }
 
     /// Counts one verdict read at `read_ms`.
@@ -176,8 +204,9 @@ impl Tally {
         self.distinct += 1;
         self.unscored += u64::from(v.unscored.is_some() || v.model_version.is_none());
         self.edge += u64::from(v.scored_at == ScoredAt::Edge);
-        self.latency_ms
-            .saturating_record(read_ms.saturating_sub(v.event_ts));
+        let latency = read_ms.saturating_sub(v.event_ts);
+        self.latency_ms.saturating_record(latency);
+        self.record_minute(v.event_ts, latency);
         self.scored_latency_ms
             .saturating_record(v.scored_ts.saturating_sub(v.event_ts));
         if let Some(ingested) = v.ingest_ts {
@@ -433,6 +462,33 @@ mod tests {
         let mut t = Tally::new(&r, 0, 0).expect("tally");
         t.add(&verdict("d0", 1, 10_000, false), 9_000);
         assert_eq!(t.latency_ms.max(), 0);
+    }
+
+    #[test]
+    fn latency_is_broken_down_by_the_minute_the_record_was_sent() {
+        let r = roster(1, 1000);
+        let start = 1_000_000;
+        let mut t = Tally::new(&r, start, 0).expect("tally");
+        // Minute 0: 10 ms each; minute 2: 500 ms each; minute 1 empty.
+        for seq in 1..=10 {
+            t.add(&verdict("d0", seq, start + seq, false), start + seq + 10);
+        }
+        let late = start + 2 * 60_000 + 5;
+        for seq in 11..=20 {
+            t.add(&verdict("d0", seq, late, false), late + 500);
+        }
+        // Past the breakdown's last minute: counted whole-run only.
+        let past = start + MAX_MINUTES as u64 * 60_000;
+        t.add(&verdict("d0", 21, past, false), past + 7);
+        assert_eq!(t.by_minute_ms.len(), 3);
+        assert_eq!(t.by_minute_ms[0].len(), 10);
+        assert_eq!(t.by_minute_ms[0].max(), 10);
+        assert!(t.by_minute_ms[1].is_empty());
+        assert_eq!(t.by_minute_ms[2].len(), 10);
+        // Two significant digits: within 1 % of the 500 ms recorded.
+        let p99 = t.by_minute_ms[2].value_at_quantile(0.99);
+        assert!((495..=505).contains(&p99), "p99 {p99}");
+        assert_eq!(t.latency_ms.len(), 21);
     }
 
     #[test]
