@@ -5,10 +5,16 @@
 # VIGIL_KAFKA_BROKERS, makes a key pair in $work/keys and stops everything
 # on exit. Defines: bin, work, pids (append the pids you start), free_port,
 # wait_ready ADDR. VIGIL_BENCH_KEEP=1 keeps $work (the logs) and prints it.
+# VIGIL_BENCH_BIN=DIR runs the `vigil` and `vigil-loadgen` already in DIR
+# instead of building (a copy no other build can replace mid-run).
 export PATH="$HOME/.cargo/bin:$PATH"
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p vigil -p vigil-loadgen
-bin=$target/release
+if [ -n "${VIGIL_BENCH_BIN:-}" ]; then
+    bin=$VIGIL_BENCH_BIN
+else
+    cargo build --release -q -p vigil -p vigil-loadgen
+    bin=$target/release
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {
