@@ -8,6 +8,16 @@
 //! from the run's start on. When the topic does not exist yet it waits for
 //! it and reads it from the beginning. Verdicts older than the run are
 //! filtered by event time anyway (see [`super::tally`]).
+//!
+//! **Offsets delivered again are skipped.** Reading `vigil.verdicts` on
+//! tansu while catching up on a long backlog, librdkafka hands the reader
+//! some records a second time, at the same partition and offset, with no
+//! error and no offset reset (issue 17: 7,160 of 297,635 in a run of
+//! `scripts/bench-scale.sh 1 1 10000 30`, while the topic held every
+//! verdict exactly once). Such a record was written once: it is not a
+//! duplicate of the pipeline, so the reader keeps the highest offset it
+//! passed on per partition, drops anything at or below it and counts it
+//! ([`Readers::reread`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,6 +63,31 @@ pub struct Readers {
     tasks: Vec<JoinHandle<()>>,
     /// Messages that were not valid verdicts.
     pub undecodable: Arc<AtomicU64>,
+    /// Kafka messages delivered again at an offset already read (skipped).
+    pub reread: Arc<AtomicU64>,
+}
+
+/// The highest offset passed on per partition: a message at or below it
+/// is one the client delivered again.
+#[derive(Debug, Default)]
+struct Positions(std::collections::HashMap<i32, i64>);
+
+impl Positions {
+    /// Whether `offset` of `partition` is past everything passed on so far
+    /// (and records it if so).
+    fn advance(&mut self, partition: i32, offset: i64) -> bool {
+        match self.0.get_mut(&partition) {
+            Some(last) if offset <= *last => false,
+            Some(last) => {
+                *last = offset;
+                true
+            }
+            None => {
+                self.0.insert(partition, offset);
+                true
+            }
+        }
+    }
 }
 
 /// Starts the readers; returns once each is positioned, so everything
@@ -64,12 +99,14 @@ pub async fn start(
 ) -> anyhow::Result<Readers> {
     let (tx, rx) = mpsc::channel(CHANNEL);
     let undecodable = Arc::new(AtomicU64::new(0));
+    let reread = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     if let Some(args) = kafka {
         let reader = KafkaReader::position(args).await?;
         tasks.push(tokio::spawn(reader.run(
             tx.clone(),
             Arc::clone(&undecodable),
+            Arc::clone(&reread),
             stop.clone(),
         )));
     }
@@ -81,6 +118,7 @@ pub async fn start(
         rx,
         tasks,
         undecodable,
+        reread,
     })
 }
 
@@ -117,6 +155,13 @@ impl Readers {
         }
         for task in &self.tasks {
             task.abort();
+        }
+        let reread = self.reread.load(Ordering::Relaxed);
+        if reread > 0 {
+            tracing::info!(
+                reread,
+                "verdicts the Kafka client delivered again at an offset already read were skipped (not duplicates)"
+            );
         }
         tally
     }
@@ -202,9 +247,11 @@ impl KafkaReader {
         mut self,
         tx: mpsc::Sender<Received>,
         undecodable: Arc<AtomicU64>,
+        reread: Arc<AtomicU64>,
         stop: CancellationToken,
     ) {
         let mut look = tokio::time::interval(TOPIC_POLL);
+        let mut positions = Positions::default();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -215,6 +262,12 @@ impl KafkaReader {
                 }
                 message = self.consumer.recv(), if self.assigned => match message {
                     Ok(m) => {
+                        if !positions.advance(m.partition(), m.offset()) {
+                            if reread.fetch_add(1, Ordering::Relaxed) == 0 {
+                                tracing::debug!(partition = m.partition(), offset = m.offset(), "offset delivered again; skipped");
+                            }
+                            continue;
+                        }
                         let read_ms = now_ms();
                         match Verdict::decode(m.payload().unwrap_or_default()) {
                             Ok(verdict) => {
@@ -305,4 +358,22 @@ async fn subscribe_edge(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Positions;
+
+    #[test]
+    fn an_offset_delivered_again_is_not_passed_on() {
+        let mut p = Positions::default();
+        assert!(p.advance(0, 10));
+        assert!(p.advance(1, 3));
+        assert!(p.advance(0, 11));
+        // Again, and an earlier one: both skipped; other partitions unaffected.
+        assert!(!p.advance(0, 11));
+        assert!(!p.advance(0, 5));
+        assert!(p.advance(1, 4));
+        assert!(p.advance(0, 12));
+    }
 }
