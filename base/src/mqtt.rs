@@ -1,8 +1,9 @@
-//! What an MQTT client needs from [`MqttArgs`], for rumqttc's v3.1.1
-//! client (the edge agent) and its v5 client (the services) alike: the
-//! parsed `mqtt://` / `mqtts://` URL, credentials (flags over the URL's
-//! user info), keep-alive and the TLS transport (rustls with ring),
-//! with a client certificate for brokers that require one.
+//! What an MQTT client needs from [`MqttArgs`]: the parsed `mqtt://` /
+//! `mqtts://` URL, credentials (flags over the URL's user info),
+//! keep-alive and the TLS transport (rustls with ring), with a client
+//! certificate for brokers that require one; and
+//! [`ClientSettings::v5_options`], which turns them into rumqttc's MQTT 5
+//! options (the services and the edge agent both speak MQTT 5).
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -223,6 +224,21 @@ impl ClientSettings {
             tls,
         })
     }
+
+    /// rumqttc MQTT 5 options for `client_id` with these settings (broker,
+    /// keep-alive, credentials, TLS); the caller adds its session, will
+    /// and flow-control settings.
+    pub fn v5_options(self, client_id: impl Into<String>) -> rumqttc::v5::MqttOptions {
+        let mut options = rumqttc::v5::MqttOptions::new(client_id, self.host, self.port);
+        options.set_keep_alive(self.keep_alive);
+        if let Some((username, password)) = self.credentials {
+            options.set_credentials(username, password);
+        }
+        if let Some(transport) = self.tls {
+            options.set_transport(transport);
+        }
+        options
+    }
 }
 
 /// A rustls transport trusting `ca_file` (PEM), or the system's roots.
@@ -423,6 +439,10 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("h", 1883));
         assert_eq!(c.credentials, Some(("u".into(), "flag".into())));
         assert!(c.tls.is_none());
+        let o = c.v5_options("dev-1");
+        assert_eq!(o.broker_address(), ("h".to_owned(), 1883));
+        assert_eq!(o.client_id(), "dev-1");
+        assert_eq!(o.credentials().map(|l| l.username), Some("u".to_owned()));
         let err =
             ClientSettings::from_args(&Cli::parse_from(["test", "--mqtt-url", "http://x"]).mqtt)
                 .expect_err("http");

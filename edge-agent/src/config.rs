@@ -230,6 +230,12 @@ pub struct RunArgs {
     #[arg(long, env = "VIGIL_EDGE_MAX_INFLIGHT", default_value_t = 32)]
     pub max_inflight: u16,
 
+    /// How long the broker keeps this device's MQTT session (its command
+    /// subscription and the commands sent meanwhile) while it is offline,
+    /// seconds; 4294967295 keeps it for ever.
+    #[arg(long, env = "VIGIL_EDGE_SESSION_EXPIRY_SECS", default_value_t = 7 * 24 * 3600, value_parser = crate::duration::parse_secs::<u32>)]
+    pub session_expiry_secs: u32,
+
     /// Longest wait between reconnection attempts, ms (exponential backoff
     /// with jitter up to this).
     #[arg(long, env = "VIGIL_EDGE_RECONNECT_MAX_MS", default_value_t = 30_000, value_parser = parse_millis::<u64>)]

@@ -21,6 +21,7 @@ use vigil_schemas::{DeviceState, DeviceStatus, SCHEMA_VERSION};
 
 use crate::commands::RefusalCounts;
 use crate::queue::Queue;
+use crate::uplink::refusal::PubAckRefusals;
 
 /// Counters shared by the agent's tasks.
 #[derive(Debug, Default)]
@@ -55,6 +56,10 @@ pub struct Stats {
     pub commands_refused: RefusalCounts,
     /// Uplink messages acknowledged by the broker.
     pub uplink_acked: AtomicU64,
+    /// Uplink record messages the broker did not take (MQTT 5 PUBACK
+    /// reason other than success), per reason; each record stayed queued
+    /// and was sent again.
+    pub uplink_refused: PubAckRefusals,
     /// Last broker acknowledgement, ms since the epoch (0: never).
     pub last_uplink_ts: AtomicU64,
     /// Connected to the broker now.
@@ -125,6 +130,12 @@ pub struct StatusReport<'a> {
     pub queue_file_bytes: u64,
     /// Uplink messages acknowledged.
     pub uplink_acked: u64,
+    /// Uplink messages not taken by the broker, kept and resent, per
+    /// PUBACK reason: `no_matching_subscribers`, `unspecified_error`,
+    /// `implementation_specific_error`, `not_authorized`,
+    /// `topic_name_invalid`, `packet_identifier_in_use`,
+    /// `quota_exceeded`, `payload_format_invalid`.
+    pub uplink_refused: &'a PubAckRefusals,
     /// Releases accepted / refused while running.
     pub models_accepted: u64,
     /// Releases refused while running.
@@ -158,6 +169,7 @@ pub fn write_report(path: &Path, status: &DeviceStatus, stats: &Stats, queue: &Q
         queue_corrupt_regions: queue.corrupt(),
         queue_file_bytes: queue.total_bytes(),
         uplink_acked: Stats::get(&stats.uplink_acked),
+        uplink_refused: &stats.uplink_refused,
         models_accepted: Stats::get(&stats.models_accepted),
         models_rejected: Stats::get(&stats.models_rejected),
         actions_run: Stats::get(&stats.actions_run),
