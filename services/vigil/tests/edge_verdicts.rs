@@ -81,6 +81,26 @@ async fn start_push(
     Ok(push)
 }
 
+/// `vigil ingest`: the subscriber of the agents' telemetry. An agent keeps
+/// a record (telemetry and verdict together) queued until the broker
+/// routed both, so edge verdicts flow only where ingest runs too, as in
+/// every deployment.
+async fn start_ingest(mqtt: &Mosquitto, brokers: &str) -> anyhow::Result<VigilProcess> {
+    let url = mqtt.url();
+    let ingest = VigilProcess::start(&[
+        "ingest",
+        "--mqtt-url",
+        &url,
+        "--kafka-brokers",
+        brokers,
+        "--mqtt-client-id",
+        "ingest-edge-test",
+    ])
+    .await?;
+    ingest.wait_ready().await?;
+    Ok(ingest)
+}
+
 async fn start_audit(brokers: &str, store: &str) -> anyhow::Result<VigilProcess> {
     let audit = VigilProcess::start(&[
         "audit",
@@ -157,17 +177,7 @@ async fn a_live_agents_verdicts_are_bridged_audited_and_not_scored_again() -> an
     let verify = path(&keys.verify);
 
     let push = start_push(&mqtt, &brokers, &keys, &[]).await?;
-    let ingest = VigilProcess::start(&[
-        "ingest",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        &brokers,
-        "--mqtt-client-id",
-        "ingest-edge-test",
-    ])
-    .await?;
-    ingest.wait_ready().await?;
+    let ingest = start_ingest(&mqtt, &brokers).await?;
     let score = VigilProcess::start(&[
         "score",
         "--kafka-brokers",
@@ -451,6 +461,7 @@ async fn an_agent_cut_off_then_back_has_its_buffered_verdicts_audited_once() -> 
     let store_dir = tempfile::tempdir()?;
     let store = format!("sqlite://{}", store_dir.path().join("audit.db").display());
     let push = start_push(&mqtt, &brokers, &keys, &[]).await?;
+    let _ingest = start_ingest(&mqtt, &brokers).await?;
     let audit = start_audit(&brokers, &store).await?;
 
     let stop = samples.to_string();
@@ -568,6 +579,7 @@ async fn after_a_power_cut_no_seq_is_reused_and_every_verdict_is_stored_once() -
     std::fs::write(&boot_id, "boot-1\n")?;
     let store = format!("sqlite://{}", dir.path().join("audit.db").display());
     let push = start_push(&mqtt, &brokers, &keys, &[]).await?;
+    let _ingest = start_ingest(&mqtt, &brokers).await?;
     let audit = start_audit(&brokers, &store).await?;
     let url = mqtt.url();
     let (model_arg, boot_arg) = (path(&model), path(&boot_id));
@@ -592,7 +604,7 @@ async fn after_a_power_cut_no_seq_is_reused_and_every_verdict_is_stored_once() -
         async move { audited_edge(&http, DEVICE).await.len() >= 120 }
     })
     .await
-    .map_err(|e| audit.failure(e))?;
+    .map_err(|e| audit.failure(anyhow::anyhow!("{e}\nagent:\n{}", agent.log_text())))?;
     agent.kill9();
     let state = agent.state_dir();
     let mut segments: Vec<_> = std::fs::read_dir(state.join("queue"))?
