@@ -163,6 +163,19 @@ async fn kill_and_replace(how: Replacement) -> anyhow::Result<Outcome> {
             if let Some(first) = first.take() {
                 first.await??;
             }
+            // Published after the kill, whatever the first half's timing
+            // (it may have been all delivered before the kill): the
+            // departed session is still a member of the share group and
+            // takes its share of these, which only an adoption recovers.
+            // (The same seqs are published again below: the check is on
+            // distinct records.)
+            publish_all(
+                mqtt.port(),
+                "replicas-publisher-after-kill",
+                records(half + 1, half + 20),
+                Duration::from_secs(120),
+            )
+            .await?;
             let (code, log) = adopt_only_job(&mqtt, &kafka).await?;
             anyhow::ensure!(code == 0, "the adopt-only job failed ({code}):\n{log}");
             adopted = adopted_in_log(&log);
