@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use vigil_audit_store::scylla::{Password, ScyllaOptions};
+use vigil_audit_store::scylla::{credentials, Password, ScyllaOptions};
 use vigil_service::config::{HttpArgs, KafkaArgs};
 use vigil_service::duration::{in_range, parse_millis, parse_secs};
 
@@ -136,13 +136,10 @@ impl ApiArgs {
     /// How the history reader connects to a Scylla/Cassandra audit store:
     /// the same credentials and key-file rule as `vigil audit`.
     pub fn scylla_options(&self) -> anyhow::Result<ScyllaOptions> {
-        let credentials = match (&self.audit_scylla_username, &self.audit_scylla_password) {
-            (Some(u), Some(p)) => Some((u.clone(), p.0.clone())),
-            (None, None) => None,
-            _ => anyhow::bail!(
-                "VIGIL_AUDIT_SCYLLA_USERNAME and VIGIL_AUDIT_SCYLLA_PASSWORD go together"
-            ),
-        };
+        let credentials = credentials(
+            self.audit_scylla_username.as_ref(),
+            self.audit_scylla_password.as_ref(),
+        )?;
         Ok(ScyllaOptions {
             credentials,
             allow_shared_key: self.audit_scylla_tls_allow_shared_key,

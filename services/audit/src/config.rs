@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use vigil_service::config::{HttpArgs, KafkaArgs};
 
-use crate::store::scylla::{parse_consistency, Password, ScyllaOptions};
+use crate::store::scylla::{credentials, parse_consistency, Password, ScyllaOptions};
 use crate::store::{StoreUri, StoreUriError};
 use vigil_service::duration::{parse_millis, parse_secs};
 
@@ -164,11 +164,8 @@ impl AuditArgs {
         if !(replication.starts_with('{') && replication.ends_with('}')) {
             return Err(ConfigError::Replication(self.scylla_replication.clone()));
         }
-        let credentials = match (&self.scylla_username, &self.scylla_password) {
-            (Some(u), Some(p)) => Some((u.clone(), p.0.clone())),
-            (None, None) => None,
-            _ => return Err(ConfigError::Credentials),
-        };
+        let credentials = credentials(self.scylla_username.as_ref(), self.scylla_password.as_ref())
+            .map_err(|_| ConfigError::Credentials)?;
         Ok(ScyllaOptions {
             replication: replication.to_owned(),
             consistency: parse_consistency(&self.scylla_consistency)

@@ -90,6 +90,24 @@ impl std::str::FromStr for Password {
     }
 }
 
+/// A user name without a password, or a password without a user name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("VIGIL_AUDIT_SCYLLA_USERNAME and VIGIL_AUDIT_SCYLLA_PASSWORD go together")]
+pub struct HalfCredentials;
+
+/// [`ScyllaOptions::credentials`] from a user name and a password given
+/// separately (flags or environment): both or neither.
+pub fn credentials(
+    username: Option<&String>,
+    password: Option<&Password>,
+) -> Result<Option<(String, String)>, HalfCredentials> {
+    match (username, password) {
+        (Some(u), Some(p)) => Ok(Some((u.clone(), p.0.clone()))),
+        (None, None) => Ok(None),
+        _ => Err(HalfCredentials),
+    }
+}
+
 /// Options of the Scylla backend (flags of `vigil audit`). Its debug
 /// output leaves the password out.
 #[derive(Clone)]
