@@ -1,7 +1,7 @@
 //! Resident memory of the agent in steady state: the release-built
 //! `vigil-edge run` sampling 10 times a second (host sensors by default),
 //! scoring with a trained release, publishing telemetry and verdicts to a
-//! real Mosquitto. RSS (VmRSS from /proc) is read every second; the report
+//! real Mosquitto, where a plain subscriber takes them. RSS (VmRSS from /proc) is read every second; the report
 //! gives the median and maximum over the second half of the run (after
 //! start-up) and the first reading.
 //!
@@ -70,6 +70,34 @@ fn main() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })?;
+
+    // The cloud side's subscriber: the agent keeps a record until the
+    // broker routed it (a PUBACK with "no matching subscribers" is not a
+    // delivery), so without one the queue would only grow.
+    let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
+    let port = broker.port();
+    std::thread::spawn(move || -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let (client, mut eventloop) =
+                AsyncClient::new(MqttOptions::new("rss-cloud", "127.0.0.1", port), 64);
+            client
+                .subscribe("vigil/devices/+/+", QoS::AtLeastOnce)
+                .await?;
+            loop {
+                if let Event::Incoming(Incoming::SubAck(_)) = eventloop.poll().await? {
+                    let _ = subscribed_tx.send(());
+                }
+            }
+            #[allow(unreachable_code)]
+            anyhow::Ok(())
+        })
+    });
+    subscribed
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| anyhow::anyhow!("the cloud-side subscriber did not subscribe"))?;
 
     let mut child = Command::new(&bin)
         .args([
