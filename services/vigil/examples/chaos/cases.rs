@@ -21,6 +21,8 @@ use crate::Profile;
 
 /// Device-id prefix of the load generator's fleet.
 const PREFIX: &str = "chaos";
+/// Device-id prefix of the no-fault case's backlog fleet.
+const BACKLOG_PREFIX: &str = "backlog";
 
 /// One fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +71,10 @@ impl Case {
     /// What the case does, for the table.
     pub fn describe(self, profile: &Profile) -> String {
         match self {
-            Case::NoFault => "none (the baseline: a duplicate fails it too)".to_owned(),
+            Case::NoFault => format!(
+                "none (the baseline: a duplicate fails it too), after a backlog of {} devices × {} records scored with a freshly trained model",
+                profile.backlog_devices, profile.backlog_per_device
+            ),
             Case::Kill(role) => format!("`kill -9` of `vigil {role}`, started again at once"),
             Case::TansuOutage => format!(
                 "tansu stopped {} s, started again on its data",
@@ -160,6 +165,11 @@ pub async fn run_case(case: Case, profile: &Profile, bin: &Path) -> Result<Outco
         _ => TansuStorage::Memory,
     };
     let mut stack = Stack::start(bin, storage).await?;
+    let backlog_note = if case == Case::NoFault {
+        backlog_then_model(&mut stack, profile).await?
+    } else {
+        String::new()
+    };
     let report_dir = stack.dir().to_owned();
     let args = loadgen_args(&stack, profile, &report_dir.join("report.json"));
     let stop_watch = Arc::new(AtomicBool::new(false));
@@ -174,6 +184,13 @@ pub async fn run_case(case: Case, profile: &Profile, bin: &Path) -> Result<Outco
         Ok(found) => found,
         Err(e) => (None, format!("error: {e:#}"), 0),
     };
+    if !backlog_note.is_empty() {
+        note = [backlog_note, note]
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
     let published = report.sent;
     let unacked = report.sent.saturating_sub(report.acked);
     let unrouted = report.unrouted;
@@ -242,6 +259,78 @@ pub async fn run_case(case: Case, profile: &Profile, bin: &Path) -> Result<Outco
         complete,
         note: note.trim_start_matches("; ").to_owned(),
     })
+}
+
+/// The no-fault case's set-up, the scenario in which issue 17 found
+/// duplicates with no fault: the scorer stopped, a backlog of another
+/// fleet published, a model trained on it, the scorer started again and
+/// scoring the backlog with that model. The measured run starts once the
+/// backlog is all in the audit store. Returns a note for the table.
+async fn backlog_then_model(stack: &mut Stack, profile: &Profile) -> Result<String> {
+    let count = profile.backlog_devices * profile.backlog_per_device;
+    stack.role("score")?.stop().await?;
+    let (url, brokers) = (stack.mqtt.url(), stack.kafka.brokers());
+    let (devices, total) = (profile.backlog_devices.to_string(), count.to_string());
+    let args = Cli::parse_from([
+        "run",
+        "--mqtt-url",
+        &url,
+        "--kafka-brokers",
+        &brokers,
+        "--device-prefix",
+        BACKLOG_PREFIX,
+        "--devices",
+        &devices,
+        "--rate",
+        "5000",
+        "--count",
+        &total,
+        "--anomaly-rate",
+        "0",
+        "--publish-only",
+        "--ack-timeout",
+        "15",
+        "--progress",
+        "none",
+    ])
+    .run;
+    let published = run(args.validate()?, CancellationToken::new()).await?;
+    anyhow::ensure!(
+        published.acked == count && published.unrouted == 0,
+        "backlog: {} of {count} accepted by Mosquitto",
+        published.acked.saturating_sub(published.unrouted)
+    );
+    stack.train_once(count / 2).await?;
+    let started = Instant::now();
+    let score = stack.role("score")?;
+    score.spawn()?;
+    score.ready().await?;
+    let http = score.http.clone();
+    vigil_testkit::clients::eventually(
+        "the scorer runs the trained model",
+        profile.audit_timeout,
+        || {
+            let http = http.clone();
+            async move {
+                let version =
+                    vigil_testkit::clients::scrape(&http, "vigil_score_model_version").await;
+                matches!(version, Ok(Some(v)) if v >= 1.0)
+            }
+        },
+    )
+    .await?;
+    let audited = stack
+        .wait_audited(BACKLOG_PREFIX, count, profile.audit_timeout)
+        .await;
+    anyhow::ensure!(
+        audited >= count,
+        "backlog: {audited} of {count} audited within {:?}",
+        profile.audit_timeout
+    );
+    Ok(format!(
+        "backlog of {count} scored with model v1 and audited in {:.0} s before the run",
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 #[derive(Parser)]

@@ -43,6 +43,10 @@ pub struct Profile {
     /// How long to wait for the audit store to hold every record.
     pub audit_timeout: Duration,
     pub cases: Vec<Case>,
+    /// The no-fault case's backlog (issue 17's scenario): devices, and
+    /// records of each, published before the run with the scorer stopped.
+    pub backlog_devices: u64,
+    pub backlog_per_device: u64,
 }
 
 impl Profile {
@@ -59,6 +63,9 @@ impl Profile {
             drain: Duration::from_secs(60),
             audit_timeout: Duration::from_secs(60),
             cases: Case::ALL.to_vec(),
+            // Issue 17's scenario: 50 devices × 1,500 records.
+            backlog_devices: 50,
+            backlog_per_device: 1_500,
         }
     }
 
@@ -83,6 +90,8 @@ impl Profile {
                 // 16 s on this machine, as long as the baseline.
                 Case::EdgePowerCut,
             ],
+            backlog_devices: 50,
+            backlog_per_device: 300,
         }
     }
 }

@@ -13,6 +13,8 @@ use vigil_testkit::{Mosquitto, Tansu, TansuStorage};
 
 /// How long a role may take to answer `/readyz` 200 after a start.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a role may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One `vigil <role>` child process.
 #[derive(Debug)]
@@ -64,6 +66,41 @@ impl Role {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (a graceful stop: the role
+    /// flushes, commits and leaves its group).
+    pub async fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("kill -TERM")?;
+        anyhow::ensure!(sent.success(), "kill -TERM {} failed", child.id());
+        let waited = tokio::time::timeout(
+            STOP_TIMEOUT,
+            tokio::task::spawn_blocking(move || {
+                let status = child.wait();
+                (child, status)
+            }),
+        )
+        .await;
+        match waited {
+            Ok(Ok((_, Ok(status)))) if status.success() => Ok(()),
+            Ok(Ok((_, status))) => bail!(
+                "vigil {} stopped with {status:?}\n{}",
+                self.name,
+                self.tail()
+            ),
+            Ok(Err(e)) => bail!("waiting for vigil {}: {e}", self.name),
+            Err(_) => bail!(
+                "vigil {} still running {STOP_TIMEOUT:?} after SIGTERM\n{}",
+                self.name,
+                self.tail()
+            ),
         }
     }
 
@@ -261,6 +298,33 @@ impl Stack {
             .find(|r| r.name == name)
             .map(|r| r.http.clone())
             .with_context(|| format!("no role {name}"))
+    }
+
+    /// `vigil train --once` against this stack's brokers (no HTTP
+    /// server): trains on `vigil.telemetry`, publishes a release and
+    /// exits. `--force` because the chaos fleet's backlog is small and the
+    /// case is about delivery, not the gate.
+    pub async fn train_once(&self, min_records: u64) -> Result<()> {
+        let mut command = Command::new(&self.bin);
+        command
+            .args(["train", "--once", "--force", "--window", "1d"])
+            .args(["--kafka-brokers", &self.kafka.brokers()])
+            .args(["--signing-key", &self.signing_key.display().to_string()])
+            .args(["--min-records", &min_records.to_string()])
+            .args(["--min-device-records", "50"])
+            .env("VIGIL_LOG", "warn")
+            .stdin(Stdio::null());
+        let out = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .context("vigil train task")?
+            .context("starting vigil train --once")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "vigil train --once exited {}:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
     }
 
     /// Where the roles' logs are (kept until the stack is dropped).
