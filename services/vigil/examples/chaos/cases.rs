@@ -269,31 +269,20 @@ pub async fn run_case(case: Case, profile: &Profile, bin: &Path) -> Result<Outco
 async fn backlog_then_model(stack: &mut Stack, profile: &Profile) -> Result<String> {
     let count = profile.backlog_devices * profile.backlog_per_device;
     stack.role("score")?.stop().await?;
-    let (url, brokers) = (stack.mqtt.url(), stack.kafka.brokers());
     let (devices, total) = (profile.backlog_devices.to_string(), count.to_string());
-    let args = Cli::parse_from([
-        "run",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        &brokers,
-        "--device-prefix",
+    let args = fleet_args(
+        stack,
         BACKLOG_PREFIX,
-        "--devices",
-        &devices,
-        "--rate",
-        "5000",
-        "--count",
-        &total,
-        "--anomaly-rate",
-        "0",
-        "--publish-only",
-        "--ack-timeout",
-        "15",
-        "--progress",
-        "none",
-    ])
-    .run;
+        &[
+            "--devices",
+            &devices,
+            "--rate",
+            "5000",
+            "--count",
+            &total,
+            "--publish-only",
+        ],
+    );
     let published = run(args.validate()?, CancellationToken::new()).await?;
     anyhow::ensure!(
         published.acked == count && published.unrouted == 0,
@@ -340,40 +329,52 @@ struct Cli {
 }
 
 fn loadgen_args(stack: &Stack, profile: &Profile, report: &Path) -> RunArgs {
-    let (url, brokers) = (stack.mqtt.url(), stack.kafka.brokers());
     let (devices, rate, duration, drain) = (
         profile.devices.to_string(),
         profile.rate.to_string(),
         profile.duration.as_secs_f64().to_string(),
         profile.drain.as_secs_f64().to_string(),
     );
-    Cli::parse_from([
+    let report = report.display().to_string();
+    fleet_args(
+        stack,
+        PREFIX,
+        &[
+            "--devices",
+            &devices,
+            "--rate",
+            &rate,
+            "--duration",
+            &duration,
+            "--drain-timeout",
+            &drain,
+            "--report",
+            &report,
+        ],
+    )
+}
+
+/// `vigil-loadgen run` against the stack for the fleet `prefix`, with no
+/// "missing data" episodes (every slot is sent), plus `extra` flags.
+fn fleet_args(stack: &Stack, prefix: &str, extra: &[&str]) -> RunArgs {
+    let (url, brokers) = (stack.mqtt.url(), stack.kafka.brokers());
+    let mut args = vec![
         "run",
         "--mqtt-url",
         &url,
         "--kafka-brokers",
         &brokers,
         "--device-prefix",
-        PREFIX,
-        "--devices",
-        &devices,
-        "--rate",
-        &rate,
-        "--duration",
-        &duration,
-        // No "missing data" episodes: every slot is sent.
+        prefix,
         "--anomaly-rate",
         "0",
-        "--drain-timeout",
-        &drain,
         "--ack-timeout",
         "15",
         "--progress",
         "none",
-        "--report",
-        &report.display().to_string(),
-    ])
-    .run
+    ];
+    args.extend_from_slice(extra);
+    Cli::parse_from(args).run
 }
 
 /// Injects the fault; returns the recovery time, a note and what the
