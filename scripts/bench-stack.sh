@@ -7,6 +7,10 @@
 # wait_ready ADDR. VIGIL_BENCH_KEEP=1 keeps $work (the logs) and prints it.
 # VIGIL_BENCH_BIN=DIR runs the `vigil` and `vigil-loadgen` already in DIR
 # instead of building (a copy no other build can replace mid-run).
+# VIGIL_BENCH_KAFKA=HOST:PORT uses that Kafka (Apache Kafka, Redpanda, a
+# tansu of your own) instead of starting tansu; topics are created by the
+# roles as usual, and each run's device prefix keeps runs apart.
+# Defines mosquitto_pid and tansu_pid (empty with VIGIL_BENCH_KAFKA).
 export PATH="$HOME/.cargo/bin:$PATH"
 target=${CARGO_TARGET_DIR:-target}
 if [ -n "${VIGIL_BENCH_BIN:-}" ]; then
@@ -29,11 +33,19 @@ mqtt_port=$(free_port)
 kafka_port=$(free_port)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$mqtt_port" > "$work/mosquitto.conf"
 mosquitto -c "$work/mosquitto.conf" > "$work/mosquitto.log" 2>&1 &
+mosquitto_pid=$!
 pids+=($!)
-(cd "$work" && exec tansu broker --listener-url "tcp://127.0.0.1:$kafka_port" \
-    --advertised-listener-url "tcp://127.0.0.1:$kafka_port" --storage-engine memory://tansu/ \
-    > "$work/tansu.log" 2>&1) &
-pids+=($!)
-export VIGIL_MQTT_URL="mqtt://127.0.0.1:$mqtt_port" VIGIL_KAFKA_BROKERS="127.0.0.1:$kafka_port"
-for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$kafka_port") 2>/dev/null && break; sleep 0.1; done
+tansu_pid=
+if [ -n "${VIGIL_BENCH_KAFKA:-}" ]; then
+    export VIGIL_KAFKA_BROKERS=$VIGIL_BENCH_KAFKA
+else
+    (cd "$work" && exec tansu broker --listener-url "tcp://127.0.0.1:$kafka_port" \
+        --advertised-listener-url "tcp://127.0.0.1:$kafka_port" --storage-engine memory://tansu/ \
+        > "$work/tansu.log" 2>&1) &
+    tansu_pid=$!
+    pids+=($!)
+    export VIGIL_KAFKA_BROKERS="127.0.0.1:$kafka_port"
+    for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$kafka_port") 2>/dev/null && break; sleep 0.1; done
+fi
+export VIGIL_MQTT_URL="mqtt://127.0.0.1:$mqtt_port"
 "$bin/vigil" models keygen --out "$work/keys" > /dev/null

@@ -16,8 +16,7 @@ rate=${1:-20000}
 minutes=${2:-10}
 # shellcheck source=scripts/bench-stack.sh
 source scripts/bench-stack.sh
-# bench-stack.sh started Mosquitto, then tansu.
-declare -A proc=([mosquitto]=${pids[0]} [tansu]=${pids[1]})
+declare -A proc=([mosquitto]=$mosquitto_pid [tansu]=$tansu_pid)
 ingest_http=127.0.0.1:$(free_port)
 VIGIL_HTTP_ADDR=$ingest_http "$bin/vigil" ingest > "$work/ingest.log" 2>&1 &
 pids+=($!)
