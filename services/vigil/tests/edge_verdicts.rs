@@ -86,19 +86,7 @@ async fn start_push(
 /// routed both, so edge verdicts flow only where ingest runs too, as in
 /// every deployment.
 async fn start_ingest(mqtt: &Mosquitto, brokers: &str) -> anyhow::Result<VigilProcess> {
-    let url = mqtt.url();
-    let ingest = VigilProcess::start(&[
-        "ingest",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        brokers,
-        "--mqtt-client-id",
-        "ingest-edge-test",
-    ])
-    .await?;
-    ingest.wait_ready().await?;
-    Ok(ingest)
+    VigilProcess::ingest(&mqtt.url(), brokers, "ingest-edge-test", &[]).await
 }
 
 async fn start_audit(brokers: &str, store: &str) -> anyhow::Result<VigilProcess> {

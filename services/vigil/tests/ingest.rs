@@ -10,30 +10,13 @@ use vigil_schemas::{DlqRecord, Message};
 use vigil_testkit::clients::{eventually, publish_all, read_until};
 use vigil_testkit::{Mosquitto, Tansu, TansuStorage};
 
-fn ingest_args<'a>(mqtt: &'a str, brokers: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "ingest",
-        "--mqtt-url",
-        mqtt,
-        "--kafka-brokers",
-        brokers,
-        "--mqtt-client-id",
-        "ingest-under-test",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
-
 /// Starts a ready `vigil ingest` with `extra` flags against the brokers.
 async fn start_ingest(
     mqtt: &Mosquitto,
     kafka: &Tansu,
     extra: &[&str],
 ) -> anyhow::Result<VigilProcess> {
-    let (url, brokers) = (mqtt.url(), kafka.brokers());
-    let ingest = VigilProcess::start(&ingest_args(&url, &brokers, extra)).await?;
-    ingest.wait_ready().await?;
-    Ok(ingest)
+    VigilProcess::ingest(&mqtt.url(), &kafka.brokers(), "ingest-under-test", extra).await
 }
 
 /// Both brokers plus a ready ingest.

@@ -37,20 +37,7 @@ async fn replica(
     client_id: &str,
     extra: &[&str],
 ) -> anyhow::Result<VigilProcess> {
-    let (url, brokers) = (mqtt.url(), kafka.brokers());
-    let mut args = vec![
-        "ingest",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        &brokers,
-        "--mqtt-client-id",
-        client_id,
-    ];
-    args.extend_from_slice(extra);
-    let ingest = VigilProcess::start(&args).await?;
-    ingest.wait_ready().await?;
-    Ok(ingest)
+    VigilProcess::ingest(&mqtt.url(), &kafka.brokers(), client_id, extra).await
 }
 
 /// Seqs `from..=to` of every device, interleaved device by device.

@@ -166,17 +166,7 @@ async fn loadgen_through_ingest_loses_nothing() -> anyhow::Result<()> {
     let mqtt = Mosquitto::start()?;
     let kafka = Tansu::start()?;
     let (url, brokers) = (mqtt.url(), kafka.brokers());
-    let ingest = VigilProcess::start(&[
-        "ingest",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        &brokers,
-        "--mqtt-client-id",
-        "ingest-under-test",
-    ])
-    .await?;
-    ingest.wait_ready().await?;
+    let ingest = VigilProcess::ingest(&url, &brokers, "ingest-under-test", &[]).await?;
     // What `vigil score` does at start-up: create its output topic.
     let kafka_args = vigil_service::config::KafkaArgs {
         kafka_brokers: brokers.clone(),
@@ -230,17 +220,7 @@ async fn loadgen_through_ingest_and_score_loses_nothing_and_reports_every_kind(
     let signing = generated.signing_key.display().to_string();
     let verify = generated.verify_key.display().to_string();
 
-    let ingest = VigilProcess::start(&[
-        "ingest",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        &brokers,
-        "--mqtt-client-id",
-        "ingest-under-test",
-    ])
-    .await?;
-    ingest.wait_ready().await?;
+    let _ingest = VigilProcess::ingest(&url, &brokers, "ingest-under-test", &[]).await?;
     let score = VigilProcess::start(&[
         "score",
         "--kafka-brokers",

@@ -135,17 +135,7 @@ async fn records_sent_over_mqtt_are_audited_with_the_model_version_that_scored_t
     .await?;
 
     let url = mqtt.url();
-    let ingest = VigilProcess::start(&[
-        "ingest",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        &brokers,
-        "--mqtt-client-id",
-        "pipeline-ingest",
-    ])
-    .await?;
-    ingest.wait_ready().await?;
+    let ingest = VigilProcess::ingest(&url, &brokers, "pipeline-ingest", &[]).await?;
     let scorer = VigilProcess::start(&[
         "score",
         "--kafka-brokers",

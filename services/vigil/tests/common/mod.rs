@@ -56,6 +56,30 @@ impl VigilProcess {
         Ok(process)
     }
 
+    /// A ready `vigil ingest` with MQTT client id `client_id` and `extra`
+    /// flags, between the MQTT broker at `mqtt_url` and Kafka at `brokers`.
+    #[allow(dead_code)] // not every test binary starts ingest
+    pub async fn ingest(
+        mqtt_url: &str,
+        brokers: &str,
+        client_id: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut args = vec![
+            "ingest",
+            "--mqtt-url",
+            mqtt_url,
+            "--kafka-brokers",
+            brokers,
+            "--mqtt-client-id",
+            client_id,
+        ];
+        args.extend_from_slice(extra);
+        let ingest = Self::start(&args).await?;
+        ingest.wait_ready().await?;
+        Ok(ingest)
+    }
+
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) -> anyhow::Result<()> {
         let url = format!("http://{}/readyz", self.http);
