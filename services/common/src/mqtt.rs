@@ -13,20 +13,11 @@ pub const DEPENDENCY: &str = "mqtt";
 
 /// Options for a client of role `role` (used in the default client id).
 pub fn options(args: &MqttArgs, role: &str) -> Result<MqttOptions, MqttConfigError> {
-    let connection = ClientSettings::from_args(args)?;
     let client_id = args
         .mqtt_client_id
         .clone()
         .unwrap_or_else(|| default_client_id(role));
-    let mut options = MqttOptions::new(client_id, connection.host, connection.port);
-    options.set_keep_alive(connection.keep_alive);
-    if let Some((username, password)) = connection.credentials {
-        options.set_credentials(username, password);
-    }
-    if let Some(transport) = connection.tls {
-        options.set_transport(transport);
-    }
-    Ok(options)
+    Ok(ClientSettings::from_args(args)?.v5_options(client_id))
 }
 
 /// `vigil-<role>-<hostname>`: stable across restarts, so a persistent
