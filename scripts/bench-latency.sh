@@ -20,10 +20,11 @@ until curl -fs "http://$ingest_http/readyz" >/dev/null 2>&1; do sleep 0.2; done
 "$bin/vigil-loadgen" run --publish-only --device-prefix warm --devices 1000 --rate "$rate" \
     --count 200000 --day-secs 60 --anomaly-rate 0 --progress none > "$work/warm.txt"
 "$bin/vigil" train --once --force --signing-key "$work/keys/signing.key" > "$work/train.log" 2>&1
-VIGIL_HTTP_ADDR=127.0.0.1:$(free_port) "$bin/vigil" score --verify-key "$work/keys/verify.pub" > "$work/score.log" 2>&1 &
+score_http=127.0.0.1:$(free_port)
+VIGIL_HTTP_ADDR=$score_http "$bin/vigil" score --verify-key "$work/keys/verify.pub" > "$work/score.log" 2>&1 &
 pids+=($!)
-# Let the scorer drain the warm-up before measuring.
-sleep 10
+# The scorer drains the warm-up before the measured runs.
+wait_drained 200000 "$score_http"
 for i in $(seq "$runs"); do
     "$bin/vigil-loadgen" run --device-prefix "r$i" --devices 1000 --rate "$rate" --duration "$secs" \
         --day-secs 60 --anomaly-rate 2 --drain-timeout 60 --progress none --report "$work/run$i.json" \

@@ -34,11 +34,13 @@ done
 "$bin/vigil-loadgen" run --publish-only --device-prefix warm --devices 1000 --rate 10000 \
     --count 200000 --day-secs 60 --anomaly-rate 0 --progress none > "$work/warm.txt"
 "$bin/vigil" train --once --force --signing-key "$work/keys/signing.key" > "$work/train.log" 2>&1
+scorer_addrs=()
 start_scorer() {
     local addr=127.0.0.1:$(free_port)
     VIGIL_HTTP_ADDR=$addr "$bin/vigil" score --verify-key "$work/keys/verify.pub" \
         --instance-id "bench-score-$1" > "$work/score$1.log" 2>&1 &
     pids+=($!)
+    scorer_addrs+=("$addr")
     role[$!]="score $1"
     wait_ready "$addr"
 }
@@ -50,8 +52,8 @@ first_late=$((scorers + 1))
 for i in $(seq "$scorers"); do
     [ "$i" -ge "$first_late" ] || start_scorer "$i"
 done
-# Let the scorers drain the warm-up before measuring.
-sleep 10
+# The scorers drain the warm-up before measuring.
+wait_drained 200000 "${scorer_addrs[@]}"
 report=${OUT:-$work/run.json}
 "$bin/vigil-loadgen" run --device-prefix run --devices 1000 --rate "$rate" --duration "$secs" \
     --day-secs 60 --anomaly-rate 2 --drain-timeout 60 --progress none --report "$report" \

@@ -29,6 +29,25 @@ cleanup() {
 trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ready() { until curl -fs "http://$1/readyz" >/dev/null 2>&1; do sleep 0.2; done; }
+# wait_drained N ADDR...: until the scorers at ADDR... have produced N
+# verdicts between them (the warm-up scored), at most 5 minutes.
+wait_drained() {
+    local want=$1 deadline=$((SECONDS + 300)) total
+    shift
+    while :; do
+        total=0
+        for addr in "$@"; do
+            total=$(( total + $(curl -fs "http://$addr/metrics" 2>/dev/null \
+                | awk '/^vigil_score_verdicts_produced_total / {printf "%d", $2}' || true) + 0 ))
+        done
+        [ "$total" -ge "$want" ] && return 0
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "warning: the scorers produced $total of $want warm-up verdicts in 5 minutes" >&2
+            return 0
+        fi
+        sleep 0.5
+    done
+}
 mqtt_port=$(free_port)
 kafka_port=$(free_port)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$mqtt_port" > "$work/mosquitto.conf"

@@ -37,8 +37,8 @@ pids+=($!)
 proc[audit]=$!
 wait_ready "$score_http"
 wait_ready "$audit_http"
-# Let the scorer and the audit sink drain the warm-up before measuring.
-sleep 10
+# The scorer drains the warm-up before measuring.
+wait_drained 200000 "$score_http"
 
 names=(mosquitto tansu ingest score audit)
 rss_line() {
