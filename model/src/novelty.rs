@@ -22,6 +22,13 @@
 //! libm), so the edge and the cloud compute the same bits.
 //!
 //! Chosen on half of the NAB corpus (`eval/NAB.md`, "protocol").
+//!
+//! [`NoveltyConfig::expansion`] is an experiment (session 14, see
+//! `training/EVALUATION.md`, "Novelty without random-walk expansion"): a
+//! never-seen cell reached by a small step from the previous cell, the way
+//! a random walk slowly widens its range, can be judged by how often steps
+//! of that size were seen instead of as "something new". The default,
+//! [`Expansion::Novel`], is the behaviour chosen on NAB.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +46,126 @@ pub struct NoveltyConfig {
     /// Trained ranges kept on each side of the trained range before cells
     /// merge into one edge cell.
     pub margin_ranges: u16,
+    /// How a small step into a never-seen cell is judged (default: as
+    /// anything never seen).
+    #[serde(default)]
+    pub expansion: Expansion,
+}
+
+/// How a step of at most `reach` cells is judged when the cell it reaches
+/// is new (or, for [`Expansion::AnyStep`], whatever the cell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Expansion {
+    /// A never-seen cell is "something new", however it was reached.
+    #[default]
+    Novel,
+    /// A never-seen cell within `reach` cells of the previous one gets the
+    /// probability of a step of that size (out of every step seen at that
+    /// resolution), if that is larger. With `finest`, the step is measured
+    /// at the finest resolution and decides for every resolution.
+    NewCells {
+        /// Largest step, in cells, counted as expansion.
+        reach: u16,
+        /// Judge the step at the finest resolution only.
+        finest: bool,
+        /// Only steps of a size already seen count, at their share of the
+        /// steps (no smoothing).
+        seen: bool,
+        /// Only the raw value's channel judges steps by size; the smoothed
+        /// channel stays as [`Expansion::Novel`].
+        raw: bool,
+    },
+    /// Any step of at most `reach` cells gets the larger of its cell's
+    /// probability and that of a step of its size.
+    AnyStep {
+        /// Largest step, in cells, judged by its size.
+        reach: u16,
+        /// Judge the step at the finest resolution only.
+        finest: bool,
+        /// Only steps of a size already seen count, at their share of the
+        /// steps (no smoothing).
+        seen: bool,
+        /// Only the raw value's channel judges steps by size; the smoothed
+        /// channel stays as [`Expansion::Novel`].
+        raw: bool,
+    },
+}
+
+impl Expansion {
+    /// The largest step judged by its size (0 for [`Expansion::Novel`]).
+    fn reach(self) -> Option<u16> {
+        match self {
+            Expansion::Novel => None,
+            Expansion::NewCells { reach, .. } | Expansion::AnyStep { reach, .. } => Some(reach),
+        }
+    }
+
+    fn finest(self) -> bool {
+        match self {
+            Expansion::Novel => false,
+            Expansion::NewCells { finest, .. } | Expansion::AnyStep { finest, .. } => finest,
+        }
+    }
+
+    fn seen(self) -> bool {
+        match self {
+            Expansion::Novel => false,
+            Expansion::NewCells { seen, .. } | Expansion::AnyStep { seen, .. } => seen,
+        }
+    }
+
+    /// The rule for the smoothed channel.
+    fn for_smooth(self) -> Self {
+        match self {
+            Expansion::NewCells { raw: true, .. } | Expansion::AnyStep { raw: true, .. } => {
+                Expansion::Novel
+            }
+            other => other,
+        }
+    }
+}
+
+/// A name of an [`Expansion`]: `novel`, `new:REACH` or `any:REACH`, each
+/// of the last two optionally followed by `:finest`, `:seen` and/or `:raw`.
+impl std::str::FromStr for Expansion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let bad = || {
+            format!(
+                "unknown expansion {s:?}: expected novel, new:REACH[:FLAG...] or \
+                 any:REACH[:FLAG...], each FLAG one of finest, seen, raw"
+            )
+        };
+        if parts == ["novel"] {
+            return Ok(Expansion::Novel);
+        }
+        let reach: u16 = parts.get(1).and_then(|r| r.parse().ok()).ok_or_else(bad)?;
+        let flags = parts.get(2..).unwrap_or_default();
+        if flags.iter().any(|f| !["finest", "seen", "raw"].contains(f)) {
+            return Err(bad());
+        }
+        let finest = flags.contains(&"finest");
+        let seen = flags.contains(&"seen");
+        let raw = flags.contains(&"raw");
+        match parts.first() {
+            Some(&"new") => Ok(Expansion::NewCells {
+                reach,
+                finest,
+                seen,
+                raw,
+            }),
+            Some(&"any") => Ok(Expansion::AnyStep {
+                reach,
+                finest,
+                seen,
+                raw,
+            }),
+            _ => Err(bad()),
+        }
+    }
 }
 
 impl Default for NoveltyConfig {
@@ -49,6 +176,7 @@ impl Default for NoveltyConfig {
             alarm_bits: 12,
             prior_cells: 64.0,
             margin_ranges: 4,
+            expansion: Expansion::Novel,
         }
     }
 }
@@ -165,11 +293,17 @@ struct Cells {
     total: u32,
     /// The previous value's cell.
     last: Option<u32>,
+    /// Steps of 0, 1, … `reach` cells seen (empty unless
+    /// [`NoveltyConfig::expansion`] judges steps).
+    step_sizes: Vec<u32>,
+    /// Steps seen in all (any size), when `step_sizes` is kept.
+    step_total: u32,
 }
 
 impl Cells {
-    fn new(per_range: u16, margin_ranges: u16) -> Self {
+    fn new(per_range: u16, margin_ranges: u16, expansion: Expansion) -> Self {
         let cells = usize::from(per_range) * (2 * usize::from(margin_ranges) + 1);
+        let sizes = expansion.reach().map_or(0, |r| usize::from(r) + 1);
         Self {
             per_range,
             offset: u32::from(per_range) * u32::from(margin_ranges),
@@ -180,6 +314,26 @@ impl Cells {
             distinct: 0,
             total: 0,
             last: None,
+            step_sizes: vec![0; sizes],
+            step_total: 0,
+        }
+    }
+
+    /// The size, in cells, of the step from the previous cell to `cell`.
+    fn step_to(&self, cell: u32) -> Option<u32> {
+        self.last.map(|from| from.abs_diff(cell))
+    }
+
+    /// The share of steps of `size` cells among those seen (`None` beyond
+    /// the kept sizes): add-one smoothed, or with `seen` as counted (`None`
+    /// for a size never seen).
+    fn step_probability(&self, size: u32, seen: bool) -> Option<f64> {
+        let count = f64::from(*self.step_sizes.get(size as usize)?);
+        let total = f64::from(self.step_total);
+        if seen {
+            (count > 0.0).then(|| count / (total + 1.0))
+        } else {
+            Some((count + 1.0) / (total + self.step_sizes.len() as f64 + 1.0))
         }
     }
 
@@ -198,10 +352,24 @@ impl Cells {
         }
     }
 
-    /// The smoothed probability of `cell` after the previous one; then
-    /// counts it.
-    fn observe(&mut self, cell: u32, prior_cells: f64) -> f64 {
+    /// The smoothed probability of `cell` after the previous one, judged by
+    /// its step's size where `expansion` says so and `small_step` (the step
+    /// is within reach where it is measured); then counts it.
+    fn observe(
+        &mut self,
+        cell: u32,
+        prior_cells: f64,
+        expansion: Expansion,
+        small_step: bool,
+    ) -> f64 {
         let c = cell as usize;
+        let size = self.step_to(cell);
+        let by_size = if small_step {
+            size.and_then(|d| self.step_probability(d, expansion.seen()))
+        } else {
+            None
+        };
+        let new_cell = self.visits[c] == 0;
         let alone = (f64::from(self.visits[c]) + f64::from(self.distinct + 1) / prior_cells)
             / (f64::from(self.total) + f64::from(self.distinct) + 1.0);
         let probability = match self.last {
@@ -234,7 +402,18 @@ impl Cells {
                     / (f64::from(departures) + f64::from(successors) + 1.0)
             }
         };
-        if self.visits[c] == 0 {
+        let probability = match (expansion, by_size) {
+            (Expansion::NewCells { .. }, Some(p)) if new_cell => probability.max(p),
+            (Expansion::AnyStep { .. }, Some(p)) => probability.max(p),
+            _ => probability,
+        };
+        if let Some(d) = size.filter(|_| !self.step_sizes.is_empty()) {
+            if let Some(count) = self.step_sizes.get_mut(d as usize) {
+                *count = count.saturating_add(1);
+            }
+            self.step_total = self.step_total.saturating_add(1);
+        }
+        if new_cell {
             self.distinct += 1;
         }
         self.visits[c] = self.visits[c].saturating_add(1);
@@ -259,7 +438,7 @@ impl NoveltyState {
             config
                 .resolutions
                 .iter()
-                .map(|&r| Cells::new(r.max(1), config.margin_ranges))
+                .map(|&r| Cells::new(r.max(1), config.margin_ranges, config.expansion))
                 .collect()
         };
         Self {
@@ -274,17 +453,65 @@ impl NoveltyState {
     /// [`novelty_score`] for the [0, 1] form.
     pub fn observe(&mut self, config: &NoveltyConfig, fit: &MetricNovelty, v: f64) -> f64 {
         let smoothed = self.smoother.push(v);
-        let value = product(&mut self.value, &fit.value, v, config.prior_cells);
-        let smooth = product(&mut self.smooth, &fit.smooth, smoothed, config.prior_cells);
+        let expansion = config.expansion;
+        let value = product(&mut self.value, &fit.value, v, config, expansion);
+        let smooth = product(
+            &mut self.smooth,
+            &fit.smooth,
+            smoothed,
+            config,
+            expansion.for_smooth(),
+        );
         value.min(smooth)
+    }
+
+    /// Bytes this state holds (inline and on the heap), for sizing a
+    /// scorer's per-device state.
+    pub fn bytes(&self) -> usize {
+        let cells: usize = self
+            .value
+            .iter()
+            .chain(&self.smooth)
+            .map(|c| {
+                std::mem::size_of::<Cells>()
+                    + 4 * (c.visits.capacity()
+                        + c.departures.capacity()
+                        + c.successors.capacity()
+                        + c.step_sizes.capacity())
+                    + 8 * c.steps.capacity()
+            })
+            .sum();
+        std::mem::size_of::<Self>() + 8 * self.smoother.ring.capacity() + cells
     }
 }
 
-fn product(cells: &mut [Cells], range: &ChannelRange, v: f64, prior_cells: f64) -> f64 {
+fn product(
+    cells: &mut [Cells],
+    range: &ChannelRange,
+    v: f64,
+    config: &NoveltyConfig,
+    expansion: Expansion,
+) -> f64 {
+    let within = |c: &Cells, cell: u32| {
+        c.step_to(cell)
+            .zip(expansion.reach())
+            .is_some_and(|(d, r)| d <= u32::from(r))
+    };
+    // With `finest`, the step at the finest resolution decides for all.
+    let finest_small = expansion.finest()
+        && cells
+            .iter()
+            .max_by_key(|c| c.per_range)
+            .is_some_and(|c| within(c, c.cell_of(range, v)));
     let mut p = 1.0;
     for c in cells {
         let cell = c.cell_of(range, v);
-        p *= c.observe(cell, prior_cells);
+        let small_step = if expansion.finest() {
+            finest_small
+        } else {
+            within(c, cell)
+        };
+        p *= c.observe(cell, config.prior_cells, expansion, small_step);
     }
     p
 }
@@ -393,6 +620,80 @@ mod tests {
             let p = state.observe(&config, &fit, v);
             assert!(p > 0.0 && p <= 1.0, "{v}: {p}");
         }
+    }
+
+    /// A slow walk upwards past the trained range, then one jump far above
+    /// it: the most novel score of the walk, and the jump's score.
+    fn walk_then_jump(expansion: Expansion) -> (f64, f64) {
+        let config = NoveltyConfig {
+            expansion,
+            ..NoveltyConfig::default()
+        };
+        // Trained on 0..1 going up and down; then the walk climbs on
+        // slowly to 3 (a twelfth of the range every 24 rows), then a jump.
+        let mut v: Vec<f64> = (0..600).map(|i| f64::from((i % 48) as u8) / 47.0).collect();
+        v.extend((0..576).map(|i| 1.0 + f64::from(i) / 288.0));
+        v.push(12.0);
+        let fit = MetricNovelty::fit(&config, &v[..300]);
+        let mut state = NoveltyState::new(&config);
+        let s: Vec<f64> = v
+            .iter()
+            .map(|&x| novelty_score(&config, state.observe(&config, &fit, x)))
+            .collect();
+        let walk = s[600..1176].iter().copied().fold(0.0, f64::max);
+        (walk, s[1176])
+    }
+
+    #[test]
+    fn expansion_by_small_steps_is_discounted_only_when_asked() {
+        let (walk, jump) = walk_then_jump(Expansion::Novel);
+        assert!(walk > 0.5, "the default calls a slow expansion new: {walk}");
+        assert!(jump > 0.5, "{jump}");
+        let (walk, jump) = walk_then_jump("new:1".parse().expect("parses"));
+        assert!(walk < 0.5, "adjacent expansion discounted: {walk}");
+        assert!(jump > 0.5, "a jump stays new: {jump}");
+    }
+
+    #[test]
+    fn expansions_parse_and_bad_names_are_refused() {
+        assert_eq!("novel".parse(), Ok(Expansion::Novel));
+        assert_eq!(
+            "any:3:seen:raw".parse(),
+            Ok(Expansion::AnyStep {
+                reach: 3,
+                finest: false,
+                seen: true,
+                raw: true
+            })
+        );
+        assert_eq!(
+            "new:1:finest".parse(),
+            Ok(Expansion::NewCells {
+                reach: 1,
+                finest: true,
+                seen: false,
+                raw: false
+            })
+        );
+        for bad in ["", "new", "new:x", "any:1:wide", "novel:1", "jump:1"] {
+            assert!(bad.parse::<Expansion>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_keeps_no_step_counts() {
+        let config = NoveltyConfig::default();
+        let plain = NoveltyState::new(&config).bytes();
+        let with_steps = NoveltyState::new(&NoveltyConfig {
+            expansion: "new:1".parse().expect("parses"),
+            ..NoveltyConfig::default()
+        })
+        .bytes();
+        assert_eq!(
+            with_steps - plain,
+            6 * 2 * 4,
+            "two step sizes per resolution and channel"
+        );
     }
 
     #[test]
