@@ -87,6 +87,15 @@ struct NabArgs {
     /// `episode` and `cooldown` maps.
     #[arg(long, value_name = "ROWS", default_value_t = vigil_eval::nab::REFRACTORY_ROWS)]
     refractory_rows: usize,
+    /// Experiment (training/EVALUATION.md, session 14): how the novelty
+    /// detector judges a small step into a never-seen cell: `novel` (the
+    /// default), `new:REACH[:finest]` or `any:REACH[:finest]`.
+    #[arg(long, value_name = "MODE", default_value = "novel")]
+    novelty_expansion: vigil_model::novelty::Expansion,
+    /// Experiment: the novelty alert level, bits per resolution [default:
+    /// the model crate's].
+    #[arg(long, value_name = "BITS")]
+    novelty_alarm_bits: Option<u32>,
     /// Worker threads [default: the machine's cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -149,6 +158,16 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
                 "robust-z" => Family::Fitted(Method::RobustZ),
                 "pca" => Family::Fitted(Method::Pca),
                 _ => Family::Novelty,
+            },
+            novelty: {
+                let mut novelty = vigil_model::novelty::NoveltyConfig {
+                    expansion: args.novelty_expansion,
+                    ..Default::default()
+                };
+                if let Some(bits) = args.novelty_alarm_bits {
+                    novelty.alarm_bits = bits;
+                }
+                novelty
             },
         },
         subset: args.files,

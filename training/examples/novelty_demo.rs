@@ -10,14 +10,23 @@
 //! (`fit.rs`, trimmed calibration), and alerts at the larger of that and
 //! the fixed level.
 //!
-//! `cargo run --release -p vigil-training --example novelty_demo [SEED [TICKS]]`
+//! The rows named with an expansion (session 14) run the novelty with
+//! `NoveltyConfig::expansion` set (W = 150): a small step into a never-seen
+//! cell judged by how often steps of that size were seen, not as
+//! "something new" (`training/EVALUATION.md`, "Novelty without random-walk
+//! expansion").
+//!
+//! `cargo run --release -p vigil-training --example novelty_demo [SEED [TICKS [EXPANSION[@BITS]...]]]`
+//! (expansions as `vigil-eval nab --novelty-expansion` takes them, e.g.
+//! `new:1:finest`; `@BITS` sets the alert level in bits per resolution;
+//! default: `new:1:finest`).
 
 use std::collections::HashMap;
 
 mod common;
 
 use common::ticks;
-use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
+use vigil_model::novelty::{novelty_score, Expansion, MetricNovelty, NoveltyConfig, NoveltyState};
 use vigil_model::{AlarmPolicy, AlarmTrack, Model, Scratch};
 use vigil_schemas::Telemetry;
 use vigil_training::{evaluate_flags, fit, DeviceFlags, EvalOptions, TrainConfig};
@@ -47,6 +56,25 @@ fn tail_bits(v: &mut [f64], target: f64) -> Option<f64> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = std::env::args().nth(1).map_or(Ok(0x5EED), |s| s.parse())?;
     let ticks_run: u64 = std::env::args().nth(2).map_or(Ok(1_200), |s| s.parse())?;
+    let mut variants: Vec<(String, NoveltyConfig)> = Vec::new();
+    for arg in std::env::args().skip(3) {
+        let (name, bits) = arg.split_once('@').unwrap_or((arg.as_str(), ""));
+        let mut config = NoveltyConfig {
+            expansion: name.parse::<Expansion>()?,
+            ..NoveltyConfig::default()
+        };
+        if !bits.is_empty() {
+            config.alarm_bits = bits.parse()?;
+        }
+        variants.push((arg.clone(), config));
+    }
+    if variants.is_empty() {
+        let config = NoveltyConfig {
+            expansion: "new:1:finest".parse::<Expansion>()?,
+            ..NoveltyConfig::default()
+        };
+        variants.push(("new:1:finest".to_owned(), config));
+    }
     let (all, episodes) = common::demo_fleet(DEVICES, seed, 0.2, 60_000, ticks_run)?;
     let mut chain: Vec<(u64, Model)> = Vec::new();
     let mut at = WARMUP;
@@ -73,9 +101,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|m| m.name.clone())
         .collect();
-    // (device, rows of (seq, ts, pca, novelty per W))
-    let ws = [100usize, 150, 300];
+    // (device, rows of (seq, ts, pca, novelty per W and settings))
+    let mut ws: Vec<(usize, NoveltyConfig, String)> = [100usize, 150, 300]
+        .into_iter()
+        .map(|w| (w, config.clone(), String::new()))
+        .collect();
+    for (name, c) in &variants {
+        ws.push((CALIBRATED_W, c.clone(), format!(" {name}")));
+    }
     let mut rows_by_device = Vec::new();
+    // Per settings: the largest and the summed state bytes of a device.
+    let mut state_bytes: Vec<(usize, usize)> = vec![(0, 0); ws.len()];
     // Surprise bits (W = CALIBRATED_W) of every device's records, by tick.
     let mut by_tick: Vec<Vec<f64>> = vec![Vec::new(); ticks_run as usize];
     for (device, records) in &by_device {
@@ -114,7 +150,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             let feature_novelty = novelty_score(&config, fp);
-            for (k, &w) in ws.iter().enumerate() {
+            for (k, (w, config, _)) in ws.iter().enumerate() {
+                let w = *w;
                 let value = |t: &Telemetry, m: &str| t.metrics.get(m).copied().unwrap_or(f64::NAN);
                 if seen.len() < w {
                     ns.push(0.0);
@@ -125,14 +162,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .iter()
                         .map(|m| {
                             let v: Vec<f64> = seen.iter().map(|t| value(t, m)).collect();
-                            MetricNovelty::fit(&config, &v)
+                            MetricNovelty::fit(config, &v)
                         })
                         .collect();
                     let mut states: Vec<NoveltyState> =
-                        metrics.iter().map(|_| NoveltyState::new(&config)).collect();
+                        metrics.iter().map(|_| NoveltyState::new(config)).collect();
                     for t in &seen[..seen.len() - 1] {
                         for (j, m) in metrics.iter().enumerate() {
-                            states[j].observe(&config, &fits[j], value(t, m));
+                            states[j].observe(config, &fits[j], value(t, m));
                         }
                     }
                     nov[k] = Some((fits, states));
@@ -142,18 +179,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 let mut p = 1.0f64;
                 for (j, m) in metrics.iter().enumerate() {
-                    p = p.min(states[j].observe(&config, &fits[j], value(r, m)));
+                    p = p.min(states[j].observe(config, &fits[j], value(r, m)));
                 }
-                if w == CALIBRATED_W {
+                if k == 1 {
                     raw = Some(p);
                 }
-                ns.push(novelty_score(&config, p));
+                ns.push(novelty_score(config, p));
             }
             ns.push(feature_novelty);
             if let Some(p) = raw {
                 by_tick[tick as usize].push(-p.max(f64::MIN_POSITIVE).log2());
             }
             out.push((r.seq, r.ts, s.score.score, model.threshold(), ns, raw, tick));
+        }
+        for (k, n) in nov.iter().enumerate() {
+            let bytes: usize = n
+                .iter()
+                .flat_map(|(_, states)| states)
+                .map(NoveltyState::bytes)
+                .sum();
+            state_bytes[k].0 = state_bytes[k].0.max(bytes);
+            state_bytes[k].1 += bytes;
         }
         rows_by_device.push(((*device).to_owned(), out));
     }
@@ -185,6 +231,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let at = (-level).exp2();
         at / (at + p)
     };
+    for ((w, _, name), (max, sum)) in ws.iter().zip(&state_bytes) {
+        eprintln!(
+            "novelty state W={w}{name}: {} metrics, mean {} bytes, max {max} bytes per device",
+            metrics.len(),
+            sum / by_device.len().max(1)
+        );
+    }
     let policy = AlarmPolicy::default();
     println!("| variant | event precision | recall | normal flagged | alarm events (true/false) |");
     println!("|---|---|---|---|---|");
@@ -221,8 +274,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ev = evaluate_flags(&devices, &episodes, &EvalOptions::default());
         let name = match variant {
             0 => "pca".to_owned(),
-            v if v <= ws.len() => format!("max(pca, novelty W={})", ws[v - 1]),
-            v if v <= 2 * ws.len() => format!("novelty alone W={}", ws[v - 1 - ws.len()]),
+            v if v <= ws.len() => format!("max(pca, novelty W={}{})", ws[v - 1].0, ws[v - 1].2),
+            v if v <= 2 * ws.len() => {
+                let (w, _, name) = &ws[v - 1 - ws.len()];
+                format!("novelty alone W={w}{name}")
+            }
             v if v == 2 * ws.len() + 1 => "max(pca, feature novelty)".to_owned(),
             v if v == 2 * ws.len() + 2 => "feature novelty alone".to_owned(),
             v if v == 2 * ws.len() + 3 => format!("max(pca, calibrated novelty W={CALIBRATED_W})"),

@@ -34,8 +34,8 @@ pub use report::{
     score_detector, score_results, DetectorScore, ProfileScore, Report, ScoreOptions,
 };
 pub use run::{
-    detect, detect_novelty, probation_rows, run, DetectError, DetectorConfig, Family, Retrain,
-    RunOptions, ScoreMap, Subset, NAB_FALSE_ALARM_RATE, REFRACTORY_ROWS, SPLIT,
+    detect, detect_novelty, detect_novelty_with, probation_rows, run, DetectError, DetectorConfig,
+    Family, Retrain, RunOptions, ScoreMap, Subset, NAB_FALSE_ALARM_RATE, REFRACTORY_ROWS, SPLIT,
 };
 pub use sweep::{Corpus, Counts, FileScore, FileScores, ThresholdScore};
 pub use timestamp::Timestamp;

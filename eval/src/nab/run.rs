@@ -149,6 +149,8 @@ pub struct DetectorConfig {
     pub target_false_alarm_rate: f64,
     /// Rows an alert (or an onset) silences the maps that look back.
     pub refractory_rows: usize,
+    /// Settings of [`Family::Novelty`] (default: the model crate's).
+    pub novelty: NoveltyConfig,
 }
 
 impl Default for DetectorConfig {
@@ -159,6 +161,7 @@ impl Default for DetectorConfig {
             family: Family::Novelty,
             target_false_alarm_rate: NAB_FALSE_ALARM_RATE,
             refractory_rows: REFRACTORY_ROWS,
+            novelty: NoveltyConfig::default(),
         }
     }
 }
@@ -358,7 +361,11 @@ pub enum DetectError {
 /// that row and the rows before it only.
 pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectError> {
     if cfg.family == Family::Novelty {
-        return Ok(detect_novelty(&data.values, cfg.refractory_rows));
+        return Ok(detect_novelty_with(
+            &cfg.novelty,
+            &data.values,
+            cfg.refractory_rows,
+        ));
     }
     let records = records(data);
     let n = records.len();
@@ -403,7 +410,16 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
 /// [`Family::Novelty`] over one series: alert rows get their novelty
 /// score, every other row 0.
 pub fn detect_novelty(values: &[f64], refractory_rows: usize) -> Vec<f64> {
-    let config = NoveltyConfig::default();
+    detect_novelty_with(&NoveltyConfig::default(), values, refractory_rows)
+}
+
+/// [`detect_novelty`] with other novelty settings (experiments).
+pub fn detect_novelty_with(
+    config: &NoveltyConfig,
+    values: &[f64],
+    refractory_rows: usize,
+) -> Vec<f64> {
+    let config = config.clone();
     let probation = probation_rows(values.len());
     let fit = MetricNovelty::fit(&config, &values[..probation]);
     let mut state = NoveltyState::new(&config);
