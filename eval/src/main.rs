@@ -96,6 +96,12 @@ struct NabArgs {
     /// the model crate's].
     #[arg(long, value_name = "BITS")]
     novelty_alarm_bits: Option<u32>,
+    /// Experiment (training/EVALUATION.md, "Novelty with each series' own
+    /// level"): how each series' novelty alert level follows its own
+    /// surprise: `fixed` (the default), `mul:FACTOR:WINDOW` or
+    /// `add:BITS:WINDOW`, optionally `:capBITS` and `:freeze`.
+    #[arg(long, value_name = "RULE", default_value = "fixed")]
+    novelty_level: vigil_model::novelty::LevelRule,
     /// Worker threads [default: the machine's cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -162,6 +168,7 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
             novelty: {
                 let mut novelty = vigil_model::novelty::NoveltyConfig {
                     expansion: args.novelty_expansion,
+                    level: args.novelty_level,
                     ..Default::default()
                 };
                 if let Some(bits) = args.novelty_alarm_bits {

@@ -29,8 +29,16 @@
 //! a random walk slowly widens its range, can be judged by how often steps
 //! of that size were seen instead of as "something new". The default,
 //! [`Expansion::Novel`], is the behaviour chosen on NAB.
+//!
+//! [`NoveltyConfig::level`] is another (session 14, "Novelty with each
+//! series' own level"): each metric's state keeps an average of its own
+//! surprise and alerts at the larger of the fixed level and a function of
+//! it ([`level`]). The default, [`LevelRule::Fixed`], is the fixed level.
 
 use serde::{Deserialize, Serialize};
+
+pub mod level;
+pub use level::LevelRule;
 
 /// Settings of the novelty detector (the same for every device and use).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +58,10 @@ pub struct NoveltyConfig {
     /// anything never seen).
     #[serde(default)]
     pub expansion: Expansion,
+    /// How each series' alert level follows its own surprise (default:
+    /// fixed at `alarm_bits`).
+    #[serde(default)]
+    pub level: LevelRule,
 }
 
 /// How a step of at most `reach` cells is judged when the cell it reaches
@@ -177,6 +189,7 @@ impl Default for NoveltyConfig {
             prior_cells: 64.0,
             margin_ranges: 4,
             expansion: Expansion::Novel,
+            level: LevelRule::Fixed,
         }
     }
 }
@@ -335,11 +348,15 @@ impl StepSizes {
 }
 
 /// The step counts of both channels, one per resolution (the smoothed
-/// channel's empty when only the value's steps are judged).
+/// channel's empty when only the value's steps are judged; both empty
+/// without an expansion rule), and the series' average surprise for a
+/// [`LevelRule`].
 #[derive(Debug, Clone, PartialEq)]
 struct Expanding {
     value: Vec<StepSizes>,
     smooth: Vec<StepSizes>,
+    /// Average surprise, bits per resolution (0 with [`LevelRule::Fixed`]).
+    average: f64,
 }
 
 impl Cells {
@@ -433,8 +450,8 @@ pub struct NoveltyState {
     smoother: Smoother,
     value: Vec<Cells>,
     smooth: Vec<Cells>,
-    /// Step counts, only with an expansion rule (the default pays one
-    /// pointer).
+    /// Step counts and the own level's average, only with an expansion or
+    /// a level rule (the default pays one pointer).
     expanding: Option<Box<Expanding>>,
 }
 
@@ -462,18 +479,23 @@ impl NoveltyState {
             smoother: Smoother::new(config.smooth_rows),
             value: cells(),
             smooth: cells(),
-            expanding: (expansion != Expansion::Novel).then(|| {
-                Box::new(Expanding {
-                    value: sizes(expansion),
-                    smooth: sizes(expansion.for_smooth()),
-                })
-            }),
+            expanding: (expansion != Expansion::Novel || config.level != LevelRule::Fixed).then(
+                || {
+                    Box::new(Expanding {
+                        value: sizes(expansion),
+                        smooth: sizes(expansion.for_smooth()),
+                        average: 0.0,
+                    })
+                },
+            ),
         }
     }
 
     /// Scores `v` against what came before, then learns it. Returns the
     /// surprise as a probability product (smaller = more novel); see
-    /// [`novelty_score`] for the [0, 1] form.
+    /// [`novelty_score`] for the [0, 1] form. With a [`LevelRule`] the
+    /// product is scaled so that it reaches [`alarm_product`] where the
+    /// series' own level is reached.
     pub fn observe(&mut self, config: &NoveltyConfig, fit: &MetricNovelty, v: f64) -> f64 {
         let smoothed = self.smoother.push(v);
         if self.expanding.is_some() {
@@ -484,8 +506,8 @@ impl NoveltyState {
         value.min(smooth)
     }
 
-    /// [`NoveltyState::observe`] under an expansion rule (kept out of line
-    /// so the default's path stays as it was).
+    /// [`NoveltyState::observe`] under an expansion or a level rule (kept
+    /// out of line so the default's path stays as it was).
     #[inline(never)]
     fn observe_expanding(
         &mut self,
@@ -514,7 +536,18 @@ impl NoveltyState {
             config.prior_cells,
             expansion.for_smooth(),
         );
-        value.min(smooth)
+        let p = value.min(smooth);
+        if config.level == LevelRule::Fixed {
+            return p;
+        }
+        let resolutions = config.resolutions.len().max(1) as f64;
+        let alarm_bits = f64::from(config.alarm_bits);
+        let bits = -level::log2_approx(p) / resolutions;
+        let alert = config.level.alert_bits(alarm_bits, expanding.average);
+        expanding.average = config
+            .level
+            .update(alarm_bits, expanding.average, bits, alert);
+        p * level::exp2_approx((alert - alarm_bits) * resolutions)
     }
 
     /// Bytes this state holds (inline and on the heap), for sizing a
@@ -776,6 +809,51 @@ mod tests {
             with_steps - plain,
             std::mem::size_of::<Expanding>() + 6 * per_cells
         );
+    }
+
+    /// Alerts (score ≥ 0.5) after row 500 of `values` under `level`.
+    fn alerts(values: &[f64], level: LevelRule) -> Vec<usize> {
+        let config = NoveltyConfig {
+            level,
+            ..NoveltyConfig::default()
+        };
+        let fit = MetricNovelty::fit(&config, &values[..500]);
+        let mut state = NoveltyState::new(&config);
+        values
+            .iter()
+            .enumerate()
+            .filter_map(|(t, &v)| {
+                let score = novelty_score(&config, state.observe(&config, &fit, v));
+                (t >= 500 && score >= 0.5).then_some(t)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_own_level_quiets_a_noisy_series_and_keeps_a_quiet_one_sensitive() {
+        // A wandering, noisy series: a random walk with jitter.
+        let mut seed = 12_345u64;
+        let mut walk = 0.0;
+        let noisy: Vec<f64> = (0..4_000)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let u = (seed >> 11) as f64 / (1u64 << 53) as f64;
+                walk += u - 0.5;
+                walk + 3.0 * u
+            })
+            .collect();
+        let rule: LevelRule = "mul:3:64".parse().expect("parses");
+        let fixed = alerts(&noisy, LevelRule::Fixed).len();
+        let own = alerts(&noisy, rule).len();
+        assert!(own < fixed, "own level {own} alerts, fixed {fixed}");
+        // A quiet rhythm with one spike: the spike still alerts.
+        let mut quiet = daily(3_000);
+        quiet[2_000] = 40.0;
+        let own = alerts(&quiet, rule);
+        assert_eq!(own.first(), Some(&2_000));
+        assert_eq!(own, alerts(&quiet, LevelRule::Fixed));
     }
 
     #[test]

@@ -16,7 +16,10 @@
 //! "something new" (`training/EVALUATION.md`, "Novelty without random-walk
 //! expansion").
 //!
-//! `cargo run --release -p vigil-training --example novelty_demo [SEED [TICKS [EXPANSION[@BITS]...]]]`
+//! Rows named `EXPANSION+LEVEL` (session 14, "Novelty with each series'
+//! own level") also set `NoveltyConfig::level`, e.g. `novel+mul:2:256`.
+//!
+//! `cargo run --release -p vigil-training --example novelty_demo [SEED [TICKS [EXPANSION[+LEVEL][@BITS]...]]]`
 //! (expansions as `vigil-eval nab --novelty-expansion` takes them, e.g.
 //! `new:1:finest`; `@BITS` sets the alert level in bits per resolution;
 //! default: `new:1:finest`).
@@ -26,7 +29,9 @@ use std::collections::HashMap;
 mod common;
 
 use common::ticks;
-use vigil_model::novelty::{novelty_score, Expansion, MetricNovelty, NoveltyConfig, NoveltyState};
+use vigil_model::novelty::{
+    novelty_score, Expansion, LevelRule, MetricNovelty, NoveltyConfig, NoveltyState,
+};
 use vigil_model::{AlarmPolicy, AlarmTrack, Model, Scratch};
 use vigil_schemas::Telemetry;
 use vigil_training::{evaluate_flags, fit, DeviceFlags, EvalOptions, TrainConfig};
@@ -59,8 +64,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut variants: Vec<(String, NoveltyConfig)> = Vec::new();
     for arg in std::env::args().skip(3) {
         let (name, bits) = arg.split_once('@').unwrap_or((arg.as_str(), ""));
+        let (name, level) = name.split_once('+').unwrap_or((name, "fixed"));
         let mut config = NoveltyConfig {
             expansion: name.parse::<Expansion>()?,
+            level: level.parse::<LevelRule>()?,
             ..NoveltyConfig::default()
         };
         if !bits.is_empty() {
