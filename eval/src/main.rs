@@ -98,8 +98,9 @@ struct NabArgs {
     novelty_alarm_bits: Option<u32>,
     /// Experiment (training/EVALUATION.md, "Novelty with each series' own
     /// level"): how each series' novelty alert level follows its own
-    /// surprise: `fixed` (the default), `mul:FACTOR:WINDOW` or
-    /// `add:BITS:WINDOW`, optionally `:capBITS` and `:freeze`.
+    /// surprise: `fixed` (the default), `mul:FACTOR:WINDOW`,
+    /// `add:BITS:WINDOW` or `over:FLOOR:FACTOR:WINDOW`, optionally
+    /// `:capBITS` and `:freeze`.
     #[arg(long, value_name = "RULE", default_value = "fixed")]
     novelty_level: vigil_model::novelty::LevelRule,
     /// Worker threads [default: the machine's cores].

@@ -43,24 +43,50 @@ pub enum LevelRule {
         /// The average does not move while a record alerts.
         freeze: bool,
     },
+    /// Alert at `alarm_bits + factor × average`, where the average is of
+    /// each record's surprise above `floor` (0 below it): a series that
+    /// often comes close to the alert level is desensitised, one whose
+    /// routine stays below the floor keeps the fixed level.
+    Excess {
+        /// Bits per resolution below which a record adds nothing.
+        floor: f64,
+        /// Multiplier of the average excess.
+        factor: f64,
+        /// Records the average spans (weight `1 / window` per record).
+        window: u32,
+        /// Largest surprise, bits per resolution, one record adds (0: the
+        /// alarm bits).
+        cap: f64,
+        /// The average does not move while a record alerts.
+        freeze: bool,
+    },
 }
 
-/// A name of a [`LevelRule`]: `fixed`, `mul:FACTOR:WINDOW` or
-/// `add:BITS:WINDOW`, the last two optionally followed by `:capBITS` and/or
-/// `:freeze`.
+/// A name of a [`LevelRule`]: `fixed`, `mul:FACTOR:WINDOW`,
+/// `add:BITS:WINDOW` or `over:FLOOR:FACTOR:WINDOW`, the last three
+/// optionally followed by `:capBITS` and/or `:freeze`.
 impl std::str::FromStr for LevelRule {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
             format!(
-                "unknown level rule {s:?}: expected fixed, mul:FACTOR:WINDOW[:capBITS][:freeze] \
-                 or add:BITS:WINDOW[:capBITS][:freeze]"
+                "unknown level rule {s:?}: expected fixed, mul:FACTOR:WINDOW, add:BITS:WINDOW \
+                 or over:FLOOR:FACTOR:WINDOW, each optionally :capBITS and/or :freeze"
             )
         };
-        let parts: Vec<&str> = s.split(':').collect();
+        let mut parts: Vec<&str> = s.split(':').collect();
         if parts == ["fixed"] {
             return Ok(LevelRule::Fixed);
+        }
+        // `over` takes its floor first; the rest reads as the others do.
+        let mut floor = 0.0;
+        if parts.first() == Some(&"over") && parts.len() > 1 {
+            floor = parts[1].parse::<f64>().map_err(|_| bad())?;
+            if !floor.is_finite() || floor < 0.0 {
+                return Err(bad());
+            }
+            parts.remove(1);
         }
         let amount: f64 = parts.get(1).and_then(|a| a.parse().ok()).ok_or_else(bad)?;
         let window: u32 = parts.get(2).and_then(|w| w.parse().ok()).ok_or_else(bad)?;
@@ -94,6 +120,13 @@ impl std::str::FromStr for LevelRule {
                 cap,
                 freeze,
             }),
+            Some(&"over") => Ok(LevelRule::Excess {
+                floor,
+                factor: amount,
+                window,
+                cap,
+                freeze,
+            }),
             _ => Err(bad()),
         }
     }
@@ -107,14 +140,22 @@ impl LevelRule {
             LevelRule::Fixed => alarm_bits,
             LevelRule::Scaled { factor, .. } => alarm_bits.max(factor * average),
             LevelRule::Raised { bits, .. } => alarm_bits.max(average + bits),
+            LevelRule::Excess { factor, .. } => alarm_bits + factor * average.max(0.0),
         }
     }
 
     /// The average after a record of `bits` surprise alerting at `alert`
     /// bits (both per resolution).
     pub fn update(self, alarm_bits: f64, average: f64, bits: f64, alert: f64) -> f64 {
-        let (window, cap, freeze) = match self {
+        let (window, cap, freeze, floor) = match self {
             LevelRule::Fixed => return average,
+            LevelRule::Excess {
+                floor,
+                window,
+                cap,
+                freeze,
+                ..
+            } => (window, cap, freeze, Some(floor)),
             LevelRule::Scaled {
                 window,
                 cap,
@@ -126,13 +167,15 @@ impl LevelRule {
                 cap,
                 freeze,
                 ..
-            } => (window, cap, freeze),
+            } => (window, cap, freeze, None),
         };
         if freeze && bits >= alert {
             return average;
         }
         let cap = if cap > 0.0 { cap } else { alarm_bits };
-        average + (bits.min(cap) - average) / f64::from(window.max(1))
+        let bits = bits.min(cap);
+        let added = floor.map_or(bits, |f| (bits - f).max(0.0));
+        average + (added - average) / f64::from(window.max(1))
     }
 }
 
@@ -209,6 +252,13 @@ mod tests {
         assert_eq!(add.update(12.0, 10.0, 30.0, 15.0), 10.0);
         assert_eq!(add.update(12.0, 10.0, 14.0, 15.0), 11.0);
         assert_eq!(LevelRule::Fixed.update(12.0, 3.0, 30.0, 12.0), 3.0);
+        // Only the part above the floor counts, capped at the alarm bits.
+        let over: LevelRule = "over:6:10:4".parse().expect("parses");
+        assert_eq!(over.update(12.0, 0.0, 5.0, 12.0), 0.0);
+        assert_eq!(over.update(12.0, 0.0, 10.0, 12.0), 1.0);
+        assert_eq!(over.update(12.0, 0.0, 50.0, 12.0), 1.5);
+        assert_eq!(over.alert_bits(12.0, 0.5), 17.0);
+        assert_eq!(over.alert_bits(12.0, 0.0), 12.0);
     }
 
     #[test]
@@ -223,6 +273,16 @@ mod tests {
                 freeze: true
             })
         );
+        assert_eq!(
+            "over:6:10:128:freeze".parse(),
+            Ok(LevelRule::Excess {
+                floor: 6.0,
+                factor: 10.0,
+                window: 128,
+                cap: 0.0,
+                freeze: true
+            })
+        );
         for bad in [
             "",
             "mul",
@@ -234,6 +294,8 @@ mod tests {
             "pow:2:4",
             "fixed:1",
             "mul:-1:4",
+            "over:6:1",
+            "over:x:1:4",
         ] {
             assert!(bad.parse::<LevelRule>().is_err(), "{bad:?}");
         }
