@@ -209,7 +209,55 @@ pub fn exp2_approx(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
     use super::*;
+
+    /// Alerts (score ≥ 0.5) after row 500 of `values` under `level`.
+    fn alerts(values: &[f64], level: LevelRule) -> Vec<usize> {
+        let config = NoveltyConfig {
+            level,
+            ..NoveltyConfig::default()
+        };
+        let fit = MetricNovelty::fit(&config, &values[..500]);
+        let mut state = NoveltyState::new(&config);
+        values
+            .iter()
+            .enumerate()
+            .filter_map(|(t, &v)| {
+                let score = novelty_score(&config, state.observe(&config, &fit, v));
+                (t >= 500 && score >= 0.5).then_some(t)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_own_level_quiets_a_noisy_series_and_keeps_a_quiet_one_sensitive() {
+        // A wandering, noisy series: a random walk with jitter.
+        let mut seed = 12_345u64;
+        let mut walk = 0.0;
+        let noisy: Vec<f64> = (0..4_000)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let u = (seed >> 11) as f64 / (1u64 << 53) as f64;
+                walk += u - 0.5;
+                walk + 3.0 * u
+            })
+            .collect();
+        let rule: LevelRule = "mul:3:64".parse().expect("parses");
+        let fixed = alerts(&noisy, LevelRule::Fixed).len();
+        let own = alerts(&noisy, rule).len();
+        assert!(own < fixed, "own level {own} alerts, fixed {fixed}");
+        // A quiet rhythm with one spike: the spike still alerts.
+        let mut quiet: Vec<f64> = (0..3_000)
+            .map(|i| [1.0, 2.0, 4.0, 7.0, 4.0, 2.0][(i / 4) % 6])
+            .collect();
+        quiet[2_000] = 40.0;
+        let own = alerts(&quiet, rule);
+        assert_eq!(own.first(), Some(&2_000));
+        assert_eq!(own, alerts(&quiet, LevelRule::Fixed));
+    }
 
     #[test]
     fn bits_are_exact_at_powers_of_two_and_close_between() {
