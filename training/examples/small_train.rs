@@ -23,6 +23,11 @@ use vigil_training::{fit, TrainConfig};
 
 const DEVICES: u64 = 40;
 
+/// Records past an episode's end within which the features' fast window
+/// (8) and slow window (1,024) still hold some of it.
+const AFTER_SHORT: u64 = 64;
+const AFTER_LONG: u64 = 1_024;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let train: usize = std::env::args().nth(1).map_or(Ok(400), |s| s.parse())?;
     let after: usize = std::env::args().nth(2).map_or(Ok(2_000), |s| s.parse())?;
@@ -31,8 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("report") => 2_000,
         Some(other) => return Err(format!("expected tune or report, got {other}").into()),
     };
-    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | in alarm (product) | refused to train |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | in alarm (product) | refused to train | judged, rows ≥ {AFTER_SHORT} after an episode | judged, rows ≥ {AFTER_LONG} after an episode |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (timing, interval_ms, day_ms) in [
         ("60-s day, 500 ms", 500, 60_000),
         ("1-h day, 1 s", 1_000, 3_600_000),
@@ -40,6 +45,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for dirty in [false, true] {
             let (mut normal, mut raw, mut judged, mut alarmed, mut refused, mut used) =
                 (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+            // Diagnostic: the same judged rate over the normal rows at
+            // least AFTER_SHORT / AFTER_LONG records past every episode's
+            // end (the features' fast and slow windows still hold it
+            // before that): (rows, judged) each.
+            let (mut far_short, mut far_long) = ((0u64, 0u64), (0u64, 0u64));
             for seed in 0..DEVICES {
                 let cfg = FleetConfig {
                     devices: 1,
@@ -87,17 +97,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     normal += 1;
                     raw += u64::from(s.score.score >= model.threshold());
-                    judged += u64::from(s.judged >= model.threshold());
+                    let flagged = u64::from(s.judged >= model.threshold());
+                    judged += flagged;
                     alarmed += u64::from(s.anomaly);
+                    let since_episode = generated
+                        .episodes
+                        .iter()
+                        .filter(|e| e.last_seq < r.seq)
+                        .map(|e| r.seq - e.last_seq)
+                        .min()
+                        .unwrap_or(u64::MAX);
+                    for (bound, tally) in
+                        [(AFTER_SHORT, &mut far_short), (AFTER_LONG, &mut far_long)]
+                    {
+                        if since_episode >= bound {
+                            tally.0 += 1;
+                            tally.1 += flagged;
+                        }
+                    }
                 }
             }
             let pct = |n: u64| 100.0 * n as f64 / normal.max(1) as f64;
+            let part = |(rows, flagged): (u64, u64)| {
+                format!(
+                    "{:.2} % of {rows}",
+                    100.0 * flagged as f64 / rows.max(1) as f64
+                )
+            };
             println!(
-                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {refused} |",
+                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {refused} | {} | {} |",
                 if dirty { "yes" } else { "no" },
                 pct(raw),
                 pct(judged),
-                pct(alarmed)
+                pct(alarmed),
+                part(far_short),
+                part(far_long)
             );
         }
     }
