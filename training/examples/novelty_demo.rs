@@ -19,6 +19,12 @@
 //! Rows named `EXPANSION+LEVEL` (session 14, "Novelty with each series'
 //! own level") also set `NoveltyConfig::level`, e.g. `novel+mul:2:256`.
 //!
+//! The `gated` rows (session 14, "Novelty gated by the PCA score") let the
+//! default novelty (W = 150) count only while the release's own score is
+//! at least g × its threshold: `gated g` scores max(PCA, novelty) when
+//! PCA ≥ g × threshold and PCA alone otherwise; `gated-only g` scores the
+//! novelty when PCA ≥ g × threshold and 0 otherwise (a diagnostic).
+//!
 //! `cargo run --release -p vigil-training --example novelty_demo [SEED [TICKS [EXPANSION[+LEVEL][@BITS]...]]]`
 //! (expansions as `vigil-eval nab --novelty-expansion` takes them, e.g.
 //! `new:1:finest`; `@BITS` sets the alert level in bits per resolution;
@@ -44,6 +50,8 @@ const WINDOW: u64 = 600;
 const CALIBRATED_W: usize = 150;
 /// The release's target false-alarm rate.
 const TARGET: f64 = 0.001;
+/// Gates of the `gated` rows, as fractions of the release's threshold.
+const GATES: [f64; 9] = [0.0, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 
 /// `v`'s value at the `1 - target` quantile, extrapolated from the 75th and
 /// 90th percentiles (the trainer's trimmed calibration, on bits).
@@ -248,7 +256,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = AlarmPolicy::default();
     println!("| variant | event precision | recall | normal flagged | alarm events (true/false) |");
     println!("|---|---|---|---|---|");
-    for variant in 0..(5 + 2 * ws.len()) {
+    let gated_from = 5 + 2 * ws.len();
+    for variant in 0..(gated_from + 2 * GATES.len()) {
         let devices: Vec<DeviceFlags> = rows_by_device
             .iter()
             .map(|(device, rows)| {
@@ -259,6 +268,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         let fnov = ns[ws.len()];
                         let cal = raw.map_or(0.0, |p| calibrated(*tick, p));
                         let score = match variant {
+                            v if v >= gated_from => {
+                                let k = v - gated_from;
+                                let open = *pca >= GATES[k / 2] * thr;
+                                match (k % 2 == 0, open) {
+                                    (true, true) => pca.max(ns[1]),
+                                    (true, false) => *pca,
+                                    (false, true) => ns[1],
+                                    (false, false) => 0.0,
+                                }
+                            }
                             v if v == 2 * ws.len() + 3 => pca.max(cal),
                             v if v == 2 * ws.len() + 4 => cal,
                             0 => *pca,
@@ -280,6 +299,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let ev = evaluate_flags(&devices, &episodes, &EvalOptions::default());
         let name = match variant {
+            v if v >= gated_from => {
+                let k = v - gated_from;
+                let kind = if k % 2 == 0 { "gated" } else { "gated-only" };
+                format!("{kind} {} (novelty W={CALIBRATED_W})", GATES[k / 2])
+            }
             0 => "pca".to_owned(),
             v if v <= ws.len() => format!("max(pca, novelty W={}{})", ws[v - 1].0, ws[v - 1].2),
             v if v <= 2 * ws.len() => {

@@ -22,6 +22,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod files;
+pub mod gated;
 pub mod labels;
 pub mod report;
 pub mod run;

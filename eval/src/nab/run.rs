@@ -105,6 +105,10 @@ pub enum Family {
     Novelty,
     /// A detector `vigil_training::fit` trains on the probationary rows.
     Fitted(Method),
+    /// Experiment (`super::gated`): novelty alerts while the PCA score is
+    /// at least `percent` of its threshold, and the PCA detector's own
+    /// alerts when `pca_alerts`.
+    Gated { percent: u32, pca_alerts: bool },
 }
 
 /// The files of the corpus a run covers: the fixed halves of
@@ -212,7 +216,7 @@ fn train(past: &[Telemetry], cfg: &DetectorConfig) -> Result<Model, TrainError> 
         source: "nab".into(),
         method: match cfg.family {
             Family::Fitted(method) => method,
-            Family::Novelty => Method::Pca,
+            Family::Novelty | Family::Gated { .. } => Method::Pca,
         },
         metrics: Some(vec![METRIC.to_owned()]),
         holdout_fraction: 0.0,
@@ -366,6 +370,13 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
             &data.values,
             cfg.refractory_rows,
         ));
+    }
+    if let Family::Gated {
+        percent,
+        pca_alerts,
+    } = cfg.family
+    {
+        return super::gated::detect_gated(data, cfg, percent, pca_alerts);
     }
     let records = records(data);
     let n = records.len();
