@@ -85,17 +85,7 @@ pub fn detect_gated(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nab::Timestamp;
-
-    fn series(values: Vec<f64>) -> DataFile {
-        DataFile {
-            raw_timestamps: vec![String::new(); values.len()],
-            timestamps: (0..values.len() as i64)
-                .map(|i| Timestamp(1_400_000_000_000_000 + i * 300_000_000))
-                .collect(),
-            values,
-        }
-    }
+    use crate::nab::run::tests::series;
 
     #[test]
     fn gate_bounds_the_alerts_between_pca_and_novelty() {

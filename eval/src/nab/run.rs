@@ -516,7 +516,7 @@ pub fn run(options: &RunOptions) -> Result<Report, NabError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::nab::Timestamp;
 
@@ -527,7 +527,9 @@ mod tests {
         assert_eq!(probation_rows(22695), 750);
     }
 
-    fn series(values: impl IntoIterator<Item = f64>) -> DataFile {
+    /// A series of `values` at NAB's 5-minute spacing (also used by the
+    /// gated detector's tests).
+    pub(in crate::nab) fn series(values: impl IntoIterator<Item = f64>) -> DataFile {
         let values: Vec<f64> = values.into_iter().collect();
         DataFile {
             raw_timestamps: vec![String::new(); values.len()],
