@@ -15,26 +15,16 @@
 //! how many of the novelty's windows the gate keeps), only the gated
 //! novelty makes candidates.
 
-use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyState};
 use vigil_training::{Method, CALIBRATED_THRESHOLD};
 
 use super::files::DataFile;
-use super::run::{detect, probation_rows, DetectError, DetectorConfig, Family, ScoreMap};
+use super::run::{
+    cool_down, detect, novelty_scores, probation_rows, DetectError, DetectorConfig, Family,
+    ScoreMap,
+};
 
 /// The novelty score at which the novelty detector alerts.
 const NOVELTY_ALERT: f64 = 0.5;
-
-/// Novelty's score of every row (before its cool-down), each row scored
-/// before it is learnt, ranges from the probationary rows.
-fn novelty_scores(cfg: &DetectorConfig, values: &[f64]) -> Vec<f64> {
-    let config = &cfg.novelty;
-    let fit = MetricNovelty::fit(config, &values[..probation_rows(values.len())]);
-    let mut state = NoveltyState::new(config);
-    values
-        .iter()
-        .map(|&v| novelty_score(config, state.observe(config, &fit, v)))
-        .collect()
-}
 
 /// Scores one series with the gated combination; `gate_percent` is the
 /// gate in percent of the PCA threshold; `pca_alerts`: whether the PCA
@@ -51,35 +41,26 @@ pub fn detect_gated(
         ..cfg.clone()
     };
     let pca = detect(data, &pca_cfg)?;
-    let novelty = novelty_scores(cfg, &data.values);
+    let novelty = novelty_scores(&cfg.novelty, &data.values);
     let gate = f64::from(gate_percent) / 100.0 * CALIBRATED_THRESHOLD;
-    let probation = probation_rows(data.values.len());
-    let mut last_alert: Option<usize> = None;
-    Ok(pca
-        .iter()
-        .zip(&novelty)
-        .enumerate()
-        .map(|(t, (&p, &n))| {
-            let by_pca = if pca_alerts && p >= CALIBRATED_THRESHOLD {
-                p
-            } else {
-                0.0
-            };
-            let by_novelty = if n >= NOVELTY_ALERT && p >= gate {
-                n
-            } else {
-                0.0
-            };
-            let score = by_pca.max(by_novelty);
-            let quiet = last_alert.is_none_or(|a| t - a > cfg.refractory_rows);
-            if t >= probation && score > 0.0 && quiet {
-                last_alert = Some(t);
-                score
-            } else {
-                0.0
-            }
-        })
-        .collect())
+    let candidates = pca.iter().zip(&novelty).map(|(&p, &n)| {
+        let by_pca = if pca_alerts && p >= CALIBRATED_THRESHOLD {
+            p
+        } else {
+            0.0
+        };
+        let by_novelty = if n >= NOVELTY_ALERT && p >= gate {
+            n
+        } else {
+            0.0
+        };
+        by_pca.max(by_novelty)
+    });
+    Ok(cool_down(
+        candidates,
+        probation_rows(data.values.len()),
+        cfg.refractory_rows,
+    ))
 }
 
 #[cfg(test)]

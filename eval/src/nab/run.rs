@@ -430,18 +430,38 @@ pub fn detect_novelty_with(
     values: &[f64],
     refractory_rows: usize,
 ) -> Vec<f64> {
-    let config = config.clone();
-    let probation = probation_rows(values.len());
-    let fit = MetricNovelty::fit(&config, &values[..probation]);
-    let mut state = NoveltyState::new(&config);
-    let mut last_alert: Option<usize> = None;
+    let candidates =
+        novelty_scores(config, values)
+            .into_iter()
+            .map(|score| if score >= 0.5 { score } else { 0.0 });
+    cool_down(candidates, probation_rows(values.len()), refractory_rows)
+}
+
+/// The novelty score of every row, before any cool-down: ranges from the
+/// probationary rows, each row scored before it is learnt.
+pub(super) fn novelty_scores(config: &NoveltyConfig, values: &[f64]) -> Vec<f64> {
+    let fit = MetricNovelty::fit(config, &values[..probation_rows(values.len())]);
+    let mut state = NoveltyState::new(config);
     values
         .iter()
+        .map(|&v| novelty_score(config, state.observe(config, &fit, v)))
+        .collect()
+}
+
+/// Keeps a candidate row (score > 0) from row `probation` on when no row
+/// was kept in the previous `refractory_rows` rows; every other row 0.
+pub(super) fn cool_down(
+    candidates: impl IntoIterator<Item = f64>,
+    probation: usize,
+    refractory_rows: usize,
+) -> Vec<f64> {
+    let mut last_alert: Option<usize> = None;
+    candidates
+        .into_iter()
         .enumerate()
-        .map(|(t, &v)| {
-            let score = novelty_score(&config, state.observe(&config, &fit, v));
+        .map(|(t, score)| {
             let quiet = last_alert.is_none_or(|a| t - a > refractory_rows);
-            if t >= probation && score >= 0.5 && quiet {
+            if t >= probation && score > 0.0 && quiet {
                 last_alert = Some(t);
                 score
             } else {
