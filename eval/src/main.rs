@@ -79,7 +79,7 @@ struct NabArgs {
     /// --retrain, --score-map and --false-alarm-rate); experiment: `gated`,
     /// the PCA detector's alerts plus novelty alerts while the PCA score is
     /// at least --gate times its threshold (eval/NAB.md, session 14).
-    #[arg(long, default_value = "novelty", value_parser = ["novelty", "pca", "robust-z", "gated"])]
+    #[arg(long, default_value = "novelty", value_parser = ["novelty", "pca", "robust-z", "gated", "release"])]
     method: String,
     /// Experiment, with `--method gated`: the gate in percent of the PCA
     /// threshold (0: novelty alerts freely; 100: only with a PCA alert).
@@ -174,6 +174,7 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
             family: match args.method.as_str() {
                 "robust-z" => Family::Fitted(Method::RobustZ),
                 "pca" => Family::Fitted(Method::Pca),
+                "release" => Family::Release,
                 "gated" => Family::Gated {
                     percent: args.gate,
                     pca_alerts: !args.gate_only,

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 pub mod files;
 pub mod gated;
 pub mod labels;
+pub mod release;
 pub mod report;
 pub mod run;
 pub mod sweep;

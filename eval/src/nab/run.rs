@@ -44,7 +44,7 @@ use super::{score_detector, DetectorScore, FileScores, Labels, NabError, Profile
 /// The device id every series is scored under.
 const DEVICE_ID: &str = "nab";
 /// The single metric of a NAB series.
-const METRIC: &str = "value";
+pub(super) const METRIC: &str = "value";
 /// Fewest probationary rows `fit` is asked to train on (NAB's smallest file
 /// has 1,127 rows, so 168 probationary ones).
 const MIN_TRAIN_ROWS: usize = 100;
@@ -109,6 +109,11 @@ pub enum Family {
     /// at least `percent` of its threshold, and the PCA detector's own
     /// alerts when `pca_alerts`.
     Gated { percent: u32, pca_alerts: bool },
+    /// The product's own decisions (`super::release`): a release trained
+    /// on the probationary rows as `vigil train --csv` trains one, its
+    /// alarm openings; `retrain`, `score`, the false-alarm rate and the
+    /// cool-down do not apply.
+    Release,
 }
 
 /// The files of the corpus a run covers: the fixed halves of
@@ -197,7 +202,7 @@ pub fn probation_rows(rows: usize) -> usize {
     share.min(PROBATION_PERCENT * PROBATION_CAP_ROWS).floor() as usize
 }
 
-fn records(data: &DataFile) -> Vec<Telemetry> {
+pub(super) fn records(data: &DataFile) -> Vec<Telemetry> {
     data.timestamps
         .iter()
         .zip(&data.values)
@@ -216,7 +221,7 @@ fn train(past: &[Telemetry], cfg: &DetectorConfig) -> Result<Model, TrainError> 
         source: "nab".into(),
         method: match cfg.family {
             Family::Fitted(method) => method,
-            Family::Novelty | Family::Gated { .. } => Method::Pca,
+            Family::Novelty | Family::Gated { .. } | Family::Release => Method::Pca,
         },
         metrics: Some(vec![METRIC.to_owned()]),
         holdout_fraction: 0.0,
@@ -370,6 +375,9 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
             &data.values,
             cfg.refractory_rows,
         ));
+    }
+    if cfg.family == Family::Release {
+        return super::release::detect_release(data);
     }
     if let Family::Gated {
         percent,
