@@ -22,21 +22,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let labels = Labels::load(&dir.join("labels/combined_windows.json"))?;
     let files = load_data_dir(&dir.join("data"), &labels)?;
-    println!("| file | training rows | release: holdout flagged | estimate | judged ≥ threshold after | novelty: last fifth | after |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| file | training rows | release: holdout flagged | estimate | judged ≥ threshold after | novelty: last fifth | after | onsets per 1,000 rows: release / novelty |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, data) in files.iter().filter(|(name, _)| half.contains(name)) {
         let v = validation(data)?;
         let estimate = v
             .pca_estimate
             .map_or("–".to_owned(), |e| format!("{:.2} %", 100.0 * e));
         println!(
-            "| {} | {} | {:.2} % | {estimate} | {:.2} % | {:.2} % | {:.2} % |",
+            "| {} | {} | {:.2} % | {estimate} | {:.2} % | {:.2} % | {:.2} % | {:.1} / {:.1} |",
             name.rsplit('/').next().unwrap_or(name),
             v.probation,
             100.0 * v.pca_holdout,
             100.0 * v.pca_after,
             100.0 * v.novelty_holdout,
-            100.0 * v.novelty_after
+            100.0 * v.novelty_after,
+            1000.0 * v.release_onsets,
+            1000.0 * v.novelty_onsets
         );
     }
     Ok(())

@@ -79,12 +79,16 @@ struct NabArgs {
     /// --retrain, --score-map and --false-alarm-rate); experiment: `gated`,
     /// the PCA detector's alerts plus novelty alerts while the PCA score is
     /// at least --gate times its threshold (eval/NAB.md, session 14).
-    #[arg(long, default_value = "novelty", value_parser = ["novelty", "pca", "robust-z", "gated", "release"])]
+    #[arg(long, default_value = "novelty", value_parser = ["novelty", "pca", "robust-z", "gated", "release", "corroborated"])]
     method: String,
     /// Experiment, with `--method gated`: the gate in percent of the PCA
     /// threshold (0: novelty alerts freely; 100: only with a PCA alert).
     #[arg(long, value_name = "PERCENT", default_value_t = 50)]
     gate: u32,
+    /// Experiment, with `--method corroborated`: novelty bits per
+    /// resolution a release alert needs (`--gate` gates the novelty's).
+    #[arg(long, value_name = "BITS", default_value_t = 4)]
+    corroborate_bits: u32,
     /// Experiment, with `--method gated`: leave out the PCA detector's own
     /// alerts (only the gated novelty alerts).
     #[arg(long)]
@@ -175,6 +179,10 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
                 "robust-z" => Family::Fitted(Method::RobustZ),
                 "pca" => Family::Fitted(Method::Pca),
                 "release" => Family::Release,
+                "corroborated" => Family::Corroborated {
+                    bits: args.corroborate_bits,
+                    gate_percent: args.gate,
+                },
                 "gated" => Family::Gated {
                     percent: args.gate,
                     pca_alerts: !args.gate_only,

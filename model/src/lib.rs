@@ -47,6 +47,7 @@ pub mod payload;
 pub mod release;
 pub mod scorer;
 pub mod table;
+pub mod trust;
 
 pub use alarm::{AlarmPolicy, AlarmPolicyError, AlarmStep, AlarmTrack};
 pub use command_sig::{

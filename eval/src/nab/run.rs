@@ -114,6 +114,10 @@ pub enum Family {
     /// alarm openings; `retrain`, `score`, the false-alarm rate and the
     /// cool-down do not apply.
     Release,
+    /// Experiment (session 15): the release's alerts when the novelty
+    /// corroborates them, and the novelty's when the release's judged
+    /// score passes a gate (`super::release::Corroboration`).
+    Corroborated { bits: u32, gate_percent: u32 },
 }
 
 /// The files of the corpus a run covers: the fixed halves of
@@ -221,7 +225,10 @@ fn train(past: &[Telemetry], cfg: &DetectorConfig) -> Result<Model, TrainError> 
         source: "nab".into(),
         method: match cfg.family {
             Family::Fitted(method) => method,
-            Family::Novelty | Family::Gated { .. } | Family::Release => Method::Pca,
+            Family::Novelty
+            | Family::Gated { .. }
+            | Family::Release
+            | Family::Corroborated { .. } => Method::Pca,
         },
         metrics: Some(vec![METRIC.to_owned()]),
         holdout_fraction: 0.0,
@@ -376,8 +383,16 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
             cfg.refractory_rows,
         ));
     }
-    if cfg.family == Family::Release {
-        return super::release::detect_release(data);
+    match cfg.family {
+        Family::Release => return super::release::detect_release(data, None),
+        Family::Corroborated { bits, gate_percent } => {
+            let c = super::release::Corroboration {
+                bits: f64::from(bits),
+                gate: f64::from(gate_percent) / 100.0,
+            };
+            return super::release::detect_release(data, Some(c));
+        }
+        _ => {}
     }
     if let Family::Gated {
         percent,

@@ -1,0 +1,275 @@
+//! Experiment (session 15, `training/EVALUATION.md`, "PCA corroborated by
+//! novelty"): the demo replay with the product's decisions (as `alarms`),
+//! and per-device novelty (ranges from each device's first W = 150
+//! records after v1, as `novelty_demo`). A record is a candidate under
+//! rule C(b, g) when the release's judged score reaches its threshold
+//! and the novelty reaches b bits per resolution, or when the novelty
+//! reaches its alert level (12 bits) and the judged score reaches g × the
+//! threshold. Candidates go through the release's alarm policy.
+//!
+//! `cargo run --release -p vigil-training --example corroboration [SEED [TICKS]]`
+
+use std::collections::HashMap;
+
+mod common;
+
+use common::ticks;
+use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
+use vigil_model::trust::{TrustConfig, TrustState};
+use vigil_model::{AlarmTrack, Model, Scratch};
+use vigil_schemas::Telemetry;
+use vigil_training::{evaluate_flags, fit, DeviceFlags, EvalOptions, TrainConfig};
+
+const DEVICES: usize = 200;
+const WARMUP: u64 = 200;
+const EVERY: u64 = 240;
+const WINDOW: u64 = 600;
+const W: usize = 150;
+const BITS: [f64; 8] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0];
+const GATES: [f64; 3] = [0.7, 0.9, 100.0];
+
+/// One scored record: seq, ts, judged, threshold, product's anomaly,
+/// novelty bits per resolution, novelty score, model index.
+type Row = (u64, u64, f64, f64, bool, f64, f64, usize);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let seed: u64 = std::env::args().nth(1).map_or(Ok(7), |s| s.parse())?;
+    let ticks_run: u64 = std::env::args().nth(2).map_or(Ok(1_200), |s| s.parse())?;
+    let (all, episodes) = common::demo_fleet(DEVICES, seed, 0.2, 60_000, ticks_run)?;
+    let mut chain: Vec<(u64, Model)> = Vec::new();
+    let mut at = WARMUP;
+    while at < ticks_run {
+        let train = ticks(&all, at.saturating_sub(WINDOW), at);
+        let cfg = TrainConfig {
+            min_device_records: 20,
+            min_records: 1_000,
+            ..TrainConfig::default()
+        };
+        chain.push((at, fit(&train, &cfg, |_| {})?.model));
+        at += EVERY;
+    }
+    let mut by_device: HashMap<&str, Vec<&Telemetry>> = HashMap::new();
+    for r in &all {
+        by_device.entry(r.device_id.as_str()).or_default().push(r);
+    }
+    let config = NoveltyConfig::default();
+    let resolutions = config.resolutions.len() as f64;
+    let metrics: Vec<String> = chain[0]
+        .1
+        .payload()
+        .features
+        .metrics
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    let value = |t: &Telemetry, m: &str| t.metrics.get(m).copied().unwrap_or(f64::NAN);
+    let mut devices: Vec<(String, Vec<Row>)> = Vec::new();
+    for (device, records) in &by_device {
+        let mut state = chain[0].1.extractor().new_state();
+        let mut scratch = Scratch::default();
+        let mut seen: Vec<&Telemetry> = Vec::new();
+        let mut nov: Option<(Vec<MetricNovelty>, Vec<NoveltyState>)> = None;
+        let mut rows = Vec::new();
+        for (tick, r) in records.iter().enumerate() {
+            let tick = tick as u64;
+            let Some(m) = chain.iter().rposition(|(from, _)| *from <= tick) else {
+                continue;
+            };
+            let model = &chain[m].1;
+            let s = model.score_record(&mut state, r, &mut scratch);
+            seen.push(r);
+            // Until a device has its ranges the novelty abstains: PCA
+            // needs no corroboration (infinite bits) and raises none.
+            let (bits, nscore) = if seen.len() < W {
+                (f64::INFINITY, 0.0)
+            } else {
+                if nov.is_none() {
+                    let fits: Vec<MetricNovelty> = metrics
+                        .iter()
+                        .map(|m| {
+                            let v: Vec<f64> = seen.iter().map(|t| value(t, m)).collect();
+                            MetricNovelty::fit(&config, &v)
+                        })
+                        .collect();
+                    let mut states: Vec<NoveltyState> =
+                        metrics.iter().map(|_| NoveltyState::new(&config)).collect();
+                    for t in &seen[..seen.len() - 1] {
+                        for (j, m) in metrics.iter().enumerate() {
+                            states[j].observe(&config, &fits[j], value(t, m));
+                        }
+                    }
+                    nov = Some((fits, states));
+                }
+                let (fits, states) = nov.as_mut().expect("just set");
+                let mut p = 1.0f64;
+                for (j, m) in metrics.iter().enumerate() {
+                    p = p.min(states[j].observe(&config, &fits[j], value(r, m)));
+                }
+                (
+                    -p.max(f64::MIN_POSITIVE).log2() / resolutions,
+                    novelty_score(&config, p),
+                )
+            };
+            rows.push((
+                r.seq,
+                r.ts,
+                s.judged,
+                model.threshold(),
+                s.anomaly,
+                bits,
+                nscore,
+                m,
+            ));
+        }
+        devices.push(((*device).to_owned(), rows));
+    }
+    devices.sort_by(|a, b| a.0.cmp(&b.0));
+    // Onsets per 1,000 records of each detector, per device (normal rows
+    // and anomalies alike: what the device shows), after the novelty's W.
+    let mut rel = Vec::new();
+    let mut nov = Vec::new();
+    for (_, rows) in &devices {
+        let rows: Vec<&Row> = rows.iter().filter(|r| r.5.is_finite()).collect();
+        let onsets = |hot: &dyn Fn(&Row) -> bool| {
+            let mut prev = false;
+            let mut n = 0usize;
+            for r in &rows {
+                let h = hot(r);
+                n += usize::from(h && !prev);
+                prev = h;
+            }
+            1000.0 * n as f64 / rows.len().max(1) as f64
+        };
+        rel.push(onsets(&|r: &Row| r.2 >= r.3));
+        nov.push(onsets(&|r: &Row| r.6 >= 0.5));
+    }
+    for (name, v) in [("release", &mut rel), ("novelty", &mut nov)] {
+        v.sort_by(f64::total_cmp);
+        let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize];
+        eprintln!(
+            "onsets per 1000 records, {name}: p10 {:.2} p25 {:.2} p50 {:.2} p75 {:.2} p90 {:.2}",
+            q(0.1),
+            q(0.25),
+            q(0.5),
+            q(0.75),
+            q(0.9)
+        );
+    }
+    let alert_bits = f64::from(config.alarm_bits);
+    let run = |rule: &dyn Fn(&Row) -> Option<f64>| {
+        let flags: Vec<DeviceFlags> = devices
+            .iter()
+            .map(|(device, rows)| {
+                let mut track = AlarmTrack::default();
+                let flags = rows
+                    .iter()
+                    .map(|row| {
+                        let policy = &chain[row.7].1.payload().alarm;
+                        let anomaly = match rule(row) {
+                            Some(score) => track.step(policy, row.0, row.1, score, row.3).anomaly,
+                            None => row.4,
+                        };
+                        (row.0, anomaly)
+                    })
+                    .collect();
+                DeviceFlags {
+                    device_id: device.clone(),
+                    flags,
+                    sent: None,
+                }
+            })
+            .collect();
+        evaluate_flags(&flags, &episodes, &EvalOptions::default())
+    };
+    println!("| rule | event precision | recall | normal flagged | alarm events (true/false) | recall by kind |");
+    println!("|---|---|---|---|---|---|");
+    let report = |name: String, ev: vigil_training::Evaluation| {
+        let mut kinds: Vec<_> = ev.by_kind.iter().collect();
+        kinds.sort_by(|a, b| a.0.cmp(b.0));
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.4} | {}/{} | {} |",
+            ev.event_precision.unwrap_or(0.0),
+            ev.detection_rate.unwrap_or(0.0),
+            ev.false_alarm_rate,
+            ev.alarm_events,
+            ev.false_alarm_events,
+            kinds
+                .iter()
+                .map(|(k, st)| format!("{k} {}/{}", st.detected, st.episodes))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    report("product (PCA)".into(), run(&|_| None));
+    // Trust by alert rate (vigil_model::trust): WINDOW:RELEASE_RATE:NOVELTY_RATE:START_RELEASE:START_NOVELTY:BITS:GATE
+    // from the command line after SEED and TICKS.
+    for spec in std::env::args().skip(3) {
+        let f: Vec<f64> = spec
+            .split(':')
+            .map(|x| x.parse().expect("number"))
+            .collect();
+        let tc = TrustConfig {
+            weight: 1.0 / f[0],
+            release_rate: f[1],
+            novelty_rate: f[2],
+            start: (f[3], f[4]),
+            corroborate_bits: f[5],
+            gate: f[6],
+            calm: f.get(7).map_or(1, |&c| c as u32),
+        };
+        let flags: Vec<DeviceFlags> = devices
+            .iter()
+            .map(|(device, rows)| {
+                let mut track = AlarmTrack::default();
+                let mut trust = TrustState::default();
+                let flags = rows
+                    .iter()
+                    .map(|row| {
+                        let policy = &chain[row.7].1.payload().alarm;
+                        let (judged, thr, bits, nscore) = (row.2, row.3, row.5, row.6);
+                        let step = trust.step(&tc, judged, thr, bits, nscore >= 0.5);
+                        let score = if step.alert {
+                            judged.max(nscore).max(thr)
+                        } else {
+                            0.0
+                        };
+                        (row.0, track.step(policy, row.0, row.1, score, thr).anomaly)
+                    })
+                    .collect();
+                DeviceFlags {
+                    device_id: device.clone(),
+                    flags,
+                    sent: None,
+                }
+            })
+            .collect();
+        report(
+            format!("trust {spec}"),
+            evaluate_flags(&flags, &episodes, &EvalOptions::default()),
+        );
+    }
+    if std::env::args().len() > 3 {
+        return Ok(());
+    }
+    for g in GATES {
+        for b in BITS {
+            let ev = run(&|row: &Row| {
+                let (judged, thr, bits, nscore) = (row.2, row.3, row.5, row.6);
+                let by_pca = judged >= thr && bits >= b;
+                let by_novelty = nscore >= 0.5 && bits >= alert_bits && judged >= g * thr;
+                Some(if by_pca || by_novelty {
+                    judged.max(nscore).max(thr)
+                } else {
+                    0.0
+                })
+            });
+            let gate = if g > 10.0 {
+                "none".to_owned()
+            } else {
+                format!("{g}")
+            };
+            report(format!("C(b = {b}, g = {gate})"), ev);
+        }
+    }
+    Ok(())
+}
