@@ -79,16 +79,21 @@ struct NabArgs {
     /// --retrain, --score-map and --false-alarm-rate); experiment: `gated`,
     /// the PCA detector's alerts plus novelty alerts while the PCA score is
     /// at least --gate times its threshold (eval/NAB.md, session 14).
-    #[arg(long, default_value = "novelty", value_parser = ["novelty", "pca", "robust-z", "gated", "release", "corroborated"])]
+    #[arg(long, default_value = "release", value_parser = ["release", "novelty", "pca", "robust-z", "gated"])]
     method: String,
     /// Experiment, with `--method gated`: the gate in percent of the PCA
     /// threshold (0: novelty alerts freely; 100: only with a PCA alert).
     #[arg(long, value_name = "PERCENT", default_value_t = 50)]
     gate: u32,
-    /// Experiment, with `--method corroborated`: novelty bits per
-    /// resolution a release alert needs (`--gate` gates the novelty's).
-    #[arg(long, value_name = "BITS", default_value_t = 4)]
-    corroborate_bits: u32,
+    /// Experiment, with `--method release`: the records that fix a
+    /// device's novelty ranges [default: the trainer's].
+    #[arg(long, value_name = "RECORDS")]
+    range_records: Option<u32>,
+    /// Experiment, with `--method release`: the trust policy as
+    /// WINDOW:RELEASE_ONSETS:NOVELTY_ONSETS:NOVELTY_START:GATE [default:
+    /// the trainer's] (training/EVALUATION.md, "Trust by alert rate").
+    #[arg(long, value_name = "POLICY")]
+    trust: Option<String>,
     /// Experiment, with `--method gated`: leave out the PCA detector's own
     /// alerts (only the gated novelty alerts).
     #[arg(long)]
@@ -149,6 +154,36 @@ fn print_report(report: &Report, started: Instant) {
     );
 }
 
+/// The novelty policy `--range-records` and `--trust` ask for, if any.
+fn release_novelty(args: &NabArgs) -> Result<Option<vigil_model::combine::NoveltyPolicy>> {
+    if args.range_records.is_none() && args.trust.is_none() {
+        return Ok(None);
+    }
+    let mut policy = vigil_model::combine::NoveltyPolicy::default();
+    if let Some(records) = args.range_records {
+        policy.range_records = records;
+    }
+    if let Some(spec) = &args.trust {
+        let f: Vec<f64> = spec
+            .split(':')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--trust {spec}: numbers separated by ':'"))?;
+        let [window, release, novelty, start, gate] = f[..] else {
+            bail!("--trust takes WINDOW:RELEASE_ONSETS:NOVELTY_ONSETS:NOVELTY_START:GATE");
+        };
+        policy.trust = vigil_model::combine::TrustPolicy {
+            window: window as u32,
+            release_onsets: release,
+            novelty_onsets: novelty,
+            novelty_start: start,
+            gate,
+        };
+    }
+    policy.check()?;
+    Ok(Some(policy))
+}
+
 /// Runs the detector over the corpus and scores it.
 fn nab_run(mut args: NabArgs) -> Result<()> {
     let Some(out) = args.out.clone() else {
@@ -179,10 +214,6 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
                 "robust-z" => Family::Fitted(Method::RobustZ),
                 "pca" => Family::Fitted(Method::Pca),
                 "release" => Family::Release,
-                "corroborated" => Family::Corroborated {
-                    bits: args.corroborate_bits,
-                    gate_percent: args.gate,
-                },
                 "gated" => Family::Gated {
                     percent: args.gate,
                     pca_alerts: !args.gate_only,
@@ -200,6 +231,7 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
                 }
                 novelty
             },
+            release_novelty: release_novelty(&args)?,
         },
         subset: args.files,
         threads: args.threads.unwrap_or_else(|| {

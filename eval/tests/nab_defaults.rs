@@ -1,16 +1,19 @@
-//! The default detector on the whole NAB corpus and on both fixed halves of
-//! `eval/nab-split.txt`, scored with the project's NAB scorer: the figures
-//! `eval/NAB.md` reports, as floors a change must not fall below. The
-//! defaults were chosen on `tune`; `holdout` is the honest figure.
+//! The default detector (the product's own decisions: a release trained as
+//! `vigil train --csv` trains one, its alarms) on the whole NAB corpus and
+//! on both fixed halves of `eval/nab-split.txt`, scored with the project's
+//! NAB scorer: the figures `eval/NAB.md` reports, as floors a change must
+//! not fall below; and the novelty detector alone, which the product
+//! combines with the release's score. The defaults were chosen on `tune`;
+//! `holdout` is the honest figure.
 
-use vigil_eval::nab::{run, DetectorConfig, RunOptions, Subset};
+use vigil_eval::nab::{run, DetectorConfig, Family, RunOptions, Subset};
 
 mod common;
 use common::nab_dir;
 
 /// Standard, reward_low_FP_rate and reward_low_FN_rate scores of the
 /// defaults on `subset`.
-fn scores(subset: Subset) -> [f64; 3] {
+fn scores(subset: Subset, family: Family) -> [f64; 3] {
     let nab = nab_dir();
     let out = tempfile::tempdir().expect("tempdir");
     let report = run(&RunOptions {
@@ -19,7 +22,10 @@ fn scores(subset: Subset) -> [f64; 3] {
         profiles: nab.join("config/profiles.json"),
         out: out.path().to_owned(),
         detector: "vigil".into(),
-        config: DetectorConfig::default(),
+        config: DetectorConfig {
+            family,
+            ..DetectorConfig::default()
+        },
         subset,
         threads: 2,
     })
@@ -41,18 +47,45 @@ fn at_least(what: &str, got: [f64; 3], floor: [f64; 3]) {
 
 #[test]
 fn whole_corpus() {
-    // eval/NAB.md: 65.21, 52.28, 71.63.
-    at_least("whole", scores(Subset::All), [65.2, 52.2, 71.6]);
+    // eval/NAB.md: 56.34, 45.44, 65.14 (the issue asks 65, 50, 70: not met).
+    at_least(
+        "whole",
+        scores(Subset::All, Family::Release),
+        [56.3, 45.4, 65.1],
+    );
 }
 
 #[test]
 fn held_out_half() {
-    // eval/NAB.md: 59.82, 47.70, 65.87 (the issue asks 60 here: not met).
-    at_least("holdout", scores(Subset::Holdout), [59.8, 47.6, 65.8]);
+    // eval/NAB.md: 51.40, 43.93, 57.28 (the issue asks 60 here: not met).
+    at_least(
+        "holdout",
+        scores(Subset::Holdout, Family::Release),
+        [51.3, 43.9, 57.2],
+    );
 }
 
 #[test]
 fn tuning_half() {
-    // eval/NAB.md: 71.84, 59.27, 78.30.
-    at_least("tune", scores(Subset::Tune), [71.8, 59.2, 78.3]);
+    // eval/NAB.md: 65.08, 49.95, 73.80.
+    at_least(
+        "tune",
+        scores(Subset::Tune, Family::Release),
+        [65.0, 49.9, 73.7],
+    );
+}
+
+#[test]
+fn novelty_alone() {
+    // eval/NAB.md: 65.21, 52.28, 71.63 whole; 59.82, 47.70, 65.87 holdout.
+    at_least(
+        "novelty whole",
+        scores(Subset::All, Family::Novelty),
+        [65.2, 52.2, 71.6],
+    );
+    at_least(
+        "novelty holdout",
+        scores(Subset::Holdout, Family::Novelty),
+        [59.8, 47.6, 65.8],
+    );
 }

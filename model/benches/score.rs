@@ -72,6 +72,7 @@ fn payload() -> ReleasePayload {
         },
         format: PAYLOAD_FORMAT,
         features,
+        novelty: Some(Default::default()),
         detector: Detector::Pca {
             center: vec![0.0; dim],
             scale: vec![1.0; dim],

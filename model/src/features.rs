@@ -279,6 +279,9 @@ pub struct DeviceState {
     pub metrics: Vec<MetricState>,
     /// The device's alarm (see [`crate::alarm`]).
     pub alarm: crate::alarm::AlarmTrack,
+    /// The device's novelty and trust ([`crate::combine`]), from its first
+    /// fresh record under a release with a novelty policy.
+    pub novelty: Option<Box<crate::combine::DeviceNovelty>>,
 }
 
 impl DeviceState {
@@ -291,6 +294,7 @@ impl DeviceState {
             interval: 0.0,
             metrics: vec![MetricState::default(); metrics],
             alarm: crate::alarm::AlarmTrack::default(),
+            novelty: None,
         }
     }
 

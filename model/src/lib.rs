@@ -11,8 +11,10 @@
 //!   continue, close with one id).
 //! - [`detector`]: fitted detector parameters; feature vector → score in
 //!   [0, 1] and the metrics behind it.
-//! - [`novelty`]: per-metric cell and step surprise (the NAB runner's
-//!   detector; not yet in releases).
+//! - [`novelty`]: per-metric cell and step surprise, learnt per device.
+//! - [`combine`]: the release's score and the novelty into one alert per
+//!   record, each detector trusted alone on a device only while it does
+//!   not cry wolf there.
 //! - [`model`]: a release payload compiled for scoring; the "training way"
 //!   (batch over a stored stream) and the "scoring way" (record by record)
 //!   run the same functions.
@@ -36,6 +38,7 @@
 //! the signed payload's parameters back to the same bits).
 
 pub mod alarm;
+pub mod combine;
 pub mod command_sig;
 pub mod detector;
 pub mod features;
@@ -47,7 +50,6 @@ pub mod payload;
 pub mod release;
 pub mod scorer;
 pub mod table;
-pub mod trust;
 
 pub use alarm::{AlarmPolicy, AlarmPolicyError, AlarmStep, AlarmTrack};
 pub use command_sig::{

@@ -5,6 +5,7 @@
 use vigil_schemas::{Contribution, Telemetry};
 
 use crate::alarm::{AlarmPolicyError, AlarmStep, AlarmTrack};
+use crate::combine::{DeviceNovelty, NoveltyPolicyError};
 use crate::detector::{Compiled, DetectorError, Score};
 use crate::features::{DeviceState, Extractor, SpecError};
 use crate::payload::ReleasePayload;
@@ -20,6 +21,8 @@ pub enum ModelError {
     Threshold(f64),
     #[error("invalid alarm policy: {0}")]
     Alarm(#[from] AlarmPolicyError),
+    #[error("invalid novelty policy: {0}")]
+    Novelty(#[from] NoveltyPolicyError),
 }
 
 /// A payload checked and turned into flat arrays; immutable once built, so
@@ -38,6 +41,9 @@ pub struct Scratch {
     features: Vec<f64>,
     z: Vec<f64>,
     w: Vec<f64>,
+    /// The metric behind the last record's alert when it stood on the
+    /// novelty (`crate::combine`).
+    novel_metric: Option<usize>,
 }
 
 impl Scratch {
@@ -64,6 +70,9 @@ pub struct RecordScore {
     /// device's own level of scores is above the training rows'
     /// ([`crate::alarm`], "Each device's own level").
     pub judged: f64,
+    /// The novelty score in [0, 1] (0.5 at its alert level), once the
+    /// device's novelty ranges are fixed ([`crate::combine`]).
+    pub novelty: Option<f64>,
     /// The device is in alarm at this record (see [`crate::alarm`]).
     pub anomaly: bool,
     /// What the record did to the device's alarm.
@@ -81,6 +90,9 @@ impl Model {
             return Err(ModelError::Threshold(t));
         }
         payload.alarm.check()?;
+        if let Some(novelty) = &payload.novelty {
+            novelty.check()?;
+        }
         let extractor = Extractor::new(payload.features.clone())?;
         let detector = payload.detector.compile(extractor.dim())?;
         let metric_names = payload
@@ -136,6 +148,8 @@ impl Model {
             .score(self.detector.raw(&scratch.features, &mut scratch.z));
         let threshold = self.threshold();
         let mut judged = score.score;
+        let mut novelty = None;
+        scratch.novel_metric = None;
         let alarm = if fresh {
             let policy = &self.payload.alarm;
             let divisor = state
@@ -144,26 +158,60 @@ impl Model {
             if divisor > 1.0 {
                 judged = self.detector.score(score.raw / divisor).score;
             }
+            // With a novelty policy the combination decides whether the
+            // record is hot for the alarm (crate::combine).
+            let hot_score = match &self.payload.novelty {
+                None => judged,
+                Some(np) => {
+                    let device = state.novelty.get_or_insert_with(|| {
+                        Box::new(DeviceNovelty::new(np, self.metric_names.len()))
+                    });
+                    let c = device.step(
+                        np,
+                        record,
+                        &self.metric_names,
+                        judged,
+                        threshold,
+                        policy.close_after,
+                    );
+                    novelty = c.novelty;
+                    scratch.novel_metric = c.novel_metric;
+                    if c.alert {
+                        judged.max(c.novelty.unwrap_or(0.0)).max(threshold)
+                    } else {
+                        0.0
+                    }
+                }
+            };
             state
                 .alarm
-                .step(policy, record.seq, record.ts, judged, threshold)
+                .step(policy, record.seq, record.ts, hot_score, threshold)
         } else {
             AlarmTrack::stale(score.score, threshold)
         };
         RecordScore {
             score,
             judged,
+            novelty,
             anomaly: alarm.anomaly,
             alarm,
             fresh,
         }
     }
 
-    /// Top metrics behind the last record scored with `scratch`.
+    /// Top metrics behind the last record scored with `scratch`: the
+    /// detector's, or the one novel metric when the record's alert stood on
+    /// the novelty.
     pub fn contributions(&self, scratch: &mut Scratch) -> Vec<Contribution> {
+        if let Some(name) = scratch.novel_metric.and_then(|j| self.metric_names.get(j)) {
+            return vec![Contribution {
+                metric: name.clone(),
+                share: 1.0,
+            }];
+        }
         scratch.fit(self.extractor.dim());
         let names: Vec<&str> = self.metric_names.iter().map(String::as_str).collect();
-        let Scratch { features, z, w } = scratch;
+        let Scratch { features, z, w, .. } = scratch;
         self.detector.contributions(features, &names, z, w)
     }
 

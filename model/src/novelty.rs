@@ -101,6 +101,12 @@ impl ChannelRange {
             low = low.min(v);
             high = high.max(v);
         }
+        Self::between(low, high)
+    }
+
+    /// The range from the smallest and largest finite value seen (both
+    /// infinite when none was).
+    fn between(low: f64, high: f64) -> Self {
         if !low.is_finite() {
             return Self {
                 low: 0.0,
@@ -135,6 +141,51 @@ impl MetricNovelty {
         Self {
             value: ChannelRange::of(values.iter().copied()),
             smooth: ChannelRange::of(smoothed),
+        }
+    }
+}
+
+/// [`MetricNovelty::fit`] computed online: a device's first records fix
+/// its ranges without being kept (the scorer's warm-up, see
+/// [`crate::combine`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeWarmup {
+    window: Smoother,
+    value: (f64, f64),
+    smooth: (f64, f64),
+}
+
+impl RangeWarmup {
+    /// Nothing seen yet.
+    pub fn new(config: &NoveltyConfig) -> Self {
+        let empty = (f64::INFINITY, f64::NEG_INFINITY);
+        Self {
+            window: Smoother::new(config.smooth_rows),
+            value: empty,
+            smooth: empty,
+        }
+    }
+
+    /// Takes the next value (in time order).
+    pub fn push(&mut self, v: f64) {
+        let widen = |(low, high): (f64, f64), x: f64| {
+            if x.is_finite() {
+                (low.min(x), high.max(x))
+            } else {
+                (low, high)
+            }
+        };
+        self.value = widen(self.value, v);
+        let smoothed = self.window.push(v);
+        self.smooth = widen(self.smooth, smoothed);
+    }
+
+    /// The ranges of the values pushed: what [`MetricNovelty::fit`] gives
+    /// for the same values.
+    pub fn ranges(&self) -> MetricNovelty {
+        MetricNovelty {
+            value: ChannelRange::between(self.value.0, self.value.1),
+            smooth: ChannelRange::between(self.smooth.0, self.smooth.1),
         }
     }
 }
@@ -455,6 +506,23 @@ pub fn novelty_score(config: &NoveltyConfig, product: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_online_warm_up_gives_the_fitted_ranges() {
+        let config = NoveltyConfig::default();
+        let values: Vec<f64> = (0..300)
+            .map(|i| (f64::from(i) * 0.37).sin() * 5.0 + f64::from(i % 7))
+            .collect();
+        let mut warm = RangeWarmup::new(&config);
+        for &v in &values {
+            warm.push(v);
+        }
+        assert_eq!(warm.ranges(), MetricNovelty::fit(&config, &values));
+        let constant = [3.0; 20];
+        let mut warm = RangeWarmup::new(&config);
+        constant.iter().for_each(|&v| warm.push(v));
+        assert_eq!(warm.ranges(), MetricNovelty::fit(&config, &constant));
+    }
 
     fn run(values: &[f64], train: usize) -> Vec<f64> {
         let config = NoveltyConfig::default();

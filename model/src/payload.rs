@@ -1,5 +1,5 @@
 //! [`ReleasePayload`]: what a release signs (provenance, feature spec,
-//! fitted detector, alarm policy) and its layout version. Both [`crate::model`], which
+//! fitted detector, alarm policy, novelty policy) and its layout version. Both [`crate::model`], which
 //! compiles it for scoring, and [`crate::release`], which signs and
 //! verifies it, build on this file.
 
@@ -7,15 +7,18 @@ use serde::{Deserialize, Serialize};
 use vigil_schemas::ReleaseHeader;
 
 use crate::alarm::AlarmPolicy;
+use crate::combine::NoveltyPolicy;
 use crate::detector::Detector;
 use crate::features::FeatureSpec;
 
 /// Version of the payload layout this build writes and reads. Format 2
 /// added the per-metric `level` feature (four features per metric instead
 /// of three), so a format-1 detector does not fit this build's feature
-/// vector: such releases are refused as `unknown_schema` and must be
+/// vector. Format 3 added the novelty policy (`crate::combine`): a scorer
+/// that ignored it would decide differently from one that applies it.
+/// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
-pub const PAYLOAD_FORMAT: u32 = 2;
+pub const PAYLOAD_FORMAT: u32 = 3;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,4 +36,8 @@ pub struct ReleasePayload {
     /// existed: the default policy applies).
     #[serde(default)]
     pub alarm: AlarmPolicy,
+    /// Each metric's novelty and when each detector's alerts stand alone
+    /// ([`crate::combine`]); `null`: the release's score alone decides
+    /// (the trainer always writes one).
+    pub novelty: Option<NoveltyPolicy>,
 }

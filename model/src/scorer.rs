@@ -149,7 +149,16 @@ impl Scorer {
             Some(old) => {
                 let old_spec = old.model().extractor().spec();
                 let new_spec = model.model().extractor().spec();
+                // Novelty counts learnt under other settings do not carry
+                // over; the features' statistics still may.
+                let novelty_kept = old.model().payload().novelty == model.model().payload().novelty;
                 if old_spec.state_compatible(new_spec) {
+                    if !novelty_kept {
+                        self.devices.remap(|st| DeviceState {
+                            novelty: None,
+                            ..st.clone()
+                        });
+                    }
                     Installed::StateKept
                 } else if old_spec.same_windows(new_spec) {
                     let map: Vec<Option<usize>> = new_spec
@@ -163,6 +172,8 @@ impl Scorer {
                         intervals: st.intervals,
                         interval: st.interval,
                         alarm: st.alarm,
+                        // Metrics moved: the per-metric counts start again.
+                        novelty: None,
                         metrics: map
                             .iter()
                             .map(|i| {

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 mod common;
 
 use common::ticks;
+use vigil_model::combine::{DeviceNovelty, NoveltyPolicy, TrustPolicy};
 use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
-use vigil_model::trust::{TrustConfig, TrustState};
 use vigil_model::{AlarmTrack, Model, Scratch};
 use vigil_schemas::Telemetry;
 use vigil_training::{evaluate_flags, fit, DeviceFlags, EvalOptions, TrainConfig};
@@ -24,7 +24,10 @@ const DEVICES: usize = 200;
 const WARMUP: u64 = 200;
 const EVERY: u64 = 240;
 const WINDOW: u64 = 600;
-const W: usize = 150;
+/// Records that fix a device's novelty ranges (`VIGIL_RANGE_ROWS`, default 150).
+fn range_rows() -> usize {
+    std::env::var("VIGIL_RANGE_ROWS").map_or(150, |v| v.parse().expect("rows"))
+}
 const BITS: [f64; 8] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0];
 const GATES: [f64; 3] = [0.7, 0.9, 100.0];
 
@@ -63,13 +66,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|m| m.name.clone())
         .collect();
     let value = |t: &Telemetry, m: &str| t.metrics.get(m).copied().unwrap_or(f64::NAN);
-    let mut devices: Vec<(String, Vec<Row>)> = Vec::new();
+    let mut devices: Vec<(String, Vec<Row>, Vec<&Telemetry>)> = Vec::new();
     for (device, records) in &by_device {
         let mut state = chain[0].1.extractor().new_state();
         let mut scratch = Scratch::default();
         let mut seen: Vec<&Telemetry> = Vec::new();
         let mut nov: Option<(Vec<MetricNovelty>, Vec<NoveltyState>)> = None;
         let mut rows = Vec::new();
+        let mut scored: Vec<&Telemetry> = Vec::new();
         for (tick, r) in records.iter().enumerate() {
             let tick = tick as u64;
             let Some(m) = chain.iter().rposition(|(from, _)| *from <= tick) else {
@@ -77,10 +81,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let model = &chain[m].1;
             let s = model.score_record(&mut state, r, &mut scratch);
+            scored.push(r);
             seen.push(r);
             // Until a device has its ranges the novelty abstains: PCA
             // needs no corroboration (infinite bits) and raises none.
-            let (bits, nscore) = if seen.len() < W {
+            let w = range_rows();
+            let (bits, nscore) = if seen.len() < w {
                 (f64::INFINITY, 0.0)
             } else {
                 if nov.is_none() {
@@ -93,9 +99,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .collect();
                     let mut states: Vec<NoveltyState> =
                         metrics.iter().map(|_| NoveltyState::new(&config)).collect();
-                    for t in &seen[..seen.len() - 1] {
-                        for (j, m) in metrics.iter().enumerate() {
-                            states[j].observe(&config, &fits[j], value(t, m));
+                    if std::env::var("VIGIL_NO_REPLAY").is_err() {
+                        for t in &seen[..seen.len() - 1] {
+                            for (j, m) in metrics.iter().enumerate() {
+                                states[j].observe(&config, &fits[j], value(t, m));
+                            }
                         }
                     }
                     nov = Some((fits, states));
@@ -121,14 +129,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 m,
             ));
         }
-        devices.push(((*device).to_owned(), rows));
+        devices.push(((*device).to_owned(), rows, scored));
     }
     devices.sort_by(|a, b| a.0.cmp(&b.0));
     // Onsets per 1,000 records of each detector, per device (normal rows
     // and anomalies alike: what the device shows), after the novelty's W.
     let mut rel = Vec::new();
     let mut nov = Vec::new();
-    for (_, rows) in &devices {
+    for (_, rows, _) in &devices {
         let rows: Vec<&Row> = rows.iter().filter(|r| r.5.is_finite()).collect();
         let onsets = |hot: &dyn Fn(&Row) -> bool| {
             let mut prev = false;
@@ -159,7 +167,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let run = |rule: &dyn Fn(&Row) -> Option<f64>| {
         let flags: Vec<DeviceFlags> = devices
             .iter()
-            .map(|(device, rows)| {
+            .map(|(device, rows, _)| {
                 let mut track = AlarmTrack::default();
                 let flags = rows
                     .iter()
@@ -201,39 +209,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     };
     report("product (PCA)".into(), run(&|_| None));
-    // Trust by alert rate (vigil_model::trust): WINDOW:RELEASE_RATE:NOVELTY_RATE:START_RELEASE:START_NOVELTY:BITS:GATE
-    // from the command line after SEED and TICKS.
+    // Trust by alert rate (vigil_model::combine), the product's own
+    // combination with the policy given on the command line after SEED and
+    // TICKS: WINDOW:RELEASE_ONSETS:NOVELTY_ONSETS:NOVELTY_START:GATE
+    // [:RANGE_RECORDS] (the release's judged scores above; the alarm's
+    // close_after is the onsets' calm run).
     for spec in std::env::args().skip(3) {
         let f: Vec<f64> = spec
             .split(':')
             .map(|x| x.parse().expect("number"))
             .collect();
-        let tc = TrustConfig {
-            weight: 1.0 / f[0],
-            release_rate: f[1],
-            novelty_rate: f[2],
-            start: (f[3], f[4]),
-            corroborate_bits: f[5],
-            gate: f[6],
-            calm: f.get(7).map_or(1, |&c| c as u32),
+        let policy = NoveltyPolicy {
+            range_records: f
+                .get(5)
+                .map_or(NoveltyPolicy::default().range_records, |&w| w as u32),
+            trust: TrustPolicy {
+                window: f[0] as u32,
+                release_onsets: f[1],
+                novelty_onsets: f[2],
+                novelty_start: f[3],
+                gate: f[4],
+            },
+            ..NoveltyPolicy::default()
         };
         let flags: Vec<DeviceFlags> = devices
             .iter()
-            .map(|(device, rows)| {
+            .map(|(device, rows, records)| {
                 let mut track = AlarmTrack::default();
-                let mut trust = TrustState::default();
+                let mut novelty = DeviceNovelty::new(&policy, metrics.len());
                 let flags = rows
                     .iter()
-                    .map(|row| {
-                        let policy = &chain[row.7].1.payload().alarm;
-                        let (judged, thr, bits, nscore) = (row.2, row.3, row.5, row.6);
-                        let step = trust.step(&tc, judged, thr, bits, nscore >= 0.5);
-                        let score = if step.alert {
-                            judged.max(nscore).max(thr)
+                    .zip(records)
+                    .map(|(row, record)| {
+                        let alarm = &chain[row.7].1.payload().alarm;
+                        let (judged, thr) = (row.2, row.3);
+                        let c =
+                            novelty.step(&policy, record, &metrics, judged, thr, alarm.close_after);
+                        let score = if c.alert {
+                            judged.max(c.novelty.unwrap_or(0.0)).max(thr)
                         } else {
                             0.0
                         };
-                        (row.0, track.step(policy, row.0, row.1, score, thr).anomaly)
+                        (row.0, track.step(alarm, row.0, row.1, score, thr).anomaly)
                     })
                     .collect();
                 DeviceFlags {

@@ -23,7 +23,8 @@
 use linfa_linalg::eigh::{EigSort as _, EighInto as _};
 use ndarray::Array2;
 use vigil_model::{
-    AlarmPolicy, Detector, FeatureSpec, MetricSpec, Model, ModelError, ReleasePayload, Scratch,
+    combine::NoveltyPolicy, AlarmPolicy, Detector, FeatureSpec, MetricSpec, Model, ModelError,
+    ReleasePayload, Scratch,
 };
 use vigil_schemas::{ReleaseHeader, Telemetry, TrainingWindow, ValidationMetrics};
 
@@ -615,6 +616,7 @@ pub fn fit(
             format: vigil_model::PAYLOAD_FORMAT,
             features: spec.clone(),
             detector: detector.clone(),
+            novelty: None,
         })?;
         let mut scratch = Scratch::default();
         Ok(x.rows()
@@ -713,6 +715,9 @@ pub fn fit(
         format: vigil_model::PAYLOAD_FORMAT,
         features: spec,
         detector,
+        // One set of defaults for every release (training/EVALUATION.md,
+        // "Trust by alert rate").
+        novelty: Some(NoveltyPolicy::default()),
     };
     let model = Model::from_payload(payload.clone())?;
     let holdout = evaluate(

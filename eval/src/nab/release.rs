@@ -1,30 +1,38 @@
-//! The product's own decisions on a NAB file (`--method release`): what a
-//! user gets who trains on the file's first rows with `vigil train --csv
-//! FILE --rows N --out release.json` and scores it with `vigil models
-//! score --csv FILE --after-row N`.
+//! The product's own decisions on a NAB file (`--method release`, the
+//! default): what a user gets who trains on the file's first rows with
+//! `vigil train --csv FILE --rows N --out release.json` and scores it with
+//! `vigil models score --csv FILE --after-row N`.
 //!
 //! Per file, the probationary rows train a release with the file path's
 //! settings (`TrainConfig::default()`, no minimum data beyond the fit's
 //! own: trimmed calibration, 20 % holdout, the 0.001 target, the default
-//! alarm policy). Every row then goes through `Model::score_record` in
-//! order, as the scorer runs it: the device's features, its own level and
-//! its alarm advance with each row. A row where an alarm *opens* (after the
-//! probationary rows) carries its judged score; every other row 0. NAB
+//! alarm policy, the novelty policy). Every row then goes through
+//! `Model::score_record` in order, as the scorer runs it: the device's
+//! features, its own level, its novelty and trust (`vigil_model::combine`)
+//! and its alarm advance with each row. A row where an alarm *opens* (after the
+//! probationary rows) carries the larger of its judged and novelty
+//! scores (NAB then picks one threshold per profile over all files, as for
+//! any detector); every other row 0. NAB
 //! charges every opening outside a window, which is what an operator
 //! would be paged for; the alarm's hysteresis is the only cool-down.
 
+use vigil_model::combine::NoveltyPolicy;
 use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
-use vigil_model::{AlarmTrack, Scratch};
+use vigil_model::{Model, Scratch};
 use vigil_schemas::AlarmState;
 use vigil_schemas::Telemetry;
-use vigil_training::{fit, TrainConfig};
+use vigil_training::{fit, TrainConfig, TrainError};
 
 use super::files::DataFile;
 use super::run::{probation_rows, records, DetectError, METRIC};
 
 /// The release `vigil train --csv FILE --rows N` would write for this
-/// file's probationary rows.
-fn train_release(records: &[Telemetry]) -> Result<vigil_model::Model, DetectError> {
+/// file's first rows; `novelty` replaces its novelty policy (experiments:
+/// `--range-records`, `--trust`).
+fn train_release(
+    records: &[Telemetry],
+    novelty: Option<&NoveltyPolicy>,
+) -> Result<Model, DetectError> {
     let cfg = TrainConfig {
         model: "nab".into(),
         source: "nab".into(),
@@ -33,78 +41,34 @@ fn train_release(records: &[Telemetry]) -> Result<vigil_model::Model, DetectErro
         min_device_records: 1,
         ..TrainConfig::default()
     };
-    Ok(fit(records, &cfg, |_| {})?.model)
+    let mut payload = fit(records, &cfg, |_| {})?.payload;
+    if let Some(policy) = novelty {
+        payload.novelty = Some(policy.clone());
+    }
+    Ok(Model::from_payload(payload).map_err(TrainError::from)?)
 }
 
-/// How the release and the novelty combine (`None`: the release alone).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Corroboration {
-    /// Novelty bits per resolution a release alert needs.
-    pub bits: f64,
-    /// A novelty alert needs a judged score of at least this share of the
-    /// threshold.
-    pub gate: f64,
-}
-
-/// Alarm openings of the file-trained release over one series; with
-/// `corroboration`, of the combination (experiment, session 15).
+/// Alarm openings of the file-trained release over one series, each
+/// carrying the larger of its judged and novelty scores.
 pub fn detect_release(
     data: &DataFile,
-    corroboration: Option<Corroboration>,
+    novelty: Option<&NoveltyPolicy>,
 ) -> Result<Vec<f64>, DetectError> {
-    let trust = trust_from_env();
-    let mut trust_state = vigil_model::trust::TrustState::default();
     let records = records(data);
     let probation = probation_rows(records.len());
-    let model = train_release(&records[..probation])?;
+    let model = train_release(&records[..probation], novelty)?;
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();
-    let nc = NoveltyConfig::default();
-    let range_rows = std::env::var("VIGIL_RANGE_ROWS")
-        .ok()
-        .map_or(probation, |v| {
-            v.parse::<usize>().expect("rows").min(records.len())
-        });
-    let ranges = MetricNovelty::fit(&nc, &data.values[..range_rows]);
-    let mut novelty = NoveltyState::new(&nc);
-    let mut track = AlarmTrack::default();
-    let policy = model.payload().alarm;
-    let threshold = model.threshold();
-    let resolutions = nc.resolutions.len() as f64;
     Ok(records
         .iter()
         .enumerate()
         .map(|(t, r)| {
             let s = model.score_record(&mut state, r, &mut scratch);
-            let p = novelty.observe(&nc, &ranges, data.values[t]);
-            let opened = match corroboration {
-                None => matches!(s.alarm.alarm, Some((_, _, AlarmState::Opened))),
-                Some(c) => {
-                    let bits = -p.max(f64::MIN_POSITIVE).log2() / resolutions;
-                    let nscore = novelty_score(&nc, p);
-                    let alert = match &trust {
-                        Some(tc) => {
-                            trust_state
-                                .step(tc, s.judged, threshold, bits, nscore >= 0.5)
-                                .alert
-                        }
-                        None => {
-                            let by_release = s.judged >= threshold && bits >= c.bits;
-                            let by_novelty = nscore >= 0.5 && s.judged >= c.gate * threshold;
-                            by_release || by_novelty
-                        }
-                    };
-                    let score = if alert {
-                        s.judged.max(nscore).max(threshold)
-                    } else {
-                        0.0
-                    };
-                    let step = track.step(&policy, r.seq, r.ts, score, threshold);
-                    matches!(step.alarm, Some((_, _, AlarmState::Opened)))
-                }
-            };
+            let opened = matches!(s.alarm.alarm, Some((_, _, AlarmState::Opened)));
             if t >= probation && opened {
-                s.judged.max(novelty_score(&nc, p)).max(f64::MIN_POSITIVE)
+                s.judged
+                    .max(s.novelty.unwrap_or(0.0))
+                    .max(f64::MIN_POSITIVE)
             } else {
                 0.0
             }
@@ -137,7 +101,7 @@ pub struct Validation {
 pub fn validation(data: &DataFile) -> Result<Validation, DetectError> {
     let records = records(data);
     let probation = probation_rows(records.len());
-    let model = train_release(&records[..probation])?;
+    let model = train_release(&records[..probation], None)?;
     let v = &model.payload().header.validation;
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();
@@ -185,21 +149,5 @@ pub fn validation(data: &DataFile) -> Result<Validation, DetectError> {
         novelty_after: n_after as f64 / after,
         release_onsets: release_onsets as f64 / records.len() as f64,
         novelty_onsets: novelty_onsets as f64 / records.len() as f64,
-    })
-}
-
-/// Experiment: `VIGIL_TRUST=WINDOW:RELEASE_RATE:NOVELTY_RATE:START_RELEASE:START_NOVELTY:BITS:GATE` turns on
-/// [`vigil_model::trust`] for `--method corroborated`.
-pub fn trust_from_env() -> Option<vigil_model::trust::TrustConfig> {
-    let v = std::env::var("VIGIL_TRUST").ok()?;
-    let f: Vec<f64> = v.split(':').map(|x| x.parse().expect("number")).collect();
-    Some(vigil_model::trust::TrustConfig {
-        weight: 1.0 / f[0],
-        release_rate: f[1],
-        novelty_rate: f[2],
-        start: (f[3], f[4]),
-        corroborate_bits: f[5],
-        gate: f[6],
-        calm: f.get(7).map_or(1, |&c| c as u32),
     })
 }

@@ -1,14 +1,22 @@
 //! The online NAB runner: Vigil's detector over every corpus file, the way
 //! the streaming pipeline runs it, then NAB's scoring.
 //!
-//! The default detector is [`Family::Novelty`] (`vigil_model::novelty`):
-//! per file, the ranges are learnt from the probationary rows, every row
-//! (probationary ones included) is scored before it is learnt, and a row
-//! after the probationary period raises an alert when its novelty score
-//! reaches 0.5 and no alert was raised in the previous
-//! [`REFRACTORY_ROWS`] rows; an alert's row gets its score, every other row
-//! 0. The settings were chosen on the `tune` half of the corpus
-//! ([`Subset`], `eval/nab-split.txt`); see `eval/NAB.md`.
+//! The default detector is the product's own ([`Family::Release`],
+//! `super::release`): per file, a release trained on the probationary rows
+//! the way `vigil train --csv` trains one, every row scored in order by
+//! `vigil_model::Model::score_record` (the release's score and the
+//! novelty, combined as `vigil_model::combine` does in the scorer and the
+//! edge agent), and a row after the probationary period where an alarm
+//! opens gets its score, every other row 0. Its settings were chosen on
+//! the `tune` half of the corpus ([`Subset`], `eval/nab-split.txt`) and the
+//! demo replay's tuning seed; see `eval/NAB.md`.
+//!
+//! [`Family::Novelty`] runs the novelty detector (`vigil_model::novelty`)
+//! alone, as the NAB runner did before it was in releases: per file, the
+//! ranges are learnt from the probationary rows, every row is scored
+//! before it is learnt, and a row after the probationary period raises an
+//! alert when its novelty score reaches 0.5 and no alert was raised in the
+//! previous [`REFRACTORY_ROWS`] rows.
 //!
 //! The fitted families ([`Family::Fitted`], the PCA detector the trainer
 //! publishes) run as follows. Per file, the series is one device with one
@@ -109,15 +117,11 @@ pub enum Family {
     /// at least `percent` of its threshold, and the PCA detector's own
     /// alerts when `pca_alerts`.
     Gated { percent: u32, pca_alerts: bool },
-    /// The product's own decisions (`super::release`): a release trained
-    /// on the probationary rows as `vigil train --csv` trains one, its
-    /// alarm openings; `retrain`, `score`, the false-alarm rate and the
-    /// cool-down do not apply.
+    /// The product's own decisions (`super::release`, the default): a
+    /// release trained on the probationary rows as `vigil train --csv`
+    /// trains one, its alarm openings; `retrain`, `score`, the false-alarm
+    /// rate and the cool-down do not apply.
     Release,
-    /// Experiment (session 15): the release's alerts when the novelty
-    /// corroborates them, and the novelty's when the release's judged
-    /// score passes a gate (`super::release::Corroboration`).
-    Corroborated { bits: u32, gate_percent: u32 },
 }
 
 /// The files of the corpus a run covers: the fixed halves of
@@ -164,6 +168,9 @@ pub struct DetectorConfig {
     pub refractory_rows: usize,
     /// Settings of [`Family::Novelty`] (default: the model crate's).
     pub novelty: NoveltyConfig,
+    /// Experiments with [`Family::Release`]: a novelty policy in place of
+    /// the release's (default: the trainer's).
+    pub release_novelty: Option<vigil_model::combine::NoveltyPolicy>,
 }
 
 impl Default for DetectorConfig {
@@ -171,10 +178,11 @@ impl Default for DetectorConfig {
         DetectorConfig {
             retrain: Retrain::Never,
             score: ScoreMap::Cooldown,
-            family: Family::Novelty,
+            family: Family::Release,
             target_false_alarm_rate: NAB_FALSE_ALARM_RATE,
             refractory_rows: REFRACTORY_ROWS,
             novelty: NoveltyConfig::default(),
+            release_novelty: None,
         }
     }
 }
@@ -225,10 +233,7 @@ fn train(past: &[Telemetry], cfg: &DetectorConfig) -> Result<Model, TrainError> 
         source: "nab".into(),
         method: match cfg.family {
             Family::Fitted(method) => method,
-            Family::Novelty
-            | Family::Gated { .. }
-            | Family::Release
-            | Family::Corroborated { .. } => Method::Pca,
+            Family::Novelty | Family::Gated { .. } | Family::Release => Method::Pca,
         },
         metrics: Some(vec![METRIC.to_owned()]),
         holdout_fraction: 0.0,
@@ -383,16 +388,8 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
             cfg.refractory_rows,
         ));
     }
-    match cfg.family {
-        Family::Release => return super::release::detect_release(data, None),
-        Family::Corroborated { bits, gate_percent } => {
-            let c = super::release::Corroboration {
-                bits: f64::from(bits),
-                gate: f64::from(gate_percent) / 100.0,
-            };
-            return super::release::detect_release(data, Some(c));
-        }
-        _ => {}
+    if cfg.family == Family::Release {
+        return super::release::detect_release(data, cfg.release_novelty.as_ref());
     }
     if let Family::Gated {
         percent,

@@ -59,6 +59,7 @@ pub fn payload(version: u64) -> ReleasePayload {
         },
         format: PAYLOAD_FORMAT,
         features,
+        novelty: Some(Default::default()),
         detector: Detector::Pca {
             center: vec![0.01; dim],
             scale: (0..dim).map(|i| 1.0 + i as f64 / 10.0).collect(),

@@ -1,0 +1,304 @@
+//! How a release's score and each metric's novelty make one alarm
+//! decision per record, per device.
+//!
+//! Two detectors look at every record:
+//!
+//! - the **release's score** (`crate::detector`, PCA over the device's
+//!   features, with each device's own level, `crate::alarm`): calibrated
+//!   on the fleet's training rows, it sees cross-metric structure, stuck
+//!   sensors and missing data, and it assumes the training rows showed
+//!   the spread of normal behaviour;
+//! - the **novelty** (`crate::novelty`): per metric, how surprising a
+//!   value or a step is against everything the same device has shown
+//!   (cells and transitions at three resolutions of the range the device
+//!   showed in its first [`NoveltyPolicy::range_records`] records). It
+//!   learns each device's own, often heavy-tailed, behaviour, but on a
+//!   device whose normal behaviour keeps wandering into new cells it
+//!   raises routine alerts.
+//!
+//! Each is right where the other is weak, so neither is trusted blindly.
+//! Per device, each keeps an exponentially weighted rate of its own alert
+//! **onsets** (an alert after at least `close_after` calm records, what
+//! would open a new alarm; window [`TrustPolicy::window`] records). A
+//! device's anomalies are rare by definition: a detector whose onsets on a
+//! device run above its bound is describing that device's normal
+//! behaviour. So a record is an alert when
+//!
+//! - the release's judged score reaches the threshold while the release's
+//!   onset rate on the device is at most [`TrustPolicy::release_onsets`],
+//!   or
+//! - the novelty reaches its alert level while its onset rate is at most
+//!   [`TrustPolicy::novelty_onsets`], or, above that, while the release's
+//!   judged score is at least [`TrustPolicy::gate`] × the threshold (the
+//!   release half agrees).
+//!
+//! The release starts trusted (it was calibrated on the fleet); the
+//! novelty's rate starts at [`TrustPolicy::novelty_start`], above its
+//! bound, at a device's first record and decays from there (the warm-up
+//! records count as calm), so the novelty earns its voice by a calm
+//! stretch. An untrusted release alert still
+//! counts when the novelty alerts on the same record (the second rule).
+//!
+//! Chosen on the tuning half of NAB and the demo replay's tuning seed
+//! (`training/EVALUATION.md`, "Trust by alert rate"). Only +, −, × and ÷
+//! on f64, so the edge and the cloud decide the same.
+
+use serde::{Deserialize, Serialize};
+use vigil_schemas::Telemetry;
+
+use crate::novelty::{alarm_product, MetricNovelty, NoveltyConfig, NoveltyState, RangeWarmup};
+
+/// The novelty half of a release (signed into it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoveltyPolicy {
+    /// The novelty detector's settings.
+    pub config: NoveltyConfig,
+    /// A device's first records that fix its ranges (the novelty abstains
+    /// until then).
+    pub range_records: u32,
+    /// When each detector's alerts stand alone.
+    pub trust: TrustPolicy,
+}
+
+impl Default for NoveltyPolicy {
+    fn default() -> Self {
+        Self {
+            config: NoveltyConfig::default(),
+            range_records: 300,
+            trust: TrustPolicy::default(),
+        }
+    }
+}
+
+/// When each detector's alerts stand alone (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrustPolicy {
+    /// Records in the onset rates' exponential window.
+    pub window: u32,
+    /// Release alert onsets per record above which the release needs the
+    /// novelty's agreement.
+    pub release_onsets: f64,
+    /// Novelty alert onsets per record above which the novelty needs the
+    /// release's agreement.
+    pub novelty_onsets: f64,
+    /// The novelty's onset rate when a device's ranges are fixed.
+    pub novelty_start: f64,
+    /// Share of the threshold the release's judged score must reach to
+    /// agree with an untrusted novelty alert.
+    pub gate: f64,
+}
+
+impl Default for TrustPolicy {
+    fn default() -> Self {
+        Self {
+            window: 1024,
+            release_onsets: 0.003,
+            novelty_onsets: 0.004,
+            novelty_start: 0.008,
+            gate: 0.9,
+        }
+    }
+}
+
+/// Why a novelty policy cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NoveltyPolicyError {
+    #[error("novelty policy needs 1 to 64 resolutions of 1 to 64 cells, got {0:?}")]
+    Resolutions(Vec<u16>),
+    #[error("novelty policy {what} {value} is out of range")]
+    Value { what: &'static str, value: f64 },
+}
+
+impl NoveltyPolicy {
+    /// Checks the policy's values.
+    pub fn check(&self) -> Result<(), NoveltyPolicyError> {
+        let c = &self.config;
+        if c.resolutions.is_empty()
+            || c.resolutions.len() > 64
+            || c.resolutions.iter().any(|&r| r == 0 || r > 64)
+        {
+            return Err(NoveltyPolicyError::Resolutions(c.resolutions.clone()));
+        }
+        let bad = |what, value: f64| Err(NoveltyPolicyError::Value { what, value });
+        let t = &self.trust;
+        if !(1..=1_000).contains(&c.smooth_rows) {
+            return bad("smooth_rows", c.smooth_rows as f64);
+        }
+        if !(1..=64).contains(&c.alarm_bits) {
+            return bad("alarm_bits", f64::from(c.alarm_bits));
+        }
+        if !(c.prior_cells.is_finite() && c.prior_cells >= 1.0) {
+            return bad("prior_cells", c.prior_cells);
+        }
+        if c.margin_ranges > 64 {
+            return bad("margin_ranges", f64::from(c.margin_ranges));
+        }
+        if self.range_records == 0 {
+            return bad("range_records", 0.0);
+        }
+        if t.window == 0 {
+            return bad("trust.window", 0.0);
+        }
+        for (what, v) in [
+            ("trust.release_onsets", t.release_onsets),
+            ("trust.novelty_onsets", t.novelty_onsets),
+            ("trust.novelty_start", t.novelty_start),
+        ] {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return bad(what, v);
+            }
+        }
+        if !(t.gate.is_finite() && t.gate >= 0.0) {
+            return bad("trust.gate", t.gate);
+        }
+        Ok(())
+    }
+}
+
+/// One device's novelty and trust (part of its scoring state, created at
+/// its first fresh record under a release with a novelty policy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceNovelty {
+    /// Fresh records seen.
+    records: u32,
+    /// Until the ranges are fixed: each metric's warm-up.
+    warmup: Vec<RangeWarmup>,
+    /// After: each metric's ranges and counts.
+    ranges: Vec<MetricNovelty>,
+    states: Vec<NoveltyState>,
+    trust: TrustState,
+}
+
+/// Each detector's onset rate and calm run on one device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TrustState {
+    release_rate: f64,
+    novelty_rate: f64,
+    /// Records since each detector last alerted (saturating).
+    release_calm: u32,
+    novelty_calm: u32,
+}
+
+/// What the combination made of one record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Combined {
+    /// The record is an alert (it opens or keeps an alarm).
+    pub alert: bool,
+    /// The novelty score in [0, 1] (0.5 at its alert level); `None` while
+    /// the device's ranges are not fixed yet.
+    pub novelty: Option<f64>,
+    /// Whether each detector's alerts stood alone at this record.
+    pub release_trusted: bool,
+    pub novelty_trusted: bool,
+    /// When the alert stands on the novelty (the release alone would not
+    /// have made one): the most surprising metric, by spec index.
+    pub novel_metric: Option<usize>,
+}
+
+impl DeviceNovelty {
+    /// A device seen for the first time, with `metrics` metrics.
+    pub fn new(policy: &NoveltyPolicy, metrics: usize) -> Self {
+        Self {
+            records: 0,
+            warmup: (0..metrics)
+                .map(|_| RangeWarmup::new(&policy.config))
+                .collect(),
+            ranges: Vec::new(),
+            states: Vec::new(),
+            trust: TrustState {
+                release_rate: 0.0,
+                novelty_rate: policy.trust.novelty_start,
+                release_calm: u32::MAX,
+                novelty_calm: u32::MAX,
+            },
+        }
+    }
+
+    /// Decides one fresh record: `metrics` names the spec's metrics in
+    /// order, `judged` and `threshold` are the release's, `close_after`
+    /// the alarm policy's calm run. Then learns the record.
+    pub fn step(
+        &mut self,
+        policy: &NoveltyPolicy,
+        record: &Telemetry,
+        metrics: &[String],
+        judged: f64,
+        threshold: f64,
+        close_after: u32,
+    ) -> Combined {
+        let config = &policy.config;
+        let value = |j: usize| record.metrics.get(&metrics[j]).copied();
+        self.records = self.records.saturating_add(1);
+        let mut most_novel = 0;
+        let product = if self.ranges.is_empty() {
+            for (j, warm) in self.warmup.iter_mut().enumerate() {
+                if let Some(v) = value(j) {
+                    warm.push(v);
+                }
+            }
+            if self.records >= policy.range_records {
+                self.ranges = self.warmup.iter().map(RangeWarmup::ranges).collect();
+                self.states = self
+                    .ranges
+                    .iter()
+                    .map(|_| NoveltyState::new(config))
+                    .collect();
+                self.warmup = Vec::new();
+            }
+            None
+        } else {
+            let mut p = 1.0f64;
+            for (j, (state, range)) in self.states.iter_mut().zip(&self.ranges).enumerate() {
+                if let Some(v) = value(j) {
+                    let q = state.observe(config, range, v);
+                    if q < p {
+                        p = q;
+                        most_novel = j;
+                    }
+                }
+            }
+            Some(p)
+        };
+        let at = alarm_product(config);
+        let novelty_alert = product.is_some_and(|p| p <= at);
+        let release_alert = judged >= threshold;
+        let t = &policy.trust;
+        let trust = &mut self.trust;
+        let release_trusted = trust.release_rate <= t.release_onsets;
+        let novelty_trusted = trust.novelty_rate <= t.novelty_onsets;
+        let by_release = release_alert && release_trusted;
+        let alert =
+            by_release || (novelty_alert && (novelty_trusted || judged >= t.gate * threshold));
+        let weight = 1.0 / f64::from(t.window);
+        let onset = |alerting: bool, calm: u32| {
+            if alerting && calm >= close_after {
+                1.0
+            } else {
+                0.0
+            }
+        };
+        trust.release_rate +=
+            weight * (onset(release_alert, trust.release_calm) - trust.release_rate);
+        let next = |alerting: bool, calm: u32| if alerting { 0 } else { calm.saturating_add(1) };
+        trust.release_calm = next(release_alert, trust.release_calm);
+        trust.novelty_rate +=
+            weight * (onset(novelty_alert, trust.novelty_calm) - trust.novelty_rate);
+        trust.novelty_calm = next(novelty_alert, trust.novelty_calm);
+        Combined {
+            alert,
+            novelty: product.map(|p| at / (at + p.max(0.0))),
+            release_trusted,
+            novelty_trusted,
+            novel_metric: (alert && !by_release).then_some(most_novel),
+        }
+    }
+
+    /// Bytes this state holds, for sizing a scorer.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.warmup.capacity() * std::mem::size_of::<RangeWarmup>()
+            + self.warmup.len() * 8 * 12
+            + self.ranges.capacity() * std::mem::size_of::<MetricNovelty>()
+            + self.states.iter().map(NoveltyState::bytes).sum::<usize>()
+    }
+}
