@@ -482,7 +482,7 @@ mod tests {
         // visits halved at least once.
         let head = 1;
         assert_eq!(words[head + 4], 2);
-        let visits = u32::from(words[first + 1]) + u32::from(words[first + 4]);
+        let visits = u32::from(words[first + 1]) + u32::from(words[first + 3]);
         assert!(visits < 140_500 / 2 + 2, "{visits}");
         assert_eq!(
             u32::from(words[head + 1]) | u32::from(words[head + 2]) << 16,
