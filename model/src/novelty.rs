@@ -23,6 +23,19 @@
 //!
 //! Chosen on half of the NAB corpus (`eval/NAB.md`, "protocol").
 //!
+//! The state is sized for a scorer holding 100,000 devices: a metric's
+//! counts, every channel and resolution, live in one buffer of 16-bit
+//! words that only holds the cells and steps that occurred (`counts.rs`),
+//! about 1.5 KB a metric after a few thousand records, where dense u32
+//! tables took about 8 KB. The probabilities are the same bits as with the
+//! dense tables (the same counts, the same order of operations) until a
+//! cell of one channel and resolution is visited more than 65,535 times:
+//! then, before the count would wrap, that table's counts are halved,
+//! rounding up, and rebuilt to stay consistent (the rule is in `counts.rs`;
+//! a long-lived device's table thereby forgets old evidence by halves). A
+//! table has at most 255 cells (a resolution above is cut, wider margins
+//! narrow), so that a cell fits a byte and a step a word.
+//!
 //! [`NoveltyConfig::expansion`] is an experiment (session 14, see
 //! `training/EVALUATION.md`, "Novelty without random-walk expansion"): a
 //! never-seen cell reached by a small step from the previous cell, the way
