@@ -6,9 +6,9 @@
 //!
 //! `cargo bench -p vigil-model --bench novelty`
 //!
-//! Measured on the 2-core development machine (x86-64), 2026-12-05: median
-//! 8.9 µs per record with 10,000 devices (state from memory), 2.1 µs with
-//! 100 (BENCHMARKS.md).
+//! Measured on the 2-core development machine (x86-64): see BENCHMARKS.md
+//! (session 15, the compact state: about 1.8 µs per record with 10,000
+//! devices, 1.2 µs with 100; before it 8.9 µs and 2.1 µs).
 
 use std::hint::black_box;
 

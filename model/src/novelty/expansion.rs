@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{product, Cells, ChannelRange};
+use super::counts::{Counts, Table};
+use super::{product, ChannelRange};
 
 /// How a step of at most `reach` cells is judged when the cell it reaches
 /// is new (or, for [`Expansion::AnyStep`], whatever the cell).
@@ -165,39 +166,59 @@ impl StepSizes {
 }
 
 /// [`product`] with each resolution's probability judged by the step's
-/// size where `expansion` says so (no step counts: as [`product`]).
+/// size where `expansion` says so (no step counts: as [`product`]); one
+/// channel, `(first, start)` its first table and where that table's region
+/// starts. Returns the product and where the next channel's region
+/// starts.
 pub(super) fn product_expanding(
-    cells: &mut [Cells],
+    counts: &mut Counts,
+    (first, start): (usize, usize),
     sizes: &mut [StepSizes],
     range: &ChannelRange,
     v: f64,
     prior_cells: f64,
     expansion: Expansion,
-) -> f64 {
+) -> (f64, usize) {
+    let n = counts.per_channel();
     let (Some(reach), false) = (expansion.reach(), sizes.is_empty()) else {
-        return product(cells, range, v, prior_cells);
+        return product(counts, first, n, start, range, v, prior_cells);
     };
-    let within = |c: &Cells, cell: u32| c.step_to(cell).is_some_and(|d| d <= u32::from(reach));
+    let within = |counts: &Counts, table: &Table, cell: u32| {
+        counts
+            .step_to(table, cell)
+            .is_some_and(|d| d <= u32::from(reach))
+    };
     // With `finest`, the step at the finest resolution decides for all.
-    let finest_small = expansion.finest()
-        && cells
-            .iter()
-            .max_by_key(|c| c.per_range)
-            .is_some_and(|c| within(c, c.cell_of(range, v)));
+    let finest_small = expansion.finest() && {
+        let mut at = start;
+        let mut finest = None;
+        for t in first..first + n {
+            let table = counts.table(t, at);
+            if finest.is_none_or(|f: Table| table.per_range >= f.per_range) {
+                finest = Some(table);
+            }
+            at = counts.end(&table);
+        }
+        finest.is_some_and(|table| within(counts, &table, Counts::cell_of(&table, range, v)))
+    };
+    let sizes_len = sizes.len().min(n);
     let mut p = 1.0;
-    for (c, steps) in cells.iter_mut().zip(sizes) {
-        let cell = c.cell_of(range, v);
+    let mut at = start;
+    for (t, steps) in (first..first + n).zip(sizes) {
+        let table = counts.table(t, at);
+        let cell = Counts::cell_of(&table, range, v);
         let small_step = if expansion.finest() {
             finest_small
         } else {
-            within(c, cell)
+            within(counts, &table, cell)
         };
-        let size = c.step_to(cell);
+        let size = counts.step_to(&table, cell);
         let by_size = size
             .filter(|_| small_step)
             .and_then(|d| steps.probability(d, expansion.seen()));
-        let new_cell = c.visits[cell as usize] == 0;
-        let probability = c.observe(cell, prior_cells);
+        let new_cell = counts.visits(&table, cell) == 0;
+        let probability = counts.observe(&table, cell, prior_cells);
+        at = counts.end(&table);
         if let Some(d) = size {
             steps.count(d);
         }
@@ -207,7 +228,12 @@ pub(super) fn product_expanding(
             _ => probability,
         };
     }
-    p
+    // Tables without step counts (none: `sizes` has one per table) are
+    // passed over.
+    for t in first + sizes_len..first + n {
+        at = counts.end(&counts.table(t, at));
+    }
+    (p, at)
 }
 
 #[cfg(test)]
