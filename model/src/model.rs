@@ -73,6 +73,11 @@ pub struct RecordScore {
     /// The novelty score in [0, 1] (0.5 at its alert level), once the
     /// device's novelty ranges are fixed ([`crate::combine`]).
     pub novelty: Option<f64>,
+    /// The record's own decision, before the alarm's hysteresis: the
+    /// release's judged score at the threshold, or with a novelty policy
+    /// the combination's alert ([`crate::combine`]); for a replayed record,
+    /// its score at the threshold.
+    pub hot: bool,
     /// The device is in alarm at this record (see [`crate::alarm`]).
     pub anomaly: bool,
     /// What the record did to the device's alarm.
@@ -149,6 +154,7 @@ impl Model {
         let threshold = self.threshold();
         let mut judged = score.score;
         let mut novelty = None;
+        let mut hot = score.score >= self.threshold();
         scratch.novel_metric = None;
         let alarm = if fresh {
             let policy = &self.payload.alarm;
@@ -183,6 +189,7 @@ impl Model {
                     }
                 }
             };
+            hot = hot_score >= threshold;
             state
                 .alarm
                 .step(policy, record.seq, record.ts, hot_score, threshold)
@@ -193,6 +200,7 @@ impl Model {
             score,
             judged,
             novelty,
+            hot,
             anomaly: alarm.anomaly,
             alarm,
             fresh,

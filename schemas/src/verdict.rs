@@ -124,7 +124,9 @@ pub struct Verdict {
     /// Anomaly score in [0, 1].
     pub score: f64,
     /// Threshold of that model version: a score at or above it opens an
-    /// alarm or keeps one open.
+    /// alarm or keeps one open while the model trusts its score on the
+    /// device; the model's per-metric novelty can open one too, and then
+    /// names the novel metric as the only contribution.
     pub threshold: f64,
     /// Whether the device is in alarm at this record (see the module
     /// docs): true from the record that opens an alarm up to the one

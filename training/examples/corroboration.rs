@@ -1,13 +1,17 @@
-//! Experiment (session 15, `training/EVALUATION.md`, "PCA corroborated by
-//! novelty"): the demo replay with the product's decisions (as `alarms`),
+//! Experiment (session 15, `training/EVALUATION.md`, "Trust by alert
+//! rate"): the demo replay with the product's decisions (as `alarms`),
 //! and per-device novelty (ranges from each device's first W = 150
-//! records after v1, as `novelty_demo`). A record is a candidate under
+//! records after v1, replayed into the counts, as `novelty_demo`). A record is a candidate under
 //! rule C(b, g) when the release's judged score reaches its threshold
 //! and the novelty reaches b bits per resolution, or when the novelty
 //! reaches its alert level (12 bits) and the judged score reaches g × the
 //! threshold. Candidates go through the release's alarm policy.
 //!
-//! `cargo run --release -p vigil-training --example corroboration [SEED [TICKS]]`
+//! With POLICY arguments (`WINDOW:RELEASE_ONSETS:NOVELTY_ONSETS:NOVELTY_START:GATE[:RANGE_RECORDS]`)
+//! it runs the product's combination (`vigil_model::combine`) with each
+//! of those trust policies instead of the C(b, g) rows.
+//!
+//! `cargo run --release -p vigil-training --example corroboration [SEED [TICKS [POLICY...]]]`
 
 use std::collections::HashMap;
 
@@ -208,7 +212,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .join(", ")
         );
     };
-    report("product (PCA)".into(), run(&|_| None));
+    report(
+        "product (the release's own decisions)".into(),
+        run(&|_| None),
+    );
     // Trust by alert rate (vigil_model::combine), the product's own
     // combination with the policy given on the command line after SEED and
     // TICKS: WINDOW:RELEASE_ONSETS:NOVELTY_ONSETS:NOVELTY_START:GATE

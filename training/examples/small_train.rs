@@ -36,13 +36,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("report") => 2_000,
         Some(other) => return Err(format!("expected tune or report, got {other}").into()),
     };
-    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | in alarm (product) | refused to train | judged, rows ≥ {AFTER_SHORT} after an episode | judged, rows ≥ {AFTER_LONG} after an episode |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | record decision (product: hot) | in alarm (product) | refused to train | judged, rows ≥ {AFTER_SHORT} after an episode | judged, rows ≥ {AFTER_LONG} after an episode |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (timing, interval_ms, day_ms) in [
         ("60-s day, 500 ms", 500, 60_000),
         ("1-h day, 1 s", 1_000, 3_600_000),
     ] {
         for dirty in [false, true] {
+            let mut hot = 0u64;
             let (mut normal, mut raw, mut judged, mut alarmed, mut refused, mut used) =
                 (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
             // Diagnostic: the same judged rate over the normal rows at
@@ -100,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let flagged = u64::from(s.judged >= model.threshold());
                     judged += flagged;
                     alarmed += u64::from(s.anomaly);
+                    hot += u64::from(s.hot);
                     let since_episode = generated
                         .episodes
                         .iter()
@@ -125,10 +127,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             };
             println!(
-                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {refused} | {} | {} |",
+                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {refused} | {} | {} |",
                 if dirty { "yes" } else { "no" },
                 pct(raw),
                 pct(judged),
+                pct(hot),
                 pct(alarmed),
                 part(far_short),
                 part(far_long)

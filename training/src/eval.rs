@@ -25,9 +25,11 @@ pub enum Decision {
     /// `close_after` calm records, which count as flagged too.
     #[default]
     Alarm,
-    /// The record's own decision: its judged score (after the device's own
-    /// level) at or above the threshold, without the alarm's hysteresis.
-    /// The measure the synthetic-fleet figures before alarms used.
+    /// The record's own decision (`RecordScore::hot`): its judged score
+    /// (after the device's own level) at or above the threshold or, with
+    /// the release's novelty policy, the combination's alert
+    /// (`vigil_model::combine`); without the alarm's hysteresis. The
+    /// measure the synthetic-fleet figures before alarms used.
     Record,
 }
 
@@ -51,7 +53,7 @@ fn evaluate_device(
         if i >= first_counted {
             let flagged = match decision {
                 Decision::Alarm => result.anomaly,
-                Decision::Record => result.judged >= model.threshold(),
+                Decision::Record => result.hot,
             };
             tally.record(record.seq, flagged);
         }
