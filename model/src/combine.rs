@@ -292,13 +292,159 @@ impl DeviceNovelty {
             novel_metric: (alert && !by_release).then_some(most_novel),
         }
     }
+}
 
-    /// Bytes this state holds, for sizing a scorer.
-    pub fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.warmup.capacity() * std::mem::size_of::<RangeWarmup>()
-            + self.warmup.len() * 8 * 12
-            + self.ranges.capacity() * std::mem::size_of::<MetricNovelty>()
-            + self.states.iter().map(NoveltyState::bytes).sum::<usize>()
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const THRESHOLD: f64 = 0.5;
+
+    fn record(seq: u64, values: &[(&str, f64)]) -> Telemetry {
+        let metrics: BTreeMap<String, f64> =
+            values.iter().map(|&(m, v)| (m.to_owned(), v)).collect();
+        Telemetry::new("d", seq, seq * 1000, metrics)
+    }
+
+    fn names() -> Vec<String> {
+        vec!["a".to_owned(), "b".to_owned()]
+    }
+
+    /// A calm two-metric device: a small repeating pattern.
+    fn calm(seq: u64) -> Telemetry {
+        let x = (seq % 6) as f64;
+        record(seq, &[("a", 10.0 + x), ("b", 20.0 - x)])
+    }
+
+    fn policy() -> NoveltyPolicy {
+        NoveltyPolicy {
+            range_records: 50,
+            ..NoveltyPolicy::default()
+        }
+    }
+
+    #[test]
+    fn the_default_policy_is_valid_and_bad_ones_are_refused() {
+        assert_eq!(NoveltyPolicy::default().check(), Ok(()));
+        let mut p = NoveltyPolicy::default();
+        p.config.resolutions = vec![];
+        assert!(matches!(p.check(), Err(NoveltyPolicyError::Resolutions(_))));
+        let mut p = NoveltyPolicy::default();
+        p.trust.release_onsets = f64::NAN;
+        assert!(p.check().is_err());
+        let mut p = NoveltyPolicy::default();
+        p.range_records = 0;
+        assert!(p.check().is_err());
+    }
+
+    #[test]
+    fn the_novelty_abstains_until_the_ranges_are_fixed_then_names_the_novel_metric() {
+        let p = NoveltyPolicy {
+            trust: TrustPolicy {
+                novelty_start: 0.0,
+                ..TrustPolicy::default()
+            },
+            ..policy()
+        };
+        let mut d = DeviceNovelty::new(&p, 2);
+        for seq in 1..=50 {
+            let c = d.step(&p, &calm(seq), &names(), 0.1, THRESHOLD, 4);
+            assert_eq!(c.novelty, None, "record {seq}");
+            assert!(!c.alert);
+        }
+        for seq in 51..=400 {
+            let c = d.step(&p, &calm(seq), &names(), 0.1, THRESHOLD, 4);
+            if seq > 200 {
+                assert!(!c.alert, "a learnt rhythm alerts at {seq}");
+            }
+        }
+        // Metric b jumps far outside anything it showed: a trusted novelty
+        // alerts on it alone, with the release's score low.
+        let c = d.step(
+            &p,
+            &record(401, &[("a", 11.0), ("b", 500.0)]),
+            &names(),
+            0.1,
+            THRESHOLD,
+            4,
+        );
+        assert!(c.alert && c.novelty.is_some_and(|n| n >= 0.5), "{c:?}");
+        assert_eq!(c.novel_metric, Some(1));
+    }
+
+    #[test]
+    fn an_untrusted_novelty_needs_the_release_half_way() {
+        // The default start (0.008) is above the bound (0.004): 300 calm
+        // records later (0.006) the novelty is not trusted yet.
+        let p = policy();
+        let mut d = DeviceNovelty::new(&p, 2);
+        for seq in 1..=300 {
+            d.step(&p, &calm(seq), &names(), 0.1, THRESHOLD, 4);
+        }
+        let jump = |seq| record(seq, &[("a", 900.0), ("b", 20.0)]);
+        let c = d.step(&p, &jump(301), &names(), 0.1, THRESHOLD, 4);
+        assert!(!c.novelty_trusted && c.novelty.is_some_and(|n| n >= 0.5));
+        assert!(!c.alert, "an untrusted novelty alone: {c:?}");
+        let mut d2 = DeviceNovelty::new(&p, 2);
+        for seq in 1..=300 {
+            d2.step(&p, &calm(seq), &names(), 0.1, THRESHOLD, 4);
+        }
+        let c = d2.step(&p, &jump(301), &names(), 0.46, THRESHOLD, 4);
+        assert!(c.alert, "the release at 0.92 x the threshold agrees: {c:?}");
+        assert_eq!(c.novel_metric, Some(0));
+    }
+
+    #[test]
+    fn a_release_that_cries_wolf_on_a_device_loses_its_voice_there() {
+        let p = policy();
+        let mut d = DeviceNovelty::new(&p, 2);
+        let mut alerts = Vec::new();
+        // The release alerts on every 20th record of a calm device: 50
+        // onsets per 1,000 records, far above its bound of 3.
+        for seq in 1..=2_000u64 {
+            let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
+            let c = d.step(&p, &calm(seq), &names(), judged, THRESHOLD, 4);
+            if judged > THRESHOLD {
+                alerts.push((seq, c.alert, c.release_trusted));
+            }
+        }
+        // It starts trusted, ...
+        assert!(alerts[0].1 && alerts[0].2);
+        // ... and after a few onsets its alerts no longer stand alone.
+        let late: Vec<_> = alerts.iter().filter(|a| a.0 > 1_000).collect();
+        assert!(late.iter().all(|a| !a.1 && !a.2), "{late:?}");
+        // A device where it alerts rarely keeps it.
+        let mut quiet = DeviceNovelty::new(&p, 2);
+        for seq in 1..=2_000u64 {
+            let judged = if seq % 700 == 0 { 0.9 } else { 0.1 };
+            let c = quiet.step(&p, &calm(seq), &names(), judged, THRESHOLD, 4);
+            if judged > THRESHOLD {
+                assert!(c.alert && c.release_trusted, "record {seq}");
+            }
+        }
+    }
+
+    #[test]
+    fn flickers_within_close_after_are_one_onset() {
+        let p = policy();
+        let run = |close_after| {
+            let mut d = DeviceNovelty::new(&p, 2);
+            let mut trusted_at_end = true;
+            for seq in 1..=3_000u64 {
+                // Bursts of alternating hot and calm records every 400.
+                let hot = seq % 400 < 8 && seq % 2 == 0;
+                let judged = if hot { 0.9 } else { 0.1 };
+                trusted_at_end = d
+                    .step(&p, &calm(seq), &names(), judged, THRESHOLD, close_after)
+                    .release_trusted;
+            }
+            trusted_at_end
+        };
+        // Counted as one onset per burst (2.5 per 1,000) the release stays
+        // trusted; counted per flicker (10 per 1,000) it does not.
+        assert!(run(4));
+        assert!(!run(1));
     }
 }
