@@ -334,8 +334,10 @@ mod tests {
         let mut p = NoveltyPolicy::default();
         p.trust.release_onsets = f64::NAN;
         assert!(p.check().is_err());
-        let mut p = NoveltyPolicy::default();
-        p.range_records = 0;
+        let p = NoveltyPolicy {
+            range_records: 0,
+            ..NoveltyPolicy::default()
+        };
         assert!(p.check().is_err());
     }
 
