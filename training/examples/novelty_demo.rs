@@ -30,17 +30,14 @@
 //! `new:1:finest`; `@BITS` sets the alert level in bits per resolution;
 //! default: `new:1:finest`).
 
-use std::collections::HashMap;
-
 mod common;
 
-use common::ticks;
 use vigil_model::novelty::{
     novelty_score, Expansion, LevelRule, MetricNovelty, NoveltyConfig, NoveltyState,
 };
-use vigil_model::{AlarmPolicy, AlarmTrack, Model, Scratch};
+use vigil_model::{AlarmPolicy, AlarmTrack, Scratch};
 use vigil_schemas::Telemetry;
-use vigil_training::{evaluate_flags, fit, DeviceFlags, EvalOptions, TrainConfig};
+use vigil_training::{evaluate_flags, DeviceFlags, EvalOptions};
 
 const DEVICES: usize = 200;
 const WARMUP: u64 = 200;
@@ -91,22 +88,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         variants.push(("new:1:finest".to_owned(), config));
     }
     let (all, episodes) = common::demo_fleet(DEVICES, seed, 0.2, 60_000, ticks_run)?;
-    let mut chain: Vec<(u64, Model)> = Vec::new();
-    let mut at = WARMUP;
-    while at < ticks_run {
-        let train = ticks(&all, at.saturating_sub(WINDOW), at);
-        let cfg = TrainConfig {
-            min_device_records: 20,
-            min_records: 1_000,
-            ..TrainConfig::default()
-        };
-        chain.push((at, fit(&train, &cfg, |_| {})?.model));
-        at += EVERY;
-    }
-    let mut by_device: HashMap<&str, Vec<&Telemetry>> = HashMap::new();
-    for r in &all {
-        by_device.entry(r.device_id.as_str()).or_default().push(r);
-    }
+    let chain = common::release_chain(&all, ticks_run, (WARMUP, EVERY, WINDOW))?;
+    let by_device = common::by_device(&all);
     let config = NoveltyConfig::default();
     let metrics: Vec<String> = chain[0]
         .1

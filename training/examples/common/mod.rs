@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 
 use vigil_fleet_sim::{AnomalyConfig, Fleet, FleetConfig};
+use vigil_model::Model;
 use vigil_schemas::Telemetry;
-use vigil_training::Episode;
+use vigil_training::{fit, Episode, TrainConfig};
 
 /// `devices` simulated for `ticks` records each, one every 500 ms, with
 /// `rate` anomaly episodes per device per simulated day of `day_ms`: the
@@ -57,4 +58,38 @@ pub fn ticks(records: &[Telemetry], from: u64, to: u64) -> Vec<Telemetry> {
         })
         .cloned()
         .collect()
+}
+
+/// The demo's release chain: a first model on ticks `0..warmup`, then one
+/// every `every` ticks on the last `window` ticks, each with the tick it
+/// goes live at.
+#[allow(dead_code)] // not every example that shares this module uses it
+pub fn release_chain(
+    all: &[Telemetry],
+    ticks_run: u64,
+    (warmup, every, window): (u64, u64, u64),
+) -> Result<Vec<(u64, Model)>, Box<dyn std::error::Error>> {
+    let mut chain = Vec::new();
+    let mut at = warmup;
+    while at < ticks_run {
+        let train = ticks(all, at.saturating_sub(window), at);
+        let cfg = TrainConfig {
+            min_device_records: 20,
+            min_records: 1_000,
+            ..TrainConfig::default()
+        };
+        chain.push((at, fit(&train, &cfg, |_| {})?.model));
+        at += every;
+    }
+    Ok(chain)
+}
+
+/// Each device's records, in order.
+#[allow(dead_code)]
+pub fn by_device(all: &[Telemetry]) -> HashMap<&str, Vec<&Telemetry>> {
+    let mut devices: HashMap<&str, Vec<&Telemetry>> = HashMap::new();
+    for r in all {
+        devices.entry(r.device_id.as_str()).or_default().push(r);
+    }
+    devices
 }
