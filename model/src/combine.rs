@@ -227,7 +227,7 @@ impl DeviceNovelty {
         close_after: u32,
     ) -> Combined {
         let config = &policy.config;
-        let value = |j: usize| record.metrics.get(&metrics[j]).copied();
+        let value = |j: usize| metrics.get(j).and_then(|m| record.metrics.get(m)).copied();
         self.records = self.records.saturating_add(1);
         let mut most_novel = 0;
         let product = if self.ranges.is_empty() {

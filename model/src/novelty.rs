@@ -406,12 +406,12 @@ fn product(
 pub fn alarm_product(config: &NoveltyConfig) -> f64 {
     let bits = config
         .alarm_bits
-        .saturating_mul(config.resolutions.len() as u32);
-    let mut p = 1.0;
-    for _ in 0..bits.min(1_000) {
-        p *= 0.5;
-    }
-    p
+        .saturating_mul(config.resolutions.len() as u32)
+        .min(1_000);
+    // 2^-bits, exactly: the biased exponent 1023 - bits with a zero
+    // mantissa (the value the halving loop it replaced reached, computed
+    // in one step because the scorer asks for it on every record).
+    f64::from_bits(u64::from(1_023 - bits) << 52)
 }
 
 /// Maps a probability product onto [0, 1]: 0.5 at [`alarm_product`],
@@ -424,6 +424,22 @@ pub fn novelty_score(config: &NoveltyConfig, product: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_alarm_product_is_two_to_the_minus_bits_exactly() {
+        for (bits, resolutions) in [(12u32, 3usize), (1, 1), (64, 64), (30, 40)] {
+            let config = NoveltyConfig {
+                alarm_bits: bits,
+                resolutions: vec![3; resolutions],
+                ..NoveltyConfig::default()
+            };
+            let mut halved = 1.0f64;
+            for _ in 0..(bits * resolutions as u32).min(1_000) {
+                halved *= 0.5;
+            }
+            assert_eq!(alarm_product(&config).to_bits(), halved.to_bits());
+        }
+    }
 
     #[test]
     fn the_online_warm_up_gives_the_fitted_ranges() {

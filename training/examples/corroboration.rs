@@ -25,9 +25,10 @@ const DEVICES: usize = 200;
 const WARMUP: u64 = 200;
 const EVERY: u64 = 240;
 const WINDOW: u64 = 600;
-/// Records that fix a device's novelty ranges (`VIGIL_RANGE_ROWS`, default 150).
-fn range_rows() -> usize {
-    std::env::var("VIGIL_RANGE_ROWS").map_or(150, |v| v.parse().expect("rows"))
+/// Records that fix a device's novelty ranges in the C(b, g) rows
+/// (`VIGIL_RANGE_ROWS`, default 150).
+fn range_rows() -> Result<usize, std::num::ParseIntError> {
+    std::env::var("VIGIL_RANGE_ROWS").map_or(Ok(150), |v| v.parse())
 }
 const BITS: [f64; 8] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0];
 const GATES: [f64; 3] = [0.7, 0.9, 100.0];
@@ -72,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             seen.push(r);
             // Until a device has its ranges the novelty abstains: PCA
             // needs no corroboration (infinite bits) and raises none.
-            let w = range_rows();
+            let w = range_rows()?;
             let (bits, nscore) = if seen.len() < w {
                 (f64::INFINITY, 0.0)
             } else {

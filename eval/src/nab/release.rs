@@ -24,7 +24,7 @@ use vigil_schemas::Telemetry;
 use vigil_training::{fit, TrainConfig, TrainError};
 
 use super::files::DataFile;
-use super::run::{probation_rows, records, DetectError, METRIC};
+use super::run::{novelty_scores, probation_rows, records, DetectError, METRIC};
 
 /// The release `vigil train --csv FILE --rows N` would write for this
 /// file's first rows; `novelty` replaces its novelty policy (experiments:
@@ -128,17 +128,14 @@ pub fn validation(data: &DataFile) -> Result<Validation, DetectError> {
             n_hold += 1;
         }
     }
-    let fit_b = MetricNovelty::fit(&nc, &data.values[..probation]);
-    let mut st = NoveltyState::new(&nc);
-    let mut n_after = 0usize;
+    // The novelty as `--method novelty` scores the file (ranges from the
+    // probationary rows), before its cool-down.
+    let scores = novelty_scores(&nc, &data.values);
+    let n_after = scores[probation..].iter().filter(|&&s| s >= 0.5).count();
     let (mut novelty_onsets, mut was_hot) = (0usize, false);
-    for (t, &x) in data.values.iter().enumerate() {
-        let s = novelty_score(&nc, st.observe(&nc, &fit_b, x));
+    for &s in &scores {
         novelty_onsets += usize::from(s >= 0.5 && !was_hot);
         was_hot = s >= 0.5;
-        if t >= probation && s >= 0.5 {
-            n_after += 1;
-        }
     }
     Ok(Validation {
         probation,
