@@ -2,14 +2,16 @@
 //! tables in `EVALUATION.md`.
 //!
 //! `cargo run --release -p vigil-training --example compare -- [devices] [ticks] [severity]`
-//! (`COMPARE_ALL=1` adds PCA variants with other windows and variance levels)
+//! (`COMPARE_ALL=1` adds PCA variants with other windows and variance levels;
+//! `COMPARE_SEEDS=TRAIN,TEST` runs other fleets: 3,4 and 5,6 are the tuning
+//! fleets, 1,2 the report fleet)
 //!
 //! Each method is counted twice: records while the device is in alarm (the
 //! product's verdicts) and each record's own decision (judged score at or
 //! above the threshold, the measure of the figures before alarms existed).
 //!
-//! Trains on a clean fleet (seed 1), evaluates on a different fleet with
-//! every anomaly kind injected (seed 2: none of its devices' baselines were
+//! Trains on a clean fleet (seed 1 by default), evaluates on a different
+//! fleet with every anomaly kind injected (seed 2: none of its devices' baselines were
 //! seen in training, so every device also goes through a cold start).
 
 use std::time::Instant;
@@ -25,9 +27,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ticks: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2_000);
     let severity: f64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1.0);
     let day_ms = 1_440_000; // a "day" of 1,440 one-second ticks
+
+    // COMPARE_SEEDS=TRAIN,TEST: other fleets, to choose settings on (the
+    // report set is 1,2).
+    let seeds: Vec<u64> = std::env::var("COMPARE_SEEDS")
+        .unwrap_or_else(|_| "1,2".into())
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let [train_seed, test_seed] = seeds[..] else {
+        return Err("COMPARE_SEEDS takes TRAIN,TEST".into());
+    };
     let train_cfg = FleetConfig {
         day_ms,
-        ..FleetConfig::clean(devices, 1)
+        ..FleetConfig::clean(devices, train_seed)
     };
     let train: Vec<_> = Fleet::new(train_cfg)?
         .generate(ticks)
@@ -37,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let test_cfg = FleetConfig {
         devices,
-        seed: 2,
+        seed: test_seed,
         day_ms,
         ..FleetConfig::default()
     };
