@@ -7,6 +7,10 @@
 # usage: session16_variants.sh LABEL [SPEC]
 #   SPEC = WINDOW:RELEASE:NOVELTY:START:GATE:REGAIN_NOVELTY[:REGAIN_RELEASE[:EXCLUSIVE[:YOUNG]]]
 #   (VIGIL_EXP_TRUST); EXP_REFRACTORY=N, EXP_NOVEL_ONLY=1 in the environment.
+# With session16_variants_b.patch instead: EXP_NOISY_BITS, EXP_RELEASE_START,
+#   EXP_REFRACTORY with EXP_REFR_MODE=novel|release_untrusted|both_untrusted,
+#   and EXP_DEBUG=1 (vigil-eval prints every opening: rows, row, judged,
+#   threshold, novelty).
 # Prints: NAB tune standard / low FP / low FN; demo replay seed 7 precision /
 # recall / normal flagged / alarm events / false ones; synthetic fleets
 # 3,4 and 5,6: "alarm" and "record" flagged / precision / recall / F1.
