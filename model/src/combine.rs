@@ -43,10 +43,8 @@
 //! (`training/EVALUATION.md`, "Trust by alert rate"). Only +, −, × and ÷
 //! on f64, so the edge and the cloud decide the same.
 
-use serde::{Deserialize, Serialize};
-use vigil_schemas::Telemetry;
-
 use crate::novelty::{alarm_product, MetricNovelty, NoveltyConfig, NoveltyState, RangeWarmup};
+use serde::{Deserialize, Serialize};
 
 /// The novelty half of a release (signed into it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,20 +212,21 @@ impl DeviceNovelty {
         }
     }
 
-    /// Decides one fresh record: `metrics` names the spec's metrics in
-    /// order, `judged` and `threshold` are the release's, `close_after`
-    /// the alarm policy's calm run. Then learns the record.
+    /// Decides one fresh record: `values` holds the record's value of each
+    /// of the spec's metrics in order (`None` where it lacks one, as
+    /// [`crate::Extractor::extract_with_values`] writes them), `judged` and
+    /// `threshold` are the release's, `close_after` the alarm policy's calm
+    /// run. Then learns the record.
     pub fn step(
         &mut self,
         policy: &NoveltyPolicy,
-        record: &Telemetry,
-        metrics: &[String],
+        values: &[Option<f64>],
         judged: f64,
         threshold: f64,
         close_after: u32,
     ) -> Combined {
         let config = &policy.config;
-        let value = |j: usize| metrics.get(j).and_then(|m| record.metrics.get(m)).copied();
+        let value = |j: usize| values.get(j).copied().flatten();
         self.records = self.records.saturating_add(1);
         let mut most_novel = 0;
         let product = if self.ranges.is_empty() {
@@ -298,6 +297,8 @@ impl DeviceNovelty {
 mod tests {
     use std::collections::BTreeMap;
 
+    use vigil_schemas::Telemetry;
+
     use super::*;
 
     const THRESHOLD: f64 = 0.5;
@@ -308,8 +309,13 @@ mod tests {
         Telemetry::new("d", seq, seq * 1000, metrics)
     }
 
-    fn names() -> Vec<String> {
-        vec!["a".to_owned(), "b".to_owned()]
+    /// The record's values of the spec's metrics `a` and `b`, as the
+    /// extractor hands them over.
+    fn values(r: &Telemetry) -> Vec<Option<f64>> {
+        ["a", "b"]
+            .iter()
+            .map(|m| r.metrics.get(*m).copied())
+            .collect()
     }
 
     /// A calm two-metric device: a small repeating pattern.
@@ -352,12 +358,12 @@ mod tests {
         };
         let mut d = DeviceNovelty::new(&p, 2);
         for seq in 1..=50 {
-            let c = d.step(&p, &calm(seq), &names(), 0.1, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
             assert_eq!(c.novelty, None, "record {seq}");
             assert!(!c.alert);
         }
         for seq in 51..=400 {
-            let c = d.step(&p, &calm(seq), &names(), 0.1, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
             if seq > 200 {
                 assert!(!c.alert, "a learnt rhythm alerts at {seq}");
             }
@@ -366,8 +372,7 @@ mod tests {
         // alerts on it alone, with the release's score low.
         let c = d.step(
             &p,
-            &record(401, &[("a", 11.0), ("b", 500.0)]),
-            &names(),
+            &values(&record(401, &[("a", 11.0), ("b", 500.0)])),
             0.1,
             THRESHOLD,
             4,
@@ -383,17 +388,17 @@ mod tests {
         let p = policy();
         let mut d = DeviceNovelty::new(&p, 2);
         for seq in 1..=300 {
-            d.step(&p, &calm(seq), &names(), 0.1, THRESHOLD, 4);
+            d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
         }
         let jump = |seq| record(seq, &[("a", 900.0), ("b", 20.0)]);
-        let c = d.step(&p, &jump(301), &names(), 0.1, THRESHOLD, 4);
+        let c = d.step(&p, &values(&jump(301)), 0.1, THRESHOLD, 4);
         assert!(!c.novelty_trusted && c.novelty.is_some_and(|n| n >= 0.5));
         assert!(!c.alert, "an untrusted novelty alone: {c:?}");
         let mut d2 = DeviceNovelty::new(&p, 2);
         for seq in 1..=300 {
-            d2.step(&p, &calm(seq), &names(), 0.1, THRESHOLD, 4);
+            d2.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
         }
-        let c = d2.step(&p, &jump(301), &names(), 0.46, THRESHOLD, 4);
+        let c = d2.step(&p, &values(&jump(301)), 0.46, THRESHOLD, 4);
         assert!(c.alert, "the release at 0.92 x the threshold agrees: {c:?}");
         assert_eq!(c.novel_metric, Some(0));
     }
@@ -407,7 +412,7 @@ mod tests {
         // onsets per 1,000 records, far above its bound of 3.
         for seq in 1..=2_000u64 {
             let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
-            let c = d.step(&p, &calm(seq), &names(), judged, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(seq)), judged, THRESHOLD, 4);
             if judged > THRESHOLD {
                 alerts.push((seq, c.alert, c.release_trusted));
             }
@@ -421,7 +426,7 @@ mod tests {
         let mut quiet = DeviceNovelty::new(&p, 2);
         for seq in 1..=2_000u64 {
             let judged = if seq % 700 == 0 { 0.9 } else { 0.1 };
-            let c = quiet.step(&p, &calm(seq), &names(), judged, THRESHOLD, 4);
+            let c = quiet.step(&p, &values(&calm(seq)), judged, THRESHOLD, 4);
             if judged > THRESHOLD {
                 assert!(c.alert && c.release_trusted, "record {seq}");
             }
@@ -439,7 +444,7 @@ mod tests {
                 let hot = seq % 400 < 8 && seq % 2 == 0;
                 let judged = if hot { 0.9 } else { 0.1 };
                 trusted_at_end = d
-                    .step(&p, &calm(seq), &names(), judged, THRESHOLD, close_after)
+                    .step(&p, &values(&calm(seq)), judged, THRESHOLD, close_after)
                     .release_trusted;
             }
             trusted_at_end

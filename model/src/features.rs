@@ -349,7 +349,21 @@ impl Extractor {
     /// Metrics the spec names but the record lacks (or carries as NaN/∞)
     /// yield zero features and leave that metric's state untouched.
     pub fn extract(&self, state: &mut DeviceState, record: &Telemetry, out: &mut [f64]) -> bool {
+        self.extract_with_values(state, record, out, &mut [])
+    }
+
+    /// [`Self::extract`], also writing each spec metric's value in the
+    /// record (`None` when it lacks it) into `found` (as far as it is
+    /// long), so that later stages read them without looking them up again.
+    pub fn extract_with_values(
+        &self,
+        state: &mut DeviceState,
+        record: &Telemetry,
+        out: &mut [f64],
+        found: &mut [Option<f64>],
+    ) -> bool {
         let commit = state.is_new(record.seq);
+        found.iter_mut().for_each(|v| *v = None);
         out.iter_mut().for_each(|f| *f = 0.0);
         // Both sides are sorted by name: one merge walk, no lookups.
         let mut values = record.metrics.iter().peekable();
@@ -373,6 +387,9 @@ impl Extractor {
                     }
                     std::cmp::Ordering::Greater => break,
                 }
+            }
+            if let Some(slot) = found.get_mut(i) {
+                *slot = value;
             }
             let Some(x) = value.filter(|v| v.is_finite()) else {
                 continue;

@@ -44,14 +44,19 @@ pub struct Scratch {
     /// The metric behind the last record's alert when it stood on the
     /// novelty (`crate::combine`).
     novel_metric: Option<usize>,
+    /// The last record's value of each spec metric, from the extractor.
+    values: Vec<Option<f64>>,
 }
 
 impl Scratch {
-    fn fit(&mut self, dim: usize) {
+    fn fit(&mut self, dim: usize, metrics: usize) {
         for v in [&mut self.features, &mut self.z, &mut self.w] {
             if v.len() != dim {
                 v.resize(dim, 0.0);
             }
+        }
+        if self.values.len() != metrics {
+            self.values.resize(metrics, None);
         }
     }
 
@@ -131,7 +136,7 @@ impl Model {
 
     /// Scores a feature vector (length `extractor().dim()`).
     pub fn score_features(&self, features: &[f64], scratch: &mut Scratch) -> Score {
-        scratch.fit(self.extractor.dim());
+        scratch.fit(self.extractor.dim(), self.metric_names.len());
         self.detector
             .score(self.detector.raw(features, &mut scratch.z))
     }
@@ -146,8 +151,13 @@ impl Model {
         record: &Telemetry,
         scratch: &mut Scratch,
     ) -> RecordScore {
-        scratch.fit(self.extractor.dim());
-        let fresh = self.extractor.extract(state, record, &mut scratch.features);
+        scratch.fit(self.extractor.dim(), self.metric_names.len());
+        let fresh = self.extractor.extract_with_values(
+            state,
+            record,
+            &mut scratch.features,
+            &mut scratch.values,
+        );
         let score = self
             .detector
             .score(self.detector.raw(&scratch.features, &mut scratch.z));
@@ -172,14 +182,7 @@ impl Model {
                     let device = state.novelty.get_or_insert_with(|| {
                         Box::new(DeviceNovelty::new(np, self.metric_names.len()))
                     });
-                    let c = device.step(
-                        np,
-                        record,
-                        &self.metric_names,
-                        judged,
-                        threshold,
-                        policy.close_after,
-                    );
+                    let c = device.step(np, &scratch.values, judged, threshold, policy.close_after);
                     novelty = c.novelty;
                     scratch.novel_metric = c.novel_metric;
                     if c.alert {
@@ -217,7 +220,7 @@ impl Model {
                 share: 1.0,
             }];
         }
-        scratch.fit(self.extractor.dim());
+        scratch.fit(self.extractor.dim(), self.metric_names.len());
         let names: Vec<&str> = self.metric_names.iter().map(String::as_str).collect();
         let Scratch { features, z, w, .. } = scratch;
         self.detector.contributions(features, &names, z, w)

@@ -154,10 +154,7 @@ impl Scorer {
                 let novelty_kept = old.model().payload().novelty == model.model().payload().novelty;
                 if old_spec.state_compatible(new_spec) {
                     if !novelty_kept {
-                        self.devices.remap(|st| DeviceState {
-                            novelty: None,
-                            ..st.clone()
-                        });
+                        self.devices.remap(|st| st.novelty = None);
                     }
                     Installed::StateKept
                 } else if old_spec.same_windows(new_spec) {
@@ -166,21 +163,17 @@ impl Scorer {
                         .iter()
                         .map(|m| old_spec.metrics.iter().position(|o| o.name == m.name))
                         .collect();
-                    self.devices.remap(|st| DeviceState {
-                        last_seq: st.last_seq,
-                        last_ts: st.last_ts,
-                        intervals: st.intervals,
-                        interval: st.interval,
-                        alarm: st.alarm,
-                        // Metrics moved: the per-metric counts start again.
-                        novelty: None,
-                        metrics: map
+                    self.devices.remap(|st| {
+                        // Metrics moved: the per-metric counts start again;
+                        // the rest of the device's state carries over.
+                        st.novelty = None;
+                        st.metrics = map
                             .iter()
                             .map(|i| {
                                 i.and_then(|i| st.metrics.get(i).copied())
                                     .unwrap_or_else(MetricState::default)
                             })
-                            .collect(),
+                            .collect();
                     });
                     Installed::StateKept
                 } else {

@@ -117,11 +117,11 @@ impl DeviceTable {
         }
     }
 
-    /// Rewrites every device's state (used when a model with a different
-    /// feature spec is installed).
-    pub fn remap(&mut self, mut f: impl FnMut(&DeviceState) -> DeviceState) {
+    /// Rewrites every device's state in place (used when a model with a
+    /// different feature spec or novelty policy is installed).
+    pub fn remap(&mut self, mut f: impl FnMut(&mut DeviceState)) {
         for slot in &mut self.slots {
-            slot.state = f(&slot.state);
+            f(&mut slot.state);
         }
     }
 

@@ -234,8 +234,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|(row, record)| {
                         let alarm = &chain[row.7].1.payload().alarm;
                         let (judged, thr) = (row.2, row.3);
-                        let c =
-                            novelty.step(&policy, record, &metrics, judged, thr, alarm.close_after);
+                        let values: Vec<Option<f64>> = metrics
+                            .iter()
+                            .map(|m| record.metrics.get(m).copied())
+                            .collect();
+                        let c = novelty.step(&policy, &values, judged, thr, alarm.close_after);
                         let score = if c.alert {
                             judged.max(c.novelty.unwrap_or(0.0)).max(thr)
                         } else {
