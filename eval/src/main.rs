@@ -85,8 +85,9 @@ struct NabArgs {
     /// threshold (0: novelty alerts freely; 100: only with a PCA alert).
     #[arg(long, value_name = "PERCENT", default_value_t = 50)]
     gate: u32,
-    /// Experiment, with `--method release`: the records that fix a
-    /// device's novelty ranges [default: the trainer's].
+    /// Experiment, with `--method release`: each device's first RECORDS
+    /// fix its novelty ranges, instead of the ranges the release learnt
+    /// from the training rows (the product before session 16).
     #[arg(long, value_name = "RECORDS")]
     range_records: Option<u32>,
     /// Experiment, with `--method release`: the trust policy as
@@ -161,7 +162,10 @@ fn release_novelty(args: &NabArgs) -> Result<Option<vigil_model::combine::Novelt
     }
     let mut policy = vigil_model::combine::NoveltyPolicy::default();
     if let Some(records) = args.range_records {
+        // Per-device warm-up ranges instead of the training rows' (the
+        // product before session 16): an empty list overrides them.
         policy.range_records = records;
+        policy.training_ranges = Some(Vec::new());
     }
     if let Some(spec) = &args.trust {
         let f: Vec<f64> = spec

@@ -72,7 +72,25 @@ fn payload() -> ReleasePayload {
         },
         format: PAYLOAD_FORMAT,
         features,
-        novelty: Some(Default::default()),
+        // A trained release's novelty: ranges from the training rows, so
+        // every record is scored by it from a device's first one.
+        novelty: Some(vigil_model::combine::NoveltyPolicy {
+            training_ranges: Some(
+                (0..METRICS.len())
+                    .map(|j| {
+                        let range = vigil_model::novelty::ChannelRange {
+                            low: 49.5 + j as f64,
+                            width: 3.0,
+                        };
+                        vigil_model::MetricNovelty {
+                            value: range,
+                            smooth: range,
+                        }
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
         detector: Detector::Pca {
             center: vec![0.0; dim],
             scale: vec![1.0; dim],

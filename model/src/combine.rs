@@ -56,6 +56,12 @@ pub struct NoveltyPolicy {
     pub range_records: u32,
     /// When each detector's alerts stand alone.
     pub trust: TrustPolicy,
+    /// Each spec metric's ranges over the training rows (every training
+    /// device's own ranges, joined), in spec order: every device's novelty
+    /// starts from them at its first record. Absent, each device's first
+    /// `range_records` records fix its own ranges.
+    #[serde(default)]
+    pub training_ranges: Option<Vec<MetricNovelty>>,
 }
 
 impl Default for NoveltyPolicy {
@@ -64,6 +70,7 @@ impl Default for NoveltyPolicy {
             config: NoveltyConfig::default(),
             range_records: 300,
             trust: TrustPolicy::default(),
+            training_ranges: None,
         }
     }
 }
@@ -91,9 +98,9 @@ impl Default for TrustPolicy {
         Self {
             window: 1024,
             release_onsets: 0.003,
-            novelty_onsets: 0.004,
-            novelty_start: 0.008,
-            gate: 0.9,
+            novelty_onsets: 0.003,
+            novelty_start: 0.012,
+            gate: 1.0,
         }
     }
 }
@@ -105,6 +112,14 @@ pub enum NoveltyPolicyError {
     Resolutions(Vec<u16>),
     #[error("novelty policy {what} {value} is out of range")]
     Value { what: &'static str, value: f64 },
+    #[error(
+        "novelty policy training_ranges hold a range that is not finite with a positive width"
+    )]
+    TrainingRanges,
+    #[error(
+        "novelty policy has training ranges for {found} metrics, the feature spec names {metrics}"
+    )]
+    TrainingRangesCount { found: usize, metrics: usize },
 }
 
 impl NoveltyPolicy {
@@ -148,6 +163,11 @@ impl NoveltyPolicy {
         }
         if !(t.gate.is_finite() && t.gate >= 0.0) {
             return bad("trust.gate", t.gate);
+        }
+        if let Some(r) = &self.training_ranges {
+            if !r.iter().all(MetricNovelty::is_valid) {
+                return Err(NoveltyPolicyError::TrainingRanges);
+            }
         }
         Ok(())
     }
@@ -196,13 +216,31 @@ pub struct Combined {
 impl DeviceNovelty {
     /// A device seen for the first time, with `metrics` metrics.
     pub fn new(policy: &NoveltyPolicy, metrics: usize) -> Self {
+        let trained = policy
+            .training_ranges
+            .as_ref()
+            .filter(|r| r.len() == metrics);
+        let (warmup, ranges, states) = match trained {
+            Some(r) => (
+                Vec::new(),
+                r.clone(),
+                r.iter()
+                    .map(|_| NoveltyState::new(&policy.config))
+                    .collect(),
+            ),
+            None => (
+                (0..metrics)
+                    .map(|_| RangeWarmup::new(&policy.config))
+                    .collect(),
+                Vec::new(),
+                Vec::new(),
+            ),
+        };
         Self {
             records: 0,
-            warmup: (0..metrics)
-                .map(|_| RangeWarmup::new(&policy.config))
-                .collect(),
-            ranges: Vec::new(),
-            states: Vec::new(),
+            warmup,
+            ranges,
+            states,
             trust: TrustState {
                 release_rate: 0.0,
                 novelty_rate: policy.trust.novelty_start,
@@ -382,25 +420,87 @@ mod tests {
     }
 
     #[test]
-    fn an_untrusted_novelty_needs_the_release_half_way() {
-        // The default start (0.008) is above the bound (0.004): 300 calm
-        // records later (0.006) the novelty is not trusted yet.
+    fn an_untrusted_detector_counts_only_with_the_other_one() {
+        // The default start (0.012) is above the bound (0.003): 300 calm
+        // records later (0.009) the novelty is not trusted yet.
         let p = policy();
-        let mut d = DeviceNovelty::new(&p, 2);
-        for seq in 1..=300 {
-            d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
-        }
-        let jump = |seq| record(seq, &[("a", 900.0), ("b", 20.0)]);
-        let c = d.step(&p, &values(&jump(301)), 0.1, THRESHOLD, 4);
+        let warm = || {
+            let mut d = DeviceNovelty::new(&p, 2);
+            for seq in 1..=300 {
+                d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+            }
+            d
+        };
+        // Metric a jumps; b keeps its rhythm.
+        let jump = |seq: u64| record(seq, &[("a", 900.0), ("b", 20.0 - (seq % 6) as f64)]);
+        let c = warm().step(&p, &values(&jump(301)), 0.1, THRESHOLD, 4);
         assert!(!c.novelty_trusted && c.novelty.is_some_and(|n| n >= 0.5));
         assert!(!c.alert, "an untrusted novelty alone: {c:?}");
-        let mut d2 = DeviceNovelty::new(&p, 2);
-        for seq in 1..=300 {
-            d2.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+        let c = warm().step(&p, &values(&jump(301)), 0.46, THRESHOLD, 4);
+        assert!(!c.alert, "the release below its threshold: {c:?}");
+        // A release that lost its voice (an alert every 20th record) ...
+        let mut d = warm();
+        for seq in 301..=1_300u64 {
+            let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
+            d.step(&p, &values(&calm(seq)), judged, THRESHOLD, 4);
         }
-        let c = d2.step(&p, &values(&jump(301)), 0.46, THRESHOLD, 4);
-        assert!(c.alert, "the release at 0.92 x the threshold agrees: {c:?}");
+        let mut loud = d.clone();
+        let c = loud.step(&p, &values(&calm(1_301)), 0.9, THRESHOLD, 4);
+        assert!(!c.release_trusted && !c.alert, "alone: {c:?}");
+        // ... still counts where the untrusted novelty alerts with it.
+        let c = d.step(&p, &values(&jump(1_301)), 0.9, THRESHOLD, 4);
+        assert!(!c.release_trusted && !c.novelty_trusted && c.alert, "{c:?}");
         assert_eq!(c.novel_metric, Some(0));
+    }
+
+    #[test]
+    fn training_ranges_let_the_novelty_speak_from_a_devices_first_record() {
+        let range = |low| crate::novelty::ChannelRange { low, width: 6.0 };
+        let p = NoveltyPolicy {
+            training_ranges: Some(vec![
+                MetricNovelty {
+                    value: range(10.0),
+                    smooth: range(10.0),
+                },
+                MetricNovelty {
+                    value: range(15.0),
+                    smooth: range(15.0),
+                },
+            ]),
+            trust: TrustPolicy {
+                novelty_start: 0.0,
+                ..TrustPolicy::default()
+            },
+            ..NoveltyPolicy::default()
+        };
+        assert_eq!(p.check(), Ok(()));
+        let mut d = DeviceNovelty::new(&p, 2);
+        let c = d.step(&p, &values(&calm(1)), 0.1, THRESHOLD, 4);
+        assert!(c.novelty.is_some(), "no warm-up with training ranges");
+        for seq in 2..=200 {
+            d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+        }
+        // Record 201, long before a warm-up of range_records (300) ends.
+        let c = d.step(
+            &p,
+            &values(&record(
+                201,
+                &[("a", 500.0), ("b", 20.0 - (201 % 6) as f64)],
+            )),
+            0.1,
+            THRESHOLD,
+            4,
+        );
+        assert!(c.alert && c.novel_metric == Some(0), "{c:?}");
+        // Ranges of the wrong count fall back to the warm-up.
+        let warm = DeviceNovelty::new(&p, 3);
+        assert!(warm.ranges.is_empty() && warm.warmup.len() == 3);
+        // A range without width is refused.
+        let mut bad = p.clone();
+        if let Some(r) = bad.training_ranges.as_mut() {
+            r[1].smooth.width = 0.0;
+        }
+        assert_eq!(bad.check(), Err(NoveltyPolicyError::TrainingRanges));
     }
 
     #[test]

@@ -102,6 +102,18 @@ impl Model {
         payload.alarm.check()?;
         if let Some(novelty) = &payload.novelty {
             novelty.check()?;
+            let metrics = payload.features.metrics.len();
+            if let Some(r) = novelty
+                .training_ranges
+                .as_ref()
+                .filter(|r| r.len() != metrics)
+            {
+                return Err(NoveltyPolicyError::TrainingRangesCount {
+                    found: r.len(),
+                    metrics,
+                }
+                .into());
+            }
         }
         let extractor = Extractor::new(payload.features.clone())?;
         let detector = payload.detector.compile(extractor.dim())?;

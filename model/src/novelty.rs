@@ -149,6 +149,27 @@ pub struct MetricNovelty {
 }
 
 impl MetricNovelty {
+    /// The smallest ranges that hold both `self`'s and `other`'s (a fleet's
+    /// ranges from its devices' own).
+    pub fn join(self, other: Self) -> Self {
+        let both = |a: ChannelRange, b: ChannelRange| {
+            let low = a.low.min(b.low);
+            let high = (a.low + a.width).max(b.low + b.width);
+            ChannelRange::between(low, high)
+        };
+        Self {
+            value: both(self.value, other.value),
+            smooth: both(self.smooth, other.smooth),
+        }
+    }
+
+    /// Whether both ranges are usable: finite, with a positive width.
+    pub fn is_valid(&self) -> bool {
+        [self.value, self.smooth]
+            .iter()
+            .all(|c| c.low.is_finite() && c.width.is_finite() && c.width > 0.0)
+    }
+
     /// Learns both ranges from a metric's training values, in time order.
     pub fn fit(config: &NoveltyConfig, values: &[f64]) -> Self {
         let mut window = Smoother::new(config.smooth_rows);

@@ -16,9 +16,12 @@ use crate::features::FeatureSpec;
 /// of three), so a format-1 detector does not fit this build's feature
 /// vector. Format 3 added the novelty policy (`crate::combine`): a scorer
 /// that ignored it would decide differently from one that applies it.
+/// Format 4 added the novelty's ranges from the training rows
+/// (`NoveltyPolicy::training_ranges`): a format-3 scorer would ignore them
+/// and keep every device's novelty silent for its first records.
 /// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
-pub const PAYLOAD_FORMAT: u32 = 3;
+pub const PAYLOAD_FORMAT: u32 = 4;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -124,9 +124,9 @@ proptest! {
 /// Verdict bytes for a fixed stream and model, hashed. The same digest on
 /// every platform (x86-64, aarch64, armv7 under qemu) shows that the edge
 /// and the cloud print identical verdicts. If the feature or detector
-/// arithmetic changes on purpose, update the digest (last: 2026-12-05,
-/// session 15, releases carry the novelty policy: the stream's last 200
-/// records of each device are scored by the novelty too).
+/// arithmetic changes on purpose, update the digest (last: 2026-12-06,
+/// session 16, releases carry the novelty's ranges from the training rows:
+/// every record of the stream is scored by the novelty too).
 #[test]
 fn golden_verdict_digest() {
     let mut scorer = Scorer::new("default", 64);
@@ -146,4 +146,4 @@ fn golden_verdict_digest() {
     );
 }
 
-const GOLDEN: &str = "29c849929c6ead8753883f643166032cc1f748f1104f4ca8051fedd508632383";
+const GOLDEN: &str = "19201d16906a581514ac72009e8c99688e03f93713b781a805a3a35e446fdd1a";

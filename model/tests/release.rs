@@ -168,11 +168,23 @@ fn unknown_payload_format_and_invalid_payload_are_refused() {
     let text = serde_json::to_string(&p).expect("json");
     let release = raw_release(&text, &key(7));
     assert_eq!(reason(verify(&release, &vk)), "unknown_schema");
-    // Format 1 (three features per metric) predates the `level` feature.
-    p.format = 1;
+    // Format 1 (three features per metric) predates the `level` feature;
+    // format 3 the novelty's training ranges (a format-3 scorer would not
+    // apply them).
+    for old in [1, 3] {
+        p.format = old;
+        let text = serde_json::to_string(&p).expect("json");
+        let release = raw_release(&text, &key(7));
+        assert_eq!(reason(verify(&release, &vk)), "unknown_schema");
+    }
+    // Training ranges for another number of metrics than the spec's.
+    let mut p = common::payload(1);
+    if let Some(r) = p.novelty.as_mut().and_then(|n| n.training_ranges.as_mut()) {
+        r.pop();
+    }
     let text = serde_json::to_string(&p).expect("json");
     let release = raw_release(&text, &key(7));
-    assert_eq!(reason(verify(&release, &vk)), "unknown_schema");
+    assert_eq!(reason(verify(&release, &vk)), "invalid_payload");
 
     let mut p = common::payload(1);
     p.header.threshold = 1.5;

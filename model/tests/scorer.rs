@@ -149,6 +149,9 @@ fn hot_swap_keeps_state_when_compatible_and_resets_when_not() {
     // One metric fewer, same windows: remaining metrics keep their state.
     let mut p3 = common::payload(3);
     p3.features.metrics.remove(0);
+    if let Some(r) = p3.novelty.as_mut().and_then(|n| n.training_ranges.as_mut()) {
+        r.remove(0);
+    }
     let dim = p3.features.dim();
     p3.detector = vigil_model::Detector::RobustZ {
         center: vec![0.0; dim],

@@ -32,6 +32,7 @@ use crate::calibrate::{median, quantile, tail_probability, tail_quantile};
 use crate::data::{DeviceSeries, FleetData};
 use crate::eval::{evaluate, EvalOptions, Evaluation};
 use crate::par::map_devices;
+use crate::ranges::training_ranges;
 
 /// Threshold of every release: `raw_scale` is calibrated so that the target
 /// false-alarm rate falls exactly here.
@@ -709,6 +710,9 @@ pub fn fit(
         ..AlarmPolicy::default()
     };
 
+    let mut novelty = NoveltyPolicy::default();
+    let metric_names: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
+    novelty.training_ranges = Some(training_ranges(&data, &metric_names, &novelty.config));
     let payload = ReleasePayload {
         alarm,
         header: header(unvalidated),
@@ -717,7 +721,7 @@ pub fn fit(
         detector,
         // One set of defaults for every release (training/EVALUATION.md,
         // "Trust by alert rate").
-        novelty: Some(NoveltyPolicy::default()),
+        novelty: Some(novelty),
     };
     let model = Model::from_payload(payload.clone())?;
     let holdout = evaluate(

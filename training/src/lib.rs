@@ -21,6 +21,7 @@ pub mod data;
 pub mod eval;
 pub mod fit;
 mod par;
+mod ranges;
 
 pub use data::{
     read_nab_csv, read_wide_csv, read_wide_csv_with, DataError, DeviceSeries, FleetData,

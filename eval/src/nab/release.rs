@@ -43,7 +43,19 @@ fn train_release(
     };
     let mut payload = fit(records, &cfg, |_| {})?.payload;
     if let Some(policy) = novelty {
-        payload.novelty = Some(policy.clone());
+        // An override keeps the ranges the trainer learnt unless it asks
+        // for per-device warm-up ranges instead (an empty list:
+        // `--range-records`).
+        let learnt = payload.novelty.take().and_then(|p| p.training_ranges);
+        let training_ranges = match &policy.training_ranges {
+            Some(r) if r.is_empty() => None,
+            Some(r) => Some(r.clone()),
+            None => learnt,
+        };
+        payload.novelty = Some(NoveltyPolicy {
+            training_ranges,
+            ..policy.clone()
+        });
     }
     Ok(Model::from_payload(payload).map_err(TrainError::from)?)
 }

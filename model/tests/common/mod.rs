@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use vigil_model::{Detector, FeatureSpec, ReleasePayload, PAYLOAD_FORMAT};
+use vigil_model::combine::NoveltyPolicy;
+use vigil_model::novelty::ChannelRange;
+use vigil_model::{Detector, FeatureSpec, MetricNovelty, ReleasePayload, PAYLOAD_FORMAT};
 use vigil_schemas::{ReleaseHeader, Telemetry, TrainingWindow, ValidationMetrics};
 
 pub const METRICS: [&str; 8] = [
@@ -59,7 +61,25 @@ pub fn payload(version: u64) -> ReleasePayload {
         },
         format: PAYLOAD_FORMAT,
         features,
-        novelty: Some(Default::default()),
+        // Ranges as a trainer would learn them from `stream`'s devices
+        // (each metric between 10 + j and 40 + j, ±0.5).
+        novelty: Some(NoveltyPolicy {
+            training_ranges: Some(
+                (0..METRICS.len())
+                    .map(|j| {
+                        let range = ChannelRange {
+                            low: 9.5 + j as f64,
+                            width: 31.0,
+                        };
+                        MetricNovelty {
+                            value: range,
+                            smooth: range,
+                        }
+                    })
+                    .collect(),
+            ),
+            ..NoveltyPolicy::default()
+        }),
         detector: Detector::Pca {
             center: vec![0.01; dim],
             scale: (0..dim).map(|i| 1.0 + i as f64 / 10.0).collect(),
