@@ -10,11 +10,13 @@
 //!   the spread of normal behaviour;
 //! - the **novelty** (`crate::novelty`): per metric, how surprising a
 //!   value or a step is against everything the same device has shown
-//!   (cells and transitions at three resolutions of the range the device
-//!   showed in its first [`NoveltyPolicy::range_records`] records). It
-//!   learns each device's own, often heavy-tailed, behaviour, but on a
-//!   device whose normal behaviour keeps wandering into new cells it
-//!   raises routine alerts.
+//!   (cells and transitions at three resolutions of the metric's range
+//!   over the training rows, [`NoveltyPolicy::training_ranges`], so it
+//!   speaks from a device's first record; a policy without them uses the
+//!   range the device showed in its first
+//!   [`NoveltyPolicy::range_records`] records). It learns each device's
+//!   own, often heavy-tailed, behaviour, but on a device whose normal
+//!   behaviour keeps wandering into new cells it raises routine alerts.
 //!
 //! Each is right where the other is weak, so neither is trusted blindly.
 //! Per device, each keeps an exponentially weighted rate of its own alert
@@ -30,17 +32,19 @@
 //! - the novelty reaches its alert level while its onset rate is at most
 //!   [`TrustPolicy::novelty_onsets`], or, above that, while the release's
 //!   judged score is at least [`TrustPolicy::gate`] × the threshold (the
-//!   release half agrees).
+//!   default gate, 1, asks for a release alert on the same record).
 //!
-//! The release starts trusted (it was calibrated on the fleet); the
-//! novelty's rate starts at [`TrustPolicy::novelty_start`], above its
-//! bound, at a device's first record and decays from there (the warm-up
-//! records count as calm), so the novelty earns its voice by a calm
-//! stretch. An untrusted release alert still
-//! counts when the novelty alerts on the same record (the second rule).
+//! So an untrusted detector's alert counts only where the other detector
+//! alerts on the same record too (the second rule covers an untrusted
+//! release as well). The release starts trusted (it was calibrated on the
+//! fleet); the novelty's rate starts at [`TrustPolicy::novelty_start`],
+//! above its bound, at a device's first record and decays from there (the
+//! warm-up records, without training ranges, count as calm), so the
+//! novelty earns its voice by a calm stretch.
 //!
-//! Chosen on the tuning half of NAB and the demo replay's tuning seed
-//! (`training/EVALUATION.md`, "Trust by alert rate"). Only +, −, × and ÷
+//! Chosen on the tuning half of NAB, the demo replay's tuning seed and
+//! the synthetic tuning fleets (`training/EVALUATION.md`, "Trust by alert
+//! rate"; eval/NAB.md, "Session 16"). Only +, −, × and ÷
 //! on f64, so the edge and the cloud decide the same.
 
 use crate::novelty::{alarm_product, MetricNovelty, NoveltyConfig, NoveltyState, RangeWarmup};
