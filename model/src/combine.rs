@@ -127,6 +127,20 @@ pub enum NoveltyPolicyError {
 }
 
 impl NoveltyPolicy {
+    /// Whether devices' novelty state learnt under `old` carries over to
+    /// `new`: the same settings and trust; the training ranges may differ
+    /// (a device keeps the ranges it started with, which its counts are
+    /// cells of; devices first seen under `new` take its ranges).
+    pub fn state_compatible(old: Option<&Self>, new: Option<&Self>) -> bool {
+        match (old, new) {
+            (Some(a), Some(b)) => {
+                a.config == b.config && a.range_records == b.range_records && a.trust == b.trust
+            }
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// Checks the policy's values.
     pub fn check(&self) -> Result<(), NoveltyPolicyError> {
         let c = &self.config;

@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use vigil_schemas::{ScoredAt, Telemetry, UnscoredReason, Verdict, SCHEMA_VERSION};
 
+use crate::combine::NoveltyPolicy;
 use crate::features::{DeviceState, MetricState};
 use crate::model::Scratch;
 use crate::release::{check_newer, ReleaseError, VerifiedModel};
@@ -150,8 +151,13 @@ impl Scorer {
                 let old_spec = old.model().extractor().spec();
                 let new_spec = model.model().extractor().spec();
                 // Novelty counts learnt under other settings do not carry
-                // over; the features' statistics still may.
-                let novelty_kept = old.model().payload().novelty == model.model().payload().novelty;
+                // over; the features' statistics still may. New training
+                // ranges alone do not reset them: each device keeps the
+                // ranges its counts were learnt on.
+                let novelty_kept = NoveltyPolicy::state_compatible(
+                    old.model().payload().novelty.as_ref(),
+                    model.model().payload().novelty.as_ref(),
+                );
                 if old_spec.state_compatible(new_spec) {
                     if !novelty_kept {
                         self.devices.remap(|st| st.novelty = None);

@@ -178,6 +178,46 @@ fn hot_swap_keeps_state_when_compatible_and_resets_when_not() {
 }
 
 #[test]
+fn a_retrained_release_keeps_each_devices_novelty_and_new_settings_reset_it() {
+    let mut scorer = Scorer::new("default", 64);
+    scorer.install(verified(common::payload(1))).expect("v1");
+    for r in &common::stream(2, 50, 5) {
+        scorer.score(r, None, 0, ScoredAt::Cloud);
+    }
+    let learnt = scorer
+        .device_state("dev-0")
+        .and_then(|s| s.novelty.clone())
+        .expect("the novelty learnt dev-0");
+    // A retrain: the same settings, other training ranges. Each device
+    // keeps its counts and the ranges they were learnt on.
+    let mut p2 = common::payload(2);
+    if let Some(r) = p2.novelty.as_mut().and_then(|n| n.training_ranges.as_mut()) {
+        for m in r.iter_mut() {
+            m.value.width *= 2.0;
+        }
+    }
+    assert_eq!(
+        scorer.install(verified(p2)).expect("v2"),
+        Installed::StateKept
+    );
+    assert_eq!(
+        scorer
+            .device_state("dev-0")
+            .and_then(|s| s.novelty.as_ref()),
+        Some(&learnt)
+    );
+    // Other trust settings: the counts and rates start again.
+    let mut p3 = common::payload(3);
+    if let Some(n) = p3.novelty.as_mut() {
+        n.trust.window = 512;
+    }
+    scorer.install(verified(p3)).expect("v3");
+    assert!(scorer
+        .device_state("dev-0")
+        .is_some_and(|s| s.novelty.is_none()));
+}
+
+#[test]
 fn device_table_is_bounded_and_counts_evictions() {
     let mut scorer = Scorer::new("default", 3);
     scorer
