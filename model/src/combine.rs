@@ -47,8 +47,9 @@
 //! rate"; eval/NAB.md, "Session 16"). Only +, −, × and ÷
 //! on f64, so the edge and the cloud decide the same.
 
-use crate::novelty::{alarm_product, MetricNovelty, NoveltyConfig, NoveltyState, RangeWarmup};
 use serde::{Deserialize, Serialize};
+
+use crate::novelty::{alarm_product, MetricNovelty, NoveltyConfig, NoveltyState, RangeWarmup};
 
 /// The novelty half of a release (signed into it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
