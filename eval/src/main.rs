@@ -155,18 +155,13 @@ fn print_report(report: &Report, started: Instant) {
     );
 }
 
-/// The novelty policy `--range-records` and `--trust` ask for, if any.
-fn release_novelty(args: &NabArgs) -> Result<Option<vigil_model::combine::NoveltyPolicy>> {
-    if args.range_records.is_none() && args.trust.is_none() {
-        return Ok(None);
-    }
-    let mut policy = vigil_model::combine::NoveltyPolicy::default();
-    if let Some(records) = args.range_records {
-        // Per-device warm-up ranges instead of the training rows' (the
-        // product before session 16): an empty list overrides them.
-        policy.range_records = records;
-        policy.training_ranges = Some(Vec::new());
-    }
+/// The changes to the release's novelty policy `--range-records` and
+/// `--trust` ask for.
+fn release_novelty(args: &NabArgs) -> Result<vigil_eval::nab::ReleaseOverride> {
+    let mut change = vigil_eval::nab::ReleaseOverride {
+        range_records: args.range_records,
+        ..Default::default()
+    };
     if let Some(spec) = &args.trust {
         let f: Vec<f64> = spec
             .split(':')
@@ -176,16 +171,24 @@ fn release_novelty(args: &NabArgs) -> Result<Option<vigil_model::combine::Novelt
         let [window, release, novelty, start, gate] = f[..] else {
             bail!("--trust takes WINDOW:RELEASE_ONSETS:NOVELTY_ONSETS:NOVELTY_START:GATE");
         };
-        policy.trust = vigil_model::combine::TrustPolicy {
+        change.trust = Some(vigil_model::combine::TrustPolicy {
             window: window as u32,
             release_onsets: release,
             novelty_onsets: novelty,
             novelty_start: start,
             gate,
-        };
+        });
+    }
+    // The policy the override makes must be a valid one.
+    let mut policy = vigil_model::combine::NoveltyPolicy::default();
+    if let Some(trust) = change.trust {
+        policy.trust = trust;
+    }
+    if let Some(records) = change.range_records {
+        policy.range_records = records;
     }
     policy.check()?;
-    Ok(Some(policy))
+    Ok(change)
 }
 
 /// Runs the detector over the corpus and scores it.

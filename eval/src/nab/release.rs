@@ -16,7 +16,6 @@
 //! charges every opening outside a window, which is what an operator
 //! would be paged for; the alarm's hysteresis is the only cool-down.
 
-use vigil_model::combine::NoveltyPolicy;
 use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
 use vigil_model::{Model, Scratch};
 use vigil_schemas::AlarmState;
@@ -24,15 +23,12 @@ use vigil_schemas::Telemetry;
 use vigil_training::{fit, TrainConfig, TrainError};
 
 use super::files::DataFile;
-use super::run::{novelty_scores, probation_rows, records, DetectError, METRIC};
+use super::run::{novelty_scores, probation_rows, records, DetectError, ReleaseOverride, METRIC};
 
 /// The release `vigil train --csv FILE --rows N` would write for this
-/// file's first rows; `novelty` replaces its novelty policy (experiments:
-/// `--range-records`, `--trust`).
-fn train_release(
-    records: &[Telemetry],
-    novelty: Option<&NoveltyPolicy>,
-) -> Result<Model, DetectError> {
+/// file's first rows, with `change` applied to its novelty policy
+/// (experiments: `--range-records`, `--trust`).
+fn train_release(records: &[Telemetry], change: &ReleaseOverride) -> Result<Model, DetectError> {
     let cfg = TrainConfig {
         model: "nab".into(),
         source: "nab".into(),
@@ -42,33 +38,24 @@ fn train_release(
         ..TrainConfig::default()
     };
     let mut payload = fit(records, &cfg, |_| {})?.payload;
-    if let Some(policy) = novelty {
-        // An override keeps the ranges the trainer learnt unless it asks
-        // for per-device warm-up ranges instead (an empty list:
-        // `--range-records`).
-        let learnt = payload.novelty.take().and_then(|p| p.training_ranges);
-        let training_ranges = match &policy.training_ranges {
-            Some(r) if r.is_empty() => None,
-            Some(r) => Some(r.clone()),
-            None => learnt,
-        };
-        payload.novelty = Some(NoveltyPolicy {
-            training_ranges,
-            ..policy.clone()
-        });
+    if let Some(policy) = payload.novelty.as_mut() {
+        if let Some(trust) = change.trust {
+            policy.trust = trust;
+        }
+        if let Some(records) = change.range_records {
+            policy.range_records = records;
+            policy.training_ranges = None;
+        }
     }
     Ok(Model::from_payload(payload).map_err(TrainError::from)?)
 }
 
 /// Alarm openings of the file-trained release over one series, each
 /// carrying the larger of its judged and novelty scores.
-pub fn detect_release(
-    data: &DataFile,
-    novelty: Option<&NoveltyPolicy>,
-) -> Result<Vec<f64>, DetectError> {
+pub fn detect_release(data: &DataFile, change: &ReleaseOverride) -> Result<Vec<f64>, DetectError> {
     let records = records(data);
     let probation = probation_rows(records.len());
-    let model = train_release(&records[..probation], novelty)?;
+    let model = train_release(&records[..probation], change)?;
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();
     Ok(records
@@ -113,7 +100,7 @@ pub struct Validation {
 pub fn validation(data: &DataFile) -> Result<Validation, DetectError> {
     let records = records(data);
     let probation = probation_rows(records.len());
-    let model = train_release(&records[..probation], None)?;
+    let model = train_release(&records[..probation], &ReleaseOverride::default())?;
     let v = &model.payload().header.validation;
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();

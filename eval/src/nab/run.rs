@@ -168,9 +168,21 @@ pub struct DetectorConfig {
     pub refractory_rows: usize,
     /// Settings of [`Family::Novelty`] (default: the model crate's).
     pub novelty: NoveltyConfig,
-    /// Experiments with [`Family::Release`]: a novelty policy in place of
-    /// the release's (default: the trainer's).
-    pub release_novelty: Option<vigil_model::combine::NoveltyPolicy>,
+    /// Experiments with [`Family::Release`]: changes to the novelty policy
+    /// the trainer writes (default: none).
+    pub release_novelty: ReleaseOverride,
+}
+
+/// Changes to a release's novelty policy (`vigil-eval nab --trust`,
+/// `--range-records`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReleaseOverride {
+    /// Replaces the trust policy.
+    pub trust: Option<vigil_model::combine::TrustPolicy>,
+    /// Each device's first this many records fix its ranges, in place of
+    /// the ranges learnt from the training rows (the product before
+    /// session 16).
+    pub range_records: Option<u32>,
 }
 
 impl Default for DetectorConfig {
@@ -182,7 +194,7 @@ impl Default for DetectorConfig {
             target_false_alarm_rate: NAB_FALSE_ALARM_RATE,
             refractory_rows: REFRACTORY_ROWS,
             novelty: NoveltyConfig::default(),
-            release_novelty: None,
+            release_novelty: ReleaseOverride::default(),
         }
     }
 }
@@ -389,7 +401,7 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
         ));
     }
     if cfg.family == Family::Release {
-        return super::release::detect_release(data, cfg.release_novelty.as_ref());
+        return super::release::detect_release(data, &cfg.release_novelty);
     }
     if let Family::Gated {
         percent,
