@@ -37,14 +37,19 @@
 //! So an untrusted detector's alert counts only where the other detector
 //! alerts on the same record too (the second rule covers an untrusted
 //! release as well). The release starts trusted (it was calibrated on the
-//! fleet); the novelty's rate starts at [`TrustPolicy::novelty_start`],
-//! above its bound, at a device's first record and decays from there (the
-//! warm-up records, without training ranges, count as calm), so the
-//! novelty earns its voice by a calm stretch.
+//! fleet), as far as its calibration's evidence goes: the trainer scales
+//! the release's bound by the exceedances its threshold's rows could show
+//! ([`TrustPolicy::for_calibration`]), so a release calibrated on a few
+//! hundred rows stands alone only until its first onset, while a fleet's
+//! keeps the whole bound. The novelty's rate starts at
+//! [`TrustPolicy::novelty_start`], above its bound, at a device's first
+//! record and decays from there (the warm-up records, without training
+//! ranges, count as calm), so the novelty earns its voice by a calm
+//! stretch.
 //!
 //! Chosen on the tuning half of NAB, the demo replay's tuning seed and
 //! the synthetic tuning fleets (`training/EVALUATION.md`, "Trust by alert
-//! rate"; eval/NAB.md, "Session 16"). Only +, −, × and ÷
+//! rate"; eval/NAB.md, "Session 16" and "Session 17"). Only +, −, × and ÷
 //! on f64, so the edge and the cloud decide the same.
 
 use serde::{Deserialize, Serialize};
@@ -80,13 +85,22 @@ impl Default for NoveltyPolicy {
     }
 }
 
+/// Expected exceedances of the threshold among the rows that placed it
+/// (rows × target false-alarm rate) from which a release's alerts get the
+/// whole [`TrustPolicy::release_onsets`] bound
+/// ([`TrustPolicy::for_calibration`]). Ten expected exceedances put the
+/// count's Poisson spread at about a third of it; with fewer, the
+/// threshold is mostly an extrapolation beyond the largest rows seen.
+pub const FULL_CALIBRATION_EXCEEDANCES: f64 = 10.0;
+
 /// When each detector's alerts stand alone (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrustPolicy {
     /// Records in the onset rates' exponential window.
     pub window: u32,
     /// Release alert onsets per record above which the release needs the
-    /// novelty's agreement.
+    /// novelty's agreement (the trainer scales the default down for a
+    /// threshold placed on little evidence, [`Self::for_calibration`]).
     pub release_onsets: f64,
     /// Novelty alert onsets per record above which the novelty needs the
     /// release's agreement.
@@ -102,10 +116,33 @@ impl Default for TrustPolicy {
     fn default() -> Self {
         Self {
             window: 1024,
-            release_onsets: 0.003,
+            release_onsets: 0.006,
             novelty_onsets: 0.003,
             novelty_start: 0.012,
             gate: 1.0,
+        }
+    }
+}
+
+impl TrustPolicy {
+    /// This policy for a release whose threshold was placed on `rows` rows
+    /// at false-alarm rate `target`: the release's bound shrinks in
+    /// proportion to the exceedances those rows could show (`rows ×
+    /// target`) below [`FULL_CALIBRATION_EXCEEDANCES`]. A threshold set on
+    /// a few hundred rows of one device at 0.1 % rests on less than one
+    /// exceedance; its alerts stand alone until its first onset and then
+    /// need the novelty's agreement. A fleet's release (thousands of rows)
+    /// keeps the whole bound.
+    pub fn for_calibration(self, rows: usize, target: f64) -> Self {
+        let exceedances = rows as f64 * target;
+        let share = if exceedances.is_finite() && exceedances > 0.0 {
+            (exceedances / FULL_CALIBRATION_EXCEEDANCES).min(1.0)
+        } else {
+            0.0
+        };
+        Self {
+            release_onsets: self.release_onsets * share,
+            ..self
         }
     }
 }
@@ -131,11 +168,19 @@ impl NoveltyPolicy {
     /// Whether devices' novelty state learnt under `old` carries over to
     /// `new`: the same settings and trust; the training ranges may differ
     /// (a device keeps the ranges it started with, which its counts are
-    /// cells of; devices first seen under `new` take its ranges).
+    /// cells of; devices first seen under `new` take its ranges), and so
+    /// may the release's bound, which the trainer sets from each release's
+    /// calibration rows and which only bounds the rate a device keeps.
     pub fn state_compatible(old: Option<&Self>, new: Option<&Self>) -> bool {
         match (old, new) {
             (Some(a), Some(b)) => {
-                a.config == b.config && a.range_records == b.range_records && a.trust == b.trust
+                let rates = |t: &TrustPolicy| TrustPolicy {
+                    release_onsets: 0.0,
+                    ..*t
+                };
+                a.config == b.config
+                    && a.range_records == b.range_records
+                    && rates(&a.trust) == rates(&b.trust)
             }
             (None, None) => true,
             _ => false,
@@ -436,6 +481,32 @@ mod tests {
         );
         assert!(c.alert && c.novelty.is_some_and(|n| n >= 0.5), "{c:?}");
         assert_eq!(c.novel_metric, Some(1));
+    }
+
+    #[test]
+    fn the_release_bound_shrinks_with_its_calibration_evidence() {
+        let t = TrustPolicy::default();
+        // A fleet's release: 200,000 rows at 0.1 % is 200 exceedances.
+        assert_eq!(t.for_calibration(200_000, 0.001), t);
+        // Exactly the full evidence keeps the whole bound.
+        assert_eq!(
+            t.for_calibration(10_000, 0.001).release_onsets,
+            t.release_onsets
+        );
+        // A NAB file's 600 rows: 0.6 exceedances, 6 % of the bound.
+        let small = t.for_calibration(600, 0.001);
+        assert!((small.release_onsets - 0.06 * t.release_onsets).abs() < 1e-12);
+        assert_eq!(
+            TrustPolicy {
+                release_onsets: t.release_onsets,
+                ..small
+            },
+            t,
+            "only the release's bound moves"
+        );
+        // No rows, or a meaningless target: no trust of its own.
+        assert_eq!(t.for_calibration(0, 0.001).release_onsets, 0.0);
+        assert_eq!(t.for_calibration(500, f64::NAN).release_onsets, 0.0);
     }
 
     #[test]

@@ -36,14 +36,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("report") => 2_000,
         Some(other) => return Err(format!("expected tune or report, got {other}").into()),
     };
-    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | record decision (product: hot) | in alarm (product) | refused to train | judged, rows ≥ {AFTER_SHORT} after an episode | judged, rows ≥ {AFTER_LONG} after an episode |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | record decision (product: hot) | in alarm (product) | refused to train | judged, rows ≥ {AFTER_SHORT} after an episode | judged, rows ≥ {AFTER_LONG} after an episode | episodes after training in alarm (product) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (timing, interval_ms, day_ms) in [
         ("60-s day, 500 ms", 500, 60_000),
         ("1-h day, 1 s", 1_000, 3_600_000),
     ] {
         for dirty in [false, true] {
             let mut hot = 0u64;
+            // Episodes that start after the training rows: (seen, in alarm
+            // on at least one of their records).
+            let (mut episodes, mut caught) = (0u64, 0u64);
             let (mut normal, mut raw, mut judged, mut alarmed, mut refused, mut used) =
                 (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
             // Diagnostic: the same judged rate over the normal rows at
@@ -91,8 +94,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 used += 1;
                 let mut state = model.extractor().new_state();
                 let mut scratch = Scratch::default();
+                let first_after = records.get(train).map_or(u64::MAX, |r| r.seq);
+                let mut alarmed_seqs = Vec::new();
                 for (i, r) in records.iter().enumerate() {
                     let s = model.score_record(&mut state, r, &mut scratch);
+                    if s.anomaly {
+                        alarmed_seqs.push(r.seq);
+                    }
                     if i < train || in_episode(r.seq) {
                         continue;
                     }
@@ -118,6 +126,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         }
                     }
                 }
+                for e in generated
+                    .episodes
+                    .iter()
+                    .filter(|e| e.first_seq >= first_after)
+                {
+                    episodes += 1;
+                    let during = |seq: &u64| (e.first_seq..=e.last_seq).contains(seq);
+                    caught += u64::from(alarmed_seqs.iter().any(during));
+                }
             }
             let pct = |n: u64| 100.0 * n as f64 / normal.max(1) as f64;
             let part = |(rows, flagged): (u64, u64)| {
@@ -127,7 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             };
             println!(
-                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {refused} | {} | {} |",
+                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {refused} | {} | {} | {caught} of {episodes} |",
                 if dirty { "yes" } else { "no" },
                 pct(raw),
                 pct(judged),

@@ -654,6 +654,7 @@ pub fn fit(
     // scores its holdout higher than its training rows; the larger of the
     // two keeps the realised rate near the target (training/EVALUATION.md,
     // "Calibration out of sample").
+    let calibration_rows = n + (held_earlier.len() + held_later.len()) / dim;
     let calibrate = [held_earlier.as_slice(), held_later.as_slice()].concat();
     let as_matrix = |rows: Vec<f64>| -> Result<Option<Array2<f64>>, TrainError> {
         let n = rows.len() / dim;
@@ -713,6 +714,10 @@ pub fn fit(
     let mut novelty = NoveltyPolicy::default();
     let metric_names: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
     novelty.training_ranges = Some(training_ranges(&data, &metric_names, &novelty.config));
+    // How far the release's own alerts are trusted rests on how much
+    // evidence placed its threshold (vigil_model::combine, "Trust by alert
+    // rate").
+    novelty.trust = novelty.trust.for_calibration(calibration_rows, target);
     let payload = ReleasePayload {
         alarm,
         header: header(unvalidated),
