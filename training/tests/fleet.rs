@@ -59,6 +59,11 @@ fn detects_injected_anomalies_through_the_scoring_path() {
     let mut stages = Vec::new();
     let trained = fit(&train, &cfg, |p| stages.push(p)).expect("training succeeds");
     assert_eq!(stages.len(), 4, "every stage reported: {stages:?}");
+    assert_eq!(
+        trained.payload.novelty.as_ref().map(|n| n.trust),
+        Some(vigil_model::combine::TrustPolicy::default()),
+        "a fleet's release rests on enough rows for the whole bound"
+    );
 
     // Publish exactly as the trainer would, and load as a scorer would.
     let key = SigningKey::from_bytes(&[42; 32]);

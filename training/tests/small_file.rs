@@ -49,6 +49,20 @@ fn run(seed: u64) -> (u64, u64, u64) {
         model.payload().alarm.baseline_raw > 0.0,
         "the trainer sets the baseline"
     );
+    // 400 rows at 0.1 % could show 0.4 exceedances: the release's own
+    // alerts get 4 % of the whole bound (TrustPolicy::for_calibration).
+    let full = vigil_model::combine::TrustPolicy::default().release_onsets;
+    let bound = model
+        .payload()
+        .novelty
+        .as_ref()
+        .expect("a novelty policy")
+        .trust
+        .release_onsets;
+    assert!(
+        bound > 0.0 && bound <= 0.05 * full,
+        "a 400-row release's bound {bound} against the whole {full}"
+    );
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();
     let (mut normal, mut judged, mut raw) = (0, 0, 0);
