@@ -27,8 +27,10 @@
 //! behaviour. So a record is an alert when
 //!
 //! - the release's judged score reaches the threshold while the release's
-//!   onset rate on the device is at most [`TrustPolicy::release_onsets`],
-//!   or
+//!   onset rate on the device is at most [`TrustPolicy::release_onsets`]
+//!   (judged at the alert's onset: an alert within `close_after` records
+//!   of the release's last one counts if that one did, so the onset that
+//!   opened an alarm does not cut it short), or
 //! - the novelty reaches its alert level while its onset rate is at most
 //!   [`TrustPolicy::novelty_onsets`], or, above that, while the release's
 //!   judged score is at least [`TrustPolicy::gate`] × the threshold (the
@@ -259,6 +261,10 @@ struct TrustState {
     /// Records since each detector last alerted (saturating).
     release_calm: u32,
     novelty_calm: u32,
+    /// The release's last alert counted on its own (so its alerts keep
+    /// the alarm it opened while they run, even once the onset that
+    /// opened it has lifted its rate above the bound).
+    release_voice: bool,
 }
 
 /// What the combination made of one record.
@@ -310,6 +316,7 @@ impl DeviceNovelty {
                 novelty_rate: policy.trust.novelty_start,
                 release_calm: u32::MAX,
                 novelty_calm: u32::MAX,
+                release_voice: false,
             },
         }
     }
@@ -367,9 +374,16 @@ impl DeviceNovelty {
         let trust = &mut self.trust;
         let release_trusted = trust.release_rate <= t.release_onsets;
         let novelty_trusted = trust.novelty_rate <= t.novelty_onsets;
-        let by_release = release_alert && release_trusted;
+        // Trust is judged at a release alert's onset: an alert within
+        // `close_after` records of the release's last one continues it,
+        // and counts if that one did.
+        let continuing = trust.release_voice && trust.release_calm < close_after;
+        let by_release = release_alert && (release_trusted || continuing);
         let alert =
             by_release || (novelty_alert && (novelty_trusted || judged >= t.gate * threshold));
+        if release_alert {
+            trust.release_voice = by_release;
+        }
         let weight = 1.0 / f64::from(t.window);
         let onset = |alerting: bool, calm: u32| {
             if alerting && calm >= close_after {
@@ -507,6 +521,37 @@ mod tests {
         // No rows, or a meaningless target: no trust of its own.
         assert_eq!(t.for_calibration(0, 0.001).release_onsets, 0.0);
         assert_eq!(t.for_calibration(500, f64::NAN).release_onsets, 0.0);
+    }
+
+    #[test]
+    fn a_release_alarm_that_counted_runs_on_and_its_onset_is_judged_once() {
+        // A release calibrated on 600 rows: one onset lifts its rate
+        // (1/1024) above its bound.
+        let mut p = policy();
+        p.trust = p.trust.for_calibration(600, 0.001);
+        let mut d = DeviceNovelty::new(&p, 2);
+        for seq in 1..=300 {
+            d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+        }
+        // Ten release alerts in a row, two calm records between the last
+        // ones: one alarm, and every alert of it counts.
+        for (i, judged) in [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.9, 0.9]
+            .into_iter()
+            .enumerate()
+        {
+            let c = d.step(&p, &values(&calm(301 + i as u64)), judged, THRESHOLD, 4);
+            assert_eq!(c.alert, judged >= THRESHOLD, "record {i}: {c:?}");
+        }
+        // Calm for longer than close_after: the next release alert is an
+        // onset, judged by the rate, and the release is not trusted now.
+        for seq in 313..=320 {
+            d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+        }
+        let c = d.step(&p, &values(&calm(321)), 0.9, THRESHOLD, 4);
+        assert!(!c.release_trusted && !c.alert, "{c:?}");
+        // Nor does its continuation count.
+        let c = d.step(&p, &values(&calm(322)), 0.9, THRESHOLD, 4);
+        assert!(!c.alert, "{c:?}");
     }
 
     #[test]

@@ -36,8 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("report") => 2_000,
         Some(other) => return Err(format!("expected tune or report, got {other}").into()),
     };
-    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | record decision (product: hot) | in alarm (product) | refused to train | judged, rows ≥ {AFTER_SHORT} after an episode | judged, rows ≥ {AFTER_LONG} after an episode | episodes after training in alarm (product) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | record decision (product: hot) | in alarm (product) | refused to train | judged, rows ≥ {AFTER_SHORT} after an episode | judged, rows ≥ {AFTER_LONG} after an episode | episodes after training in alarm (product) | their records in alarm (product) | point-wise F1 in alarm (precision / recall) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (timing, interval_ms, day_ms) in [
         ("60-s day, 500 ms", 500, 60_000),
         ("1-h day, 1 s", 1_000, 3_600_000),
@@ -47,6 +47,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Episodes that start after the training rows: (seen, in alarm
             // on at least one of their records).
             let (mut episodes, mut caught) = (0u64, 0u64);
+            // Their records: (seen, in alarm), the point-wise recall.
+            let (mut episode_rows, mut episode_alarmed) = (0u64, 0u64);
             let (mut normal, mut raw, mut judged, mut alarmed, mut refused, mut used) =
                 (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
             // Diagnostic: the same judged rate over the normal rows at
@@ -101,6 +103,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     if s.anomaly {
                         alarmed_seqs.push(r.seq);
                     }
+                    if i >= train && in_episode(r.seq) {
+                        episode_rows += 1;
+                        episode_alarmed += u64::from(s.anomaly);
+                    }
                     if i < train || in_episode(r.seq) {
                         continue;
                     }
@@ -144,16 +150,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             };
             println!(
-                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {refused} | {} | {} | {caught} of {episodes} |",
+                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {refused} | {} | {} | {caught} of {episodes} | {:.1} % of {episode_rows} | {} |",
                 if dirty { "yes" } else { "no" },
                 pct(raw),
                 pct(judged),
                 pct(hot),
                 pct(alarmed),
                 part(far_short),
-                part(far_long)
+                part(far_long),
+                100.0 * episode_alarmed as f64 / episode_rows.max(1) as f64,
+                pointwise(episode_alarmed, alarmed, episode_rows)
             );
         }
     }
     Ok(())
+}
+
+/// Point-wise F1 of the records in alarm after the training rows, with
+/// its precision and recall: `hits` episode records in alarm, `false_hits`
+/// normal ones, of `positives` episode records ("–" without episodes).
+fn pointwise(hits: u64, false_hits: u64, positives: u64) -> String {
+    if positives == 0 {
+        return "–".to_owned();
+    }
+    let precision = hits as f64 / (hits + false_hits).max(1) as f64;
+    let recall = hits as f64 / positives as f64;
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    format!("{f1:.3} ({precision:.3} / {recall:.3})")
 }
