@@ -348,10 +348,15 @@ impl Stack {
                 let Ok(models) = self.get("/api/models").await else {
                     return false;
                 };
+                // The edge agent's status travels on its own topic and
+                // may be read after the verdicts.
+                let devices = o["devices"].as_array();
                 o["counts"]["total"] == 4
-                    && o["devices"]
-                        .as_array()
-                        .is_some_and(|d| d.iter().all(|d| d["verdicts"] == HISTORY))
+                    && devices.is_some_and(|d| d.iter().all(|d| d["verdicts"] == HISTORY))
+                    && devices.is_some_and(|d| {
+                        d.iter()
+                            .any(|d| d["device_id"] == EDGE_DEVICE && !d["agent_version"].is_null())
+                    })
                     && models[0]["release"]["version"] == 1
             },
         )
