@@ -181,12 +181,7 @@ fn release_novelty(args: &NabArgs) -> Result<vigil_eval::nab::ReleaseOverride> {
     }
     // The policy the override makes must be a valid one.
     let mut policy = vigil_model::combine::NoveltyPolicy::default();
-    if let Some(trust) = change.trust {
-        policy.trust = trust;
-    }
-    if let Some(records) = change.range_records {
-        policy.range_records = records;
-    }
+    change.apply(&mut policy);
     policy.check()?;
     Ok(change)
 }

@@ -74,12 +74,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 let generated = Fleet::new(cfg)?.generate((train + after) as u64);
                 let records: Vec<_> = generated.records.into_iter().map(|r| r.telemetry).collect();
-                let in_episode = |seq: u64| {
-                    generated
-                        .episodes
-                        .iter()
-                        .any(|e| (e.first_seq..=e.last_seq).contains(&seq))
-                };
                 let tc = TrainConfig {
                     min_records: 1,
                     min_device_records: 1,
@@ -97,17 +91,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut state = model.extractor().new_state();
                 let mut scratch = Scratch::default();
                 let first_after = records.get(train).map_or(u64::MAX, |r| r.seq);
-                let mut alarmed_seqs = Vec::new();
+                // Per episode: one of its records was in alarm.
+                let mut hit = vec![false; generated.episodes.len()];
                 for (i, r) in records.iter().enumerate() {
                     let s = model.score_record(&mut state, r, &mut scratch);
-                    if s.anomaly {
-                        alarmed_seqs.push(r.seq);
-                    }
-                    if i >= train && in_episode(r.seq) {
+                    let episode = generated
+                        .episodes
+                        .iter()
+                        .position(|e| (e.first_seq..=e.last_seq).contains(&r.seq));
+                    if let (true, Some(k)) = (i >= train, episode) {
                         episode_rows += 1;
                         episode_alarmed += u64::from(s.anomaly);
+                        hit[k] |= s.anomaly;
                     }
-                    if i < train || in_episode(r.seq) {
+                    if i < train || episode.is_some() {
                         continue;
                     }
                     normal += 1;
@@ -132,14 +129,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         }
                     }
                 }
-                for e in generated
-                    .episodes
-                    .iter()
-                    .filter(|e| e.first_seq >= first_after)
-                {
-                    episodes += 1;
-                    let during = |seq: &u64| (e.first_seq..=e.last_seq).contains(seq);
-                    caught += u64::from(alarmed_seqs.iter().any(during));
+                for (e, hit) in generated.episodes.iter().zip(hit) {
+                    if e.first_seq >= first_after {
+                        episodes += 1;
+                        caught += u64::from(hit);
+                    }
                 }
             }
             let pct = |n: u64| 100.0 * n as f64 / normal.max(1) as f64;

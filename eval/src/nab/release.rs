@@ -39,13 +39,7 @@ fn train_release(records: &[Telemetry], change: &ReleaseOverride) -> Result<Mode
     };
     let mut payload = fit(records, &cfg, |_| {})?.payload;
     if let Some(policy) = payload.novelty.as_mut() {
-        if let Some(trust) = change.trust {
-            policy.trust = trust;
-        }
-        if let Some(records) = change.range_records {
-            policy.range_records = records;
-            policy.training_ranges = None;
-        }
+        change.apply(policy);
     }
     Ok(Model::from_payload(payload).map_err(TrainError::from)?)
 }

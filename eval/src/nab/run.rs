@@ -185,6 +185,19 @@ pub struct ReleaseOverride {
     pub range_records: Option<u32>,
 }
 
+impl ReleaseOverride {
+    /// Applies the changes to `policy`.
+    pub fn apply(&self, policy: &mut vigil_model::combine::NoveltyPolicy) {
+        if let Some(trust) = self.trust {
+            policy.trust = trust;
+        }
+        if let Some(records) = self.range_records {
+            policy.range_records = records;
+            policy.training_ranges = None;
+        }
+    }
+}
+
 impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
