@@ -41,9 +41,12 @@
 //! release as well). The release starts trusted (it was calibrated on the
 //! fleet), as far as its calibration's evidence goes: the trainer scales
 //! the release's bound by the exceedances its threshold's rows could show
-//! ([`TrustPolicy::for_calibration`]), so a release calibrated on a few
-//! hundred rows stands alone only until its first onset, while a fleet's
-//! keeps the whole bound. The novelty's rate starts at
+//! ([`TrustPolicy::for_calibration`]), but never below the onset rate a
+//! release keeping its false-alarm promise can show in one window
+//! ([`TrustPolicy::promised_onsets`]): a release calibrated on a few
+//! hundred rows loses its voice once it alerts more often than its target
+//! allows (at 0.1 %, a fourth onset within about a window), while a
+//! fleet's keeps the whole bound. The novelty's rate starts at
 //! [`TrustPolicy::novelty_start`], above its bound, at a device's first
 //! record and decays from there (the warm-up records, without training
 //! ranges, count as calm), so the novelty earns its voice by a calm
@@ -51,8 +54,10 @@
 //!
 //! Chosen on the tuning half of NAB, the demo replay's tuning seed and
 //! the synthetic tuning fleets (`training/EVALUATION.md`, "Trust by alert
-//! rate"; eval/NAB.md, "Session 16" and "Session 17"). Only +, −, × and ÷
-//! on f64, so the edge and the cloud decide the same.
+//! rate"; eval/NAB.md, sessions 16 to 18). Scoring uses only +, −, ×
+//! and ÷ on f64, so the edge and the cloud decide the same (the trainer's
+//! [`TrustPolicy::promised_onsets`] takes an `exp`, once, to write the
+//! bound into the release).
 
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +100,12 @@ impl Default for NoveltyPolicy {
 /// threshold is mostly an extrapolation beyond the largest rows seen.
 pub const FULL_CALIBRATION_EXCEEDANCES: f64 = 10.0;
 
+/// Significance of the test "this release alerts more often than its
+/// target false-alarm rate": a release keeping its promise shows more
+/// onsets in one window than [`TrustPolicy::promised_onsets`] allows in at
+/// most this share of windows.
+pub const PROMISE_SIGNIFICANCE: f64 = 0.05;
+
 /// When each detector's alerts stand alone (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrustPolicy {
@@ -130,11 +141,12 @@ impl TrustPolicy {
     /// This policy for a release whose threshold was placed on `rows` rows
     /// at false-alarm rate `target`: the release's bound shrinks in
     /// proportion to the exceedances those rows could show (`rows ×
-    /// target`) below [`FULL_CALIBRATION_EXCEEDANCES`]. A threshold set on
-    /// a few hundred rows of one device at 0.1 % rests on less than one
-    /// exceedance; its alerts stand alone until its first onset and then
-    /// need the novelty's agreement. A fleet's release (thousands of rows)
-    /// keeps the whole bound.
+    /// target`) below [`FULL_CALIBRATION_EXCEEDANCES`], down to
+    /// [`Self::promised_onsets`]. A threshold set on a few hundred rows of
+    /// one device at 0.1 % rests on less than one exceedance: its alerts
+    /// stand alone while its onsets stay within what its target allows and
+    /// need the novelty's agreement once they run above it. A fleet's
+    /// release (thousands of rows) keeps the whole bound.
     pub fn for_calibration(self, rows: usize, target: f64) -> Self {
         let exceedances = rows as f64 * target;
         let share = if exceedances.is_finite() && exceedances > 0.0 {
@@ -143,9 +155,33 @@ impl TrustPolicy {
             0.0
         };
         Self {
-            release_onsets: self.release_onsets * share,
+            release_onsets: (self.release_onsets * share).max(self.promised_onsets(target)),
             ..self
         }
+    }
+
+    /// The onset rate a release that keeps its false-alarm promise
+    /// (`target`, alerts per record) can show: `k / window` for the
+    /// smallest `k` that a Poisson count with mean `target × window`
+    /// exceeds with probability at most [`PROMISE_SIGNIFICANCE`]. Onsets
+    /// are at most the alerts, so a release whose onset rate runs above it
+    /// alerts more often than it promised, whatever evidence placed its
+    /// threshold. At 0.1 % over 1,024 records: 3 onsets, 0.0029. 0 for a
+    /// target that is not a positive number.
+    pub fn promised_onsets(&self, target: f64) -> f64 {
+        let window = f64::from(self.window.max(1));
+        let mean = target * window;
+        if !(mean.is_finite() && mean > 0.0) {
+            return 0.0;
+        }
+        let (mut k, mut term) = (0u32, (-mean).exp());
+        let mut below = term;
+        while 1.0 - below > PROMISE_SIGNIFICANCE && f64::from(k) < window {
+            k += 1;
+            term *= mean / f64::from(k);
+            below += term;
+        }
+        (f64::from(k) / window).min(1.0)
     }
 }
 
@@ -507,9 +543,18 @@ mod tests {
             t.for_calibration(10_000, 0.001).release_onsets,
             t.release_onsets
         );
-        // A NAB file's 600 rows: 0.6 exceedances, 6 % of the bound.
+        // 4,000 rows: 4 exceedances, 40 % of the bound (0.0024) is below
+        // what a release keeping a 0.1 % promise can show (3 onsets in a
+        // window of 1,024), so it gets that.
+        let promise = t.promised_onsets(0.001);
+        assert_eq!(promise, 3.0 / 1024.0);
+        assert_eq!(t.for_calibration(4_000, 0.001).release_onsets, promise);
+        // 6,000 rows: 60 % of the bound is above it.
+        let mid = t.for_calibration(6_000, 0.001).release_onsets;
+        assert!((mid - 0.6 * t.release_onsets).abs() < 1e-12, "{mid}");
+        // A NAB file's 600 rows: 0.6 exceedances; the promise.
         let small = t.for_calibration(600, 0.001);
-        assert!((small.release_onsets - 0.06 * t.release_onsets).abs() < 1e-12);
+        assert_eq!(small.release_onsets, promise);
         assert_eq!(
             TrustPolicy {
                 release_onsets: t.release_onsets,
@@ -518,17 +563,23 @@ mod tests {
             t,
             "only the release's bound moves"
         );
-        // No rows, or a meaningless target: no trust of its own.
-        assert_eq!(t.for_calibration(0, 0.001).release_onsets, 0.0);
+        // No rows: the promise alone; a meaningless target: no trust of
+        // its own.
+        assert_eq!(t.for_calibration(0, 0.001).release_onsets, promise);
         assert_eq!(t.for_calibration(500, f64::NAN).release_onsets, 0.0);
+        assert_eq!(t.for_calibration(500, -0.1).release_onsets, 0.0);
+        // The promise grows with the target and never passes 1.
+        assert_eq!(t.promised_onsets(0.01), 16.0 / 1024.0);
+        assert!(t.promised_onsets(0.0001) == 1.0 / 1024.0);
+        assert_eq!(t.promised_onsets(1.0), 1.0);
     }
 
     #[test]
     fn a_release_alarm_that_counted_runs_on_and_its_onset_is_judged_once() {
-        // A release calibrated on 600 rows: one onset lifts its rate
-        // (1/1024) above its bound.
+        // A release whose bound is below one onset per window: one onset
+        // lifts its rate (1/1024) above it.
         let mut p = policy();
-        p.trust = p.trust.for_calibration(600, 0.001);
+        p.trust.release_onsets = 0.5 / 1024.0;
         let mut d = DeviceNovelty::new(&p, 2);
         for seq in 1..=300 {
             d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);

@@ -15,6 +15,8 @@
 //! Seeds 1000.. were used to choose settings; pass `report` to run the
 //! devices of seeds 2000.. instead.
 //!
+//! A second table gives each anomaly kind's episode records in alarm.
+//!
 //! `cargo run --release -p vigil-training --example small_train [TRAIN [AFTER [tune|report]]]`
 
 use vigil_fleet_sim::{AnomalyConfig, Fleet, FleetConfig};
@@ -36,8 +38,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("report") => 2_000,
         Some(other) => return Err(format!("expected tune or report, got {other}").into()),
     };
-    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | record decision (product: hot) | in alarm (product) | refused to train | judged, rows ≥ {AFTER_SHORT} after an episode | judged, rows ≥ {AFTER_LONG} after an episode | episodes after training in alarm (product) | their records in alarm (product) | point-wise F1 in alarm (precision / recall) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    // Per timing and training set: each anomaly kind's episode records
+    // after the training rows in alarm (the point-wise recall by kind).
+    let mut kinds = Vec::new();
+    println!("| timing | training rows hold anomalies | devices | normal rows after | score ≥ threshold | judged score ≥ threshold | record decision (product: hot) | in alarm (product) | refused to train | judged, rows ≥ {AFTER_SHORT} after an episode | judged, rows ≥ {AFTER_LONG} after an episode | record decision, rows ≥ {AFTER_SHORT} after an episode | episodes after training in alarm (product) | their records in alarm (product) | point-wise F1 in alarm (precision / recall) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (timing, interval_ms, day_ms) in [
         ("60-s day, 500 ms", 500, 60_000),
         ("1-h day, 1 s", 1_000, 3_600_000),
@@ -56,6 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // end (the features' fast and slow windows still hold it
             // before that): (rows, judged) each.
             let (mut far_short, mut far_long) = ((0u64, 0u64), (0u64, 0u64));
+            // The product's record decision over the normal rows at least
+            // AFTER_SHORT records past every episode's end: (rows, hot).
+            let mut hot_far = (0u64, 0u64);
+            // Per anomaly kind: episode records after the training rows,
+            // and those in alarm.
+            let mut by_kind = std::collections::BTreeMap::<&str, (u64, u64)>::new();
             for seed in 0..DEVICES {
                 let cfg = FleetConfig {
                     devices: 1,
@@ -103,6 +114,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         episode_rows += 1;
                         episode_alarmed += u64::from(s.anomaly);
                         hit[k] |= s.anomaly;
+                        let e = by_kind
+                            .entry(generated.episodes[k].kind.as_str())
+                            .or_default();
+                        e.0 += 1;
+                        e.1 += u64::from(s.anomaly);
                     }
                     if i < train || episode.is_some() {
                         continue;
@@ -128,6 +144,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             tally.1 += flagged;
                         }
                     }
+                    if since_episode >= AFTER_SHORT {
+                        hot_far.0 += 1;
+                        hot_far.1 += u64::from(s.hot);
+                    }
                 }
                 for (e, hit) in generated.episodes.iter().zip(hit) {
                     if e.first_seq >= first_after {
@@ -136,6 +156,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
             }
+            kinds.push((
+                timing,
+                dirty,
+                by_kind
+                    .iter()
+                    .map(|(k, (n, a))| {
+                        format!("{k} {:.0} % of {n}", 100.0 * *a as f64 / (*n).max(1) as f64)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
             let pct = |n: u64| 100.0 * n as f64 / normal.max(1) as f64;
             let part = |(rows, flagged): (u64, u64)| {
                 format!(
@@ -144,7 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             };
             println!(
-                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {refused} | {} | {} | {caught} of {episodes} | {:.1} % of {episode_rows} | {} |",
+                "| {timing} | {} | {used} | {normal} | {:.2} % | {:.2} % | {:.2} % | {:.2} % | {refused} | {} | {} | {} | {caught} of {episodes} | {:.1} % of {episode_rows} | {} |",
                 if dirty { "yes" } else { "no" },
                 pct(raw),
                 pct(judged),
@@ -152,10 +183,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pct(alarmed),
                 part(far_short),
                 part(far_long),
+                part(hot_far),
                 100.0 * episode_alarmed as f64 / episode_rows.max(1) as f64,
                 pointwise(episode_alarmed, alarmed, episode_rows)
             );
         }
+    }
+    println!();
+    println!("| timing | training rows hold anomalies | episode records in alarm, by kind |");
+    println!("|---|---|---|");
+    for (timing, dirty, line) in kinds.into_iter().filter(|k| !k.2.is_empty()) {
+        println!(
+            "| {timing} | {} | {line} |",
+            if dirty { "yes" } else { "no" }
+        );
     }
     Ok(())
 }
