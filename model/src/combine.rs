@@ -106,6 +106,10 @@ pub const FULL_CALIBRATION_EXCEEDANCES: f64 = 10.0;
 /// most this share of windows.
 pub const PROMISE_SIGNIFICANCE: f64 = 0.05;
 
+/// Mean onset count per window above which [`TrustPolicy::promised_onsets`]
+/// uses the normal approximation (at [`PROMISE_SIGNIFICANCE`] = 5 %).
+pub const NORMAL_COUNT_MEAN: f64 = 400.0;
+
 /// When each detector's alerts stand alone (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrustPolicy {
@@ -167,12 +171,20 @@ impl TrustPolicy {
     /// are at most the alerts, so a release whose onset rate runs above it
     /// alerts more often than it promised, whatever evidence placed its
     /// threshold. At 0.1 % over 1,024 records: 3 onsets, 0.0029. 0 for a
-    /// target that is not a positive number.
+    /// target that is not a positive number. Above a mean of
+    /// [`NORMAL_COUNT_MEAN`] (where e^−mean would underflow long before the
+    /// sum converged) the count is taken as normal: mean + 1.645 √mean.
     pub fn promised_onsets(&self, target: f64) -> f64 {
         let window = f64::from(self.window.max(1));
         let mean = target * window;
         if !(mean.is_finite() && mean > 0.0) {
             return 0.0;
+        }
+        if mean > NORMAL_COUNT_MEAN {
+            // The one-sided 95 % point of the normal distribution; the
+            // Poisson sum below is exact up to NORMAL_COUNT_MEAN.
+            const Z95: f64 = 1.644_853_626_951_472_2;
+            return ((mean + Z95 * mean.sqrt()).ceil() / window).min(1.0);
         }
         let (mut k, mut term) = (0u32, (-mean).exp());
         let mut below = term;
@@ -572,6 +584,29 @@ mod tests {
         assert_eq!(t.promised_onsets(0.01), 16.0 / 1024.0);
         assert!(t.promised_onsets(0.0001) == 1.0 / 1024.0);
         assert_eq!(t.promised_onsets(1.0), 1.0);
+        // A long window at a high target: the normal approximation, where
+        // the Poisson sum's first term would underflow. Mean 1,000 over
+        // 100,000 records: 1,053 onsets.
+        let long = TrustPolicy {
+            window: 100_000,
+            ..t
+        };
+        assert_eq!(long.promised_onsets(0.01), 1_053.0 / 100_000.0);
+        // Both sides of the switch agree to within an onset or two.
+        let at = |mean: f64| {
+            TrustPolicy {
+                window: 10_000,
+                ..t
+            }
+            .promised_onsets(mean / 10_000.0)
+                * 10_000.0
+        };
+        assert!(
+            (at(399.9) - at(400.1)).abs() <= 2.0,
+            "{} {}",
+            at(399.9),
+            at(400.1)
+        );
     }
 
     #[test]
