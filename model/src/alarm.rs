@@ -41,9 +41,15 @@
 //! settles into a noisier-than-trained regime raises its bar by at most
 //! the threshold's raw score over the baseline; a spike or a step still
 //! stands far above it, and a drift is seen before the level (a window of
-//! about 256 records) has absorbed it. The verdict's `score` stays the
-//! detector's; only the alarm judges the adjusted one (`judged` in
-//! [`crate::RecordScore`]).
+//! about 256 records) has absorbed it. While the device is in alarm its
+//! level holds ([`AlarmPolicy::hold_records`]: for at most one level
+//! window of the alarm): the alarm's records are the anomaly, and a
+//! sustained fault is not absorbed into the bar it is judged by while it
+//! lasts; an alarm that outlasts the window is taken as the device's new
+//! normal and the level learns again, so a device that moved to a new
+//! operating point is not in alarm for ever (eval/NAB.md, session 18).
+//! The verdict's `score` stays the detector's; only the alarm judges the
+//! adjusted one (`judged` in [`crate::RecordScore`]).
 
 use serde::{Deserialize, Serialize};
 use vigil_schemas::{Alarm, AlarmState};
@@ -101,6 +107,18 @@ pub enum AlarmPolicyError {
 }
 
 impl AlarmPolicy {
+    /// Records of one alarm during which the device's level holds: one
+    /// level window (1 / `adapt_rate`, 256 by default). An alarm that
+    /// outlasts it is taken as the device's new normal, and the level
+    /// learns again.
+    pub fn hold_records(&self) -> u32 {
+        if self.adapt_rate > 0.0 {
+            (1.0 / self.adapt_rate).round().min(f64::from(u32::MAX)) as u32
+        } else {
+            0
+        }
+    }
+
     /// Checks the policy's values.
     pub fn check(&self) -> Result<(), AlarmPolicyError> {
         if self.close_after == 0 {
@@ -131,6 +149,8 @@ pub struct AlarmTrack {
     /// The device's level of raw scores (0 until its first fresh record
     /// under a policy that adapts).
     level: f64,
+    /// Records of the open alarm during which the level has held.
+    held: u32,
 }
 
 /// What one record did to its device's alarm.
@@ -171,6 +191,13 @@ impl AlarmTrack {
             self.level = policy.baseline_raw;
         }
         let divisor = (self.level / policy.baseline_raw).max(1.0);
+        if self.open.is_none() {
+            self.held = 0;
+        } else if self.held < policy.hold_records() {
+            // In alarm: the record is the anomaly, not the device's normal.
+            self.held += 1;
+            return divisor;
+        }
         let x = if raw.is_finite() {
             raw.min(raw_at_threshold)
         } else {
@@ -354,6 +381,50 @@ mod tests {
         }
         assert!(last <= 5.0 && last > 4.9, "divisor {last}");
         assert!(track.adapt(&p, f64::INFINITY, 50.0) <= 5.0);
+    }
+
+    #[test]
+    fn an_open_alarm_holds_the_level_for_one_level_window() {
+        let p = adapting(10.0);
+        assert_eq!(p.hold_records(), 256);
+        let mut track = AlarmTrack::default();
+        for _ in 0..2_000 {
+            track.adapt(&p, 10.0, 50.0);
+        }
+        // A fault opens an alarm: its records do not move the level.
+        track.adapt(&p, 40.0, 50.0);
+        let first = track.step(&p, 1, 0, 0.9, 0.5);
+        assert_eq!(first.alarm.map(|a| a.2), Some(AlarmState::Opened));
+        let mut seq = 2;
+        // (The record that opened it moved the level, as it was not in
+        // alarm yet: (40 - 10) / 256 / 10 above 1.)
+        let opened_at = 1.0 + 30.0 / 256.0 / 10.0;
+        for _ in 0..255 {
+            let d = track.adapt(&p, 40.0, 50.0);
+            assert!((d - opened_at).abs() < 1e-12, "record {seq}: {d}");
+            track.step(&p, seq, 0, 0.9, 0.5);
+            seq += 1;
+        }
+        // Past one window of the alarm the level learns again: the fault
+        // becomes the device's normal and its bar rises.
+        let mut last = 1.0;
+        for _ in 0..2_000 {
+            last = track.adapt(&p, 40.0, 50.0);
+            track.step(&p, seq, 0, 0.9, 0.5);
+            seq += 1;
+        }
+        assert!((last - 4.0).abs() < 0.01, "divisor {last}");
+        // Closed, then a new alarm: the hold starts over.
+        for _ in 0..p.close_after {
+            track.adapt(&p, 40.0, 50.0);
+            track.step(&p, seq, 0, 0.1, 0.5);
+            seq += 1;
+        }
+        assert!(!track.is_open());
+        track.adapt(&p, 40.0, 50.0);
+        track.step(&p, seq, 0, 0.9, 0.5);
+        let held = track.adapt(&p, 10.0, 50.0);
+        assert_eq!(track.adapt(&p, 10.0, 50.0), held, "the level holds again");
     }
 
     #[test]

@@ -125,6 +125,11 @@ pub struct AnomalyConfig {
     /// Multiplier on every magnitude (1.0 = the documented defaults); lower
     /// makes anomalies subtler.
     pub severity: f64,
+    /// Multiplier on every episode's duration (1.0 = the documented
+    /// ranges of [`AnomalyKind::duration_ticks`]); 4 makes a level shift
+    /// last 120–480 samples, a sustained fault as an industrial test rig
+    /// records one.
+    pub duration_scale: f64,
 }
 
 impl AnomalyConfig {
@@ -159,6 +164,7 @@ impl Default for AnomalyConfig {
             quiet_start_ticks: 100,
             min_gap_ticks: 30,
             severity: 1.0,
+            duration_scale: 1.0,
         }
     }
 }
@@ -311,6 +317,11 @@ impl FleetConfig {
         if !(a.severity.is_finite() && a.severity > 0.0) {
             return Err(ConfigError::Severity { value: a.severity });
         }
+        if !(a.duration_scale.is_finite() && a.duration_scale > 0.0) {
+            return Err(ConfigError::DurationScale {
+                value: a.duration_scale,
+            });
+        }
         if a.kinds.contains(&AnomalyKind::BrokenCorrelation)
             && !self.metrics.iter().any(MetricSpec::load_coupled)
         {
@@ -354,6 +365,8 @@ pub enum ConfigError {
     NoKinds,
     #[error("fleet config: anomaly severity {value} must be a finite number > 0")]
     Severity { value: f64 },
+    #[error("fleet config: anomaly duration_scale {value} must be a finite number > 0")]
+    DurationScale { value: f64 },
     #[error("device index {index} is outside the fleet of {devices} devices")]
     DeviceIndex { index: usize, devices: usize },
     #[error(

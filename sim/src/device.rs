@@ -361,7 +361,11 @@ impl Device {
         let kinds = &cfg.anomalies.kinds;
         let kind = kinds[self.events.below(kinds.len() as u64) as usize];
         let (lo, hi) = kind.duration_ticks();
-        let duration = self.events.int_between(lo, hi);
+        // Scaled after the draw, so the default scale (1) draws and gives
+        // exactly what it did before the scale existed.
+        let duration = (self.events.int_between(lo, hi) as f64 * cfg.anomalies.duration_scale)
+            .round()
+            .max(1.0) as u64;
         let metric = match kind {
             AnomalyKind::Missing => usize::MAX,
             AnomalyKind::BrokenCorrelation => {

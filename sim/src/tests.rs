@@ -162,6 +162,51 @@ fn rate_is_roughly_per_device_day() {
 }
 
 #[test]
+fn duration_scale_stretches_episodes_and_nothing_else() {
+    let long = AnomalyConfig {
+        duration_scale: 4.0,
+        ..AnomalyConfig::only(&[AnomalyKind::LevelShift], 2.0)
+    };
+    let base = AnomalyConfig {
+        duration_scale: 1.0,
+        ..long.clone()
+    };
+    let (a, b) = (
+        run(&compressed(1, base), 2_000),
+        run(&compressed(1, long), 2_000),
+    );
+    let span = |g: &Generated| -> Vec<u64> {
+        g.episodes
+            .iter()
+            .map(|e| e.last_seq - e.first_seq + 1)
+            .collect()
+    };
+    let (short, long) = (span(&a), span(&b));
+    assert!(!long.is_empty() && short.iter().all(|d| (30..=120).contains(d)));
+    // Cut short only where generation stops.
+    assert!(
+        long.iter().all(|d| (120..=480).contains(d))
+            || b.episodes.iter().any(|e| e.last_seq >= 2_000),
+        "{long:?}"
+    );
+    // One device: its first episode starts at the same record, since the
+    // scale draws nothing, and lasts four times as long.
+    assert_eq!(a.episodes[0].first_seq, b.episodes[0].first_seq);
+    assert_eq!(
+        long[0],
+        (short[0] * 4).min(2_000 - b.episodes[0].first_seq + 1)
+    );
+    let bad = AnomalyConfig {
+        duration_scale: 0.0,
+        ..AnomalyConfig::default()
+    };
+    assert!(matches!(
+        Fleet::new(compressed(1, bad)),
+        Err(crate::ConfigError::DurationScale { .. })
+    ));
+}
+
+#[test]
 fn devices_have_different_baselines_and_a_daily_cycle() {
     let config = compressed(10, AnomalyConfig::none());
     let out = run(&config, 400);
