@@ -17,10 +17,11 @@
 //!
 //! `cargo run --release -p vigil-training --example long_faults [tune|report]`
 
+mod one_device;
+
 use vigil_fleet_sim::{AnomalyConfig, AnomalyKind, Fleet, FleetConfig};
 use vigil_model::Scratch;
 use vigil_schemas::AlarmState;
-use vigil_training::{fit, TrainConfig};
 
 const DEVICES: u64 = 40;
 const TRAIN: usize = 400;
@@ -51,15 +52,7 @@ struct Tally {
 
 impl Tally {
     fn f1(&self) -> (f64, f64, f64) {
-        let tp = self.fault_alarmed as f64;
-        let precision = tp / (self.fault_alarmed + self.normal_alarmed).max(1) as f64;
-        let recall = tp / self.fault.max(1) as f64;
-        let f1 = if precision + recall > 0.0 {
-            2.0 * precision * recall / (precision + recall)
-        } else {
-            0.0
-        };
-        (f1, precision, recall)
+        one_device::pointwise(self.fault_alarmed, self.normal_alarmed, self.fault)
     }
 
     /// F1 of flagging every record after the training rows.
@@ -112,13 +105,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let generated = Fleet::new(cfg)?.generate(RECORDS);
             let records: Vec<_> = generated.records.into_iter().map(|r| r.telemetry).collect();
-            let tc = TrainConfig {
-                min_records: 1,
-                min_device_records: 1,
-                ..TrainConfig::default()
-            };
-            let model = match fit(&records[..TRAIN], &tc, |_| {}) {
-                Ok(t) => t.model,
+            let model = match one_device::train(&records[..TRAIN]) {
+                Ok(m) => m,
                 Err(e) => {
                     eprintln!("seed {seed}: {e}");
                     continue;

@@ -19,9 +19,10 @@
 //!
 //! `cargo run --release -p vigil-training --example small_train [TRAIN [AFTER [tune|report]]]`
 
+mod one_device;
+
 use vigil_fleet_sim::{AnomalyConfig, Fleet, FleetConfig};
 use vigil_model::Scratch;
-use vigil_training::{fit, TrainConfig};
 
 const DEVICES: u64 = 40;
 
@@ -85,13 +86,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 let generated = Fleet::new(cfg)?.generate((train + after) as u64);
                 let records: Vec<_> = generated.records.into_iter().map(|r| r.telemetry).collect();
-                let tc = TrainConfig {
-                    min_records: 1,
-                    min_device_records: 1,
-                    ..TrainConfig::default()
-                };
-                let model = match fit(&records[..train], &tc, |_| {}) {
-                    Ok(t) => t.model,
+                let model = match one_device::train(&records[..train]) {
+                    Ok(m) => m,
                     Err(e) => {
                         eprintln!("seed {seed}: {e}");
                         refused += 1;
@@ -208,12 +204,6 @@ fn pointwise(hits: u64, false_hits: u64, positives: u64) -> String {
     if positives == 0 {
         return "–".to_owned();
     }
-    let precision = hits as f64 / (hits + false_hits).max(1) as f64;
-    let recall = hits as f64 / positives as f64;
-    let f1 = if precision + recall > 0.0 {
-        2.0 * precision * recall / (precision + recall)
-    } else {
-        0.0
-    };
+    let (f1, precision, recall) = one_device::pointwise(hits, false_hits, positives);
     format!("{f1:.3} ({precision:.3} / {recall:.3})")
 }
