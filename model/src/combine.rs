@@ -152,14 +152,9 @@ impl TrustPolicy {
     /// need the novelty's agreement once they run above it. A fleet's
     /// release (thousands of rows) keeps the whole bound.
     pub fn for_calibration(self, rows: usize, target: f64) -> Self {
-        let exceedances = rows as f64 * target;
-        let share = if exceedances.is_finite() && exceedances > 0.0 {
-            (exceedances / FULL_CALIBRATION_EXCEEDANCES).min(1.0)
-        } else {
-            0.0
-        };
         Self {
-            release_onsets: (self.release_onsets * share).max(self.promised_onsets(target)),
+            release_onsets: (self.release_onsets * calibration_share(rows, target))
+                .max(self.promised_onsets(target)),
             ..self
         }
     }
@@ -284,6 +279,19 @@ impl NoveltyPolicy {
             }
         }
         Ok(())
+    }
+}
+
+/// How much of a full calibration's evidence placed a threshold set on
+/// `rows` rows at false-alarm rate `target`: the expected exceedances
+/// (`rows × target`) over [`FULL_CALIBRATION_EXCEEDANCES`], in [0, 1]
+/// (0 when either is not a positive number).
+pub fn calibration_share(rows: usize, target: f64) -> f64 {
+    let exceedances = rows as f64 * target;
+    if exceedances.is_finite() && exceedances > 0.0 {
+        (exceedances / FULL_CALIBRATION_EXCEEDANCES).min(1.0)
+    } else {
+        0.0
     }
 }
 

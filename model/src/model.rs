@@ -205,9 +205,16 @@ impl Model {
                 }
             };
             hot = hot_score >= threshold;
+            // An open alarm's record near the threshold keeps it going
+            // (crate::alarm, "Sustain"); it does not make the record hot.
+            let alarm_score = if state.alarm.sustains(policy, judged, threshold) {
+                hot_score.max(threshold)
+            } else {
+                hot_score
+            };
             state
                 .alarm
-                .step(policy, record.seq, record.ts, hot_score, threshold)
+                .step(policy, record.seq, record.ts, alarm_score, threshold)
         } else {
             AlarmTrack::stale(score.score, threshold)
         };

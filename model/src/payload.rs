@@ -19,9 +19,11 @@ use crate::features::FeatureSpec;
 /// Format 4 added the novelty's ranges from the training rows
 /// (`NoveltyPolicy::training_ranges`): a format-3 scorer would ignore them
 /// and keep every device's novelty silent for its first records.
+/// Format 5 added the alarm's sustain ratio (`AlarmPolicy::sustain_ratio`):
+/// a format-4 scorer would close a small release's alarms earlier.
 /// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
-pub const PAYLOAD_FORMAT: u32 = 4;
+pub const PAYLOAD_FORMAT: u32 = 5;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -23,8 +23,8 @@
 use linfa_linalg::eigh::{EigSort as _, EighInto as _};
 use ndarray::Array2;
 use vigil_model::{
-    combine::NoveltyPolicy, AlarmPolicy, Detector, FeatureSpec, MetricSpec, Model, ModelError,
-    ReleasePayload, Scratch,
+    combine::{calibration_share, NoveltyPolicy},
+    AlarmPolicy, Detector, FeatureSpec, MetricSpec, Model, ModelError, ReleasePayload, Scratch,
 };
 use vigil_schemas::{ReleaseHeader, Telemetry, TrainingWindow, ValidationMetrics};
 
@@ -708,6 +708,9 @@ pub fn fit(
         } else {
             0.0
         },
+        // A threshold set on little evidence is uncertain: an open alarm
+        // continues a little below it (vigil_model::alarm, "Sustain").
+        sustain_ratio: AlarmPolicy::sustain_ratio_for(calibration_share(calibration_rows, target)),
         ..AlarmPolicy::default()
     };
 

@@ -64,6 +64,10 @@ fn detects_injected_anomalies_through_the_scoring_path() {
         Some(vigil_model::combine::TrustPolicy::default()),
         "a fleet's release rests on enough rows for the whole bound"
     );
+    assert_eq!(
+        trained.payload.alarm.sustain_ratio, 1.0,
+        "... and for its threshold as the plain hysteresis's bar"
+    );
 
     // Publish exactly as the trainer would, and load as a scorer would.
     let key = SigningKey::from_bytes(&[42; 32]);

@@ -67,6 +67,11 @@ fn run(seed: u64) -> (u64, u64, u64) {
         policy.release_onsets
     );
     assert_eq!(bound, promise, "a 400-row release's bound");
+    // Its alarms are sustained a little below that uncertain threshold
+    // (vigil_model::alarm, "Sustain"): at most 4 % of a full
+    // calibration's evidence puts the ratio between 0.8 and 0.808.
+    let sustain = model.payload().alarm.sustain_ratio;
+    assert!((0.8..=0.808).contains(&sustain), "sustain ratio {sustain}");
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();
     let (mut normal, mut judged, mut raw) = (0, 0, 0);
