@@ -20,7 +20,9 @@ use crate::features::FeatureSpec;
 /// (`NoveltyPolicy::training_ranges`): a format-3 scorer would ignore them
 /// and keep every device's novelty silent for its first records.
 /// Format 5 added the alarm's sustain ratio (`AlarmPolicy::sustain_ratio`):
-/// a format-4 scorer would close a small release's alarms earlier.
+/// a format-4 scorer would close a small release's alarms earlier (and
+/// cap the device's level at the threshold, not at
+/// `crate::alarm::LEVEL_CAP` times it).
 /// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
 pub const PAYLOAD_FORMAT: u32 = 5;

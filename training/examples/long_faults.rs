@@ -15,7 +15,13 @@
 //! would score there. Seeds 3000.. are for choosing settings; pass
 //! `report` to run seeds 4000.. instead.
 //!
-//! `cargo run --release -p vigil-training --example long_faults [tune|report]`
+//! With `other`, each run's release is trained instead on a separate
+//! clean recording of another device of the same fleet (`OTHER_RECORDS`
+//! records: another operating point, as that benchmark's anomaly-free
+//! recording is), and every record of the run is scored and counted: how
+//! the product copes with a shifted but normal regime.
+//!
+//! `cargo run --release -p vigil-training --example long_faults [tune|report] [own|other]`
 
 mod one_device;
 
@@ -26,6 +32,10 @@ use vigil_schemas::AlarmState;
 const DEVICES: u64 = 40;
 const TRAIN: usize = 400;
 const RECORDS: u64 = 1_150;
+/// Records of the separate clean recording in `other` mode.
+const OTHER_RECORDS: u64 = 4_000;
+/// Seed offset of that recording's device.
+const OTHER_SEED: u64 = 50_000;
 /// The fault starts at least this many records after the training rows.
 const QUIET_AFTER_TRAIN: u64 = 100;
 /// Mean records from then to the fault's start (exponential).
@@ -68,6 +78,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("report") => 4_000,
         Some(other) => return Err(format!("expected tune or report, got {other}").into()),
     };
+    let other_device = match std::env::args().nth(2).as_deref() {
+        None | Some("own") => false,
+        Some("other") => true,
+        Some(other) => return Err(format!("expected own or other, got {other}").into()),
+    };
+    // Records before this index are not counted.
+    let counted_from = if other_device { 0 } else { TRAIN };
     let kinds = [
         AnomalyKind::LevelShift,
         AnomalyKind::Drift,
@@ -103,9 +120,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
                 ..FleetConfig::default()
             };
+            let clean = other_device.then(|| FleetConfig {
+                seed: cfg.seed + OTHER_SEED,
+                anomalies: AnomalyConfig {
+                    rate_per_device_day: 0.0,
+                    ..cfg.anomalies.clone()
+                },
+                ..cfg.clone()
+            });
             let generated = Fleet::new(cfg)?.generate(RECORDS);
             let records: Vec<_> = generated.records.into_iter().map(|r| r.telemetry).collect();
-            let model = match one_device::train(&records[..TRAIN]) {
+            let trained = match clean {
+                Some(c) => {
+                    let other: Vec<_> = Fleet::new(c)?
+                        .generate(OTHER_RECORDS)
+                        .records
+                        .into_iter()
+                        .map(|r| r.telemetry)
+                        .collect();
+                    one_device::train(&other)
+                }
+                None => one_device::train(&records[..TRAIN]),
+            };
+            let model = match trained {
                 Ok(m) => m,
                 Err(e) => {
                     eprintln!("seed {seed}: {e}");
@@ -129,7 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut hit = false;
             for (i, r) in records.iter().enumerate() {
                 let s = model.score_record(&mut state, r, &mut scratch);
-                if i < TRAIN {
+                if i < counted_from {
                     continue;
                 }
                 let inside = (fault.first_seq..=fault.last_seq).contains(&r.seq);

@@ -686,9 +686,13 @@ pub fn fit(
         Some(held) => tail_probability(raw_scores(&detector, &held)?, raw_scale, target),
         None => None,
     };
-    // Each device's level of raw scores (an average of raw scores capped at
-    // the threshold's) is measured against the same average over the
-    // training rows (vigil_model::alarm, "Each device's own level").
+    // Each device's level of raw scores is measured against the same
+    // average over the training rows (vigil_model::alarm, "Each device's
+    // own level"), each row capped at the threshold's raw score: the rows
+    // may hold unlabelled anomalies (the demo's first window does), and a
+    // higher cap lets them raise the baseline (twice the threshold, as the
+    // scorer's level allows, cost the demo's replays 0.01-0.015 precision;
+    // eval/NAB.md, session 19).
     let cap = raw_scale * CALIBRATED_THRESHOLD / (1.0 - CALIBRATED_THRESHOLD);
     let train_raws = raw_scores(&detector, &x)?;
     let mut levels = Vec::with_capacity(train_rows.len());
