@@ -44,9 +44,11 @@ fn payload() -> ReleasePayload {
         })
         .collect();
     ReleasePayload {
-        // A trained release's policy: the device's own level is on.
+        // A trained release's policy: the device's own level is on, and
+        // a small release's sustain (the most work per record).
         alarm: vigil_model::AlarmPolicy {
             baseline_raw: 10.0,
+            sustain_ratio: vigil_model::alarm::UNCALIBRATED_SUSTAIN_RATIO,
             ..Default::default()
         },
         header: ReleaseHeader {
