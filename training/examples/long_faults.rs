@@ -25,9 +25,9 @@
 
 mod one_device;
 
-use vigil_fleet_sim::{AnomalyConfig, AnomalyKind, Fleet, FleetConfig};
+use vigil_fleet_sim::{AnomalyConfig, AnomalyKind, ConfigError, Episode, Fleet, FleetConfig};
 use vigil_model::Scratch;
-use vigil_schemas::AlarmState;
+use vigil_schemas::{AlarmState, Telemetry};
 
 const DEVICES: u64 = 40;
 const TRAIN: usize = 400;
@@ -128,18 +128,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
                 ..cfg.clone()
             });
-            let generated = Fleet::new(cfg)?.generate(RECORDS);
-            let records: Vec<_> = generated.records.into_iter().map(|r| r.telemetry).collect();
+            let (records, episodes) = telemetry(cfg, RECORDS)?;
             let trained = match clean {
-                Some(c) => {
-                    let other: Vec<_> = Fleet::new(c)?
-                        .generate(OTHER_RECORDS)
-                        .records
-                        .into_iter()
-                        .map(|r| r.telemetry)
-                        .collect();
-                    one_device::train(&other)
-                }
+                Some(c) => one_device::train(&telemetry(c, OTHER_RECORDS)?.0),
                 None => one_device::train(&records[..TRAIN]),
             };
             let model = match trained {
@@ -149,11 +140,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     continue;
                 }
             };
-            let Some(fault) = generated
-                .episodes
-                .iter()
-                .find(|e| e.kind != AnomalyKind::Missing)
-            else {
+            let Some(fault) = episodes.iter().find(|e| e.kind != AnomalyKind::Missing) else {
                 continue;
             };
             let kind = &mut kind_tally
@@ -207,6 +194,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// `records` records of a one-device fleet, and its episodes.
+fn telemetry(
+    cfg: FleetConfig,
+    records: u64,
+) -> Result<(Vec<Telemetry>, Vec<Episode>), ConfigError> {
+    let generated = Fleet::new(cfg)?.generate(records);
+    let telemetry = generated.records.into_iter().map(|r| r.telemetry).collect();
+    Ok((telemetry, generated.episodes))
 }
 
 fn row(label: &str, t: &Tally) -> String {
