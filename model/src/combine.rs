@@ -63,6 +63,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::novelty::{alarm_product, MetricNovelty, NoveltyConfig, NoveltyState, RangeWarmup};
 
+mod trust;
+pub use trust::{
+    calibration_share, TrustPolicy, FULL_CALIBRATION_EXCEEDANCES, NORMAL_COUNT_MEAN,
+    PROMISE_SIGNIFICANCE,
+};
+
 /// The novelty half of a release (signed into it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NoveltyPolicy {
@@ -79,6 +85,12 @@ pub struct NoveltyPolicy {
     /// `range_records` records fix its own ranges.
     #[serde(default)]
     pub training_ranges: Option<Vec<MetricNovelty>>,
+    /// Each spec metric's period in ms (0: none found), in spec order, for
+    /// the seasonal channel (`novelty::season`): the trainer's estimate
+    /// from the training rows. Like the ranges, a device keeps the periods
+    /// it started with across swaps that keep its state.
+    #[serde(default)]
+    pub seasons: Option<Vec<u64>>,
 }
 
 impl Default for NoveltyPolicy {
@@ -88,107 +100,8 @@ impl Default for NoveltyPolicy {
             range_records: 300,
             trust: TrustPolicy::default(),
             training_ranges: None,
+            seasons: None,
         }
-    }
-}
-
-/// Expected exceedances of the threshold among the rows that placed it
-/// (rows × target false-alarm rate) from which a release's alerts get the
-/// whole [`TrustPolicy::release_onsets`] bound
-/// ([`TrustPolicy::for_calibration`]). Ten expected exceedances put the
-/// count's Poisson spread at about a third of it; with fewer, the
-/// threshold is mostly an extrapolation beyond the largest rows seen.
-pub const FULL_CALIBRATION_EXCEEDANCES: f64 = 10.0;
-
-/// Significance of the test "this release alerts more often than its
-/// target false-alarm rate": a release keeping its promise shows more
-/// onsets in one window than [`TrustPolicy::promised_onsets`] allows in at
-/// most this share of windows.
-pub const PROMISE_SIGNIFICANCE: f64 = 0.05;
-
-/// Mean onset count per window above which [`TrustPolicy::promised_onsets`]
-/// uses the normal approximation (at [`PROMISE_SIGNIFICANCE`] = 5 %).
-pub const NORMAL_COUNT_MEAN: f64 = 400.0;
-
-/// When each detector's alerts stand alone (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct TrustPolicy {
-    /// Records in the onset rates' exponential window.
-    pub window: u32,
-    /// Release alert onsets per record above which the release needs the
-    /// novelty's agreement (the trainer scales the default down for a
-    /// threshold placed on little evidence, [`Self::for_calibration`]).
-    pub release_onsets: f64,
-    /// Novelty alert onsets per record above which the novelty needs the
-    /// release's agreement.
-    pub novelty_onsets: f64,
-    /// The novelty's onset rate when a device's ranges are fixed.
-    pub novelty_start: f64,
-    /// Share of the threshold the release's judged score must reach to
-    /// agree with an untrusted novelty alert.
-    pub gate: f64,
-}
-
-impl Default for TrustPolicy {
-    fn default() -> Self {
-        Self {
-            window: 1024,
-            release_onsets: 0.006,
-            novelty_onsets: 0.003,
-            novelty_start: 0.012,
-            gate: 1.0,
-        }
-    }
-}
-
-impl TrustPolicy {
-    /// This policy for a release whose threshold was placed on `rows` rows
-    /// at false-alarm rate `target`: the release's bound shrinks in
-    /// proportion to the exceedances those rows could show (`rows ×
-    /// target`) below [`FULL_CALIBRATION_EXCEEDANCES`], down to
-    /// [`Self::promised_onsets`]. A threshold set on a few hundred rows of
-    /// one device at 0.1 % rests on less than one exceedance: its alerts
-    /// stand alone while its onsets stay within what its target allows and
-    /// need the novelty's agreement once they run above it. A fleet's
-    /// release (thousands of rows) keeps the whole bound.
-    pub fn for_calibration(self, rows: usize, target: f64) -> Self {
-        Self {
-            release_onsets: (self.release_onsets * calibration_share(rows, target))
-                .max(self.promised_onsets(target)),
-            ..self
-        }
-    }
-
-    /// The onset rate a release that keeps its false-alarm promise
-    /// (`target`, alerts per record) can show: `k / window` for the
-    /// smallest `k` that a Poisson count with mean `target × window`
-    /// exceeds with probability at most [`PROMISE_SIGNIFICANCE`]. Onsets
-    /// are at most the alerts, so a release whose onset rate runs above it
-    /// alerts more often than it promised, whatever evidence placed its
-    /// threshold. At 0.1 % over 1,024 records: 3 onsets, 0.0029. 0 for a
-    /// target that is not a positive number. Above a mean of
-    /// [`NORMAL_COUNT_MEAN`] (where e^−mean would underflow long before the
-    /// sum converged) the count is taken as normal: mean + 1.645 √mean.
-    pub fn promised_onsets(&self, target: f64) -> f64 {
-        let window = f64::from(self.window.max(1));
-        let mean = target * window;
-        if !(mean.is_finite() && mean > 0.0) {
-            return 0.0;
-        }
-        if mean > NORMAL_COUNT_MEAN {
-            // The one-sided 95 % point of the normal distribution; the
-            // Poisson sum below is exact up to NORMAL_COUNT_MEAN.
-            const Z95: f64 = 1.644_853_626_951_472_2;
-            return ((mean + Z95 * mean.sqrt()).ceil() / window).min(1.0);
-        }
-        let (mut k, mut term) = (0u32, (-mean).exp());
-        let mut below = term;
-        while 1.0 - below > PROMISE_SIGNIFICANCE && f64::from(k) < window {
-            k += 1;
-            term *= mean / f64::from(k);
-            below += term;
-        }
-        (f64::from(k) / window).min(1.0)
     }
 }
 
@@ -207,6 +120,8 @@ pub enum NoveltyPolicyError {
         "novelty policy has training ranges for {found} metrics, the feature spec names {metrics}"
     )]
     TrainingRangesCount { found: usize, metrics: usize },
+    #[error("novelty policy has periods for {found} metrics, the feature spec names {metrics}")]
+    SeasonsCount { found: usize, metrics: usize },
 }
 
 impl NoveltyPolicy {
@@ -232,6 +147,15 @@ impl NoveltyPolicy {
         }
     }
 
+    /// Each of `metrics` metrics' period (0 where none is carried, or when
+    /// the release carries periods for another number of metrics).
+    pub fn periods(&self, metrics: usize) -> Vec<u64> {
+        match &self.seasons {
+            Some(p) if p.len() == metrics => p.clone(),
+            _ => vec![0; metrics],
+        }
+    }
+
     /// Checks the policy's values.
     pub fn check(&self) -> Result<(), NoveltyPolicyError> {
         let c = &self.config;
@@ -251,6 +175,9 @@ impl NoveltyPolicy {
         }
         if !(c.prior_cells.is_finite() && c.prior_cells >= 1.0) {
             return bad("prior_cells", c.prior_cells);
+        }
+        if c.season_slots > crate::novelty::MAX_SEASON_SLOTS {
+            return bad("season_slots", f64::from(c.season_slots));
         }
         if c.margin_ranges > 64 {
             return bad("margin_ranges", f64::from(c.margin_ranges));
@@ -282,19 +209,6 @@ impl NoveltyPolicy {
     }
 }
 
-/// How much of a full calibration's evidence placed a threshold set on
-/// `rows` rows at false-alarm rate `target`: the expected exceedances
-/// (`rows × target`) over [`FULL_CALIBRATION_EXCEEDANCES`], in [0, 1]
-/// (0 when either is not a positive number).
-pub fn calibration_share(rows: usize, target: f64) -> f64 {
-    let exceedances = rows as f64 * target;
-    if exceedances.is_finite() && exceedances > 0.0 {
-        (exceedances / FULL_CALIBRATION_EXCEEDANCES).min(1.0)
-    } else {
-        0.0
-    }
-}
-
 /// One device's novelty and trust (part of its scoring state, created at
 /// its first fresh record under a release with a novelty policy).
 #[derive(Debug, Clone, PartialEq)]
@@ -306,6 +220,8 @@ pub struct DeviceNovelty {
     /// After: each metric's ranges and counts.
     ranges: Vec<MetricNovelty>,
     states: Vec<NoveltyState>,
+    /// Each metric's period (0: none), fixed when the device is first seen.
+    periods: Vec<u64>,
     trust: TrustState,
 }
 
@@ -346,12 +262,14 @@ impl DeviceNovelty {
             .training_ranges
             .as_ref()
             .filter(|r| r.len() == metrics);
+        let periods = policy.periods(metrics);
         let (warmup, ranges, states) = match trained {
             Some(r) => (
                 Vec::new(),
                 r.clone(),
-                r.iter()
-                    .map(|_| NoveltyState::new(&policy.config))
+                periods
+                    .iter()
+                    .map(|&period| NoveltyState::with_period(&policy.config, period))
                     .collect(),
             ),
             None => (
@@ -367,6 +285,7 @@ impl DeviceNovelty {
             warmup,
             ranges,
             states,
+            periods,
             trust: TrustState {
                 release_rate: 0.0,
                 novelty_rate: policy.trust.novelty_start,
@@ -386,6 +305,7 @@ impl DeviceNovelty {
         &mut self,
         policy: &NoveltyPolicy,
         values: &[Option<f64>],
+        ts_ms: u64,
         judged: f64,
         threshold: f64,
         close_after: u32,
@@ -403,9 +323,9 @@ impl DeviceNovelty {
             if self.records >= policy.range_records {
                 self.ranges = self.warmup.iter().map(RangeWarmup::ranges).collect();
                 self.states = self
-                    .ranges
+                    .periods
                     .iter()
-                    .map(|_| NoveltyState::new(config))
+                    .map(|&period| NoveltyState::with_period(config, period))
                     .collect();
                 self.warmup = Vec::new();
             }
@@ -414,7 +334,7 @@ impl DeviceNovelty {
             let mut p = 1.0f64;
             for (j, (state, range)) in self.states.iter_mut().zip(&self.ranges).enumerate() {
                 if let Some(v) = value(j) {
-                    let q = state.observe(config, range, v);
+                    let q = state.observe_at(config, range, v, ts_ms);
                     if q < p {
                         p = q;
                         most_novel = j;
@@ -530,12 +450,12 @@ mod tests {
         };
         let mut d = DeviceNovelty::new(&p, 2);
         for seq in 1..=50 {
-            let c = d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
             assert_eq!(c.novelty, None, "record {seq}");
             assert!(!c.alert);
         }
         for seq in 51..=400 {
-            let c = d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
             if seq > 200 {
                 assert!(!c.alert, "a learnt rhythm alerts at {seq}");
             }
@@ -545,6 +465,7 @@ mod tests {
         let c = d.step(
             &p,
             &values(&record(401, &[("a", 11.0), ("b", 500.0)])),
+            0,
             0.1,
             THRESHOLD,
             4,
@@ -625,7 +546,7 @@ mod tests {
         p.trust.release_onsets = 0.5 / 1024.0;
         let mut d = DeviceNovelty::new(&p, 2);
         for seq in 1..=300 {
-            d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+            d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
         }
         // Ten release alerts in a row, two calm records between the last
         // ones: one alarm, and every alert of it counts.
@@ -633,18 +554,18 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let c = d.step(&p, &values(&calm(301 + i as u64)), judged, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(301 + i as u64)), 0, judged, THRESHOLD, 4);
             assert_eq!(c.alert, judged >= THRESHOLD, "record {i}: {c:?}");
         }
         // Calm for longer than close_after: the next release alert is an
         // onset, judged by the rate, and the release is not trusted now.
         for seq in 313..=320 {
-            d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+            d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
         }
-        let c = d.step(&p, &values(&calm(321)), 0.9, THRESHOLD, 4);
+        let c = d.step(&p, &values(&calm(321)), 0, 0.9, THRESHOLD, 4);
         assert!(!c.release_trusted && !c.alert, "{c:?}");
         // Nor does its continuation count.
-        let c = d.step(&p, &values(&calm(322)), 0.9, THRESHOLD, 4);
+        let c = d.step(&p, &values(&calm(322)), 0, 0.9, THRESHOLD, 4);
         assert!(!c.alert, "{c:?}");
     }
 
@@ -656,28 +577,28 @@ mod tests {
         let warm = || {
             let mut d = DeviceNovelty::new(&p, 2);
             for seq in 1..=300 {
-                d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+                d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
             }
             d
         };
         // Metric a jumps; b keeps its rhythm.
         let jump = |seq: u64| record(seq, &[("a", 900.0), ("b", 20.0 - (seq % 6) as f64)]);
-        let c = warm().step(&p, &values(&jump(301)), 0.1, THRESHOLD, 4);
+        let c = warm().step(&p, &values(&jump(301)), 0, 0.1, THRESHOLD, 4);
         assert!(!c.novelty_trusted && c.novelty.is_some_and(|n| n >= 0.5));
         assert!(!c.alert, "an untrusted novelty alone: {c:?}");
-        let c = warm().step(&p, &values(&jump(301)), 0.46, THRESHOLD, 4);
+        let c = warm().step(&p, &values(&jump(301)), 0, 0.46, THRESHOLD, 4);
         assert!(!c.alert, "the release below its threshold: {c:?}");
         // A release that lost its voice (an alert every 20th record) ...
         let mut d = warm();
         for seq in 301..=1_300u64 {
             let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
-            d.step(&p, &values(&calm(seq)), judged, THRESHOLD, 4);
+            d.step(&p, &values(&calm(seq)), 0, judged, THRESHOLD, 4);
         }
         let mut loud = d.clone();
-        let c = loud.step(&p, &values(&calm(1_301)), 0.9, THRESHOLD, 4);
+        let c = loud.step(&p, &values(&calm(1_301)), 0, 0.9, THRESHOLD, 4);
         assert!(!c.release_trusted && !c.alert, "alone: {c:?}");
         // ... still counts where the untrusted novelty alerts with it.
-        let c = d.step(&p, &values(&jump(1_301)), 0.9, THRESHOLD, 4);
+        let c = d.step(&p, &values(&jump(1_301)), 0, 0.9, THRESHOLD, 4);
         assert!(!c.release_trusted && !c.novelty_trusted && c.alert, "{c:?}");
         assert_eq!(c.novel_metric, Some(0));
     }
@@ -704,10 +625,10 @@ mod tests {
         };
         assert_eq!(p.check(), Ok(()));
         let mut d = DeviceNovelty::new(&p, 2);
-        let c = d.step(&p, &values(&calm(1)), 0.1, THRESHOLD, 4);
+        let c = d.step(&p, &values(&calm(1)), 0, 0.1, THRESHOLD, 4);
         assert!(c.novelty.is_some(), "no warm-up with training ranges");
         for seq in 2..=200 {
-            d.step(&p, &values(&calm(seq)), 0.1, THRESHOLD, 4);
+            d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
         }
         // Record 201, long before a warm-up of range_records (300) ends.
         let c = d.step(
@@ -716,6 +637,7 @@ mod tests {
                 201,
                 &[("a", 500.0), ("b", 20.0 - (201 % 6) as f64)],
             )),
+            0,
             0.1,
             THRESHOLD,
             4,
@@ -741,7 +663,7 @@ mod tests {
         // onsets per 1,000 records, far above its bound of 3.
         for seq in 1..=2_000u64 {
             let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
-            let c = d.step(&p, &values(&calm(seq)), judged, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(seq)), 0, judged, THRESHOLD, 4);
             if judged > THRESHOLD {
                 alerts.push((seq, c.alert, c.release_trusted));
             }
@@ -755,7 +677,7 @@ mod tests {
         let mut quiet = DeviceNovelty::new(&p, 2);
         for seq in 1..=2_000u64 {
             let judged = if seq % 700 == 0 { 0.9 } else { 0.1 };
-            let c = quiet.step(&p, &values(&calm(seq)), judged, THRESHOLD, 4);
+            let c = quiet.step(&p, &values(&calm(seq)), 0, judged, THRESHOLD, 4);
             if judged > THRESHOLD {
                 assert!(c.alert && c.release_trusted, "record {seq}");
             }
@@ -773,7 +695,7 @@ mod tests {
                 let hot = seq % 400 < 8 && seq % 2 == 0;
                 let judged = if hot { 0.9 } else { 0.1 };
                 trusted_at_end = d
-                    .step(&p, &values(&calm(seq)), judged, THRESHOLD, close_after)
+                    .step(&p, &values(&calm(seq)), 0, judged, THRESHOLD, close_after)
                     .release_trusted;
             }
             trusted_at_end

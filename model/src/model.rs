@@ -114,6 +114,13 @@ impl Model {
                 }
                 .into());
             }
+            if let Some(p) = novelty.seasons.as_ref().filter(|p| p.len() != metrics) {
+                return Err(NoveltyPolicyError::SeasonsCount {
+                    found: p.len(),
+                    metrics,
+                }
+                .into());
+            }
         }
         let extractor = Extractor::new(payload.features.clone())?;
         let detector = payload.detector.compile(extractor.dim())?;
@@ -194,7 +201,14 @@ impl Model {
                     let device = state.novelty.get_or_insert_with(|| {
                         Box::new(DeviceNovelty::new(np, self.metric_names.len()))
                     });
-                    let c = device.step(np, &scratch.values, judged, threshold, policy.close_after);
+                    let c = device.step(
+                        np,
+                        &scratch.values,
+                        record.ts,
+                        judged,
+                        threshold,
+                        policy.close_after,
+                    );
                     novelty = c.novelty;
                     scratch.novel_metric = c.novel_metric;
                     if c.alert {

@@ -53,10 +53,13 @@ use serde::{Deserialize, Serialize};
 mod counts;
 mod expansion;
 pub mod level;
+mod season;
 use counts::Counts;
 pub use expansion::Expansion;
 use expansion::{product_expanding, StepSizes};
 pub use level::LevelRule;
+use season::Season;
+pub use season::MAX_SLOTS as MAX_SEASON_SLOTS;
 
 /// Settings of the novelty detector (the same for every device and use).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +83,10 @@ pub struct NoveltyConfig {
     /// fixed at `alarm_bits`).
     #[serde(default)]
     pub level: LevelRule,
+    /// Phase slots a metric's period is cut into for its seasonal channel
+    /// (`season.rs`; 0: no seasonal channel). Only metrics whose period the
+    /// release carries have one.
+    pub season_slots: u16,
 }
 
 impl Default for NoveltyConfig {
@@ -92,6 +99,7 @@ impl Default for NoveltyConfig {
             margin_ranges: 4,
             expansion: Expansion::Novel,
             level: LevelRule::Fixed,
+            season_slots: 24,
         }
     }
 }
@@ -279,10 +287,20 @@ pub struct NoveltyState {
     /// Step counts and the own level's average, only with an expansion or
     /// a level rule (the default pays one pointer).
     expanding: Option<Box<Expanding>>,
+    /// The seasonal channel's counts, for a metric with a period.
+    season: Option<Season>,
 }
 
 impl NoveltyState {
-    /// A device that has shown nothing yet.
+    /// A device that has shown nothing yet, watching a metric whose
+    /// period is `period_ms` (0: none; then no seasonal channel).
+    pub fn with_period(config: &NoveltyConfig, period_ms: u64) -> Self {
+        let mut state = Self::new(config);
+        state.season = Season::new(period_ms, config.season_slots, config.resolutions.len());
+        state
+    }
+
+    /// A device that has shown nothing yet (no seasonal channel).
     pub fn new(config: &NoveltyConfig) -> Self {
         let sizes = |expansion: Expansion| -> Vec<StepSizes> {
             expansion.reach().map_or_else(Vec::new, |reach| {
@@ -306,6 +324,7 @@ impl NoveltyState {
                     })
                 },
             ),
+            season: None,
         }
     }
 
@@ -315,6 +334,19 @@ impl NoveltyState {
     /// product is scaled so that it reaches [`alarm_product`] where the
     /// series' own level is reached.
     pub fn observe(&mut self, config: &NoveltyConfig, fit: &MetricNovelty, v: f64) -> f64 {
+        self.observe_at(config, fit, v, 0)
+    }
+
+    /// [`NoveltyState::observe`] for a value at event time `ts_ms` (ms
+    /// since the Unix epoch), which places it in its period's phase for
+    /// the seasonal channel: the smallest of the channels' products.
+    pub fn observe_at(
+        &mut self,
+        config: &NoveltyConfig,
+        fit: &MetricNovelty,
+        v: f64,
+        ts_ms: u64,
+    ) -> f64 {
         let smoothed = self.smoother.push(v);
         if self.expanding.is_some() {
             return self.observe_expanding(config, fit, v, smoothed);
@@ -323,15 +355,35 @@ impl NoveltyState {
         let n = counts.per_channel();
         let start = counts.first_start();
         let (value, start) = product(counts, 0, n, start, &fit.value, v, config.prior_cells);
-        let (smooth, _) = product(
-            counts,
-            n,
-            n,
-            start,
-            &fit.smooth,
-            smoothed,
-            config.prior_cells,
-        );
+        let smooth = match self.season.as_mut() {
+            None => {
+                product(
+                    counts,
+                    n,
+                    n,
+                    start,
+                    &fit.smooth,
+                    smoothed,
+                    config.prior_cells,
+                )
+                .0
+            }
+            Some(season) => {
+                // The seasonal channel scores the smoothed channel's cells,
+                // backing off to their probability at any phase.
+                let slot = season.slot(ts_ms);
+                let mut q = 1.0;
+                let (p, _) = product_each(
+                    counts,
+                    (n, n, start),
+                    &fit.smooth,
+                    smoothed,
+                    config.prior_cells,
+                    |r, cell, alone| q *= season.observe(r, slot, cell, alone),
+                );
+                p.min(q)
+            }
+        };
         value.min(smooth)
     }
 
@@ -396,7 +448,11 @@ impl NoveltyState {
                     .map(|s| std::mem::size_of::<StepSizes>() + 4 * s.counts.capacity())
                     .sum::<usize>()
         });
-        std::mem::size_of::<Self>() + 8 * self.smoother.ring.capacity() + cells + steps
+        let season = self
+            .season
+            .as_ref()
+            .map_or(0, |s| s.bytes() - std::mem::size_of::<Season>());
+        std::mem::size_of::<Self>() + 8 * self.smoother.ring.capacity() + cells + steps + season
     }
 }
 
@@ -407,16 +463,40 @@ fn product(
     counts: &mut Counts,
     first: usize,
     n: usize,
-    mut start: usize,
+    start: usize,
     range: &ChannelRange,
     v: f64,
     prior_cells: f64,
 ) -> (f64, usize) {
+    product_each(
+        counts,
+        (first, n, start),
+        range,
+        v,
+        prior_cells,
+        |_, _, _| {},
+    )
+}
+
+/// [`product`] of the tables `(first, n, start)`, calling `each` with
+/// every table's index in the channel, the value's cell and the cell's
+/// own probability before it was counted (for the seasonal channel).
+#[inline(always)]
+fn product_each(
+    counts: &mut Counts,
+    (first, n, mut start): (usize, usize, usize),
+    range: &ChannelRange,
+    v: f64,
+    prior_cells: f64,
+    mut each: impl FnMut(usize, u32, f64),
+) -> (f64, usize) {
     let mut p = 1.0;
-    for t in first..first + n {
+    for (r, t) in (first..first + n).enumerate() {
         let table = counts.table(t, start);
         let cell = Counts::cell_of(&table, range, v);
-        p *= counts.observe(&table, cell, prior_cells);
+        let (probability, alone) = counts.observe_both(&table, cell, prior_cells);
+        p *= probability;
+        each(r, cell, alone);
         start = counts.end(&table);
     }
     (p, start)
@@ -606,6 +686,74 @@ mod tests {
             u32::from(words[head + 1]) | u32::from(words[head + 2]) << 16,
             visits
         );
+    }
+
+    /// Five-minute values of a working-day routine for `days` days: quiet
+    /// at night, a shoulder from 06:00, busy from 08:00, an evening level
+    /// from 20:00; on day `holiday` the shoulder lasts until 20:00.
+    fn routine(days: usize, holiday: usize) -> Vec<(u64, f64)> {
+        (0..days * 288)
+            .map(|i| {
+                let (day, hour) = (i / 288, i % 288 / 12);
+                let v = match hour {
+                    6..=7 => 4.0,
+                    8..=19 if day == holiday => 4.0,
+                    8..=19 => 10.0,
+                    20..=23 => 6.0,
+                    _ => 1.0,
+                } + (i % 3) as f64 * 0.1;
+                (i as u64 * 300_000, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_seasonal_channel_flags_a_usual_value_at_an_unusual_time_of_day() {
+        let config = NoveltyConfig::default();
+        let (days, holiday) = (80, 70);
+        let values = routine(days, holiday);
+        let plain: Vec<f64> = values.iter().map(|&(_, v)| v).collect();
+        let fit = MetricNovelty::fit(&config, &plain[..288 * 3]);
+        let scores = |period: u64| -> Vec<f64> {
+            let mut state = NoveltyState::with_period(&config, period);
+            values
+                .iter()
+                .map(|&(ts, v)| novelty_score(&config, state.observe_at(&config, &fit, v, ts)))
+                .collect()
+        };
+        let seasonal = scores(86_400_000);
+        let without = scores(0);
+        let day = |d: usize| d * 288..(d + 1) * 288;
+        // Without a period the long shoulder is nothing new: its level,
+        // and steps at it, are seen every morning.
+        assert!(without[day(holiday)].iter().all(|&s| s < 0.5));
+        // At its phase, the shoulder level in working hours is.
+        assert!(seasonal[day(holiday)].iter().any(|&s| s >= 0.5));
+        // The routine days after the first weeks, the holiday's neighbours
+        // included, are not.
+        for (i, &s) in seasonal.iter().enumerate().skip(20 * 288) {
+            if !day(holiday).contains(&i) {
+                assert!(s < 0.5, "record {i}: {s}");
+            }
+        }
+        // No period, no seasonal state: the same bits as `observe`.
+        let mut a = NoveltyState::with_period(&config, 0);
+        let mut b = NoveltyState::new(&config);
+        for &(ts, v) in &values {
+            assert_eq!(
+                a.observe_at(&config, &fit, v, ts),
+                b.observe(&config, &fit, v)
+            );
+        }
+        assert_eq!(a, b);
+        // The seasonal counts: 24 slots of at most 32 pairs here (the
+        // ramps at 06:00, 08:00 and 20:00 cross many cells), 3 KB.
+        let mut state = NoveltyState::with_period(&config, 86_400_000);
+        for &(ts, v) in &values {
+            state.observe_at(&config, &fit, v, ts);
+        }
+        let extra = state.bytes() - b.bytes();
+        assert!(extra <= 24 * 32 * 4, "{extra}");
     }
 
     #[test]

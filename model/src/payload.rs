@@ -23,9 +23,12 @@ use crate::features::FeatureSpec;
 /// a format-4 scorer would close a small release's alarms earlier (and
 /// cap the device's level at the threshold, not at
 /// `crate::alarm::LEVEL_CAP` times it).
+/// Format 6 added each metric's period for the novelty's seasonal channel
+/// (`NoveltyPolicy::seasons`, `NoveltyConfig::season_slots`): a format-5
+/// scorer would not flag a value that is usual only at another time of day.
 /// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
-pub const PAYLOAD_FORMAT: u32 = 5;
+pub const PAYLOAD_FORMAT: u32 = 6;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

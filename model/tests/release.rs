@@ -170,8 +170,8 @@ fn unknown_payload_format_and_invalid_payload_are_refused() {
     assert_eq!(reason(verify(&release, &vk)), "unknown_schema");
     // Format 1 (three features per metric) predates the `level` feature;
     // format 3 the novelty's training ranges (a format-3 scorer would not
-    // apply them).
-    for old in [1, 3] {
+    // apply them); format 5 the metrics' periods (no seasonal channel).
+    for old in [1, 3, 5] {
         p.format = old;
         let text = serde_json::to_string(&p).expect("json");
         let release = raw_release(&text, &key(7));
@@ -185,6 +185,17 @@ fn unknown_payload_format_and_invalid_payload_are_refused() {
     let text = serde_json::to_string(&p).expect("json");
     let release = raw_release(&text, &key(7));
     assert_eq!(reason(verify(&release, &vk)), "invalid_payload");
+    // Periods for another number of metrics, or too many phase slots.
+    for change in [
+        |n: &mut vigil_model::combine::NoveltyPolicy| n.seasons = Some(vec![0]),
+        |n: &mut vigil_model::combine::NoveltyPolicy| n.config.season_slots = 257,
+    ] {
+        let mut p = common::payload(1);
+        change(p.novelty.as_mut().expect("a novelty policy"));
+        let text = serde_json::to_string(&p).expect("json");
+        let release = raw_release(&text, &key(7));
+        assert_eq!(reason(verify(&release, &vk)), "invalid_payload");
+    }
 
     let mut p = common::payload(1);
     p.header.threshold = 1.5;

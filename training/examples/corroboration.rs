@@ -238,7 +238,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             .iter()
                             .map(|m| record.metrics.get(m).copied())
                             .collect();
-                        let c = novelty.step(&policy, &values, judged, thr, alarm.close_after);
+                        let c = novelty.step(
+                            &policy,
+                            &values,
+                            record.ts,
+                            judged,
+                            thr,
+                            alarm.close_after,
+                        );
                         let score = if c.alert {
                             judged.max(c.novelty.unwrap_or(0.0)).max(thr)
                         } else {

@@ -33,6 +33,7 @@ use crate::data::{DeviceSeries, FleetData};
 use crate::eval::{evaluate, EvalOptions, Evaluation};
 use crate::par::map_devices;
 use crate::ranges::training_ranges;
+use crate::season::metric_periods;
 
 /// Threshold of every release: `raw_scale` is calibrated so that the target
 /// false-alarm rate falls exactly here.
@@ -721,6 +722,9 @@ pub fn fit(
     let mut novelty = NoveltyPolicy::default();
     let metric_names: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
     novelty.training_ranges = Some(training_ranges(&data, &metric_names, &novelty.config));
+    // Each metric's cycle, for the novelty's seasonal channel
+    // (vigil_model::novelty, "season").
+    novelty.seasons = Some(metric_periods(&data, &metric_names));
     // How far the release's own alerts are trusted rests on how much
     // evidence placed its threshold (vigil_model::combine, "Trust by alert
     // rate").

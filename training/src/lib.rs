@@ -22,6 +22,7 @@ pub mod eval;
 pub mod fit;
 mod par;
 mod ranges;
+pub mod season;
 
 pub use data::{
     read_nab_csv, read_wide_csv, read_wide_csv_with, DataError, DeviceSeries, FleetData,

@@ -500,3 +500,33 @@ fn a_first_model_on_a_young_unlabelled_window_passes_the_gate_and_holds() {
     );
     assert!(realised.detection_rate.expect("episodes") >= 0.8);
 }
+
+#[test]
+fn a_fleet_release_carries_the_daily_cycle_of_its_metrics() {
+    // A 60-s day sampled every second: 60 records a cycle, 10 cycles.
+    let cfg = FleetConfig {
+        day_ms: 60_000,
+        ..FleetConfig::clean(12, 3)
+    };
+    let records: Vec<Telemetry> = Fleet::new(cfg)
+        .expect("valid fleet config")
+        .generate(600)
+        .records
+        .into_iter()
+        .map(|r| r.telemetry)
+        .collect();
+    let trained = fit(&records, &TrainConfig::default(), |_| {}).expect("training succeeds");
+    let novelty = trained.payload.novelty.as_ref().expect("a novelty policy");
+    let seasons = novelty.seasons.as_ref().expect("periods");
+    assert_eq!(seasons.len(), trained.payload.features.metrics.len());
+    // Estimates within 5 % of a minute are a minute (no drift of phase).
+    assert!(
+        seasons.iter().all(|&p| p == 0 || p == 60_000),
+        "{seasons:?}"
+    );
+    assert!(
+        seasons.iter().filter(|&&p| p == 60_000).count() >= 3,
+        "{seasons:?}"
+    );
+    assert_eq!(novelty.config.season_slots, 24);
+}

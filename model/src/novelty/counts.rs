@@ -218,6 +218,18 @@ impl Counts {
     /// the default path lost ~15 % when it was not.)
     #[inline(always)]
     pub(super) fn observe(&mut self, table: &Table, cell: u32, prior_cells: f64) -> f64 {
+        self.observe_both(table, cell, prior_cells).0
+    }
+
+    /// [`Counts::observe`], and the cell's own probability before it was
+    /// counted (the back-off, for the seasonal channel).
+    #[inline(always)]
+    pub(super) fn observe_both(
+        &mut self,
+        table: &Table,
+        cell: u32,
+        prior_cells: f64,
+    ) -> (f64, f64) {
         let head = table.head;
         let distinct = u32::from(self.words[head + DISTINCT]);
         let total = self.total(table);
@@ -271,7 +283,7 @@ impl Counts {
         let total = self.total(table);
         self.set_total(table, total + 1);
         self.words[head + LAST] = slot as u16;
-        probability
+        (probability, alone)
     }
 
     /// Halves `table`'s counts (see the module docs).

@@ -1,0 +1,119 @@
+//! How far each detector's alerts are trusted on a device
+//! ([`TrustPolicy`], signed into the release) and how much calibration
+//! evidence the trainer's bound rests on ([`calibration_share`]); the
+//! rule itself is in the parent module's docs.
+
+use serde::{Deserialize, Serialize};
+
+/// Expected exceedances of the threshold among the rows that placed it
+/// (rows × target false-alarm rate) from which a release's alerts get the
+/// whole [`TrustPolicy::release_onsets`] bound
+/// ([`TrustPolicy::for_calibration`]). Ten expected exceedances put the
+/// count's Poisson spread at about a third of it; with fewer, the
+/// threshold is mostly an extrapolation beyond the largest rows seen.
+pub const FULL_CALIBRATION_EXCEEDANCES: f64 = 10.0;
+
+/// Significance of the test "this release alerts more often than its
+/// target false-alarm rate": a release keeping its promise shows more
+/// onsets in one window than [`TrustPolicy::promised_onsets`] allows in at
+/// most this share of windows.
+pub const PROMISE_SIGNIFICANCE: f64 = 0.05;
+
+/// Mean onset count per window above which [`TrustPolicy::promised_onsets`]
+/// uses the normal approximation (at [`PROMISE_SIGNIFICANCE`] = 5 %).
+pub const NORMAL_COUNT_MEAN: f64 = 400.0;
+
+/// When each detector's alerts stand alone (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrustPolicy {
+    /// Records in the onset rates' exponential window.
+    pub window: u32,
+    /// Release alert onsets per record above which the release needs the
+    /// novelty's agreement (the trainer scales the default down for a
+    /// threshold placed on little evidence, [`Self::for_calibration`]).
+    pub release_onsets: f64,
+    /// Novelty alert onsets per record above which the novelty needs the
+    /// release's agreement.
+    pub novelty_onsets: f64,
+    /// The novelty's onset rate when a device's ranges are fixed.
+    pub novelty_start: f64,
+    /// Share of the threshold the release's judged score must reach to
+    /// agree with an untrusted novelty alert.
+    pub gate: f64,
+}
+
+impl Default for TrustPolicy {
+    fn default() -> Self {
+        Self {
+            window: 1024,
+            release_onsets: 0.006,
+            novelty_onsets: 0.003,
+            novelty_start: 0.012,
+            gate: 1.0,
+        }
+    }
+}
+
+impl TrustPolicy {
+    /// This policy for a release whose threshold was placed on `rows` rows
+    /// at false-alarm rate `target`: the release's bound shrinks in
+    /// proportion to the exceedances those rows could show (`rows ×
+    /// target`) below [`FULL_CALIBRATION_EXCEEDANCES`], down to
+    /// [`Self::promised_onsets`]. A threshold set on a few hundred rows of
+    /// one device at 0.1 % rests on less than one exceedance: its alerts
+    /// stand alone while its onsets stay within what its target allows and
+    /// need the novelty's agreement once they run above it. A fleet's
+    /// release (thousands of rows) keeps the whole bound.
+    pub fn for_calibration(self, rows: usize, target: f64) -> Self {
+        Self {
+            release_onsets: (self.release_onsets * calibration_share(rows, target))
+                .max(self.promised_onsets(target)),
+            ..self
+        }
+    }
+
+    /// The onset rate a release that keeps its false-alarm promise
+    /// (`target`, alerts per record) can show: `k / window` for the
+    /// smallest `k` that a Poisson count with mean `target × window`
+    /// exceeds with probability at most [`PROMISE_SIGNIFICANCE`]. Onsets
+    /// are at most the alerts, so a release whose onset rate runs above it
+    /// alerts more often than it promised, whatever evidence placed its
+    /// threshold. At 0.1 % over 1,024 records: 3 onsets, 0.0029. 0 for a
+    /// target that is not a positive number. Above a mean of
+    /// [`NORMAL_COUNT_MEAN`] (where e^−mean would underflow long before the
+    /// sum converged) the count is taken as normal: mean + 1.645 √mean.
+    pub fn promised_onsets(&self, target: f64) -> f64 {
+        let window = f64::from(self.window.max(1));
+        let mean = target * window;
+        if !(mean.is_finite() && mean > 0.0) {
+            return 0.0;
+        }
+        if mean > NORMAL_COUNT_MEAN {
+            // The one-sided 95 % point of the normal distribution; the
+            // Poisson sum below is exact up to NORMAL_COUNT_MEAN.
+            const Z95: f64 = 1.644_853_626_951_472_2;
+            return ((mean + Z95 * mean.sqrt()).ceil() / window).min(1.0);
+        }
+        let (mut k, mut term) = (0u32, (-mean).exp());
+        let mut below = term;
+        while 1.0 - below > PROMISE_SIGNIFICANCE && f64::from(k) < window {
+            k += 1;
+            term *= mean / f64::from(k);
+            below += term;
+        }
+        (f64::from(k) / window).min(1.0)
+    }
+}
+
+/// How much of a full calibration's evidence placed a threshold set on
+/// `rows` rows at false-alarm rate `target`: the expected exceedances
+/// (`rows × target`) over [`FULL_CALIBRATION_EXCEEDANCES`], in [0, 1]
+/// (0 when either is not a positive number).
+pub fn calibration_share(rows: usize, target: f64) -> f64 {
+    let exceedances = rows as f64 * target;
+    if exceedances.is_finite() && exceedances > 0.0 {
+        (exceedances / FULL_CALIBRATION_EXCEEDANCES).min(1.0)
+    } else {
+        0.0
+    }
+}
