@@ -256,6 +256,18 @@ pub struct Combined {
 }
 
 impl DeviceNovelty {
+    /// Bytes this device's novelty and trust hold (inline and on the heap;
+    /// the allocator's overhead not counted), for sizing a scorer.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.warmup.iter().map(RangeWarmup::bytes).sum::<usize>()
+            + (self.warmup.capacity() - self.warmup.len()) * std::mem::size_of::<RangeWarmup>()
+            + self.ranges.capacity() * std::mem::size_of::<MetricNovelty>()
+            + self.states.iter().map(NoveltyState::bytes).sum::<usize>()
+            + (self.states.capacity() - self.states.len()) * std::mem::size_of::<NoveltyState>()
+            + self.periods.capacity() * std::mem::size_of::<u64>()
+    }
+
     /// A device seen for the first time, with `metrics` metrics.
     pub fn new(policy: &NoveltyPolicy, metrics: usize) -> Self {
         let trained = policy
@@ -421,6 +433,34 @@ mod tests {
             range_records: 50,
             ..NoveltyPolicy::default()
         }
+    }
+
+    #[test]
+    fn bytes_count_the_warmup_the_counts_and_the_seasons() {
+        let flat = policy();
+        let seasonal = NoveltyPolicy {
+            seasons: Some(vec![3_600_000, 0]),
+            ..policy()
+        };
+        let mut a = DeviceNovelty::new(&flat, 2);
+        let mut b = DeviceNovelty::new(&seasonal, 2);
+        let inline = std::mem::size_of::<DeviceNovelty>();
+        // The warm-up's smoothing rings, before the ranges are fixed.
+        assert!(a.bytes() > inline + 2 * std::mem::size_of::<RangeWarmup>());
+        for seq in 1..=400 {
+            let r = calm(seq);
+            a.step(&flat, &values(&r), r.ts, 0.1, THRESHOLD, 4);
+            b.step(&seasonal, &values(&r), r.ts, 0.1, THRESHOLD, 4);
+        }
+        let states = 2 * std::mem::size_of::<NoveltyState>();
+        assert!(a.bytes() > inline + states, "counts on the heap");
+        // The seasonal metric's blocks: 24 slots of 8 words at least.
+        assert!(
+            b.bytes() >= a.bytes() + 24 * 8 * 4,
+            "{} vs {}",
+            b.bytes(),
+            a.bytes()
+        );
     }
 
     #[test]

@@ -298,6 +298,17 @@ impl DeviceState {
         }
     }
 
+    /// Bytes this device's state holds (inline and on the heap; the
+    /// allocator's overhead not counted): what a scorer keeps per device.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.metrics.capacity() * std::mem::size_of::<MetricState>()
+            + self
+                .novelty
+                .as_deref()
+                .map_or(0, crate::combine::DeviceNovelty::bytes)
+    }
+
     /// Whether a record with `seq` is new for this device (duplicates and
     /// replays are scored against the state but do not update it).
     pub fn is_new(&self, seq: u64) -> bool {

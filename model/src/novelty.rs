@@ -200,6 +200,11 @@ pub struct RangeWarmup {
 }
 
 impl RangeWarmup {
+    /// Bytes this warm-up holds (inline and on the heap).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + 8 * self.window.ring.capacity()
+    }
+
     /// Nothing seen yet.
     pub fn new(config: &NoveltyConfig) -> Self {
         let empty = (f64::INFINITY, f64::NEG_INFINITY);
