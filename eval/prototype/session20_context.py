@@ -96,15 +96,19 @@ def det(vs, ts, p, res=(3,6,12), cool=100, thr=12.0, K=64, chans=(('raw',0),('ma
             out[i] = min(1.0, s / 20.0); last = i
     return out
 
-def run(files, **kw):
+def run(files, detector=det, **kw):
     r = {}
     for f in files:
         ts, vs, _ = nab.load(f)
-        r[f] = det(vs, ts, nab.prob_len(len(vs)), **kw)
+        r[f] = detector(vs, ts, nab.prob_len(len(vs)), **kw)
     return r
 
-if __name__ == '__main__':
+def main(detector=det):
+    """`SCRIPT tune|holdout|all "dict(...)" ...`: one row per settings."""
     a, b = nab.split()
     files = {'tune': a, 'holdout': b, 'all': a + b}[sys.argv[1]]
     for kw in [eval(x) for x in sys.argv[2:]]:
-        show(kw, run(files, **kw))
+        show(kw, run(files, detector, **kw))
+
+if __name__ == '__main__':
+    main()

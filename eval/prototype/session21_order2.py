@@ -8,12 +8,11 @@ o2res: which resolutions (indices into res) it covers; o2mode 'replace'
 (the channel scores by the order-2 estimate) or 'chan' (a separate channel,
 its alert level o2thr bits per resolution). Other settings as
 session20_context.det (est='peak', minr=0.3, ctx_chan=(1,) = the product's)."""
-import math, sys
+import math
 from collections import defaultdict
 import numpy as np
-import nab_score as nab
-from novelty_sweep import series_channels, show
-from session20_context import est_peak, est_calendar
+from novelty_sweep import series_channels
+from session20_context import est_peak, est_calendar, main
 
 def det(vs, ts, p, res=(3,6,12), cool=100, thr=12.0, K=64, chans=(('raw',0),('ma',12)), clip=4,
         slots=24, ctx_chan=(1,), est='peak', minr=0.3, o2=(), o2res=(0,1,2), o2mode='chan', o2thr=None, lag=1):
@@ -70,15 +69,5 @@ def det(vs, ts, p, res=(3,6,12), cool=100, thr=12.0, K=64, chans=(('raw',0),('ma
             out[i] = min(1.0, s / 20.0); last = i
     return out
 
-def run(files, **kw):
-    r = {}
-    for f in files:
-        ts, vs, _ = nab.load(f)
-        r[f] = det(vs, ts, nab.prob_len(len(vs)), **kw)
-    return r
-
 if __name__ == '__main__':
-    a, b = nab.split()
-    files = {'tune': a, 'holdout': b, 'all': a + b}[sys.argv[1]]
-    for kw in [eval(x) for x in sys.argv[2:]]:
-        show(kw, run(files, **kw))
+    main(det)
