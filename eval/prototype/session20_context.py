@@ -41,6 +41,13 @@ def est_peak(vs, ts, minr):
     lag = z + int(np.argmax(ac[z:])) + 1
     return lag * interval(ts) if ac[lag - 1] >= minr else 0
 
+def cells_of(x, nb, p, clip):
+    """Each value's cell among `nb` over the first `p` rows' range, with
+    `clip` ranges of margin on each side."""
+    tr = x[:p]; lo, hi = tr.min(), tr.max(); r = hi - lo
+    if r <= 0: r = abs(hi) * 0.1 or 1.0
+    return np.clip(np.floor((x - lo) / (r / nb)).astype(int), -clip * nb, (clip + 1) * nb - 1)
+
 def det(vs, ts, p, res=(3,6,12), cool=100, thr=12.0, K=64, chans=(('raw',0),('ma',12)), clip=4,
         period=0, slots=24, ctx_res=(3,6,12), ctx_chan=(0,), ctx_thr=None, est=None, minr=0.3):
     n = len(vs)
@@ -48,10 +55,7 @@ def det(vs, ts, p, res=(3,6,12), cool=100, thr=12.0, K=64, chans=(('raw',0),('ma
     if est is not None:
         period = {'calendar': est_calendar, 'peak': est_peak}[est](vs[:p], ts[:p], minr)
     secs = np.array([(t - ts[0]).total_seconds() for t in ts])
-    def cells(x, nb):
-        tr = x[:p]; lo, hi = tr.min(), tr.max(); r = hi - lo
-        if r <= 0: r = abs(hi) * 0.1 or 1.0
-        return np.clip(np.floor((x - lo) / (r / nb)).astype(int), -clip * nb, (clip + 1) * nb - 1)
+    cells = lambda x, nb: cells_of(x, nb, p, clip)
     bs = [[cells(x, nb) for nb in res] for x in xs]
     cb = [[cells(xs[c], nb) for nb in ctx_res] for c in ctx_chan] if period else []
     slot = (np.floor((secs % period) / period * slots).astype(int) if period else None)

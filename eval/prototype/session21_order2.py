@@ -12,7 +12,7 @@ import math
 from collections import defaultdict
 import numpy as np
 from novelty_sweep import series_channels
-from session20_context import est_peak, est_calendar, main
+from session20_context import cells_of, est_peak, est_calendar, main
 
 def det(vs, ts, p, res=(3,6,12), cool=100, thr=12.0, K=64, chans=(('raw',0),('ma',12)), clip=4,
         slots=24, ctx_chan=(1,), est='peak', minr=0.3, o2=(), o2res=(0,1,2), o2mode='chan', o2thr=None, lag=1):
@@ -20,10 +20,7 @@ def det(vs, ts, p, res=(3,6,12), cool=100, thr=12.0, K=64, chans=(('raw',0),('ma
     xs = series_channels(vs, chans)
     period = {'calendar': est_calendar, 'peak': est_peak}[est](vs[:p], ts[:p], minr) if est else 0
     secs = np.array([(t - ts[0]).total_seconds() for t in ts])
-    def cells(x, nb):
-        tr = x[:p]; lo, hi = tr.min(), tr.max(); r = hi - lo
-        if r <= 0: r = abs(hi) * 0.1 or 1.0
-        return np.clip(np.floor((x - lo) / (r / nb)).astype(int), -clip * nb, (clip + 1) * nb - 1)
+    cells = lambda x, nb: cells_of(x, nb, p, clip)
     bs = [[cells(x, nb) for nb in res] for x in xs]
     slot = (np.floor((secs % period) / period * slots).astype(int) if period else None)
     uni = [[defaultdict(int) for _ in res] for _ in xs]; N = [[0] * len(res) for _ in xs]
