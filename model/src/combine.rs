@@ -220,7 +220,9 @@ pub struct DeviceNovelty {
     /// After: each metric's ranges and counts.
     ranges: Vec<MetricNovelty>,
     states: Vec<NoveltyState>,
-    /// Each metric's period (0: none), fixed when the device is first seen.
+    /// Until the ranges are fixed: each metric's period (0: none), as the
+    /// release had it when the device was first seen. After, each metric's
+    /// state holds its own.
     periods: Vec<u64>,
     trust: TrustState,
 }
@@ -275,7 +277,7 @@ impl DeviceNovelty {
             .as_ref()
             .filter(|r| r.len() == metrics);
         let periods = policy.periods(metrics);
-        let (warmup, ranges, states) = match trained {
+        let (warmup, ranges, states, periods) = match trained {
             Some(r) => (
                 Vec::new(),
                 r.clone(),
@@ -283,6 +285,7 @@ impl DeviceNovelty {
                     .iter()
                     .map(|&period| NoveltyState::with_period(&policy.config, period))
                     .collect(),
+                Vec::new(),
             ),
             None => (
                 (0..metrics)
@@ -290,6 +293,7 @@ impl DeviceNovelty {
                     .collect(),
                 Vec::new(),
                 Vec::new(),
+                periods,
             ),
         };
         Self {
@@ -334,10 +338,9 @@ impl DeviceNovelty {
             }
             if self.records >= policy.range_records {
                 self.ranges = self.warmup.iter().map(RangeWarmup::ranges).collect();
-                self.states = self
-                    .periods
-                    .iter()
-                    .map(|&period| NoveltyState::with_period(config, period))
+                self.states = std::mem::take(&mut self.periods)
+                    .into_iter()
+                    .map(|period| NoveltyState::with_period(config, period))
                     .collect();
                 self.warmup = Vec::new();
             }
