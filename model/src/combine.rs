@@ -50,11 +50,15 @@
 //! [`TrustPolicy::novelty_start`], above its bound, at a device's first
 //! record and decays from there (the warm-up records, without training
 //! ranges, count as calm), so the novelty earns its voice by a calm
-//! stretch.
+//! stretch; the trainer shrinks that start with the same calibration
+//! share, down to the bound, so a release on a few hundred rows of one
+//! device (whose own bound needs the novelty's agreement soonest) does not
+//! also silence the novelty for the first 1,400 records.
 //!
 //! Chosen on the tuning half of NAB, the demo replay's tuning seed and
 //! the synthetic tuning fleets (`training/EVALUATION.md`, "Trust by alert
-//! rate"; eval/NAB.md, sessions 16 to 18). Scoring uses only +, −, ×
+//! rate"; eval/NAB.md, sessions 16 to 18; the start's scaling on NAB's
+//! tuning half and a corpus of anomalies injected into it, session 22). Scoring uses only +, −, ×
 //! and ÷ on f64, so the edge and the cloud decide the same (the trainer's
 //! [`TrustPolicy::promised_onsets`] takes an `exp`, once, to write the
 //! bound into the release).
@@ -518,7 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn the_release_bound_shrinks_with_its_calibration_evidence() {
+    fn the_release_bound_and_the_novelty_start_shrink_with_its_calibration_evidence() {
         let t = TrustPolicy::default();
         // A fleet's release: 200,000 rows at 0.1 % is 200 exceedances.
         assert_eq!(t.for_calibration(200_000, 0.001), t);
@@ -539,14 +543,26 @@ mod tests {
         // A NAB file's 600 rows: 0.6 exceedances; the promise.
         let small = t.for_calibration(600, 0.001);
         assert_eq!(small.release_onsets, promise);
+        // … and its novelty starts at its bound, not 4 times above it.
+        assert_eq!(small.novelty_start, t.novelty_onsets);
         assert_eq!(
             TrustPolicy {
                 release_onsets: t.release_onsets,
+                novelty_start: t.novelty_start,
                 ..small
             },
             t,
-            "only the release's bound moves"
+            "only the release's bound and the novelty's start move"
         );
+        // 6,000 rows: 60 % of the start is above the bound.
+        let start = t.for_calibration(6_000, 0.001).novelty_start;
+        assert!((start - 0.6 * t.novelty_start).abs() < 1e-12, "{start}");
+        // A start set below the bound is never raised to it.
+        let low = TrustPolicy {
+            novelty_start: 0.001,
+            ..t
+        };
+        assert_eq!(low.for_calibration(600, 0.001).novelty_start, 0.001);
         // No rows: the promise alone; a meaningless target: no trust of
         // its own.
         assert_eq!(t.for_calibration(0, 0.001).release_onsets, promise);

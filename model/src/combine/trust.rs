@@ -64,10 +64,22 @@ impl TrustPolicy {
     /// stand alone while its onsets stay within what its target allows and
     /// need the novelty's agreement once they run above it. A fleet's
     /// release (thousands of rows) keeps the whole bound.
+    ///
+    /// The novelty's start shrinks with the same share, down to the
+    /// novelty's own bound: while a release on little evidence needs the
+    /// novelty's agreement after a few alerts, the novelty, whose ranges
+    /// the same rows fixed and whose surprise needs no calibration, is not
+    /// also kept silent for the calm stretch a fleet's device must show
+    /// (1,024 × ln(start / bound) records, 1,420 at the defaults). A
+    /// single file's device starts at the bound, so one alert costs it its
+    /// voice until a calm stretch. A fleet's release keeps the whole start
+    /// (eval/NAB.md, session 22).
     pub fn for_calibration(self, rows: usize, target: f64) -> Self {
+        let share = calibration_share(rows, target);
         Self {
-            release_onsets: (self.release_onsets * calibration_share(rows, target))
-                .max(self.promised_onsets(target)),
+            release_onsets: (self.release_onsets * share).max(self.promised_onsets(target)),
+            novelty_start: (self.novelty_start * share)
+                .max(self.novelty_onsets.min(self.novelty_start)),
             ..self
         }
     }
