@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use vigil_eval::nab::{
-    run, score_results, DetectorConfig, Family, Report, Retrain, RunOptions, ScoreMap,
+    inject, run, score_results, DetectorConfig, Family, Report, Retrain, RunOptions, ScoreMap,
     ScoreOptions, Subset,
 };
 use vigil_training::Method;
@@ -126,6 +126,12 @@ struct NabArgs {
     /// Worker threads [default: the machine's cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Run on the tuning half with anomalies injected instead (built from
+    /// --nab-dir under <out>/corpus with this seed; eval/NAB.md, session
+    /// 22), and count the injected windows found, by kind. --files,
+    /// --data and --labels do not apply.
+    #[arg(long, value_name = "SEED")]
+    inject: Option<u64>,
 }
 
 /// The dataset beside the workspace (shared/datasets/nab), when present.
@@ -201,6 +207,20 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
             .map(Path::to_owned)
             .or_else(default_nab_dir);
     }
+    let injected = match args.inject {
+        Some(seed) => {
+            let nab = args.nab_file(&None, "", "--nab-dir")?;
+            let corpus = out.join("corpus");
+            let injected = inject::build(&nab, &corpus, seed)
+                .with_context(|| format!("building the injected corpus in {}", corpus.display()))?;
+            args.data = Some(corpus.join("data"));
+            args.labels = Some(corpus.join("labels/combined_windows.json"));
+            args.profiles = Some(corpus.join("config/profiles.json"));
+            args.files = Subset::All;
+            Some(injected)
+        }
+        None => None,
+    };
     let options = RunOptions {
         data: args.nab_file(&args.data, "data", "--data")?,
         labels: args.nab_file(&args.labels, "labels/combined_windows.json", "--labels")?,
@@ -249,6 +269,22 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
         )
     })?;
     print_report(&report, started);
+    if let Some(injected) = injected {
+        let threshold = report.detectors[&options.detector]
+            .profile("standard")
+            .map_or(f64::INFINITY, |p| p.threshold);
+        let recall = inject::recall(&injected, &options.out, &options.detector, threshold)?;
+        let (found, all) = recall.total();
+        let kinds: Vec<String> = recall
+            .0
+            .iter()
+            .map(|(k, (f, n))| format!("{} {f}/{n}", k.as_str()))
+            .collect();
+        println!(
+            "injected windows found at the standard threshold: {found} of {all} ({})",
+            kinds.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -14,6 +14,8 @@
 //! - [`sweep`]: the scoring rule and the threshold optimiser.
 //! - [`files`]: NAB's data and results layouts on disk.
 //! - [`report`]: scoring a results directory and writing `scores.json`.
+//! - [`inject`]: the tuning half with anomalies injected, recall evidence
+//!   that needs no held-out file.
 //!
 //! A runner that produces scores itself builds one [`FileScores`] per corpus
 //! file and calls [`score_detector`]; [`write_result_file`] writes them in
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub mod files;
 pub mod gated;
+pub mod inject;
 pub mod labels;
 pub mod release;
 pub mod report;
