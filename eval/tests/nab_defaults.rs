@@ -6,30 +6,19 @@
 //! combines with the release's score. The defaults were chosen on `tune`;
 //! `holdout` is the honest figure.
 
-use vigil_eval::nab::{run, DetectorConfig, Family, RunOptions, Subset};
+use vigil_eval::nab::{DetectorConfig, Family, Subset};
 
 mod common;
-use common::nab_dir;
+use common::{nab_dir, run_corpus};
 
 /// Standard, reward_low_FP_rate and reward_low_FN_rate scores of the
 /// defaults on `subset`.
 fn scores(subset: Subset, family: Family) -> [f64; 3] {
-    let nab = nab_dir();
-    let out = tempfile::tempdir().expect("tempdir");
-    let report = run(&RunOptions {
-        data: nab.join("data"),
-        labels: nab.join("labels/combined_windows.json"),
-        profiles: nab.join("config/profiles.json"),
-        out: out.path().to_owned(),
-        detector: "vigil".into(),
-        config: DetectorConfig {
-            family,
-            ..DetectorConfig::default()
-        },
-        subset,
-        threads: 2,
-    })
-    .expect("the corpus runs");
+    let config = DetectorConfig {
+        family,
+        ..DetectorConfig::default()
+    };
+    let (report, _out) = run_corpus(&nab_dir(), subset, config);
     let score = &report.detectors["vigil"];
     ["standard", "reward_low_FP_rate", "reward_low_FN_rate"].map(|p| {
         score

@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use vigil_eval::nab::inject::{build, recall, Kind};
-use vigil_eval::nab::{run, DataFile, DetectorConfig, Labels, ReleaseOverride, RunOptions, Subset};
+use vigil_eval::nab::{DataFile, DetectorConfig, Labels, ReleaseOverride, Subset};
 
 mod common;
-use common::nab_dir;
+use common::{nab_dir, run_corpus};
 
 /// Standard score of the product on the corpus in `corpus`, and the
 /// injected windows it found at that profile's threshold.
@@ -18,18 +18,7 @@ fn product(
     injected: &[vigil_eval::nab::inject::Injected],
     config: DetectorConfig,
 ) -> (f64, usize) {
-    let out = tempfile::tempdir().expect("tempdir");
-    let report = run(&RunOptions {
-        data: corpus.join("data"),
-        labels: corpus.join("labels/combined_windows.json"),
-        profiles: corpus.join("config/profiles.json"),
-        out: out.path().to_owned(),
-        detector: "vigil".into(),
-        config,
-        subset: Subset::All,
-        threads: 2,
-    })
-    .expect("the injected corpus runs");
+    let (report, out) = run_corpus(corpus, Subset::All, config);
     let standard = report.detectors["vigil"]
         .profile("standard")
         .expect("standard scored");
