@@ -126,6 +126,12 @@ impl Scorer {
         self.devices.len()
     }
 
+    /// Estimated bytes of the devices' state, from at most `samples` of
+    /// them ([`DeviceTable::state_bytes`]).
+    pub fn state_bytes(&self, samples: usize) -> usize {
+        self.devices.state_bytes(samples)
+    }
+
     /// A device's state, if held (for tests and snapshots).
     pub fn device_state(&self, device_id: &str) -> Option<&DeviceState> {
         self.devices.get(device_id)

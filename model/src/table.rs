@@ -125,6 +125,23 @@ impl DeviceTable {
         }
     }
 
+    /// Estimated bytes of every device's state: the mean of
+    /// [`DeviceState::bytes`] over at most `samples` devices spread evenly
+    /// over the table, times the devices held (so a gauge costs
+    /// `samples` visits however many devices there are; the table entry,
+    /// the device id and the allocator's overhead are not counted).
+    pub fn state_bytes(&self, samples: usize) -> usize {
+        let n = self.slots.len();
+        let take = samples.clamp(1, n.max(1));
+        if n == 0 {
+            return 0;
+        }
+        let sum: usize = (0..take)
+            .map(|k| self.slots[k * n / take].state.bytes())
+            .sum();
+        sum * n / take
+    }
+
     /// Drops every device.
     pub fn clear(&mut self) {
         self.index.clear();
@@ -136,6 +153,36 @@ impl DeviceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_bytes_are_sampled_and_exact_for_alike_devices() {
+        let mut t = DeviceTable::new(1000);
+        assert_eq!(t.state_bytes(16), 0);
+        for i in 0..600 {
+            t.get_or_insert_with(&format!("d{i}"), || DeviceState::new(3));
+        }
+        let one = DeviceState::new(3).bytes();
+        // Alike devices: the estimate is the sum, whatever the sample.
+        assert_eq!(t.state_bytes(16), 600 * one);
+        assert_eq!(t.state_bytes(10_000), 600 * one);
+        // Every seventh device holds more: an even sample of 60 sees them
+        // in about their share, a sample of all of them exactly.
+        for i in (0..600).step_by(7) {
+            t.get_or_insert_with(&format!("d{i}"), || DeviceState::new(3))
+                .metrics
+                .reserve_exact(64);
+        }
+        let exact: usize = (0..600)
+            .map(|i| t.get(&format!("d{i}")).map_or(0, DeviceState::bytes))
+            .sum();
+        assert!(exact > 2 * 600 * one);
+        let sampled = t.state_bytes(60) as f64;
+        assert!(
+            (sampled / exact as f64 - 1.0).abs() < 0.05,
+            "{sampled} vs {exact}"
+        );
+        assert_eq!(t.state_bytes(600), exact);
+    }
 
     #[test]
     fn capacity_is_a_hard_bound_and_recently_used_devices_survive() {

@@ -7,6 +7,10 @@ use prometheus::{
 /// One record in this many is timed for the scoring-latency histogram.
 pub const LATENCY_SAMPLE: u64 = 16;
 
+/// Devices whose state is measured for the state-bytes gauge on each
+/// store tick (a fixed cost, however many devices a scorer holds).
+pub const STATE_SAMPLE: usize = 256;
+
 /// Every metric the scorer exports.
 #[derive(Debug, Clone)]
 pub struct ScoreMetrics {
@@ -44,6 +48,8 @@ pub struct ScoreMetrics {
     pub replayed: IntCounter,
     /// Devices with state.
     pub devices: IntGauge,
+    /// Estimated bytes of their state (sampled, [`STATE_SAMPLE`] devices).
+    pub state_bytes: IntGauge,
     /// Synchronous score requests, by outcome.
     pub api_requests: IntCounterVec,
 }
@@ -123,6 +129,10 @@ impl ScoreMetrics {
                 "Records replayed to rebuild per-device state",
             )?,
             devices: IntGauge::new("vigil_score_devices", "Devices with state")?,
+            state_bytes: IntGauge::new(
+                "vigil_score_device_state_bytes",
+                "Estimated bytes of per-device state (mean of a sample of devices times the devices)",
+            )?,
             api_requests: IntCounterVec::new(
                 Opts::new(
                     "vigil_score_api_requests_total",
@@ -146,6 +156,7 @@ impl ScoreMetrics {
         registry.register(Box::new(m.lag.clone()))?;
         registry.register(Box::new(m.replayed.clone()))?;
         registry.register(Box::new(m.devices.clone()))?;
+        registry.register(Box::new(m.state_bytes.clone()))?;
         registry.register(Box::new(m.api_requests.clone()))?;
         Ok(m)
     }

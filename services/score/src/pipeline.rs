@@ -333,6 +333,9 @@ impl<P: Produce> Scoring<P> {
                 _ = store.tick() => {
                     self.store_offsets(consumer);
                     self.metrics.devices.set(self.scorer.devices() as i64);
+                    self.metrics
+                        .state_bytes
+                        .set(self.scorer.state_bytes(crate::metrics::STATE_SAMPLE) as i64);
                 }
                 received = stream.next(), if self.ledger.len() < self.window => {
                     let mut next = received;

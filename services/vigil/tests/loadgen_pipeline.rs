@@ -299,5 +299,17 @@ async fn loadgen_through_ingest_and_score_loses_nothing_and_reports_every_kind(
     assert_eq!(unscored, Some(0), "every record scored by the model");
     let detection = report.detection.as_ref().map(|d| d.detected);
     assert!(detection > Some(0), "the model detects something");
+    // The scorer measures what its devices' state holds (a device's state
+    // is a few kilobytes; a hundred bytes is a floor no device goes under).
+    eventually(
+        "the scorer reports its devices' state bytes",
+        Duration::from_secs(10),
+        || async {
+            let devices = score.metric("vigil_score_devices").await;
+            devices > 0.0 && score.metric("vigil_score_device_state_bytes").await >= 100.0 * devices
+        },
+    )
+    .await
+    .map_err(|e| score.failure(e))?;
     Ok(())
 }
