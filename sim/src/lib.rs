@@ -41,3 +41,4 @@ pub use anomaly::{AnomalyKind, Episode, Label, UnknownKind};
 pub use config::{AnomalyConfig, ConfigError, FleetConfig, MetricSpec, Span};
 pub use device::{Device, SimRecord};
 pub use fleet::{Fleet, Generated};
+pub use rng::Rng;

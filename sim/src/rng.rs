@@ -23,18 +23,20 @@ pub(crate) fn derive(seed: u64, device: u64, stream: u64) -> u64 {
     mix(mix(mix(seed) ^ device.wrapping_mul(0xA24B_AED4_963E_E407)) ^ stream)
 }
 
-/// One stream of uniform and normal variates.
+/// One stream of uniform and normal variates (public so that other
+/// seeded generators of test data, such as `vigil-eval nab --inject`,
+/// share it).
 #[derive(Debug, Clone)]
-pub(crate) struct Rng {
+pub struct Rng {
     state: u64,
 }
 
 impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         Self { state: seed }
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -43,7 +45,7 @@ impl Rng {
     }
 
     /// Uniform in [0, 1).
-    pub(crate) fn uniform(&mut self) -> f64 {
+    pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
@@ -53,7 +55,7 @@ impl Rng {
     }
 
     /// Uniform integer in [0, n); n must be positive.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
@@ -74,7 +76,7 @@ impl Rng {
     /// Standard normal variate (ziggurat: one draw and a table lookup on
     /// about 99 % of calls, which is what makes a million records a second
     /// possible).
-    pub(crate) fn normal(&mut self) -> f64 {
+    pub fn normal(&mut self) -> f64 {
         let z = ziggurat();
         loop {
             let bits = self.next_u64();
