@@ -266,7 +266,7 @@ pub fn write_result_file(
     scores: &[f64],
     windows: &[Window],
 ) -> Result<(), NabError> {
-    let io = |source| NabError::Io {
+    let io = |source| NabError::Write {
         path: path.to_owned(),
         source,
     };

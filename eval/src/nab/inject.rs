@@ -138,8 +138,15 @@ fn inject(
     out
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> NabError + '_ {
+fn read_error(path: &Path) -> impl Fn(std::io::Error) -> NabError + '_ {
     move |source| NabError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn write_error(path: &Path) -> impl Fn(std::io::Error) -> NabError + '_ {
+    move |source| NabError::Write {
         path: path.to_owned(),
         source,
     }
@@ -191,9 +198,9 @@ pub fn build(nab: &Path, out: &Path, seed: u64) -> Result<Vec<Injected>, NabErro
                 let _ = writeln!(text, "{t},{v}");
             }
             if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).map_err(io(dir))?;
+                fs::create_dir_all(dir).map_err(write_error(dir))?;
             }
-            fs::write(&path, text).map_err(io(&path))?;
+            fs::write(&path, text).map_err(write_error(&path))?;
             let first = row - width / 2;
             let window = (first, first + width - 1);
             let mut spans: Vec<(usize, usize)> = own_rows.clone();
@@ -222,16 +229,16 @@ pub fn build(nab: &Path, out: &Path, seed: u64) -> Result<Vec<Injected>, NabErro
     let write = |rel: &str, text: String| -> Result<(), NabError> {
         let path = out.join(rel);
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io(dir))?;
+            fs::create_dir_all(dir).map_err(write_error(dir))?;
         }
-        fs::write(&path, text).map_err(io(&path))
+        fs::write(&path, text).map_err(write_error(&path))
     };
     write("labels/combined_windows.json", pretty(&windows))?;
     write("injected.json", pretty(&injected))?;
     let profiles = nab.join("config/profiles.json");
     write(
         "config/profiles.json",
-        fs::read_to_string(&profiles).map_err(io(&profiles))?,
+        fs::read_to_string(&profiles).map_err(read_error(&profiles))?,
     )?;
     Ok(injected)
 }

@@ -54,6 +54,11 @@ pub enum NabError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("parsing json{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Json {
         path: Option<PathBuf>,

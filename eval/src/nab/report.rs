@@ -152,7 +152,7 @@ pub fn write_scores(
     path: &Path,
     detectors: &BTreeMap<String, DetectorScore>,
 ) -> Result<(), NabError> {
-    let io = |source| NabError::Io {
+    let io = |source| NabError::Write {
         path: path.to_owned(),
         source,
     };
@@ -186,5 +186,25 @@ impl Report {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scores_file_that_cannot_be_written_says_writing_and_names_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A regular file where the scores file's folder should be.
+        let blocker = dir.path().join("taken");
+        std::fs::write(&blocker, "").expect("write the blocker");
+        let path = blocker.join("scores.json");
+        let err = write_scores(&path, &BTreeMap::new()).expect_err("cannot write under a file");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!("writing {}", blocker.display())),
+            "{text}"
+        );
     }
 }
