@@ -14,7 +14,8 @@ import sys, os, json, csv, math
 import numpy as np
 out, nab = sys.argv[1], sys.argv[2]
 os.environ['NAB'] = nab
-sys.path.insert(0, '/work/main/eval/prototype')
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 import nab_score as N
 K = int(os.environ.get('K', 12)); BITS = float(os.environ.get('BITS', 12)); BOUND = float(os.environ.get('BOUND', 0.003))
 MODE = os.environ.get('MODE', 'absstep'); TRUST = int(os.environ.get('TRUST', 1))
@@ -86,7 +87,7 @@ def load_prod(f):
 
 files = sorted(N.WIN)
 if 'datasets/nab' in nab:
-    split = {l.split()[1]: l.split()[0] for l in open('/work/main/eval/nab-split.txt')}
+    split = {l.split()[1]: l.split()[0] for l in open(os.path.join(HERE, '..', 'nab-split.txt'))}
     files = [f for f in files if split.get(f) == sys.argv[3]]
 base = {f: load_prod(f) for f in files}
 thr0 = float(os.environ.get('THR', 0.5752))
