@@ -132,10 +132,10 @@ impl DeviceTable {
     /// the device id and the allocator's overhead are not counted).
     pub fn state_bytes(&self, samples: usize) -> usize {
         let n = self.slots.len();
-        let take = samples.clamp(1, n.max(1));
         if n == 0 {
             return 0;
         }
+        let take = samples.clamp(1, n);
         let sum: usize = (0..take)
             .map(|k| self.slots[k * n / take].state.bytes())
             .sum();

@@ -227,24 +227,13 @@ pub fn find_detectors(results: &Path, labels: &Labels) -> Result<Vec<(String, Pa
         });
     }
     if has_categories(results) {
-        let canonical = results.canonicalize().map_err(|source| NabError::Io {
-            path: results.to_owned(),
-            source,
-        })?;
+        let canonical = results.canonicalize().map_err(NabError::reading(results))?;
         return Ok(vec![(name_of(&canonical), results.to_owned())]);
     }
-    let entries = fs::read_dir(results).map_err(|source| NabError::Io {
-        path: results.to_owned(),
-        source,
-    })?;
+    let entries = fs::read_dir(results).map_err(NabError::reading(results))?;
     let mut found = Vec::new();
     for entry in entries {
-        let path = entry
-            .map_err(|source| NabError::Io {
-                path: results.to_owned(),
-                source,
-            })?
-            .path();
+        let path = entry.map_err(NabError::reading(results))?.path();
         if path.is_dir() && has_categories(&path) {
             found.push((name_of(&path), path));
         }
@@ -266,10 +255,7 @@ pub fn write_result_file(
     scores: &[f64],
     windows: &[Window],
 ) -> Result<(), NabError> {
-    let io = |source| NabError::Write {
-        path: path.to_owned(),
-        source,
-    };
+    let io = NabError::writing(path);
     if scores.len() != data.timestamps.len() {
         return Err(NabError::LengthMismatch {
             file: path.display().to_string(),

@@ -138,18 +138,12 @@ fn inject(
     out
 }
 
-fn read_error(path: &Path) -> impl Fn(std::io::Error) -> NabError + '_ {
-    move |source| NabError::Io {
-        path: path.to_owned(),
-        source,
+/// Writes `text` to `path`, making its folder first.
+fn write_file(path: &Path, text: String) -> Result<(), NabError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(NabError::writing(dir))?;
     }
-}
-
-fn write_error(path: &Path) -> impl Fn(std::io::Error) -> NabError + '_ {
-    move |source| NabError::Write {
-        path: path.to_owned(),
-        source,
-    }
+    fs::write(path, text).map_err(NabError::writing(path))
 }
 
 /// Builds the injected corpus of NAB's tuning half under `out`
@@ -192,15 +186,11 @@ pub fn build(nab: &Path, out: &Path, seed: u64) -> Result<Vec<Injected>, NabErro
             let row = free[rng.below(free.len() as u64) as usize];
             let values = inject(kind, &data.values, row, len, (median, s, d), &mut rng);
             let copy = format!("{category}/{stem}__{}.csv", kind.as_str());
-            let path = out.join("data").join(&copy);
             let mut text = String::from("timestamp,value\n");
             for (t, v) in data.raw_timestamps.iter().zip(&values) {
                 let _ = writeln!(text, "{t},{v}");
             }
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).map_err(write_error(dir))?;
-            }
-            fs::write(&path, text).map_err(write_error(&path))?;
+            write_file(&out.join("data").join(&copy), text)?;
             let first = row - width / 2;
             let window = (first, first + width - 1);
             let mut spans: Vec<(usize, usize)> = own_rows.clone();
@@ -226,27 +216,19 @@ pub fn build(nab: &Path, out: &Path, seed: u64) -> Result<Vec<Injected>, NabErro
             });
         }
     }
-    let write = |rel: &str, text: String| -> Result<(), NabError> {
-        let path = out.join(rel);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(write_error(dir))?;
-        }
-        fs::write(&path, text).map_err(write_error(&path))
-    };
-    write("labels/combined_windows.json", pretty(&windows))?;
-    write("injected.json", pretty(&injected))?;
+    write_file(&out.join("labels/combined_windows.json"), pretty(&windows)?)?;
+    write_file(&out.join("injected.json"), pretty(&injected)?)?;
     let profiles = nab.join("config/profiles.json");
-    write(
-        "config/profiles.json",
-        fs::read_to_string(&profiles).map_err(read_error(&profiles))?,
+    write_file(
+        &out.join("config/profiles.json"),
+        fs::read_to_string(&profiles).map_err(NabError::reading(&profiles))?,
     )?;
     Ok(injected)
 }
 
-/// Pretty JSON of maps and lists of strings and numbers (which always
-/// serialise).
-fn pretty<T: Serialize>(value: &T) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
+/// Pretty JSON of `value`.
+fn pretty<T: Serialize>(value: &T) -> Result<String, NabError> {
+    serde_json::to_string_pretty(value).map_err(|source| NabError::Json { path: None, source })
 }
 
 /// Injected windows found, per kind: (found, injected).

@@ -119,6 +119,22 @@ pub enum NabError {
 }
 
 impl NabError {
+    /// For `map_err`: a failed read of `path`.
+    pub(crate) fn reading(path: &Path) -> impl Fn(std::io::Error) -> Self + Copy + '_ {
+        move |source| NabError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// For `map_err`: a failed write of `path` (or of its folder).
+    pub(crate) fn writing(path: &Path) -> impl Fn(std::io::Error) -> Self + Copy + '_ {
+        move |source| NabError::Write {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
     /// Names the file a parse error came from.
     fn at(self, path: &Path) -> Self {
         match self {
@@ -147,8 +163,5 @@ impl NabError {
 }
 
 fn read_to_string(path: &Path) -> Result<String, NabError> {
-    std::fs::read_to_string(path).map_err(|source| NabError::Io {
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(NabError::reading(path))
 }

@@ -152,10 +152,7 @@ pub fn write_scores(
     path: &Path,
     detectors: &BTreeMap<String, DetectorScore>,
 ) -> Result<(), NabError> {
-    let io = |source| NabError::Write {
-        path: path.to_owned(),
-        source,
-    };
+    let io = NabError::writing(path);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
