@@ -41,9 +41,9 @@ fn csv_reader(path: &Path) -> Result<csv::Reader<fs::File>, NabError> {
     csv::ReaderBuilder::new()
         .has_headers(true)
         .from_path(path)
-        .map_err(|source| NabError::Csv {
+        .map_err(|cause| NabError::Csv {
             path: path.to_owned(),
-            source,
+            cause,
         })
 }
 
@@ -64,9 +64,9 @@ fn for_each_row<const N: usize>(
     columns: [&'static str; N],
     mut row: impl FnMut(u64, [&str; N]) -> Result<(), NabError>,
 ) -> Result<(), NabError> {
-    let csv_err = |source| NabError::Csv {
+    let csv_err = |cause| NabError::Csv {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let mut reader = csv_reader(path)?;
     let headers = reader.headers().map_err(csv_err)?.clone();
@@ -223,7 +223,7 @@ pub fn find_detectors(results: &Path, labels: &Labels) -> Result<Vec<(String, Pa
     if !results.is_dir() {
         return Err(NabError::Io {
             path: results.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
         });
     }
     if has_categories(results) {

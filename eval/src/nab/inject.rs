@@ -228,7 +228,7 @@ pub fn build(nab: &Path, out: &Path, seed: u64) -> Result<Vec<Injected>, NabErro
 
 /// Pretty JSON of `value`.
 fn pretty<T: Serialize>(value: &T) -> Result<String, NabError> {
-    serde_json::to_string_pretty(value).map_err(|source| NabError::Json { path: None, source })
+    serde_json::to_string_pretty(value).map_err(|cause| NabError::Json { path: None, cause })
 }
 
 /// Injected windows found, per kind: (found, injected).

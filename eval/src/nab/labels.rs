@@ -35,7 +35,7 @@ impl Labels {
     /// Windows must be ordered and must not overlap.
     pub fn from_json(text: &str) -> Result<Self, NabError> {
         let raw: BTreeMap<String, Vec<(String, String)>> =
-            serde_json::from_str(text).map_err(|source| NabError::Json { path: None, source })?;
+            serde_json::from_str(text).map_err(|cause| NabError::Json { path: None, cause })?;
         let mut files = BTreeMap::new();
         for (file, windows) in raw {
             let mut parsed: Vec<Window> = Vec::with_capacity(windows.len());
@@ -112,7 +112,7 @@ impl Profile {
             costs: CostMatrix,
         }
         let raw: BTreeMap<String, Entry> =
-            serde_json::from_str(text).map_err(|source| NabError::Json { path: None, source })?;
+            serde_json::from_str(text).map_err(|cause| NabError::Json { path: None, cause })?;
         let mut profiles: Vec<Profile> = raw
             .into_iter()
             .map(|(name, e)| Profile {

@@ -47,25 +47,29 @@ pub use sweep::{Corpus, Counts, FileScore, FileScores, ThresholdScore};
 pub use timestamp::Timestamp;
 
 /// Why a NAB input could not be read or scored.
+///
+/// Each message ends with its cause's own text, so no variant reports the
+/// cause again as its `source()`: a chain printer (`vigil-eval`'s `{:#}`)
+/// would print it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum NabError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("parsing json{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    #[error("parsing json{}: {cause}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
     Json {
         path: Option<PathBuf>,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
-    #[error("reading csv {path}: {source}")]
-    Csv { path: PathBuf, source: csv::Error },
+    #[error("reading csv {path}: {cause}")]
+    Csv { path: PathBuf, cause: csv::Error },
     #[error("{path} line {line}: {why}")]
     BadRow {
         path: PathBuf,
@@ -111,36 +115,36 @@ pub enum NabError {
     NoDetectors { path: PathBuf },
     #[error("the labels define no anomaly windows, so scores cannot be normalised")]
     NoWindows,
-    #[error("running the detector on {file}: {source}")]
+    #[error("running the detector on {file}: {cause}")]
     Detector {
         file: String,
-        source: run::DetectError,
+        cause: run::DetectError,
     },
 }
 
 impl NabError {
     /// For `map_err`: a failed read of `path`.
     pub(crate) fn reading(path: &Path) -> impl Fn(std::io::Error) -> Self + Copy + '_ {
-        move |source| NabError::Io {
+        move |cause| NabError::Io {
             path: path.to_owned(),
-            source,
+            cause,
         }
     }
 
     /// For `map_err`: a failed write of `path` (or of its folder).
     pub(crate) fn writing(path: &Path) -> impl Fn(std::io::Error) -> Self + Copy + '_ {
-        move |source| NabError::Write {
+        move |cause| NabError::Write {
             path: path.to_owned(),
-            source,
+            cause,
         }
     }
 
     /// Names the file a parse error came from.
     fn at(self, path: &Path) -> Self {
         match self {
-            NabError::Json { path: None, source } => NabError::Json {
+            NabError::Json { path: None, cause } => NabError::Json {
                 path: Some(path.to_owned()),
-                source,
+                cause,
             },
             NabError::BadWindow {
                 file,

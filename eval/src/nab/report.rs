@@ -156,9 +156,9 @@ pub fn write_scores(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let mut text = serde_json::to_string_pretty(detectors).map_err(|source| NabError::Json {
+    let mut text = serde_json::to_string_pretty(detectors).map_err(|cause| NabError::Json {
         path: Some(path.to_owned()),
-        source,
+        cause,
     })?;
     text.push('\n');
     std::fs::write(path, text).map_err(io)
@@ -203,5 +203,8 @@ mod tests {
             text.starts_with(&format!("writing {}", blocker.display())),
             "{text}"
         );
+        // As vigil-eval prints it, the OS's reason appears once.
+        let printed = format!("{:#}", anyhow::Error::new(err).context("running"));
+        assert_eq!(printed.matches("os error").count(), 1, "{printed}");
     }
 }

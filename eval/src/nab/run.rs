@@ -531,9 +531,9 @@ pub fn run(options: &RunOptions) -> Result<Report, NabError> {
     let worker = || {
         while let Some(&(file, series)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
             let outcome = detect(series, &options.config)
-                .map_err(|source| NabError::Detector {
+                .map_err(|cause| NabError::Detector {
                     file: file.clone(),
-                    source,
+                    cause,
                 })
                 .and_then(|scores| {
                     let path = result_path(&detector_dir, &options.detector, file)?;
