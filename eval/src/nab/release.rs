@@ -10,11 +10,12 @@
 //! `Model::score_record` in order, as the scorer runs it: the device's
 //! features, its own level, its novelty and trust (`vigil_model::combine`)
 //! and its alarm advance with each row. A row where an alarm *opens* (after the
-//! probationary rows) carries the larger of its judged and novelty
-//! scores (NAB then picks one threshold per profile over all files, as for
-//! any detector); every other row 0. NAB
-//! charges every opening outside a window, which is what an operator
-//! would be paged for; the alarm's hysteresis is the only cool-down.
+//! probationary rows) carries a score for it ([`opening_score`]: openings the
+//! novelty backs rank above those of the release alone), and NAB then picks
+//! one threshold per profile over all files, as for any detector; every
+//! other row 0. NAB charges every opening outside a window, which is what
+//! an operator would be paged for; the alarm's hysteresis is the only
+//! cool-down.
 
 use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
 use vigil_model::{Model, Scratch};
@@ -45,7 +46,7 @@ fn train_release(records: &[Telemetry], change: &ReleaseOverride) -> Result<Mode
 }
 
 /// Alarm openings of the file-trained release over one series, each
-/// carrying the larger of its judged and novelty scores.
+/// carrying its [`opening_score`].
 pub fn detect_release(data: &DataFile, change: &ReleaseOverride) -> Result<Vec<f64>, DetectError> {
     let records = records(data);
     let probation = probation_rows(records.len());
@@ -59,14 +60,31 @@ pub fn detect_release(data: &DataFile, change: &ReleaseOverride) -> Result<Vec<f
             let s = model.score_record(&mut state, r, &mut scratch);
             let opened = matches!(s.alarm.alarm, Some((_, _, AlarmState::Opened)));
             if t >= probation && opened {
-                s.judged
-                    .max(s.novelty.unwrap_or(0.0))
-                    .max(f64::MIN_POSITIVE)
+                opening_score(s.judged, s.novelty)
             } else {
                 0.0
             }
         })
         .collect())
+}
+
+/// NAB's `anomaly_score` of an alarm opening, in (0, 1]: in the upper half
+/// (`0.5 + novelty / 2`) when the novelty is at its alert level, else in the
+/// lower half (`judged / 2`), so that NAB's threshold can drop the openings
+/// of the release alone before any the novelty backs. On one file's first
+/// rows the release is trained on a short stretch and alerts routinely:
+/// on the tuning half, of the openings outside an already-found window,
+/// 4 of the release's 27 lone ones were a window's first detection, against
+/// 52 of the 229 the novelty backed (eval/NAB.md, session 24). Only the
+/// ranking NAB's threshold sweeps changes; the alarms do not.
+pub fn opening_score(judged: f64, novelty: Option<f64>) -> f64 {
+    let novelty = novelty.unwrap_or(0.0);
+    let score = if novelty >= 0.5 {
+        0.5 + 0.5 * novelty
+    } else {
+        0.5 * judged
+    };
+    score.max(f64::MIN_POSITIVE)
 }
 
 /// Diagnostic (session 15): what the training rows of one file say about
@@ -140,4 +158,22 @@ pub fn validation(data: &DataFile) -> Result<Validation, DetectError> {
         release_onsets: release_onsets as f64 / records.len() as f64,
         novelty_onsets: novelty_onsets as f64 / records.len() as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::opening_score;
+
+    #[test]
+    fn openings_the_novelty_backs_rank_above_the_release_alone() {
+        // The loudest lone release opening stays below the quietest one
+        // the novelty backs, whatever the release scored with it.
+        let lone = opening_score(1.0, Some(0.4999));
+        let backed = opening_score(0.0, Some(0.5));
+        assert!(lone <= 0.5 && backed >= 0.75, "{lone} {backed}");
+        assert!(opening_score(0.9, None) > opening_score(0.6, None));
+        assert!(opening_score(0.0, Some(0.99)) > opening_score(0.0, Some(0.6)));
+        // Every opening keeps a positive score: 0 means no opening to NAB.
+        assert!(opening_score(0.0, None) > 0.0);
+    }
 }
