@@ -11,7 +11,8 @@
 //! features, its own level, its novelty and trust (`vigil_model::combine`)
 //! and its alarm advance with each row. A row where an alarm *opens* (after the
 //! probationary rows) carries a score for it ([`opening_score`]: openings the
-//! novelty backs rank above those of the release alone), and NAB then picks
+//! novelty backs rank above those of the release alone), as does the row where
+//! an alarm the release opened alone escalates (the novelty joins it); NAB then picks
 //! one threshold per profile over all files, as for any detector; every
 //! other row 0. NAB charges every opening outside a window, which is what
 //! an operator would be paged for; the alarm's hysteresis is the only
@@ -46,20 +47,34 @@ fn train_release(records: &[Telemetry], change: &ReleaseOverride) -> Result<Mode
 }
 
 /// Alarm openings of the file-trained release over one series, each
-/// carrying its [`opening_score`].
+/// carrying its [`opening_score`]. An alarm the release opened alone
+/// *escalates* at the first of its rows where the novelty reaches its
+/// alert level: that row is a detection too, with its own (upper-half)
+/// score, so that NAB's threshold can drop a lone release opening without
+/// losing the novelty's detection the open alarm would otherwise hide.
 pub fn detect_release(data: &DataFile, change: &ReleaseOverride) -> Result<Vec<f64>, DetectError> {
     let records = records(data);
     let probation = probation_rows(records.len());
     let model = train_release(&records[..probation], change)?;
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();
+    // The open alarm was opened by the release alone and has not escalated.
+    let mut lone = false;
     Ok(records
         .iter()
         .enumerate()
         .map(|(t, r)| {
             let s = model.score_record(&mut state, r, &mut scratch);
             let opened = matches!(s.alarm.alarm, Some((_, _, AlarmState::Opened)));
+            let ongoing = matches!(s.alarm.alarm, Some((_, _, AlarmState::Ongoing)));
+            let backed = s.novelty.unwrap_or(0.0) >= 0.5;
+            if opened {
+                lone = !backed;
+            }
             if t >= probation && opened {
+                opening_score(s.judged, s.novelty)
+            } else if t >= probation && ongoing && lone && backed {
+                lone = false;
                 opening_score(s.judged, s.novelty)
             } else {
                 0.0
