@@ -14,12 +14,14 @@
 
 pub mod config;
 pub mod duration;
+pub mod error_text;
 pub mod key_file;
 pub mod logging;
 pub mod mqtt;
 pub mod redact;
 pub mod shutdown;
 
+pub use error_text::error_text;
 pub use shutdown::Shutdown;
 
 /// Milliseconds since the Unix epoch by the local clock.

@@ -12,7 +12,11 @@ use vigil_service::Shutdown;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    vigil_service::exit_with("Error: ", run())
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = vigil_demo::Cli::parse();
     vigil_service::logging::init(&cli.log_args())?;
     vigil_service::memory::tune_allocators();

@@ -20,14 +20,14 @@ fn main() -> ExitCode {
 
 fn score(args: &config::ScoreArgs) -> ExitCode {
     if let Err(e) = vigil_base::logging::init(&args.log) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", vigil_base::error_text(&e));
         return ExitCode::from(2);
     }
     match vigil_edge::score::main(args) {
         Ok(summary) if summary.rejected == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", vigil_base::error_text(e.as_ref()));
             ExitCode::from(2)
         }
     }
@@ -38,7 +38,7 @@ fn run(args: RunArgs) -> ExitCode {
         return vigil_edge::check::run(&args);
     }
     if let Err(e) = vigil_base::logging::init(&args.log) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", vigil_base::error_text(&e));
         return ExitCode::from(2);
     }
     // One thread: the agent's work is small and sequential; blocking file
@@ -64,7 +64,7 @@ fn run(args: RunArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", vigil_base::error_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -62,17 +62,11 @@ fn load(args: vigil_loadgen::run::RunArgs) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = vigil_service::logging::init(&cli.log) {
-        eprintln!("vigil-loadgen: {e:#}");
+        eprintln!("vigil-loadgen: {}", vigil_service::error_text(&e));
         return ExitCode::FAILURE;
     }
     let outcome = match cli.command {
         Command::Run(args) => load(*args),
     };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vigil-loadgen: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    vigil_service::exit_with("vigil-loadgen: ", outcome)
 }

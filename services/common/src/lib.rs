@@ -50,4 +50,16 @@ pub mod subscription;
 
 pub use bootstrap::Bootstrap;
 pub use health::{HttpServer, Readiness};
-pub use vigil_base::{duration, key_file, logging, now_ms, redact, shutdown, Shutdown};
+pub use vigil_base::{duration, error_text, key_file, logging, now_ms, redact, shutdown, Shutdown};
+
+/// A program's exit status from what its `run` returned; an error goes to
+/// stderr after `prefix`, each cause once ([`error_text`]).
+pub fn exit_with(prefix: &str, outcome: anyhow::Result<()>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{prefix}{}", error_text(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -79,7 +79,11 @@ enum Role {
     Probe(probe::ProbeArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    vigil_service::exit_with("Error: ", run())
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     vigil_service::logging::init(&cli.log)?;
     vigil_service::memory::tune_allocators();

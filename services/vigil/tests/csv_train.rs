@@ -203,6 +203,24 @@ fn without_a_holdout_or_with_too_few_rows_nothing_is_written_and_the_error_says_
         assert!(stderr.contains(part), "{part:?} missing: {stderr}");
     }
     assert!(!d.join("short.json").exists());
+
+    // A file that is not there: named, with the system's reason said once.
+    let out = vigil(
+        d,
+        &[
+            "train",
+            "--csv",
+            "absent.csv",
+            "--signing-key",
+            "keys/signing.key",
+            "--out",
+            "absent.json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("absent.csv"), "{stderr}");
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
 }
 
 #[cfg(unix)]
