@@ -328,7 +328,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigil-eval: {e:#}");
+            eprintln!("vigil-eval: {}", vigil_base::error_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }

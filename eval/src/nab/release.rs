@@ -27,6 +27,10 @@ use vigil_training::{fit, TrainConfig, TrainError};
 use super::files::DataFile;
 use super::run::{novelty_scores, probation_rows, records, DetectError, ReleaseOverride, METRIC};
 
+/// The novelty score at its alert level (`vigil_model::RecordScore`'s
+/// `novelty`, and [`novelty_score`]'s).
+const NOVELTY_ALERT: f64 = 0.5;
+
 /// The release `vigil train --csv FILE --rows N` would write for this
 /// file's first rows, with `change` applied to its novelty policy
 /// (experiments: `--range-records`, `--trust`).
@@ -67,7 +71,7 @@ pub fn detect_release(data: &DataFile, change: &ReleaseOverride) -> Result<Vec<f
             let s = model.score_record(&mut state, r, &mut scratch);
             let opened = matches!(s.alarm.alarm, Some((_, _, AlarmState::Opened)));
             let ongoing = matches!(s.alarm.alarm, Some((_, _, AlarmState::Ongoing)));
-            let backed = s.novelty.unwrap_or(0.0) >= 0.5;
+            let backed = s.novelty.unwrap_or(0.0) >= NOVELTY_ALERT;
             if opened {
                 lone = !backed;
             }
@@ -94,7 +98,7 @@ pub fn detect_release(data: &DataFile, change: &ReleaseOverride) -> Result<Vec<f
 /// ranking NAB's threshold sweeps changes; the alarms do not.
 pub fn opening_score(judged: f64, novelty: Option<f64>) -> f64 {
     let novelty = novelty.unwrap_or(0.0);
-    let score = if novelty >= 0.5 {
+    let score = if novelty >= NOVELTY_ALERT {
         0.5 + 0.5 * novelty
     } else {
         0.5 * judged
@@ -150,18 +154,21 @@ pub fn validation(data: &DataFile) -> Result<Validation, DetectError> {
     let mut n_hold = 0usize;
     for (t, &x) in data.values[..probation].iter().enumerate() {
         let s = novelty_score(&nc, st.observe(&nc, &fit_a, x));
-        if t >= cut && s >= 0.5 {
+        if t >= cut && s >= NOVELTY_ALERT {
             n_hold += 1;
         }
     }
     // The novelty as `--method novelty` scores the file (ranges from the
     // probationary rows), before its cool-down.
     let scores = novelty_scores(&nc, &data.values);
-    let n_after = scores[probation..].iter().filter(|&&s| s >= 0.5).count();
+    let n_after = scores[probation..]
+        .iter()
+        .filter(|&&s| s >= NOVELTY_ALERT)
+        .count();
     let (mut novelty_onsets, mut was_hot) = (0usize, false);
     for &s in &scores {
-        novelty_onsets += usize::from(s >= 0.5 && !was_hot);
-        was_hot = s >= 0.5;
+        novelty_onsets += usize::from(s >= NOVELTY_ALERT && !was_hot);
+        was_hot = s >= NOVELTY_ALERT;
     }
     Ok(Validation {
         probation,
