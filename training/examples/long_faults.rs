@@ -22,6 +22,8 @@
 //! the product copes with a shifted but normal regime.
 //!
 //! `cargo run --release -p vigil-training --example long_faults [tune|report] [own|other]`
+//! (`SIM_METRICS=8`: eight sensors instead of six, as the industrial
+//! benchmark has)
 
 mod one_device;
 
@@ -83,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("other") => true,
         Some(other) => return Err(format!("expected own or other, got {other}").into()),
     };
+    let metrics = one_device::metrics()?;
     // Records before this index are not counted.
     let counted_from = if other_device { 0 } else { TRAIN };
     let kinds = [
@@ -118,6 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     severity: 1.0,
                     duration_scale: 4.0,
                 },
+                metrics: metrics.clone(),
                 ..FleetConfig::default()
             };
             let clean = other_device.then(|| FleetConfig {

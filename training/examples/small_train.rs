@@ -18,6 +18,7 @@
 //! A second table gives each anomaly kind's episode records in alarm.
 //!
 //! `cargo run --release -p vigil-training --example small_train [TRAIN [AFTER [tune|report]]]`
+//! (`SIM_METRICS=8`: eight sensors instead of six)
 
 mod one_device;
 
@@ -39,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("report") => 2_000,
         Some(other) => return Err(format!("expected tune or report, got {other}").into()),
     };
+    let metrics = one_device::metrics()?;
     // Per timing and training set: each anomaly kind's episode records
     // after the training rows in alarm (the point-wise recall by kind).
     let mut kinds = Vec::new();
@@ -82,6 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         },
                         ..AnomalyConfig::default()
                     },
+                    metrics: metrics.clone(),
                     ..FleetConfig::default()
                 };
                 let generated = Fleet::new(cfg)?.generate((train + after) as u64);

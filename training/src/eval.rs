@@ -141,7 +141,9 @@ pub struct GateDecision {
 /// cannot validate, and says so. Without labels (`episodes` empty) and
 /// with the candidate's estimated false-alarm rate in its release, that
 /// estimate is held to `max_false_alarm_rate` instead (see the body for
-/// why flagged fractions cannot be compared then).
+/// why flagged fractions cannot be compared then). With neither a live
+/// model nor an estimate, the holdout's flagged fraction is held to that
+/// bar where the holdout can show it (`first_release`).
 pub fn gate(
     candidate: &Model,
     live: Option<&Model>,
@@ -202,18 +204,7 @@ pub fn gate(
         };
     }
     let Some(live) = live else {
-        let accepted = cand.false_alarm_rate <= cfg.max_false_alarm_rate;
-        let reason = if accepted {
-            format!(
-                "no live model; candidate false-alarm rate {:.5} within {:.5}",
-                cand.false_alarm_rate, cfg.max_false_alarm_rate
-            )
-        } else {
-            format!(
-                "no live model, but candidate false-alarm rate {:.5} exceeds {:.5}",
-                cand.false_alarm_rate, cfg.max_false_alarm_rate
-            )
-        };
+        let (accepted, reason) = first_release(&cand, cfg.max_false_alarm_rate);
         return GateDecision {
             accepted,
             reason,
@@ -259,4 +250,145 @@ pub fn gate(
 
 fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"))
+}
+
+/// The gate's decision on a candidate with no live model and no estimate
+/// of its own, from its holdout evaluation `cand` and the bar on its
+/// flagged fraction.
+///
+/// A small holdout (a few hundred rows of one device, too few for the
+/// release's own estimate) holds one alarm or none: one alarm of five
+/// records in 80 is 6 % flagged, which says little about a release
+/// calibrated for 0.1 %. So only what the holdout shows is refused: the
+/// flagged fraction's 95 % lower bound ([`flagged_lower_bound`]) above
+/// the bar.
+fn first_release(cand: &Evaluation, bar: f64) -> (bool, String) {
+    let within = cand.false_alarm_rate <= bar;
+    let lower = flagged_lower_bound(cand);
+    let alarms = cand.false_alarm_events.max(1);
+    if within {
+        let reason = format!(
+            "no live model; candidate false-alarm rate {:.5} within {bar:.5}",
+            cand.false_alarm_rate
+        );
+        (true, reason)
+    } else if lower <= bar {
+        let reason = format!(
+            "no live model; candidate false-alarm rate {:.5} above {bar:.5} on {} holdout records, \
+             but {alarms} alarm(s) cannot show it (95 % lower bound {lower:.5}): accepted",
+            cand.false_alarm_rate, cand.normal_records
+        );
+        (true, reason)
+    } else {
+        let reason = format!(
+            "no live model, but candidate false-alarm rate {:.5} exceeds {bar:.5} \
+             (95 % lower bound {lower:.5}, {alarms} alarm(s) in {} holdout records)",
+            cand.false_alarm_rate, cand.normal_records
+        );
+        (false, reason)
+    }
+}
+
+/// The 95 % lower confidence bound of `eval`'s flagged fraction, counting
+/// its alarms as the independent events (a Poisson count; an alarm's
+/// records are not independent of each other) at their observed mean
+/// length. 0 when nothing was flagged.
+fn flagged_lower_bound(eval: &Evaluation) -> f64 {
+    if eval.false_alarms == 0 || eval.normal_records == 0 {
+        return 0.0;
+    }
+    // Flagged records with no opening counted: an alarm open from before
+    // the counted range, one event.
+    let events = eval.false_alarm_events.max(1);
+    let mean_length = eval.false_alarms as f64 / events as f64;
+    poisson_lower_95(events) * mean_length / eval.normal_records as f64
+}
+
+/// The one-sided 95 % lower confidence limit of a Poisson mean after
+/// observing `k` events: the mean whose probability of `k` or more is 5 %.
+fn poisson_lower_95(k: u64) -> f64 {
+    if k == 0 {
+        return 0.0;
+    }
+    // P(X <= k - 1; mean) falls as the mean grows; bisect for 0.95.
+    let below = |mean: f64| {
+        let mut term = (-mean).exp();
+        let mut sum = term;
+        for i in 1..k {
+            term *= mean / i as f64;
+            sum += term;
+        }
+        sum
+    };
+    let (mut lo, mut hi) = (0.0, k as f64);
+    for _ in 0..100 {
+        let mid = 0.5 * (lo + hi);
+        if below(mid) > 0.95 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{first_release, flagged_lower_bound, poisson_lower_95};
+    use vigil_eval_core::Evaluation;
+
+    #[test]
+    fn the_poisson_lower_limit_matches_the_tables() {
+        // One-sided 95 % lower limits (chi-square(2k, 0.05) / 2).
+        for (k, limit) in [
+            (0, 0.0),
+            (1, 0.0513),
+            (2, 0.3554),
+            (3, 0.8177),
+            (10, 5.4254),
+        ] {
+            assert!(
+                (poisson_lower_95(k) - limit).abs() < 5e-4,
+                "k = {k}: {}",
+                poisson_lower_95(k)
+            );
+        }
+    }
+
+    fn holdout(normal: u64, flagged: u64, alarms: u64) -> Evaluation {
+        Evaluation {
+            normal_records: normal,
+            false_alarms: flagged,
+            false_alarm_events: alarms,
+            false_alarm_rate: flagged as f64 / normal as f64,
+            ..Evaluation::default()
+        }
+    }
+
+    #[test]
+    fn one_short_alarm_in_a_small_holdout_shows_nothing_but_many_do() {
+        // 80 records (400 rows of one pump, 20 % held out): one alarm of
+        // five records is 6 % flagged, its lower bound 0.3 %.
+        let one = flagged_lower_bound(&holdout(80, 5, 1));
+        assert!(one < 0.01, "{one}");
+        // Two such alarms, or one holding half of the records, do show it.
+        assert!(flagged_lower_bound(&holdout(80, 10, 2)) > 0.01);
+        assert!(flagged_lower_bound(&holdout(80, 40, 1)) > 0.01);
+        // A large holdout's 2 % flagged in 40 alarms is shown.
+        assert!(flagged_lower_bound(&holdout(10_000, 200, 40)) > 0.01);
+        assert_eq!(flagged_lower_bound(&holdout(80, 0, 0)), 0.0);
+    }
+
+    #[test]
+    fn a_first_release_is_refused_only_for_what_its_holdout_shows() {
+        let (accepted, reason) = first_release(&holdout(80, 0, 0), 0.01);
+        assert!(accepted && reason.contains("within"), "{reason}");
+        let (accepted, reason) = first_release(&holdout(80, 5, 1), 0.01);
+        assert!(accepted && reason.contains("cannot show"), "{reason}");
+        let (accepted, reason) = first_release(&holdout(80, 31, 2), 0.01);
+        assert!(!accepted && reason.contains("exceeds"), "{reason}");
+        // A large holdout decides as before: 2 % flagged is refused.
+        let (accepted, _) = first_release(&holdout(10_000, 200, 40), 0.01);
+        assert!(!accepted);
+    }
 }

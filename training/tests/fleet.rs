@@ -219,7 +219,10 @@ fn too_few_feature_rows_name_the_real_requirement() {
         "64 feature rows",
         "first 32 records (warm-up)",
         "last 20% (holdout)",
-        &format!("{features} features x 10"),
+        &format!(
+            "{features} features x {}",
+            vigil_training::MIN_ROWS_PER_FEATURE
+        ),
         &format!("one device reaches with {one_device_records} records"),
     ] {
         assert!(text.contains(part), "{part:?} missing from: {text}");

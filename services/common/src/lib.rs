@@ -53,13 +53,33 @@ pub use health::{HttpServer, Readiness};
 pub use vigil_base::{duration, error_text, key_file, logging, now_ms, redact, shutdown, Shutdown};
 
 /// A program's exit status from what its `run` returned; an error goes to
-/// stderr after `prefix`, each cause once ([`error_text`]).
+/// stderr after `prefix`, each cause once ([`error_text`]). A program
+/// whose standard output was closed by its reader ([`StdoutClosed`], as
+/// `vigil models score … | head` does) ends quietly and successfully, as
+/// Unix tools do.
 pub fn exit_with(prefix: &str, outcome: anyhow::Result<()>) -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<StdoutClosed>().is_some() => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{prefix}{}", error_text(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The reader of the program's standard output has gone away (a broken
+/// pipe): nothing is wrong, there is just no one left to write to.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output closed by its reader")]
+pub struct StdoutClosed;
+
+/// An error writing standard output: [`StdoutClosed`] for a broken pipe,
+/// otherwise the I/O error, said to be stdout's.
+pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        StdoutClosed.into()
+    } else {
+        anyhow::Error::new(e).context("writing stdout")
     }
 }

@@ -510,7 +510,7 @@ pub fn score_lines(
         };
         write_verdict(&mut scorer, &record, &mut output)?;
     }
-    output.flush().context("writing stdout")?;
+    output.flush().map_err(vigil_service::stdout_error)?;
     Ok(summary)
 }
 
@@ -548,7 +548,7 @@ pub fn score_csv(args: &ScoreArgs, mut output: impl Write) -> anyhow::Result<u64
             written += 1;
         }
     }
-    output.flush().context("writing stdout")?;
+    output.flush().map_err(vigil_service::stdout_error)?;
     Ok(written)
 }
 
@@ -580,5 +580,7 @@ fn write_verdict(
     );
     let mut bytes = verdict.encode()?;
     bytes.push(b'\n');
-    output.write_all(&bytes).context("writing stdout")
+    output
+        .write_all(&bytes)
+        .map_err(vigil_service::stdout_error)
 }
