@@ -232,6 +232,9 @@ pub struct TrainedModel {
     pub model: Model,
     /// Holdout results (also in `payload.header.validation`).
     pub holdout: Evaluation,
+    /// Metrics the default choice left out: each held one value over the
+    /// training rows (`choose_metrics`); empty when `metrics` was given.
+    pub constant_metrics: Vec<String>,
 }
 
 fn check_config(cfg: &TrainConfig) -> Result<(), TrainError> {
@@ -259,20 +262,45 @@ fn check_config(cfg: &TrainConfig) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Metrics present in at least half of the records, sorted.
-fn choose_metrics(data: &FleetData<'_>) -> Vec<String> {
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for r in data.devices.iter().flat_map(|d| &d.records) {
-        for name in r.metrics.keys() {
-            *counts.entry(name.as_str()).or_default() += 1;
+/// Metrics present in at least half of the records, sorted, and those of
+/// them left out because they hold one value over every device's
+/// training rows, while another metric remains.
+///
+/// Such a metric says nothing about its normal variation (a setpoint, an
+/// idle channel, or a file's own label column, as the industrial
+/// benchmark's `anomaly` and `changepoint` are), and its first change
+/// would be judged against a variance of nothing, so it is left out of the
+/// default choice; `--metrics` names it to keep it.
+fn choose_metrics(data: &FleetData<'_>) -> (Vec<String>, Vec<String>) {
+    // Per metric: records holding it, and its range over the training rows.
+    let mut seen: std::collections::BTreeMap<&str, (usize, f64, f64)> = Default::default();
+    for d in &data.devices {
+        for (i, r) in d.records.iter().enumerate() {
+            for (name, &v) in &r.metrics {
+                let e = seen
+                    .entry(name.as_str())
+                    .or_insert((0, f64::INFINITY, f64::NEG_INFINITY));
+                e.0 += 1;
+                if i < d.holdout_start && v.is_finite() {
+                    e.1 = e.1.min(v);
+                    e.2 = e.2.max(v);
+                }
+            }
         }
     }
     let total = data.records();
-    counts
+    let (varying, constant): (Vec<_>, Vec<_>) = seen
         .into_iter()
-        .filter(|(_, c)| c * 2 >= total)
-        .map(|(n, _)| n.to_owned())
-        .collect()
+        .filter(|(_, (c, ..))| c * 2 >= total)
+        .partition(|(_, (_, lo, hi))| lo < hi);
+    let names = |v: Vec<(&str, (usize, f64, f64))>| -> Vec<String> {
+        v.into_iter().map(|(n, _)| n.to_owned()).collect()
+    };
+    if varying.is_empty() {
+        (names(constant), Vec::new())
+    } else {
+        (names(varying), names(constant))
+    }
 }
 
 /// Per-device (noise_var, total_var) of one metric over the training part.
@@ -514,6 +542,7 @@ pub fn fit(
         });
     }
 
+    let mut left_out = Vec::new();
     let metrics = match &cfg.metrics {
         Some(m) => {
             let mut m = m.clone();
@@ -521,7 +550,11 @@ pub fn fit(
             m.dedup();
             m
         }
-        None => choose_metrics(&data),
+        None => {
+            let (chosen, constant) = choose_metrics(&data);
+            left_out = constant;
+            chosen
+        }
     };
     if metrics.is_empty() {
         return Err(TrainError::NoMetrics);
@@ -777,5 +810,6 @@ pub fn fit(
         payload,
         model,
         holdout,
+        constant_metrics: left_out,
     })
 }

@@ -533,3 +533,57 @@ fn a_fleet_release_carries_the_daily_cycle_of_its_metrics() {
     );
     assert_eq!(novelty.config.season_slots, 24);
 }
+
+/// A metric holding one value over the training rows (a setpoint, an idle
+/// channel, a file's own label column) is left out of the default choice,
+/// and named; with nothing else to model it stays; `metrics` keeps it.
+#[test]
+fn a_metric_constant_over_the_training_rows_is_left_out_and_named() {
+    let mut records = clean_fleet(5, 400, 11);
+    for r in &mut records {
+        r.metrics.insert("anomaly".into(), 0.0);
+    }
+    let cfg = TrainConfig {
+        min_records: 1,
+        min_device_records: 1,
+        ..TrainConfig::default()
+    };
+    let trained = fit(&records, &cfg, |_| {}).expect("fit");
+    assert_eq!(trained.constant_metrics, ["anomaly"]);
+    let spec = trained.model.extractor().spec();
+    assert!(spec.metrics.iter().all(|m| m.name != "anomaly"));
+    assert!(!spec.metrics.is_empty());
+
+    // Named: kept.
+    let named: Vec<String> = spec
+        .metrics
+        .iter()
+        .map(|m| m.name.clone())
+        .chain(["anomaly".to_owned()])
+        .collect();
+    let kept = fit(
+        &records,
+        &TrainConfig {
+            metrics: Some(named),
+            ..cfg.clone()
+        },
+        |_| {},
+    )
+    .expect("fit");
+    assert!(kept.constant_metrics.is_empty());
+    assert!(kept
+        .model
+        .extractor()
+        .spec()
+        .metrics
+        .iter()
+        .any(|m| m.name == "anomaly"));
+
+    // The only metric, constant: nothing to leave it out for.
+    for r in &mut records {
+        r.metrics.retain(|name, _| name == "anomaly");
+    }
+    let alone = fit(&records, &cfg, |_| {}).expect("fit");
+    assert!(alone.constant_metrics.is_empty());
+    assert_eq!(alone.model.extractor().spec().metrics.len(), 1);
+}

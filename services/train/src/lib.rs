@@ -431,6 +431,13 @@ pub(crate) async fn build_release(
         }
         Err(e) => return Err(e.into()),
     };
+    if !trained.constant_metrics.is_empty() {
+        tracing::warn!(
+            metrics = %trained.constant_metrics.join(", "),
+            "left out of the model: each holds one value over the training rows \
+             (a setpoint, an idle channel or a label column); --metrics keeps them"
+        );
+    }
 
     let decision = if args.force {
         None

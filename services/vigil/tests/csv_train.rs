@@ -194,14 +194,18 @@ const VALVE_FAULT: std::ops::Range<usize> = 480..560;
 
 /// The shape of the industrial benchmark: eight sensors, trained
 /// on the first 400 rows of one pump (33 features from 288 rows after
-/// warm-up and holdout), with the documented command and no --force; a
-/// sustained fault in the rest is flagged.
+/// warm-up and holdout), with the documented command and no --force; the
+/// file's own label columns (`anomaly`, `changepoint`: 0 over the
+/// training rows) are left out of the model and named; a sustained fault
+/// in the rest is flagged, by the sensors.
 #[test]
 fn an_eight_sensor_pump_trains_on_400_rows_and_its_fault_is_flagged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     ok(&vigil(d, &["models", "keygen", "--out", "keys"]), "keygen");
-    write_pump(&d.join("pump.csv"), &SENSORS, |i, v| {
+    let mut columns = SENSORS.to_vec();
+    columns.extend([("anomaly", 0.0, 0.0, 0.0), ("changepoint", 0.0, 0.0, 0.0)]);
+    write_pump(&d.join("pump.csv"), &columns, |i, v| {
         if VALVE_FAULT.contains(&i) {
             // A valve closing: pressure and flow fall, the motor works
             // harder and shakes.
@@ -209,12 +213,28 @@ fn an_eight_sensor_pump_trains_on_400_rows_and_its_fault_is_flagged() {
             v[4] *= 0.6;
             v[2] *= 1.1;
             v[3] *= 1.5;
+            v[8] = 1.0;
+        }
+        if i == VALVE_FAULT.start || i == VALVE_FAULT.end {
+            v[9] = 1.0;
         }
     });
     let out = train(d, "release.json", &[]);
     ok(&out, "vigil train --csv (eight sensors, 400 rows)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("left out of the model") && stderr.contains("anomaly, changepoint"),
+        "{stderr}"
+    );
     let verdicts = score(d, "release.json");
     assert_eq!(verdicts.len(), REST);
+    for v in &verdicts {
+        let named = v["contributions"].to_string();
+        assert!(
+            !named.contains("anomaly") && !named.contains("changepoint"),
+            "{v}"
+        );
+    }
     let flagged = |rows: std::ops::Range<usize>| {
         rows.filter(|&i| verdicts[i - TRAIN_ROWS]["anomaly"] == true)
             .count()
