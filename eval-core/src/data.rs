@@ -18,6 +18,10 @@
 //!   another: event time as ms since the Unix epoch (`1795446981908`) or
 //!   ISO-8601 (`2024-03-01 12:00:00`, `2024-03-01T12:00:00Z`,
 //!   `2024-03-01T13:00:00.250+01:00`; UTC when no offset is given).
+//! - a label column, when [`WideCsvOptions::label_column`] names one: each
+//!   row's ground truth (`1`, `true` or any number but 0: anomalous; `0`,
+//!   `false` or empty: normal), read by [`read_wide_csv_labelled`] and never
+//!   a metric.
 //! - every other column is a metric named by its header.
 //!
 //! Fields are separated by `,` or `;` (by default `;` when the header line
@@ -33,6 +37,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use vigil_schemas::Telemetry;
+
+use crate::detection::Episode;
 
 /// Why training data could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +85,8 @@ pub struct WideCsvOptions {
     /// Device of every row, for a file of one series without a
     /// `device_id` column.
     pub device_id: Option<String>,
+    /// Column of each row's label (see the module docs); not a metric.
+    pub label_column: Option<String>,
 }
 
 /// Reads a wide CSV file in the default layout (see the module docs), at
@@ -110,6 +118,7 @@ struct Layout {
     time: usize,
     /// (column, metric name)
     metrics: Vec<(usize, String)>,
+    label: Option<usize>,
 }
 
 fn layout(
@@ -145,10 +154,18 @@ fn layout(
         _ => {}
     }
     let seq = find("seq");
+    let label = match opts.label_column.as_deref() {
+        Some(name) => Some(find(name).ok_or_else(|| {
+            fail(format!(
+                "no label column {name:?} (the label-column option names it)"
+            ))
+        })?),
+        None => None,
+    };
     let metrics: Vec<(usize, String)> = header
         .iter()
         .enumerate()
-        .filter(|(i, _)| Some(*i) != device && Some(*i) != seq && *i != time)
+        .filter(|(i, _)| Some(*i) != device && Some(*i) != seq && *i != time && Some(*i) != label)
         .map(|(i, name)| (i, name.to_owned()))
         .collect();
     if metrics.is_empty() {
@@ -162,6 +179,7 @@ fn layout(
         seq,
         time,
         metrics,
+        label,
     })
 }
 
@@ -183,6 +201,17 @@ pub fn read_wide_csv_with(
     max_rows: usize,
     opts: &WideCsvOptions,
 ) -> Result<Vec<Telemetry>, DataError> {
+    read_wide_csv_labelled(path, max_rows, opts).map(|(records, _)| records)
+}
+
+/// [`read_wide_csv_with`], with each row's label from
+/// [`WideCsvOptions::label_column`] (all `false` without one), in the same
+/// order as the records.
+pub fn read_wide_csv_labelled(
+    path: &Path,
+    max_rows: usize,
+    opts: &WideCsvOptions,
+) -> Result<(Vec<Telemetry>, Vec<bool>), DataError> {
     let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
@@ -202,6 +231,7 @@ pub fn read_wide_csv_with(
     let time_name = header.get(layout.time).unwrap_or_default().to_owned();
     let mut next_seq: std::collections::HashMap<String, u64> = Default::default();
     let mut out = Vec::new();
+    let mut labels = Vec::new();
     for row in reader.records() {
         let row = row.map_err(io)?;
         let line = row.position().map_or(0, |p| p.line());
@@ -263,9 +293,73 @@ pub fn read_wide_csv_with(
         if values.is_empty() {
             return Err(row_error(path, line, "the row has no metric value"));
         }
+        let label = match layout.label {
+            Some(i) => parse_label(field(i), separator).ok_or_else(|| {
+                row_error(
+                    path,
+                    line,
+                    format!("label {:?} is neither a number nor true/false", field(i)),
+                )
+            })?,
+            None => false,
+        };
         out.push(Telemetry::new(device, seq, ts, values));
+        labels.push(label);
     }
-    Ok(out)
+    Ok((out, labels))
+}
+
+/// One label cell: anomalous for `true` or a number other than 0, normal
+/// for `false`, 0 or an empty cell.
+fn parse_label(cell: &str, separator: u8) -> Option<bool> {
+    if cell.is_empty() || cell.eq_ignore_ascii_case("false") {
+        return Some(false);
+    }
+    if cell.eq_ignore_ascii_case("true") {
+        return Some(true);
+    }
+    parse_value(cell, separator)
+        .filter(|v| !v.is_nan())
+        .map(|v| v != 0.0)
+}
+
+/// Labelled anomaly episodes (kind `labelled`) from per-row labels: each
+/// run of consecutive anomalous rows of one device, in its `seq` order.
+pub fn label_episodes(records: &[Telemetry], labels: &[bool]) -> Vec<Episode> {
+    let mut by_device: BTreeMap<&str, Vec<(u64, bool)>> = BTreeMap::new();
+    for (r, &l) in records.iter().zip(labels) {
+        by_device.entry(&r.device_id).or_default().push((r.seq, l));
+    }
+    let mut out = Vec::new();
+    for (device, mut rows) in by_device {
+        rows.sort_unstable_by_key(|&(seq, _)| seq);
+        let mut open: Option<(u64, u64)> = None;
+        for (seq, anomalous) in rows {
+            open = match (open, anomalous) {
+                (Some((first, _)), true) => Some((first, seq)),
+                (None, true) => Some((seq, seq)),
+                (Some((first, last)), false) => {
+                    out.push(Episode {
+                        device_id: device.to_owned(),
+                        kind: "labelled".to_owned(),
+                        first_seq: first,
+                        last_seq: last,
+                    });
+                    None
+                }
+                (None, false) => None,
+            };
+        }
+        if let Some((first, last)) = open {
+            out.push(Episode {
+                device_id: device.to_owned(),
+                kind: "labelled".to_owned(),
+                first_seq: first,
+                last_seq: last,
+            });
+        }
+    }
+    out
 }
 
 /// Parses an event time: digits alone are ms since the Unix epoch,
@@ -431,6 +525,54 @@ pub fn read_nab_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_column_is_read_as_labels_and_is_never_a_metric() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(
+            &dir,
+            "datetime;flow;anomaly;changepoint\n\
+             2020-03-09 10:00:00;1,5;0;0\n\
+             2020-03-09 10:00:01;1,6;1;1\n\
+             2020-03-09 10:00:02;1,7;1,0;0\n\
+             2020-03-09 10:00:03;1,6;;0\n\
+             2020-03-09 10:00:04;1,5;true;0\n\
+             2020-03-09 10:00:05;1,5;false;0\n",
+        );
+        let opts = WideCsvOptions {
+            time_column: Some("datetime".into()),
+            device_id: Some("valve1".into()),
+            label_column: Some("anomaly".into()),
+            ..WideCsvOptions::default()
+        };
+        let (records, labels) = read_wide_csv_labelled(&path, 10, &opts).expect("read");
+        assert_eq!(labels, [false, true, true, false, true, false]);
+        assert!(records.iter().all(|r| !r.metrics.contains_key("anomaly")));
+        // Another column stays a metric unless named.
+        assert!(records[0].metrics.contains_key("changepoint"));
+        let episodes = label_episodes(&records, &labels);
+        let runs: Vec<(u64, u64)> = episodes.iter().map(|e| (e.first_seq, e.last_seq)).collect();
+        assert_eq!(runs, [(2, 3), (5, 5)]);
+        assert!(episodes.iter().all(|e| e.device_id == "valve1"));
+
+        let missing = WideCsvOptions {
+            label_column: Some("label".into()),
+            ..opts.clone()
+        };
+        let err = read_wide_csv_labelled(&path, 10, &missing).expect_err("no such column");
+        assert!(
+            err.to_string().contains("no label column \"label\""),
+            "{err}"
+        );
+        let bad = write(&dir, "ts,flow,anomaly\n1000,1,yes\n");
+        let opts = WideCsvOptions {
+            device_id: Some("d".into()),
+            label_column: Some("anomaly".into()),
+            ..WideCsvOptions::default()
+        };
+        let err = read_wide_csv_labelled(&bad, 10, &opts).expect_err("not a label");
+        assert!(err.to_string().contains("label \"yes\""), "{err}");
+    }
 
     #[test]
     fn nab_timestamps_parse() {

@@ -311,6 +311,48 @@ impl<'e> DeviceTally<'e> {
     }
 }
 
+/// Point-wise counts of flagged and labelled records, as benchmarks that
+/// label every row (the industrial one of issue 16) score a detector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PointCounts {
+    /// Labelled anomalous and flagged.
+    pub hits: u64,
+    /// Normal and flagged.
+    pub false_hits: u64,
+    /// Labelled anomalous.
+    pub positives: u64,
+    /// Every record counted.
+    pub records: u64,
+}
+
+impl PointCounts {
+    /// Counts one record.
+    pub fn add(&mut self, flagged: bool, anomalous: bool) {
+        self.records += 1;
+        self.positives += u64::from(anomalous);
+        self.hits += u64::from(flagged && anomalous);
+        self.false_hits += u64::from(flagged && !anomalous);
+    }
+
+    /// (F1, precision, recall); 0 where undefined.
+    pub fn f1(&self) -> (f64, f64, f64) {
+        let precision = self.hits as f64 / (self.hits + self.false_hits).max(1) as f64;
+        let recall = self.hits as f64 / self.positives.max(1) as f64;
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        (f1, precision, recall)
+    }
+
+    /// The F1 of flagging every record: the bar a detector must beat.
+    pub fn flag_all_f1(&self) -> f64 {
+        let p = self.positives as f64 / self.records.max(1) as f64;
+        2.0 * p / (1.0 + p)
+    }
+}
+
 /// `episodes` grouped by device, for [`DeviceTally::new`].
 pub fn episodes_by_device(episodes: &[Episode]) -> HashMap<&str, Vec<&Episode>> {
     let mut by_device: HashMap<&str, Vec<&Episode>> = HashMap::new();

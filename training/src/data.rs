@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use vigil_schemas::Telemetry;
 
 pub use vigil_eval_core::data::{
-    days_from_civil, parse_iso8601, parse_nab_timestamp, parse_timestamp, read_nab_csv,
-    read_wide_csv, read_wide_csv_with, DataError, WideCsvOptions,
+    days_from_civil, label_episodes, parse_iso8601, parse_nab_timestamp, parse_timestamp,
+    read_nab_csv, read_wide_csv, read_wide_csv_labelled, read_wide_csv_with, DataError,
+    WideCsvOptions,
 };
 
 /// One device's records in `seq` order (duplicates dropped), and where its

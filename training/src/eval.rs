@@ -11,7 +11,7 @@ use vigil_eval_core::{episodes_by_device, merge, DeviceTally, Tally};
 use vigil_model::{Model, Scratch};
 
 pub use vigil_eval_core::{
-    evaluate_flags, DeviceFlags, Episode, EvalOptions, Evaluation, KindStats,
+    evaluate_flags, DeviceFlags, Episode, EvalOptions, Evaluation, KindStats, PointCounts,
 };
 
 use crate::data::{DeviceSeries, FleetData};

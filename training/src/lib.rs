@@ -25,12 +25,12 @@ mod ranges;
 pub mod season;
 
 pub use data::{
-    read_nab_csv, read_wide_csv, read_wide_csv_with, DataError, DeviceSeries, FleetData,
-    WideCsvOptions,
+    label_episodes, read_nab_csv, read_wide_csv, read_wide_csv_labelled, read_wide_csv_with,
+    DataError, DeviceSeries, FleetData, WideCsvOptions,
 };
 pub use eval::{
     evaluate, evaluate_flags, evaluate_with, gate, Decision, DeviceFlags, Episode, EvalOptions,
-    Evaluation, GateConfig, GateDecision, KindStats,
+    Evaluation, GateConfig, GateDecision, KindStats, PointCounts,
 };
 pub use fit::{
     fit, Calibration, Method, Progress, TrainConfig, TrainError, TrainedModel,

@@ -185,6 +185,14 @@ pub struct CsvFormatArgs {
     /// column); rows without a `seq` column are numbered from 1.
     #[arg(long)]
     pub device_id: Option<String>,
+
+    /// CSV column holding each row's label (1/true: anomalous; 0/false or
+    /// empty: normal), as benchmark files carry one: never a metric. `vigil
+    /// train` takes its runs as labelled episodes (as --labels does);
+    /// `vigil models score` reports point-wise precision, recall and F1
+    /// against it.
+    #[arg(long, requires = "csv")]
+    pub label_column: Option<String>,
 }
 
 impl CsvFormatArgs {
@@ -194,6 +202,7 @@ impl CsvFormatArgs {
             separator: self.separator,
             time_column: Some(self.time_column.clone()),
             device_id: self.device_id.clone(),
+            label_column: self.label_column.clone(),
         }
     }
 }
@@ -229,6 +238,9 @@ impl TrainArgs {
         }
         if self.release_version == Some(0) {
             anyhow::bail!("--version must be at least 1");
+        }
+        if self.csv_format.label_column.is_some() && self.labels.is_some() {
+            anyhow::bail!("--labels and --label-column both give labels; use one");
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use vigil_model::SigningKey;
 use vigil_schemas::{Message as _, ReleaseHeader};
 
-use crate::{build_release, load_data, progress_bar, source, Candidate, TrainArgs};
+use crate::{build_release, load_data, progress_bar, Candidate, Loaded, TrainArgs};
 
 /// Trains once from `args.csv` and writes the signed release to `out`
 /// (see the module docs). Fails, writing nothing, when the data are too
@@ -22,14 +22,14 @@ pub async fn train_to_file(args: &TrainArgs, key: &SigningKey, out: &Path) -> an
         bail!("--out needs --csv: writing a release to a file trains from a file");
     }
     let bar = progress_bar(args);
-    let (records, data_source) = load_data(args, bar.as_ref()).await?;
-    let episodes = match &args.labels {
-        Some(path) => source::read_labels(path)?,
-        None => Vec::new(),
-    };
+    let Loaded {
+        records,
+        source,
+        episodes,
+    } = load_data(args, bar.as_ref()).await?;
     let candidate = Candidate {
         records,
-        source: data_source,
+        source,
         episodes,
         version: args.release_version.unwrap_or(1),
     };

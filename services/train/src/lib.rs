@@ -58,6 +58,7 @@ use vigil_training::{
 pub use config::{CsvFormatArgs, TrainArgs};
 pub use file::{train_to_file, write_atomically};
 pub use source::read_csv;
+pub use vigil_training::PointCounts;
 
 use crate::config::{CalibrationArg, MethodArg};
 use crate::metrics::TrainMetrics;
@@ -187,11 +188,38 @@ fn ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Loads the training data named by `args`.
+/// The training data named by `args`.
+pub(crate) struct Loaded {
+    pub records: Vec<Telemetry>,
+    /// Where they came from (the release's `training.source`).
+    pub source: String,
+    /// Labelled episodes: from `--labels`, or the CSV file's label column.
+    pub episodes: Vec<Episode>,
+}
+
+/// Loads the training data named by `args`, with their labels.
 pub(crate) async fn load_data(
     args: &TrainArgs,
     bar: Option<&ProgressBar>,
-) -> anyhow::Result<(Vec<Telemetry>, String)> {
+) -> anyhow::Result<Loaded> {
+    let (records, source, labels) = load_records(args, bar).await?;
+    let episodes = match &args.labels {
+        Some(path) => source::read_labels(path)?,
+        None => vigil_training::label_episodes(&records, &labels),
+    };
+    Ok(Loaded {
+        records,
+        source,
+        episodes,
+    })
+}
+
+/// The records named by `args`, their source and each one's label from
+/// a CSV file's label column (none from Kafka).
+async fn load_records(
+    args: &TrainArgs,
+    bar: Option<&ProgressBar>,
+) -> anyhow::Result<(Vec<Telemetry>, String, Vec<bool>)> {
     if let Some(path) = &args.csv {
         if let Some(b) = bar {
             b.set_message(format!("reading {}", path.display()));
@@ -199,7 +227,7 @@ pub(crate) async fn load_data(
         let file = path.clone();
         let format = args.csv_format.clone();
         let max = args.max_records;
-        let mut records =
+        let (mut records, mut labels) =
             tokio::task::spawn_blocking(move || source::read_csv(&file, &format, max))
                 .await
                 .context("csv reader panicked")??;
@@ -207,10 +235,11 @@ pub(crate) async fn load_data(
         if let Some(rows) = args.rows {
             if records.len() > rows {
                 records.truncate(rows);
+                labels.truncate(rows);
                 source.push_str(&format!(" rows 1-{rows}"));
             }
         }
-        return Ok((records, source));
+        return Ok((records, source, labels));
     }
     let until = args.until.map_or_else(now_ms, ms);
     let window_ms = u64::try_from(args.window.as_millis()).unwrap_or(u64::MAX);
@@ -246,7 +275,8 @@ pub(crate) async fn load_data(
             "the window holds more records than --max-records; training on the oldest part of it"
         );
     }
-    Ok((replayed.records, format!("kafka:{topic}")))
+    let labels = vec![false; replayed.records.len()];
+    Ok((replayed.records, format!("kafka:{topic}"), labels))
 }
 
 /// The keys whose releases count for the trainer: `--verify-key`'s ring
@@ -279,11 +309,11 @@ pub async fn train_once(
     producer: &FutureProducer<VigilContext>,
 ) -> anyhow::Result<Outcome> {
     let bar = progress_bar(args);
-    let (records, source) = load_data(args, bar.as_ref()).await?;
-    let episodes = match &args.labels {
-        Some(path) => source::read_labels(path)?,
-        None => Vec::new(),
-    };
+    let Loaded {
+        records,
+        source,
+        episodes,
+    } = load_data(args, bar.as_ref()).await?;
 
     if let Some(b) = &bar {
         b.set_message("reading vigil.models".to_owned());

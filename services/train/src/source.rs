@@ -125,13 +125,14 @@ pub fn replay_window(
 }
 
 /// Reads a CSV file of telemetry laid out as `format` says (at most
-/// `max_rows` rows, in file order). Blocking.
+/// `max_rows` rows, in file order), with each row's label (all `false`
+/// without a label column). Blocking.
 pub fn read_csv(
     path: &Path,
     format: &CsvFormatArgs,
     max_rows: usize,
-) -> anyhow::Result<Vec<Telemetry>> {
-    Ok(vigil_training::read_wide_csv_with(
+) -> anyhow::Result<(Vec<Telemetry>, Vec<bool>)> {
+    Ok(vigil_training::read_wide_csv_labelled(
         path,
         max_rows,
         &format.options(),

@@ -521,7 +521,7 @@ pub fn score_csv(args: &ScoreArgs, mut output: impl Write) -> anyhow::Result<u64
     let Some(path) = &args.csv else {
         bail!("score_csv needs --csv");
     };
-    let records = vigil_train::read_csv(path, &args.csv_format, MAX_CSV_ROWS)?;
+    let (records, labels) = vigil_train::read_csv(path, &args.csv_format, MAX_CSV_ROWS)?;
     if args.after_row > records.len() {
         bail!(
             "--after-row {} but {} holds only {} data rows",
@@ -532,7 +532,8 @@ pub fn score_csv(args: &ScoreArgs, mut output: impl Write) -> anyhow::Result<u64
     }
     let mut scorer = load_scorer(args)?;
     let mut written = 0;
-    for (i, record) in records.iter().enumerate() {
+    let mut counts = vigil_train::PointCounts::default();
+    for (i, (record, &label)) in records.iter().zip(&labels).enumerate() {
         if let Err(e) = record.check() {
             bail!(
                 "{} data row {}: {e} ({})",
@@ -544,11 +545,15 @@ pub fn score_csv(args: &ScoreArgs, mut output: impl Write) -> anyhow::Result<u64
         if i < args.after_row {
             scorer.score(record, None, vigil_service::now_ms(), ScoredAt::Cloud);
         } else {
-            write_verdict(&mut scorer, record, &mut output)?;
+            let anomaly = write_verdict(&mut scorer, record, &mut output)?;
+            counts.add(anomaly, label);
             written += 1;
         }
     }
     output.flush().map_err(vigil_service::stdout_error)?;
+    if let Some(column) = &args.csv_format.label_column {
+        eprintln!("{}", point_summary(column, &counts));
+    }
     Ok(written)
 }
 
@@ -566,12 +571,29 @@ fn load_scorer(args: &ScoreArgs) -> anyhow::Result<Scorer> {
     Ok(scorer)
 }
 
-/// Scores `record` and writes its Verdict as one JSON line.
+/// One line on the verdicts against a label column: point-wise precision,
+/// recall and F1 (a verdict is flagged when its device is in alarm),
+/// beside the F1 of flagging every row.
+fn point_summary(column: &str, c: &vigil_train::PointCounts) -> String {
+    let (f1, precision, recall) = c.f1();
+    format!(
+        "against label column {column}: {} rows scored, {} labelled anomalous, {} flagged; \
+         point-wise precision {precision:.3}, recall {recall:.3}, F1 {f1:.3} \
+         (flagging every row: F1 {:.3})",
+        c.records,
+        c.positives,
+        c.hits + c.false_hits,
+        c.flag_all_f1()
+    )
+}
+
+/// Scores `record`, writes its Verdict as one JSON line and says whether
+/// the device is in alarm at it.
 fn write_verdict(
     scorer: &mut Scorer,
     record: &Telemetry,
     output: &mut impl Write,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let verdict = scorer.score(
         record,
         record.ingest_ts,
@@ -582,5 +604,6 @@ fn write_verdict(
     bytes.push(b'\n');
     output
         .write_all(&bytes)
-        .map_err(vigil_service::stdout_error)
+        .map_err(vigil_service::stdout_error)?;
+    Ok(verdict.anomaly)
 }

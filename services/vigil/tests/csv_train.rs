@@ -116,7 +116,8 @@ fn train(dir: &Path, out: &str, extra: &[&str]) -> Output {
     vigil(dir, &args)
 }
 
-fn score(dir: &Path, release: &str) -> Vec<serde_json::Value> {
+/// `vigil models score` of `pump.csv` with `release`, then `extra`.
+fn score_args<'a>(release: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "models",
         "score",
@@ -126,11 +127,14 @@ fn score(dir: &Path, release: &str) -> Vec<serde_json::Value> {
         "keys/verify.pub",
         "--csv",
         "pump.csv",
-        "--after-row",
-        "400",
     ];
     args.extend(FORMAT);
-    let out = vigil(dir, &args);
+    args.extend(extra);
+    args
+}
+
+fn score(dir: &Path, release: &str) -> Vec<serde_json::Value> {
+    let out = vigil(dir, &score_args(release, &["--after-row", "400"]));
     ok(&out, "vigil models score");
     String::from_utf8(out.stdout)
         .expect("utf-8 verdicts")
@@ -247,6 +251,33 @@ fn an_eight_sensor_pump_trains_on_400_rows_and_its_fault_is_flagged() {
         "{in_fault} fault rows flagged"
     );
     assert!(before <= 8, "{before} normal rows flagged before the fault");
+
+    // The file's label column, named: the score says how the verdicts
+    // compare with it, point-wise, beside flagging every row.
+    let args = score_args(
+        "release.json",
+        &["--after-row", "400", "--label-column", "anomaly"],
+    );
+    let out = vigil(d, &args);
+    ok(&out, "vigil models score --label-column");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary = format!(
+        "against label column anomaly: {REST} rows scored, {} labelled anomalous, {} flagged",
+        VALVE_FAULT.len(),
+        verdicts.iter().filter(|v| v["anomaly"] == true).count()
+    );
+    assert!(stderr.contains(&summary), "{summary:?} missing: {stderr}");
+    let f1: f64 = stderr
+        .split("F1 ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .expect("an F1 in the summary");
+    assert!(f1 >= 0.8, "{stderr}");
+    assert!(
+        stderr.contains("(flagging every row: F1 0.571)"),
+        "{stderr}"
+    );
 }
 
 /// `vigil models score … | head`: the reader leaves after one verdict;
@@ -261,19 +292,8 @@ fn a_reader_that_stops_early_ends_the_scoring_quietly() {
     write_csv(&d.join("pump.csv"));
     ok(&train(d, "release.json", &[]), "vigil train --csv");
     // Every row scored: far more than a pipe's buffer holds.
-    let mut args = vec![
-        "models",
-        "score",
-        "--model",
-        "release.json",
-        "--verify-key",
-        "keys/verify.pub",
-        "--csv",
-        "pump.csv",
-    ];
-    args.extend(FORMAT);
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(&args)
+        .args(score_args("release.json", &[]))
         .current_dir(d)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -289,6 +309,58 @@ fn a_reader_that_stops_early_ends_the_scoring_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {stderr}", out.status);
     assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// A label column is a column of a CSV file, and one source of labels.
+#[test]
+fn label_options_that_cannot_work_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    ok(&vigil(d, &["models", "keygen", "--out", "keys"]), "keygen");
+    write_csv(&d.join("pump.csv"));
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["train", "--once", "--label-column", "anomaly"],
+            "--csv <CSV>",
+        ),
+        (
+            &[
+                "models",
+                "score",
+                "--model",
+                "release.json",
+                "--verify-key",
+                "keys/verify.pub",
+                "--label-column",
+                "anomaly",
+            ],
+            "--csv <CSV>",
+        ),
+        (
+            &[
+                "train",
+                "--csv",
+                "pump.csv",
+                "--out",
+                "r.json",
+                "--label-column",
+                "anomaly",
+                "--labels",
+                "labels.csv",
+            ],
+            "--labels and --label-column both give labels",
+        ),
+    ];
+    for (extra, why) in cases {
+        let mut args = extra.to_vec();
+        if args[0] == "train" {
+            args.extend(["--signing-key", "keys/signing.key"]);
+        }
+        let out = vigil(d, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(why), "{why:?} missing: {stderr}");
+    }
 }
 
 #[test]

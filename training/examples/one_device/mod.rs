@@ -49,12 +49,11 @@ pub fn train(records: &[Telemetry]) -> Result<Model, TrainError> {
 /// Point-wise F1, precision and recall of `hits` positive records
 /// flagged and `false_hits` negative ones, of `positives`.
 pub fn pointwise(hits: u64, false_hits: u64, positives: u64) -> (f64, f64, f64) {
-    let precision = hits as f64 / (hits + false_hits).max(1) as f64;
-    let recall = hits as f64 / positives.max(1) as f64;
-    let f1 = if precision + recall > 0.0 {
-        2.0 * precision * recall / (precision + recall)
-    } else {
-        0.0
-    };
-    (f1, precision, recall)
+    vigil_training::PointCounts {
+        hits,
+        false_hits,
+        positives,
+        records: 0,
+    }
+    .f1()
 }
