@@ -6,9 +6,15 @@
 //!   scoring rule, so the detector gets a number comparable with published
 //!   detectors (`vigil-eval nab`, report in NAB.md).
 //!
+//! - [`files`]: a folder of labelled CSV files, one recording each (the
+//!   shape of the industrial benchmark of issue 16): a release trained on
+//!   each file's first rows, its verdicts counted point-wise against the
+//!   file's label column (`vigil-eval files`).
+//!
 //! The counting rules shared with the trainer and the load generator
 //! (labelled episodes, detection rate, false alarms) live in
 //! `vigil-eval-core`; the load generator measures a live run without
 //! linking this crate or the trainer.
 
+pub mod files;
 pub mod nab;

@@ -30,6 +30,55 @@ enum Command {
     /// Run the detector on the Numenta Anomaly Benchmark and score it, or
     /// score existing results (--score-only); see eval/NAB.md.
     Nab(Box<NabArgs>),
+    /// Train a release on each labelled CSV file's first rows under a
+    /// folder (as `vigil train --csv FILE --rows N` does), score the rest,
+    /// and count the verdicts point-wise against each file's label column;
+    /// prints a Markdown table, one row per file and their sum.
+    Files(FilesArgs),
+}
+
+#[derive(Debug, Args)]
+struct FilesArgs {
+    /// Folder of CSV files (searched recursively), one recording each.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Rows each release is trained on: the first ones of its file.
+    #[arg(long, default_value_t = 400)]
+    rows: usize,
+    /// Column of each row's label (1/true anomalous; 0/false/empty normal).
+    #[arg(long, default_value = "anomaly")]
+    label_column: String,
+    /// Event-time column (ms since the epoch or ISO-8601).
+    #[arg(long, default_value = "datetime")]
+    time_column: String,
+    /// Field separator, `,` or `;` [default: `;` when the header holds one].
+    #[arg(long)]
+    separator: Option<char>,
+    /// Most rows read from one file.
+    #[arg(long, default_value_t = 10_000_000)]
+    max_rows: usize,
+}
+
+fn files(args: FilesArgs) -> Result<()> {
+    let separator = match args.separator {
+        None => None,
+        Some(',') => Some(b','),
+        Some(';') => Some(b';'),
+        Some(other) => bail!("--separator must be ',' or ';', got {other:?}"),
+    };
+    let opts = vigil_eval::files::FilesOptions {
+        rows: args.rows,
+        csv: vigil_training::WideCsvOptions {
+            separator,
+            time_column: Some(args.time_column),
+            device_id: None,
+            label_column: Some(args.label_column),
+        },
+        max_rows: args.max_rows,
+    };
+    let report = vigil_eval::files::evaluate_files(&args.dir, &opts)?;
+    print!("{}", report.table());
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +373,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Nab(args) => nab(*args),
+        Command::Files(args) => files(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
