@@ -20,8 +20,11 @@
 //!
 //! Each is right where the other is weak, so neither is trusted blindly.
 //! Per device, each keeps an exponentially weighted rate of its own alert
-//! **onsets** (an alert after at least `close_after` calm records, what
-//! would open a new alarm; window [`TrustPolicy::window`] records). A
+//! **onsets** (an alert after at least `close_after` calm records while
+//! the device is not in alarm: what would open a new alarm; window
+//! [`TrustPolicy::window`] records; an alert inside an open alarm, as a
+//! long fault's wavering score gives, opens nothing and is not counted,
+//! since session 25). A
 //! device's anomalies are rare by definition: a detector whose onsets on a
 //! device run above its bound is describing that device's normal
 //! behaviour. So a record is an alert when
@@ -245,6 +248,20 @@ struct TrustState {
     release_voice: bool,
 }
 
+/// What the release and the device's alarm say of a record, for
+/// [`DeviceNovelty::step`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReleaseSide {
+    /// The release's judged score (after the device's own level).
+    pub judged: f64,
+    /// The release's threshold.
+    pub threshold: f64,
+    /// The alarm policy's calm run that closes an alarm.
+    pub close_after: u32,
+    /// The device is in alarm before this record.
+    pub in_alarm: bool,
+}
+
 /// What the combination made of one record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Combined {
@@ -318,18 +335,22 @@ impl DeviceNovelty {
 
     /// Decides one fresh record: `values` holds the record's value of each
     /// of the spec's metrics in order (`None` where it lacks one, as
-    /// [`crate::Extractor::extract_with_values`] writes them), `judged` and
-    /// `threshold` are the release's, `close_after` the alarm policy's calm
-    /// run. Then learns the record.
+    /// [`crate::Extractor::extract_with_values`] writes them), `release`
+    /// what the release and the device's alarm say of it. Then learns the
+    /// record.
     pub fn step(
         &mut self,
         policy: &NoveltyPolicy,
         values: &[Option<f64>],
         ts_ms: u64,
-        judged: f64,
-        threshold: f64,
-        close_after: u32,
+        release: ReleaseSide,
     ) -> Combined {
+        let ReleaseSide {
+            judged,
+            threshold,
+            close_after,
+            in_alarm,
+        } = release;
         let config = &policy.config;
         let value = |j: usize| values.get(j).copied().flatten();
         self.records = self.records.saturating_add(1);
@@ -380,8 +401,12 @@ impl DeviceNovelty {
             trust.release_voice = by_release;
         }
         let weight = 1.0 / f64::from(t.window);
+        // An onset is an alert that would open an alarm: one while the
+        // device is already in alarm opens nothing (a long fault's score
+        // wavering about the threshold is one fault, not a device crying
+        // wolf; eval/NAB.md, session 25).
         let onset = |alerting: bool, calm: u32| {
-            if alerting && calm >= close_after {
+            if !in_alarm && alerting && calm >= close_after {
                 1.0
             } else {
                 0.0
@@ -413,6 +438,16 @@ mod tests {
     use super::*;
 
     const THRESHOLD: f64 = 0.5;
+
+    /// The release side of a record outside any alarm.
+    fn side(judged: f64, close_after: u32) -> ReleaseSide {
+        ReleaseSide {
+            judged,
+            threshold: THRESHOLD,
+            close_after,
+            in_alarm: false,
+        }
+    }
 
     fn record(seq: u64, values: &[(&str, f64)]) -> Telemetry {
         let metrics: BTreeMap<String, f64> =
@@ -456,8 +491,8 @@ mod tests {
         assert!(a.bytes() > inline + 2 * std::mem::size_of::<RangeWarmup>());
         for seq in 1..=400 {
             let r = calm(seq);
-            a.step(&flat, &values(&r), r.ts, 0.1, THRESHOLD, 4);
-            b.step(&seasonal, &values(&r), r.ts, 0.1, THRESHOLD, 4);
+            a.step(&flat, &values(&r), r.ts, side(0.1, 4));
+            b.step(&seasonal, &values(&r), r.ts, side(0.1, 4));
         }
         let states = 2 * std::mem::size_of::<NoveltyState>();
         assert!(a.bytes() > inline + states, "counts on the heap");
@@ -497,12 +532,12 @@ mod tests {
         };
         let mut d = DeviceNovelty::new(&p, 2);
         for seq in 1..=50 {
-            let c = d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
             assert_eq!(c.novelty, None, "record {seq}");
             assert!(!c.alert);
         }
         for seq in 51..=400 {
-            let c = d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
             if seq > 200 {
                 assert!(!c.alert, "a learnt rhythm alerts at {seq}");
             }
@@ -513,9 +548,7 @@ mod tests {
             &p,
             &values(&record(401, &[("a", 11.0), ("b", 500.0)])),
             0,
-            0.1,
-            THRESHOLD,
-            4,
+            side(0.1, 4),
         );
         assert!(c.alert && c.novelty.is_some_and(|n| n >= 0.5), "{c:?}");
         assert_eq!(c.novel_metric, Some(1));
@@ -605,7 +638,7 @@ mod tests {
         p.trust.release_onsets = 0.5 / 1024.0;
         let mut d = DeviceNovelty::new(&p, 2);
         for seq in 1..=300 {
-            d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
+            d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
         }
         // Ten release alerts in a row, two calm records between the last
         // ones: one alarm, and every alert of it counts.
@@ -613,18 +646,18 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let c = d.step(&p, &values(&calm(301 + i as u64)), 0, judged, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(301 + i as u64)), 0, side(judged, 4));
             assert_eq!(c.alert, judged >= THRESHOLD, "record {i}: {c:?}");
         }
         // Calm for longer than close_after: the next release alert is an
         // onset, judged by the rate, and the release is not trusted now.
         for seq in 313..=320 {
-            d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
+            d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
         }
-        let c = d.step(&p, &values(&calm(321)), 0, 0.9, THRESHOLD, 4);
+        let c = d.step(&p, &values(&calm(321)), 0, side(0.9, 4));
         assert!(!c.release_trusted && !c.alert, "{c:?}");
         // Nor does its continuation count.
-        let c = d.step(&p, &values(&calm(322)), 0, 0.9, THRESHOLD, 4);
+        let c = d.step(&p, &values(&calm(322)), 0, side(0.9, 4));
         assert!(!c.alert, "{c:?}");
     }
 
@@ -636,28 +669,28 @@ mod tests {
         let warm = || {
             let mut d = DeviceNovelty::new(&p, 2);
             for seq in 1..=300 {
-                d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
+                d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
             }
             d
         };
         // Metric a jumps; b keeps its rhythm.
         let jump = |seq: u64| record(seq, &[("a", 900.0), ("b", 20.0 - (seq % 6) as f64)]);
-        let c = warm().step(&p, &values(&jump(301)), 0, 0.1, THRESHOLD, 4);
+        let c = warm().step(&p, &values(&jump(301)), 0, side(0.1, 4));
         assert!(!c.novelty_trusted && c.novelty.is_some_and(|n| n >= 0.5));
         assert!(!c.alert, "an untrusted novelty alone: {c:?}");
-        let c = warm().step(&p, &values(&jump(301)), 0, 0.46, THRESHOLD, 4);
+        let c = warm().step(&p, &values(&jump(301)), 0, side(0.46, 4));
         assert!(!c.alert, "the release below its threshold: {c:?}");
         // A release that lost its voice (an alert every 20th record) ...
         let mut d = warm();
         for seq in 301..=1_300u64 {
             let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
-            d.step(&p, &values(&calm(seq)), 0, judged, THRESHOLD, 4);
+            d.step(&p, &values(&calm(seq)), 0, side(judged, 4));
         }
         let mut loud = d.clone();
-        let c = loud.step(&p, &values(&calm(1_301)), 0, 0.9, THRESHOLD, 4);
+        let c = loud.step(&p, &values(&calm(1_301)), 0, side(0.9, 4));
         assert!(!c.release_trusted && !c.alert, "alone: {c:?}");
         // ... still counts where the untrusted novelty alerts with it.
-        let c = d.step(&p, &values(&jump(1_301)), 0, 0.9, THRESHOLD, 4);
+        let c = d.step(&p, &values(&jump(1_301)), 0, side(0.9, 4));
         assert!(!c.release_trusted && !c.novelty_trusted && c.alert, "{c:?}");
         assert_eq!(c.novel_metric, Some(0));
     }
@@ -684,10 +717,10 @@ mod tests {
         };
         assert_eq!(p.check(), Ok(()));
         let mut d = DeviceNovelty::new(&p, 2);
-        let c = d.step(&p, &values(&calm(1)), 0, 0.1, THRESHOLD, 4);
+        let c = d.step(&p, &values(&calm(1)), 0, side(0.1, 4));
         assert!(c.novelty.is_some(), "no warm-up with training ranges");
         for seq in 2..=200 {
-            d.step(&p, &values(&calm(seq)), 0, 0.1, THRESHOLD, 4);
+            d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
         }
         // Record 201, long before a warm-up of range_records (300) ends.
         let c = d.step(
@@ -697,9 +730,7 @@ mod tests {
                 &[("a", 500.0), ("b", 20.0 - (201 % 6) as f64)],
             )),
             0,
-            0.1,
-            THRESHOLD,
-            4,
+            side(0.1, 4),
         );
         assert!(c.alert && c.novel_metric == Some(0), "{c:?}");
         // Ranges of the wrong count fall back to the warm-up.
@@ -722,7 +753,7 @@ mod tests {
         // onsets per 1,000 records, far above its bound of 3.
         for seq in 1..=2_000u64 {
             let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
-            let c = d.step(&p, &values(&calm(seq)), 0, judged, THRESHOLD, 4);
+            let c = d.step(&p, &values(&calm(seq)), 0, side(judged, 4));
             if judged > THRESHOLD {
                 alerts.push((seq, c.alert, c.release_trusted));
             }
@@ -736,11 +767,40 @@ mod tests {
         let mut quiet = DeviceNovelty::new(&p, 2);
         for seq in 1..=2_000u64 {
             let judged = if seq % 700 == 0 { 0.9 } else { 0.1 };
-            let c = quiet.step(&p, &values(&calm(seq)), 0, judged, THRESHOLD, 4);
+            let c = quiet.step(&p, &values(&calm(seq)), 0, side(judged, 4));
             if judged > THRESHOLD {
                 assert!(c.alert && c.release_trusted, "record {seq}");
             }
         }
+    }
+
+    #[test]
+    fn alerts_inside_an_open_alarm_are_not_onsets() {
+        // A long fault: the release's score wavers about the threshold,
+        // alerting every 20th record for 1,000 records, while the device
+        // stays in alarm. That is one fault, so the release keeps its
+        // voice; the same alerts outside an alarm would cost it (the test
+        // above).
+        let p = policy();
+        let mut d = DeviceNovelty::new(&p, 2);
+        let mut last = None;
+        for seq in 1..=1_000u64 {
+            let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
+            let in_alarm = seq > 20;
+            let c = d.step(
+                &p,
+                &values(&calm(seq)),
+                0,
+                ReleaseSide {
+                    in_alarm,
+                    ..side(judged, 4)
+                },
+            );
+            if judged > THRESHOLD {
+                last = Some((seq, c.alert, c.release_trusted));
+            }
+        }
+        assert_eq!(last, Some((1_000, true, true)));
     }
 
     #[test]
@@ -754,7 +814,7 @@ mod tests {
                 let hot = seq % 400 < 8 && seq % 2 == 0;
                 let judged = if hot { 0.9 } else { 0.1 };
                 trusted_at_end = d
-                    .step(&p, &values(&calm(seq)), 0, judged, THRESHOLD, close_after)
+                    .step(&p, &values(&calm(seq)), 0, side(judged, close_after))
                     .release_trusted;
             }
             trusted_at_end

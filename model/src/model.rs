@@ -5,7 +5,7 @@
 use vigil_schemas::{Contribution, Telemetry};
 
 use crate::alarm::{AlarmPolicyError, AlarmStep, AlarmTrack};
-use crate::combine::{DeviceNovelty, NoveltyPolicyError};
+use crate::combine::{DeviceNovelty, NoveltyPolicyError, ReleaseSide};
 use crate::detector::{Compiled, DetectorError, Score};
 use crate::features::{DeviceState, Extractor, SpecError};
 use crate::payload::ReleasePayload;
@@ -205,9 +205,12 @@ impl Model {
                         np,
                         &scratch.values,
                         record.ts,
-                        judged,
-                        threshold,
-                        policy.close_after,
+                        ReleaseSide {
+                            judged,
+                            threshold,
+                            close_after: policy.close_after,
+                            in_alarm: state.alarm.is_open(),
+                        },
                     );
                     novelty = c.novelty;
                     scratch.novel_metric = c.novel_metric;

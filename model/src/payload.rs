@@ -26,9 +26,14 @@ use crate::features::FeatureSpec;
 /// Format 6 added each metric's period for the novelty's seasonal channel
 /// (`NoveltyPolicy::seasons`, `NoveltyConfig::season_slots`): a format-5
 /// scorer would not flag a value that is usual only at another time of day.
+/// Format 7 changed no field but what the trust counts: a detector's alert
+/// while the device is in alarm is no longer an onset
+/// (`crate::combine::ReleaseSide::in_alarm`), so a format-6 scorer would
+/// silence a small release inside a long fault where this one does not,
+/// and the release's validation was measured with this one.
 /// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
-pub const PAYLOAD_FORMAT: u32 = 6;
+pub const PAYLOAD_FORMAT: u32 = 7;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

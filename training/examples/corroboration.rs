@@ -15,7 +15,7 @@
 
 mod common;
 
-use vigil_model::combine::{DeviceNovelty, NoveltyPolicy, TrustPolicy};
+use vigil_model::combine::{DeviceNovelty, NoveltyPolicy, ReleaseSide, TrustPolicy};
 use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
 use vigil_model::{AlarmTrack, Scratch};
 use vigil_schemas::Telemetry;
@@ -242,9 +242,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             &policy,
                             &values,
                             record.ts,
-                            judged,
-                            thr,
-                            alarm.close_after,
+                            ReleaseSide {
+                                judged,
+                                threshold: thr,
+                                close_after: alarm.close_after,
+                                in_alarm: track.is_open(),
+                            },
                         );
                         let score = if c.alert {
                             judged.max(c.novelty.unwrap_or(0.0)).max(thr)
