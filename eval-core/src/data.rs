@@ -19,9 +19,9 @@
 //!   ISO-8601 (`2024-03-01 12:00:00`, `2024-03-01T12:00:00Z`,
 //!   `2024-03-01T13:00:00.250+01:00`; UTC when no offset is given).
 //! - a label column, when [`WideCsvOptions::label_column`] names one: each
-//!   row's ground truth (`1`, `true` or any number but 0: anomalous; `0`,
-//!   `false` or empty: normal), read by [`read_wide_csv_labelled`] and never
-//!   a metric.
+//!   row's ground truth (`1`, `true`, `anomaly`, `attack` or any number
+//!   but 0: anomalous; `0`, `false`, `normal` or empty: normal), read by
+//!   [`read_wide_csv_labelled`] and never a metric.
 //! - every other column is a metric named by its header.
 //!
 //! Fields are separated by `,` or `;` (by default `;` when the header line
@@ -309,13 +309,15 @@ pub fn read_wide_csv_labelled(
     Ok((out, labels))
 }
 
-/// One label cell: anomalous for `true` or a number other than 0, normal
-/// for `false`, 0 or an empty cell.
+/// One label cell: anomalous for `true`, `anomaly`, `attack` or a number
+/// other than 0, normal for `false`, `normal`, 0 or an empty cell (any
+/// case).
 fn parse_label(cell: &str, separator: u8) -> Option<bool> {
-    if cell.is_empty() || cell.eq_ignore_ascii_case("false") {
+    let is = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(cell));
+    if cell.is_empty() || is(&["false", "normal"]) {
         return Some(false);
     }
-    if cell.eq_ignore_ascii_case("true") {
+    if is(&["true", "anomaly", "attack"]) {
         return Some(true);
     }
     parse_value(cell, separator)
@@ -537,7 +539,9 @@ mod tests {
              2020-03-09 10:00:02;1,7;1,0;0\n\
              2020-03-09 10:00:03;1,6;;0\n\
              2020-03-09 10:00:04;1,5;true;0\n\
-             2020-03-09 10:00:05;1,5;false;0\n",
+             2020-03-09 10:00:05;1,5;false;0\n\
+             2020-03-09 10:00:06;1,5;Attack;0\n\
+             2020-03-09 10:00:07;1,5;Normal;0\n",
         );
         let opts = WideCsvOptions {
             time_column: Some("datetime".into()),
@@ -546,13 +550,13 @@ mod tests {
             ..WideCsvOptions::default()
         };
         let (records, labels) = read_wide_csv_labelled(&path, 10, &opts).expect("read");
-        assert_eq!(labels, [false, true, true, false, true, false]);
+        assert_eq!(labels, [false, true, true, false, true, false, true, false]);
         assert!(records.iter().all(|r| !r.metrics.contains_key("anomaly")));
         // Another column stays a metric unless named.
         assert!(records[0].metrics.contains_key("changepoint"));
         let episodes = label_episodes(&records, &labels);
         let runs: Vec<(u64, u64)> = episodes.iter().map(|e| (e.first_seq, e.last_seq)).collect();
-        assert_eq!(runs, [(2, 3), (5, 5)]);
+        assert_eq!(runs, [(2, 3), (5, 5), (7, 7)]);
         assert!(episodes.iter().all(|e| e.device_id == "valve1"));
 
         let missing = WideCsvOptions {

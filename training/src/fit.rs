@@ -232,9 +232,13 @@ pub struct TrainedModel {
     pub model: Model,
     /// Holdout results (also in `payload.header.validation`).
     pub holdout: Evaluation,
-    /// Metrics the default choice left out: each held one value over the
-    /// training rows (`choose_metrics`); empty when `metrics` was given.
+    /// Metrics the default choice left out because each held one value
+    /// over the training rows (`choose_metrics`); empty when `metrics` was
+    /// given.
     pub constant_metrics: Vec<String>,
+    /// Metrics the default choice left out because their name is a
+    /// label's ([`LABEL_NAMES`]); empty when `metrics` was given.
+    pub label_metrics: Vec<String>,
 }
 
 fn check_config(cfg: &TrainConfig) -> Result<(), TrainError> {
@@ -262,16 +266,40 @@ fn check_config(cfg: &TrainConfig) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Metrics present in at least half of the records, sorted, and those of
-/// them left out because they hold one value over every device's
-/// training rows, while another metric remains.
+/// Metric names that benchmark files give their own labels: a column so
+/// named is a label, not a measurement, and modelling it would score the
+/// answer (`--label-column` names any other).
+pub const LABEL_NAMES: [&str; 6] = [
+    "anomaly",
+    "is_anomaly",
+    "label",
+    "changepoint",
+    "is_changepoint",
+    "attack",
+];
+
+/// What the default choice of metrics took and left out.
+#[derive(Debug, Default)]
+struct Chosen {
+    metrics: Vec<String>,
+    /// Held one value over every device's training rows.
+    constant: Vec<String>,
+    /// Named as a label ([`LABEL_NAMES`]).
+    labels: Vec<String>,
+}
+
+/// Metrics present in at least half of the records, sorted, less those
+/// left out while another metric remains:
 ///
-/// Such a metric says nothing about its normal variation (a setpoint, an
-/// idle channel, or a file's own label column, as the industrial
-/// benchmark's `anomaly` and `changepoint` are), and its first change
-/// would be judged against a variance of nothing, so it is left out of the
-/// default choice; `--metrics` names it to keep it.
-fn choose_metrics(data: &FleetData<'_>) -> (Vec<String>, Vec<String>) {
+/// - one named as a label ([`LABEL_NAMES`], any case): a file's own
+///   answer, which would leak into the score;
+/// - one holding a single value over every device's training rows: it
+///   says nothing about its normal variation (a setpoint, an idle
+///   channel, an unnamed label column that is 0 over the training rows),
+///   and its first change would be judged against a variance of nothing.
+///
+/// `--metrics` names any of them to keep it.
+fn choose_metrics(data: &FleetData<'_>) -> Chosen {
     // Per metric: records holding it, and its range over the training rows.
     let mut seen: std::collections::BTreeMap<&str, (usize, f64, f64)> = Default::default();
     for d in &data.devices {
@@ -289,18 +317,29 @@ fn choose_metrics(data: &FleetData<'_>) -> (Vec<String>, Vec<String>) {
         }
     }
     let total = data.records();
-    let (varying, constant): (Vec<_>, Vec<_>) = seen
+    let present: Vec<_> = seen
         .into_iter()
         .filter(|(_, (c, ..))| c * 2 >= total)
-        .partition(|(_, (_, lo, hi))| lo < hi);
-    let names = |v: Vec<(&str, (usize, f64, f64))>| -> Vec<String> {
-        v.into_iter().map(|(n, _)| n.to_owned()).collect()
-    };
-    if varying.is_empty() {
-        (names(constant), Vec::new())
-    } else {
-        (names(varying), names(constant))
+        .collect();
+    let is_label = |name: &str| LABEL_NAMES.iter().any(|l| l.eq_ignore_ascii_case(name));
+    let mut chosen = Chosen::default();
+    for (name, (_, lo, hi)) in &present {
+        let list = if is_label(name) {
+            &mut chosen.labels
+        } else if lo < hi {
+            &mut chosen.metrics
+        } else {
+            &mut chosen.constant
+        };
+        list.push((*name).to_owned());
     }
+    if chosen.metrics.is_empty() {
+        // Nothing else to model: keep what there is.
+        chosen.metrics = present.iter().map(|(n, _)| (*n).to_owned()).collect();
+        chosen.constant.clear();
+        chosen.labels.clear();
+    }
+    chosen
 }
 
 /// Per-device (noise_var, total_var) of one metric over the training part.
@@ -542,7 +581,7 @@ pub fn fit(
         });
     }
 
-    let mut left_out = Vec::new();
+    let mut left_out = (Vec::new(), Vec::new());
     let metrics = match &cfg.metrics {
         Some(m) => {
             let mut m = m.clone();
@@ -551,9 +590,9 @@ pub fn fit(
             m
         }
         None => {
-            let (chosen, constant) = choose_metrics(&data);
-            left_out = constant;
-            chosen
+            let chosen = choose_metrics(&data);
+            left_out = (chosen.constant, chosen.labels);
+            chosen.metrics
         }
     };
     if metrics.is_empty() {
@@ -810,6 +849,7 @@ pub fn fit(
         payload,
         model,
         holdout,
-        constant_metrics: left_out,
+        constant_metrics: left_out.0,
+        label_metrics: left_out.1,
     })
 }

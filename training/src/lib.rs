@@ -34,5 +34,5 @@ pub use eval::{
 };
 pub use fit::{
     fit, Calibration, Method, Progress, TrainConfig, TrainError, TrainedModel,
-    CALIBRATED_THRESHOLD, MIN_ROWS_PER_FEATURE,
+    CALIBRATED_THRESHOLD, LABEL_NAMES, MIN_ROWS_PER_FEATURE,
 };

@@ -535,13 +535,16 @@ fn a_fleet_release_carries_the_daily_cycle_of_its_metrics() {
 }
 
 /// A metric holding one value over the training rows (a setpoint, an idle
-/// channel, a file's own label column) is left out of the default choice,
-/// and named; with nothing else to model it stays; `metrics` keeps it.
+/// channel), and one named as a label (a file's own answer, whatever its
+/// values), are left out of the default choice and named; with nothing
+/// else to model they stay; `metrics` keeps them.
 #[test]
-fn a_metric_constant_over_the_training_rows_is_left_out_and_named() {
+fn constant_and_label_named_metrics_are_left_out_and_named() {
     let mut records = clean_fleet(5, 400, 11);
-    for r in &mut records {
-        r.metrics.insert("anomaly".into(), 0.0);
+    for (i, r) in records.iter_mut().enumerate() {
+        r.metrics.insert("setpoint".into(), 42.0);
+        r.metrics
+            .insert("Is_Anomaly".into(), if i % 50 == 0 { 1.0 } else { 0.0 });
     }
     let cfg = TrainConfig {
         min_records: 1,
@@ -549,9 +552,13 @@ fn a_metric_constant_over_the_training_rows_is_left_out_and_named() {
         ..TrainConfig::default()
     };
     let trained = fit(&records, &cfg, |_| {}).expect("fit");
-    assert_eq!(trained.constant_metrics, ["anomaly"]);
+    assert_eq!(trained.constant_metrics, ["setpoint"]);
+    assert_eq!(trained.label_metrics, ["Is_Anomaly"]);
     let spec = trained.model.extractor().spec();
-    assert!(spec.metrics.iter().all(|m| m.name != "anomaly"));
+    assert!(spec
+        .metrics
+        .iter()
+        .all(|m| m.name != "setpoint" && m.name != "Is_Anomaly"));
     assert!(!spec.metrics.is_empty());
 
     // Named: kept.
@@ -559,7 +566,7 @@ fn a_metric_constant_over_the_training_rows_is_left_out_and_named() {
         .metrics
         .iter()
         .map(|m| m.name.clone())
-        .chain(["anomaly".to_owned()])
+        .chain(["setpoint".to_owned(), "Is_Anomaly".to_owned()])
         .collect();
     let kept = fit(
         &records,
@@ -570,18 +577,15 @@ fn a_metric_constant_over_the_training_rows_is_left_out_and_named() {
         |_| {},
     )
     .expect("fit");
-    assert!(kept.constant_metrics.is_empty());
-    assert!(kept
-        .model
-        .extractor()
-        .spec()
-        .metrics
-        .iter()
-        .any(|m| m.name == "anomaly"));
+    assert!(kept.constant_metrics.is_empty() && kept.label_metrics.is_empty());
+    assert_eq!(
+        kept.model.extractor().spec().metrics.len(),
+        spec.metrics.len() + 2
+    );
 
     // The only metric, constant: nothing to leave it out for.
     for r in &mut records {
-        r.metrics.retain(|name, _| name == "anomaly");
+        r.metrics.retain(|name, _| name == "setpoint");
     }
     let alone = fit(&records, &cfg, |_| {}).expect("fit");
     assert!(alone.constant_metrics.is_empty());

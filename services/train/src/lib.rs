@@ -461,6 +461,13 @@ pub(crate) async fn build_release(
         }
         Err(e) => return Err(e.into()),
     };
+    if !trained.label_metrics.is_empty() {
+        tracing::warn!(
+            metrics = %trained.label_metrics.join(", "),
+            "left out of the model: named as a label (a file's own answer, not a measurement); \
+             --label-column uses one as the labels, --metrics keeps it as a metric"
+        );
+    }
     if !trained.constant_metrics.is_empty() {
         tracing::warn!(
             metrics = %trained.constant_metrics.join(", "),
