@@ -95,6 +95,15 @@ pub fn read_wide_csv(path: &Path, max_rows: usize) -> Result<Vec<Telemetry>, Dat
     read_wide_csv_with(path, max_rows, &WideCsvOptions::default())
 }
 
+/// Whether the header line of `path` names a column `name` (either
+/// separator), for a caller that must know before reading whether the
+/// file carries its own `device_id`.
+pub fn header_has(path: &Path, name: &str) -> Result<bool, DataError> {
+    Ok(first_line(path)?
+        .split([',', ';'])
+        .any(|h| h.trim().trim_matches('"') == name))
+}
+
 /// The first line of `path`, to guess the separator from.
 fn first_line(path: &Path) -> Result<String, DataError> {
     use std::io::{BufRead as _, Read as _};

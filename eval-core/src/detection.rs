@@ -325,6 +325,15 @@ pub struct PointCounts {
     pub records: u64,
 }
 
+impl std::ops::AddAssign for PointCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.hits += other.hits;
+        self.false_hits += other.false_hits;
+        self.positives += other.positives;
+        self.records += other.records;
+    }
+}
+
 impl PointCounts {
     /// Counts one record.
     pub fn add(&mut self, flagged: bool, anomalous: bool) {

@@ -16,9 +16,9 @@ pub mod data;
 pub mod detection;
 
 pub use data::{
-    days_from_civil, label_episodes, parse_iso8601, parse_nab_timestamp, parse_timestamp,
-    read_nab_csv, read_wide_csv, read_wide_csv_labelled, read_wide_csv_with, DataError,
-    WideCsvOptions,
+    days_from_civil, header_has, label_episodes, parse_iso8601, parse_nab_timestamp,
+    parse_timestamp, read_nab_csv, read_wide_csv, read_wide_csv_labelled, read_wide_csv_with,
+    DataError, WideCsvOptions,
 };
 pub use detection::{
     episodes_by_device, evaluate_flags, merge, DeviceFlags, DeviceTally, Episode, EvalOptions,

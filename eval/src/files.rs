@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
+use vigil_eval_core::header_has;
 use vigil_model::Scratch;
 use vigil_training::{
     fit, gate, label_episodes, read_wide_csv_labelled, EvalOptions, FleetData, GateConfig,
@@ -103,23 +104,6 @@ fn csv_files(dir: &Path) -> Result<Vec<PathBuf>, FilesError> {
     Ok(out)
 }
 
-/// Whether the header line of `path` names a `device_id` column.
-fn has_device_column(path: &Path) -> Result<bool, FilesError> {
-    use std::io::{BufRead as _, Read as _};
-    let folder = |cause| FilesError::Folder {
-        path: path.to_owned(),
-        cause,
-    };
-    let mut line = String::new();
-    std::io::BufReader::new(std::fs::File::open(path).map_err(folder)?)
-        .take(64 * 1024)
-        .read_line(&mut line)
-        .map_err(folder)?;
-    Ok(line
-        .split([',', ';'])
-        .any(|h| h.trim().trim_matches('"') == "device_id"))
-}
-
 /// Trains and scores every CSV file under `dir` (see the module docs).
 /// A file that cannot be read stops the run (its layout is the caller's
 /// to fix); one too short to train is reported and left out of the sum.
@@ -128,11 +112,8 @@ pub fn evaluate_files(dir: &Path, opts: &FilesOptions) -> Result<FilesReport, Fi
     for path in csv_files(dir)? {
         let file = path.strip_prefix(dir).unwrap_or(&path).to_owned();
         let result = evaluate_file(&path, file, opts)?;
-        if let Some(c) = &result.counts {
-            report.total.hits += c.hits;
-            report.total.false_hits += c.false_hits;
-            report.total.positives += c.positives;
-            report.total.records += c.records;
+        if let Some(c) = result.counts {
+            report.total += c;
         }
         report.files.push(result);
     }
@@ -145,7 +126,11 @@ fn evaluate_file(
     opts: &FilesOptions,
 ) -> Result<FileResult, FilesError> {
     let mut csv = opts.csv.clone();
-    if csv.device_id.is_none() && !has_device_column(path)? {
+    let has_device = header_has(path, "device_id").map_err(|e| FilesError::Read {
+        file: file.clone(),
+        cause: e.to_string(),
+    })?;
+    if csv.device_id.is_none() && !has_device {
         // One series per file: the file names its device.
         csv.device_id = Some(file.with_extension("").to_string_lossy().replace('/', "-"));
     }

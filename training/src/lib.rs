@@ -20,6 +20,7 @@ mod calibrate;
 pub mod data;
 pub mod eval;
 pub mod fit;
+mod metrics;
 mod par;
 mod ranges;
 pub mod season;
@@ -34,5 +35,6 @@ pub use eval::{
 };
 pub use fit::{
     fit, Calibration, Method, Progress, TrainConfig, TrainError, TrainedModel,
-    CALIBRATED_THRESHOLD, LABEL_NAMES, MIN_ROWS_PER_FEATURE,
+    CALIBRATED_THRESHOLD, MIN_ROWS_PER_FEATURE,
 };
+pub use metrics::LABEL_NAMES;

@@ -1,0 +1,392 @@
+use std::collections::BTreeMap;
+
+use vigil_schemas::Telemetry;
+
+use super::*;
+
+const THRESHOLD: f64 = 0.5;
+
+/// The release side of a record outside any alarm.
+fn side(judged: f64, close_after: u32) -> ReleaseSide {
+    ReleaseSide {
+        judged,
+        threshold: THRESHOLD,
+        close_after,
+        in_alarm: false,
+    }
+}
+
+fn record(seq: u64, values: &[(&str, f64)]) -> Telemetry {
+    let metrics: BTreeMap<String, f64> = values.iter().map(|&(m, v)| (m.to_owned(), v)).collect();
+    Telemetry::new("d", seq, seq * 1000, metrics)
+}
+
+/// The record's values of the spec's metrics `a` and `b`, as the
+/// extractor hands them over.
+fn values(r: &Telemetry) -> Vec<Option<f64>> {
+    ["a", "b"]
+        .iter()
+        .map(|m| r.metrics.get(*m).copied())
+        .collect()
+}
+
+/// A calm two-metric device: a small repeating pattern.
+fn calm(seq: u64) -> Telemetry {
+    let x = (seq % 6) as f64;
+    record(seq, &[("a", 10.0 + x), ("b", 20.0 - x)])
+}
+
+fn policy() -> NoveltyPolicy {
+    NoveltyPolicy {
+        range_records: 50,
+        ..NoveltyPolicy::default()
+    }
+}
+
+#[test]
+fn bytes_count_the_warmup_the_counts_and_the_seasons() {
+    let flat = policy();
+    let seasonal = NoveltyPolicy {
+        seasons: Some(vec![3_600_000, 0]),
+        ..policy()
+    };
+    let mut a = DeviceNovelty::new(&flat, 2);
+    let mut b = DeviceNovelty::new(&seasonal, 2);
+    let inline = std::mem::size_of::<DeviceNovelty>();
+    // The warm-up's smoothing rings, before the ranges are fixed.
+    assert!(a.bytes() > inline + 2 * std::mem::size_of::<RangeWarmup>());
+    for seq in 1..=400 {
+        let r = calm(seq);
+        a.step(&flat, &values(&r), r.ts, side(0.1, 4));
+        b.step(&seasonal, &values(&r), r.ts, side(0.1, 4));
+    }
+    let states = 2 * std::mem::size_of::<NoveltyState>();
+    assert!(a.bytes() > inline + states, "counts on the heap");
+    // The seasonal metric's blocks: 24 slots of 8 words at least.
+    assert!(
+        b.bytes() >= a.bytes() + 24 * 8 * 4,
+        "{} vs {}",
+        b.bytes(),
+        a.bytes()
+    );
+}
+
+#[test]
+fn the_default_policy_is_valid_and_bad_ones_are_refused() {
+    assert_eq!(NoveltyPolicy::default().check(), Ok(()));
+    let mut p = NoveltyPolicy::default();
+    p.config.resolutions = vec![];
+    assert!(matches!(p.check(), Err(NoveltyPolicyError::Resolutions(_))));
+    let mut p = NoveltyPolicy::default();
+    p.trust.release_onsets = f64::NAN;
+    assert!(p.check().is_err());
+    let p = NoveltyPolicy {
+        range_records: 0,
+        ..NoveltyPolicy::default()
+    };
+    assert!(p.check().is_err());
+}
+
+#[test]
+fn the_novelty_abstains_until_the_ranges_are_fixed_then_names_the_novel_metric() {
+    let p = NoveltyPolicy {
+        trust: TrustPolicy {
+            novelty_start: 0.0,
+            ..TrustPolicy::default()
+        },
+        ..policy()
+    };
+    let mut d = DeviceNovelty::new(&p, 2);
+    for seq in 1..=50 {
+        let c = d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
+        assert_eq!(c.novelty, None, "record {seq}");
+        assert!(!c.alert);
+    }
+    for seq in 51..=400 {
+        let c = d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
+        if seq > 200 {
+            assert!(!c.alert, "a learnt rhythm alerts at {seq}");
+        }
+    }
+    // Metric b jumps far outside anything it showed: a trusted novelty
+    // alerts on it alone, with the release's score low.
+    let c = d.step(
+        &p,
+        &values(&record(401, &[("a", 11.0), ("b", 500.0)])),
+        0,
+        side(0.1, 4),
+    );
+    assert!(c.alert && c.novelty.is_some_and(|n| n >= 0.5), "{c:?}");
+    assert_eq!(c.novel_metric, Some(1));
+}
+
+#[test]
+fn the_release_bound_and_the_novelty_start_shrink_with_its_calibration_evidence() {
+    let t = TrustPolicy::default();
+    // A fleet's release: 200,000 rows at 0.1 % is 200 exceedances.
+    assert_eq!(t.for_calibration(200_000, 0.001), t);
+    // Exactly the full evidence keeps the whole bound.
+    assert_eq!(
+        t.for_calibration(10_000, 0.001).release_onsets,
+        t.release_onsets
+    );
+    // 4,000 rows: 4 exceedances, 40 % of the bound (0.0024) is below
+    // what a release keeping a 0.1 % promise can show (3 onsets in a
+    // window of 1,024), so it gets that.
+    let promise = t.promised_onsets(0.001);
+    assert_eq!(promise, 3.0 / 1024.0);
+    assert_eq!(t.for_calibration(4_000, 0.001).release_onsets, promise);
+    // 6,000 rows: 60 % of the bound is above it.
+    let mid = t.for_calibration(6_000, 0.001).release_onsets;
+    assert!((mid - 0.6 * t.release_onsets).abs() < 1e-12, "{mid}");
+    // A NAB file's 600 rows: 0.6 exceedances; the promise.
+    let small = t.for_calibration(600, 0.001);
+    assert_eq!(small.release_onsets, promise);
+    // … and its novelty starts at its bound, not 4 times above it.
+    assert_eq!(small.novelty_start, t.novelty_onsets);
+    assert_eq!(
+        TrustPolicy {
+            release_onsets: t.release_onsets,
+            novelty_start: t.novelty_start,
+            ..small
+        },
+        t,
+        "only the release's bound and the novelty's start move"
+    );
+    // 6,000 rows: 60 % of the start is above the bound.
+    let start = t.for_calibration(6_000, 0.001).novelty_start;
+    assert!((start - 0.6 * t.novelty_start).abs() < 1e-12, "{start}");
+    // A start set below the bound is never raised to it.
+    let low = TrustPolicy {
+        novelty_start: 0.001,
+        ..t
+    };
+    assert_eq!(low.for_calibration(600, 0.001).novelty_start, 0.001);
+    // No rows: the promise alone; a meaningless target: no trust of
+    // its own.
+    assert_eq!(t.for_calibration(0, 0.001).release_onsets, promise);
+    assert_eq!(t.for_calibration(500, f64::NAN).release_onsets, 0.0);
+    assert_eq!(t.for_calibration(500, -0.1).release_onsets, 0.0);
+    // The promise grows with the target and never passes 1.
+    assert_eq!(t.promised_onsets(0.01), 16.0 / 1024.0);
+    assert!(t.promised_onsets(0.0001) == 1.0 / 1024.0);
+    assert_eq!(t.promised_onsets(1.0), 1.0);
+    // A long window at a high target: the normal approximation, where
+    // the Poisson sum's first term would underflow. Mean 1,000 over
+    // 100,000 records: 1,053 onsets.
+    let long = TrustPolicy {
+        window: 100_000,
+        ..t
+    };
+    assert_eq!(long.promised_onsets(0.01), 1_053.0 / 100_000.0);
+    // Both sides of the switch agree to within an onset or two.
+    let at = |mean: f64| {
+        TrustPolicy {
+            window: 10_000,
+            ..t
+        }
+        .promised_onsets(mean / 10_000.0)
+            * 10_000.0
+    };
+    assert!(
+        (at(399.9) - at(400.1)).abs() <= 2.0,
+        "{} {}",
+        at(399.9),
+        at(400.1)
+    );
+}
+
+#[test]
+fn a_release_alarm_that_counted_runs_on_and_its_onset_is_judged_once() {
+    // A release whose bound is below one onset per window: one onset
+    // lifts its rate (1/1024) above it.
+    let mut p = policy();
+    p.trust.release_onsets = 0.5 / 1024.0;
+    let mut d = DeviceNovelty::new(&p, 2);
+    for seq in 1..=300 {
+        d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
+    }
+    // Ten release alerts in a row, two calm records between the last
+    // ones: one alarm, and every alert of it counts.
+    for (i, judged) in [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.9, 0.9]
+        .into_iter()
+        .enumerate()
+    {
+        let c = d.step(&p, &values(&calm(301 + i as u64)), 0, side(judged, 4));
+        assert_eq!(c.alert, judged >= THRESHOLD, "record {i}: {c:?}");
+    }
+    // Calm for longer than close_after: the next release alert is an
+    // onset, judged by the rate, and the release is not trusted now.
+    for seq in 313..=320 {
+        d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
+    }
+    let c = d.step(&p, &values(&calm(321)), 0, side(0.9, 4));
+    assert!(!c.release_trusted && !c.alert, "{c:?}");
+    // Nor does its continuation count.
+    let c = d.step(&p, &values(&calm(322)), 0, side(0.9, 4));
+    assert!(!c.alert, "{c:?}");
+}
+
+#[test]
+fn an_untrusted_detector_counts_only_with_the_other_one() {
+    // The default start (0.012) is above the bound (0.003): 300 calm
+    // records later (0.009) the novelty is not trusted yet.
+    let p = policy();
+    let warm = || {
+        let mut d = DeviceNovelty::new(&p, 2);
+        for seq in 1..=300 {
+            d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
+        }
+        d
+    };
+    // Metric a jumps; b keeps its rhythm.
+    let jump = |seq: u64| record(seq, &[("a", 900.0), ("b", 20.0 - (seq % 6) as f64)]);
+    let c = warm().step(&p, &values(&jump(301)), 0, side(0.1, 4));
+    assert!(!c.novelty_trusted && c.novelty.is_some_and(|n| n >= 0.5));
+    assert!(!c.alert, "an untrusted novelty alone: {c:?}");
+    let c = warm().step(&p, &values(&jump(301)), 0, side(0.46, 4));
+    assert!(!c.alert, "the release below its threshold: {c:?}");
+    // A release that lost its voice (an alert every 20th record) ...
+    let mut d = warm();
+    for seq in 301..=1_300u64 {
+        let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
+        d.step(&p, &values(&calm(seq)), 0, side(judged, 4));
+    }
+    let mut loud = d.clone();
+    let c = loud.step(&p, &values(&calm(1_301)), 0, side(0.9, 4));
+    assert!(!c.release_trusted && !c.alert, "alone: {c:?}");
+    // ... still counts where the untrusted novelty alerts with it.
+    let c = d.step(&p, &values(&jump(1_301)), 0, side(0.9, 4));
+    assert!(!c.release_trusted && !c.novelty_trusted && c.alert, "{c:?}");
+    assert_eq!(c.novel_metric, Some(0));
+}
+
+#[test]
+fn training_ranges_let_the_novelty_speak_from_a_devices_first_record() {
+    let range = |low| crate::novelty::ChannelRange { low, width: 6.0 };
+    let p = NoveltyPolicy {
+        training_ranges: Some(vec![
+            MetricNovelty {
+                value: range(10.0),
+                smooth: range(10.0),
+            },
+            MetricNovelty {
+                value: range(15.0),
+                smooth: range(15.0),
+            },
+        ]),
+        trust: TrustPolicy {
+            novelty_start: 0.0,
+            ..TrustPolicy::default()
+        },
+        ..NoveltyPolicy::default()
+    };
+    assert_eq!(p.check(), Ok(()));
+    let mut d = DeviceNovelty::new(&p, 2);
+    let c = d.step(&p, &values(&calm(1)), 0, side(0.1, 4));
+    assert!(c.novelty.is_some(), "no warm-up with training ranges");
+    for seq in 2..=200 {
+        d.step(&p, &values(&calm(seq)), 0, side(0.1, 4));
+    }
+    // Record 201, long before a warm-up of range_records (300) ends.
+    let c = d.step(
+        &p,
+        &values(&record(
+            201,
+            &[("a", 500.0), ("b", 20.0 - (201 % 6) as f64)],
+        )),
+        0,
+        side(0.1, 4),
+    );
+    assert!(c.alert && c.novel_metric == Some(0), "{c:?}");
+    // Ranges of the wrong count fall back to the warm-up.
+    let warm = DeviceNovelty::new(&p, 3);
+    assert!(warm.ranges.is_empty() && warm.warmup.len() == 3);
+    // A range without width is refused.
+    let mut bad = p.clone();
+    if let Some(r) = bad.training_ranges.as_mut() {
+        r[1].smooth.width = 0.0;
+    }
+    assert_eq!(bad.check(), Err(NoveltyPolicyError::TrainingRanges));
+}
+
+#[test]
+fn a_release_that_cries_wolf_on_a_device_loses_its_voice_there() {
+    let p = policy();
+    let mut d = DeviceNovelty::new(&p, 2);
+    let mut alerts = Vec::new();
+    // The release alerts on every 20th record of a calm device: 50
+    // onsets per 1,000 records, far above its bound of 3.
+    for seq in 1..=2_000u64 {
+        let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
+        let c = d.step(&p, &values(&calm(seq)), 0, side(judged, 4));
+        if judged > THRESHOLD {
+            alerts.push((seq, c.alert, c.release_trusted));
+        }
+    }
+    // It starts trusted, ...
+    assert!(alerts[0].1 && alerts[0].2);
+    // ... and after a few onsets its alerts no longer stand alone.
+    let late: Vec<_> = alerts.iter().filter(|a| a.0 > 1_000).collect();
+    assert!(late.iter().all(|a| !a.1 && !a.2), "{late:?}");
+    // A device where it alerts rarely keeps it.
+    let mut quiet = DeviceNovelty::new(&p, 2);
+    for seq in 1..=2_000u64 {
+        let judged = if seq % 700 == 0 { 0.9 } else { 0.1 };
+        let c = quiet.step(&p, &values(&calm(seq)), 0, side(judged, 4));
+        if judged > THRESHOLD {
+            assert!(c.alert && c.release_trusted, "record {seq}");
+        }
+    }
+}
+
+#[test]
+fn alerts_inside_an_open_alarm_are_not_onsets() {
+    // A long fault: the release's score wavers about the threshold,
+    // alerting every 20th record for 1,000 records, while the device
+    // stays in alarm. That is one fault, so the release keeps its
+    // voice; the same alerts outside an alarm would cost it (the test
+    // above).
+    let p = policy();
+    let mut d = DeviceNovelty::new(&p, 2);
+    let mut last = None;
+    for seq in 1..=1_000u64 {
+        let judged = if seq % 20 == 0 { 0.9 } else { 0.1 };
+        let in_alarm = seq > 20;
+        let c = d.step(
+            &p,
+            &values(&calm(seq)),
+            0,
+            ReleaseSide {
+                in_alarm,
+                ..side(judged, 4)
+            },
+        );
+        if judged > THRESHOLD {
+            last = Some((seq, c.alert, c.release_trusted));
+        }
+    }
+    assert_eq!(last, Some((1_000, true, true)));
+}
+
+#[test]
+fn flickers_within_close_after_are_one_onset() {
+    let p = policy();
+    let run = |close_after| {
+        let mut d = DeviceNovelty::new(&p, 2);
+        let mut trusted_at_end = true;
+        for seq in 1..=3_000u64 {
+            // Bursts of alternating hot and calm records every 400.
+            let hot = seq % 400 < 8 && seq % 2 == 0;
+            let judged = if hot { 0.9 } else { 0.1 };
+            trusted_at_end = d
+                .step(&p, &values(&calm(seq)), 0, side(judged, close_after))
+                .release_trusted;
+        }
+        trusted_at_end
+    };
+    // Counted as one onset per burst (2.5 per 1,000) the release stays
+    // trusted; counted per flicker (10 per 1,000) it does not.
+    assert!(run(4));
+    assert!(!run(1));
+}
