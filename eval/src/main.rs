@@ -144,6 +144,10 @@ struct NabArgs {
     /// the trainer's] (training/EVALUATION.md, "Trust by alert rate").
     #[arg(long, value_name = "POLICY")]
     trust: Option<String>,
+    /// Experiment, with `--method release`: the trust's release break
+    /// alone (0: off) [default: the trainer's] (eval/NAB.md, session 26).
+    #[arg(long, value_name = "TIMES")]
+    release_break: Option<f64>,
     /// Experiment, with `--method gated`: leave out the PCA detector's own
     /// alerts (only the gated novelty alerts).
     #[arg(long)]
@@ -210,8 +214,8 @@ fn print_report(report: &Report, started: Instant) {
     );
 }
 
-/// The changes to the release's novelty policy `--range-records` and
-/// `--trust` ask for.
+/// The changes to the release's novelty policy `--range-records`,
+/// `--trust` and `--release-break` ask for.
 fn release_novelty(args: &NabArgs) -> Result<vigil_eval::nab::ReleaseOverride> {
     let mut change = vigil_eval::nab::ReleaseOverride {
         range_records: args.range_records,
@@ -232,8 +236,10 @@ fn release_novelty(args: &NabArgs) -> Result<vigil_eval::nab::ReleaseOverride> {
             novelty_onsets: novelty,
             novelty_start: start,
             gate,
+            ..Default::default()
         });
     }
+    change.release_break = args.release_break;
     // The policy the override makes must be a valid one.
     let mut policy = vigil_model::combine::NoveltyPolicy::default();
     change.apply(&mut policy);

@@ -41,7 +41,16 @@
 //!
 //! So an untrusted detector's alert counts only where the other detector
 //! alerts on the same record too (the second rule covers an untrusted
-//! release as well). The release starts trusted (it was calibrated on the
+//! release as well), with one exception since session 26: an untrusted
+//! release's alert stands alone on a record whose excess (its raw score
+//! after the device's level, over the raw score at the threshold) is at
+//! least [`TrustPolicy::release_break`] times the largest the device
+//! showed before the release's current alert run. A release that cries
+//! wolf at a device's daily cycle has placed its threshold too low for
+//! that device, but a sensor stuck on one value scores thousands of times
+//! higher than the cycle ever did, and the novelty, which judges values,
+//! not runs, does not see it. Each such record must clear the bar itself,
+//! so the voice is not carried into the episode's wake. The release starts trusted (it was calibrated on the
 //! fleet), as far as its calibration's evidence goes: the trainer scales
 //! the release's bound by the exceedances its threshold's rows could show
 //! ([`TrustPolicy::for_calibration`]), but never below the onset rate a
@@ -73,7 +82,7 @@ use crate::novelty::{alarm_product, MetricNovelty, NoveltyConfig, NoveltyState, 
 mod trust;
 pub use trust::{
     calibration_share, TrustPolicy, FULL_CALIBRATION_EXCEEDANCES, NORMAL_COUNT_MEAN,
-    PROMISE_SIGNIFICANCE,
+    PROMISE_SIGNIFICANCE, RELEASE_BREAK,
 };
 
 /// The novelty half of a release (signed into it).
@@ -207,6 +216,11 @@ impl NoveltyPolicy {
         if !(t.gate.is_finite() && t.gate >= 0.0) {
             return bad("trust.gate", t.gate);
         }
+        // Below 1 the bar would let an untrusted release's routine alerts
+        // through; 0 turns the break off.
+        if !(t.release_break.is_finite() && (t.release_break == 0.0 || t.release_break >= 1.0)) {
+            return bad("trust.release_break", t.release_break);
+        }
         if let Some(r) = &self.training_ranges {
             if !r.iter().all(MetricNovelty::is_valid) {
                 return Err(NoveltyPolicyError::TrainingRanges);
@@ -246,6 +260,12 @@ struct TrustState {
     /// the alarm it opened while they run, even once the onset that
     /// opened it has lifted its rate above the bound).
     release_voice: bool,
+    /// The largest excess the release has shown on the device
+    /// ([`ReleaseSide::excess`]), and what it was when the release's current
+    /// alert run began: the bar an untrusted release's alert is measured
+    /// against ([`TrustPolicy::release_break`]).
+    release_peak: f64,
+    release_bar: f64,
 }
 
 /// What the release and the device's alarm say of a record, for
@@ -260,6 +280,9 @@ pub struct ReleaseSide {
     pub close_after: u32,
     /// The device is in alarm before this record.
     pub in_alarm: bool,
+    /// The release's raw score after the device's level over the raw score
+    /// at the threshold (1 at the threshold).
+    pub excess: f64,
 }
 
 /// What the combination made of one record.
@@ -329,6 +352,8 @@ impl DeviceNovelty {
                 release_calm: u32::MAX,
                 novelty_calm: u32::MAX,
                 release_voice: false,
+                release_peak: 0.0,
+                release_bar: 0.0,
             },
         }
     }
@@ -350,6 +375,7 @@ impl DeviceNovelty {
             threshold,
             close_after,
             in_alarm,
+            excess,
         } = release;
         let config = &policy.config;
         let value = |j: usize| values.get(j).copied().flatten();
@@ -394,11 +420,27 @@ impl DeviceNovelty {
         // `close_after` records of the release's last one continues it,
         // and counts if that one did.
         let continuing = trust.release_voice && trust.release_calm < close_after;
-        let by_release = release_alert && (release_trusted || continuing);
+        // An untrusted release still speaks on a record far beyond anything
+        // it has shown on the device before its current alert run (a stuck
+        // sensor's run of one value, after a release crying wolf at the
+        // daily cycle); each such record must clear the bar itself.
+        if release_alert && trust.release_calm >= close_after {
+            trust.release_bar = trust.release_peak;
+        }
+        let breaks = t.release_break > 0.0
+            && release_alert
+            && excess.is_finite()
+            && excess >= t.release_break * trust.release_bar;
+        let by_release = release_alert && (release_trusted || continuing || breaks);
+        if excess.is_finite() {
+            trust.release_peak = trust.release_peak.max(excess);
+        }
         let alert =
             by_release || (novelty_alert && (novelty_trusted || judged >= t.gate * threshold));
         if release_alert {
-            trust.release_voice = by_release;
+            // A voice won by breaking the bar is not carried to the next
+            // alert (its wake would be; eval/NAB.md, session 26).
+            trust.release_voice = release_trusted || continuing;
         }
         let weight = 1.0 / f64::from(t.window);
         // An onset is an alert that would open an alarm: one while the

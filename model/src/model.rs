@@ -187,9 +187,8 @@ impl Model {
         scratch.novel_metric = None;
         let alarm = if fresh {
             let policy = &self.payload.alarm;
-            let divisor = state
-                .alarm
-                .adapt(policy, score.raw, self.detector.raw_at(threshold));
+            let raw_at_threshold = self.detector.raw_at(threshold);
+            let divisor = state.alarm.adapt(policy, score.raw, raw_at_threshold);
             if divisor > 1.0 {
                 judged = self.detector.score(score.raw / divisor).score;
             }
@@ -210,6 +209,7 @@ impl Model {
                             threshold,
                             close_after: policy.close_after,
                             in_alarm: state.alarm.is_open(),
+                            excess: score.raw / divisor.max(1.0) / raw_at_threshold,
                         },
                     );
                     novelty = c.novelty;

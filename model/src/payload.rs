@@ -31,9 +31,13 @@ use crate::features::FeatureSpec;
 /// (`crate::combine::ReleaseSide::in_alarm`), so a format-6 scorer would
 /// silence a small release inside a long fault where this one does not,
 /// and the release's validation was measured with this one.
+/// Format 8 added the release's break (`TrustPolicy::release_break`): an
+/// untrusted release's alert far beyond the device's peak stands alone, so
+/// a format-7 scorer would not flag a stuck sensor on a device whose
+/// release alerts routinely.
 /// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
-pub const PAYLOAD_FORMAT: u32 = 7;
+pub const PAYLOAD_FORMAT: u32 = 8;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -220,6 +220,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 novelty_onsets: f[2],
                 novelty_start: f[3],
                 gate: f[4],
+                ..TrustPolicy::default()
             },
             ..NoveltyPolicy::default()
         };
@@ -247,6 +248,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                                 threshold: thr,
                                 close_after: alarm.close_after,
                                 in_alarm: track.is_open(),
+                                // From the stored (rounded) judged score: a
+                                // judged score of 1 is no finite excess, and
+                                // neither breaks nor raises the peak.
+                                excess: (judged / (1.0 - judged)) / (thr / (1.0 - thr)),
                             },
                         );
                         let score = if c.alert {

@@ -183,6 +183,8 @@ pub struct ReleaseOverride {
     /// the ranges learnt from the training rows (the product before
     /// session 16).
     pub range_records: Option<u32>,
+    /// Replaces the trust's release break alone (after `trust`).
+    pub release_break: Option<f64>,
 }
 
 impl ReleaseOverride {
@@ -190,6 +192,9 @@ impl ReleaseOverride {
     pub fn apply(&self, policy: &mut vigil_model::combine::NoveltyPolicy) {
         if let Some(trust) = self.trust {
             policy.trust = trust;
+        }
+        if let Some(release_break) = self.release_break {
+            policy.trust.release_break = release_break;
         }
         if let Some(records) = self.range_records {
             policy.range_records = records;

@@ -13,7 +13,12 @@ fn side(judged: f64, close_after: u32) -> ReleaseSide {
         threshold: THRESHOLD,
         close_after,
         in_alarm: false,
+        excess: odds(judged) / odds(THRESHOLD),
     }
+}
+
+fn odds(p: f64) -> f64 {
+    p / (1.0 - p)
 }
 
 fn record(seq: u64, values: &[(&str, f64)]) -> Telemetry {
@@ -85,6 +90,12 @@ fn the_default_policy_is_valid_and_bad_ones_are_refused() {
         ..NoveltyPolicy::default()
     };
     assert!(p.check().is_err());
+    // The break is off (0) or at least 1: below, routine alerts would pass.
+    for (release_break, ok) in [(0.0, true), (1.0, true), (0.5, false), (f64::NAN, false)] {
+        let mut p = NoveltyPolicy::default();
+        p.trust.release_break = release_break;
+        assert_eq!(p.check().is_ok(), ok, "release_break {release_break}");
+    }
 }
 
 #[test]
@@ -389,4 +400,79 @@ fn flickers_within_close_after_are_one_onset() {
     // trusted; counted per flicker (10 per 1,000) it does not.
     assert!(run(4));
     assert!(!run(1));
+}
+
+/// The release side of a record outside any alarm whose excess over the
+/// threshold's raw score is `excess` (the judged score that goes with it).
+fn side_excess(excess: f64, close_after: u32) -> ReleaseSide {
+    let odds = excess * odds(THRESHOLD);
+    ReleaseSide {
+        judged: odds / (1.0 + odds),
+        excess,
+        ..side(0.0, close_after)
+    }
+}
+
+#[test]
+fn an_untrusted_release_speaks_record_by_record_far_beyond_its_peak() {
+    let run = |release_break: f64| {
+        let p = NoveltyPolicy {
+            trust: TrustPolicy {
+                release_break,
+                ..TrustPolicy::default()
+            },
+            ..policy()
+        };
+        let mut d = DeviceNovelty::new(&p, 2);
+        // The release cries wolf at nine times its threshold's raw score on
+        // every 20th record, and loses its voice on the device.
+        let mut seq = 0u64;
+        for _ in 0..2_000 {
+            seq += 1;
+            let excess = if seq % 20 == 0 { 9.0 } else { 0.2 };
+            d.step(&p, &values(&calm(seq)), 0, side_excess(excess, 4));
+        }
+        // Then one run of alerts whose excess climbs past 32 × 9 = 288, as
+        // a stuck sensor's does, dips, and climbs again.
+        [279.0, 300.0, 100.0, 400.0]
+            .into_iter()
+            .map(|excess| {
+                seq += 1;
+                let c = d.step(&p, &values(&calm(seq)), 0, side_excess(excess, 4));
+                assert!(!c.release_trusted);
+                c.alert
+            })
+            .collect::<Vec<_>>()
+    };
+    // Below the bar nothing; each record past it speaks on its own, and one
+    // that falls back below it (an episode's wake) does not ride on the
+    // last one's voice.
+    assert_eq!(run(RELEASE_BREAK), [false, true, false, true]);
+    // With the break off the untrusted release stays silent throughout.
+    assert_eq!(run(0.0), [false; 4]);
+}
+
+#[test]
+fn the_bar_is_the_peak_before_the_run_so_a_second_run_must_beat_the_first() {
+    let p = policy();
+    let mut d = DeviceNovelty::new(&p, 2);
+    let mut seq = 0u64;
+    let mut step = |excess: f64| {
+        seq += 1;
+        d.step(&p, &values(&calm(seq)), 0, side_excess(excess, 4))
+    };
+    for n in 1..=2_000 {
+        step(if n % 20 == 0 { 9.0 } else { 0.2 });
+    }
+    // A run far beyond the cry-wolf level speaks, and raises the peak.
+    assert!(step(1_000.0).alert);
+    for _ in 0..10 {
+        step(0.2);
+    }
+    // The next run is measured against it: 1,000 again is routine now.
+    assert!(!step(1_000.0).alert);
+    for _ in 0..10 {
+        step(0.2);
+    }
+    assert!(step(32_000.0).alert);
 }

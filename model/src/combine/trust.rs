@@ -23,6 +23,14 @@ pub const PROMISE_SIGNIFICANCE: f64 = 0.05;
 /// uses the normal approximation (at [`PROMISE_SIGNIFICANCE`] = 5 %).
 pub const NORMAL_COUNT_MEAN: f64 = 400.0;
 
+/// Default [`TrustPolicy::release_break`]: an untrusted release's alert
+/// stands alone where its raw score (after the device's level) is 32 times
+/// the largest the device showed before the alert's run, about 5.7 times
+/// its Mahalanobis distance. Chosen by a rule written before its runs, on
+/// NAB's tuning half, the injected corpora and the tuning sets; 2 and 8
+/// carried too many alarms into an episode's wake (eval/NAB.md, session 26).
+pub const RELEASE_BREAK: f64 = 32.0;
+
 /// When each detector's alerts stand alone (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrustPolicy {
@@ -40,6 +48,12 @@ pub struct TrustPolicy {
     /// Share of the threshold the release's judged score must reach to
     /// agree with an untrusted novelty alert.
     pub gate: f64,
+    /// How many times the device's peak excess (before the release's
+    /// current alert run) an untrusted release's alert must reach to stand
+    /// alone on its record ([`crate::combine::ReleaseSide::excess`]); 0:
+    /// never. A release crying wolf on a device is describing its normal
+    /// range badly, not losing its sight of what lies far beyond it.
+    pub release_break: f64,
 }
 
 impl Default for TrustPolicy {
@@ -50,6 +64,7 @@ impl Default for TrustPolicy {
             novelty_onsets: 0.003,
             novelty_start: 0.012,
             gate: 1.0,
+            release_break: RELEASE_BREAK,
         }
     }
 }
