@@ -83,3 +83,25 @@ pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
         anyhow::Error::new(e).context("writing stdout")
     }
 }
+
+/// Writes one line to standard output, as `println!` does, but hands a
+/// write error back instead of panicking (`println!` panics, status 101,
+/// when the reader has gone, as in `vigil models list | head -1`): a
+/// closed stdout becomes [`StdoutClosed`], which [`exit_with`] ends
+/// quietly, any other error "writing stdout: …" ([`stdout_error`]). Called
+/// through [`outln!`]; SIGPIPE stays ignored, as Rust sets it, since the
+/// same binary runs network services.
+pub fn print_line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    writeln!(std::io::stdout().lock(), "{args}").map_err(stdout_error)
+}
+
+/// `println!` for commands: the same arguments and output, but returns
+/// `anyhow::Result<()>` ([`print_line`]), so a command ends on `?` when
+/// its stdout is closed or fails instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::print_line(::std::format_args!($($arg)*))
+    };
+}

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use vigil_service::outln;
 
 /// `vigil commands`.
 #[derive(Debug, Args)]
@@ -35,13 +36,13 @@ pub fn run(args: CommandsArgs) -> anyhow::Result<()> {
         CommandsCommand::Keygen { out } => {
             std::fs::create_dir_all(&out)?;
             let keys = vigil_model::command_keygen(&out)?;
-            println!(
+            outln!(
                 "wrote {} (for vigil actions: --command-signing-key) and {} \
                  (for vigil-edge: --command-verify-key); key id {}",
                 keys.signing_key.display(),
                 keys.verify_key.display(),
                 keys.key_id
-            );
+            )?;
             Ok(())
         }
     }

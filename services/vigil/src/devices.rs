@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use vigil_service::broker_auth::{BrokerDir, ServiceUsers};
 use vigil_service::device_ca::{DeviceCa, DEFAULT_DAYS};
+use vigil_service::outln;
 
 /// `vigil devices`.
 #[derive(Debug, Args)]
@@ -143,12 +144,12 @@ fn run_ca(command: CaCommand) -> anyhow::Result<()> {
             let made = DeviceCa::new(&dir)
                 .create()
                 .context("vigil devices ca init")?;
-            println!(
+            outln!(
                 "made a CA: {} (keep it secret) and {} (the broker's cafile, the clients' \
                  --mqtt-ca-file)",
                 made.key.display(),
                 made.cert.display()
-            );
+            )?;
         }
         CaCommand::ServerCert {
             dir,
@@ -159,11 +160,11 @@ fn run_ca(command: CaCommand) -> anyhow::Result<()> {
             let made = DeviceCa::new(&dir)
                 .issue_server(&hosts, days, &out)
                 .context("vigil devices ca server-cert")?;
-            println!(
+            outln!(
                 "issued the broker's certificate: certfile {} keyfile {}",
                 made.cert.display(),
                 made.key.display()
-            );
+            )?;
         }
         CaCommand::ClientCert {
             name,
@@ -174,11 +175,11 @@ fn run_ca(command: CaCommand) -> anyhow::Result<()> {
             let made = DeviceCa::new(&dir)
                 .issue_client(&name, days, &out)
                 .with_context(|| format!("vigil devices ca client-cert {name}"))?;
-            println!(
+            outln!(
                 "issued {name}: --mqtt-cert {} --mqtt-key {}",
                 made.cert.display(),
                 made.key.display()
-            );
+            )?;
         }
     }
     Ok(())
@@ -195,18 +196,18 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
             let topics = topics(&arg);
             let issued = dir.prepare(&topics, &users).context("vigil devices init")?;
             for c in &issued {
-                println!(
+                outln!(
                     "issued {}: {}",
                     c.username,
                     dir.credentials_file(&c.username).display()
-                );
+                )?;
             }
             let plugin = vigil_service::broker_auth::find_dynsec_plugin()
                 .unwrap_or_else(|| vigil_service::broker_auth::DYNSEC_PLUGIN_PATHS[0].into());
-            println!(
+            outln!(
                 "mosquitto.conf lines for this broker:\n{}",
                 dir.mosquitto_conf(&plugin)
-            );
+            )?;
         }
         DevicesCommand::Add {
             device_id,
@@ -227,31 +228,29 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
             broker
                 .add_cert_device(&device_id, &topics(&dir), &users)
                 .with_context(context)?;
-            println!(
+            outln!(
                 "issued {device_id}: --mqtt-cert {} --mqtt-key {} --mqtt-ca-file {} \
                  (restart the broker, or createClient with mosquitto_ctrl)",
                 made.cert.display(),
                 made.key.display(),
                 DeviceCa::new(&ca_dir).cert_file().display()
-            );
+            )?;
         }
         DevicesCommand::Add { device_id, dir, .. } => {
             let broker = BrokerDir::new(&dir.broker_dir);
             let c = broker
                 .add_device(&device_id, &topics(&dir), &users)
                 .with_context(|| format!("vigil devices add {device_id}"))?;
-            println!(
+            outln!(
                 "issued {}: {} (restart the broker, or createClient with mosquitto_ctrl)",
                 c.username,
                 broker.credentials_file(&c.username).display()
-            );
+            )?;
         }
         DevicesCommand::Remove { user, dir } => {
             let broker = BrokerDir::new(&dir.broker_dir);
             if broker.remove(&user, &topics(&dir), &users)? {
-                println!(
-                    "revoked {user} (restart the broker, or deleteClient with mosquitto_ctrl)"
-                );
+                outln!("revoked {user} (restart the broker, or deleteClient with mosquitto_ctrl)")?;
             } else {
                 anyhow::bail!("{user} has no credentials in {}", dir.broker_dir.display());
             }
@@ -259,7 +258,7 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
         DevicesCommand::Ca(command) => run_ca(command)?,
         DevicesCommand::List(dir) => {
             for user in BrokerDir::new(&dir.broker_dir).users()? {
-                println!("{user}");
+                outln!("{user}")?;
             }
         }
     }

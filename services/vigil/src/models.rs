@@ -26,6 +26,7 @@ use vigil_model::{KeyRing, ReleaseError, Scorer};
 use vigil_releases::{Lineage, Offer, Published};
 use vigil_schemas::{Message, ModelRelease, ReleaseHeader, ScoredAt, Telemetry};
 use vigil_service::config::KafkaArgs;
+use vigil_service::outln;
 
 use vigil_service::duration::parse_secs;
 /// `vigil models`.
@@ -157,12 +158,12 @@ pub async fn run(args: ModelsArgs) -> anyhow::Result<()> {
     match args.command {
         ModelsCommand::Keygen { out } => {
             let keys = vigil_model::keygen(&out)?;
-            println!(
+            outln!(
                 "wrote {} and {} (key id {})",
                 keys.signing_key.display(),
                 keys.verify_key.display(),
                 keys.key_id
-            );
+            )?;
             Ok(())
         }
         ModelsCommand::List(read) => list(&read).await,
@@ -245,26 +246,34 @@ async fn list(read: &ReadArgs) -> anyhow::Result<()> {
     }
     let undecodable = log.iter().filter(|p| p.release.is_err()).count();
     if read.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
     } else {
-        println!(
+        outln!(
             "{:<24} {:>6} {:>7} {:>9} {:>9}",
-            "MODEL", "LIVE", "NEWEST", "IN LOG", "REJECTED"
-        );
+            "MODEL",
+            "LIVE",
+            "NEWEST",
+            "IN LOG",
+            "REJECTED"
+        )?;
         for m in &out {
             let live = m
                 .live_version
                 .map_or_else(|| "-".to_owned(), |v| v.to_string());
-            println!(
+            outln!(
                 "{:<24} {:>6} {:>7} {:>9} {:>9}",
-                m.model, live, m.newest_version, m.releases_in_log, m.rejected
-            );
+                m.model,
+                live,
+                m.newest_version,
+                m.releases_in_log,
+                m.rejected
+            )?;
         }
         if key.is_none() {
-            println!("(no --verify-key / VIGIL_VERIFY_KEY: live versions not determined)");
+            outln!("(no --verify-key / VIGIL_VERIFY_KEY: live versions not determined)")?;
         }
         if undecodable > 0 {
-            println!("{undecodable} records of the topic are not readable releases");
+            outln!("{undecodable} records of the topic are not readable releases")?;
         }
     }
     Ok(())
@@ -378,29 +387,29 @@ async fn show(select: &SelectArgs) -> anyhow::Result<()> {
         header,
     };
     if select.read.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
-    println!("model          {} v{}", out.model, out.version);
-    println!("verification   {}", out.verification);
-    println!("signed by key  {}", out.key_id);
-    println!("payload sha256 {}", out.payload_sha256);
-    println!("size           {} bytes", out.size_bytes);
+    outln!("model          {} v{}", out.model, out.version)?;
+    outln!("verification   {}", out.verification)?;
+    outln!("signed by key  {}", out.key_id)?;
+    outln!("payload sha256 {}", out.payload_sha256)?;
+    outln!("size           {} bytes", out.size_bytes)?;
     if let Some(ms) = out.published_ms {
-        println!("published      {ms} (ms since epoch)");
+        outln!("published      {ms} (ms since epoch)")?;
     }
     if let Some(h) = &out.header {
-        println!("created        {} (ms since epoch)", h.created_ts);
-        println!(
+        outln!("created        {} (ms since epoch)", h.created_ts)?;
+        outln!(
             "trained on     {} records from {} devices, event time {}..{}, source {}",
             h.training.records,
             h.training.devices,
             h.training.from_ts,
             h.training.to_ts,
             h.training.source
-        );
-        println!("threshold      {}", h.threshold);
-        println!(
+        )?;
+        outln!("threshold      {}", h.threshold)?;
+        outln!(
             "holdout        {} records, false-alarm rate {:.5}, detection rate {}, mean delay {}",
             h.validation.holdout_records,
             h.validation.false_alarm_rate,
@@ -410,7 +419,7 @@ async fn show(select: &SelectArgs) -> anyhow::Result<()> {
             h.validation
                 .mean_detection_delay
                 .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} records")),
-        );
+        )?;
     }
     Ok(())
 }
@@ -452,7 +461,7 @@ async fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
     };
     match result {
         Ok((version, key_id)) => {
-            println!("{what}: ok (version {version}, key {key_id})");
+            outln!("{what}: ok (version {version}, key {key_id})")?;
             Ok(())
         }
         Err(e) => bail!("{what}: does not verify ({}): {e}", e.reason()),

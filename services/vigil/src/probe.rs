@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
+use vigil_service::outln;
 
 /// Arguments of `vigil probe`.
 #[derive(Debug, clap::Args)]
@@ -319,7 +320,7 @@ fn check(args: &ProbeArgs) -> anyhow::Result<(u16, String)> {
 pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     match check(args) {
         Ok((code, reason)) => {
-            println!("{} {code} {reason}", args.url);
+            outln!("{} {code} {reason}", args.url)?;
             Ok(())
         }
         Err(e) => {

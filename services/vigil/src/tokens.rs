@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use vigil_service::broker_auth::write_atomic;
 use vigil_service::http_auth::{new_token, Tokens};
+use vigil_service::outln;
 
 /// `vigil tokens`.
 #[derive(Debug, Args)]
@@ -41,7 +42,7 @@ pub fn run(args: TokensArgs) -> anyhow::Result<()> {
                 Tokens::load(&out).with_context(|| {
                     format!("{} exists and is not a valid tokens file", out.display())
                 })?;
-                println!("{} exists; kept (--force replaces it)", out.display());
+                outln!("{} exists; kept (--force replaces it)", out.display())?;
                 return Ok(());
             }
             let (read, score) = (new_token(), new_token());
@@ -51,9 +52,9 @@ pub fn run(args: TokensArgs) -> anyhow::Result<()> {
                  read,score {score}\n"
             );
             write_atomic(&out, text.as_bytes(), 0o600)?;
-            println!("wrote {}", out.display());
-            println!("read token (dashboard, audit API): {read}");
-            println!("read,score token (also POST /v1/score): {score}");
+            outln!("wrote {}", out.display())?;
+            outln!("read token (dashboard, audit API): {read}")?;
+            outln!("read,score token (also POST /v1/score): {score}")?;
             Ok(())
         }
     }

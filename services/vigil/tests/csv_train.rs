@@ -311,6 +311,45 @@ fn a_reader_that_stops_early_ends_the_scoring_quietly() {
     assert!(stderr.is_empty(), "{stderr}");
 }
 
+/// `vigil models verify --file … | true`: the reader is gone before the
+/// one line is written; the program still ends quietly and successfully,
+/// as with `models score`, instead of panicking in `println!` (status
+/// 101). The pipe is `true`'s stdin, so its read end is closed (`true`
+/// has exited) before vigil starts.
+#[cfg(unix)]
+#[test]
+fn a_reader_gone_before_the_first_line_ends_a_printing_command_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    ok(&vigil(d, &["models", "keygen", "--out", "keys"]), "keygen");
+    write_csv(&d.join("pump.csv"));
+    ok(&train(d, "release.json", &[]), "vigil train --csv");
+    let mut reader = Command::new("true")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("running true");
+    let write_end = reader.stdin.take().expect("a pipe to true");
+    assert!(reader.wait().expect("true ends").success());
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "models",
+            "verify",
+            "--file",
+            "release.json",
+            "--verify-key",
+            "keys/verify.pub",
+        ])
+        .current_dir(d)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(write_end)
+        .output()
+        .expect("running vigil");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
 /// A label column is a column of a CSV file, and one source of labels.
 #[test]
 fn label_options_that_cannot_work_are_refused_with_the_reason() {
