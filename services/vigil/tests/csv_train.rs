@@ -48,6 +48,18 @@ fn write_csv(path: &Path) {
     });
 }
 
+/// A folder holding a signing key pair under `keys/` and the pump's CSV
+/// (`pump.csv`, [`write_csv`]).
+fn keyed_pump() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(
+        &vigil(dir.path(), &["models", "keygen", "--out", "keys"]),
+        "keygen",
+    );
+    write_csv(&dir.path().join("pump.csv"));
+    dir
+}
+
 /// A pump's sensors: name, level, cycle amplitude, noise.
 const SENSORS: [(&str, f64, f64, f64); 8] = [
     ("temperature", 60.0, 3.0, 0.3),
@@ -286,10 +298,8 @@ fn an_eight_sensor_pump_trains_on_400_rows_and_its_fault_is_flagged() {
 #[test]
 fn a_reader_that_stops_early_ends_the_scoring_quietly() {
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = keyed_pump();
     let d = dir.path();
-    ok(&vigil(d, &["models", "keygen", "--out", "keys"]), "keygen");
-    write_csv(&d.join("pump.csv"));
     ok(&train(d, "release.json", &[]), "vigil train --csv");
     // Every row scored: far more than a pipe's buffer holds.
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -320,10 +330,8 @@ fn a_reader_that_stops_early_ends_the_scoring_quietly() {
 #[test]
 fn a_reader_gone_before_the_first_line_ends_a_printing_command_quietly() {
     use std::process::Stdio;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = keyed_pump();
     let d = dir.path();
-    ok(&vigil(d, &["models", "keygen", "--out", "keys"]), "keygen");
-    write_csv(&d.join("pump.csv"));
     ok(&train(d, "release.json", &[]), "vigil train --csv");
     let mut reader = Command::new("true")
         .stdin(Stdio::piped())
@@ -353,10 +361,8 @@ fn a_reader_gone_before_the_first_line_ends_a_printing_command_quietly() {
 /// A label column is a column of a CSV file, and one source of labels.
 #[test]
 fn label_options_that_cannot_work_are_refused_with_the_reason() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = keyed_pump();
     let d = dir.path();
-    ok(&vigil(d, &["models", "keygen", "--out", "keys"]), "keygen");
-    write_csv(&d.join("pump.csv"));
     let cases: [(&[&str], &str); 3] = [
         (
             &["train", "--once", "--label-column", "anomaly"],
@@ -404,10 +410,8 @@ fn label_options_that_cannot_work_are_refused_with_the_reason() {
 
 #[test]
 fn without_a_holdout_or_with_too_few_rows_nothing_is_written_and_the_error_says_why() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = keyed_pump();
     let d = dir.path();
-    ok(&vigil(d, &["models", "keygen", "--out", "keys"]), "keygen");
-    write_csv(&d.join("pump.csv"));
 
     let out = train(d, "none.json", &["--holdout", "0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -466,10 +470,8 @@ fn without_a_holdout_or_with_too_few_rows_nothing_is_written_and_the_error_says_
 #[test]
 fn a_signing_key_others_can_read_is_refused_unless_allowed() {
     use std::os::unix::fs::PermissionsExt as _;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = keyed_pump();
     let d = dir.path();
-    ok(&vigil(d, &["models", "keygen", "--out", "keys"]), "keygen");
-    write_csv(&d.join("pump.csv"));
     std::fs::set_permissions(
         d.join("keys/signing.key"),
         std::fs::Permissions::from_mode(0o644),
