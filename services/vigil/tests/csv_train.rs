@@ -48,6 +48,16 @@ fn write_csv(path: &Path) {
     });
 }
 
+/// `vigil models verify` of `release.json` with `keys/verify.pub`.
+const VERIFY_RELEASE: [&str; 6] = [
+    "models",
+    "verify",
+    "--file",
+    "release.json",
+    "--verify-key",
+    "keys/verify.pub",
+];
+
 /// A folder holding a signing key pair under `keys/` and the pump's CSV
 /// (`pump.csv`, [`write_csv`]).
 fn keyed_pump() -> tempfile::TempDir {
@@ -171,17 +181,7 @@ fn a_csv_trains_without_a_broker_and_its_release_scores_the_rest() {
     assert_eq!((model.name(), model.version()), ("default", 1));
     let other = vigil_model::load_verify_key(&d.join("other/verify.pub")).expect("key");
     assert!(vigil_model::decode_and_verify(&bytes, &other).is_err());
-    let verify = vigil(
-        d,
-        &[
-            "models",
-            "verify",
-            "--file",
-            "release.json",
-            "--verify-key",
-            "keys/verify.pub",
-        ],
-    );
+    let verify = vigil(d, &VERIFY_RELEASE);
     ok(&verify, "vigil models verify");
 
     let verdicts = score(d, "release.json");
@@ -340,14 +340,7 @@ fn a_reader_gone_before_the_first_line_ends_a_printing_command_quietly() {
     let write_end = reader.stdin.take().expect("a pipe to true");
     assert!(reader.wait().expect("true ends").success());
     let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "models",
-            "verify",
-            "--file",
-            "release.json",
-            "--verify-key",
-            "keys/verify.pub",
-        ])
+        .args(VERIFY_RELEASE)
         .current_dir(d)
         .env("RUST_BACKTRACE", "0")
         .stdout(write_end)
