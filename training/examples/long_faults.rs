@@ -13,7 +13,9 @@
 //! This is the simulator's fleet, not that benchmark: it says how the
 //! product treats a long fault after a short training set, not what it
 //! would score there. Seeds 3000.. are for choosing settings; pass
-//! `report` to run seeds 4000.. instead.
+//! `report` to run seeds 4000.. instead, or a number to start from that
+//! seed (seeds 7000.. were first run in session 27, as fresh evidence
+//! beside the tuning seeds; eval/NAB.md).
 //!
 //! With `other`, each run's release is trained instead on a separate
 //! clean recording of another device of the same fleet (`OTHER_RECORDS`
@@ -21,7 +23,7 @@
 //! recording is), and every record of the run is scored and counted: how
 //! the product copes with a shifted but normal regime.
 //!
-//! `cargo run --release -p vigil-training --example long_faults [tune|report] [own|other]`
+//! `cargo run --release -p vigil-training --example long_faults [tune|report|SEED] [own|other]`
 //! (`SIM_METRICS=8`: eight sensors instead of six, as the industrial
 //! benchmark has)
 
@@ -78,7 +80,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first_seed = match std::env::args().nth(1).as_deref() {
         None | Some("tune") => 3_000,
         Some("report") => 4_000,
-        Some(other) => return Err(format!("expected tune or report, got {other}").into()),
+        Some(other) => other
+            .parse()
+            .map_err(|_| format!("expected tune, report or a first seed, got {other}"))?,
     };
     let other_device = match std::env::args().nth(2).as_deref() {
         None | Some("own") => false,

@@ -13,11 +13,13 @@
 //! a tenth of a day) and two training sets (clean; with anomalies in it).
 //!
 //! Seeds 1000.. were used to choose settings; pass `report` to run the
-//! devices of seeds 2000.. instead.
+//! devices of seeds 2000.. instead, or a number to start from that seed
+//! (seeds 5000.. were first run in session 27, as fresh evidence beside
+//! the tuning seeds; eval/NAB.md).
 //!
 //! A second table gives each anomaly kind's episode records in alarm.
 //!
-//! `cargo run --release -p vigil-training --example small_train [TRAIN [AFTER [tune|report]]]`
+//! `cargo run --release -p vigil-training --example small_train [TRAIN [AFTER [tune|report|SEED]]]`
 //! (`SIM_METRICS=8`: eight sensors instead of six)
 
 mod one_device;
@@ -38,7 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first_seed = match std::env::args().nth(3).as_deref() {
         None | Some("tune") => 1_000,
         Some("report") => 2_000,
-        Some(other) => return Err(format!("expected tune or report, got {other}").into()),
+        Some(other) => other
+            .parse()
+            .map_err(|_| format!("expected tune, report or a first seed, got {other}"))?,
     };
     let metrics = one_device::metrics()?;
     // Per timing and training set: each anomaly kind's episode records
