@@ -148,6 +148,10 @@ struct NabArgs {
     /// alone (0: off) [default: the trainer's] (eval/NAB.md, session 26).
     #[arg(long, value_name = "TIMES")]
     release_break: Option<f64>,
+    /// Experiment, with `--method release`: the drift watch's widths (0:
+    /// off) [default: the trainer's] (eval/NAB.md, session 27).
+    #[arg(long, value_name = "WIDTHS")]
+    drift_widths: Option<f64>,
     /// Experiment, with `--method gated`: leave out the PCA detector's own
     /// alerts (only the gated novelty alerts).
     #[arg(long)]
@@ -215,7 +219,7 @@ fn print_report(report: &Report, started: Instant) {
 }
 
 /// The changes to the release's novelty policy `--range-records`,
-/// `--trust` and `--release-break` ask for.
+/// `--trust`, `--release-break` and `--drift-widths` ask for.
 fn release_novelty(args: &NabArgs) -> Result<vigil_eval::nab::ReleaseOverride> {
     let mut change = vigil_eval::nab::ReleaseOverride {
         range_records: args.range_records,
@@ -240,6 +244,7 @@ fn release_novelty(args: &NabArgs) -> Result<vigil_eval::nab::ReleaseOverride> {
         });
     }
     change.release_break = args.release_break;
+    change.drift_widths = args.drift_widths;
     // The policy the override makes must be a valid one.
     let mut policy = vigil_model::combine::NoveltyPolicy::default();
     change.apply(&mut policy);

@@ -37,7 +37,12 @@
 //! - the novelty reaches its alert level while its onset rate is at most
 //!   [`TrustPolicy::novelty_onsets`], or, above that, while the release's
 //!   judged score is at least [`TrustPolicy::gate`] × the threshold (the
-//!   default gate, 1, asks for a release alert on the same record).
+//!   default gate, 1, asks for a release alert on the same record), or
+//! - (since session 27) the drift watch ([`drift`]) sees a watched metric's
+//!   smoothed value move a further [`drift::DriftPolicy::widths`] of the
+//!   range the device itself held over its first records beyond it: an
+//!   onset of its own, which no trust gates, since it alerts once per
+//!   such move.
 //!
 //! So an untrusted detector's alert counts only where the other detector
 //! alerts on the same record too (the second rule covers an untrusted
@@ -79,7 +84,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::novelty::{alarm_product, MetricNovelty, NoveltyConfig, NoveltyState, RangeWarmup};
 
+pub mod drift;
 mod trust;
+use drift::{Anchor, DriftPolicy, DriftState};
 pub use trust::{
     calibration_share, TrustPolicy, FULL_CALIBRATION_EXCEEDANCES, NORMAL_COUNT_MEAN,
     PROMISE_SIGNIFICANCE, RELEASE_BREAK,
@@ -107,6 +114,9 @@ pub struct NoveltyPolicy {
     /// it started with across swaps that keep its state.
     #[serde(default)]
     pub seasons: Option<Vec<u64>>,
+    /// When the drift watch alerts ([`drift`]; absent: off).
+    #[serde(default = "DriftPolicy::off")]
+    pub drift: DriftPolicy,
 }
 
 impl Default for NoveltyPolicy {
@@ -117,6 +127,7 @@ impl Default for NoveltyPolicy {
             trust: TrustPolicy::default(),
             training_ranges: None,
             seasons: None,
+            drift: DriftPolicy::default(),
         }
     }
 }
@@ -138,6 +149,8 @@ pub enum NoveltyPolicyError {
     TrainingRangesCount { found: usize, metrics: usize },
     #[error("novelty policy has periods for {found} metrics, the feature spec names {metrics}")]
     SeasonsCount { found: usize, metrics: usize },
+    #[error("novelty policy drift widths {0} must be 0 or a finite positive number")]
+    DriftWidths(f64),
 }
 
 impl NoveltyPolicy {
@@ -155,6 +168,7 @@ impl NoveltyPolicy {
                     ..*t
                 };
                 a.config == b.config
+                    && a.drift == b.drift
                     && a.range_records == b.range_records
                     && rates(&a.trust) == rates(&b.trust)
             }
@@ -221,6 +235,9 @@ impl NoveltyPolicy {
         if !(t.release_break.is_finite() && (t.release_break == 0.0 || t.release_break >= 1.0)) {
             return bad("trust.release_break", t.release_break);
         }
+        if !self.drift.is_valid() {
+            return Err(NoveltyPolicyError::DriftWidths(self.drift.widths));
+        }
         if let Some(r) = &self.training_ranges {
             if !r.iter().all(MetricNovelty::is_valid) {
                 return Err(NoveltyPolicyError::TrainingRanges);
@@ -246,6 +263,10 @@ pub struct DeviceNovelty {
     /// state holds its own.
     periods: Vec<u64>,
     trust: TrustState,
+    /// Each metric's anchor for the drift watch, learnt over the device's
+    /// first `range_records` records.
+    anchors: Vec<Anchor>,
+    drift: DriftState,
 }
 
 /// Each detector's onset rate and calm run on one device.
@@ -312,6 +333,7 @@ impl DeviceNovelty {
             + self.states.iter().map(NoveltyState::bytes).sum::<usize>()
             + (self.states.capacity() - self.states.len()) * std::mem::size_of::<NoveltyState>()
             + self.periods.capacity() * std::mem::size_of::<u64>()
+            + self.anchors.capacity() * std::mem::size_of::<Anchor>()
     }
 
     /// A device seen for the first time, with `metrics` metrics.
@@ -321,7 +343,7 @@ impl DeviceNovelty {
             .as_ref()
             .filter(|r| r.len() == metrics);
         let periods = policy.periods(metrics);
-        let (warmup, ranges, states, periods) = match trained {
+        let (warmup, ranges, states, periods): (_, _, Vec<NoveltyState>, _) = match trained {
             Some(r) => (
                 Vec::new(),
                 r.clone(),
@@ -346,6 +368,8 @@ impl DeviceNovelty {
             ranges,
             states,
             periods,
+            anchors: vec![Anchor::default(); metrics],
+            drift: DriftState::default(),
             trust: TrustState {
                 release_rate: 0.0,
                 novelty_rate: policy.trust.novelty_start,
@@ -384,7 +408,10 @@ impl DeviceNovelty {
         let product = if self.ranges.is_empty() {
             for (j, warm) in self.warmup.iter_mut().enumerate() {
                 if let Some(v) = value(j) {
-                    warm.push(v);
+                    let smoothed = warm.push(v);
+                    if let Some(a) = self.anchors.get_mut(j) {
+                        a.now = smoothed;
+                    }
                 }
             }
             if self.records >= policy.range_records {
@@ -401,6 +428,9 @@ impl DeviceNovelty {
             for (j, (state, range)) in self.states.iter_mut().zip(&self.ranges).enumerate() {
                 if let Some(v) = value(j) {
                     let q = state.observe_at(config, range, v, ts_ms);
+                    if let Some(a) = self.anchors.get_mut(j) {
+                        a.now = state.smoothed();
+                    }
                     if q < p {
                         p = q;
                         most_novel = j;
@@ -409,6 +439,7 @@ impl DeviceNovelty {
             }
             Some(p)
         };
+        let (drift_alert, drift_metric) = self.watch(policy, &value);
         let at = alarm_product(config);
         let novelty_alert = product.is_some_and(|p| p <= at);
         let release_alert = judged >= threshold;
@@ -435,8 +466,8 @@ impl DeviceNovelty {
         if excess.is_finite() {
             trust.release_peak = trust.release_peak.max(excess);
         }
-        let alert =
-            by_release || (novelty_alert && (novelty_trusted || judged >= t.gate * threshold));
+        let by_novelty = novelty_alert && (novelty_trusted || judged >= t.gate * threshold);
+        let alert = by_release || by_novelty || drift_alert;
         if release_alert {
             // A voice won by breaking the bar is not carried to the next
             // alert (its wake would be; eval/NAB.md, session 26).
@@ -466,8 +497,50 @@ impl DeviceNovelty {
             novelty: product.map(|p| at / (at + p.max(0.0))),
             release_trusted,
             novelty_trusted,
-            novel_metric: (alert && !by_release).then_some(most_novel),
+            novel_metric: if by_release {
+                None
+            } else if by_novelty {
+                Some(most_novel)
+            } else {
+                drift_alert.then_some(drift_metric)
+            },
         }
+    }
+
+    /// The drift watch's decision on the record just observed, and the
+    /// watched metric furthest out ([`drift`]): over the device's first
+    /// `range_records` records each metric's anchor learns instead.
+    fn watch(
+        &mut self,
+        policy: &NoveltyPolicy,
+        value: &impl Fn(usize) -> Option<f64>,
+    ) -> (bool, usize) {
+        let learning = policy.range_records;
+        if self.records <= learning {
+            let second_half = self.records > learning / 2;
+            for (j, anchor) in self.anchors.iter_mut().enumerate() {
+                if value(j).is_some() {
+                    anchor.learn(second_half);
+                }
+            }
+            if self.records == learning {
+                for (j, anchor) in self.anchors.iter_mut().enumerate() {
+                    anchor.fix(self.states.get(j).is_some_and(NoveltyState::has_season));
+                }
+            }
+            return (false, 0);
+        }
+        let (mut furthest, mut metric) = (0.0f64, 0);
+        for (j, anchor) in self.anchors.iter().enumerate() {
+            if value(j).is_none() {
+                continue;
+            }
+            if let Some(e) = anchor.excursion().filter(|e| *e > furthest) {
+                furthest = e;
+                metric = j;
+            }
+        }
+        (self.drift.step(&policy.drift, furthest), metric)
     }
 }
 

@@ -14,7 +14,7 @@
 //! - [`novelty`]: per-metric cell and step surprise, learnt per device.
 //! - [`combine`]: the release's score and the novelty into one alert per
 //!   record, each detector trusted alone on a device only while it does
-//!   not cry wolf there.
+//!   not cry wolf there, and the drift watch ([`combine::drift`]).
 //! - [`model`]: a release payload compiled for scoring; the "training way"
 //!   (batch over a stored stream) and the "scoring way" (record by record)
 //!   run the same functions.

@@ -215,8 +215,8 @@ impl RangeWarmup {
         }
     }
 
-    /// Takes the next value (in time order).
-    pub fn push(&mut self, v: f64) {
+    /// Takes the next value (in time order); returns its smoothed value.
+    pub fn push(&mut self, v: f64) -> f64 {
         let widen = |(low, high): (f64, f64), x: f64| {
             if x.is_finite() {
                 (low.min(x), high.max(x))
@@ -227,6 +227,7 @@ impl RangeWarmup {
         self.value = widen(self.value, v);
         let smoothed = self.window.push(v);
         self.smooth = widen(self.smooth, smoothed);
+        smoothed
     }
 
     /// The ranges of the values pushed: what [`MetricNovelty::fit`] gives
@@ -262,6 +263,15 @@ impl Smoother {
         self.ring[self.next] = v;
         self.next = (self.next + 1) % len;
         self.filled = (self.filled + 1).min(len);
+        self.mean()
+    }
+
+    /// The mean of the window, oldest first (0 before any value).
+    fn mean(&self) -> f64 {
+        if self.filled == 0 {
+            return 0.0;
+        }
+        let len = self.ring.len();
         let start = (self.next + len - self.filled) % len;
         let mut sum = 0.0;
         for k in 0..self.filled {
@@ -340,6 +350,17 @@ impl NoveltyState {
     /// series' own level is reached.
     pub fn observe(&mut self, config: &NoveltyConfig, fit: &MetricNovelty, v: f64) -> f64 {
         self.observe_at(config, fit, v, 0)
+    }
+
+    /// The smoothed channel's value: the mean of the last values observed.
+    pub fn smoothed(&self) -> f64 {
+        self.smoother.mean()
+    }
+
+    /// Whether the metric has a seasonal channel (its release carried a
+    /// period).
+    pub fn has_season(&self) -> bool {
+        self.season.is_some()
     }
 
     /// [`NoveltyState::observe`] for a value at event time `ts_ms` (ms
@@ -560,7 +581,9 @@ mod tests {
         assert_eq!(warm.ranges(), MetricNovelty::fit(&config, &values));
         let constant = [3.0; 20];
         let mut warm = RangeWarmup::new(&config);
-        constant.iter().for_each(|&v| warm.push(v));
+        constant.iter().for_each(|&v| {
+            warm.push(v);
+        });
         assert_eq!(warm.ranges(), MetricNovelty::fit(&config, &constant));
     }
 

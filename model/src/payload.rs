@@ -35,9 +35,12 @@ use crate::features::FeatureSpec;
 /// untrusted release's alert far beyond the device's peak stands alone, so
 /// a format-7 scorer would not flag a stuck sensor on a device whose
 /// release alerts routinely.
+/// Format 9 added the drift watch (`NoveltyPolicy::drift`,
+/// `crate::combine::drift`): a format-8 scorer would not flag a slow drift
+/// the features and the novelty learn.
 /// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
-pub const PAYLOAD_FORMAT: u32 = 8;
+pub const PAYLOAD_FORMAT: u32 = 9;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -174,7 +174,7 @@ pub struct DetectorConfig {
 }
 
 /// Changes to a release's novelty policy (`vigil-eval nab --trust`,
-/// `--range-records`).
+/// `--range-records`, `--release-break`, `--drift-widths`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReleaseOverride {
     /// Replaces the trust policy.
@@ -185,6 +185,8 @@ pub struct ReleaseOverride {
     pub range_records: Option<u32>,
     /// Replaces the trust's release break alone (after `trust`).
     pub release_break: Option<f64>,
+    /// Replaces the drift watch's widths (0: off).
+    pub drift_widths: Option<f64>,
 }
 
 impl ReleaseOverride {
@@ -195,6 +197,9 @@ impl ReleaseOverride {
         }
         if let Some(release_break) = self.release_break {
             policy.trust.release_break = release_break;
+        }
+        if let Some(widths) = self.drift_widths {
+            policy.drift.widths = widths;
         }
         if let Some(records) = self.range_records {
             policy.range_records = records;

@@ -476,3 +476,77 @@ fn the_bar_is_the_peak_before_the_run_so_a_second_run_must_beat_the_first() {
     }
     assert!(step(32_000.0).alert);
 }
+
+/// Alerts of a device whose metric `drifting` (0: `a`, 1: `b`; 2: none)
+/// climbs 0.05 a record from record 401 on, under `p`: `a` a sawtooth of
+/// 60 records (0 to 5.9 over 10), `b` a slow ramp over the first 300
+/// records, flat after; the release silent, the novelty untrusted.
+fn drift_alerts(p: &NoveltyPolicy, drifting: usize) -> Vec<(u64, Option<usize>)> {
+    let mut d = DeviceNovelty::new(p, 2);
+    let mut alerts = Vec::new();
+    for seq in 1..=1_000u64 {
+        let climb = 0.05 * seq.saturating_sub(400) as f64;
+        let mut a = 10.0 + (seq % 60) as f64 / 10.0;
+        let mut b = 20.0 + 0.01 * seq.min(300) as f64;
+        match drifting {
+            0 => a += climb,
+            1 => b += climb,
+            _ => {}
+        }
+        let r = record(seq, &[("a", a), ("b", b)]);
+        let c = d.step(p, &values(&r), r.ts, side(0.1, 4));
+        if c.alert {
+            alerts.push((seq, c.novel_metric));
+        }
+    }
+    alerts
+}
+
+fn drift_policy() -> NoveltyPolicy {
+    NoveltyPolicy {
+        seasons: Some(vec![60_000, 60_000]),
+        drift: drift::DriftPolicy { widths: 0.5 },
+        // The novelty starts (and stays) untrusted: every alert below is
+        // the drift watch's.
+        trust: TrustPolicy {
+            novelty_start: 1.0,
+            window: 100_000,
+            ..TrustPolicy::default()
+        },
+        ..NoveltyPolicy::default()
+    }
+}
+
+#[test]
+fn a_drift_beyond_the_devices_own_settled_range_alerts_now_and_then() {
+    let p = drift_policy();
+    assert_eq!(p.check(), Ok(()));
+    assert_eq!(drift_alerts(&p, 2), [], "a calm device");
+    let alerts = drift_alerts(&p, 0);
+    // The anchor: the smoothed sawtooth's range over the first 300
+    // records, 10.55 to 15.35; half a width above it is 17.75, which the
+    // smoothed value (lagging the climb by 5.5 records) passes near the
+    // first sawtooth peak after the climb reaches about 2.7: the one
+    // ending at record 479.
+    let first = alerts[0].0;
+    assert!((460..=480).contains(&first), "{alerts:?}");
+    assert!(alerts.iter().all(|a| a.1 == Some(0)), "{alerts:?}");
+    // Onsets, not a state: a handful of alerts over 550 records of drift.
+    assert!((3..=40).contains(&alerts.len()), "{alerts:?}");
+    // A metric whose own range was not settled (a ramp), a release
+    // without periods, and the watch off: no alert at all.
+    assert_eq!(drift_alerts(&p, 1), []);
+    let flat = NoveltyPolicy {
+        seasons: None,
+        ..drift_policy()
+    };
+    assert_eq!(drift_alerts(&flat, 0), []);
+    let off = NoveltyPolicy {
+        drift: drift::DriftPolicy::off(),
+        ..drift_policy()
+    };
+    assert_eq!(drift_alerts(&off, 0), []);
+    let mut bad = drift_policy();
+    bad.drift.widths = -0.5;
+    assert_eq!(bad.check(), Err(NoveltyPolicyError::DriftWidths(-0.5)));
+}
