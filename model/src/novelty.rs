@@ -244,8 +244,11 @@ impl RangeWarmup {
 #[derive(Debug, Clone, PartialEq)]
 struct Smoother {
     ring: Vec<f64>,
-    next: usize,
-    filled: usize,
+    next: u32,
+    filled: u32,
+    /// The mean after the last push (0 before any): what the drift watch
+    /// reads (`crate::combine::drift`), kept so it is not summed twice.
+    last: f64,
 }
 
 impl Smoother {
@@ -254,30 +257,27 @@ impl Smoother {
             ring: vec![0.0; rows.max(1)],
             next: 0,
             filled: 0,
+            last: 0.0,
         }
     }
 
     /// Adds `v` and returns the mean of the window (oldest first).
     fn push(&mut self, v: f64) -> f64 {
         let len = self.ring.len();
-        self.ring[self.next] = v;
-        self.next = (self.next + 1) % len;
-        self.filled = (self.filled + 1).min(len);
-        self.mean()
-    }
-
-    /// The mean of the window, oldest first (0 before any value).
-    fn mean(&self) -> f64 {
-        if self.filled == 0 {
-            return 0.0;
-        }
-        let len = self.ring.len();
-        let start = (self.next + len - self.filled) % len;
+        let next = self.next as usize;
+        self.ring[next] = v;
+        let next = (next + 1) % len;
+        let filled = (self.filled as usize + 1).min(len);
+        let start = (next + len - filled) % len;
         let mut sum = 0.0;
-        for k in 0..self.filled {
+        for k in 0..filled {
             sum += self.ring[(start + k) % len];
         }
-        sum / self.filled as f64
+        // `rows` is checked to be at most 1,000 (NoveltyPolicy::check).
+        self.next = next as u32;
+        self.filled = filled as u32;
+        self.last = sum / filled as f64;
+        self.last
     }
 }
 
@@ -354,7 +354,7 @@ impl NoveltyState {
 
     /// The smoothed channel's value: the mean of the last values observed.
     pub fn smoothed(&self) -> f64 {
-        self.smoother.mean()
+        self.smoother.last
     }
 
     /// Whether the metric has a seasonal channel (its release carried a
