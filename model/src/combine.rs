@@ -343,7 +343,7 @@ impl DeviceNovelty {
             .as_ref()
             .filter(|r| r.len() == metrics);
         let periods = policy.periods(metrics);
-        let (warmup, ranges, states, periods): (_, _, Vec<NoveltyState>, _) = match trained {
+        let (warmup, ranges, states, periods) = match trained {
             Some(r) => (
                 Vec::new(),
                 r.clone(),
