@@ -155,7 +155,7 @@ pub enum NoveltyPolicyError {
 
 impl NoveltyPolicy {
     /// Whether devices' novelty state learnt under `old` carries over to
-    /// `new`: the same settings and trust; the training ranges may differ
+    /// `new`: the same settings, drift watch and trust; the training ranges may differ
     /// (a device keeps the ranges it started with, which its counts are
     /// cells of; devices first seen under `new` take its ranges), and so
     /// may the release's bound, which the trainer sets from each release's
