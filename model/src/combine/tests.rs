@@ -550,3 +550,14 @@ fn a_drift_beyond_the_devices_own_settled_range_alerts_now_and_then() {
     bad.drift.widths = -0.5;
     assert_eq!(bad.check(), Err(NoveltyPolicyError::DriftWidths(-0.5)));
 }
+
+#[test]
+fn a_swap_keeps_novelty_state_only_under_the_same_drift_watch() {
+    let a = NoveltyPolicy::default();
+    let mut b = a.clone();
+    b.trust.release_onsets /= 2.0;
+    b.seasons = Some(vec![60_000]);
+    assert!(NoveltyPolicy::state_compatible(Some(&a), Some(&b)));
+    b.drift = drift::DriftPolicy::off();
+    assert!(!NoveltyPolicy::state_compatible(Some(&a), Some(&b)));
+}
