@@ -37,7 +37,12 @@
 //! lasts as long as the alarm's own rules keep it (the device's level
 //! holds while it is open, so the release judges the drift against the
 //! level before it); an excursion back under `widths` forgets what was
-//! accepted. The two forms tried before this one (eval/NAB.md, session
+//! accepted. So a device whose level moved for good by between half a
+//! width and a width and a half, with a cycle about a width wide, alerts
+//! once a cycle for as long as it stays there (its troughs fall back under
+//! the margin): a known limit; forgetting only after a calm stretch cost
+//! the drifts' recall (eval/NAB.md, session 27, rule 16). The two forms
+//! tried before this one (eval/NAB.md, session
 //! 27), anchored on the training rows' ranges, each failed a report
 //! look: holding the alert for 256 records put a clean 1-h day's normal
 //! records in alarm four times as often, and even brief alerts cost a
