@@ -405,12 +405,15 @@ impl DeviceNovelty {
         let value = |j: usize| values.get(j).copied().flatten();
         self.records = self.records.saturating_add(1);
         let mut most_novel = 0;
+        // The drift watch's anchors learn over the first `range_records`.
+        let learning = self.records <= policy.range_records;
+        let second_half = self.records > policy.range_records / 2;
         let product = if self.ranges.is_empty() {
             for (j, warm) in self.warmup.iter_mut().enumerate() {
                 if let Some(v) = value(j) {
                     let smoothed = warm.push(v);
                     if let Some(a) = self.anchors.get_mut(j) {
-                        a.now = smoothed;
+                        a.learn(smoothed, second_half);
                     }
                 }
             }
@@ -428,8 +431,8 @@ impl DeviceNovelty {
             for (j, (state, range)) in self.states.iter_mut().zip(&self.ranges).enumerate() {
                 if let Some(v) = value(j) {
                     let q = state.observe_at(config, range, v, ts_ms);
-                    if let Some(a) = self.anchors.get_mut(j) {
-                        a.now = state.smoothed();
+                    if let Some(a) = self.anchors.get_mut(j).filter(|_| learning) {
+                        a.learn(state.smoothed(), second_half);
                     }
                     if q < p {
                         p = q;
@@ -508,34 +511,29 @@ impl DeviceNovelty {
     }
 
     /// The drift watch's decision on the record just observed, and the
-    /// watched metric furthest out ([`drift`]): over the device's first
-    /// `range_records` records each metric's anchor learns instead.
+    /// watched metric furthest out ([`drift`]): silent while the anchors
+    /// learn (the device's first `range_records` records; `step` feeds
+    /// them), which are fixed at the last of those.
     fn watch(
         &mut self,
         policy: &NoveltyPolicy,
         value: &impl Fn(usize) -> Option<f64>,
     ) -> (bool, usize) {
-        let learning = policy.range_records;
-        if self.records <= learning {
-            let second_half = self.records > learning / 2;
+        if self.records < policy.range_records {
+            return (false, 0);
+        }
+        if self.records == policy.range_records {
             for (j, anchor) in self.anchors.iter_mut().enumerate() {
-                if value(j).is_some() {
-                    anchor.learn(second_half);
-                }
-            }
-            if self.records == learning {
-                for (j, anchor) in self.anchors.iter_mut().enumerate() {
-                    anchor.fix(self.states.get(j).is_some_and(NoveltyState::has_season));
-                }
+                anchor.fix(self.states.get(j).is_some_and(NoveltyState::has_season));
             }
             return (false, 0);
         }
         let (mut furthest, mut metric) = (0.0f64, 0);
-        for (j, anchor) in self.anchors.iter().enumerate() {
+        for (j, (anchor, state)) in self.anchors.iter().zip(&self.states).enumerate() {
             if value(j).is_none() {
                 continue;
             }
-            if let Some(e) = anchor.excursion().filter(|e| *e > furthest) {
+            if let Some(e) = anchor.excursion(state.smoothed()).filter(|e| *e > furthest) {
                 furthest = e;
                 metric = j;
             }

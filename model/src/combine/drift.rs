@@ -107,9 +107,6 @@ pub(super) struct Anchor {
     high2: f64,
     /// Fixed, settled and with a seasonal channel: the watch judges it.
     watched: bool,
-    /// The smoothed value of the record being decided (set by the caller
-    /// for each record that holds the metric).
-    pub(super) now: f64,
 }
 
 impl Default for Anchor {
@@ -120,15 +117,14 @@ impl Default for Anchor {
             low2: f64::INFINITY,
             high2: f64::NEG_INFINITY,
             watched: false,
-            now: 0.0,
         }
     }
 }
 
 impl Anchor {
-    /// Learns [`Anchor::now`] as a value of the first half or the second.
-    pub(super) fn learn(&mut self, second_half: bool) {
-        let x = self.now;
+    /// Learns the smoothed value `x` as one of the first half or the
+    /// second.
+    pub(super) fn learn(&mut self, x: f64, second_half: bool) {
         if !x.is_finite() {
             return;
         }
@@ -157,13 +153,13 @@ impl Anchor {
             && second >= SETTLED_SHARE * whole;
     }
 
-    /// How far [`Anchor::now`] lies outside the range, in widths of it;
-    /// `None` for a metric the watch does not judge.
-    pub(super) fn excursion(&self) -> Option<f64> {
+    /// How far the smoothed value `x` lies outside the range, in widths of
+    /// it; `None` for a metric the watch does not judge.
+    pub(super) fn excursion(&self, x: f64) -> Option<f64> {
         if !self.watched {
             return None;
         }
-        let beyond = (self.now - self.high).max(self.low - self.now).max(0.0);
+        let beyond = (x - self.high).max(self.low - x).max(0.0);
         Some(beyond / (self.high - self.low))
     }
 }
@@ -206,8 +202,7 @@ mod tests {
             .map(|x| (x, false))
             .chain(second.iter().map(|x| (x, true)))
         {
-            a.now = x;
-            a.learn(half);
+            a.learn(x, half);
         }
         a.fix(seasonal);
         a
@@ -216,21 +211,20 @@ mod tests {
     #[test]
     fn an_anchor_judges_a_settled_seasonal_range_in_widths_of_it() {
         // Both halves see the whole cycle 10..14.
-        let mut a = anchor(&[10.0, 14.0, 12.0], &[11.0, 14.0, 10.5], true);
-        for (now, e) in [(12.0, 0.0), (14.0, 0.0), (18.0, 1.0), (4.0, 1.5)] {
-            a.now = now;
-            assert_eq!(a.excursion(), Some(e), "{now}");
+        let a = anchor(&[10.0, 14.0, 12.0], &[11.0, 14.0, 10.5], true);
+        for (x, e) in [(12.0, 0.0), (14.0, 0.0), (18.0, 1.0), (4.0, 1.5)] {
+            assert_eq!(a.excursion(x), Some(e), "{x}");
         }
         // A ramp (a ninth of a day): each half spans half of it.
-        assert_eq!(anchor(&[0.0, 1.0], &[2.0, 3.0], true).excursion(), None);
+        assert_eq!(anchor(&[0.0, 1.0], &[2.0, 3.0], true).excursion(12.0), None);
         // Settled, but the release found no period: not judged.
         assert_eq!(
-            anchor(&[10.0, 14.0], &[10.0, 14.0], false).excursion(),
+            anchor(&[10.0, 14.0], &[10.0, 14.0], false).excursion(12.0),
             None
         );
         // Flat, or nothing learnt.
-        assert_eq!(anchor(&[1.0, 1.0], &[1.0, 1.0], true).excursion(), None);
-        assert_eq!(anchor(&[], &[], true).excursion(), None);
+        assert_eq!(anchor(&[1.0, 1.0], &[1.0, 1.0], true).excursion(12.0), None);
+        assert_eq!(anchor(&[], &[], true).excursion(12.0), None);
     }
 
     #[test]
