@@ -152,6 +152,11 @@ struct NabArgs {
     /// off) [default: the trainer's] (eval/NAB.md, session 27).
     #[arg(long, value_name = "WIDTHS")]
     drift_widths: Option<f64>,
+    /// Experiment, with `--method release`: the jump watch's bar in
+    /// standard deviations (0: off) [default: the trainer's] (eval/NAB.md,
+    /// session 28).
+    #[arg(long, value_name = "SDS")]
+    jump_sds: Option<f64>,
     /// Experiment, with `--method gated`: leave out the PCA detector's own
     /// alerts (only the gated novelty alerts).
     #[arg(long)]
@@ -219,7 +224,8 @@ fn print_report(report: &Report, started: Instant) {
 }
 
 /// The changes to the release's novelty policy `--range-records`,
-/// `--trust`, `--release-break` and `--drift-widths` ask for.
+/// `--trust`, `--release-break`, `--drift-widths` and `--jump-sds` ask
+/// for.
 fn release_novelty(args: &NabArgs) -> Result<vigil_eval::nab::ReleaseOverride> {
     let mut change = vigil_eval::nab::ReleaseOverride {
         range_records: args.range_records,
@@ -245,6 +251,7 @@ fn release_novelty(args: &NabArgs) -> Result<vigil_eval::nab::ReleaseOverride> {
     }
     change.release_break = args.release_break;
     change.drift_widths = args.drift_widths;
+    change.jump_sds = args.jump_sds;
     // The policy the override makes must be a valid one.
     let mut policy = vigil_model::combine::NoveltyPolicy::default();
     change.apply(&mut policy);

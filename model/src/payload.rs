@@ -38,9 +38,12 @@ use crate::features::FeatureSpec;
 /// Format 9 added the drift watch (`NoveltyPolicy::drift`,
 /// `crate::combine::drift`): a format-8 scorer would not flag a slow drift
 /// the features and the novelty learn.
+/// Format 10 added the jump watch (`NoveltyPolicy::jump`,
+/// `crate::combine::jump`): a format-9 scorer would not flag a leap of the
+/// release's score that stays below its threshold.
 /// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
-pub const PAYLOAD_FORMAT: u32 = 9;
+pub const PAYLOAD_FORMAT: u32 = 10;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -174,7 +174,7 @@ pub struct DetectorConfig {
 }
 
 /// Changes to a release's novelty policy (`vigil-eval nab --trust`,
-/// `--range-records`, `--release-break`, `--drift-widths`).
+/// `--range-records`, `--release-break`, `--drift-widths`, `--jump-sds`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReleaseOverride {
     /// Replaces the trust policy.
@@ -187,6 +187,8 @@ pub struct ReleaseOverride {
     pub release_break: Option<f64>,
     /// Replaces the drift watch's widths (0: off).
     pub drift_widths: Option<f64>,
+    /// Replaces the jump watch's bar in standard deviations (0: off).
+    pub jump_sds: Option<f64>,
 }
 
 impl ReleaseOverride {
@@ -200,6 +202,9 @@ impl ReleaseOverride {
         }
         if let Some(widths) = self.drift_widths {
             policy.drift.widths = widths;
+        }
+        if let Some(sds) = self.jump_sds {
+            policy.jump.sds = sds;
         }
         if let Some(records) = self.range_records {
             policy.range_records = records;

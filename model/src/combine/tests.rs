@@ -41,9 +41,12 @@ fn calm(seq: u64) -> Telemetry {
     record(seq, &[("a", 10.0 + x), ("b", 20.0 - x)])
 }
 
+/// The two detectors and their trust alone (the jump watch, which the
+/// release's made-up excesses below would set off, is tested on its own).
 fn policy() -> NoveltyPolicy {
     NoveltyPolicy {
         range_records: 50,
+        jump: JumpPolicy::off(),
         ..NoveltyPolicy::default()
     }
 }
@@ -560,4 +563,38 @@ fn a_swap_keeps_novelty_state_only_under_the_same_drift_watch() {
     assert!(NoveltyPolicy::state_compatible(Some(&a), Some(&b)));
     b.drift = drift::DriftPolicy::off();
     assert!(!NoveltyPolicy::state_compatible(Some(&a), Some(&b)));
+}
+
+#[test]
+fn a_leap_of_the_release_below_its_threshold_alerts_as_the_release_s() {
+    let run = |jump: JumpPolicy| {
+        let p = NoveltyPolicy { jump, ..policy() };
+        let mut d = DeviceNovelty::new(&p, 2);
+        let mut seq = 0u64;
+        // The release says 0.01 to 0.03 of its threshold's raw score of a
+        // calm device for 600 records.
+        for i in 0..600u64 {
+            seq += 1;
+            let r = calm(seq);
+            let excess = [0.01, 0.02, 0.03][(i % 3) as usize];
+            let s = ReleaseSide {
+                excess,
+                ..side(0.2, 10)
+            };
+            assert!(!d.step(&p, &values(&r), r.ts, s).alert, "record {seq}");
+        }
+        // Then 100 times that, still judged below the threshold, on a calm
+        // record the novelty has seen many times.
+        seq += 1;
+        let r = calm(seq);
+        let s = ReleaseSide {
+            excess: 2.0,
+            ..side(0.45, 10)
+        };
+        d.step(&p, &values(&r), r.ts, s)
+    };
+    let on = run(JumpPolicy::default());
+    assert!(on.alert, "{on:?}");
+    assert_eq!(on.novel_metric, None);
+    assert!(!run(JumpPolicy::off()).alert);
 }
