@@ -19,10 +19,11 @@
 //! release to the next), as HTM's anomaly likelihood keeps the
 //! distribution of its own scores. A record is a **jump** when its `ln
 //! excess` lies at least [`JumpPolicy::sds`] standard deviations above the
-//! mean (after [`JumpPolicy::warm_records`] records) and the release's
-//! judged score reaches [`JumpPolicy::floor`] of the threshold; a jump
-//! moves the statistics as if it lay on that bar, so a spike does not
-//! widen the bar for the next one. A jump is an alert while the device's
+//! mean (after [`JumpPolicy::warm_records`] records), at least
+//! [`MIN_LEAP`] above it, and the release's judged score reaches
+//! [`JumpPolicy::floor`] of the threshold; a record beyond the bar moves
+//! the statistics as if it lay on it, so a spike does not widen the bar
+//! for the next one. A jump is an alert while the device's
 //! rate of jump **onsets** (a jump after `close_after` records without one,
 //! the device not in alarm; the trust's window) is at most
 //! [`JumpPolicy::onsets`]: on a device where leaps are routine (a series
@@ -54,6 +55,13 @@ pub const JUMP_WARM_RECORDS: u32 = 100;
 /// Default [`JumpPolicy::onsets`]: two jump onsets in a thousand records
 /// (about two in the trust's window); 0.001 and 0.003 were tried.
 pub const JUMP_ONSETS: f64 = 0.002;
+
+/// The least leap that is a jump, in `ln excess`: the excess at least
+/// doubles. A device whose excess has held still (a flat series) has no
+/// variance to measure a leap against, and any uptick would lie beyond
+/// the bar. It changed no figure of the session's rows (eval/NAB.md,
+/// session 28).
+pub const MIN_LEAP: f64 = std::f64::consts::LN_2;
 
 /// When the jump watch alerts (signed into the release).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -160,7 +168,8 @@ impl JumpState {
         let beyond = self.records >= policy.warm_records
             && d > 0.0
             && d * d >= policy.sds * policy.sds * self.var;
-        let jump = beyond && r.judged >= policy.floor * r.threshold;
+
+        let jump = beyond && d >= MIN_LEAP && r.judged >= policy.floor * r.threshold;
         let alert = jump && self.rate <= policy.onsets;
         let onset = !r.in_alarm && jump && self.calm >= r.close_after;
         let onset = if onset { 1.0 } else { 0.0 };
@@ -281,6 +290,18 @@ mod tests {
             })
             .collect();
         assert_eq!(alerts, [true, true, true, false, false, false]);
+    }
+
+    #[test]
+    fn a_device_whose_excess_held_still_needs_a_doubling() {
+        let p = JumpPolicy::default();
+        let mut s = JumpState::default();
+        for _ in 0..500 {
+            assert!(!s.step(&p, input(0.3)));
+        }
+        // No variance: a 50 % rise lies beyond the bar, but is no leap.
+        assert!(!s.step(&p, input(0.45)));
+        assert!(s.step(&p, input(0.9)));
     }
 
     #[test]
