@@ -31,6 +31,13 @@
 //! normal behaviour, as the trust treats each detector's routine alerts
 //! (`crate::combine`).
 //!
+//! A swap that keeps a device's novelty state keeps the watch's
+//! statistics too: the excess is measured against each release's own
+//! threshold, which its calibration places at the same quantile, so one
+//! release's history is a fair bar for the next (the live demo swaps
+//! through five releases with its precision unchanged: BENCHMARKS.md,
+//! session 28).
+//!
 //! `ln` is computed here from the float's bits and a series in `+ − × ÷`,
 //! and the bar's `sqrt` is IEEE-exact, so the edge and the cloud decide
 //! the same.
