@@ -91,7 +91,8 @@ pub mod drift;
 pub mod jump;
 mod trust;
 use drift::{Anchor, DriftPolicy, DriftState};
-use jump::{JumpInput, JumpPolicy, JumpState};
+use jump::{JumpPolicy, JumpState};
+use trust::Onsets;
 pub use trust::{
     calibration_share, TrustPolicy, FULL_CALIBRATION_EXCEEDANCES, NORMAL_COUNT_MEAN,
     PROMISE_SIGNIFICANCE, RELEASE_BREAK,
@@ -458,17 +459,7 @@ impl DeviceNovelty {
             Some(p)
         };
         let (drift_alert, drift_metric) = self.watch(policy, &value);
-        let jump_alert = self.jump.step(
-            &policy.jump,
-            JumpInput {
-                excess,
-                judged,
-                threshold,
-                in_alarm,
-                close_after,
-                rate_window: policy.trust.window,
-            },
-        );
+        let jump_alert = self.jump.step(&policy.jump, &release, policy.trust.window);
         let at = alarm_product(config);
         let novelty_alert = product.is_some_and(|p| p <= at);
         let release_alert = judged >= threshold;
@@ -502,25 +493,25 @@ impl DeviceNovelty {
             // alert (its wake would be; eval/NAB.md, session 26).
             trust.release_voice = release_trusted || continuing;
         }
-        let weight = 1.0 / f64::from(t.window);
         // An onset is an alert that would open an alarm: one while the
         // device is already in alarm opens nothing (a long fault's score
         // wavering about the threshold is one fault, not a device crying
         // wolf; eval/NAB.md, session 25).
-        let onset = |alerting: bool, calm: u32| {
-            if !in_alarm && alerting && calm >= close_after {
-                1.0
-            } else {
-                0.0
-            }
+        let onsets = Onsets {
+            in_alarm,
+            close_after,
+            window: t.window,
         };
-        trust.release_rate +=
-            weight * (onset(release_alert, trust.release_calm) - trust.release_rate);
-        let next = |alerting: bool, calm: u32| if alerting { 0 } else { calm.saturating_add(1) };
-        trust.release_calm = next(release_alert, trust.release_calm);
-        trust.novelty_rate +=
-            weight * (onset(novelty_alert, trust.novelty_calm) - trust.novelty_rate);
-        trust.novelty_calm = next(novelty_alert, trust.novelty_calm);
+        onsets.count(
+            &mut trust.release_rate,
+            &mut trust.release_calm,
+            release_alert,
+        );
+        onsets.count(
+            &mut trust.novelty_rate,
+            &mut trust.novelty_calm,
+            novelty_alert,
+        );
         Combined {
             alert,
             novelty: product.map(|p| at / (at + p.max(0.0))),

@@ -14,7 +14,8 @@
 //! - [`novelty`]: per-metric cell and step surprise, learnt per device.
 //! - [`combine`]: the release's score and the novelty into one alert per
 //!   record, each detector trusted alone on a device only while it does
-//!   not cry wolf there, and the drift watch ([`combine::drift`]).
+//!   not cry wolf there, the drift watch ([`combine::drift`]) and the
+//!   jump watch ([`combine::jump`]).
 //! - [`model`]: a release payload compiled for scoring; the "training way"
 //!   (batch over a stored stream) and the "scoring way" (record by record)
 //!   run the same functions.

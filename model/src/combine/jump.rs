@@ -44,6 +44,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::trust::Onsets;
+use super::ReleaseSide;
+
 /// Default [`JumpPolicy::sds`]. Chosen with the other defaults by a rule
 /// written before its runs, on NAB's tuning half, the injected corpora
 /// and the tuning sets (eval/NAB.md, session 28): 4 opened too many alarms
@@ -128,18 +131,6 @@ impl JumpPolicy {
     }
 }
 
-/// What the release says of a record, for [`JumpState::step`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct JumpInput {
-    pub excess: f64,
-    pub judged: f64,
-    pub threshold: f64,
-    pub in_alarm: bool,
-    pub close_after: u32,
-    /// The trust's window, for the onset rate.
-    pub rate_window: u32,
-}
-
 /// One device's jump watch (32 bytes).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct JumpState {
@@ -167,7 +158,8 @@ impl Default for JumpState {
 impl JumpState {
     /// Judges one fresh record, then learns it: whether it is a jump
     /// alert. A record without a finite positive excess is skipped.
-    pub(super) fn step(&mut self, policy: &JumpPolicy, r: JumpInput) -> bool {
+    /// `window` is the trust's, for the jump's onset rate.
+    pub(super) fn step(&mut self, policy: &JumpPolicy, r: &ReleaseSide, window: u32) -> bool {
         if policy.sds <= 0.0 || !(r.excess.is_finite() && r.excess > 0.0) {
             return false;
         }
@@ -175,13 +167,14 @@ impl JumpState {
         let beyond = self.records >= policy.warm_records
             && d > 0.0
             && d * d >= policy.sds * policy.sds * self.var;
-
         let jump = beyond && d >= MIN_LEAP && r.judged >= policy.floor * r.threshold;
         let alert = jump && self.rate <= policy.onsets;
-        let onset = !r.in_alarm && jump && self.calm >= r.close_after;
-        let onset = if onset { 1.0 } else { 0.0 };
-        self.rate += (onset - self.rate) / f64::from(r.rate_window.max(1));
-        self.calm = if jump { 0 } else { self.calm.saturating_add(1) };
+        let onsets = Onsets {
+            in_alarm: r.in_alarm,
+            close_after: r.close_after,
+            window,
+        };
+        onsets.count(&mut self.rate, &mut self.calm, jump);
         // A leap moves the statistics as if it lay on the bar.
         let d = if beyond && d * d > policy.sds * policy.sds * self.var {
             policy.sds * self.var.sqrt()
@@ -229,15 +222,19 @@ pub(super) fn ln(x: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn input(excess: f64) -> JumpInput {
-        JumpInput {
+    fn input(excess: f64) -> ReleaseSide {
+        ReleaseSide {
             excess,
             judged: 0.9,
             threshold: 0.99,
             in_alarm: false,
             close_after: 10,
-            rate_window: 1024,
         }
+    }
+
+    /// [`JumpState::step`] in the trust's default window.
+    fn step(s: &mut JumpState, p: &JumpPolicy, r: ReleaseSide) -> bool {
+        s.step(p, &r, 1024)
     }
 
     #[test]
@@ -259,7 +256,7 @@ mod tests {
         let mut s = JumpState::default();
         for i in 0..records {
             let wobble = [1.0, 1.5, 0.7, 2.0, 0.5, 1.2][i % 6];
-            assert!(!s.step(policy, input(0.02 * wobble)), "record {i}");
+            assert!(!step(&mut s, policy, input(0.02 * wobble)), "record {i}");
         }
         s
     }
@@ -270,15 +267,16 @@ mod tests {
         let mut s = calm_device(&p, 500);
         // A hundredfold leap, still below the threshold (excess 2 at 0.9 is
         // judged below 0.99 in this input): an alert.
-        assert!(s.step(&p, input(2.0)));
+        assert!(step(&mut s, &p, input(2.0)));
         // It moved the statistics as if it lay on the bar.
         let mut t = s;
-        assert!(!t.step(&p, input(0.02)));
+        assert!(!step(&mut t, &p, input(0.02)));
         // A judged score under the floor is not a jump.
         let mut u = calm_device(&p, 500);
-        assert!(!u.step(
+        assert!(!step(
+            &mut u,
             &p,
-            JumpInput {
+            ReleaseSide {
                 judged: 0.3,
                 ..input(2.0)
             }
@@ -289,9 +287,9 @@ mod tests {
         let mut v = calm_device(&p, 500);
         let alerts: Vec<bool> = (0..6)
             .map(|_| {
-                let a = v.step(&p, input(2.0));
+                let a = step(&mut v, &p, input(2.0));
                 for _ in 0..199 {
-                    v.step(&p, input(0.02));
+                    step(&mut v, &p, input(0.02));
                 }
                 a
             })
@@ -304,22 +302,22 @@ mod tests {
         let p = JumpPolicy::default();
         let mut s = JumpState::default();
         for _ in 0..500 {
-            assert!(!s.step(&p, input(0.3)));
+            assert!(!step(&mut s, &p, input(0.3)));
         }
         // No variance: a 50 % rise lies beyond the bar, but is no leap.
-        assert!(!s.step(&p, input(0.45)));
-        assert!(s.step(&p, input(0.9)));
+        assert!(!step(&mut s, &p, input(0.45)));
+        assert!(step(&mut s, &p, input(0.9)));
     }
 
     #[test]
     fn nothing_before_warm_up_or_when_off_and_bad_values_are_refused() {
         let p = JumpPolicy::default();
         let mut s = calm_device(&p, 50);
-        assert!(!s.step(&p, input(2.0)));
+        assert!(!step(&mut s, &p, input(2.0)));
         let mut t = calm_device(&p, 500);
-        assert!(!t.step(&JumpPolicy::off(), input(2.0)));
-        assert!(!t.step(&p, input(f64::NAN)));
-        assert!(!t.step(&p, input(0.0)));
+        assert!(!step(&mut t, &JumpPolicy::off(), input(2.0)));
+        assert!(!step(&mut t, &p, input(f64::NAN)));
+        assert!(!step(&mut t, &p, input(0.0)));
         assert_eq!(p.invalid(), None);
         for (bad, field) in [
             (JumpPolicy { sds: -1.0, ..p }, "jump.sds"),

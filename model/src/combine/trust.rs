@@ -144,3 +144,28 @@ pub fn calibration_share(rows: usize, target: f64) -> f64 {
         0.0
     }
 }
+
+/// How a record counts toward a detector's onset rate on a device (the
+/// trust's, and the jump watch's own): an alert after at least
+/// `close_after` calm records while the device is not in alarm is an
+/// onset, averaged over an exponential window of `window` records.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Onsets {
+    pub in_alarm: bool,
+    pub close_after: u32,
+    pub window: u32,
+}
+
+impl Onsets {
+    /// Advances one detector's onset `rate` and `calm` run (records since
+    /// its last alert, saturating) by a record on which it is `alerting`.
+    pub(super) fn count(&self, rate: &mut f64, calm: &mut u32, alerting: bool) {
+        let onset = if !self.in_alarm && alerting && *calm >= self.close_after {
+            1.0
+        } else {
+            0.0
+        };
+        *rate += (1.0 / f64::from(self.window)) * (onset - *rate);
+        *calm = if alerting { 0 } else { calm.saturating_add(1) };
+    }
+}
