@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 /// MQTT connection options.
 #[derive(Debug, Clone, Args)]
 pub struct MqttArgs {
-    /// MQTT broker URL: mqtt://[user[:password]@]host[:port], or mqtts://
+    /// MQTT broker URL: `mqtt://[user[:password]@]host[:port]`, or `mqtts://`
     /// for TLS (rustls).
     #[arg(
         long,

@@ -23,7 +23,7 @@
 //! towards the fleet prior `interval_ms` at first; steps are capped at 4×
 //! the current estimate so one long silence does not redefine normal).
 //! `noise_sd` comes from the EWMA of squared one-step deltas (white noise of
-//! variance s² has E[Δ²] = 2s²), which a slow daily cycle barely moves, so a
+//! variance s² has E\[Δ²\] = 2s²), which a slow daily cycle barely moves, so a
 //! device's own sample-to-sample noise is the yardstick rather than its
 //! daily range. `total_sd` is the EW standard deviation around the slow mean
 //! and does include the daily cycle: a drift is reported once it leaves the

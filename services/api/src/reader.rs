@@ -1,4 +1,4 @@
-//! Reads the topics the dashboard shows, live, into [`State`].
+//! Reads the topics the dashboard shows, live, into [`State`](crate::state::State).
 //!
 //! The dashboard is an observer: it must never take partitions away from
 //! the services it watches, nor commit anything. So it joins no consumer

@@ -20,7 +20,7 @@
 //! - [`decode`]: what a Kafka record becomes (row, tombstone, rejection).
 //! - [`sink`]: the run loop; [`run`] is the entry point.
 //! - [`stall`]: `/readyz` turns red while the sink fails to make progress.
-//! - [`write`]: one batch into the store: transient errors retried, rows
+//! - [`mod@write`]: one batch into the store: transient errors retried, rows
 //!   the store refuses for good split out for the DLQ.
 //! - [`api`]: the query API and its OpenAPI description.
 //! - [`metrics`]: the service's Prometheus metrics.

@@ -5,7 +5,7 @@
 //! only in how a message is validated and where its record goes; that part
 //! is a [`Forward`]. What they share lives here:
 //!
-//! - [`run_window`] takes messages from a [`Subscription`](crate::subscription::Subscription)
+//! - [`run_window`] takes messages from a [`Subscription`]
 //!   in arrival order, starts each message's delivery at once (so Kafka sees
 //!   a device's records in the order they arrived) and keeps at most
 //!   `window` deliveries in flight. The oldest delivery is awaited first,

@@ -383,7 +383,7 @@ pub struct BrokerDir {
 }
 
 impl BrokerDir {
-    /// The folder `dir` (created by [`BrokerDir::init`]).
+    /// The folder `dir` (its files are written by [`BrokerDir::prepare`]).
     pub fn new(dir: impl Into<std::path::PathBuf>) -> Self {
         Self { dir: dir.into() }
     }
@@ -419,7 +419,7 @@ impl BrokerDir {
     }
 
     /// Writes the roles and issues credentials to every service user that
-    /// has none yet (existing users keep theirs, so `init` can run again).
+    /// has none yet (existing users keep theirs, so it can run again).
     /// Returns the service users' credentials issued now.
     pub fn prepare(
         &self,

@@ -53,7 +53,7 @@ pub use health::{HttpServer, Readiness};
 pub use vigil_base::{duration, error_text, key_file, logging, now_ms, redact, shutdown, Shutdown};
 
 /// A program's exit status from what its `run` returned; an error goes to
-/// stderr after `prefix`, each cause once ([`error_text`]). A program
+/// stderr after `prefix`, each cause once ([`error_text()`]). A program
 /// whose standard output was closed by its reader ([`StdoutClosed`], as
 /// `vigil models score … | head` does) ends quietly and successfully, as
 /// Unix tools do.

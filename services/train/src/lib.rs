@@ -26,7 +26,7 @@
 //!
 //! `--out FILE` (with `--csv`) is the file workflow: no broker, version
 //! from `--version` (default 1), no live model; the signed release is
-//! written to the file ([`file`]).
+//! written to the file ([`mod@file`]).
 //!
 //! Run one periodic trainer per model name (a Kubernetes CronJob with
 //! `concurrencyPolicy: Forbid`, or one Deployment replica): two trainers

@@ -25,8 +25,8 @@ use vigil_service::outln;
 /// Arguments of `vigil probe`.
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
-    /// The URL to GET, http[s]://HOST[:PORT][/PATH] (for example
-    /// http://127.0.0.1:8080/readyz).
+    /// The URL to GET, `http[s]://HOST[:PORT][/PATH]` (for example
+    /// `http://127.0.0.1:8080/readyz`).
     pub url: String,
 
     /// https: check the server's certificate against this PEM CA (or the

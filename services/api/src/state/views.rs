@@ -335,13 +335,13 @@ pub struct DlqCount {
 pub struct PipelineView {
     /// Server time of the view.
     pub now_ms: u64,
-    /// Per-second activity, oldest first, for the last [`WINDOW_SECS`].
+    /// Per-second activity, oldest first, for the last [`WINDOW_SECS`](super::WINDOW_SECS).
     pub series: Vec<SecondView>,
-    /// Verdicts per second over the last [`RECENT_SECS`].
+    /// Verdicts per second over the last [`RECENT_SECS`](super::RECENT_SECS).
     pub verdicts_per_sec: f64,
-    /// Telemetry records per second over the last [`RECENT_SECS`].
+    /// Telemetry records per second over the last [`RECENT_SECS`](super::RECENT_SECS).
     pub telemetry_per_sec: f64,
-    /// Anomalies per second over the last [`RECENT_SECS`].
+    /// Anomalies per second over the last [`RECENT_SECS`](super::RECENT_SECS).
     pub anomalies_per_sec: f64,
     /// Event time → verdict, over the window.
     pub e2e_latency_ms: Percentiles,

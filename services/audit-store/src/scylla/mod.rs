@@ -14,7 +14,7 @@
 //! - **Writes.** Prepared statements only, marked idempotent (every insert
 //!   is an upsert of the same values), so the driver may retry them. Each
 //!   verdict becomes rows in several tables; the rows are grouped by
-//!   partition ([`group_by_partition`]) and each group of two or more goes
+//!   partition ([`group_by_partition`](rows::group_by_partition)) and each group of two or more goes
 //!   as one *unlogged* batch: a single-partition batch is applied
 //!   atomically by one replica set at the cost of one write, whereas a
 //!   multi-partition batch would make its coordinator fan out and is the

@@ -9,7 +9,7 @@
 //! - **Idempotent.** Inserts are `ON CONFLICT DO NOTHING`: a replayed
 //!   decision finds its row and changes nothing. An insert that changed
 //!   nothing is checked against the stored row's event time: a different
-//!   one is a [`Conflict`](crate::Conflict), returned to the caller (an
+//!   one is a [`Conflict`], returned to the caller (an
 //!   index point read, only on the duplicate path). The per-version scored
 //!   count is bumped only for rows that were actually new, in the same
 //!   transaction, so it stays exact under replays.
