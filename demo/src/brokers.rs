@@ -25,7 +25,7 @@
 //! demo itself dies, so no broker outlives it.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -33,17 +33,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use tokio::process::{Child, Command};
 use vigil_service::broker_auth::{self, BrokerDir, Credentials, ServiceUsers};
+pub use vigil_service::local_brokers::{self, free_port};
 
 /// How long a broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often tansu applies retention and compaction.
 const TANSU_MAINTENANCE: &str = "60s";
-
-/// A free TCP port on 127.0.0.1 (bound and released at once).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
-    Ok(listener.local_addr()?.port())
-}
 
 /// A broker process.
 #[derive(Debug)]
@@ -57,12 +52,7 @@ pub struct Broker {
 impl Broker {
     /// Starts `tansu broker` with SQLite storage in `dir`.
     pub async fn tansu(dir: &Path) -> anyhow::Result<Self> {
-        let bin = find_binary(
-            "VIGIL_TANSU_BIN",
-            "tansu",
-            &["~/.cargo/bin/tansu", "/usr/local/bin/tansu"],
-            "scripts/setup.sh, or: cargo install tansu --locked --features dynostore,libsql",
-        )?;
+        let bin = local_brokers::tansu()?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let port = free_port()?;
         let listener = format!("tcp://127.0.0.1:{port}");
@@ -93,12 +83,7 @@ impl Broker {
     /// configuration that admits clients (the dynamic-security plugin and
     /// its file, [`vigil_service::broker_auth::BrokerDir::mosquitto_conf`]).
     pub async fn mosquitto(dir: &Path, access: &str) -> anyhow::Result<Self> {
-        let bin = find_binary(
-            "VIGIL_MOSQUITTO_BIN",
-            "mosquitto",
-            &["/usr/sbin/mosquitto"],
-            "scripts/setup.sh, or: apt-get install mosquitto",
-        )?;
+        let bin = local_brokers::mosquitto()?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         // Mosquitto started as root switches to the `mosquitto` user; let it
         // write its persistence file here.
@@ -240,36 +225,6 @@ fn die_with_parent(command: &mut Command) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = command;
-}
-
-/// `env`, then `PATH`, then the usual install locations.
-fn find_binary(
-    env: &str,
-    name: &str,
-    candidates: &[&str],
-    install: &str,
-) -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os(env) {
-        return Ok(PathBuf::from(path));
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    for candidate in candidates {
-        let path = match (candidate.strip_prefix("~/"), std::env::var_os("HOME")) {
-            (Some(rest), Some(home)) => Path::new(&home).join(rest),
-            _ => PathBuf::from(candidate),
-        };
-        if path.is_file() {
-            return Ok(path);
-        }
-    }
-    bail!("{name} not found (set {env} or install it: {install})")
 }
 
 /// The demo broker's users and what Mosquitto needs to admit them.

@@ -27,6 +27,9 @@
 //! - [`from_start`]: reading a topic from its beginning to the end it had
 //!   at the start, without a consumer group.
 //! - [`mqtt`]: MQTT client options from a URL.
+//! - [`local_brokers`]: the installed `tansu` and Mosquitto binaries and a
+//!   free loopback port, for the demo and the integration tests that start
+//!   brokers as child processes.
 //! - [`broker_auth`]: the broker's users and ACLs (`vigil devices`);
 //!   [`device_ca`]: the local CA of its certificate mode.
 //! - [`subscription`]: a persistent, manually acknowledged, bounded shared
@@ -43,6 +46,7 @@ pub mod health;
 pub mod http_auth;
 pub mod http_tls;
 pub mod kafka;
+pub mod local_brokers;
 pub mod memory;
 pub mod metrics;
 pub mod mqtt;

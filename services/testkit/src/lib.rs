@@ -7,57 +7,24 @@
 //! `PR_SET_PDEATHSIG`) when the test process itself dies. No test talks to
 //! anything but 127.0.0.1.
 //!
-//! Binaries are found through `VIGIL_MOSQUITTO_BIN` / `VIGIL_TANSU_BIN`, then
-//! `PATH`, then the usual install locations; a missing one fails the test
-//! with a message that says how to install it.
+//! Binaries are found as the demo finds them
+//! ([`vigil_service::local_brokers`]: `VIGIL_MOSQUITTO_BIN` /
+//! `VIGIL_TANSU_BIN`, then `PATH`, then the usual install locations); a
+//! missing one fails the test with a message that says how to install it.
 
 pub mod clients;
 pub mod link;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+pub use vigil_service::local_brokers::{self, free_port};
 
 /// How long a broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A free TCP port on 127.0.0.1 (bound and released; the tiny race with
-/// other processes is acceptable in tests).
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn find_binary(env: &str, name: &str, candidates: &[&str], install: &str) -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(env) {
-        return Ok(PathBuf::from(path));
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    for candidate in candidates {
-        let path = expand_home(candidate);
-        if path.is_file() {
-            return Ok(path);
-        }
-    }
-    bail!("{name} not found (set {env} or install it: {install})")
-}
-
-fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ => PathBuf::from(path),
-    }
-}
 
 /// Spawns `command` so that it dies with the test process.
 fn spawn_tied(mut command: Command) -> Result<Child> {
@@ -153,12 +120,7 @@ impl Mosquitto {
     }
 
     fn launch(&mut self) -> Result<()> {
-        let bin = find_binary(
-            "VIGIL_MOSQUITTO_BIN",
-            "mosquitto",
-            &["/usr/sbin/mosquitto"],
-            "apt-get install mosquitto",
-        )?;
+        let bin = local_brokers::mosquitto()?;
         let conf = self.dir.path().join("mosquitto.conf");
         // VIGIL_TEST_MOSQUITTO_LOG=all logs everything the broker does to
         // a file that outlives the test, for post-mortems.
@@ -290,12 +252,7 @@ impl Tansu {
     }
 
     fn launch(&mut self) -> Result<()> {
-        let bin = find_binary(
-            "VIGIL_TANSU_BIN",
-            "tansu",
-            &["~/.cargo/bin/tansu", "/usr/local/bin/tansu"],
-            "cargo install tansu --locked --features dynostore,libsql",
-        )?;
+        let bin = local_brokers::tansu()?;
         let listener = format!("tcp://127.0.0.1:{}", self.port);
         let engine = match self.storage {
             TansuStorage::Memory => "memory://tansu/".to_owned(),
