@@ -134,7 +134,7 @@ impl Broker {
         log: PathBuf,
     ) -> anyhow::Result<Self> {
         command.kill_on_drop(true);
-        die_with_parent(&mut command);
+        local_brokers::die_with_parent(command.as_std_mut());
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {what} ({command:?})"))?;
@@ -204,27 +204,6 @@ impl Broker {
             let _ = self.child.kill().await;
         }
     }
-}
-
-/// Asks the kernel to kill the child when the demo dies.
-fn die_with_parent(command: &mut Command) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: prctl is async-signal-safe and touches no memory of the
-        // parent; it only asks the kernel to SIGKILL the child when the
-        // spawning thread exits.
-        #[allow(unsafe_code)]
-        unsafe {
-            command.pre_exec(|| {
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::KILL,
-                ))
-                .map_err(std::io::Error::from)
-            });
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = command;
 }
 
 /// The demo broker's users and what Mosquitto needs to admit them.

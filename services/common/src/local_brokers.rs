@@ -64,6 +64,31 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Asks the kernel to kill `command`'s process when the thread that
+/// spawns it exits (Linux; elsewhere nothing), so that a broker never
+/// outlives the demo or the test that started it, even one killed with
+/// SIGKILL.
+pub fn die_with_parent(command: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the
+        // parent; it only asks the kernel to SIGKILL the child when the
+        // spawning thread exits.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))
+                .map_err(std::io::Error::from)
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
 /// `from_env` (the binary's variable), then `PATH`, then its install
 /// locations.
 fn find(

@@ -28,20 +28,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Spawns `command` so that it dies with the test process.
 fn spawn_tied(mut command: Command) -> Result<Child> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches no memory of the
-        // parent; it only asks the kernel to SIGKILL the child when the
-        // spawning thread exits.
-        #[allow(unsafe_code)]
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
+    local_brokers::die_with_parent(&mut command);
     command
         .spawn()
         .with_context(|| format!("starting {command:?}"))
