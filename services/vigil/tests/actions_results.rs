@@ -136,21 +136,7 @@ result_timeout = "1s"
 "#
         ),
     )?;
-    let push = VigilProcess::start(&[
-        "push",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        &brokers,
-        "--verify-key",
-        &verify,
-        "--mqtt-client-id",
-        "push-results-test",
-        "--retained-settle-ms",
-        "300",
-    ])
-    .await?;
-    push.wait_ready().await?;
+    let push = VigilProcess::push(&url, &brokers, &verify, "push-results-test", &[]).await?;
     let actions = VigilProcess::start(&[
         "actions",
         "--mqtt-url",

@@ -58,27 +58,8 @@ async fn start_push(
     keys: &Keys,
     extra: &[&str],
 ) -> anyhow::Result<VigilProcess> {
-    let url = mqtt.url();
     let verify = path(&keys.verify);
-    let mut args = vec![
-        "push",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        brokers,
-        "--verify-key",
-        &verify,
-        "--mqtt-client-id",
-        "push-edge-test",
-        "--retained-settle-ms",
-        "300",
-        "--kafka-option",
-        "topic.metadata.refresh.interval.ms=1000",
-    ];
-    args.extend_from_slice(extra);
-    let push = VigilProcess::start(&args).await?;
-    push.wait_ready().await?;
-    Ok(push)
+    VigilProcess::push(&mqtt.url(), brokers, &verify, "push-edge-test", extra).await
 }
 
 /// `vigil ingest`: the subscriber of the agents' telemetry. An agent keeps

@@ -71,27 +71,14 @@ async fn start_push(
     ring: &str,
     kept: &str,
 ) -> anyhow::Result<VigilProcess> {
-    let url = mqtt.url();
-    let args = [
-        "push",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
+    VigilProcess::push(
+        &mqtt.url(),
         brokers,
-        "--verify-key",
         ring,
-        "--release-dir",
-        kept,
-        "--mqtt-client-id",
         "push-rotation",
-        "--retained-settle-ms",
-        "300",
-        "--kafka-option",
-        "topic.metadata.refresh.interval.ms=1000",
-    ];
-    let push = VigilProcess::start(&args).await?;
-    push.wait_ready().await?;
-    Ok(push)
+        &["--release-dir", kept],
+    )
+    .await
 }
 
 /// Waits until `process` reports `value` for the metric `name`.

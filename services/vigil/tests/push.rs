@@ -85,29 +85,10 @@ async fn start_push_with(
     keys: &Keys,
     extra: &[&str],
 ) -> anyhow::Result<VigilProcess> {
-    let url = mqtt.url();
     let verify = keys.verify.display().to_string();
-    let mut args = vec![
-        "push",
-        "--mqtt-url",
-        &url,
-        "--kafka-brokers",
-        brokers,
-        "--verify-key",
-        &verify,
-        "--mqtt-client-id",
-        "push-under-test",
-        "--offline-after-ms",
-        "3000",
-        "--retained-settle-ms",
-        "300",
-        "--kafka-option",
-        "topic.metadata.refresh.interval.ms=1000",
-    ];
+    let mut args = vec!["--offline-after-ms", "3000"];
     args.extend_from_slice(extra);
-    let push = VigilProcess::start(&args).await?;
-    push.wait_ready().await?;
-    Ok(push)
+    VigilProcess::push(&mqtt.url(), brokers, &verify, "push-under-test", &args).await
 }
 
 async fn get_json(url: &str) -> Option<(u16, Value)> {

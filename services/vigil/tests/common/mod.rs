@@ -80,6 +80,39 @@ impl VigilProcess {
         Ok(ingest)
     }
 
+    /// A ready `vigil push` with MQTT client id `client_id`, verifying
+    /// releases with `verify_key` (a key file or a key ring), and `extra`
+    /// flags; retained models settle after 300 ms and Kafka metadata is
+    /// refreshed every second, so a test's new topic is seen at once.
+    #[allow(dead_code)] // not every test binary starts push
+    pub async fn push(
+        mqtt_url: &str,
+        brokers: &str,
+        verify_key: &str,
+        client_id: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut args = vec![
+            "push",
+            "--mqtt-url",
+            mqtt_url,
+            "--kafka-brokers",
+            brokers,
+            "--verify-key",
+            verify_key,
+            "--mqtt-client-id",
+            client_id,
+            "--retained-settle-ms",
+            "300",
+            "--kafka-option",
+            "topic.metadata.refresh.interval.ms=1000",
+        ];
+        args.extend_from_slice(extra);
+        let push = Self::start(&args).await?;
+        push.wait_ready().await?;
+        Ok(push)
+    }
+
     /// Waits until `/readyz` answers 200.
     pub async fn wait_ready(&self) -> anyhow::Result<()> {
         let url = format!("http://{}/readyz", self.http);
