@@ -33,7 +33,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use tokio::process::{Child, Command};
 use vigil_service::broker_auth::{self, BrokerDir, Credentials, ServiceUsers};
-pub use vigil_service::local_brokers::{self, free_port};
+use vigil_service::local_brokers;
+pub use vigil_service::local_brokers::free_port;
 
 /// How long a broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

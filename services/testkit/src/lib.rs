@@ -21,7 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-pub use vigil_service::local_brokers::{self, free_port};
+use vigil_service::local_brokers;
+pub use vigil_service::local_brokers::free_port;
 
 /// How long a broker may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -108,9 +108,7 @@ async fn start_scorer(brokers: &str, keys: &Keys, extra: &[&str]) -> anyhow::Res
         "topic.metadata.refresh.interval.ms=1000",
     ];
     args.extend_from_slice(extra);
-    let scorer = VigilProcess::start(&args).await?;
-    scorer.wait_ready().await?;
-    Ok(scorer)
+    VigilProcess::start_ready(&args).await
 }
 
 fn verdicts(records: &[Record]) -> Vec<Verdict> {

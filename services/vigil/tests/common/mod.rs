@@ -75,9 +75,7 @@ impl VigilProcess {
             client_id,
         ];
         args.extend_from_slice(extra);
-        let ingest = Self::start(&args).await?;
-        ingest.wait_ready().await?;
-        Ok(ingest)
+        Self::start_ready(&args).await
     }
 
     /// A ready `vigil push` with MQTT client id `client_id`, verifying
@@ -108,9 +106,14 @@ impl VigilProcess {
             "topic.metadata.refresh.interval.ms=1000",
         ];
         args.extend_from_slice(extra);
-        let push = Self::start(&args).await?;
-        push.wait_ready().await?;
-        Ok(push)
+        Self::start_ready(&args).await
+    }
+
+    /// [`Self::start`], then [`Self::wait_ready`].
+    pub async fn start_ready(args: &[&str]) -> anyhow::Result<Self> {
+        let process = Self::start(args).await?;
+        process.wait_ready().await?;
+        Ok(process)
     }
 
     /// Waits until `/readyz` answers 200.
