@@ -168,13 +168,19 @@ impl NoveltyPolicy {
     /// `new`: the same settings, drift watch and trust; the training ranges may differ
     /// (a device keeps the ranges it started with, which its counts are
     /// cells of; devices first seen under `new` take its ranges), and so
-    /// may the release's bound, which the trainer sets from each release's
-    /// calibration rows and which only bounds the rate a device keeps.
+    /// may the two trust values the trainer sets from each release's
+    /// calibration rows ([`TrustPolicy::for_calibration`]): the release's
+    /// bound, which only bounds the rate a device keeps, and the novelty's
+    /// starting rate, which only a device seen for the first time takes.
+    /// (Until session 30 a different starting rate dropped every device's
+    /// counts at each retrain on another number of rows: eval/NAB.md,
+    /// session 30, rule 27.)
     pub fn state_compatible(old: Option<&Self>, new: Option<&Self>) -> bool {
         match (old, new) {
             (Some(a), Some(b)) => {
                 let rates = |t: &TrustPolicy| TrustPolicy {
                     release_onsets: 0.0,
+                    novelty_start: 0.0,
                     ..*t
                 };
                 a.config == b.config

@@ -190,12 +190,15 @@ fn a_retrained_release_keeps_each_devices_novelty_and_new_settings_reset_it() {
         .expect("the novelty learnt dev-0");
     // A retrain: the same settings, other training ranges. Each device
     // keeps its counts and the ranges they were learnt on.
-    // Its release bound differs too, as a retrain on more rows writes it
+    // Its release bound and the novelty's starting rate differ too, as a
+    // retrain on another number of rows writes them
     // (TrustPolicy::for_calibration): a bound on the rate each device
-    // keeps, so the rates carry over.
+    // keeps, and the rate a device seen for the first time starts at, so
+    // the rates of the devices already seen carry over.
     let mut p2 = common::payload(2);
     if let Some(n) = p2.novelty.as_mut() {
         n.trust.release_onsets /= 2.0;
+        n.trust.novelty_start /= 2.0;
         for m in n.training_ranges.iter_mut().flatten() {
             m.value.width *= 2.0;
         }

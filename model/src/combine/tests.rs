@@ -559,6 +559,7 @@ fn a_swap_keeps_novelty_state_only_under_the_same_drift_watch() {
     let a = NoveltyPolicy::default();
     let mut b = a.clone();
     b.trust.release_onsets /= 2.0;
+    b.trust.novelty_start /= 2.0;
     b.seasons = Some(vec![60_000]);
     assert!(NoveltyPolicy::state_compatible(Some(&a), Some(&b)));
     b.drift = drift::DriftPolicy::off();
