@@ -113,7 +113,9 @@ struct NabArgs {
     /// Detector to run (and its name in the results).
     #[arg(long, default_value = "vigil", value_parser = ["vigil"])]
     detector: String,
-    /// When the detector is refitted after the probationary period.
+    /// When the detector is refitted after the probationary period (with
+    /// `--method release`: retrained on every row so far and swapped in
+    /// with each device's state carried as the scorer carries it).
     #[arg(long, value_enum, default_value_t = Retrain::Never)]
     retrain: Retrain,
     /// How the detector's raw score becomes NAB's anomaly_score.

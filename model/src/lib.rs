@@ -66,7 +66,7 @@ pub use payload::{ReleasePayload, PAYLOAD_FORMAT};
 pub use release::{
     check_newer, decode_and_verify, sign, verify, ReleaseError, VerifiedModel, VerifyKeys,
 };
-pub use scorer::{InstallError, Installed, Scorer, ScorerStats};
+pub use scorer::{InstallError, Installed, Scorer, ScorerStats, StateCarry};
 pub use table::DeviceTable;
 
 pub use ed25519_dalek::{SigningKey, VerifyingKey};

@@ -16,7 +16,12 @@
 //!   still names; metrics new to the spec start cold for every device;
 //!   dropped metrics' state is discarded;
 //! - different windows: every device starts cold (fleet priors of the new
-//!   model), counted in [`ScorerStats::state_resets`].
+//!   model), counted in [`ScorerStats::state_resets`];
+//! - the novelty's counts, trust and watches carry over while the novelty
+//!   settings agree ([`NoveltyPolicy::state_compatible`]) and the metrics
+//!   stay where they were, and start again otherwise.
+//!
+//! [`StateCarry`] is that rule, for one device as for all.
 //!
 //! A scorer only installs releases of its own model name and only newer
 //! versions ([`crate::check_newer`]).
@@ -35,7 +40,7 @@ use vigil_schemas::{ScoredAt, Telemetry, UnscoredReason, Verdict, SCHEMA_VERSION
 
 use crate::combine::NoveltyPolicy;
 use crate::features::{DeviceState, MetricState};
-use crate::model::Scratch;
+use crate::model::{Model, Scratch};
 use crate::release::{check_newer, ReleaseError, VerifiedModel};
 use crate::table::DeviceTable;
 
@@ -68,6 +73,76 @@ pub enum Installed {
     StateKept,
     /// Windows changed: every device starts cold.
     StateReset,
+}
+
+/// What a swap from one release to the next does to each device's state
+/// (the rule of the module docs, in one place: [`Scorer::install`] applies
+/// it to every device it holds, and the NAB runner's refits to its one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateCarry {
+    /// Everything carries over.
+    Keep,
+    /// The features' and the alarm's state carry over; the novelty's counts,
+    /// learnt under other novelty settings, start again.
+    DropNovelty,
+    /// Same windows, other metrics: each metric the new spec names keeps
+    /// its state from the old position given (`None`: new to the spec,
+    /// cold); the novelty starts again.
+    Remap(Vec<Option<usize>>),
+    /// Other windows: every device starts cold.
+    Reset,
+}
+
+impl StateCarry {
+    /// The carry from `old` to `new`. Novelty counts learnt under other
+    /// settings do not carry over; the features' statistics still may. New
+    /// training ranges alone do not reset them: each device keeps the
+    /// ranges its counts were learnt on.
+    pub fn between(old: &Model, new: &Model) -> Self {
+        let old_spec = old.extractor().spec();
+        let new_spec = new.extractor().spec();
+        let novelty_kept = NoveltyPolicy::state_compatible(
+            old.payload().novelty.as_ref(),
+            new.payload().novelty.as_ref(),
+        );
+        if old_spec.state_compatible(new_spec) {
+            if novelty_kept {
+                Self::Keep
+            } else {
+                Self::DropNovelty
+            }
+        } else if old_spec.same_windows(new_spec) {
+            Self::Remap(
+                new_spec
+                    .metrics
+                    .iter()
+                    .map(|m| old_spec.metrics.iter().position(|o| o.name == m.name))
+                    .collect(),
+            )
+        } else {
+            Self::Reset
+        }
+    }
+
+    /// Applies the carry to one device's state under `new`;
+    /// [`Self::Reset`] gives it the state of a device not seen yet.
+    pub fn apply(&self, st: &mut DeviceState, new: &Model) {
+        match self {
+            Self::Keep => {}
+            Self::DropNovelty => st.novelty = None,
+            Self::Remap(map) => {
+                st.novelty = None;
+                st.metrics = map
+                    .iter()
+                    .map(|i| {
+                        i.and_then(|i| st.metrics.get(i).copied())
+                            .unwrap_or_else(MetricState::default)
+                    })
+                    .collect();
+            }
+            Self::Reset => *st = new.extractor().new_state(),
+        }
+    }
 }
 
 /// Why a model was not installed.
@@ -153,47 +228,18 @@ impl Scorer {
         )?;
         let outcome = match &self.model {
             None => Installed::First,
-            Some(old) => {
-                let old_spec = old.model().extractor().spec();
-                let new_spec = model.model().extractor().spec();
-                // Novelty counts learnt under other settings do not carry
-                // over; the features' statistics still may. New training
-                // ranges alone do not reset them: each device keeps the
-                // ranges its counts were learnt on.
-                let novelty_kept = NoveltyPolicy::state_compatible(
-                    old.model().payload().novelty.as_ref(),
-                    model.model().payload().novelty.as_ref(),
-                );
-                if old_spec.state_compatible(new_spec) {
-                    if !novelty_kept {
-                        self.devices.remap(|st| st.novelty = None);
-                    }
-                    Installed::StateKept
-                } else if old_spec.same_windows(new_spec) {
-                    let map: Vec<Option<usize>> = new_spec
-                        .metrics
-                        .iter()
-                        .map(|m| old_spec.metrics.iter().position(|o| o.name == m.name))
-                        .collect();
-                    self.devices.remap(|st| {
-                        // Metrics moved: the per-metric counts start again;
-                        // the rest of the device's state carries over.
-                        st.novelty = None;
-                        st.metrics = map
-                            .iter()
-                            .map(|i| {
-                                i.and_then(|i| st.metrics.get(i).copied())
-                                    .unwrap_or_else(MetricState::default)
-                            })
-                            .collect();
-                    });
-                    Installed::StateKept
-                } else {
+            Some(old) => match StateCarry::between(old.model(), model.model()) {
+                StateCarry::Reset => {
                     self.devices.clear();
                     self.stats.state_resets += 1;
                     Installed::StateReset
                 }
-            }
+                StateCarry::Keep => Installed::StateKept,
+                carry => {
+                    self.devices.remap(|st| carry.apply(st, model.model()));
+                    Installed::StateKept
+                }
+            },
         };
         self.model = Some(model);
         Ok(outcome)

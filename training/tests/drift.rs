@@ -10,6 +10,8 @@
 //! fails if the watch stops working. Clean devices (the `small_train`
 //! report seeds) bound what it costs: the records it makes hot.
 
+mod common;
+
 use vigil_fleet_sim::{AnomalyConfig, AnomalyKind, Episode, Fleet, FleetConfig};
 use vigil_model::combine::drift::DriftPolicy;
 use vigil_model::{Model, Scratch};
@@ -21,27 +23,21 @@ const TRAIN: usize = 400;
 /// One device of `long_faults`' 60-s day: its records and its fault.
 fn long_fault(seed: u64) -> (Vec<Telemetry>, Episode) {
     let ticks_per_day = 120.0;
-    let cfg = FleetConfig {
-        devices: 1,
-        seed,
-        interval_ms: 500,
-        day_ms: 60_000,
-        anomalies: AnomalyConfig {
-            rate_per_device_day: ticks_per_day / 200.0,
-            kinds: vec![
-                AnomalyKind::LevelShift,
-                AnomalyKind::Drift,
-                AnomalyKind::StuckAt,
-                AnomalyKind::NoiseBurst,
-                AnomalyKind::BrokenCorrelation,
-            ],
-            quiet_start_ticks: TRAIN as u64 + 100,
-            min_gap_ticks: 1_150,
-            severity: 1.0,
-            duration_scale: 4.0,
-        },
-        ..FleetConfig::default()
+    let anomalies = AnomalyConfig {
+        rate_per_device_day: ticks_per_day / 200.0,
+        kinds: vec![
+            AnomalyKind::LevelShift,
+            AnomalyKind::Drift,
+            AnomalyKind::StuckAt,
+            AnomalyKind::NoiseBurst,
+            AnomalyKind::BrokenCorrelation,
+        ],
+        quiet_start_ticks: TRAIN as u64 + 100,
+        min_gap_ticks: 1_150,
+        severity: 1.0,
+        duration_scale: 4.0,
     };
+    let cfg = common::one_device(seed, anomalies);
     let generated = Fleet::new(cfg).expect("fleet").generate(1_150);
     let fault = generated
         .episodes

@@ -6,9 +6,10 @@
 //! cost 6.2 points on the tuning half while it did). Any other field a
 //! trainer derives from its data and the swap rule compares fails here.
 
+mod common;
+
 use std::sync::Arc;
 
-use vigil_fleet_sim::{AnomalyConfig, Fleet, FleetConfig};
 use vigil_model::{sign, verify, Installed, Scorer, SigningKey, VerifiedModel};
 use vigil_schemas::ScoredAt;
 use vigil_training::{fit, TrainConfig};
@@ -28,24 +29,7 @@ fn release(records: &[vigil_schemas::Telemetry], version: u64) -> Arc<VerifiedMo
 
 #[test]
 fn a_retrain_on_more_rows_keeps_each_devices_learnt_state() {
-    let cfg = FleetConfig {
-        devices: 1,
-        seed: 30,
-        interval_ms: 500,
-        day_ms: 60_000,
-        anomalies: AnomalyConfig {
-            rate_per_device_day: 0.0,
-            ..AnomalyConfig::default()
-        },
-        ..FleetConfig::default()
-    };
-    let records: Vec<_> = Fleet::new(cfg)
-        .expect("fleet")
-        .generate(8_000)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+    let records = common::clean_device(30, 8_000);
     // Calibrations on a few thousand rows: the novelty's starting rate
     // lies between its floor and the fleet's (it is at the floor below
     // about 2,500 rows).

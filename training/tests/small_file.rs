@@ -12,7 +12,8 @@
 //! test fails if the adjustment stops working. Seeds 2000.. are the
 //! example's report devices: nothing was chosen on them.
 
-use vigil_fleet_sim::{AnomalyConfig, Fleet, FleetConfig};
+mod common;
+
 use vigil_model::Scratch;
 use vigil_training::{fit, TrainConfig};
 
@@ -22,21 +23,7 @@ const AFTER: usize = 2_000;
 /// (normal records after training, of those judged at/above threshold,
 /// of those with the raw score at/above threshold)
 fn run(seed: u64) -> (u64, u64, u64) {
-    let cfg = FleetConfig {
-        devices: 1,
-        seed,
-        interval_ms: 500,
-        day_ms: 60_000,
-        anomalies: AnomalyConfig {
-            rate_per_device_day: 0.0,
-            ..AnomalyConfig::default()
-        },
-        ..FleetConfig::default()
-    };
-    let generated = Fleet::new(cfg)
-        .expect("fleet")
-        .generate((TRAIN + AFTER) as u64);
-    let records: Vec<_> = generated.records.into_iter().map(|r| r.telemetry).collect();
+    let records = common::clean_device(seed, (TRAIN + AFTER) as u64);
     let tc = TrainConfig {
         min_records: 1,
         min_device_records: 1,

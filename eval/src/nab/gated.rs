@@ -66,16 +66,11 @@ pub fn detect_gated(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nab::run::tests::series;
+    use crate::nab::run::tests::{series, wave};
 
     #[test]
     fn gate_bounds_the_alerts_between_pca_and_novelty() {
-        let mut values: Vec<f64> = (0..3000)
-            .map(|i| {
-                let x = i as f64;
-                10.0 + (x / 20.0).sin() + 0.1 * (x * 7.3).sin()
-            })
-            .collect();
+        let mut values: Vec<f64> = (0..3000).map(wave).collect();
         for t in [1500, 2200] {
             values[t] += 20.0;
         }

@@ -19,13 +19,15 @@
 //! cool-down.
 
 use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyState};
-use vigil_model::{Model, Scratch};
+use vigil_model::{Model, Scratch, StateCarry};
 use vigil_schemas::AlarmState;
 use vigil_schemas::Telemetry;
 use vigil_training::{fit, TrainConfig, TrainError};
 
 use super::files::DataFile;
-use super::run::{novelty_scores, probation_rows, records, DetectError, ReleaseOverride, METRIC};
+use super::run::{
+    novelty_scores, probation_rows, records, DetectError, ReleaseOverride, Retrain, METRIC,
+};
 
 /// The novelty score at its alert level (`vigil_model::RecordScore`'s
 /// `novelty`, and [`novelty_score`]'s).
@@ -56,35 +58,51 @@ fn train_release(records: &[Telemetry], change: &ReleaseOverride) -> Result<Mode
 /// alert level: that row is a detection too, with its own (upper-half)
 /// score, so that NAB's threshold can drop a lone release opening without
 /// losing the novelty's detection the open alarm would otherwise hide.
-pub fn detect_release(data: &DataFile, change: &ReleaseOverride) -> Result<Vec<f64>, DetectError> {
+pub fn detect_release(
+    data: &DataFile,
+    change: &ReleaseOverride,
+    retrain: Retrain,
+) -> Result<Vec<f64>, DetectError> {
     let records = records(data);
     let probation = probation_rows(records.len());
-    let model = train_release(&records[..probation], change)?;
+    let mut model = train_release(&records[..probation], change)?;
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();
     // The open alarm was opened by the release alone and has not escalated.
     let mut lone = false;
-    Ok(records
-        .iter()
-        .enumerate()
-        .map(|(t, r)| {
-            let s = model.score_record(&mut state, r, &mut scratch);
-            let opened = matches!(s.alarm.alarm, Some((_, _, AlarmState::Opened)));
-            let ongoing = matches!(s.alarm.alarm, Some((_, _, AlarmState::Ongoing)));
-            let backed = s.novelty.unwrap_or(0.0) >= NOVELTY_ALERT;
-            if opened {
-                lone = !backed;
+    let mut next_fit = match retrain {
+        Retrain::Doubling => probation * 2,
+        Retrain::Never => usize::MAX,
+    };
+    let mut scores = Vec::with_capacity(records.len());
+    for (t, r) in records.iter().enumerate() {
+        if t == next_fit {
+            // A retrain on every row so far, swapped in as the scorer swaps
+            // a release in (vigil_model::StateCarry); a retrain that fails
+            // leaves the serving release in place, as in the product.
+            if let Ok(new) = train_release(&records[..t], change) {
+                StateCarry::between(&model, &new).apply(&mut state, &new);
+                model = new;
             }
-            if t >= probation && opened {
-                opening_score(s.judged, s.novelty)
-            } else if t >= probation && ongoing && lone && backed {
-                lone = false;
-                opening_score(s.judged, s.novelty)
-            } else {
-                0.0
-            }
-        })
-        .collect())
+            next_fit = t * 2;
+        }
+        let s = model.score_record(&mut state, r, &mut scratch);
+        let opened = matches!(s.alarm.alarm, Some((_, _, AlarmState::Opened)));
+        let ongoing = matches!(s.alarm.alarm, Some((_, _, AlarmState::Ongoing)));
+        let backed = s.novelty.unwrap_or(0.0) >= NOVELTY_ALERT;
+        if opened {
+            lone = !backed;
+        }
+        scores.push(if t >= probation && opened {
+            opening_score(s.judged, s.novelty)
+        } else if t >= probation && ongoing && lone && backed {
+            lone = false;
+            opening_score(s.judged, s.novelty)
+        } else {
+            0.0
+        });
+    }
+    Ok(scores)
 }
 
 /// NAB's `anomaly_score` of an alarm opening, in (0, 1]: in the upper half
@@ -184,7 +202,31 @@ pub fn validation(data: &DataFile) -> Result<Validation, DetectError> {
 
 #[cfg(test)]
 mod tests {
-    use super::opening_score;
+    use super::*;
+    use crate::nab::run::tests::{series, wave};
+
+    #[test]
+    fn refits_leave_the_rows_before_them_alone_and_still_see_a_spike() {
+        let mut values: Vec<f64> = (0..3000).map(wave).collect();
+        values[2500] += 20.0;
+        let data = series(values);
+        let once = detect_release(&data, &ReleaseOverride::default(), Retrain::Never)
+            .expect("trains once");
+        let refits = detect_release(&data, &ReleaseOverride::default(), Retrain::Doubling)
+            .expect("retrains");
+        assert_eq!(once.len(), refits.len());
+        // The first refit comes at twice the probationary rows: nothing
+        // before it may change.
+        let first = 2 * probation_rows(3000);
+        assert_eq!(once[..first], refits[..first]);
+        // After two refits (900 and 1,800 rows) the spike still opens an
+        // alarm.
+        assert!(
+            refits[2500..2510].iter().any(|&s| s > 0.0),
+            "no opening at the spike: {:?}",
+            &refits[2500..2510]
+        );
+    }
 
     #[test]
     fn openings_the_novelty_backs_rank_above_the_release_alone() {

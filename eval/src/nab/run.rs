@@ -119,8 +119,10 @@ pub enum Family {
     Gated { percent: u32, pca_alerts: bool },
     /// The product's own decisions (`super::release`, the default): a
     /// release trained on the probationary rows as `vigil train --csv`
-    /// trains one, its alarm openings; `retrain`, `score`, the false-alarm
-    /// rate and the cool-down do not apply.
+    /// trains one, its alarm openings; with [`Retrain::Doubling`] retrained
+    /// on every row so far as their count doubles and swapped in as the
+    /// scorer swaps one (`vigil_model::StateCarry`); `score`, the
+    /// false-alarm rate and the cool-down do not apply.
     Release,
 }
 
@@ -429,7 +431,7 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
         ));
     }
     if cfg.family == Family::Release {
-        return super::release::detect_release(data, &cfg.release_novelty);
+        return super::release::detect_release(data, &cfg.release_novelty, cfg.retrain);
     }
     if let Family::Gated {
         percent,
@@ -620,7 +622,9 @@ pub(super) mod tests {
         }
     }
 
-    fn wave(i: usize) -> f64 {
+    /// A smooth wave with a faint fast ripple (also used by the gated and
+    /// release detectors' tests).
+    pub(in crate::nab) fn wave(i: usize) -> f64 {
         let x = i as f64;
         10.0 + (x / 20.0).sin() + 0.1 * ((x * 7.3).sin())
     }
