@@ -40,10 +40,7 @@ fn main() -> anyhow::Result<()> {
         ..FleetConfig::clean(12, 1)
     })?
     .generate(500)
-    .records
-    .into_iter()
-    .map(|r| r.telemetry)
-    .collect();
+    .into_telemetry();
     let trained = fit(
         &train,
         &TrainConfig {

@@ -36,10 +36,7 @@ fn fleet(devices: usize, ticks: u64, seed: u64, clean: bool) -> Vec<Telemetry> {
     })
     .expect("fleet")
     .generate(ticks)
-    .records
-    .into_iter()
-    .map(|r| r.telemetry)
-    .collect()
+    .into_telemetry()
 }
 
 fn scorer() -> Scorer {

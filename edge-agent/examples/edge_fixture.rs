@@ -28,12 +28,7 @@ fn main() -> anyhow::Result<()> {
         day_ms: 600_000,
         ..FleetConfig::clean(12, 1)
     };
-    let train: Vec<_> = Fleet::new(clean)?
-        .generate(500)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+    let train: Vec<_> = Fleet::new(clean)?.generate(500).into_telemetry();
     let trained = fit(
         &train,
         &TrainConfig {

@@ -10,6 +10,8 @@
 
 use std::sync::Arc;
 
+use vigil_schemas::Telemetry;
+
 use crate::device::{Device, Shared};
 use crate::{ConfigError, Episode, FleetConfig, SimRecord};
 
@@ -29,6 +31,20 @@ pub struct Fleet {
 pub struct Generated {
     pub records: Vec<SimRecord>,
     pub episodes: Vec<Episode>,
+}
+
+impl Generated {
+    /// The records as devices send them, in fleet order, without their
+    /// ground truth (what a trainer or a broker sees).
+    pub fn into_telemetry(self) -> Vec<Telemetry> {
+        self.into_parts().0
+    }
+
+    /// [`Self::into_telemetry`] and the episodes that started in the run.
+    pub fn into_parts(self) -> (Vec<Telemetry>, Vec<Episode>) {
+        let telemetry = self.records.into_iter().map(|r| r.telemetry).collect();
+        (telemetry, self.episodes)
+    }
 }
 
 impl Fleet {

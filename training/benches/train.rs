@@ -20,12 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         day_ms: 1_440_000,
         ..FleetConfig::clean(500, 11)
     };
-    let records: Vec<_> = Fleet::new(cfg)?
-        .generate(2_000)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+    let records: Vec<_> = Fleet::new(cfg)?.generate(2_000).into_telemetry();
     println!("training on {} records", records.len());
     let mut times = Vec::new();
     for _ in 0..reps {

@@ -42,12 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         day_ms,
         ..FleetConfig::clean(devices, train_seed)
     };
-    let train: Vec<_> = Fleet::new(train_cfg)?
-        .generate(ticks)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+    let train: Vec<_> = Fleet::new(train_cfg)?.generate(ticks).into_telemetry();
     let test_cfg = FleetConfig {
         devices,
         seed: test_seed,
@@ -72,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             last_seq: e.last_seq,
         })
         .collect();
-    let test: Vec<_> = generated.records.into_iter().map(|r| r.telemetry).collect();
+    let test: Vec<_> = generated.into_telemetry();
     let test_data = FleetData::new(&test, 0.0);
     println!(
         "train: {} records, {devices} devices; test: {} records, {} episodes\n",

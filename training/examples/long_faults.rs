@@ -209,9 +209,7 @@ fn telemetry(
     cfg: FleetConfig,
     records: u64,
 ) -> Result<(Vec<Telemetry>, Vec<Episode>), ConfigError> {
-    let generated = Fleet::new(cfg)?.generate(records);
-    let telemetry = generated.records.into_iter().map(|r| r.telemetry).collect();
-    Ok((telemetry, generated.episodes))
+    Ok(Fleet::new(cfg)?.generate(records).into_parts())
 }
 
 fn row(label: &str, t: &Tally) -> String {

@@ -91,8 +91,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     metrics: metrics.clone(),
                     ..FleetConfig::default()
                 };
-                let generated = Fleet::new(cfg)?.generate((train + after) as u64);
-                let records: Vec<_> = generated.records.into_iter().map(|r| r.telemetry).collect();
+                let (records, truth) = Fleet::new(cfg)?
+                    .generate((train + after) as u64)
+                    .into_parts();
                 let model = match one_device::train(&records[..train]) {
                     Ok(m) => m,
                     Err(e) => {
@@ -106,20 +107,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut scratch = Scratch::default();
                 let first_after = records.get(train).map_or(u64::MAX, |r| r.seq);
                 // Per episode: one of its records was in alarm.
-                let mut hit = vec![false; generated.episodes.len()];
+                let mut hit = vec![false; truth.len()];
                 for (i, r) in records.iter().enumerate() {
                     let s = model.score_record(&mut state, r, &mut scratch);
-                    let episode = generated
-                        .episodes
+                    let episode = truth
                         .iter()
                         .position(|e| (e.first_seq..=e.last_seq).contains(&r.seq));
                     if let (true, Some(k)) = (i >= train, episode) {
                         episode_rows += 1;
                         episode_alarmed += u64::from(s.anomaly);
                         hit[k] |= s.anomaly;
-                        let e = by_kind
-                            .entry(generated.episodes[k].kind.as_str())
-                            .or_default();
+                        let e = by_kind.entry(truth[k].kind.as_str()).or_default();
                         e.0 += 1;
                         e.1 += u64::from(s.anomaly);
                     }
@@ -132,8 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     judged += flagged;
                     alarmed += u64::from(s.anomaly);
                     hot += u64::from(s.hot);
-                    let since_episode = generated
-                        .episodes
+                    let since_episode = truth
                         .iter()
                         .filter(|e| e.last_seq < r.seq)
                         .map(|e| r.seq - e.last_seq)
@@ -152,7 +149,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         hot_far.1 += u64::from(s.hot);
                     }
                 }
-                for (e, hit) in generated.episodes.iter().zip(hit) {
+                for (e, hit) in truth.iter().zip(hit) {
                     if e.first_seq >= first_after {
                         episodes += 1;
                         caught += u64::from(hit);

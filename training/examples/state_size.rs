@@ -79,12 +79,7 @@ fn run(
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let devices: usize = std::env::args().nth(1).map_or(Ok(2_000), |s| s.parse())?;
     let ticks: u64 = std::env::args().nth(2).map_or(Ok(10_000), |s| s.parse())?;
-    let train: Vec<_> = fleet(TRAIN_DEVICES)?
-        .generate(TRAIN_TICKS)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+    let train: Vec<_> = fleet(TRAIN_DEVICES)?.generate(TRAIN_TICKS).into_telemetry();
     let payload = fit(&train, &TrainConfig::default(), |_| {})?.payload;
     drop(train);
     let periods = payload

@@ -38,13 +38,11 @@ fn long_fault(seed: u64) -> (Vec<Telemetry>, Episode) {
         duration_scale: 4.0,
     };
     let cfg = common::one_device(seed, anomalies);
-    let generated = Fleet::new(cfg).expect("fleet").generate(1_150);
-    let fault = generated
-        .episodes
+    let (records, episodes) = Fleet::new(cfg).expect("fleet").generate(1_150).into_parts();
+    let fault = episodes
         .into_iter()
         .find(|e| e.kind != AnomalyKind::Missing)
         .expect("a fault");
-    let records = generated.records.into_iter().map(|r| r.telemetry).collect();
     (records, fault)
 }
 
@@ -114,8 +112,7 @@ fn on_clean_devices_the_watch_makes_almost_nothing_hot() {
                 ..FleetConfig::default()
             };
             let generated = Fleet::new(cfg).expect("fleet").generate(2_400);
-            let records: Vec<Telemetry> =
-                generated.records.into_iter().map(|r| r.telemetry).collect();
+            let records: Vec<Telemetry> = generated.into_telemetry();
             let model = train(&records);
             let off = without_watch(&model);
             for (m, hot) in [(&model, &mut with), (&off, &mut without)] {

@@ -36,10 +36,7 @@ fn clean_fleet(devices: usize, ticks: u64, seed: u64) -> Vec<Telemetry> {
     Fleet::new(cfg)
         .expect("valid fleet config")
         .generate(ticks)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect()
+        .into_telemetry()
 }
 
 #[derive(Debug, Default)]
@@ -375,7 +372,7 @@ fn demo_like_fleet(
             last_seq: e.last_seq,
         })
         .collect();
-    let records = generated.records.into_iter().map(|r| r.telemetry).collect();
+    let records = generated.into_telemetry();
     (records, episodes)
 }
 
@@ -514,10 +511,7 @@ fn a_fleet_release_carries_the_daily_cycle_of_its_metrics() {
     let records: Vec<Telemetry> = Fleet::new(cfg)
         .expect("valid fleet config")
         .generate(600)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+        .into_telemetry();
     let trained = fit(&records, &TrainConfig::default(), |_| {}).expect("training succeeds");
     let novelty = trained.payload.novelty.as_ref().expect("a novelty policy");
     let seasons = novelty.seasons.as_ref().expect("periods");

@@ -48,10 +48,7 @@ pub fn clean_fleet(devices: usize, ticks: u64, seed: u64) -> Vec<Telemetry> {
     Fleet::new(cfg)
         .expect("valid fleet")
         .generate(ticks)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect()
+        .into_telemetry()
 }
 
 /// A fleet with injected anomalies (what the agent scores).
@@ -70,10 +67,7 @@ pub fn faulty_fleet(devices: usize, ticks: u64, seed: u64) -> Vec<Telemetry> {
     Fleet::new(cfg)
         .expect("valid fleet")
         .generate(ticks)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect()
+        .into_telemetry()
 }
 
 /// A release of model `default`, version `version`, trained on a small

@@ -174,12 +174,7 @@ async fn main() -> anyhow::Result<()> {
         start_ms: vigil_service::now_ms() - (ticks + 10) * 1_000,
         ..FleetConfig::clean(devices, 11)
     })?;
-    let records: Vec<Telemetry> = fleet
-        .generate(ticks)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+    let records: Vec<Telemetry> = fleet.generate(ticks).into_telemetry();
     let sent = records.len();
     let trained = vigil_training::fit(
         &records,

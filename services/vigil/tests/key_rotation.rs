@@ -130,12 +130,7 @@ fn records() -> anyhow::Result<Vec<Telemetry>> {
         interval_ms: 1_000,
         ..FleetConfig::clean(10, 5)
     };
-    Ok(Fleet::new(config)?
-        .generate(300)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect())
+    Ok(Fleet::new(config)?.generate(300).into_telemetry())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,12 +54,7 @@ fn release(key: &SigningKey, version: u64, seed: u64) -> anyhow::Result<ModelRel
         day_ms: 600_000,
         ..FleetConfig::clean(8, seed)
     };
-    let records: Vec<_> = Fleet::new(config)?
-        .generate(300)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+    let records: Vec<_> = Fleet::new(config)?.generate(300).into_telemetry();
     let train = TrainConfig {
         version,
         created_ts: 1_795_000_000_000 + version,

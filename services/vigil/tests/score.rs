@@ -171,12 +171,7 @@ async fn trained_v1_scores_every_record_and_flags_injected_anomalies() -> anyhow
     ];
     let (train_ticks, test_ticks) = (400, 500);
     let mut sim = fleet(200, train_ticks + test_ticks, train_ticks, &kinds, 4.0);
-    let training: Vec<Telemetry> = sim
-        .generate(train_ticks)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+    let training: Vec<Telemetry> = sim.generate(train_ticks).into_telemetry();
     produce_all(&brokers, TELEMETRY, &keyed(&training)).await?;
 
     let log = train(&brokers, &keys, &[]).await?;

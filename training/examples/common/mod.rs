@@ -41,7 +41,7 @@ pub fn demo_fleet(
             last_seq: e.last_seq,
         })
         .collect();
-    let records = generated.records.into_iter().map(|r| r.telemetry).collect();
+    let records = generated.into_telemetry();
     Ok((records, episodes))
 }
 

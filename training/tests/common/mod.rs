@@ -27,8 +27,5 @@ pub fn clean_device(seed: u64, ticks: u64) -> Vec<Telemetry> {
     Fleet::new(one_device(seed, anomalies))
         .expect("fleet")
         .generate(ticks)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect()
+        .into_telemetry()
 }

@@ -201,10 +201,7 @@ fn release(signing: &Path) -> Result<vigil_schemas::ModelRelease> {
     };
     let records: Vec<_> = vigil_fleet_sim::Fleet::new(config)?
         .generate(300)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect();
+        .into_telemetry();
     let cfg = vigil_training::TrainConfig {
         model: MODEL.to_owned(),
         version: 1,

@@ -380,11 +380,7 @@ pub fn release(
 
 /// The next `ticks` ticks of the simulated fleet.
 pub fn sim_records(sim: &mut vigil_fleet_sim::Fleet, ticks: u64) -> Vec<Telemetry> {
-    sim.generate(ticks)
-        .records
-        .into_iter()
-        .map(|r| r.telemetry)
-        .collect()
+    sim.generate(ticks).into_telemetry()
 }
 
 /// The log level of the `vigil` processes tests start: `VIGIL_TEST_LOG`
