@@ -163,8 +163,9 @@ struct NabArgs {
     /// alerts (only the gated novelty alerts).
     #[arg(long)]
     gate_only: bool,
-    /// Corpus files to run: `all`, or one fixed half of eval/nab-split.txt
-    /// (`tune`: the settings were chosen on it; `holdout`: they were not).
+    /// Corpus files to run (with --score-only: to score): `all`, or one
+    /// fixed half of eval/nab-split.txt (`tune`: the settings were chosen on
+    /// it; `holdout`: they were not).
     #[arg(long, value_enum, default_value_t = Subset::All)]
     files: Subset,
     /// Rows an alert silences the novelty alerts and the `onset`,
@@ -381,6 +382,7 @@ fn nab(args: NabArgs) -> Result<()> {
                 out.join("scores.json")
             }
         }),
+        subset: args.files,
     };
     let started = Instant::now();
     let report = score_results(&options)

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use vigil_eval::nab::{
     load_data_dir, read_detector_results, result_path, score_detector, score_results,
-    write_result_file, FileScores, Labels, Profile, ScoreOptions,
+    write_result_file, FileScores, Labels, Profile, ScoreOptions, Subset,
 };
 
 mod common;
@@ -188,6 +188,7 @@ fn written_results_score_the_same_and_missing_files_are_named() {
         labels: nab.dir.join("labels/combined_windows.json"),
         profiles: nab.dir.join("config/profiles.json"),
         out: None,
+        subset: Subset::All,
     };
     let report = score_results(&options).expect("scores");
     let standard = report.detectors["copycat"]
@@ -270,4 +271,60 @@ fn cli_prints_the_table_and_writes_scores_json() {
         .expect("binary runs");
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("--results"));
+}
+
+#[test]
+fn one_half_scores_from_its_own_results_alone() {
+    let nab = nab();
+    let data = load_data_dir(&nab.dir.join("data"), &nab.labels).expect("data loads");
+    let published = windowed_gaussian(&nab);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let write = |root: &str, subset: Subset| {
+        let dir = tmp.path().join(root).join("copycat");
+        for (file, d) in data.iter().filter(|(f, _)| subset.contains(f)) {
+            let path = result_path(&dir, "copycat", file).expect("corpus name");
+            write_result_file(&path, d, &published[file].scores, &nab.labels.files[file])
+                .expect("write");
+        }
+    };
+    write("all", Subset::All);
+    write("tune", Subset::Tune);
+    let score = |root: &str, subset: Subset| {
+        let options = ScoreOptions {
+            results: tmp.path().join(root),
+            data: Some(nab.dir.join("data")),
+            labels: nab.dir.join("labels/combined_windows.json"),
+            profiles: nab.dir.join("config/profiles.json"),
+            out: None,
+            subset,
+        };
+        score_results(&options)
+    };
+    let standard = |report: vigil_eval::nab::Report| {
+        report.detectors["copycat"]
+            .profile("standard")
+            .expect("standard")
+            .clone()
+    };
+    let whole = standard(score("all", Subset::All).expect("every file scores"));
+    let from_all = standard(score("all", Subset::Tune).expect("the tune half scores"));
+    let alone = standard(score("tune", Subset::Tune).expect("the half's own files suffice"));
+    // The half is scored on its own windows with its own threshold: the
+    // same whether the other half's results are there or not.
+    assert_eq!(
+        (alone.score, alone.threshold),
+        (from_all.score, from_all.threshold)
+    );
+    let tune_windows: usize = nab
+        .labels
+        .files
+        .iter()
+        .filter(|(f, _)| Subset::Tune.contains(f))
+        .map(|(_, w)| w.len())
+        .sum();
+    assert_eq!((alone.windows, whole.windows), (tune_windows, 116));
+    assert_ne!(alone.score, whole.score);
+    // Without the subset, the other half's missing results are named.
+    let err = score("tune", Subset::All).expect_err("the held-out results are missing");
+    assert!(err.to_string().contains("no results for"), "{err}");
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::files::{check_against_data, find_detectors, load_data_dir, read_detector_results};
-use super::{Corpus, Counts, FileScore, FileScores, Labels, NabError, Profile};
+use super::{Corpus, Counts, FileScore, FileScores, Labels, NabError, Profile, Subset};
 
 /// One profile's outcome for one detector.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -109,6 +109,9 @@ pub struct ScoreOptions {
     pub profiles: PathBuf,
     /// Where to write `scores.json`; default `<results>/scores.json`.
     pub out: Option<PathBuf>,
+    /// The corpus files scored (and expected in the results): all, or one
+    /// half of the committed split.
+    pub subset: Subset,
 }
 
 /// The outcome of scoring a results directory.
@@ -122,7 +125,8 @@ pub struct Report {
 
 /// Scores every detector under `options.results` and writes `scores.json`.
 pub fn score_results(options: &ScoreOptions) -> Result<Report, NabError> {
-    let labels = Labels::load(&options.labels)?;
+    let mut labels = Labels::load(&options.labels)?;
+    labels.files.retain(|file, _| options.subset.contains(file));
     let profiles = Profile::load_all(&options.profiles)?;
     let data = match &options.data {
         Some(dir) => Some(load_data_dir(dir, &labels)?),
