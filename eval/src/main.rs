@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use vigil_eval::nab::{
-    inject, run, score_results, DetectorConfig, Family, Report, Retrain, RunOptions, ScoreMap,
-    ScoreOptions, Subset,
+    inject, run, score_results, DetectorConfig, Family, InputRange, Report, Retrain, RunOptions,
+    ScoreMap, ScoreOptions, Subset,
 };
 use vigil_training::Method;
 
@@ -163,6 +163,13 @@ struct NabArgs {
     /// alerts (only the gated novelty alerts).
     #[arg(long)]
     gate_only: bool,
+    /// With `--method release`: whether each file's release is told the
+    /// file's smallest and largest value, as NAB's runner tells every
+    /// detector (`inputMin`, `inputMax`), declared as the metric's range
+    /// (`vigil train --range`); `none` gives the strict figures
+    /// (eval/NAB.md, session 31).
+    #[arg(long, value_enum, default_value_t = InputRange::Nab)]
+    input_range: InputRange,
     /// Corpus files to run (with --score-only: to score): `all`, or one
     /// fixed half of eval/nab-split.txt (`tune`: the settings were chosen on
     /// it; `holdout`: they were not).
@@ -324,6 +331,7 @@ fn nab_run(mut args: NabArgs) -> Result<()> {
                 novelty
             },
             release_novelty: release_novelty(&args)?,
+            input_range: args.input_range,
         },
         subset: args.files,
         threads: args.threads.unwrap_or_else(|| {

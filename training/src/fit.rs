@@ -20,6 +20,8 @@
 //!    extrapolation on the holdout rows, and the larger of the two is kept.
 //! 6. Holdout evaluation (false-alarm rate) through the scoring path.
 
+use std::collections::BTreeMap;
+
 use linfa_linalg::eigh::{EigSort as _, EighInto as _};
 use ndarray::Array2;
 use vigil_model::{
@@ -33,7 +35,7 @@ use crate::data::FleetData;
 use crate::eval::{evaluate, EvalOptions, Evaluation};
 use crate::metrics::{choose_metrics, priors, typical_interval};
 use crate::par::map_devices;
-use crate::ranges::training_ranges;
+use crate::ranges::{check_declared, declare, training_ranges, DeclaredRange};
 use crate::season::metric_periods;
 
 /// Threshold of every release: `raw_scale` is calibrated so that the target
@@ -118,6 +120,9 @@ pub struct TrainConfig {
     pub warmup: u32,
     /// Calibrate for training data that holds anomalies ([`Calibration`]).
     pub calibration: Calibration,
+    /// Spans some metrics are known to take ([`DeclaredRange`]); each
+    /// must name a metric the release models.
+    pub declared_ranges: BTreeMap<String, DeclaredRange>,
 }
 
 /// How the threshold is placed on the training scores.
@@ -158,6 +163,7 @@ impl Default for TrainConfig {
             slow_window: spec.slow_window,
             warmup: spec.warmup,
             calibration: Calibration::Trimmed,
+            declared_ranges: BTreeMap::new(),
         }
     }
 }
@@ -457,6 +463,7 @@ pub fn fit(
     if metrics.is_empty() {
         return Err(TrainError::NoMetrics);
     }
+    check_declared(&metrics, &cfg.declared_ranges)?;
     if metrics.len() > vigil_model::features::MAX_SPEC_METRICS {
         return Err(TrainError::TooManyMetrics {
             found: metrics.len(),
@@ -658,7 +665,9 @@ pub fn fit(
 
     let mut novelty = NoveltyPolicy::default();
     let metric_names: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
-    novelty.training_ranges = Some(training_ranges(&data, &metric_names, &novelty.config));
+    let mut ranges = training_ranges(&data, &metric_names, &novelty.config);
+    declare(&mut ranges, &metric_names, &cfg.declared_ranges)?;
+    novelty.training_ranges = Some(ranges);
     // Each metric's cycle, for the novelty's seasonal channel
     // (vigil_model::novelty, "season").
     novelty.seasons = Some(metric_periods(&data, &metric_names));

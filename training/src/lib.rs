@@ -38,3 +38,4 @@ pub use fit::{
     CALIBRATED_THRESHOLD, MIN_ROWS_PER_FEATURE,
 };
 pub use metrics::LABEL_NAMES;
+pub use ranges::DeclaredRange;

@@ -40,8 +40,8 @@ pub use report::{
 };
 pub use run::{
     detect, detect_novelty, detect_novelty_with, probation_rows, run, DetectError, DetectorConfig,
-    Family, ReleaseOverride, Retrain, RunOptions, ScoreMap, Subset, NAB_FALSE_ALARM_RATE,
-    REFRACTORY_ROWS, SPLIT,
+    Family, InputRange, ReleaseOverride, Retrain, RunOptions, ScoreMap, Subset,
+    NAB_FALSE_ALARM_RATE, REFRACTORY_ROWS, SPLIT,
 };
 pub use sweep::{Corpus, Counts, FileScore, FileScores, ThresholdScore};
 pub use timestamp::Timestamp;

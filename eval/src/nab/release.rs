@@ -22,27 +22,36 @@ use vigil_model::novelty::{novelty_score, MetricNovelty, NoveltyConfig, NoveltyS
 use vigil_model::{Model, Scratch, StateCarry};
 use vigil_schemas::AlarmState;
 use vigil_schemas::Telemetry;
-use vigil_training::{fit, TrainConfig, TrainError};
+use vigil_training::{fit, DeclaredRange, TrainConfig, TrainError};
 
 use super::files::DataFile;
 use super::run::{
-    novelty_scores, probation_rows, records, DetectError, ReleaseOverride, Retrain, METRIC,
+    novelty_scores, probation_rows, records, DetectError, InputRange, ReleaseOverride, Retrain,
+    METRIC,
 };
 
 /// The novelty score at its alert level (`vigil_model::RecordScore`'s
 /// `novelty`, and [`novelty_score`]'s).
 const NOVELTY_ALERT: f64 = 0.5;
 
-/// The release `vigil train --csv FILE --rows N` would write for this
-/// file's first rows, with `change` applied to its novelty policy
-/// (experiments: `--range-records`, `--trust`).
-fn train_release(records: &[Telemetry], change: &ReleaseOverride) -> Result<Model, DetectError> {
+/// The release `vigil train --csv FILE --rows N [--range value=LOW:HIGH]`
+/// would write for this file's first rows, with `change` applied to its
+/// novelty policy (experiments: `--range-records`, `--trust`).
+fn train_release(
+    records: &[Telemetry],
+    change: &ReleaseOverride,
+    declared: Option<DeclaredRange>,
+) -> Result<Model, DetectError> {
     let cfg = TrainConfig {
         model: "nab".into(),
         source: "nab".into(),
         metrics: Some(vec![METRIC.to_owned()]),
         min_records: 1,
         min_device_records: 1,
+        declared_ranges: declared
+            .map(|r| (METRIC.to_owned(), r))
+            .into_iter()
+            .collect(),
         ..TrainConfig::default()
     };
     let mut payload = fit(records, &cfg, |_| {})?.payload;
@@ -62,10 +71,17 @@ pub fn detect_release(
     data: &DataFile,
     change: &ReleaseOverride,
     retrain: Retrain,
+    input_range: InputRange,
 ) -> Result<Vec<f64>, DetectError> {
     let records = records(data);
     let probation = probation_rows(records.len());
-    let mut model = train_release(&records[..probation], change)?;
+    // NAB's inputMin and inputMax: known before the first row, as NAB's
+    // runner hands them to every detector.
+    let declared = match input_range {
+        InputRange::Nab => DeclaredRange::of(data.values.iter().copied()),
+        InputRange::None => None,
+    };
+    let mut model = train_release(&records[..probation], change, declared)?;
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();
     // The open alarm was opened by the release alone and has not escalated.
@@ -80,7 +96,7 @@ pub fn detect_release(
             // A retrain on every row so far, swapped in as the scorer swaps
             // a release in (vigil_model::StateCarry); a retrain that fails
             // leaves the serving release in place, as in the product.
-            if let Ok(new) = train_release(&records[..t], change) {
+            if let Ok(new) = train_release(&records[..t], change, declared) {
                 StateCarry::between(&model, &new).apply(&mut state, &new);
                 model = new;
             }
@@ -149,7 +165,7 @@ pub struct Validation {
 pub fn validation(data: &DataFile) -> Result<Validation, DetectError> {
     let records = records(data);
     let probation = probation_rows(records.len());
-    let model = train_release(&records[..probation], &ReleaseOverride::default())?;
+    let model = train_release(&records[..probation], &ReleaseOverride::default(), None)?;
     let v = &model.payload().header.validation;
     let mut state = model.extractor().new_state();
     let mut scratch = Scratch::default();
@@ -210,10 +226,10 @@ mod tests {
         let mut values: Vec<f64> = (0..3000).map(wave).collect();
         values[2500] += 20.0;
         let data = series(values);
-        let once = detect_release(&data, &ReleaseOverride::default(), Retrain::Never)
-            .expect("trains once");
-        let refits = detect_release(&data, &ReleaseOverride::default(), Retrain::Doubling)
-            .expect("retrains");
+        let run =
+            |retrain| detect_release(&data, &ReleaseOverride::default(), retrain, InputRange::Nab);
+        let once = run(Retrain::Never).expect("trains once");
+        let refits = run(Retrain::Doubling).expect("retrains");
         assert_eq!(once.len(), refits.len());
         // The first refit comes at twice the probationary rows: nothing
         // before it may change.
@@ -226,6 +242,40 @@ mod tests {
             "no opening at the spike: {:?}",
             &refits[2500..2510]
         );
+    }
+
+    #[test]
+    fn nabs_input_range_is_the_releases_declared_value_range() {
+        let mut values: Vec<f64> = (0..3000).map(wave).collect();
+        values[2500] = 40.0;
+        values[2600] = -7.0;
+        let data = series(values);
+        let rows = records(&data);
+        let probation = probation_rows(rows.len());
+        let value_range = |declared| {
+            let model = train_release(&rows[..probation], &ReleaseOverride::default(), declared)
+                .expect("trains");
+            let ranges = model
+                .payload()
+                .novelty
+                .as_ref()
+                .map(|n| n.training_ranges.clone());
+            ranges.flatten().expect("ranges")[0].value
+        };
+        let nab = value_range(DeclaredRange::of(data.values.iter().copied()));
+        assert_eq!((nab.low, nab.low + nab.width), (-7.0, 40.0));
+        let strict = value_range(None);
+        assert!(
+            strict.low > -7.0 && strict.low + strict.width < 40.0,
+            "{strict:?}"
+        );
+        // Both runs score every row; the declared range changes decisions
+        // only through the novelty's cells.
+        for input in [InputRange::Nab, InputRange::None] {
+            let scores = detect_release(&data, &ReleaseOverride::default(), Retrain::Never, input)
+                .expect("runs");
+            assert_eq!(scores.len(), 3000);
+        }
     }
 
     #[test]

@@ -66,6 +66,21 @@ pub enum Retrain {
     Doubling,
 }
 
+/// Whether a file's release is told the file's value range, as NAB tells
+/// every detector (its `inputMin` and `inputMax`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum InputRange {
+    /// NAB's input range: the file's smallest and largest value, declared
+    /// as the metric's range (`vigil train --range value=LOW:HIGH`), as
+    /// NAB's runner hands them to every detector and the published ones
+    /// use them.
+    #[default]
+    Nab,
+    /// None: the release knows only its probationary rows (the strict
+    /// figures, what a user gets who declares no range).
+    None,
+}
+
 /// How a record's raw detector score becomes NAB's `anomaly_score`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScoreMap {
@@ -173,6 +188,9 @@ pub struct DetectorConfig {
     /// Experiments with [`Family::Release`]: changes to the novelty policy
     /// the trainer writes (default: none).
     pub release_novelty: ReleaseOverride,
+    /// With [`Family::Release`]: whether each file's release is told its
+    /// input range.
+    pub input_range: InputRange,
 }
 
 /// Changes to a release's novelty policy (`vigil-eval nab --trust`,
@@ -225,6 +243,7 @@ impl Default for DetectorConfig {
             refractory_rows: REFRACTORY_ROWS,
             novelty: NoveltyConfig::default(),
             release_novelty: ReleaseOverride::default(),
+            input_range: InputRange::default(),
         }
     }
 }
@@ -431,7 +450,12 @@ pub fn detect(data: &DataFile, cfg: &DetectorConfig) -> Result<Vec<f64>, DetectE
         ));
     }
     if cfg.family == Family::Release {
-        return super::release::detect_release(data, &cfg.release_novelty, cfg.retrain);
+        return super::release::detect_release(
+            data,
+            &cfg.release_novelty,
+            cfg.retrain,
+            cfg.input_range,
+        );
     }
     if let Family::Gated {
         percent,

@@ -142,6 +142,21 @@ pub struct TrainArgs {
     #[arg(long, env = "VIGIL_TRAIN_METRICS", value_delimiter = ',')]
     pub metrics: Option<Vec<String>>,
 
+    /// A metric's known span, `METRIC=LOW:HIGH` (repeatable, or comma
+    /// separated), e.g. a sensor's specified range: the release's novelty
+    /// cuts that span into cells rather than only the stretch the training
+    /// rows covered, so a value ordinary for the sensor but above anything
+    /// the training rows held is less of a surprise. The metric must be
+    /// one the release models.
+    #[arg(
+        long = "range",
+        env = "VIGIL_TRAIN_RANGES",
+        value_name = "METRIC=LOW:HIGH",
+        value_delimiter = ',',
+        value_parser = parse_declared_range
+    )]
+    pub ranges: Vec<(String, vigil_training::DeclaredRange)>,
+
     /// Detector family.
     #[arg(long, env = "VIGIL_TRAIN_METHOD", value_enum, default_value_t = MethodArg::Pca)]
     pub method: MethodArg,
@@ -207,6 +222,16 @@ impl CsvFormatArgs {
     }
 }
 
+fn parse_declared_range(s: &str) -> Result<(String, vigil_training::DeclaredRange), String> {
+    let (metric, span) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected METRIC=LOW:HIGH, got {s:?}"))?;
+    if metric.trim().is_empty() {
+        return Err(format!("no metric named in {s:?}"));
+    }
+    Ok((metric.trim().to_owned(), span.parse()?))
+}
+
 fn parse_separator(s: &str) -> Result<u8, String> {
     match s {
         "," | "comma" => Ok(b','),
@@ -238,6 +263,11 @@ impl TrainArgs {
         }
         if self.release_version == Some(0) {
             anyhow::bail!("--version must be at least 1");
+        }
+        for (i, (metric, _)) in self.ranges.iter().enumerate() {
+            if self.ranges[..i].iter().any(|(m, _)| m == metric) {
+                anyhow::bail!("--range declares {metric:?} twice");
+            }
         }
         if self.csv_format.label_column.is_some() && self.labels.is_some() {
             anyhow::bail!("--labels and --label-column both give labels; use one");

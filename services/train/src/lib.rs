@@ -416,6 +416,7 @@ pub(crate) async fn build_release(
             CalibrationArg::Quantile => Calibration::Quantile,
         },
         metrics: args.metrics.clone(),
+        declared_ranges: args.ranges.iter().cloned().collect(),
         holdout_fraction: args.holdout_fraction,
         target_false_alarm_rate: args.target_false_alarm_rate,
         min_records: args.min_records.unwrap_or(default_min),

@@ -491,3 +491,72 @@ fn a_signing_key_others_can_read_is_refused_unless_allowed() {
         "--allow-shared-key-file",
     );
 }
+
+/// `--range METRIC=LOW:HIGH` widens that metric's value range in the
+/// release's novelty (and nothing else), the release scores as any other;
+/// a range for a metric the release does not model, an empty span or a
+/// metric declared twice is refused with the reason, and nothing is
+/// written.
+#[test]
+fn a_declared_range_travels_in_the_release_and_wrong_ones_are_refused() {
+    let dir = keyed_pump();
+    let d = dir.path();
+    let value_ranges = |file: &str| {
+        let bytes = std::fs::read(d.join(file)).expect("release written");
+        let key = vigil_model::load_verify_key(&d.join("keys/verify.pub")).expect("key");
+        let model = vigil_model::decode_and_verify(&bytes, &key).expect("verifies");
+        let payload = model.model().payload();
+        let names: Vec<String> = payload
+            .features
+            .metrics
+            .iter()
+            .map(|m| m.name.clone())
+            .collect();
+        let ranges = payload
+            .novelty
+            .as_ref()
+            .and_then(|n| n.training_ranges.clone())
+            .expect("the release carries ranges");
+        names.into_iter().zip(ranges).collect::<Vec<_>>()
+    };
+    ok(&train(d, "plain.json", &[]), "vigil train --csv");
+    ok(
+        &train(d, "ranged.json", &["--range", "temperature=0:150"]),
+        "vigil train --csv --range",
+    );
+    let (plain, ranged) = (value_ranges("plain.json"), value_ranges("ranged.json"));
+    assert_eq!(plain.len(), 2);
+    for ((name, p), (_, r)) in plain.iter().zip(&ranged) {
+        if name == "temperature" {
+            assert!(p.value.low > 50.0 && p.value.width < 20.0, "{p:?}");
+            assert_eq!((r.value.low, r.value.width), (0.0, 150.0));
+            assert_eq!(r.smooth, p.smooth);
+        } else {
+            assert_eq!(r, p, "{name} was not declared");
+        }
+    }
+    assert_eq!(score(d, "ranged.json").len(), REST);
+
+    let cases: [(&str, &str); 4] = [
+        (
+            "flow=0:100",
+            "\"flow\" has a declared range but the release does not model it",
+        ),
+        ("temperature=90:10", "is empty"),
+        ("temperature:0:10", "expected METRIC=LOW:HIGH"),
+        (
+            "temperature=0:10,temperature=0:20",
+            "declares \"temperature\" twice",
+        ),
+    ];
+    for (range, why) in cases {
+        let out = train(d, "refused.json", &["--range", range]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{range}: {stderr}");
+        assert!(stderr.contains(why), "{range}: {why:?} missing: {stderr}");
+        assert!(
+            !d.join("refused.json").exists(),
+            "{range}: a release was written"
+        );
+    }
+}
