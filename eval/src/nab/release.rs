@@ -1,12 +1,15 @@
 //! The product's own decisions on a NAB file (`--method release`, the
 //! default): what a user gets who trains on the file's first rows with
-//! `vigil train --csv FILE --rows N --out release.json` and scores it with
-//! `vigil models score --csv FILE --after-row N`.
+//! `vigil train --csv FILE --rows N --range value=MIN:MAX --out
+//! release.json` and scores it with `vigil models score --csv FILE
+//! --after-row N`.
 //!
 //! Per file, the probationary rows train a release with the file path's
 //! settings (`TrainConfig::default()`, no minimum data beyond the fit's
 //! own: trimmed calibration, 20 % holdout, the 0.001 target, the default
-//! alarm policy, the novelty policy). Every row then goes through
+//! alarm policy, the novelty policy), the file's smallest and largest
+//! value declared as the metric's range as NAB hands them to every
+//! detector ([`InputRange::Nab`]; [`InputRange::None`] declares nothing). Every row then goes through
 //! `Model::score_record` in order, as the scorer runs it: the device's
 //! features, its own level, its novelty and trust (`vigil_model::combine`)
 //! and its alarm advance with each row. A row where an alarm *opens* (after the
