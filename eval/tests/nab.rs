@@ -170,18 +170,24 @@ fn a_detector_that_never_fires_scores_zero_and_a_perfect_one_scores_100() {
     }
 }
 
-#[test]
-fn written_results_score_the_same_and_missing_files_are_named() {
-    let nab = nab();
+/// The published windowed Gaussian's scores of `subset`'s files, written
+/// as detector `copycat` under `dir` (NAB's results layout).
+fn write_copycat(nab: &Nab, dir: &std::path::Path, subset: Subset) {
     let data = load_data_dir(&nab.dir.join("data"), &nab.labels).expect("data loads");
-    let published = windowed_gaussian(&nab);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let det_dir = tmp.path().join("results/copycat");
-    for (file, d) in &data {
-        let path = result_path(&det_dir, "copycat", file).expect("corpus name");
+    let published = windowed_gaussian(nab);
+    for (file, d) in data.iter().filter(|(f, _)| subset.contains(f)) {
+        let path = result_path(dir, "copycat", file).expect("corpus name");
         write_result_file(&path, d, &published[file].scores, &nab.labels.files[file])
             .expect("write");
     }
+}
+
+#[test]
+fn written_results_score_the_same_and_missing_files_are_named() {
+    let nab = nab();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let det_dir = tmp.path().join("results/copycat");
+    write_copycat(&nab, &det_dir, Subset::All);
     let options = ScoreOptions {
         results: tmp.path().join("results"),
         data: Some(nab.dir.join("data")),
@@ -276,19 +282,9 @@ fn cli_prints_the_table_and_writes_scores_json() {
 #[test]
 fn one_half_scores_from_its_own_results_alone() {
     let nab = nab();
-    let data = load_data_dir(&nab.dir.join("data"), &nab.labels).expect("data loads");
-    let published = windowed_gaussian(&nab);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let write = |root: &str, subset: Subset| {
-        let dir = tmp.path().join(root).join("copycat");
-        for (file, d) in data.iter().filter(|(f, _)| subset.contains(f)) {
-            let path = result_path(&dir, "copycat", file).expect("corpus name");
-            write_result_file(&path, d, &published[file].scores, &nab.labels.files[file])
-                .expect("write");
-        }
-    };
-    write("all", Subset::All);
-    write("tune", Subset::Tune);
+    write_copycat(&nab, &tmp.path().join("all/copycat"), Subset::All);
+    write_copycat(&nab, &tmp.path().join("tune/copycat"), Subset::Tune);
     let score = |root: &str, subset: Subset| {
         let options = ScoreOptions {
             results: tmp.path().join(root),
