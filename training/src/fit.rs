@@ -244,6 +244,13 @@ pub struct TrainedModel {
     pub label_metrics: Vec<String>,
 }
 
+fn declared_error(why: String) -> TrainError {
+    TrainError::Config {
+        option: "declared_ranges",
+        why,
+    }
+}
+
 fn check_config(cfg: &TrainConfig) -> Result<(), TrainError> {
     let bad = |option, why: &str| {
         Err(TrainError::Config {
@@ -463,7 +470,7 @@ pub fn fit(
     if metrics.is_empty() {
         return Err(TrainError::NoMetrics);
     }
-    check_declared(&metrics, &cfg.declared_ranges)?;
+    check_declared(&metrics, &cfg.declared_ranges).map_err(declared_error)?;
     if metrics.len() > vigil_model::features::MAX_SPEC_METRICS {
         return Err(TrainError::TooManyMetrics {
             found: metrics.len(),
@@ -666,7 +673,7 @@ pub fn fit(
     let mut novelty = NoveltyPolicy::default();
     let metric_names: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
     let mut ranges = training_ranges(&data, &metric_names, &novelty.config);
-    declare(&mut ranges, &metric_names, &cfg.declared_ranges)?;
+    declare(&mut ranges, &metric_names, &cfg.declared_ranges).map_err(declared_error)?;
     novelty.training_ranges = Some(ranges);
     // Each metric's cycle, for the novelty's seasonal channel
     // (vigil_model::novelty, "season").

@@ -19,7 +19,6 @@ use std::str::FromStr;
 use vigil_model::novelty::{ChannelRange, MetricNovelty, NoveltyConfig, RangeWarmup};
 
 use crate::data::FleetData;
-use crate::fit::TrainError;
 
 /// The span a metric's values can take, as declared by whoever knows the
 /// source (`vigil train --range METRIC=LOW:HIGH`).
@@ -82,21 +81,19 @@ impl FromStr for DeclaredRange {
 }
 
 /// Checks that every declared metric is one the release models (`metrics`):
-/// a range for another is an error, not a silent no-op.
+/// a range for another is an error, not a silent no-op. The error says
+/// why, for `TrainError::Config`.
 pub(crate) fn check_declared(
     metrics: &[String],
     declared: &BTreeMap<String, DeclaredRange>,
-) -> Result<(), TrainError> {
+) -> Result<(), String> {
     match declared.keys().find(|name| !metrics.contains(name)) {
         None => Ok(()),
-        Some(name) => Err(TrainError::Config {
-            option: "declared_ranges",
-            why: format!(
-                "metric {name:?} has a declared range but the release does not model it \
-                 (its metrics: {})",
-                metrics.join(", ")
-            ),
-        }),
+        Some(name) => Err(format!(
+            "metric {name:?} has a declared range but the release does not model it \
+             (its metrics: {})",
+            metrics.join(", ")
+        )),
     }
 }
 
@@ -107,7 +104,7 @@ pub(crate) fn declare(
     ranges: &mut [MetricNovelty],
     metrics: &[String],
     declared: &BTreeMap<String, DeclaredRange>,
-) -> Result<(), TrainError> {
+) -> Result<(), String> {
     check_declared(metrics, declared)?;
     for (range, name) in ranges.iter_mut().zip(metrics) {
         if let Some(span) = declared.get(name) {

@@ -140,6 +140,21 @@ async fn kill_and_replace(how: Replacement) -> anyhow::Result<Outcome> {
     let replacement = match how {
         Replacement::SameId => Some(replica(&mqtt, &kafka, "ingest-a", &[]).await?),
         Replacement::Adopting => {
+            // As for the adopt-only job: the first half may all have been
+            // delivered before the kill, so a batch published after it
+            // gives the departed session (still a member of the share
+            // group) a share only an adoption recovers, whatever the
+            // timing. (A CI run once found it empty without this.)
+            if let Some(first) = first.take() {
+                first.await??;
+            }
+            publish_all(
+                mqtt.port(),
+                "replicas-publisher-after-kill",
+                records(half + 1, half + 20),
+                Duration::from_secs(120),
+            )
+            .await?;
             let c = replica(&mqtt, &kafka, "ingest-c", &["--adopt-session", "ingest-a"]).await?;
             eventually("the session adopted", Duration::from_secs(120), || async {
                 c.metric("vigil_ingest_sessions_adopted_total").await >= 1.0
