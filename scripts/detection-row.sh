@@ -13,7 +13,9 @@
 # variables) pass through the environment: EXP_X=1 scripts/detection-row.sh x.
 #
 # Tuning side, in order: NAB tune standard / low FP / low FN and windows
-# (`vigil-eval nab --files tune`); its false openings, every alarm opening
+# (`vigil-eval nab --files tune`: each file's NAB input range declared, the
+# runner's default since session 31; `--input-range none` gives the strict
+# figures); its false openings, every alarm opening
 # outside a window counted (NAB's threshold may drop some: the standard
 # profile charges each 0.11 of a window); the novelty alone on NAB tune
 # (`--method novelty`: a channel that only wins through the trust shows
