@@ -136,25 +136,29 @@ async fn kill_and_replace(how: Replacement) -> anyhow::Result<Outcome> {
         a.kill9();
     }
 
+    if matches!(how, Replacement::Adopting | Replacement::AdoptOnly) {
+        // The first half is published in full first. Then a batch after
+        // the kill, whatever the first half's timing (it may all have been
+        // delivered before the kill; a CI run once found the adopted
+        // session empty without this): the departed session is still a
+        // member of the share group and takes its share of these, which
+        // only an adoption recovers. (The same seqs are published again
+        // below: the check is on distinct records.)
+        if let Some(first) = first.take() {
+            first.await??;
+        }
+        publish_all(
+            mqtt.port(),
+            "replicas-publisher-after-kill",
+            records(half + 1, half + 20),
+            Duration::from_secs(120),
+        )
+        .await?;
+    }
     let mut adopted = 0.0;
     let replacement = match how {
         Replacement::SameId => Some(replica(&mqtt, &kafka, "ingest-a", &[]).await?),
         Replacement::Adopting => {
-            // As for the adopt-only job: the first half may all have been
-            // delivered before the kill, so a batch published after it
-            // gives the departed session (still a member of the share
-            // group) a share only an adoption recovers, whatever the
-            // timing. (A CI run once found it empty without this.)
-            if let Some(first) = first.take() {
-                first.await??;
-            }
-            publish_all(
-                mqtt.port(),
-                "replicas-publisher-after-kill",
-                records(half + 1, half + 20),
-                Duration::from_secs(120),
-            )
-            .await?;
             let c = replica(&mqtt, &kafka, "ingest-c", &["--adopt-session", "ingest-a"]).await?;
             eventually("the session adopted", Duration::from_secs(120), || async {
                 c.metric("vigil_ingest_sessions_adopted_total").await >= 1.0
@@ -165,24 +169,6 @@ async fn kill_and_replace(how: Replacement) -> anyhow::Result<Outcome> {
             Some(c)
         }
         Replacement::AdoptOnly => {
-            // The first half is published in full first, so the departed
-            // session holds its share of all of it.
-            if let Some(first) = first.take() {
-                first.await??;
-            }
-            // Published after the kill, whatever the first half's timing
-            // (it may have been all delivered before the kill): the
-            // departed session is still a member of the share group and
-            // takes its share of these, which only an adoption recovers.
-            // (The same seqs are published again below: the check is on
-            // distinct records.)
-            publish_all(
-                mqtt.port(),
-                "replicas-publisher-after-kill",
-                records(half + 1, half + 20),
-                Duration::from_secs(120),
-            )
-            .await?;
             let (code, log) = adopt_only_job(&mqtt, &kafka).await?;
             anyhow::ensure!(code == 0, "the adopt-only job failed ({code}):\n{log}");
             adopted = adopted_in_log(&log);
