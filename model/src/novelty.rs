@@ -127,6 +127,13 @@ impl ChannelRange {
         Self::between(low, high)
     }
 
+    /// The smallest range that holds both `self` and `other`.
+    pub fn join(self, other: Self) -> Self {
+        let low = self.low.min(other.low);
+        let high = (self.low + self.width).max(other.low + other.width);
+        Self::between(low, high)
+    }
+
     /// The range from the smallest and largest finite value seen (both
     /// infinite when none was).
     fn between(low: f64, high: f64) -> Self {
@@ -160,14 +167,9 @@ impl MetricNovelty {
     /// The smallest ranges that hold both `self`'s and `other`'s (a fleet's
     /// ranges from its devices' own).
     pub fn join(self, other: Self) -> Self {
-        let both = |a: ChannelRange, b: ChannelRange| {
-            let low = a.low.min(b.low);
-            let high = (a.low + a.width).max(b.low + b.width);
-            ChannelRange::between(low, high)
-        };
         Self {
-            value: both(self.value, other.value),
-            smooth: both(self.smooth, other.smooth),
+            value: self.value.join(other.value),
+            smooth: self.smooth.join(other.smooth),
         }
     }
 

@@ -101,12 +101,11 @@ impl StateCarry {
     pub fn between(old: &Model, new: &Model) -> Self {
         let old_spec = old.extractor().spec();
         let new_spec = new.extractor().spec();
-        let novelty_kept = NoveltyPolicy::state_compatible(
-            old.payload().novelty.as_ref(),
-            new.payload().novelty.as_ref(),
-        );
         if old_spec.state_compatible(new_spec) {
-            if novelty_kept {
+            if NoveltyPolicy::state_compatible(
+                old.payload().novelty.as_ref(),
+                new.payload().novelty.as_ref(),
+            ) {
                 Self::Keep
             } else {
                 Self::DropNovelty

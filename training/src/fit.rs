@@ -673,7 +673,7 @@ pub fn fit(
     let mut novelty = NoveltyPolicy::default();
     let metric_names: Vec<String> = spec.metrics.iter().map(|m| m.name.clone()).collect();
     let mut ranges = training_ranges(&data, &metric_names, &novelty.config);
-    declare(&mut ranges, &metric_names, &cfg.declared_ranges).map_err(declared_error)?;
+    declare(&mut ranges, &metric_names, &cfg.declared_ranges);
     novelty.training_ranges = Some(ranges);
     // Each metric's cycle, for the novelty's seasonal channel
     // (vigil_model::novelty, "season").

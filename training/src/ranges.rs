@@ -98,22 +98,18 @@ pub(crate) fn check_declared(
 }
 
 /// Widens each declared metric's value range in `ranges` (one per metric
-/// of `metrics`, in order) to hold its declared span ([`check_declared`]
-/// first).
+/// of `metrics`, in order) to hold its declared span; [`check_declared`]
+/// has refused a span for a metric not among them.
 pub(crate) fn declare(
     ranges: &mut [MetricNovelty],
     metrics: &[String],
     declared: &BTreeMap<String, DeclaredRange>,
-) -> Result<(), String> {
-    check_declared(metrics, declared)?;
+) {
     for (range, name) in ranges.iter_mut().zip(metrics) {
         if let Some(span) = declared.get(name) {
-            let value = range.value;
-            range.value =
-                ChannelRange::of([value.low, value.low + value.width, span.low, span.high]);
+            range.value = range.value.join(ChannelRange::of([span.low, span.high]));
         }
     }
-    Ok(())
 }
 
 /// One entry per metric of `metrics`, in order.
@@ -167,7 +163,8 @@ mod tests {
         let trained = training_ranges(&data, &metrics, &config);
         let mut ranges = trained.clone();
         let declared = BTreeMap::from([("x".to_owned(), "0:100".parse().expect("a range"))]);
-        declare(&mut ranges, &metrics, &declared).expect("x is modelled");
+        check_declared(&metrics, &declared).expect("x is modelled");
+        declare(&mut ranges, &metrics, &declared);
         assert_eq!((ranges[0].value.low, ranges[0].value.width), (0.0, 100.0));
         assert_eq!(
             ranges[0].smooth, trained[0].smooth,
@@ -182,11 +179,11 @@ mod tests {
         let mut inside = trained.clone();
         let narrow =
             BTreeMap::from([("x".to_owned(), DeclaredRange::new(11.0, 12.0).expect("ok"))]);
-        declare(&mut inside, &metrics, &narrow).expect("x is modelled");
+        declare(&mut inside, &metrics, &narrow);
         assert_eq!(inside, trained);
 
         let unknown = BTreeMap::from([("y".to_owned(), DeclaredRange::new(0.0, 1.0).expect("ok"))]);
-        let err = declare(&mut ranges, &metrics, &unknown).expect_err("y is not modelled");
+        let err = check_declared(&metrics, &unknown).expect_err("y is not modelled");
         assert!(
             err.to_string().contains("\"y\"") && err.to_string().contains("x, z"),
             "{err}"
