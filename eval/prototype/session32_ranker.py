@@ -1,5 +1,10 @@
 # Diagnostic (session 32): a learned ranking of alarm openings, cross-validated
 # by file on the tuning half. usage: ranker.py RUN DUMP OUT FEATS C [folds]
+# Needs numpy and scikit-learn (`pip install numpy scikit-learn`; nothing
+# else in the project does). RUN: a `vigil-eval nab --files tune --out RUN`
+# directory; DUMP: the same run's openings, written by
+# session32_dump.patch under EXP_DUMP=DUMP; FEATS: comma-separated names
+# from the `fv` table below; C: the logistic regression's regularisation.
 import csv, glob, os, sys, shutil, math, random
 import numpy as np
 from sklearn.linear_model import LogisticRegression
