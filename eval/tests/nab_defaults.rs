@@ -44,44 +44,44 @@ fn at_least(what: &str, got: [f64; 3], floor: [f64; 3]) {
 
 #[test]
 fn whole_corpus() {
-    // eval/NAB.md, session 31: 67.87, 58.88, 74.28 (the issue asks 65,
+    // eval/NAB.md, session 33: 68.71, 59.26, 75.23 (the issue asks 65,
     // 50, 70: all three met).
     at_least(
         "whole",
         scores(Subset::All, Family::Release),
-        [67.8, 58.8, 74.2],
+        [68.7, 59.2, 75.2],
     );
 }
 
 #[test]
 fn held_out_half() {
-    // eval/NAB.md, session 31: 58.90, 49.94, 64.54 (the issue asks 60
-    // here: not met).
+    // eval/NAB.md, session 33: 60.29, 51.41, 65.58 (the issue asks 60
+    // here; 58.90 before rule 37).
     at_least(
         "holdout",
         scores(Subset::Holdout, Family::Release),
-        [58.9, 49.9, 64.5],
+        [60.2, 51.4, 65.5],
     );
 }
 
 #[test]
 fn tuning_half() {
-    // eval/NAB.md, session 31: 77.51, 69.95, 84.42.
+    // eval/NAB.md, session 33: 77.92, 67.55, 85.28.
     at_least(
         "tune",
         scores(Subset::Tune, Family::Release),
-        [77.5, 69.9, 84.4],
+        [77.9, 67.5, 85.2],
     );
 }
 
 #[test]
 fn strict_figures_with_no_range_declared() {
-    // eval/NAB.md, sessions 26 and 28: tune 75.81, 61.85, 82.70; holdout
-    // 58.74, 46.16, 65.37; whole 66.15, 53.37, 73.33.
+    // eval/NAB.md, session 33: tune 73.85, 60.30, 81.62; holdout 61.58,
+    // 49.79, 68.18; whole 67.08, 53.93, 74.29.
     for (subset, floor) in [
-        (Subset::Tune, [75.8, 61.8, 82.6]),
-        (Subset::Holdout, [58.7, 46.1, 65.3]),
-        (Subset::All, [66.1, 53.3, 73.3]),
+        (Subset::Tune, [73.8, 60.3, 81.6]),
+        (Subset::Holdout, [61.5, 49.7, 68.1]),
+        (Subset::All, [67.0, 53.9, 74.2]),
     ] {
         at_least(
             &format!("strict {subset:?}"),
@@ -93,15 +93,18 @@ fn strict_figures_with_no_range_declared() {
 
 #[test]
 fn novelty_alone() {
-    // eval/NAB.md: 65.21, 52.28, 71.63 whole; 59.82, 47.70, 65.87 holdout.
+    // eval/NAB.md, session 33 (the product's novelty level, 11 bits a
+    // resolution for one metric; 65.21 / 59.82 standard at the 12 bits it
+    // was chosen with alone): 63.66, 49.27, 71.17 whole; 57.90, 44.47,
+    // 65.15 holdout.
     at_least(
         "novelty whole",
         scores(Subset::All, Family::Novelty),
-        [65.2, 52.2, 71.6],
+        [63.6, 49.2, 71.1],
     );
     at_least(
         "novelty holdout",
         scores(Subset::Holdout, Family::Novelty),
-        [59.8, 47.6, 65.8],
+        [57.9, 44.4, 65.1],
     );
 }

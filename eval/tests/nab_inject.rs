@@ -65,23 +65,23 @@ fn the_product_finds_the_anomalies_injected_into_the_tuning_half() {
         assert!(i.window.0 <= i.row && i.row <= i.window.1);
     }
 
-    // eval/NAB.md, session 31: with NAB's input range (the runner's
-    // default) 70.85 standard, 99 of 155 found: each copy's range holds its
+    // eval/NAB.md, session 33: with NAB's input range (the runner's
+    // default) 71.40 standard, 99 of 155 found: each copy's range holds its
     // own anomaly, so the novelty's cells are coarser and a subtle one is
     // missed more often.
     let (score, found, _) = product(corpus.path(), &injected, DetectorConfig::default());
-    assert!(score >= 70.8, "standard {score:.2}");
+    assert!(score >= 71.3, "standard {score:.2}");
     assert!(found >= 99, "found {found} of {}", injected.len());
 
     // The rest with no range declared (the strict figures, every session's
-    // before 31). eval/NAB.md, session 28: 69.50 standard, 105 found.
+    // before 31). eval/NAB.md, session 33: 70.34 standard, 110 found.
     let strict = || DetectorConfig {
         input_range: InputRange::None,
         ..DetectorConfig::default()
     };
     let (score, found, _) = product(corpus.path(), &injected, strict());
-    assert!(score >= 69.4, "standard {score:.2}");
-    assert!(found >= 105, "found {found} of {}", injected.len());
+    assert!(score >= 70.3, "standard {score:.2}");
+    assert!(found >= 110, "found {found} of {}", injected.len());
 
     // Without the jump watch (session 28) the product found 98, 17 of
     // them stuck values (session 26).

@@ -466,7 +466,8 @@ impl DeviceNovelty {
         };
         let (drift_alert, drift_metric) = self.watch(policy, &value);
         let jump_alert = self.jump.step(&policy.jump, &release, policy.trust.window);
-        let at = alarm_product(config);
+        // The level for a record of this many metrics (the spec's).
+        let at = alarm_product(config, values.len());
         let novelty_alert = product.is_some_and(|p| p <= at);
         let release_alert = judged >= threshold;
         let t = &policy.trust;

@@ -18,7 +18,12 @@
 //! resolutions (a geometric mean in log terms); the novelty of a record is
 //! the smallest product across channels, and the score maps it onto [0, 1]
 //! with 0.5 at [`NoveltyConfig::alarm_bits`] bits of surprise per
-//! resolution. Only additions, multiplications and divisions are used (no
+//! resolution. A device's record takes the smallest product over every
+//! channel of every metric, so with M metrics it has about M times the
+//! chances of one below a level as with one: [`alarm_product`] adds
+//! `ceil(log2 M)` bits to the level (a Bonferroni correction in whole
+//! bits), which keeps the alert level a false-alert rate per record, not
+//! per metric. Only additions, multiplications and divisions are used (no
 //! libm), so the edge and the cloud compute the same bits.
 //!
 //! Chosen on half of the NAB corpus (`eval/NAB.md`, "protocol").
@@ -68,7 +73,9 @@ pub struct NoveltyConfig {
     pub resolutions: Vec<u16>,
     /// Values averaged by the smoothed channel (the current one included).
     pub smooth_rows: usize,
-    /// Surprise, in bits per resolution, that scores 0.5.
+    /// Surprise, in bits per resolution, that scores 0.5 on a device with
+    /// one metric ([`alarm_product`] adds `ceil(log2 M)` bits in all for
+    /// M metrics).
     pub alarm_bits: u32,
     /// Cells a never-seen value may fall into, for the smoothing prior.
     pub prior_cells: f64,
@@ -94,7 +101,9 @@ impl Default for NoveltyConfig {
         Self {
             resolutions: vec![3, 6, 12],
             smooth_rows: 12,
-            alarm_bits: 12,
+            // 11 with the per-record correction since session 33 (payload
+            // format 11; 12 per metric before): eval/NAB.md, rule 37.
+            alarm_bits: 11,
             prior_cells: 64.0,
             margin_ranges: 4,
             expansion: Expansion::Novel,
@@ -530,12 +539,19 @@ fn product_each(
     (p, start)
 }
 
-/// The probability product at which the score is 0.5:
-/// `2^-(alarm_bits × resolutions)`.
-pub fn alarm_product(config: &NoveltyConfig) -> f64 {
+/// The probability product at which a record of a device with `metrics`
+/// metrics scores 0.5: `2^-(alarm_bits × resolutions + ceil(log2
+/// metrics))`. The record's product is the smallest over its metrics'
+/// channels, so the level is raised by the bits that many chances cost
+/// (none for one metric, 3 for eight): the alert level holds a false-alert
+/// rate per record whatever the device's width (eval/NAB.md, rule 37).
+pub fn alarm_product(config: &NoveltyConfig, metrics: usize) -> f64 {
+    // ceil(log2 m) for m >= 1: the bit length of m - 1.
+    let extra = usize::BITS - metrics.max(1).saturating_sub(1).leading_zeros();
     let bits = config
         .alarm_bits
         .saturating_mul(config.resolutions.len() as u32)
+        .saturating_add(extra)
         .min(1_000);
     // 2^-bits, exactly: the biased exponent 1023 - bits with a zero
     // mantissa (the value the halving loop it replaced reached, computed
@@ -543,10 +559,10 @@ pub fn alarm_product(config: &NoveltyConfig) -> f64 {
     f64::from_bits(u64::from(1_023 - bits) << 52)
 }
 
-/// Maps a probability product onto [0, 1]: 0.5 at [`alarm_product`],
-/// towards 1 the more novel.
+/// Maps one metric's probability product onto [0, 1]: 0.5 at
+/// [`alarm_product`] for one metric, towards 1 the more novel.
 pub fn novelty_score(config: &NoveltyConfig, product: f64) -> f64 {
-    let at = alarm_product(config);
+    let at = alarm_product(config, 1);
     at / (at + product.max(0.0))
 }
 
@@ -562,11 +578,27 @@ mod tests {
                 resolutions: vec![3; resolutions],
                 ..NoveltyConfig::default()
             };
-            let mut halved = 1.0f64;
-            for _ in 0..(bits * resolutions as u32).min(1_000) {
-                halved *= 0.5;
+            // Metrics add ceil(log2 M) bits: none for one, 3 for eight.
+            for (metrics, extra) in [
+                (0usize, 0u32),
+                (1, 0),
+                (2, 1),
+                (3, 2),
+                (4, 2),
+                (5, 3),
+                (8, 3),
+                (9, 4),
+            ] {
+                let mut halved = 1.0f64;
+                for _ in 0..(bits * resolutions as u32 + extra).min(1_000) {
+                    halved *= 0.5;
+                }
+                assert_eq!(
+                    alarm_product(&config, metrics).to_bits(),
+                    halved.to_bits(),
+                    "{bits} bits, {resolutions} resolutions, {metrics} metrics"
+                );
             }
-            assert_eq!(alarm_product(&config).to_bits(), halved.to_bits());
         }
     }
 
@@ -789,7 +821,10 @@ mod tests {
     #[test]
     fn the_alarm_product_scores_one_half() {
         let config = NoveltyConfig::default();
-        assert_eq!(novelty_score(&config, alarm_product(&config)), 0.5);
-        assert_eq!(alarm_product(&config), 2f64.powi(-36));
+        assert_eq!(novelty_score(&config, alarm_product(&config, 1)), 0.5);
+        // 11 bits a resolution for one metric; eight metrics cost three
+        // bits more, the 12 a resolution of payload formats up to 10.
+        assert_eq!(alarm_product(&config, 1), 2f64.powi(-33));
+        assert_eq!(alarm_product(&config, 8), 2f64.powi(-36));
     }
 }

@@ -41,9 +41,15 @@ use crate::features::FeatureSpec;
 /// Format 10 added the jump watch (`NoveltyPolicy::jump`,
 /// `crate::combine::jump`): a format-9 scorer would not flag a leap of the
 /// release's score that stays below its threshold.
+/// Format 11 changed no field but what the novelty's level means: it is
+/// set per record (`crate::novelty::alarm_product` adds `ceil(log2 M)`
+/// bits for a device of M metrics; 11 bits a resolution by default, and
+/// the trust's novelty bound 0.0025), so a format-10 scorer would read an
+/// 11-bit level as a per-metric one and alert on an eight-sensor device
+/// at eight times the rate this release was validated with.
 /// Releases of other formats are refused as `unknown_schema` and must be
 /// retrained.
-pub const PAYLOAD_FORMAT: u32 = 10;
+pub const PAYLOAD_FORMAT: u32 = 11;
 
 /// The signed payload of a release: provenance, feature spec, detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
