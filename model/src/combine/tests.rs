@@ -243,7 +243,7 @@ fn a_release_alarm_that_counted_runs_on_and_its_onset_is_judged_once() {
 
 #[test]
 fn an_untrusted_detector_counts_only_with_the_other_one() {
-    // The default start (0.012) is above the bound (0.003): 300 calm
+    // The default start (0.012) is above the bound (0.0025): 300 calm
     // records later (0.009) the novelty is not trusted yet.
     let p = policy();
     let warm = || {
@@ -598,4 +598,32 @@ fn a_leap_of_the_release_below_its_threshold_alerts_as_the_release_s() {
     assert!(on.alert, "{on:?}");
     assert_eq!(on.novel_metric, None);
     assert!(!run(JumpPolicy::off()).alert);
+}
+
+#[test]
+fn the_novelty_level_is_set_per_record_three_bits_higher_for_eight_metrics() {
+    // Eight copies of one metric's values: every metric's product is the
+    // one metric's, so the record's smallest is the same on both devices,
+    // and only the level differs: 2^-33 for one metric, 2^-36 for eight.
+    let p = policy();
+    let mut one = DeviceNovelty::new(&p, 1);
+    let mut eight = DeviceNovelty::new(&p, 8);
+    let value = |seq: u64| 10.0 + ((seq * seq) % 7) as f64;
+    let row = |v: f64, metrics: usize| vec![Some(v); metrics];
+    for seq in 1..=400u64 {
+        one.step(&p, &row(value(seq), 1), 0, side(0.1, 4));
+        eight.step(&p, &row(value(seq), 8), 0, side(0.1, 4));
+    }
+    let odds = |s: f64| s / (1.0 - s);
+    for (seq, v) in [(401, value(401)), (402, 16.5), (403, 13.0)] {
+        let c1 = one.step(&p, &row(v, 1), 0, side(0.1, 4));
+        let c8 = eight.step(&p, &row(v, 8), 0, side(0.1, 4));
+        let (s1, s8) = (c1.novelty.expect("scored"), c8.novelty.expect("scored"));
+        assert!(s1 > 0.0 && s1 < 1.0 && s8 > 0.0, "{seq}: {s1} {s8}");
+        let ratio = odds(s1) / odds(s8);
+        assert!(
+            (ratio - 8.0).abs() < 1e-6,
+            "{seq}: odds {s1} / {s8} = {ratio}"
+        );
+    }
 }
