@@ -161,7 +161,9 @@ pub async fn start(
                                 if v.versions.len() < MAX_DEVICES
                                     || v.versions.contains_key(&s.device_id) =>
                             {
-                                v.versions.insert(s.device_id, s.model_version);
+                                let before = v.versions.get(&s.device_id).copied().flatten();
+                                let version = s.model_version_after(before);
+                                v.versions.insert(s.device_id, version);
                             }
                             Ok(_) => {}
                             Err(_) => v.undecodable += 1,

@@ -64,3 +64,50 @@ impl Message for DeviceStatus {
         check_device_id(&self.device_id)
     }
 }
+
+impl DeviceStatus {
+    /// The model version this report stands for, given the one the device
+    /// reported `before`: an offline report without a version (the
+    /// broker's last will, fixed when the agent connected, often before
+    /// its first model) does not say the model is gone, so the earlier
+    /// version stands. Any other report says what it says.
+    pub fn model_version_after(&self, before: Option<u64>) -> Option<u64> {
+        match (self.state, self.model_version) {
+            (DeviceState::Offline, None) => before,
+            (_, version) => version,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: DeviceState, model_version: Option<u64>) -> DeviceStatus {
+        DeviceStatus {
+            schema: 1,
+            device_id: "d".to_owned(),
+            ts: 0,
+            state,
+            agent_version: String::new(),
+            model: "default".to_owned(),
+            model_version,
+            buffered_records: 0,
+            buffered_bytes: 0,
+            dropped_records: 0,
+            last_uplink_ts: None,
+        }
+    }
+
+    #[test]
+    fn an_offline_will_without_a_version_keeps_the_one_before() {
+        let will = status(DeviceState::Offline, None);
+        assert_eq!(will.model_version_after(Some(5)), Some(5));
+        assert_eq!(will.model_version_after(None), None);
+        // A report that names a version, or an online one without, stands.
+        let stop = status(DeviceState::Offline, Some(4));
+        assert_eq!(stop.model_version_after(Some(5)), Some(4));
+        let fresh = status(DeviceState::Online, None);
+        assert_eq!(fresh.model_version_after(Some(5)), None);
+    }
+}

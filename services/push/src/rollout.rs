@@ -183,10 +183,11 @@ impl Rollout {
 
     /// Records `status` received at `seen_ms`. Returns whether a device
     /// was evicted to make room.
-    pub fn apply(&mut self, status: DeviceStatus, seen_ms: u64) -> bool {
+    pub fn apply(&mut self, mut status: DeviceStatus, seen_ms: u64) -> bool {
         let id = status.device_id.clone();
         let mut evicted = false;
         if let Some(old) = self.devices.get(&id) {
+            status.model_version = status.model_version_after(old.status.model_version);
             self.by_seen.remove(&(old.seen_ms, id.clone()));
         } else if self.devices.len() >= self.capacity {
             if let Some(oldest) = self.by_seen.pop_first() {
@@ -432,6 +433,18 @@ mod tests {
             [("d", Some(Offline::Reported)), ("e", Some(Offline::Silent))]
         );
         assert!(m.complete);
+    }
+
+    #[test]
+    fn an_offline_will_without_a_version_keeps_the_last_one_reported() {
+        // The will was fixed at connect, before the device's first model.
+        let mut v = view();
+        v.set_live("default", 2, None);
+        v.apply(status("a", Some(2), DeviceState::Online), 10_000);
+        v.apply(status("a", None, DeviceState::Offline), 10_050);
+        let m = &v.report(10_100, None, 100).models[0];
+        assert_eq!((m.devices, m.current, m.offline), (1, 1, 1));
+        assert_eq!(m.versions["2"], 1);
     }
 
     #[test]
