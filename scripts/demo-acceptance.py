@@ -140,7 +140,9 @@ def main():
         os.path.join(root, "scripts", "demo.sh"),
         "--duration", f"{seconds}s",
         "--http-addr", f"127.0.0.1:{port}",
-        "--api-token", TOKEN,
+        # One argument: a token may start with "-", which a separate
+        # argument would pass as a flag.
+        f"--api-token={TOKEN}",
         "--summary", summary_path,
     ]
     print("running:", " ".join(cmd), f"(log: {log_path})", flush=True)
