@@ -50,6 +50,19 @@ pub struct Episode {
     pub last_seq: u64,
 }
 
+/// A simulated fleet's labelled episode (`vigil_fleet_sim`), as the ground
+/// truth decisions are counted against.
+impl From<&vigil_fleet_sim::Episode> for Episode {
+    fn from(e: &vigil_fleet_sim::Episode) -> Self {
+        Episode {
+            device_id: e.device_id.clone(),
+            kind: e.kind.as_str().to_owned(),
+            first_seq: e.first_seq,
+            last_seq: e.last_seq,
+        }
+    }
+}
+
 /// What to count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EvalOptions {

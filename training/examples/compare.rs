@@ -57,16 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..test_cfg
     };
     let generated = Fleet::new(test_cfg)?.generate(ticks);
-    let episodes: Vec<Episode> = generated
-        .episodes
-        .iter()
-        .map(|e| Episode {
-            device_id: e.device_id.clone(),
-            kind: e.kind.as_str().to_owned(),
-            first_seq: e.first_seq,
-            last_seq: e.last_seq,
-        })
-        .collect();
+    let episodes: Vec<Episode> = generated.episodes.iter().map(Episode::from).collect();
     let test: Vec<_> = generated.into_telemetry();
     let test_data = FleetData::new(&test, 0.0);
     println!(

@@ -365,12 +365,7 @@ fn demo_like_fleet(
     let episodes = generated
         .episodes
         .iter()
-        .map(|e| vigil_training::Episode {
-            device_id: e.device_id.clone(),
-            kind: e.kind.as_str().to_owned(),
-            first_seq: e.first_seq,
-            last_seq: e.last_seq,
-        })
+        .map(vigil_training::Episode::from)
         .collect();
     let records = generated.into_telemetry();
     (records, episodes)

@@ -29,16 +29,7 @@ fn the_report_fleet_keeps_record_f1_at_the_issue_bar() {
         ..FleetConfig::default()
     };
     let generated = Fleet::new(test_cfg).expect("test fleet").generate(ticks);
-    let episodes: Vec<Episode> = generated
-        .episodes
-        .iter()
-        .map(|e| Episode {
-            device_id: e.device_id.clone(),
-            kind: e.kind.as_str().to_owned(),
-            first_seq: e.first_seq,
-            last_seq: e.last_seq,
-        })
-        .collect();
+    let episodes: Vec<Episode> = generated.episodes.iter().map(Episode::from).collect();
     let test = generated.into_telemetry();
     let trained = fit(&train, &TrainConfig::default(), |_| {}).expect("fit");
     let ev = evaluate_with(

@@ -31,16 +31,7 @@ pub fn demo_fleet(
         ..FleetConfig::default()
     };
     let generated = Fleet::new(cfg)?.generate(ticks);
-    let episodes = generated
-        .episodes
-        .iter()
-        .map(|e| Episode {
-            device_id: e.device_id.clone(),
-            kind: e.kind.as_str().to_owned(),
-            first_seq: e.first_seq,
-            last_seq: e.last_seq,
-        })
-        .collect();
+    let episodes = generated.episodes.iter().map(Episode::from).collect();
     let records = generated.into_telemetry();
     Ok((records, episodes))
 }
