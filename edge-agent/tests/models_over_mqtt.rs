@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use vigil_schemas::{DeviceStatus, Message, Verdict};
+use vigil_schemas::{DeviceState, DeviceStatus, Message, Verdict};
 use vigil_testkit::Mosquitto;
 
 const DEVICE: &str = "edge-models";
@@ -131,6 +131,23 @@ async fn releases_are_verified_hot_swapped_and_refused() -> anyhow::Result<()> {
     // broker up: the agent starts on its persisted v2 and refuses v1.
     common::publish(broker.port(), model_topic, common::bytes(&v1), true).await?;
     assert_eq!(agent.terminate(), Some(0), "{}", agent.log_tail());
+    // A clean stop leaves its own offline status retained, naming v2: it
+    // disconnects, so the broker does not publish the last will after it
+    // (fixed when the agent connected, before its first model).
+    let mut after = common::Subscriber::start(
+        broker.port(),
+        "models-test-after-stop",
+        &format!("vigil/devices/{DEVICE}/status"),
+        true,
+    )
+    .await?;
+    after.until(WAIT, |m| !m.is_empty()).await?;
+    let retained = DeviceStatus::decode(after.on("/status")[0]).expect("valid status");
+    assert_eq!(
+        (retained.state, retained.model_version),
+        (DeviceState::Offline, Some(2)),
+        "{retained:?}"
+    );
     let mut agent = common::Agent::start(state.path(), &args, true)?;
     agent.wait_for(&["scoring with the persisted release", "version=2"], WAIT)?;
     agent.wait_for(&["release rejected", "reason=\"older_version\""], WAIT)?;
