@@ -15,6 +15,31 @@ use crate::config::MqttArgs;
 use crate::key_file::{check_key_file, KeyFileRule};
 use crate::redact::redact_url;
 
+/// Leaves the broker cleanly: asks for a DISCONNECT and drives `eventloop`
+/// until it is written or the connection ends, at most `within`. A client
+/// that exits without it has the broker publish its last will (an edge
+/// agent's was fixed when it connected, often before its first model) and
+/// drops what was queued behind it. One poll is not enough: it returns on
+/// the first event, which under load may be an incoming packet.
+pub async fn disconnect_cleanly(
+    client: &rumqttc::v5::AsyncClient,
+    eventloop: &mut rumqttc::v5::EventLoop,
+    within: Duration,
+) {
+    use rumqttc::v5::Event;
+    use rumqttc::Outgoing;
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(within, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}
+
 /// A parsed `mqtt://` / `mqtts://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttUrl {

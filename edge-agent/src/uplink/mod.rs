@@ -734,22 +734,11 @@ impl Uplink {
                     Ok(Err(_)) | Err(_) => break,
                 }
             }
-            // Poll until the DISCONNECT is written (or the connection
-            // ends): an agent that exits without it has the broker publish
-            // its last will, fixed at connect (often before its first
-            // model), over the offline status just sent. One poll was not
-            // enough under load: it returns on the first event, which may
-            // be an incoming packet (the demo's 10-minute run, session 33).
-            let _ = client.try_disconnect();
-            let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                loop {
-                    match eventloop.poll().await {
-                        Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
-            })
-            .await;
+            // Not a single poll: it may return on an incoming packet with
+            // the DISCONNECT unwritten, and the broker then publishes the
+            // will over the offline status just sent (session 33).
+            vigil_base::mqtt::disconnect_cleanly(client, eventloop, Duration::from_millis(500))
+                .await;
         }
         self.stats.connected.store(false, Ordering::Relaxed);
         tracing::info!(backlog = lock(&self.queue).len(), "uplink stopped");

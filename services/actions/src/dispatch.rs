@@ -303,15 +303,11 @@ impl CommandSender {
             }
         }
         self.readiness.set(vigil_service::mqtt::DEPENDENCY, false);
-        let _ = self.client.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
+        vigil_service::mqtt::disconnect_cleanly(
+            &self.client,
+            &mut eventloop,
+            Duration::from_secs(2),
+        )
         .await;
     }
 

@@ -4,7 +4,7 @@
 
 use rumqttc::v5::MqttOptions;
 use vigil_base::mqtt::ClientSettings;
-pub use vigil_base::mqtt::MqttConfigError;
+pub use vigil_base::mqtt::{disconnect_cleanly, MqttConfigError};
 
 use crate::config::MqttArgs;
 

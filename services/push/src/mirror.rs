@@ -302,15 +302,11 @@ impl Mirror {
         }
         self.readiness.set(MQTT_DEPENDENCY, false);
         // Send what is queued, then leave.
-        let _ = self.client.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
+        vigil_service::mqtt::disconnect_cleanly(
+            &self.client,
+            &mut eventloop,
+            Duration::from_secs(2),
+        )
         .await;
     }
 
